@@ -1,0 +1,217 @@
+"""JSON-LD processing with locally held contexts only: expansion of inputs, compaction of outputs.
+
+Remote contexts are never fetched: a context URL the node does not hold is an input error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from pyld import jsonld  # type: ignore[import-untyped]
+
+from connector import vocab
+from connector.domain.errors import InvalidInput, Problem
+
+JSON = Any
+
+_CONTEXT_FILES = {
+    vocab.ODRL_CONTEXT_URL: "odrl.jsonld",
+    "https://www.w3.org/ns/odrl.jsonld": "odrl.jsonld",
+    vocab.DSP_CONTEXT_URL: "dspace-2025-1.jsonld",
+    vocab.DSP_ODRL_PROFILE_URL: "dspace-2025-1-odrl-profile.jsonld",
+}
+
+# Compact forms the node writes: prefixes for IRIs in value position, and the vocabulary for keys.
+_PREFIXES = (("edc:", vocab.EDC), ("odrl:", vocab.ODRL))
+
+
+@cache
+def _context_document(url: str) -> JSON:
+    name = _CONTEXT_FILES[url]
+    return json.loads(resources.files("connector.jsonld").joinpath("contexts", name).read_text("utf-8"))
+
+
+def known_context_urls() -> list[str]:
+    """Return the context URLs this node holds locally."""
+    return sorted(_CONTEXT_FILES)
+
+
+def _load_document(url: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    if url not in _CONTEXT_FILES:
+        raise jsonld.JsonLdError(
+            f"unknown JSON-LD context {url!r}: this node never fetches contexts; "
+            f"it knows {', '.join(known_context_urls())}",
+            "jsonld.LoadDocumentError",
+            code="loading remote context failed",
+        )
+    return {
+        "contentType": "application/ld+json",
+        "contextUrl": None,
+        "documentUrl": url,
+        "document": _context_document(url),
+    }
+
+
+def expand(document: JSON, default_context: JSON | None = None) -> list[JSON]:
+    """Expand a JSON-LD document with local contexts; raise InvalidInput naming what is wrong."""
+    if default_context is not None and isinstance(document, dict) and "@context" not in document:
+        document = {"@context": default_context, **document}
+    try:
+        result: list[JSON] = jsonld.expand(document, {"documentLoader": _load_document, "base": None})
+    except jsonld.JsonLdError as exc:
+        raise InvalidInput(f"invalid JSON-LD: {_jsonld_message(exc)}") from None
+    return result
+
+
+def _jsonld_message(exc: Exception) -> str:
+    cause = getattr(exc, "cause", None)
+    while cause is not None and isinstance(cause, jsonld.JsonLdError):
+        exc, cause = cause, getattr(cause, "cause", None)
+    details = getattr(exc, "details", None) or {}
+    message = str(exc).split("\n", 1)[0]
+    code = getattr(exc, "code", None)
+    if isinstance(details, dict) and details.get("context"):
+        message += f" (context {details['context']!r})"
+    return f"{message} [{code}]" if code else message
+
+
+# Reading expanded JSON-LD.
+
+
+def single_node(expanded: list[JSON], what: str) -> dict[str, JSON]:
+    """Return the one top-level node of an expanded document."""
+    nodes = [n for n in expanded if isinstance(n, dict)]
+    if len(nodes) != 1:
+        raise InvalidInput(
+            f"{what}: expected one JSON object with an @context, found {len(nodes)} nodes after JSON-LD expansion"
+        )
+    return nodes[0]
+
+
+def values(node: Mapping[str, JSON], iri: str) -> list[JSON]:
+    """Return the expanded values of a property (empty when absent)."""
+    found = node.get(iri, [])
+    return found if isinstance(found, list) else [found]
+
+
+def plain(value: JSON) -> JSON:
+    """Turn an expanded value into plain JSON: literals unwrapped, IRIs as {"@id"}, nodes as dicts."""
+    if isinstance(value, list):
+        items = [plain(v) for v in value]
+        return items[0] if len(items) == 1 else items
+    if not isinstance(value, dict):
+        return value
+    if "@list" in value:
+        return [plain(v) for v in value["@list"]]
+    if "@value" in value:
+        if set(value) == {"@value"}:
+            return value["@value"]
+        return dict(value)
+    if set(value) == {"@id"}:
+        return {"@id": value["@id"]}
+    return {k: (v if k in ("@id", "@type") else plain(v)) for k, v in value.items()}
+
+
+def string(node: Mapping[str, JSON], iri: str, path: str, problems: list[Problem], required: bool = True) -> str | None:
+    """Return one string literal (or IRI) property, recording a problem when it is missing or not a string."""
+    found = values(node, iri)
+    if not found:
+        if required:
+            problems.append(Problem(f"{path} is required", path))
+        return None
+    if len(found) > 1:
+        problems.append(Problem(f"{path} must have one value, got {len(found)}", path))
+        return None
+    value = plain(found[0])
+    if isinstance(value, dict) and "@id" in value and len(value) == 1:
+        value = value["@id"]
+    if not isinstance(value, str) or not value:
+        problems.append(Problem(f"{path} must be a non-empty string", path, value))
+        return None
+    return value
+
+
+def properties_map(node: Mapping[str, JSON] | None) -> dict[str, JSON]:
+    """Turn an expanded node into a dict of IRI -> plain value (the node's @id and @type are dropped)."""
+    if not node:
+        return {}
+    return {k: plain(v) for k, v in node.items() if not k.startswith("@")}
+
+
+# Writing compacted JSON-LD (EDC Management API form).
+
+
+def compact_key(iri: str) -> str:
+    """Compact an IRI in key position: EDC terms become bare (the output @vocab), ODRL ones 'odrl:'."""
+    if iri.startswith("@"):
+        return iri
+    if iri.startswith(vocab.EDC):
+        local = iri[len(vocab.EDC) :]
+        if local and "/" not in local and ":" not in local and "#" not in local:
+            return local
+    return compact_iri(iri)
+
+
+def compact_iri(iri: str) -> str:
+    """Compact an IRI in value position (@id, @type) with the output prefixes."""
+    for prefix, namespace in _PREFIXES:
+        if iri.startswith(namespace):
+            local = iri[len(namespace) :]
+            if local and "/" not in local and "#" not in local:
+                return prefix + local
+    return iri
+
+
+def compact(value: JSON, key_fn: Callable[[str], str] = compact_key) -> JSON:
+    """Compact expanded JSON-LD into the EDC output form (single values unwrapped, IRIs prefixed)."""
+    if isinstance(value, list):
+        items = [compact(v, key_fn) for v in value]
+        return items[0] if len(items) == 1 else items
+    if not isinstance(value, dict):
+        return value
+    if "@value" in value:
+        if set(value) == {"@value"}:
+            return value["@value"]
+        out = dict(value)
+        if "@type" in out:
+            out["@type"] = compact_iri(out["@type"])
+        return out
+    if "@list" in value:
+        return [compact(v, key_fn) for v in value["@list"]]
+    result: dict[str, JSON] = {}
+    for key, item in value.items():
+        if key == "@id":
+            result["@id"] = compact_iri(item)
+        elif key == "@type":
+            types = [compact_iri(t) for t in (item if isinstance(item, list) else [item])]
+            result["@type"] = types[0] if len(types) == 1 else types
+        else:
+            result[key_fn(key)] = compact(item, key_fn)
+    return result
+
+
+def compact_properties(props: Mapping[str, JSON]) -> dict[str, JSON]:
+    """Compact a dict of IRI -> plain value for output."""
+    return {compact_key(k): _compact_plain(v) for k, v in props.items()}
+
+
+def _compact_plain(value: JSON) -> JSON:
+    if isinstance(value, list):
+        return [_compact_plain(v) for v in value]
+    if isinstance(value, dict):
+        if "@value" in value:
+            out = dict(value)
+            if "@type" in out:
+                out["@type"] = compact_iri(out["@type"])
+            return out
+        return {
+            ("@id" if k == "@id" else "@type" if k == "@type" else compact_key(k)): (
+                compact_iri(v) if k == "@id" and isinstance(v, str) else _compact_plain(v)
+            )
+            for k, v in value.items()
+        }
+    return value

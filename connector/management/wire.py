@@ -1,0 +1,354 @@
+"""EDC Management API v3 wire format: expanded JSON-LD in, domain objects out, and back to compacted JSON-LD.
+
+One parse/render pair per resource. No JSON-LD dict travels past this module.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from connector import jsonld, vocab
+from connector.domain.assets import (
+    BATTERY_PASSPORT,
+    DATA_ADDRESS_TYPES,
+    HTTP_DATA,
+    SECRET_FIELDS,
+    Asset,
+    ContractDefinition,
+    Criterion,
+    DataAddress,
+    PolicyDefinition,
+)
+from connector.domain.errors import InvalidInput, Problem, ProblemList
+from connector.domain.query import DEFAULT_LIMIT, MAX_LIMIT, OPERATORS, QuerySpec, SortOrder
+
+JSON = Any
+EDC = vocab.EDC
+
+# Input without an @context is read with the EDC vocabulary, so a plain JSON body still works.
+DEFAULT_INPUT_CONTEXT = {"@vocab": EDC, "edc": EDC, "odrl": vocab.ODRL}
+
+_ID_PATTERN = re.compile(r"^[^\s]{1,512}$")
+
+ACCESS_LEVELS = ("public", "legitimate_interest", "authority")
+
+
+def expand_body(body: JSON, what: str) -> dict[str, JSON]:
+    """Expand a management API body and return its single top node."""
+    if not isinstance(body, dict):
+        raise InvalidInput(f"{what}: the body must be a JSON object, got {type(body).__name__}")
+    return jsonld.single_node(jsonld.expand(body, DEFAULT_INPUT_CONTEXT), what)
+
+
+def _check_id(value: JSON, problems: ProblemList, path: str = "@id") -> str | None:
+    if not isinstance(value, str) or not _ID_PATTERN.match(value):
+        problems.add("must be a string of 1 to 512 characters without spaces", path, value)
+        return None
+    return value
+
+
+def _node(node: Mapping[str, JSON], iri: str, path: str, problems: ProblemList, required: bool) -> dict[str, JSON] | None:
+    found = jsonld.values(node, iri)
+    if not found:
+        if required:
+            problems.add(f"{path} is required", path)
+        return None
+    if len(found) != 1 or not isinstance(found[0], dict) or "@value" in found[0]:
+        problems.add(f"{path} must be one JSON object", path, jsonld.plain(found))
+        return None
+    result: dict[str, JSON] = found[0]
+    return result
+
+
+def _private(node: Mapping[str, JSON], problems: ProblemList) -> dict[str, JSON]:
+    private = _node(node, EDC + "privateProperties", "privateProperties", problems, required=False)
+    return jsonld.properties_map(private)
+
+
+# Assets.
+
+
+def parse_asset(node: Mapping[str, JSON], created_at: int, id_required: bool = False) -> Asset:
+    """Read an Asset from its expanded form; raise InvalidInput listing every problem."""
+    problems = ProblemList()
+    asset_id = node.get("@id")
+    if asset_id is None:
+        if id_required:
+            problems.add("@id is required", "@id")
+    else:
+        asset_id = _check_id(asset_id, problems)
+    props_node = _node(node, EDC + "properties", "properties", problems, required=False)
+    properties = jsonld.properties_map(props_node)
+    # EDC accepts the id inside properties too; the two must agree.
+    inner_id = properties.pop(EDC + "id", None)
+    if inner_id is not None:
+        if asset_id is None:
+            asset_id = _check_id(inner_id, problems, "properties.id")
+        elif inner_id != asset_id:
+            problems.add("differs from @id", "properties.id", inner_id)
+    private = _private(node, problems)
+    address_node = _node(node, EDC + "dataAddress", "dataAddress", problems, required=True)
+    address = parse_data_address(address_node, problems) if address_node is not None else None
+    problems.raise_if_any("invalid asset")
+    assert address is not None
+    return Asset(
+        id=asset_id or "",
+        properties=properties,
+        private_properties=private,
+        data_address=address,
+        created_at=created_at,
+    )
+
+
+def parse_data_address(node: Mapping[str, JSON], problems: ProblemList, path: str = "dataAddress") -> DataAddress | None:
+    """Read a DataAddress; secrets (authCode, ...) are split off so they are never rendered."""
+    fields = jsonld.properties_map(node)
+    address_type = fields.pop(EDC + "type", None)
+    if address_type is None and node.get("@type"):
+        address_type = None
+    if not isinstance(address_type, str) or not address_type:
+        problems.add(f"{path}.type is required (one of {', '.join(DATA_ADDRESS_TYPES)})", f"{path}.type", address_type)
+        return None
+    if address_type not in DATA_ADDRESS_TYPES:
+        problems.add(
+            f"{path}.type {address_type!r} is not supported by this node's data plane; use one of "
+            f"{', '.join(DATA_ADDRESS_TYPES)}",
+            f"{path}.type",
+            address_type,
+        )
+        return None
+    properties: dict[str, JSON] = {}
+    secrets: dict[str, str] = {}
+    for iri, value in fields.items():
+        name = iri[len(EDC) :] if iri.startswith(EDC) else iri
+        if name in SECRET_FIELDS:
+            if not isinstance(value, str):
+                problems.add("must be a string", f"{path}.{name}", None)
+            else:
+                secrets[name] = value
+        else:
+            properties[name] = value
+    if address_type == HTTP_DATA:
+        _check_http_data(properties, problems, path)
+    elif address_type == BATTERY_PASSPORT:
+        _check_battery_passport(properties, problems, path)
+    return DataAddress(type=address_type, properties=properties, secrets=secrets)
+
+
+def _check_http_data(props: dict[str, JSON], problems: ProblemList, path: str) -> None:
+    base_url = props.get("baseUrl")
+    if not isinstance(base_url, str) or not re.match(r"^https?://[^\s/]+", base_url):
+        problems.add("baseUrl is required and must be an http(s) URL", f"{path}.baseUrl", base_url)
+    for flag in ("proxyPath", "proxyQueryParams", "proxyMethod", "proxyBody"):
+        if flag in props:
+            value = props[flag]
+            if isinstance(value, bool):
+                props[flag] = "true" if value else "false"
+            elif value not in ("true", "false"):
+                problems.add(f"{flag} must be \"true\" or \"false\"", f"{path}.{flag}", value)
+    method = props.get("method")
+    if method is not None and method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        problems.add("method must be GET, POST, PUT, PATCH or DELETE", f"{path}.method", method)
+
+
+def _check_battery_passport(props: dict[str, JSON], problems: ProblemList, path: str) -> None:
+    level = props.get("accessLevel", "public")
+    if level not in ACCESS_LEVELS:
+        problems.add(f"accessLevel must be one of {', '.join(ACCESS_LEVELS)}", f"{path}.accessLevel", level)
+    for name in ("batteryModel", "batteryId", "manufacturer"):
+        if name in props and not isinstance(props[name], str):
+            problems.add("must be a string", f"{path}.{name}", props[name])
+
+
+def render_data_address(address: DataAddress) -> dict[str, JSON]:
+    """Render a DataAddress without its secrets."""
+    return {"@type": "DataAddress", "type": address.type, **jsonld.compact_properties(address.properties)}
+
+
+def render_asset(asset: Asset) -> dict[str, JSON]:
+    """Render an Asset the way EDC's Management API v3 does (secrets left out)."""
+    properties = jsonld.compact_properties(asset.properties)
+    properties["id"] = asset.id
+    return {
+        "@id": asset.id,
+        "@type": "Asset",
+        "properties": properties,
+        "privateProperties": jsonld.compact_properties(asset.private_properties),
+        "dataAddress": render_data_address(asset.data_address),
+        "createdAt": asset.created_at,
+        "@context": vocab.EDC_OUTPUT_CONTEXT,
+    }
+
+
+# Policy definitions.
+
+
+def parse_policy_definition(node: Mapping[str, JSON], created_at: int) -> PolicyDefinition:
+    """Read a PolicyDefinition; the policy is kept in expanded form for the policy engine."""
+    problems = ProblemList()
+    policy_id = node.get("@id")
+    if policy_id is not None:
+        policy_id = _check_id(policy_id, problems)
+    policy_nodes = jsonld.values(node, EDC + "policy")
+    if not policy_nodes:
+        problems.add(
+            "policy is required (an ODRL Set; did the body use the EDC vocabulary as @context?)", "policy"
+        )
+    elif len(policy_nodes) != 1 or not isinstance(policy_nodes[0], dict):
+        problems.add("policy must be one JSON object", "policy")
+    else:
+        policy = policy_nodes[0]
+        types = policy.get("@type", [])
+        if vocab.ODRL + "Set" not in types and vocab.ODRL + "Policy" not in types:
+            shown = [jsonld.compact_iri(t) for t in types] or None
+            problems.add(
+                "policy @type must be odrl:Set (give the ODRL context, e.g. \"@context\": "
+                "\"http://www.w3.org/ns/odrl.jsonld\", inside policy)",
+                "policy.@type",
+                shown,
+            )
+    private = _private(node, problems)
+    problems.raise_if_any("invalid policy definition")
+    return PolicyDefinition(id=policy_id or "", policy=policy_nodes[0], private_properties=private, created_at=created_at)
+
+
+def render_policy_definition(definition: PolicyDefinition) -> dict[str, JSON]:
+    """Render a PolicyDefinition as EDC does: EDC terms bare, ODRL terms with the odrl: prefix."""
+    policy = jsonld.compact(definition.policy)
+    for key in ("odrl:permission", "odrl:prohibition", "odrl:obligation"):
+        value = policy.get(key, [])
+        policy[key] = value if isinstance(value, list) else [value]
+    return {
+        "@id": definition.id,
+        "@type": "PolicyDefinition",
+        "createdAt": definition.created_at,
+        "policy": policy,
+        "privateProperties": jsonld.compact_properties(definition.private_properties),
+        "@context": vocab.EDC_OUTPUT_CONTEXT,
+    }
+
+
+# Contract definitions.
+
+
+def parse_contract_definition(node: Mapping[str, JSON], created_at: int) -> ContractDefinition:
+    """Read a ContractDefinition; policy ids are checked against the store by the service."""
+    problems = ProblemList()
+    definition_id = node.get("@id")
+    if definition_id is not None:
+        definition_id = _check_id(definition_id, problems)
+    raw: list[Problem] = []
+    access = jsonld.string(node, EDC + "accessPolicyId", "accessPolicyId", raw)
+    contract = jsonld.string(node, EDC + "contractPolicyId", "contractPolicyId", raw)
+    problems.items.extend(raw)
+    selector = parse_criteria(jsonld.values(node, EDC + "assetsSelector"), "assetsSelector", problems)
+    private = _private(node, problems)
+    problems.raise_if_any("invalid contract definition")
+    return ContractDefinition(
+        id=definition_id or "",
+        access_policy_id=access or "",
+        contract_policy_id=contract or "",
+        assets_selector=tuple(selector),
+        private_properties=private,
+        created_at=created_at,
+    )
+
+
+def render_contract_definition(definition: ContractDefinition) -> dict[str, JSON]:
+    """Render a ContractDefinition as EDC does."""
+    return {
+        "@id": definition.id,
+        "@type": "ContractDefinition",
+        "accessPolicyId": definition.access_policy_id,
+        "contractPolicyId": definition.contract_policy_id,
+        "assetsSelector": [render_criterion(c) for c in definition.assets_selector],
+        "privateProperties": jsonld.compact_properties(definition.private_properties),
+        "createdAt": definition.created_at,
+        "@context": vocab.EDC_OUTPUT_CONTEXT,
+    }
+
+
+def render_criterion(criterion: Criterion) -> dict[str, JSON]:
+    """Render one Criterion."""
+    return {
+        "@type": "Criterion",
+        "operandLeft": criterion.operand_left,
+        "operator": criterion.operator,
+        "operandRight": criterion.operand_right,
+    }
+
+
+def parse_criteria(nodes: list[JSON], path: str, problems: ProblemList) -> list[Criterion]:
+    """Read a list of Criterion nodes (assetsSelector, filterExpression)."""
+    criteria: list[Criterion] = []
+    for i, node in enumerate(nodes):
+        where = f"{path}[{i}]"
+        if not isinstance(node, dict) or "@value" in node:
+            problems.add("must be a Criterion object", where, jsonld.plain(node))
+            continue
+        raw: list[Problem] = []
+        left = jsonld.string(node, EDC + "operandLeft", f"{where}.operandLeft", raw)
+        operator = jsonld.string(node, EDC + "operator", f"{where}.operator", raw)
+        problems.items.extend(raw)
+        right_values = jsonld.values(node, EDC + "operandRight")
+        if not right_values:
+            problems.add(f"{where}.operandRight is required", f"{where}.operandRight")
+            continue
+        right = [jsonld.plain(v) for v in right_values] if len(right_values) > 1 else jsonld.plain(right_values[0])
+        if operator is not None and operator.lower() not in OPERATORS:
+            problems.add(f"operator {operator!r} is not one of {', '.join(OPERATORS)}", f"{where}.operator", operator)
+            continue
+        if operator is not None and operator.lower() == "in" and not isinstance(right, list):
+            right = [right]
+        if left is not None and operator is not None:
+            criteria.append(Criterion(left, operator.lower(), right))
+    return criteria
+
+
+# QuerySpec.
+
+
+def parse_query_spec(body: JSON) -> QuerySpec:
+    """Read an optional QuerySpec body (None or empty means the defaults)."""
+    if body is None or body == {}:
+        return QuerySpec()
+    node = expand_body(body, "QuerySpec")
+    problems = ProblemList()
+    offset = _int(node, "offset", 0, problems, minimum=0, maximum=10**12)
+    limit = _int(node, "limit", DEFAULT_LIMIT, problems, minimum=1, maximum=MAX_LIMIT)
+    raw: list[Problem] = []
+    sort_field = jsonld.string(node, EDC + "sortField", "sortField", raw, required=False)
+    order_text = jsonld.string(node, EDC + "sortOrder", "sortOrder", raw, required=False) or "ASC"
+    problems.items.extend(raw)
+    if order_text.upper() not in ("ASC", "DESC"):
+        problems.add("sortOrder must be ASC or DESC", "sortOrder", order_text)
+        order_text = "ASC"
+    criteria = parse_criteria(jsonld.values(node, EDC + "filterExpression"), "filterExpression", problems)
+    problems.raise_if_any("invalid QuerySpec")
+    return QuerySpec(
+        offset=offset,
+        limit=limit,
+        sort_field=sort_field,
+        sort_order=SortOrder(order_text.upper()),
+        filter_expression=tuple(criteria),
+    )
+
+
+def _int(node: Mapping[str, JSON], name: str, default: int, problems: ProblemList, minimum: int, maximum: int) -> int:
+    found = jsonld.values(node, EDC + name)
+    if not found:
+        return default
+    value = jsonld.plain(found[0])
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        problems.add(f"{name} must be an integer from {minimum} to {maximum}", name, value)
+        return default
+    return value
+
+
+def id_response(object_id: str, created_at: int) -> dict[str, JSON]:
+    """Render EDC's IdResponse."""
+    return {"@type": "IdResponse", "@id": object_id, "createdAt": created_at, "@context": vocab.EDC_OUTPUT_CONTEXT}

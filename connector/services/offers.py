@@ -1,0 +1,173 @@
+"""What a provider offers: assets, policy definitions and contract definitions (create, read, update, delete)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from connector.domain.assets import Asset, ContractDefinition, PolicyDefinition
+from connector.domain.errors import InvalidInput, NotFound, Problem
+from connector.domain.query import QuerySpec
+from connector.store import Store
+
+# Checks a policy (expanded JSON-LD) and returns what the policy engine cannot evaluate.
+PolicyChecker = Callable[[Any], list[Problem]]
+
+
+def now_ms() -> int:
+    """Return the current time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def new_id() -> str:
+    """Return a fresh object id."""
+    return str(uuid.uuid4())
+
+
+class AssetService:
+    """Use cases on assets."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def create(self, asset: Asset) -> Asset:
+        """Store a new asset (an id is generated when none was given)."""
+        if not asset.id:
+            asset = replace(asset, id=new_id())
+        async with self._store.transaction() as tx:
+            await tx.assets.add(asset)
+        return asset
+
+    async def update(self, asset: Asset) -> None:
+        """Replace an existing asset."""
+        if not asset.id:
+            raise InvalidInput("@id is required to update an asset", [Problem("@id is required", "@id")])
+        async with self._store.transaction() as tx:
+            await tx.assets.replace(asset)
+
+    async def get(self, asset_id: str) -> Asset:
+        """Return one asset or raise NotFound."""
+        async with self._store.read() as tx:
+            found = await tx.assets.get(asset_id)
+        if found is None:
+            raise NotFound(f"no asset with id {asset_id!r}")
+        return found
+
+    async def query(self, spec: QuerySpec) -> list[Asset]:
+        """Return the assets a QuerySpec selects."""
+        async with self._store.read() as tx:
+            return await tx.assets.query(spec)
+
+    async def delete(self, asset_id: str) -> None:
+        """Delete an asset."""
+        async with self._store.transaction() as tx:
+            await tx.assets.delete(asset_id)
+
+
+class PolicyDefinitionService:
+    """Use cases on policy definitions; a policy the engine cannot evaluate is refused at creation."""
+
+    def __init__(self, store: Store, check: PolicyChecker) -> None:
+        self._store = store
+        self._check = check
+
+    def _validate(self, definition: PolicyDefinition) -> None:
+        problems = [
+            Problem(p.message, f"policy.{p.path}" if p.path else "policy", p.invalid_value)
+            for p in self._check(definition.policy)
+        ]
+        if problems:
+            first = problems[0]
+            raise InvalidInput(f"the policy cannot be evaluated: {first.message} at {first.path}", problems)
+
+    async def create(self, definition: PolicyDefinition) -> PolicyDefinition:
+        """Validate and store a new policy definition."""
+        if not definition.id:
+            definition = replace(definition, id=new_id())
+        self._validate(definition)
+        async with self._store.transaction() as tx:
+            await tx.policies.add(definition)
+        return definition
+
+    async def update(self, definition: PolicyDefinition) -> None:
+        """Validate and replace an existing policy definition."""
+        self._validate(definition)
+        async with self._store.transaction() as tx:
+            await tx.policies.replace(definition)
+
+    async def get(self, policy_id: str) -> PolicyDefinition:
+        """Return one policy definition or raise NotFound."""
+        async with self._store.read() as tx:
+            found = await tx.policies.get(policy_id)
+        if found is None:
+            raise NotFound(f"no policy definition with id {policy_id!r}")
+        return found
+
+    async def query(self, spec: QuerySpec) -> list[PolicyDefinition]:
+        """Return the policy definitions a QuerySpec selects."""
+        async with self._store.read() as tx:
+            return await tx.policies.query(spec)
+
+    async def delete(self, policy_id: str) -> None:
+        """Delete a policy definition no contract definition uses."""
+        async with self._store.transaction() as tx:
+            await tx.policies.delete(policy_id)
+
+
+class ContractDefinitionService:
+    """Use cases on contract definitions; both policy ids must name stored policy definitions."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def _check_policies(self, definition: ContractDefinition, policies: dict[str, PolicyDefinition]) -> None:
+        problems = [
+            Problem(f"no policy definition with id {value!r}", field, value)
+            for field, value in (
+                ("accessPolicyId", definition.access_policy_id),
+                ("contractPolicyId", definition.contract_policy_id),
+            )
+            if value not in policies
+        ]
+        if problems:
+            raise InvalidInput(f"invalid contract definition: {problems[0].message} ({problems[0].path})", problems)
+
+    async def create(self, definition: ContractDefinition) -> ContractDefinition:
+        """Store a new contract definition after checking its policies exist."""
+        if not definition.id:
+            definition = replace(definition, id=new_id())
+        async with self._store.transaction() as tx:
+            found = await tx.policies.get_many([definition.access_policy_id, definition.contract_policy_id])
+            await self._check_policies(definition, found)
+            await tx.contracts.add(definition)
+        return definition
+
+    async def update(self, definition: ContractDefinition) -> None:
+        """Replace an existing contract definition after checking its policies exist."""
+        if not definition.id:
+            raise InvalidInput("@id is required to update a contract definition", [Problem("@id is required", "@id")])
+        async with self._store.transaction() as tx:
+            found = await tx.policies.get_many([definition.access_policy_id, definition.contract_policy_id])
+            await self._check_policies(definition, found)
+            await tx.contracts.replace(definition)
+
+    async def get(self, definition_id: str) -> ContractDefinition:
+        """Return one contract definition or raise NotFound."""
+        async with self._store.read() as tx:
+            found = await tx.contracts.get(definition_id)
+        if found is None:
+            raise NotFound(f"no contract definition with id {definition_id!r}")
+        return found
+
+    async def query(self, spec: QuerySpec) -> list[ContractDefinition]:
+        """Return the contract definitions a QuerySpec selects."""
+        async with self._store.read() as tx:
+            return await tx.contracts.query(spec)
+
+    async def delete(self, definition_id: str) -> None:
+        """Delete a contract definition."""
+        async with self._store.transaction() as tx:
+            await tx.contracts.delete(definition_id)

@@ -1,0 +1,247 @@
+"""The node's settings: read once, from CONNECTOR_* environment variables and an optional TOML file.
+
+This module is the only reader of the environment. Everything else receives the frozen `Settings`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "CONNECTOR_"
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message names it in one line."""
+
+
+class Settings(BaseSettings):
+    """Every setting of a node. Each field is documented in README.md's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    participant_id: str | None = Field(
+        default=None,
+        description="The node's participant id in the dataspace (default: the did:web of CONNECTOR_PUBLIC_URL).",
+    )
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Base URL peers use to reach the protocol surface (default: http://localhost:<protocol port>).",
+    )
+    protocol_host: str = Field(default="0.0.0.0", description="Address the protocol surface binds to.")  # noqa: S104
+    protocol_port: int = Field(default=8282, ge=0, le=65535, description="Port of the protocol surface.")
+    management_host: str = Field(default="127.0.0.1", description="Address the management surface binds to.")
+    management_port: int = Field(default=8181, ge=0, le=65535, description="Port of the management surface.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Management API key, sent by clients as X-Api-Key. Unset: management binds to loopback only.",
+    )
+    data_dir: Path = Field(default=Path("./data"), description="Directory for the node's own files.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL (sqlite+aiosqlite:///... or postgresql+asyncpg://...).",
+    )
+    database_auto_migrate: bool | None = Field(
+        default=None,
+        description="Run migrations at start (default: yes for SQLite, no for PostgreSQL).",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200, description="Connections per database pool.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    log_format: Literal["json", "text"] = Field(default="json", description="Log line format.")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, le=1_073_741_824, description="Largest request body accepted, in bytes."
+    )
+    max_json_depth: int = Field(default=32, ge=4, le=256, description="Deepest JSON nesting accepted in a body.")
+    shutdown_timeout: float = Field(
+        default=10.0, gt=0, le=600, description="Seconds to drain in-flight requests on SIGTERM."
+    )
+
+    @field_validator("participant_id")
+    @classmethod
+    def _participant_id_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("protocol_host", "management_host")
+    @classmethod
+    def _host_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_supported(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = value.split(":", 1)[0]
+        if scheme not in {"sqlite+aiosqlite", "postgresql+asyncpg", "sqlite", "postgresql", "postgres"}:
+            raise ValueError(
+                f"unsupported scheme {scheme!r}; use sqlite+aiosqlite:///path or postgresql+asyncpg://host/db"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _management_needs_key_off_loopback(self) -> Settings:
+        if self.api_key is None and not _is_loopback(self.management_host):
+            raise ValueError(
+                "management_host: binding the management API to "
+                f"{self.management_host!r} needs CONNECTOR_API_KEY; without a key it binds to loopback only"
+            )
+        if self.api_key is not None and len(self.api_key.get_secret_value()) < 16:
+            raise ValueError("api_key: must be at least 16 characters")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the TOML file, which arrives as init arguments.
+        return (env_settings, init_settings)
+
+    # Derived values: computed from the settings, never stored twice.
+
+    @property
+    def effective_public_url(self) -> str:
+        """Return the protocol base URL peers use, without a trailing slash."""
+        if self.public_url is not None:
+            return str(self.public_url).rstrip("/")
+        return f"http://localhost:{self.protocol_port}"
+
+    @property
+    def effective_participant_id(self) -> str:
+        """Return the participant id, by default the did:web of the public URL."""
+        return self.participant_id or did_web_from_url(self.effective_public_url)
+
+    @property
+    def effective_database_url(self) -> str:
+        """Return the database URL with an async driver."""
+        url = self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'connector.db').as_posix()}"
+        if url.startswith("sqlite:"):
+            url = "sqlite+aiosqlite:" + url.removeprefix("sqlite:")
+        elif url.startswith(("postgresql:", "postgres:")):
+            url = "postgresql+asyncpg:" + url.split(":", 1)[1]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Tell whether the node runs on its embedded SQLite database."""
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def auto_migrate(self) -> bool:
+        """Tell whether migrations run at start."""
+        return self.is_sqlite if self.database_auto_migrate is None else self.database_auto_migrate
+
+    @property
+    def dsp_base_url(self) -> str:
+        """Return the versioned DSP 2025-1 base URL of this node."""
+        return f"{self.effective_public_url}/api/dsp/2025-1"
+
+
+def did_web_from_url(url: str) -> str:
+    """Return the did:web identifier for a base URL (port percent-encoded, path segments joined by ':')."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    segments = [quote(host, safe="")]
+    segments += [quote(s, safe="") for s in parts.path.split("/") if s]
+    return "did:web:" + ":".join(segments)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def setting_names() -> list[str]:
+    """Return every environment variable name the node reads."""
+    return [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+
+
+def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings once; raise SettingsError with one line naming the bad setting."""
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            file_values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"config file {config_file}: cannot be read ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {config_file}: not valid TOML ({exc})") from None
+        unknown = sorted(set(file_values) - set(Settings.model_fields))
+        if unknown:
+            raise SettingsError(
+                f"config file {config_file}: unknown setting {unknown[0]!r} "
+                f"(known: {', '.join(sorted(Settings.model_fields))})"
+            )
+    _reject_unknown_env(os.environ if environ is None else environ)
+    try:
+        if environ is None:
+            return Settings(**file_values)
+        saved = dict(os.environ)
+        try:
+            for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
+                del os.environ[key]
+            os.environ.update({k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)})
+            return Settings(**file_values)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+
+
+def _reject_unknown_env(environ: Mapping[str, str]) -> None:
+    known = set(setting_names())
+    # Test-only variables share the prefix on purpose; they are not node settings.
+    unknown = sorted(
+        k for k in environ if k.startswith(ENV_PREFIX) and k not in known and not k.startswith("CONNECTOR_TEST_")
+    )
+    if unknown:
+        raise SettingsError(f"{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})")
+
+
+def _one_line(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    loc = [str(p) for p in error.get("loc", ())]
+    message = str(error.get("msg", "invalid"))
+    if not loc and ":" in message:
+        # Model-level checks name their field at the start of the message.
+        field, _, message = message.removeprefix("Value error, ").partition(": ")
+        loc = [field]
+    name = ENV_PREFIX + loc[0].upper() if loc else "settings"
+    given = error.get("input")
+    shown = "" if "api_key" in name.lower() or isinstance(given, dict) else f" (got {given!r})"
+    return f"{name}: {message.removeprefix('Value error, ')}{shown}"

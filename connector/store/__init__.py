@@ -1,0 +1,65 @@
+"""The store: SQLAlchemy 2 async on SQLite (default) or PostgreSQL; the only package that speaks SQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from connector.store.engine import create_engines
+from connector.store.repositories import AssetRepository, ContractDefinitionRepository, PolicyDefinitionRepository
+
+
+@dataclass(slots=True)
+class Transaction:
+    """One unit of work: repositories bound to one database transaction."""
+
+    connection: AsyncConnection
+    assets: AssetRepository
+    policies: PolicyDefinitionRepository
+    contracts: ContractDefinitionRepository
+
+
+class Store:
+    """The node's database: opens transactions and hands out repositories."""
+
+    def __init__(self, url: str, pool_size: int = 10, connect_args: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self._write, self._read = create_engines(url, pool_size, connect_args)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """Open a write transaction: committed when the block ends, rolled back on any error."""
+        async with self._write.begin() as connection:
+            yield _bind(connection)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Transaction]:
+        """Open a read-only transaction."""
+        async with self._read.connect() as connection:
+            async with connection.begin():
+                yield _bind(connection)
+
+    async def ping(self) -> None:
+        """Run a trivial query; raise if the database cannot be reached."""
+        async with self._read.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._write.dispose()
+        if self._read is not self._write:
+            await self._read.dispose()
+
+
+def _bind(connection: AsyncConnection) -> Transaction:
+    return Transaction(
+        connection=connection,
+        assets=AssetRepository(connection),
+        policies=PolicyDefinitionRepository(connection),
+        contracts=ContractDefinitionRepository(connection),
+    )

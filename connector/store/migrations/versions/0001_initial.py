@@ -1,0 +1,79 @@
+"""initial schema: assets, policy and contract definitions
+
+Revision ID: 0001
+Revises: 
+Create Date: 2026-11-23 10:30:42.112979
+"""
+
+from alembic import op
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+revision = '0001'
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('assets',
+    sa.Column('id', sa.String(length=512), nullable=False),
+    sa.Column('properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('private_properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('data_address_type', sa.String(length=128), nullable=False),
+    sa.Column('data_address', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('data_address_secrets', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_assets'))
+    )
+    op.create_table('policy_definitions',
+    sa.Column('id', sa.String(length=512), nullable=False),
+    sa.Column('policy', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('private_properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_policy_definitions'))
+    )
+    op.create_table('asset_properties',
+    sa.Column('asset_id', sa.String(length=512), nullable=False),
+    sa.Column('key', sa.String(length=1024), nullable=False),
+    sa.Column('private', sa.Boolean(), nullable=False),
+    sa.Column('value_text', sa.Text(), nullable=True),
+    sa.Column('value_num', sa.Float(), nullable=True),
+    sa.ForeignKeyConstraint(['asset_id'], ['assets.id'], name=op.f('fk_asset_properties_asset_id_assets'), ondelete='CASCADE')
+    )
+    with op.batch_alter_table('asset_properties', schema=None) as batch_op:
+        batch_op.create_index('ix_asset_properties_asset', ['asset_id'], unique=False)
+        batch_op.create_index('ix_asset_properties_key_num', ['key', 'value_num'], unique=False)
+        batch_op.create_index('ix_asset_properties_key_text', ['key', 'value_text'], unique=False)
+
+    op.create_table('contract_definitions',
+    sa.Column('id', sa.String(length=512), nullable=False),
+    sa.Column('access_policy_id', sa.String(length=512), nullable=False),
+    sa.Column('contract_policy_id', sa.String(length=512), nullable=False),
+    sa.Column('assets_selector', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('private_properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['access_policy_id'], ['policy_definitions.id'], name=op.f('fk_contract_definitions_access_policy_id_policy_definitions'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['contract_policy_id'], ['policy_definitions.id'], name=op.f('fk_contract_definitions_contract_policy_id_policy_definitions'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_contract_definitions'))
+    )
+    with op.batch_alter_table('contract_definitions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_contract_definitions_access_policy_id'), ['access_policy_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_contract_definitions_contract_policy_id'), ['contract_policy_id'], unique=False)
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('contract_definitions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_contract_definitions_contract_policy_id'))
+        batch_op.drop_index(batch_op.f('ix_contract_definitions_access_policy_id'))
+
+    op.drop_table('contract_definitions')
+    with op.batch_alter_table('asset_properties', schema=None) as batch_op:
+        batch_op.drop_index('ix_asset_properties_key_text')
+        batch_op.drop_index('ix_asset_properties_key_num')
+        batch_op.drop_index('ix_asset_properties_asset')
+
+    op.drop_table('asset_properties')
+    op.drop_table('policy_definitions')
+    op.drop_table('assets')

@@ -1,0 +1,192 @@
+"""QuerySpec and assets-selector criteria as SQL: filters run in the database, never over loaded rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true
+from sqlalchemy.sql.elements import KeyedColumnElement
+
+from connector import vocab
+from connector.domain.assets import Criterion
+from connector.domain.errors import InvalidInput, Problem
+from connector.domain.query import QuerySpec, SortOrder
+from connector.store.tables import asset_properties, assets
+
+ASSET_ID_KEYS = frozenset({"id", "@id", vocab.EDC + "id", "edc:id"})
+ASSET_CREATED_KEYS = frozenset({"createdAt", vocab.EDC + "createdAt", "edc:createdAt"})
+
+
+def normalise_key(key: str) -> str:
+    """Expand a property key as written by a client (bare EDC term, 'edc:'/'odrl:'/'dct:' prefix, full IRI)."""
+    for prefix, namespace in (
+        ("edc:", vocab.EDC),
+        ("odrl:", vocab.ODRL),
+        ("dct:", vocab.DCT),
+        ("dcat:", vocab.DCAT),
+        ("bpc:", vocab.BPC),
+    ):
+        if key.startswith(prefix):
+            return namespace + key[len(prefix) :]
+    if "://" in key or key.startswith("urn:"):
+        return key
+    return vocab.EDC + key
+
+
+def scalar_texts(value: Any) -> list[tuple[str, float | None]]:
+    """Return the indexable (text, number) pairs of a property value; lists give one pair per element."""
+    if isinstance(value, list):
+        return [pair for item in value for pair in scalar_texts(item)]
+    if isinstance(value, bool):
+        return [("true" if value else "false", None)]
+    if isinstance(value, int | float):
+        return [(json.dumps(value), float(value))]
+    if isinstance(value, str):
+        return [(value, _number_or_none(value))]
+    if isinstance(value, Mapping):
+        if set(value) == {"@id"} and isinstance(value["@id"], str):
+            return [(value["@id"], None)]
+        if "@value" in value and not isinstance(value["@value"], dict | list):
+            return scalar_texts(value["@value"])
+    return []
+
+
+def _number_or_none(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _column_condition(column: KeyedColumnElement[Any], criterion: Criterion, path: str) -> ColumnElement[bool]:
+    op, right = criterion.operator, criterion.operand_right
+    if op == "in":
+        items = right if isinstance(right, list) else [right]
+        return column.in_([_text(v) for v in items]) if items else false()
+    if op in ("like", "ilike"):
+        pattern = _text(right)
+        return column.ilike(pattern) if op == "ilike" else column.like(pattern)
+    value = _text(right)
+    return {
+        "=": column == value,
+        "!=": column != value,
+        "<": column < value,
+        "<=": column <= value,
+        ">": column > value,
+        ">=": column >= value,
+        "contains": column == value,
+    }[op]
+
+
+def _text(value: Any) -> str:
+    pairs = scalar_texts(value)
+    if len(pairs) != 1:
+        raise InvalidInput(f"operandRight {value!r} is not a single scalar value", [Problem("not a scalar", None, value)])
+    return pairs[0][0]
+
+
+def _property_condition(criterion: Criterion, path: str) -> ColumnElement[bool]:
+    key = normalise_key(criterion.operand_left)
+    p = asset_properties
+    base = and_(p.c.asset_id == assets.c.id, p.c.key == key)
+    op, right = criterion.operator, criterion.operand_right
+    is_number = isinstance(right, int | float) and not isinstance(right, bool)
+    if op in ("<", "<=", ">", ">=") and is_number:
+        number = float(right)
+        cond = {"<": p.c.value_num < number, "<=": p.c.value_num <= number, ">": p.c.value_num > number, ">=": p.c.value_num >= number}[op]
+        return exists().where(base, cond)
+    if op == "=" and is_number:
+        return exists().where(base, p.c.value_num == float(right))
+    if op == "ilike":
+        return exists().where(base, func.lower(p.c.value_text).like(func.lower(_text(right))))
+    return exists().where(base, _column_condition(p.c.value_text, criterion, path))
+
+
+def asset_condition(criteria: tuple[Criterion, ...] | list[Criterion], path: str = "filterExpression") -> ColumnElement[bool]:
+    """Return the SQL condition that an asset matches every criterion."""
+    conditions: list[ColumnElement[bool]] = []
+    for i, criterion in enumerate(criteria):
+        where = f"{path}[{i}]"
+        left = criterion.operand_left
+        if left in ASSET_ID_KEYS:
+            conditions.append(_column_condition(assets.c.id, criterion, where))
+        elif left in ASSET_CREATED_KEYS:
+            conditions.append(_numeric_column(assets.c.created_at, criterion, where))
+        else:
+            conditions.append(_property_condition(criterion, where))
+    return and_(true(), *conditions)
+
+
+def _numeric_column(column: KeyedColumnElement[Any], criterion: Criterion, path: str) -> ColumnElement[bool]:
+    right = criterion.operand_right
+    if criterion.operator == "in":
+        items = right if isinstance(right, list) else [right]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+            raise InvalidInput(f"{path}.operandRight must be a list of integers", [Problem("not integers", f"{path}.operandRight", right)])
+        return column.in_(items)
+    if not isinstance(right, int) or isinstance(right, bool) or criterion.operator not in ("=", "!=", "<", "<=", ">", ">="):
+        raise InvalidInput(
+            f"{path}: createdAt is compared with =, !=, <, <=, >, >= or in and an integer (epoch milliseconds)",
+            [Problem("createdAt needs an integer", f"{path}.operandRight", right)],
+        )
+    return {"=": column == right, "!=": column != right, "<": column < right, "<=": column <= right, ">": column > right, ">=": column >= right}[criterion.operator]
+
+
+def apply_asset_query(statement: Select[Any], spec: QuerySpec) -> Select[Any]:
+    """Apply the filter, sort and page of a QuerySpec to a select over assets."""
+    statement = statement.where(asset_condition(spec.filter_expression))
+    descending = spec.sort_order is SortOrder.DESC
+    if spec.sort_field is None or spec.sort_field in ASSET_ID_KEYS:
+        order: Any = assets.c.id
+    elif spec.sort_field in ASSET_CREATED_KEYS:
+        order = assets.c.created_at
+    else:
+        p = asset_properties
+        order = (
+            select(func.min(p.c.value_text))
+            .where(p.c.asset_id == assets.c.id, p.c.key == normalise_key(spec.sort_field))
+            .scalar_subquery()
+        )
+    order = order.desc() if descending else order.asc()
+    secondary = assets.c.id.desc() if descending else assets.c.id.asc()
+    return statement.order_by(order, secondary).offset(spec.offset).limit(spec.limit)
+
+
+def apply_column_query(
+    statement: Select[Any],
+    spec: QuerySpec,
+    columns: Mapping[str, KeyedColumnElement[Any]],
+    default_sort: KeyedColumnElement[Any],
+    what: str,
+) -> Select[Any]:
+    """Apply a QuerySpec whose fields map onto plain columns; an unknown field is an input error."""
+    conditions: list[ColumnElement[bool]] = []
+    for i, criterion in enumerate(spec.filter_expression):
+        column = _lookup(columns, criterion.operand_left, f"filterExpression[{i}].operandLeft", what)
+        if column.key == "created_at":
+            conditions.append(_numeric_column(column, criterion, f"filterExpression[{i}]"))
+        else:
+            conditions.append(_column_condition(column, criterion, f"filterExpression[{i}]"))
+    statement = statement.where(and_(true(), *conditions))
+    order = default_sort if spec.sort_field is None else _lookup(columns, spec.sort_field, "sortField", what)
+    if spec.sort_order is SortOrder.DESC:
+        return statement.order_by(order.desc(), default_sort.desc()).offset(spec.offset).limit(spec.limit)
+    return statement.order_by(order.asc(), default_sort.asc()).offset(spec.offset).limit(spec.limit)
+
+
+def _lookup(columns: Mapping[str, KeyedColumnElement[Any]], field: str, path: str, what: str) -> KeyedColumnElement[Any]:
+    name = field.removeprefix(vocab.EDC).removeprefix("edc:")
+    if name not in columns:
+        raise InvalidInput(
+            f"{path}: {what} cannot be filtered or sorted by {field!r}; use one of {', '.join(sorted(columns))}",
+            [Problem(f"unsupported field {field!r}", path, field)],
+        )
+    return columns[name]
+
+
+def any_of(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """Return a condition true when any of the conditions holds."""
+    return or_(false(), *conditions)

@@ -1,0 +1,272 @@
+"""Repositories: read and write domain objects; callers never see rows or SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from connector.domain.assets import Asset, ContractDefinition, Criterion, DataAddress, PolicyDefinition
+from connector.domain.errors import Conflict, NotFound
+from connector.domain.query import QuerySpec
+from connector.store import query
+from connector.store.tables import asset_properties, assets, contract_definitions, policy_definitions
+
+
+class AssetRepository:
+    """Assets and their indexed properties."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add(self, asset: Asset) -> None:
+        """Store a new asset; raise Conflict when its id exists."""
+        if await self.exists(asset.id):
+            raise Conflict(f"an asset with id {asset.id!r} already exists")
+        try:
+            await self._c.execute(insert(assets).values(**_asset_row(asset)))
+        except IntegrityError:
+            raise Conflict(f"an asset with id {asset.id!r} already exists") from None
+        await self._index(asset)
+
+    async def replace(self, asset: Asset) -> None:
+        """Replace a stored asset (created_at is kept); raise NotFound when it does not exist."""
+        row = _asset_row(asset)
+        del row["created_at"]
+        result = await self._c.execute(update(assets).where(assets.c.id == asset.id).values(**row))
+        if result.rowcount == 0:
+            raise NotFound(f"no asset with id {asset.id!r}")
+        await self._c.execute(delete(asset_properties).where(asset_properties.c.asset_id == asset.id))
+        await self._index(asset)
+
+    async def delete(self, asset_id: str) -> None:
+        """Delete an asset; raise NotFound when it does not exist."""
+        await self._c.execute(delete(asset_properties).where(asset_properties.c.asset_id == asset_id))
+        result = await self._c.execute(delete(assets).where(assets.c.id == asset_id))
+        if result.rowcount == 0:
+            raise NotFound(f"no asset with id {asset_id!r}")
+
+    async def exists(self, asset_id: str) -> bool:
+        """Tell whether an asset with this id is stored."""
+        found = await self._c.scalar(select(assets.c.id).where(assets.c.id == asset_id))
+        return found is not None
+
+    async def get(self, asset_id: str) -> Asset | None:
+        """Return one asset, or None."""
+        row = (await self._c.execute(select(assets).where(assets.c.id == asset_id))).mappings().first()
+        return _asset(row) if row else None
+
+    async def query(self, spec: QuerySpec) -> list[Asset]:
+        """Return the page of assets a QuerySpec selects."""
+        statement = query.apply_asset_query(select(assets), spec)
+        return [_asset(r) for r in (await self._c.execute(statement)).mappings()]
+
+    async def count(self, criteria: Iterable[Criterion] = ()) -> int:
+        """Count the assets matching every criterion."""
+        statement = select(func.count()).select_from(assets).where(query.asset_condition(tuple(criteria)))
+        return int(await self._c.scalar(statement) or 0)
+
+    async def _index(self, asset: Asset) -> None:
+        rows = [
+            {"asset_id": asset.id, "key": key, "private": private, "value_text": text, "value_num": number}
+            for private, props in ((False, asset.properties), (True, asset.private_properties))
+            for key, value in props.items()
+            for text, number in query.scalar_texts(value)
+        ]
+        if rows:
+            await self._c.execute(insert(asset_properties), rows)
+
+
+def _asset_row(asset: Asset) -> dict[str, Any]:
+    return {
+        "id": asset.id,
+        "properties": asset.properties,
+        "private_properties": asset.private_properties,
+        "data_address_type": asset.data_address.type,
+        "data_address": asset.data_address.properties,
+        "data_address_secrets": asset.data_address.secrets,
+        "created_at": asset.created_at,
+    }
+
+
+def _asset(row: RowMapping) -> Asset:
+    return Asset(
+        id=row["id"],
+        properties=dict(row["properties"]),
+        private_properties=dict(row["private_properties"]),
+        data_address=DataAddress(
+            type=row["data_address_type"],
+            properties=dict(row["data_address"]),
+            secrets=dict(row["data_address_secrets"]),
+        ),
+        created_at=int(row["created_at"]),
+    )
+
+
+class PolicyDefinitionRepository:
+    """Named ODRL policies."""
+
+    _COLUMNS = {"id": policy_definitions.c.id, "createdAt": policy_definitions.c.created_at}
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add(self, definition: PolicyDefinition) -> None:
+        """Store a new policy definition; raise Conflict when its id exists."""
+        if await self.get(definition.id) is not None:
+            raise Conflict(f"a policy definition with id {definition.id!r} already exists")
+        try:
+            await self._c.execute(insert(policy_definitions).values(**_policy_row(definition)))
+        except IntegrityError:
+            raise Conflict(f"a policy definition with id {definition.id!r} already exists") from None
+
+    async def replace(self, definition: PolicyDefinition) -> None:
+        """Replace a stored policy definition; raise NotFound when it does not exist."""
+        row = _policy_row(definition)
+        del row["created_at"]
+        result = await self._c.execute(
+            update(policy_definitions).where(policy_definitions.c.id == definition.id).values(**row)
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"no policy definition with id {definition.id!r}")
+
+    async def delete(self, policy_id: str) -> None:
+        """Delete a policy definition; raise NotFound, or Conflict while a contract definition uses it."""
+        users = await ContractDefinitionRepository(self._c).using_policy(policy_id)
+        if users:
+            raise Conflict(
+                f"policy definition {policy_id!r} is used by contract definition(s) {', '.join(users[:5])}"
+            )
+        result = await self._c.execute(delete(policy_definitions).where(policy_definitions.c.id == policy_id))
+        if result.rowcount == 0:
+            raise NotFound(f"no policy definition with id {policy_id!r}")
+
+    async def get(self, policy_id: str) -> PolicyDefinition | None:
+        """Return one policy definition, or None."""
+        statement = select(policy_definitions).where(policy_definitions.c.id == policy_id)
+        row = (await self._c.execute(statement)).mappings().first()
+        return _policy(row) if row else None
+
+    async def get_many(self, ids: Iterable[str]) -> dict[str, PolicyDefinition]:
+        """Return the stored policy definitions among these ids, by id."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        statement = select(policy_definitions).where(policy_definitions.c.id.in_(wanted))
+        return {r["id"]: _policy(r) for r in (await self._c.execute(statement)).mappings()}
+
+    async def query(self, spec: QuerySpec) -> list[PolicyDefinition]:
+        """Return the page of policy definitions a QuerySpec selects."""
+        statement = query.apply_column_query(
+            select(policy_definitions), spec, self._COLUMNS, policy_definitions.c.id, "policy definitions"
+        )
+        return [_policy(r) for r in (await self._c.execute(statement)).mappings()]
+
+
+def _policy_row(definition: PolicyDefinition) -> dict[str, Any]:
+    return {
+        "id": definition.id,
+        "policy": definition.policy,
+        "private_properties": definition.private_properties,
+        "created_at": definition.created_at,
+    }
+
+
+def _policy(row: RowMapping) -> PolicyDefinition:
+    return PolicyDefinition(
+        id=row["id"],
+        policy=row["policy"],
+        private_properties=dict(row["private_properties"]),
+        created_at=int(row["created_at"]),
+    )
+
+
+class ContractDefinitionRepository:
+    """Contract definitions: which assets, under which access and contract policies."""
+
+    _COLUMNS = {
+        "id": contract_definitions.c.id,
+        "accessPolicyId": contract_definitions.c.access_policy_id,
+        "contractPolicyId": contract_definitions.c.contract_policy_id,
+        "createdAt": contract_definitions.c.created_at,
+    }
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add(self, definition: ContractDefinition) -> None:
+        """Store a new contract definition; raise Conflict when its id exists."""
+        if await self.get(definition.id) is not None:
+            raise Conflict(f"a contract definition with id {definition.id!r} already exists")
+        try:
+            await self._c.execute(insert(contract_definitions).values(**_contract_row(definition)))
+        except IntegrityError:
+            raise Conflict(f"a contract definition with id {definition.id!r} already exists") from None
+
+    async def replace(self, definition: ContractDefinition) -> None:
+        """Replace a stored contract definition; raise NotFound when it does not exist."""
+        row = _contract_row(definition)
+        del row["created_at"]
+        result = await self._c.execute(
+            update(contract_definitions).where(contract_definitions.c.id == definition.id).values(**row)
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"no contract definition with id {definition.id!r}")
+
+    async def delete(self, definition_id: str) -> None:
+        """Delete a contract definition; raise NotFound when it does not exist."""
+        result = await self._c.execute(delete(contract_definitions).where(contract_definitions.c.id == definition_id))
+        if result.rowcount == 0:
+            raise NotFound(f"no contract definition with id {definition_id!r}")
+
+    async def get(self, definition_id: str) -> ContractDefinition | None:
+        """Return one contract definition, or None."""
+        statement = select(contract_definitions).where(contract_definitions.c.id == definition_id)
+        row = (await self._c.execute(statement)).mappings().first()
+        return _contract(row) if row else None
+
+    async def query(self, spec: QuerySpec) -> list[ContractDefinition]:
+        """Return the page of contract definitions a QuerySpec selects."""
+        statement = query.apply_column_query(
+            select(contract_definitions), spec, self._COLUMNS, contract_definitions.c.id, "contract definitions"
+        )
+        return [_contract(r) for r in (await self._c.execute(statement)).mappings()]
+
+    async def using_policy(self, policy_id: str) -> list[str]:
+        """Return the ids of contract definitions that use a policy (as access or contract policy)."""
+        c = contract_definitions.c
+        statement = (
+            select(c.id).where(or_(c.access_policy_id == policy_id, c.contract_policy_id == policy_id)).order_by(c.id)
+        )
+        return list((await self._c.execute(statement)).scalars())
+
+
+def _contract_row(definition: ContractDefinition) -> dict[str, Any]:
+    return {
+        "id": definition.id,
+        "access_policy_id": definition.access_policy_id,
+        "contract_policy_id": definition.contract_policy_id,
+        "assets_selector": [
+            {"operandLeft": c.operand_left, "operator": c.operator, "operandRight": c.operand_right}
+            for c in definition.assets_selector
+        ],
+        "private_properties": definition.private_properties,
+        "created_at": definition.created_at,
+    }
+
+
+def _contract(row: RowMapping) -> ContractDefinition:
+    return ContractDefinition(
+        id=row["id"],
+        access_policy_id=row["access_policy_id"],
+        contract_policy_id=row["contract_policy_id"],
+        assets_selector=tuple(
+            Criterion(c["operandLeft"], c["operator"], c["operandRight"]) for c in row["assets_selector"]
+        ),
+        private_properties=dict(row["private_properties"]),
+        created_at=int(row["created_at"]),
+    )

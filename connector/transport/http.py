@@ -1,0 +1,144 @@
+"""Shared HTTP plumbing for both surfaces: request ids, access logs, error answers, bounded JSON bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from connector.domain.errors import ConnectorError, InvalidInput, Problem, Unauthorized
+from connector.logs import request_id
+from connector.transport.problems import error_response, problem_response
+
+log = logging.getLogger("connector.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+BODY_READ_TIMEOUT = 30.0
+MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
+MAX_DEPTH: web.AppKey[int] = web.AppKey("max_depth", int)
+API_KEY: web.AppKey[str | None] = web.AppKey("api_key", str)  # type: ignore[arg-type]
+OPEN_PATHS: web.AppKey[frozenset[str]] = web.AppKey("open_paths", frozenset)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id (the caller's X-Request-Id when sane), log one access line, answer every error."""
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except ConnectorError as exc:
+            response = error_response(exc, rid)
+        except web.HTTPException as exc:
+            response = _http_exception(exc, rid)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unhandled error", extra={"method": request.method, "path": request.path})
+            response = problem_response(
+                500, "Internal error", f"the node failed to handle this request; see its log for request id {rid}", rid
+            )
+        status = response.status
+        response.headers["X-Request-Id"] = rid
+        return response
+    finally:
+        log.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            status,
+            extra={"status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+        )
+        request_id.reset(token)
+
+
+def _http_exception(exc: web.HTTPException, rid: str) -> web.Response:
+    if exc.status == 413:
+        detail = f"the request body is larger than this node accepts ({exc.text or 'too large'})"
+        return problem_response(413, "Payload too large", detail, rid)
+    if exc.status == 405:
+        allowed = exc.headers.get("Allow", "")
+        return problem_response(405, "Method not allowed", f"{exc.reason}; allowed: {allowed}", rid, headers={"Allow": allowed})
+    if exc.status == 404:
+        return problem_response(404, "Not found", f"no such endpoint: {exc.reason}", rid)
+    if exc.status < 400:
+        return web.Response(status=exc.status, headers=exc.headers)
+    return problem_response(exc.status, exc.reason, exc.text or exc.reason, rid)
+
+
+@web.middleware
+async def api_key_check(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Require the management API key (X-Api-Key) on every path but the open ones."""
+    expected = request.app[API_KEY]
+    if expected is not None and request.path not in request.app[OPEN_PATHS]:
+        given = request.headers.get("X-Api-Key", "")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Unauthorized("missing or wrong X-Api-Key header" if given else "the X-Api-Key header is required")
+    return await handler(request)
+
+
+async def read_json(request: web.Request, optional: bool = False) -> Any:
+    """Read a JSON body within the size, time and nesting limits; raise InvalidInput naming the problem."""
+    limit = request.app[MAX_BODY]
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    try:
+        async with asyncio.timeout(BODY_READ_TIMEOUT):
+            raw = await request.read()
+    except TimeoutError:
+        raise InvalidInput(f"the request body did not arrive within {BODY_READ_TIMEOUT:.0f} s") from None
+    if not raw.strip():
+        if optional:
+            return None
+        raise InvalidInput("a JSON body is required")
+    content_type = request.content_type
+    if content_type not in ("application/json", "application/ld+json", "application/octet-stream") and not content_type.endswith("+json"):
+        raise InvalidInput(f"the body must be JSON (Content-Type application/json), not {content_type!r}")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", [Problem(f"not valid JSON: {exc}")]) from None
+    depth = json_depth(body, request.app[MAX_DEPTH])
+    if depth > request.app[MAX_DEPTH]:
+        raise InvalidInput(f"the body is nested deeper than {request.app[MAX_DEPTH]} levels")
+    return body
+
+
+def json_depth(value: Any, stop_after: int) -> int:
+    """Return the nesting depth of a JSON value, giving up (with stop_after + 1) once past the limit."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > stop_after:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """Answer with a JSON body serialised by orjson."""
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
+
+
+def no_content() -> web.Response:
+    """Answer 204 with no body."""
+    return web.Response(status=204)

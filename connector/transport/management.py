@@ -1,0 +1,213 @@
+"""The management surface: EDC Management API v3 routes, health, readiness and the OpenAPI document.
+
+Every handler has the same shape: read, parse (management.wire), one service call, render, respond.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from aiohttp import web
+
+from connector.domain.errors import InvalidInput
+from connector.management import wire
+from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, now_ms
+from connector.store import Store
+from connector.transport import openapi
+from connector.transport.http import (
+    API_KEY,
+    MAX_BODY,
+    MAX_DEPTH,
+    OPEN_PATHS,
+    api_key_check,
+    json_response,
+    no_content,
+    read_json,
+    request_context,
+)
+from connector.transport.problems import problem_response
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementServices:
+    """What the management routes call."""
+
+    store: Store
+    assets: AssetService
+    policies: PolicyDefinitionService
+    contracts: ContractDefinitionService
+
+
+SERVICES: web.AppKey[ManagementServices] = web.AppKey("services", ManagementServices)
+
+V3 = "/management/v3"
+
+
+def _services(request: web.Request) -> ManagementServices:
+    return request.app[SERVICES]
+
+
+# Assets.
+
+
+async def create_asset(request: web.Request) -> web.Response:
+    node = wire.expand_body(await read_json(request), "Asset")
+    asset = await _services(request).assets.create(wire.parse_asset(node, created_at=now_ms()))
+    return json_response(wire.id_response(asset.id, asset.created_at))
+
+
+async def update_asset(request: web.Request) -> web.Response:
+    node = wire.expand_body(await read_json(request), "Asset")
+    await _services(request).assets.update(wire.parse_asset(node, created_at=now_ms(), id_required=True))
+    return no_content()
+
+
+async def get_asset(request: web.Request) -> web.Response:
+    return json_response(wire.render_asset(await _services(request).assets.get(request.match_info["id"])))
+
+
+async def query_assets(request: web.Request) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True))
+    return json_response([wire.render_asset(a) for a in await _services(request).assets.query(spec)])
+
+
+async def delete_asset(request: web.Request) -> web.Response:
+    await _services(request).assets.delete(request.match_info["id"])
+    return no_content()
+
+
+# Policy definitions.
+
+
+async def create_policy(request: web.Request) -> web.Response:
+    node = wire.expand_body(await read_json(request), "PolicyDefinition")
+    definition = await _services(request).policies.create(wire.parse_policy_definition(node, created_at=now_ms()))
+    return json_response(wire.id_response(definition.id, definition.created_at))
+
+
+async def update_policy(request: web.Request) -> web.Response:
+    node = wire.expand_body(await read_json(request), "PolicyDefinition")
+    definition = wire.parse_policy_definition(node, created_at=now_ms())
+    path_id = request.match_info["id"]
+    if definition.id and definition.id != path_id:
+        raise InvalidInput(f"@id {definition.id!r} differs from the id in the path {path_id!r}")
+    await _services(request).policies.update(replace(definition, id=path_id))
+    return no_content()
+
+
+async def get_policy(request: web.Request) -> web.Response:
+    definition = await _services(request).policies.get(request.match_info["id"])
+    return json_response(wire.render_policy_definition(definition))
+
+
+async def query_policies(request: web.Request) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True))
+    found = await _services(request).policies.query(spec)
+    return json_response([wire.render_policy_definition(p) for p in found])
+
+
+async def delete_policy(request: web.Request) -> web.Response:
+    await _services(request).policies.delete(request.match_info["id"])
+    return no_content()
+
+
+# Contract definitions.
+
+
+async def create_contract(request: web.Request) -> web.Response:
+    node = wire.expand_body(await read_json(request), "ContractDefinition")
+    definition = await _services(request).contracts.create(wire.parse_contract_definition(node, created_at=now_ms()))
+    return json_response(wire.id_response(definition.id, definition.created_at))
+
+
+async def update_contract(request: web.Request) -> web.Response:
+    node = wire.expand_body(await read_json(request), "ContractDefinition")
+    await _services(request).contracts.update(wire.parse_contract_definition(node, created_at=now_ms()))
+    return no_content()
+
+
+async def get_contract(request: web.Request) -> web.Response:
+    definition = await _services(request).contracts.get(request.match_info["id"])
+    return json_response(wire.render_contract_definition(definition))
+
+
+async def query_contracts(request: web.Request) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True))
+    found = await _services(request).contracts.query(spec)
+    return json_response([wire.render_contract_definition(c) for c in found])
+
+
+async def delete_contract(request: web.Request) -> web.Response:
+    await _services(request).contracts.delete(request.match_info["id"])
+    return no_content()
+
+
+# Operations.
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "UP"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    try:
+        await _services(request).store.ping()
+    except Exception as exc:  # any failure to reach the database means "not ready"
+        return problem_response(503, "Not ready", f"the database cannot be reached: {type(exc).__name__}", None)
+    return json_response({"status": "READY"})
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return json_response(openapi.document(ROUTES))
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One management route and what the OpenAPI document says of it."""
+
+    method: str
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    summary: str
+    tag: str
+    request: str | None = None
+    response: str | None = None
+    status: int = 200
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", f"{V3}/assets", create_asset, "Create an asset", "Assets", "AssetInput", "IdResponse"),
+    Route("PUT", f"{V3}/assets", update_asset, "Replace an asset (its @id names it)", "Assets", "AssetInput", None, 204),
+    Route("POST", f"{V3}/assets/request", query_assets, "List assets matching a QuerySpec", "Assets", "QuerySpec", "AssetList"),
+    Route("GET", f"{V3}/assets/{{id}}", get_asset, "Get an asset", "Assets", None, "Asset"),
+    Route("DELETE", f"{V3}/assets/{{id}}", delete_asset, "Delete an asset", "Assets", None, None, 204),
+    Route("POST", f"{V3}/policydefinitions", create_policy, "Create a policy definition", "Policy definitions", "PolicyDefinitionInput", "IdResponse"),
+    Route("POST", f"{V3}/policydefinitions/request", query_policies, "List policy definitions matching a QuerySpec", "Policy definitions", "QuerySpec", "PolicyDefinitionList"),
+    Route("GET", f"{V3}/policydefinitions/{{id}}", get_policy, "Get a policy definition", "Policy definitions", None, "PolicyDefinition"),
+    Route("PUT", f"{V3}/policydefinitions/{{id}}", update_policy, "Replace a policy definition", "Policy definitions", "PolicyDefinitionInput", None, 204),
+    Route("DELETE", f"{V3}/policydefinitions/{{id}}", delete_policy, "Delete a policy definition no contract definition uses", "Policy definitions", None, None, 204),
+    Route("POST", f"{V3}/contractdefinitions", create_contract, "Create a contract definition", "Contract definitions", "ContractDefinitionInput", "IdResponse"),
+    Route("PUT", f"{V3}/contractdefinitions", update_contract, "Replace a contract definition (its @id names it)", "Contract definitions", "ContractDefinitionInput", None, 204),
+    Route("POST", f"{V3}/contractdefinitions/request", query_contracts, "List contract definitions matching a QuerySpec", "Contract definitions", "QuerySpec", "ContractDefinitionList"),
+    Route("GET", f"{V3}/contractdefinitions/{{id}}", get_contract, "Get a contract definition", "Contract definitions", None, "ContractDefinition"),
+    Route("DELETE", f"{V3}/contractdefinitions/{{id}}", delete_contract, "Delete a contract definition", "Contract definitions", None, None, 204),
+    Route("GET", "/health", health, "Liveness: the process answers", "Operations", None, "Health"),
+    Route("GET", "/ready", ready, "Readiness: the database answers", "Operations", None, "Health"),
+    Route("GET", "/management/openapi.json", openapi_document, "This OpenAPI document", "Operations", None, None),
+)
+
+OPEN = frozenset({"/health", "/ready", "/management/openapi.json"})
+
+
+def create_app(services: ManagementServices, api_key: str | None, max_body: int, max_depth: int) -> web.Application:
+    """Build the management application."""
+    app = web.Application(middlewares=[request_context, api_key_check], client_max_size=max_body)
+    app[SERVICES] = services
+    app[API_KEY] = api_key
+    app[MAX_BODY] = max_body
+    app[MAX_DEPTH] = max_depth
+    app[OPEN_PATHS] = OPEN
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    return app

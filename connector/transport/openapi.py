@@ -1,0 +1,248 @@
+"""The management API's OpenAPI 3.1 document, generated from the route table (so no route goes undocumented)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from connector import __version__
+
+_ANY_JSONLD = {"type": "object", "description": "JSON-LD; compacted with the EDC vocabulary as @context"}
+
+_CRITERION = {
+    "type": "object",
+    "required": ["operandLeft", "operator", "operandRight"],
+    "properties": {
+        "@type": {"const": "Criterion"},
+        "operandLeft": {"type": "string", "examples": ["https://w3id.org/edc/v0.0.1/ns/id", "name"]},
+        "operator": {"enum": ["=", "!=", "<", "<=", ">", ">=", "in", "like", "ilike", "contains"]},
+        "operandRight": {},
+    },
+}
+
+_DATA_ADDRESS = {
+    "type": "object",
+    "required": ["type"],
+    "description": (
+        "HttpData: baseUrl (required), proxyPath, proxyQueryParams, proxyMethod, proxyBody ('true'/'false'), "
+        "authKey and authCode (secrets: stored apart and never returned). "
+        "BatteryPassport: passports stored by this node; accessLevel (public, legitimate_interest, authority), "
+        "batteryModel, batteryId, manufacturer."
+    ),
+    "properties": {
+        "@type": {"const": "DataAddress"},
+        "type": {"enum": ["HttpData", "BatteryPassport"]},
+        "baseUrl": {"type": "string", "format": "uri"},
+        "proxyPath": {"enum": ["true", "false"]},
+        "proxyQueryParams": {"enum": ["true", "false"]},
+        "proxyMethod": {"enum": ["true", "false"]},
+        "proxyBody": {"enum": ["true", "false"]},
+        "authKey": {"type": "string", "writeOnly": True},
+        "authCode": {"type": "string", "writeOnly": True},
+        "accessLevel": {"enum": ["public", "legitimate_interest", "authority"]},
+    },
+}
+
+_CONTEXT = {"description": "JSON-LD context", "oneOf": [{"type": "object"}, {"type": "string"}, {"type": "array"}]}
+
+SCHEMAS: dict[str, Any] = {
+    "AssetInput": {
+        "type": "object",
+        "required": ["dataAddress"],
+        "properties": {
+            "@context": _CONTEXT,
+            "@id": {"type": "string", "maxLength": 512},
+            "@type": {"const": "Asset"},
+            "properties": {"type": "object", "description": "public: shown in the catalog"},
+            "privateProperties": {"type": "object", "description": "never sent to peers; usable in selectors"},
+            "dataAddress": _DATA_ADDRESS,
+        },
+    },
+    "Asset": {
+        "type": "object",
+        "required": ["@id", "properties", "dataAddress"],
+        "properties": {
+            "@id": {"type": "string"},
+            "@type": {"const": "Asset"},
+            "properties": {"type": "object"},
+            "privateProperties": {"type": "object"},
+            "dataAddress": _DATA_ADDRESS,
+            "createdAt": {"type": "integer"},
+            "@context": _CONTEXT,
+        },
+    },
+    "AssetList": {"type": "array", "items": {"$ref": "#/components/schemas/Asset"}},
+    "PolicyDefinitionInput": {
+        "type": "object",
+        "required": ["policy"],
+        "properties": {
+            "@context": _CONTEXT,
+            "@id": {"type": "string", "maxLength": 512},
+            "@type": {"const": "PolicyDefinition"},
+            "policy": {
+                "type": "object",
+                "description": "an ODRL Set; give the ODRL context (http://www.w3.org/ns/odrl.jsonld) inside it",
+            },
+            "privateProperties": {"type": "object"},
+        },
+    },
+    "PolicyDefinition": {
+        "type": "object",
+        "required": ["@id", "policy", "createdAt"],
+        "properties": {
+            "@id": {"type": "string"},
+            "@type": {"const": "PolicyDefinition"},
+            "policy": {"type": "object", "description": "ODRL terms carry the odrl: prefix"},
+            "privateProperties": {"type": "object"},
+            "createdAt": {"type": "integer"},
+            "@context": _CONTEXT,
+        },
+    },
+    "PolicyDefinitionList": {"type": "array", "items": {"$ref": "#/components/schemas/PolicyDefinition"}},
+    "ContractDefinitionInput": {
+        "type": "object",
+        "required": ["accessPolicyId", "contractPolicyId"],
+        "properties": {
+            "@context": _CONTEXT,
+            "@id": {"type": "string", "maxLength": 512},
+            "@type": {"const": "ContractDefinition"},
+            "accessPolicyId": {"type": "string"},
+            "contractPolicyId": {"type": "string"},
+            "assetsSelector": {"type": "array", "items": _CRITERION},
+            "privateProperties": {"type": "object"},
+        },
+    },
+    "ContractDefinition": {
+        "type": "object",
+        "required": ["@id", "accessPolicyId", "contractPolicyId", "assetsSelector"],
+        "properties": {
+            "@id": {"type": "string"},
+            "@type": {"const": "ContractDefinition"},
+            "accessPolicyId": {"type": "string"},
+            "contractPolicyId": {"type": "string"},
+            "assetsSelector": {"type": "array", "items": _CRITERION},
+            "privateProperties": {"type": "object"},
+            "createdAt": {"type": "integer"},
+            "@context": _CONTEXT,
+        },
+    },
+    "ContractDefinitionList": {"type": "array", "items": {"$ref": "#/components/schemas/ContractDefinition"}},
+    "QuerySpec": {
+        "type": "object",
+        "properties": {
+            "@context": _CONTEXT,
+            "@type": {"const": "QuerySpec"},
+            "offset": {"type": "integer", "minimum": 0, "default": 0},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 50},
+            "sortField": {"type": "string"},
+            "sortOrder": {"enum": ["ASC", "DESC"], "default": "ASC"},
+            "filterExpression": {"type": "array", "items": _CRITERION},
+        },
+    },
+    "IdResponse": {
+        "type": "object",
+        "required": ["@id", "createdAt"],
+        "properties": {"@type": {"const": "IdResponse"}, "@id": {"type": "string"}, "createdAt": {"type": "integer"}},
+    },
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details; `errors` lists each problem the way EDC does",
+        "required": ["title", "status", "detail", "errors"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "message": {"type": "string"},
+                        "type": {"type": "string"},
+                        "path": {"type": ["string", "null"]},
+                        "invalidValue": {},
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+class _Route(Protocol):
+    method: str
+    path: str
+    summary: str
+    tag: str
+    request: str | None
+    response: str | None
+    status: int
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+
+
+def document(routes: Iterable[_Route]) -> dict[str, Any]:
+    """Return the OpenAPI document describing every route."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        operation: dict[str, Any] = {
+            "summary": route.summary,
+            "tags": [route.tag],
+            "operationId": f"{route.method.lower()}{route.path.replace('/', '_').replace('{', '').replace('}', '')}",
+        }
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in ("id",)
+            if "{" + name + "}" in route.path
+        ]
+        if parameters:
+            operation["parameters"] = parameters
+        if route.request is not None:
+            operation["requestBody"] = {
+                "required": not route.path.endswith("/request"),
+                "content": {"application/json": {"schema": _ref(route.request)}},
+            }
+        ok: dict[str, Any] = {"description": "OK" if route.status == 200 else "Done, no content"}
+        if route.response is not None:
+            ok["content"] = {"application/json": {"schema": _ref(route.response)}}
+        responses: dict[str, Any] = {str(route.status): ok}
+        if route.path.startswith("/management/v3"):
+            responses["401"] = _problem("missing or wrong X-Api-Key")
+            if route.request is not None:
+                responses["400"] = _problem("invalid body; every problem is listed with its path")
+                responses["413"] = _problem("body larger than CONNECTOR_MAX_BODY_BYTES")
+            if "{id}" in route.path:
+                responses["404"] = _problem("no object with this id")
+            if route.method in ("POST", "DELETE") and not route.path.endswith("/request"):
+                responses["409"] = _problem("duplicate id, or the object is still referenced")
+        if route.path == "/ready":
+            responses["503"] = _problem("the database cannot be reached")
+        operation["responses"] = responses
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Battery-passport connector: management API",
+            "version": __version__,
+            "description": (
+                "Compatible with the Eclipse EDC Management API v3: JSON-LD in (compacted, with the EDC "
+                "vocabulary https://w3id.org/edc/v0.0.1/ns/ as @context), compacted JSON-LD out. "
+                "Authenticate with the X-Api-Key header when the node has CONNECTOR_API_KEY set."
+            ),
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}},
+        },
+        "security": [{"ApiKey": []}],
+        "paths": paths,
+    }

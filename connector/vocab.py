@@ -1,0 +1,16 @@
+"""Namespace IRIs the node reads and writes (one place for all of them)."""
+
+EDC = "https://w3id.org/edc/v0.0.1/ns/"
+ODRL = "http://www.w3.org/ns/odrl/2/"
+DSPACE = "https://w3id.org/dspace/2025/1/"
+DCAT = "http://www.w3.org/ns/dcat#"
+DCT = "http://purl.org/dc/terms/"
+XSD = "http://www.w3.org/2001/XMLSchema#"
+BPC = "https://w3id.org/battery-passport-connector/ns/"
+
+ODRL_CONTEXT_URL = "http://www.w3.org/ns/odrl.jsonld"
+DSP_CONTEXT_URL = "https://w3id.org/dspace/2025/1/context.jsonld"
+DSP_ODRL_PROFILE_URL = "https://w3id.org/dspace/2025/1/odrl-profile.jsonld"
+
+# The context of every management API answer, as EDC's Management API v3 writes it.
+EDC_OUTPUT_CONTEXT = {"@vocab": EDC, "edc": EDC, "odrl": ODRL}
