@@ -10,7 +10,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, PolicyChecker
+from connector.services.offers import (
+    AssetService,
+    ContractDefinitionService,
+    PolicyChecker,
+    PolicyDefinitionService,
+)
 from connector.settings import Settings
 from connector.store import Store, migrate
 from connector.transport import management, protocol, server
@@ -67,11 +72,19 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.effective_participant_id, settings.max_body_bytes, settings.max_json_depth
         )
         served_protocol = await server.serve(
-            protocol_app, settings.protocol_host, settings.protocol_port, settings.shutdown_timeout, "protocol"
+            protocol_app,
+            settings.protocol_host,
+            settings.protocol_port,
+            settings.shutdown_timeout,
+            "protocol",
         )
         stack.push_async_callback(server.stop, served_protocol)
         served_management = await server.serve(
-            management_app, settings.management_host, settings.management_port, settings.shutdown_timeout, "management"
+            management_app,
+            settings.management_host,
+            settings.management_port,
+            settings.shutdown_timeout,
+            "management",
         )
         stack.push_async_callback(server.stop, served_management)
         node = Node(settings, store, served_management.port, served_protocol.port)

@@ -19,7 +19,8 @@ EXIT_FAILURE = 1
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="connector",
-        description="The battery-passport connector: a dataspace node speaking DSP 2025-1 and the EDC Management API v3.",
+        description="The battery-passport connector: a dataspace node speaking DSP 2025-1 "
+        "and the EDC Management API v3.",
         epilog="Settings come from CONNECTOR_* environment variables and the optional --config TOML file "
         "(environment wins). Settings: " + ", ".join(setting_names()),
     )
@@ -27,7 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="start the node (protocol and management surfaces)")
-    serve.add_argument("--config", type=Path, metavar="FILE", help="TOML file with settings (keys as in the README table, lower case)")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML file with settings (keys as in the README table, lower case)",
+    )
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")

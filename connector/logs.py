@@ -58,6 +58,15 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiohttp's own access log is replaced by ours (structured, with the request id).
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_libraries()
+
+
+# Database drivers log SQL parameters at DEBUG, and parameters can be secrets (data-address auth codes).
+# aiohttp's access log is replaced by ours (structured, with the request id).
+_QUIET = ("aiosqlite", "asyncpg", "sqlalchemy", "alembic", "aiohttp.access")
+
+
+def quiet_libraries() -> None:
+    """Keep libraries that may log secrets or noise at WARNING, whatever the node's level."""
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)

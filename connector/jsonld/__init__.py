@@ -11,7 +11,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from pyld import jsonld  # type: ignore[import-untyped]
+from pyld import jsonld
 
 from connector import vocab
 from connector.domain.errors import InvalidInput, Problem
@@ -68,15 +68,18 @@ def expand(document: JSON, default_context: JSON | None = None) -> list[JSON]:
 
 
 def _jsonld_message(exc: Exception) -> str:
-    cause = getattr(exc, "cause", None)
-    while cause is not None and isinstance(cause, jsonld.JsonLdError):
-        exc, cause = cause, getattr(cause, "cause", None)
-    details = getattr(exc, "details", None) or {}
-    message = str(exc).split("\n", 1)[0]
     code = getattr(exc, "code", None)
+    details = getattr(exc, "details", None) or {}
+    url = details.get("url") if isinstance(details, dict) else None
+    if code in ("loading remote context failed", "loading document failed") and url:
+        return (
+            f"unknown JSON-LD context {url!r}: this node never fetches contexts; "
+            f"it knows {', '.join(known_context_urls())}"
+        )
+    message = getattr(exc, "message", None) or (exc.args[0] if exc.args else str(exc))
     if isinstance(details, dict) and details.get("context"):
         message += f" (context {details['context']!r})"
-    return f"{message} [{code}]" if code else message
+    return f"{message} [{code}]" if code else str(message)
 
 
 # Reading expanded JSON-LD.

@@ -49,7 +49,9 @@ def _check_id(value: JSON, problems: ProblemList, path: str = "@id") -> str | No
     return value
 
 
-def _node(node: Mapping[str, JSON], iri: str, path: str, problems: ProblemList, required: bool) -> dict[str, JSON] | None:
+def _node(
+    node: Mapping[str, JSON], iri: str, path: str, problems: ProblemList, required: bool
+) -> dict[str, JSON] | None:
     found = jsonld.values(node, iri)
     if not found:
         if required:
@@ -102,7 +104,9 @@ def parse_asset(node: Mapping[str, JSON], created_at: int, id_required: bool = F
     )
 
 
-def parse_data_address(node: Mapping[str, JSON], problems: ProblemList, path: str = "dataAddress") -> DataAddress | None:
+def parse_data_address(
+    node: Mapping[str, JSON], problems: ProblemList, path: str = "dataAddress"
+) -> DataAddress | None:
     """Read a DataAddress; secrets (authCode, ...) are split off so they are never rendered."""
     fields = jsonld.properties_map(node)
     address_type = fields.pop(EDC + "type", None)
@@ -147,7 +151,7 @@ def _check_http_data(props: dict[str, JSON], problems: ProblemList, path: str) -
             if isinstance(value, bool):
                 props[flag] = "true" if value else "false"
             elif value not in ("true", "false"):
-                problems.add(f"{flag} must be \"true\" or \"false\"", f"{path}.{flag}", value)
+                problems.add(f'{flag} must be "true" or "false"', f"{path}.{flag}", value)
     method = props.get("method")
     if method is not None and method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         problems.add("method must be GET, POST, PUT, PATCH or DELETE", f"{path}.method", method)
@@ -193,9 +197,7 @@ def parse_policy_definition(node: Mapping[str, JSON], created_at: int) -> Policy
         policy_id = _check_id(policy_id, problems)
     policy_nodes = jsonld.values(node, EDC + "policy")
     if not policy_nodes:
-        problems.add(
-            "policy is required (an ODRL Set; did the body use the EDC vocabulary as @context?)", "policy"
-        )
+        problems.add("policy is required (an ODRL Set; did the body use the EDC vocabulary as @context?)", "policy")
     elif len(policy_nodes) != 1 or not isinstance(policy_nodes[0], dict):
         problems.add("policy must be one JSON object", "policy")
     else:
@@ -204,14 +206,16 @@ def parse_policy_definition(node: Mapping[str, JSON], created_at: int) -> Policy
         if vocab.ODRL + "Set" not in types and vocab.ODRL + "Policy" not in types:
             shown = [jsonld.compact_iri(t) for t in types] or None
             problems.add(
-                "policy @type must be odrl:Set (give the ODRL context, e.g. \"@context\": "
-                "\"http://www.w3.org/ns/odrl.jsonld\", inside policy)",
+                'policy @type must be odrl:Set (give the ODRL context, e.g. "@context": '
+                '"http://www.w3.org/ns/odrl.jsonld", inside policy)',
                 "policy.@type",
                 shown,
             )
     private = _private(node, problems)
     problems.raise_if_any("invalid policy definition")
-    return PolicyDefinition(id=policy_id or "", policy=policy_nodes[0], private_properties=private, created_at=created_at)
+    return PolicyDefinition(
+        id=policy_id or "", policy=policy_nodes[0], private_properties=private, created_at=created_at
+    )
 
 
 def render_policy_definition(definition: PolicyDefinition) -> dict[str, JSON]:
@@ -351,4 +355,9 @@ def _int(node: Mapping[str, JSON], name: str, default: int, problems: ProblemLis
 
 def id_response(object_id: str, created_at: int) -> dict[str, JSON]:
     """Render EDC's IdResponse."""
-    return {"@type": "IdResponse", "@id": object_id, "createdAt": created_at, "@context": vocab.EDC_OUTPUT_CONTEXT}
+    return {
+        "@type": "IdResponse",
+        "@id": object_id,
+        "createdAt": created_at,
+        "@context": vocab.EDC_OUTPUT_CONTEXT,
+    }

@@ -11,7 +11,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.store.engine import create_engines
-from connector.store.repositories import AssetRepository, ContractDefinitionRepository, PolicyDefinitionRepository
+from connector.store.repositories import (
+    AssetRepository,
+    ContractDefinitionRepository,
+    PolicyDefinitionRepository,
+)
 
 
 @dataclass(slots=True)
@@ -40,9 +44,8 @@ class Store:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Transaction]:
         """Open a read-only transaction."""
-        async with self._read.connect() as connection:
-            async with connection.begin():
-                yield _bind(connection)
+        async with self._read.connect() as connection, connection.begin():
+            yield _bind(connection)
 
     async def ping(self) -> None:
         """Run a trivial query; raise if the database cannot be reached."""

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def create_engines(url: str, pool_size: int = 10, connect_args: dict[str, Any] | None = None) -> tuple[AsyncEngine, AsyncEngine]:
+def create_engines(
+    url: str, pool_size: int = 10, connect_args: dict[str, Any] | None = None
+) -> tuple[AsyncEngine, AsyncEngine]:
     """Return (write engine, read engine). On PostgreSQL both are the same engine."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

@@ -84,7 +84,9 @@ def _column_condition(column: KeyedColumnElement[Any], criterion: Criterion, pat
 def _text(value: Any) -> str:
     pairs = scalar_texts(value)
     if len(pairs) != 1:
-        raise InvalidInput(f"operandRight {value!r} is not a single scalar value", [Problem("not a scalar", None, value)])
+        raise InvalidInput(
+            f"operandRight {value!r} is not a single scalar value", [Problem("not a scalar", None, value)]
+        )
     return pairs[0][0]
 
 
@@ -96,7 +98,12 @@ def _property_condition(criterion: Criterion, path: str) -> ColumnElement[bool]:
     is_number = isinstance(right, int | float) and not isinstance(right, bool)
     if op in ("<", "<=", ">", ">=") and is_number:
         number = float(right)
-        cond = {"<": p.c.value_num < number, "<=": p.c.value_num <= number, ">": p.c.value_num > number, ">=": p.c.value_num >= number}[op]
+        cond = {
+            "<": p.c.value_num < number,
+            "<=": p.c.value_num <= number,
+            ">": p.c.value_num > number,
+            ">=": p.c.value_num >= number,
+        }[op]
         return exists().where(base, cond)
     if op == "=" and is_number:
         return exists().where(base, p.c.value_num == float(right))
@@ -105,7 +112,9 @@ def _property_condition(criterion: Criterion, path: str) -> ColumnElement[bool]:
     return exists().where(base, _column_condition(p.c.value_text, criterion, path))
 
 
-def asset_condition(criteria: tuple[Criterion, ...] | list[Criterion], path: str = "filterExpression") -> ColumnElement[bool]:
+def asset_condition(
+    criteria: tuple[Criterion, ...] | list[Criterion], path: str = "filterExpression"
+) -> ColumnElement[bool]:
     """Return the SQL condition that an asset matches every criterion."""
     conditions: list[ColumnElement[bool]] = []
     for i, criterion in enumerate(criteria):
@@ -125,14 +134,28 @@ def _numeric_column(column: KeyedColumnElement[Any], criterion: Criterion, path:
     if criterion.operator == "in":
         items = right if isinstance(right, list) else [right]
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-            raise InvalidInput(f"{path}.operandRight must be a list of integers", [Problem("not integers", f"{path}.operandRight", right)])
+            raise InvalidInput(
+                f"{path}.operandRight must be a list of integers",
+                [Problem("not integers", f"{path}.operandRight", right)],
+            )
         return column.in_(items)
-    if not isinstance(right, int) or isinstance(right, bool) or criterion.operator not in ("=", "!=", "<", "<=", ">", ">="):
+    if (
+        not isinstance(right, int)
+        or isinstance(right, bool)
+        or criterion.operator not in ("=", "!=", "<", "<=", ">", ">=")
+    ):
         raise InvalidInput(
             f"{path}: createdAt is compared with =, !=, <, <=, >, >= or in and an integer (epoch milliseconds)",
             [Problem("createdAt needs an integer", f"{path}.operandRight", right)],
         )
-    return {"=": column == right, "!=": column != right, "<": column < right, "<=": column <= right, ">": column > right, ">=": column >= right}[criterion.operator]
+    return {
+        "=": column == right,
+        "!=": column != right,
+        "<": column < right,
+        "<=": column <= right,
+        ">": column > right,
+        ">=": column >= right,
+    }[criterion.operator]
 
 
 def apply_asset_query(statement: Select[Any], spec: QuerySpec) -> Select[Any]:
@@ -177,7 +200,9 @@ def apply_column_query(
     return statement.order_by(order.asc(), default_sort.asc()).offset(spec.offset).limit(spec.limit)
 
 
-def _lookup(columns: Mapping[str, KeyedColumnElement[Any]], field: str, path: str, what: str) -> KeyedColumnElement[Any]:
+def _lookup(
+    columns: Mapping[str, KeyedColumnElement[Any]], field: str, path: str, what: str
+) -> KeyedColumnElement[Any]:
     name = field.removeprefix(vocab.EDC).removeprefix("edc:")
     if name not in columns:
         raise InvalidInput(

@@ -138,9 +138,7 @@ class PolicyDefinitionRepository:
         """Delete a policy definition; raise NotFound, or Conflict while a contract definition uses it."""
         users = await ContractDefinitionRepository(self._c).using_policy(policy_id)
         if users:
-            raise Conflict(
-                f"policy definition {policy_id!r} is used by contract definition(s) {', '.join(users[:5])}"
-            )
+            raise Conflict(f"policy definition {policy_id!r} is used by contract definition(s) {', '.join(users[:5])}")
         result = await self._c.execute(delete(policy_definitions).where(policy_definitions.c.id == policy_id))
         if result.rowcount == 0:
             raise NotFound(f"no policy definition with id {policy_id!r}")
@@ -232,7 +230,11 @@ class ContractDefinitionRepository:
     async def query(self, spec: QuerySpec) -> list[ContractDefinition]:
         """Return the page of contract definitions a QuerySpec selects."""
         statement = query.apply_column_query(
-            select(contract_definitions), spec, self._COLUMNS, contract_definitions.c.id, "contract definitions"
+            select(contract_definitions),
+            spec,
+            self._COLUMNS,
+            contract_definitions.c.id,
+            "contract definitions",
         )
         return [_contract(r) for r in (await self._c.execute(statement)).mappings()]
 

@@ -25,8 +25,41 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BODY_READ_TIMEOUT = 30.0
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
 MAX_DEPTH: web.AppKey[int] = web.AppKey("max_depth", int)
-API_KEY: web.AppKey[str | None] = web.AppKey("api_key", str)  # type: ignore[arg-type]
+API_KEY: web.AppKey[str | None] = web.AppKey("api_key", str)
 OPEN_PATHS: web.AppKey[frozenset[str]] = web.AppKey("open_paths", frozenset)
+
+
+class InFlight:
+    """Counts requests being handled, so a stopping node can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        """Record a request starting."""
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        """Record a request finishing."""
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, within: float) -> bool:
+        """Wait until no request is in flight; return False if `within` seconds passed first."""
+        try:
+            async with asyncio.timeout(within):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight", InFlight)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -39,6 +72,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     token = request_id.set(rid)
     started = time.perf_counter()
     status = 500
+    in_flight = request.app.get(IN_FLIGHT)
+    if in_flight is not None:
+        in_flight.enter()
     try:
         try:
             response = await handler(request)
@@ -51,12 +87,19 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         except Exception:
             log.exception("unhandled error", extra={"method": request.method, "path": request.path})
             response = problem_response(
-                500, "Internal error", f"the node failed to handle this request; see its log for request id {rid}", rid
+                500,
+                "Internal error",
+                f"the node failed to handle this request; see its log for request id {rid}",
+                rid,
             )
         status = response.status
         response.headers["X-Request-Id"] = rid
+        if in_flight is not None and in_flight.draining:
+            response.force_close()
         return response
     finally:
+        if in_flight is not None:
+            in_flight.leave()
         log.info(
             "%s %s %s",
             request.method,
@@ -73,7 +116,9 @@ def _http_exception(exc: web.HTTPException, rid: str) -> web.Response:
         return problem_response(413, "Payload too large", detail, rid)
     if exc.status == 405:
         allowed = exc.headers.get("Allow", "")
-        return problem_response(405, "Method not allowed", f"{exc.reason}; allowed: {allowed}", rid, headers={"Allow": allowed})
+        return problem_response(
+            405, "Method not allowed", f"{exc.reason}; allowed: {allowed}", rid, headers={"Allow": allowed}
+        )
     if exc.status == 404:
         return problem_response(404, "Not found", f"no such endpoint: {exc.reason}", rid)
     if exc.status < 400:
@@ -107,7 +152,11 @@ async def read_json(request: web.Request, optional: bool = False) -> Any:
             return None
         raise InvalidInput("a JSON body is required")
     content_type = request.content_type
-    if content_type not in ("application/json", "application/ld+json", "application/octet-stream") and not content_type.endswith("+json"):
+    if content_type not in (
+        "application/json",
+        "application/ld+json",
+        "application/octet-stream",
+    ) and not content_type.endswith("+json"):
         raise InvalidInput(f"the body must be JSON (Content-Type application/json), not {content_type!r}")
     try:
         body = orjson.loads(raw)

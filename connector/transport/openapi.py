@@ -43,7 +43,10 @@ _DATA_ADDRESS = {
     },
 }
 
-_CONTEXT = {"description": "JSON-LD context", "oneOf": [{"type": "object"}, {"type": "string"}, {"type": "array"}]}
+_CONTEXT = {
+    "description": "JSON-LD context",
+    "oneOf": [{"type": "object"}, {"type": "string"}, {"type": "array"}],
+}
 
 SCHEMAS: dict[str, Any] = {
     "AssetInput": {
@@ -54,7 +57,10 @@ SCHEMAS: dict[str, Any] = {
             "@id": {"type": "string", "maxLength": 512},
             "@type": {"const": "Asset"},
             "properties": {"type": "object", "description": "public: shown in the catalog"},
-            "privateProperties": {"type": "object", "description": "never sent to peers; usable in selectors"},
+            "privateProperties": {
+                "type": "object",
+                "description": "never sent to peers; usable in selectors",
+            },
             "dataAddress": _DATA_ADDRESS,
         },
     },
@@ -142,7 +148,11 @@ SCHEMAS: dict[str, Any] = {
     "IdResponse": {
         "type": "object",
         "required": ["@id", "createdAt"],
-        "properties": {"@type": {"const": "IdResponse"}, "@id": {"type": "string"}, "createdAt": {"type": "integer"}},
+        "properties": {
+            "@type": {"const": "IdResponse"},
+            "@id": {"type": "string"},
+            "createdAt": {"type": "integer"},
+        },
     },
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
     "Problem": {
@@ -173,13 +183,20 @@ SCHEMAS: dict[str, Any] = {
 
 
 class _Route(Protocol):
-    method: str
-    path: str
-    summary: str
-    tag: str
-    request: str | None
-    response: str | None
-    status: int
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def tag(self) -> str: ...
+    @property
+    def request(self) -> str | None: ...
+    @property
+    def response(self) -> str | None: ...
+    @property
+    def status(self) -> int: ...
 
 
 def _ref(name: str) -> dict[str, str]:

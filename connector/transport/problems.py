@@ -7,7 +7,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from connector.domain.errors import ConnectorError, Conflict, InvalidInput, NotFound, PeerError, PeerTimeout, Unauthorized
+from connector.domain.errors import (
+    Conflict,
+    ConnectorError,
+    InvalidInput,
+    NotFound,
+    PeerError,
+    PeerTimeout,
+    Unauthorized,
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -46,9 +54,11 @@ def problem_response(
     }
     if request_id:
         body["instance"] = f"urn:request:{request_id}"
-    body["errors"] = errors if errors is not None else [
-        {"message": detail, "type": title.replace(" ", ""), "path": None, "invalidValue": None}
-    ]
+    body["errors"] = (
+        errors
+        if errors is not None
+        else [{"message": detail, "type": title.replace(" ", ""), "path": None, "invalidValue": None}]
+    )
     return web.Response(status=status, body=orjson.dumps(body), content_type=PROBLEM_JSON, headers=headers)
 
 

@@ -15,7 +15,12 @@ PARTICIPANT_ID: web.AppKey[str] = web.AppKey("participant_id", str)
 
 def version_document(path: str, participant_id: str) -> dict[str, object]:
     """Return the DSP VersionResponse for a root; `path` is the 2025-1 base relative to that root."""
-    entry: dict[str, object] = {"version": DSP_VERSION, "path": path, "binding": "HTTPS", "serviceId": participant_id}
+    entry: dict[str, object] = {
+        "version": DSP_VERSION,
+        "path": path,
+        "binding": "HTTPS",
+        "serviceId": participant_id,
+    }
     if participant_id.startswith("did:web:"):
         entry["identifierType"] = "did:web"
     return {"protocolVersions": [entry]}

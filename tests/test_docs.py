@@ -1,0 +1,74 @@
+"""Documentation is a tested contract: settings, routes and commands that are not documented fail here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from connector.app import Node
+from connector.settings import Settings, setting_names
+from connector.transport import management as management_routes
+from connector.transport.openapi import document
+from tests.conftest import REPO, Management
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def _table_settings() -> set[str]:
+    return set(re.findall(r"^\| `(CONNECTOR_[A-Z_]+)` \|", README, flags=re.MULTILINE))
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    missing = set(setting_names()) - _table_settings()
+    assert not missing, f"settings missing from README.md's settings table: {sorted(missing)}"
+
+
+def test_the_readme_table_lists_only_real_settings() -> None:
+    unknown = _table_settings() - set(setting_names())
+    assert not unknown, f"README.md documents settings that do not exist: {sorted(unknown)}"
+
+
+def test_every_setting_has_a_description() -> None:
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"setting {name} has no description"
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    first_screen = README.split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", first_screen, flags=re.DOTALL)
+    assert [b.strip() for b in blocks] == ["make run", "make test"]
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^run: ", makefile, flags=re.MULTILINE) and re.search(r"^test: ", makefile, flags=re.MULTILINE)
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "make test" in ci, "CI must run the README's test command"
+
+
+def test_cli_help_names_every_setting_and_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    help_text = " ".join(result.stdout.split())
+    for name in setting_names():
+        assert name in help_text
+    for command in re.findall(r"^\| `connector (\w+)", README, flags=re.MULTILINE):
+        assert command in result.stdout
+
+
+async def test_openapi_documents_every_management_route(node: Node, management: Management) -> None:
+    status, served = await management.call("GET", "/management/openapi.json")
+    assert status == 200
+    assert served == document(management_routes.ROUTES)
+    app_routes = {
+        (route.method, route.resource.canonical)
+        for route in management_routes.create_app(None, None, 1024, 8).router.routes()  # type: ignore[arg-type]
+        if route.resource is not None and route.method != "HEAD"
+    }
+    documented = {(method.upper(), path) for path, ops in served["paths"].items() for method in ops}
+    assert app_routes == documented
+    for path, operations in served["paths"].items():
+        for method, operation in operations.items():
+            assert operation["summary"], f"{method} {path} has no summary"
+            for schema in re.findall(r"#/components/schemas/(\w+)", str(operation)):
+                assert schema in served["components"]["schemas"], f"{method} {path} refers to missing {schema}"
