@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -120,8 +119,11 @@ async def main(count: int) -> None:
             async with aiohttp.ClientSession() as http:
                 create = await timed(http, "POST", base + "/assets", lambda i: asset(i), n=count)
                 get = await timed(http, "GET", base + "/assets/asset-7", n=count)
-                spec = {"@context": EDC, "limit": 50, "filterExpression": [
-                    {"operandLeft": "batteryModel", "operator": "=", "operandRight": "M3"}]}
+                spec = {
+                    "@context": EDC,
+                    "limit": 50,
+                    "filterExpression": [{"operandLeft": "batteryModel", "operator": "=", "operandRight": "M3"}],
+                }
                 query = await timed(http, "POST", base + "/assets/request", spec, n=count)
                 async with http.get(base + "/assets/asset-7") as response:
                     one = await response.read()

@@ -8,23 +8,19 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from connector.services.offers import (
     AssetService,
     ContractDefinitionService,
     PolicyChecker,
     PolicyDefinitionService,
+    evaluable,
 )
 from connector.settings import Settings
 from connector.store import Store, migrate
 from connector.transport import management, protocol, server
 
 log = logging.getLogger("connector")
-
-
-def _accept_all(policy: Any) -> list[Any]:
-    return []
 
 
 @dataclass(slots=True)
@@ -63,7 +59,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),
-            policies=PolicyDefinitionService(store, policy_checker or _accept_all),
+            policies=PolicyDefinitionService(store, policy_checker or evaluable),
             contracts=ContractDefinitionService(store),
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None

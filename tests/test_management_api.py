@@ -401,3 +401,53 @@ async def test_errors_are_problem_json_with_request_id(management: Management) -
 async def test_health_and_readiness(management: Management) -> None:
     assert await management.call("GET", "/health") == (200, {"status": "UP"})
     assert await management.call("GET", "/ready") == (200, {"status": "READY"})
+
+
+@pytest.mark.parametrize(
+    ("constraint", "path", "fragment"),
+    [
+        ({"leftOperand": "colour", "operator": "eq", "rightOperand": "red"}, "leftOperand", "unknown left operand"),
+        ({"leftOperand": "purpose", "operator": "sameAs", "rightOperand": "x"}, "operator", "unknown operator"),
+        (
+            {"leftOperand": "dateTime", "operator": "lt", "rightOperandReference": "https://example.com/x"},
+            "rightOperandReference",
+            "rightOperandReference",
+        ),
+    ],
+)
+async def test_policy_the_engine_cannot_evaluate_is_refused(
+    management: Management, constraint: dict[str, Any], path: str, fragment: str
+) -> None:
+    body = policy_body(permissions=[{"action": "use", "constraint": [constraint]}])
+    status, problem = await management.call("POST", "/management/v3/policydefinitions", body)
+    assert status == 400, problem
+    assert problem["errors"][0]["path"] == f"policy.permission[0].constraint[0].{path}"
+    assert fragment in problem["detail"]
+    assert (await management.call("GET", "/management/v3/policydefinitions/policy-1"))[0] == 404
+
+
+async def test_unknown_action_is_refused_and_known_operands_accepted(management: Management) -> None:
+    status, problem = await management.call(
+        "POST", "/management/v3/policydefinitions", policy_body(permissions=[{"action": "fly"}])
+    )
+    assert status == 400 and problem["errors"][0]["path"] == "policy.permission[0].action"
+    accepted = [
+        {
+            "action": "use",
+            "constraint": {
+                "or": [
+                    {"leftOperand": "purpose", "operator": "eq", "rightOperand": "recycling"},
+                    {
+                        "leftOperand": "https://w3id.org/catenax/policy/Membership",
+                        "operator": "eq",
+                        "rightOperand": "active",
+                    },
+                ]
+            },
+        }
+    ]
+    assert (await management.call("POST", "/management/v3/policydefinitions", policy_body(permissions=accepted)))[
+        0
+    ] == 200
+    empty = policy_body("empty", permissions=[])
+    assert (await management.call("POST", "/management/v3/policydefinitions", empty))[0] == 200

@@ -64,6 +64,9 @@ def expand(document: JSON, default_context: JSON | None = None) -> list[JSON]:
         result: list[JSON] = jsonld.expand(document, {"documentLoader": _load_document, "base": None})
     except jsonld.JsonLdError as exc:
         raise InvalidInput(f"invalid JSON-LD: {_jsonld_message(exc)}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+        # pyld reports some malformed input (relative IRIs without a base, odd value shapes) this way.
+        raise InvalidInput(f"invalid JSON-LD: {exc}") from None
     return result
 
 

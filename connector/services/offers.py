@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import policies
 from connector.domain.assets import Asset, ContractDefinition, PolicyDefinition
 from connector.domain.errors import InvalidInput, NotFound, Problem
 from connector.domain.query import QuerySpec
@@ -15,6 +16,11 @@ from connector.store import Store
 
 # Checks a policy (expanded JSON-LD) and returns what the policy engine cannot evaluate.
 PolicyChecker = Callable[[Any], list[Problem]]
+
+
+def evaluable(policy: Any) -> list[Problem]:
+    """Return what the policy engine cannot evaluate in a policy (expanded JSON-LD), each with its path."""
+    return [Problem(p.message, p.path) for p in policies.validate(policy)]
 
 
 def now_ms() -> int:
@@ -70,7 +76,7 @@ class AssetService:
 class PolicyDefinitionService:
     """Use cases on policy definitions; a policy the engine cannot evaluate is refused at creation."""
 
-    def __init__(self, store: Store, check: PolicyChecker) -> None:
+    def __init__(self, store: Store, check: PolicyChecker = evaluable) -> None:
         self._store = store
         self._check = check
 

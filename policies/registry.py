@@ -1,0 +1,319 @@
+"""The one registry of left-operand resolvers and known actions.
+
+Every left operand the engine can evaluate is declared here (or registered by the node at start-up with
+``Registry.register``). An operand that is not registered makes a policy invalid: it is reported by
+``validate`` and any evaluation of that policy is a denial. Never ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from .context import ALL_SCOPES, USAGE_SCOPES, EvaluationContext, Scope
+from .model import LiteralValue, Value
+from .values import DT, DUR, NUM, STR, typed
+from .vocab import ACTION_PARENT, BPC, CX_POLICY, EDC, ODRL, TX
+
+Resolver = Callable[[EvaluationContext], object]
+#: Compiles one right-operand value; may return a ``ContextValue`` for values relative to the context.
+RightCompiler = Callable[[Value, str | None], object]
+
+ANY: Final = "any"
+
+
+class ContextValue:
+    """A right-operand value that depends on the request (e.g. ``contractAgreement+100d``)."""
+
+    __slots__ = ("describe", "fn")
+
+    def __init__(self, fn: Callable[[EvaluationContext], object], describe: str) -> None:
+        self.fn = fn
+        self.describe = describe
+
+    def __repr__(self) -> str:
+        return self.describe
+
+
+@dataclass(frozen=True, slots=True)
+class Operand:
+    """A registered left operand.
+
+    ``scopes``: where the value can be resolved. Outside them the constraint is *deferred* when
+    ``deferred_outside_scopes`` is true (the value does not exist yet, e.g. ``count`` in the catalog), and an
+    error (denial) otherwise. ``value_type`` is the kind of value the resolver returns (used to type untyped
+    right operands and to reject wrong right-operand types at creation); ``multi`` means the resolver
+    returns a collection (only set operators make sense then).
+    """
+
+    iri: str
+    resolve: Resolver
+    scopes: frozenset[Scope]
+    deferred_outside_scopes: bool
+    value_type: str
+    multi: bool
+    right_operand: RightCompiler | None
+    time_dependent: bool
+    description: str
+
+
+class Registry:
+    """Left-operand resolvers and the action hierarchy; thread-safe to extend, cheap to read."""
+
+    def __init__(self) -> None:
+        self._operands: dict[str, Operand] = {}
+        self._actions: dict[str, str | None] = {ODRL + a: (ODRL + p if p else None) for a, p in ACTION_PARENT.items()}
+        self._covers: dict[tuple[str, str], bool] = {}
+        self._lock = threading.Lock()
+        self.version = 0
+        self.plans: OrderedDict[tuple[Any, int], Any] = OrderedDict()
+        self.plan_cache_size = 1024
+
+    # -- operands -------------------------------------------------------------------------------------------
+
+    def register(
+        self,
+        iri: str,
+        resolver: Resolver,
+        *,
+        scopes: Iterable[Scope] = ALL_SCOPES,
+        deferred_outside_scopes: bool = False,
+        value_type: str = ANY,
+        multi: bool = False,
+        right_operand: RightCompiler | None = None,
+        time_dependent: bool = False,
+        description: str = "",
+        replace: bool = False,
+    ) -> None:
+        """Register (or with ``replace=True`` override) the resolver of a left operand IRI."""
+        with self._lock:
+            if iri in self._operands and not replace:
+                raise ValueError(f"left operand {iri} is already registered (pass replace=True)")
+            self._operands[iri] = Operand(
+                iri,
+                resolver,
+                frozenset(scopes),
+                deferred_outside_scopes,
+                value_type,
+                multi,
+                right_operand,
+                time_dependent,
+                description,
+            )
+            self._changed()
+
+    def operand(self, iri: str) -> Operand | None:
+        """Return the operand registered for ``iri``, if any."""
+        return self._operands.get(iri)
+
+    def operands(self) -> list[Operand]:
+        """Return all registered operands sorted by IRI."""
+        return sorted(self._operands.values(), key=lambda o: o.iri)
+
+    # -- actions --------------------------------------------------------------------------------------------
+
+    def register_action(self, iri: str, parent: str | None = ODRL + "use") -> None:
+        """Declare an action (``parent`` is the action it is included in, per ``odrl:includedIn``)."""
+        with self._lock:
+            self._actions[iri] = parent
+            self._covers.clear()
+            self._changed()
+
+    def action_known(self, iri: str) -> bool:
+        """Tell whether an action IRI is known."""
+        return iri in self._actions
+
+    def covers(self, granted: str, requested: str) -> bool:
+        """Tell whether a rule on action ``granted`` covers a request for ``requested`` (same or ancestor)."""
+        key = (granted, requested)
+        hit = self._covers.get(key)
+        if hit is not None:
+            return hit
+        result = False
+        current: str | None = requested
+        seen = 0
+        while current is not None and seen < 32:
+            if current == granted:
+                result = True
+                break
+            current = self._actions.get(current)
+            seen += 1
+        self._covers[key] = result
+        return result
+
+    def _changed(self) -> None:
+        self.version += 1
+        self.plans.clear()
+
+    @classmethod
+    def with_defaults(cls) -> Registry:
+        """Build a fresh registry holding the built-in operands (ODRL, EDC, Catena-X, battery passport)."""
+        reg = cls()
+        install_builtin_operands(reg)
+        from .passport import install_access_level  # passport imports this module
+
+        install_access_level(reg)
+        return reg
+
+
+_DEFAULT: Registry | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_registry() -> Registry:
+    """Return the process-wide registry used when ``evaluate``/``validate`` get no registry."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        with _DEFAULT_LOCK:
+            if _DEFAULT is None:
+                _DEFAULT = Registry.with_defaults()
+    return _DEFAULT
+
+
+# -- claim keys read by the built-in operands ---------------------------------------------------------------
+
+CLAIM_ROLES: Final = "roles"
+CLAIM_MEMBERSHIP: Final = "membership"
+CLAIM_BPN: Final = "bpn"
+CLAIM_ACCESS_LEVEL: Final = "access_level"
+CLAIM_FRAMEWORK_AGREEMENTS: Final = "framework_agreements"
+
+
+def claim_set(claims: Mapping[str, object], *keys: str) -> frozenset[str]:
+    """Collect string claim values under ``keys`` (a string or a collection of strings) into a set."""
+    out: set[str] = set()
+    for key in keys:
+        value = claims.get(key)
+        if isinstance(value, str):
+            out.add(value)
+        elif isinstance(value, Collection) and not isinstance(value, Mapping | bytes):
+            out.update(v for v in value if isinstance(v, str))
+    return frozenset(out)
+
+
+def _purpose(ctx: EvaluationContext) -> object:
+    p = ctx.purpose
+    if p is None or isinstance(p, str):
+        return p
+    return frozenset(p)
+
+
+def _elapsed(ctx: EvaluationContext) -> object:
+    if ctx.agreement_start is None:
+        return None
+    return ctx.now - ctx.agreement_start
+
+
+def _roles(ctx: EvaluationContext) -> object:
+    return claim_set(ctx.claims, CLAIM_ROLES, "role")
+
+
+def _membership(ctx: EvaluationContext) -> object:
+    return ctx.claims.get(CLAIM_MEMBERSHIP)
+
+
+def _cx_membership(ctx: EvaluationContext) -> object:
+    value = ctx.claims.get(CLAIM_MEMBERSHIP)
+    if value is True or value == "active":
+        return "active"
+    return None
+
+
+def _bpn(ctx: EvaluationContext) -> object:
+    value = ctx.claims.get(CLAIM_BPN)
+    return value if isinstance(value, str) else None
+
+
+def _frameworks(ctx: EvaluationContext) -> object:
+    return claim_set(ctx.claims, CLAIM_FRAMEWORK_AGREEMENTS)
+
+
+_RELATIVE_RE: Final = re.compile(r"^\s*contractAgreement\s*(?:([+-])\s*(\d+)\s*([smhd]))?\s*$")
+_UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _in_force_right(value: Value, hint: str | None) -> object:
+    """Compile an EDC ``inForceDate`` bound: an xsd:dateTime or ``contractAgreement(+|-)<n>(s|m|h|d)``."""
+    if isinstance(value, LiteralValue) and isinstance(value.value, str):
+        m = _RELATIVE_RE.match(value.value)
+        if m is not None:
+            sign, amount, unit = m.groups()
+            delta = timedelta(**{_UNITS[unit]: int(amount)}) if amount else timedelta(0)
+            if sign == "-":
+                delta = -delta
+
+            def at(ctx: EvaluationContext, delta: timedelta = delta) -> datetime | None:
+                return None if ctx.agreement_start is None else ctx.agreement_start + delta
+
+            return ContextValue(at, value.value.strip())
+    return typed(value, hint)
+
+
+def install_builtin_operands(reg: Registry) -> None:
+    """Register the ODRL, EDC, Catena-X/Tractus-X and ``bpc:`` operands (access level excluded)."""
+    reg.register(
+        ODRL + "dateTime",
+        lambda c: c.now,
+        value_type=DT,
+        time_dependent=True,
+        description="current time (EvaluationContext.now)",
+    )
+    reg.register(
+        ODRL + "elapsedTime",
+        _elapsed,
+        scopes=USAGE_SCOPES,
+        deferred_outside_scopes=True,
+        value_type=DUR,
+        time_dependent=True,
+        description="now - agreement_start; deferred before an agreement exists",
+    )
+    reg.register(
+        ODRL + "count",
+        lambda c: c.count,
+        scopes=USAGE_SCOPES,
+        deferred_outside_scopes=True,
+        value_type=NUM,
+        time_dependent=True,
+        description="uses so far (EvaluationContext.count); deferred before usage",
+    )
+    reg.register(ODRL + "purpose", _purpose, value_type=STR, description="declared purpose(s)")
+    reg.register(ODRL + "spatial", lambda c: c.spatial, value_type=STR, description="requester location")
+    reg.register(
+        BPC + "participantId",
+        lambda c: c.participant_id,
+        value_type=STR,
+        description="verified id of the requesting participant",
+    )
+    reg.register(BPC + "role", _roles, value_type=STR, multi=True, description="claims['roles']")
+    reg.register(BPC + "membership", _membership, description="claims['membership'] (bool or string)")
+    for iri in (BPC + "businessPartnerNumber", TX + "BusinessPartnerNumber", CX_POLICY + "BusinessPartnerNumber"):
+        reg.register(iri, _bpn, value_type=STR, description="claims['bpn']")
+    reg.register(
+        EDC + "inForceDate",
+        lambda c: c.now,
+        scopes=USAGE_SCOPES,
+        deferred_outside_scopes=True,
+        value_type=DT,
+        right_operand=_in_force_right,
+        time_dependent=True,
+        description="contract validity: now vs fixed dateTime or contractAgreement+<n>(s|m|h|d)",
+    )
+    reg.register(
+        CX_POLICY + "Membership",
+        _cx_membership,
+        value_type=STR,
+        description="'active' when claims['membership'] is true or 'active'",
+    )
+    reg.register(CX_POLICY + "UsagePurpose", _purpose, value_type=STR, description="declared purpose(s)")
+    reg.register(
+        CX_POLICY + "FrameworkAgreement",
+        _frameworks,
+        value_type=STR,
+        multi=True,
+        description="claims['framework_agreements']",
+    )
