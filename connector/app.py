@@ -19,6 +19,7 @@ from connector.services.offers import (
 from connector.settings import Settings
 from connector.store import Store, migrate
 from connector.transport import management, protocol, server
+from connector.transport.peer import PeerClient, PeerLimits
 
 log = logging.getLogger("connector")
 
@@ -29,6 +30,7 @@ class Node:
 
     settings: Settings
     store: Store
+    peer: PeerClient
     management_port: int
     protocol_port: int
 
@@ -56,6 +58,14 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         store = Store(settings.effective_database_url, pool_size=settings.database_pool_size)
         stack.push_async_callback(store.close)
         await _check_schema(settings)
+        peer = PeerClient(
+            PeerLimits(
+                timeout=settings.peer_timeout,
+                max_body_bytes=settings.peer_max_body_bytes,
+                allow_local=settings.allow_local_peers,
+            )
+        )
+        stack.push_async_callback(peer.close)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),
@@ -83,7 +93,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             "management",
         )
         stack.push_async_callback(server.stop, served_management)
-        node = Node(settings, store, served_management.port, served_protocol.port)
+        node = Node(settings, store, peer, served_management.port, served_protocol.port)
         log.info(
             "node started",
             extra={

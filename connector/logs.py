@@ -51,10 +51,24 @@ class TextFormatter(logging.Formatter):
         return f"{line} {extras}" if extras else line
 
 
+class MalformedRequestFilter(logging.Filter):
+    """Log aiohttp's malformed-HTTP reports as one INFO line: a peer must not be able to flood ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Downgrade records about requests aiohttp could not parse (it already answered 400)."""
+        if record.exc_info and type(record.exc_info[1]).__name__ in ("BadHttpMessage", "BadStatusLine", "LineTooLong"):
+            record.msg = f"malformed HTTP request refused: {str(record.exc_info[1]).splitlines()[0]}"
+            record.args = ()
+            record.exc_info = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def configure(level: str, fmt: str) -> None:
     """Send the node's logs to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(MalformedRequestFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -72,6 +72,16 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, le=1_073_741_824, description="Largest request body accepted, in bytes."
     )
     max_json_depth: int = Field(default=32, ge=4, le=256, description="Deepest JSON nesting accepted in a body.")
+    peer_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds a peer may take to answer one request of this node."
+    )
+    peer_max_body_bytes: int = Field(
+        default=10_485_760, ge=1024, le=1_073_741_824, description="Largest answer accepted from a peer, in bytes."
+    )
+    allow_local_peers: bool = Field(
+        default=False,
+        description="Allow contacting loopback and private addresses (local development and tests only).",
+    )
     shutdown_timeout: float = Field(
         default=10.0, gt=0, le=600, description="Seconds to drain in-flight requests on SIGTERM."
     )

@@ -66,7 +66,10 @@ def test_no_input_breaks_the_management_api(node_url: str) -> None:
     for result in schema.get_all_operations():
         operation = result.ok()
 
-        @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        # Derandomized: CI explores the same inputs every run; change max_examples to explore more locally.
+        @settings(
+            max_examples=40, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+        )
         @given(case=operation.as_strategy())
         def call(case: object) -> None:
             case.call_and_validate(headers={"X-Api-Key": API_KEY}, checks=checks)  # type: ignore[attr-defined]
@@ -74,4 +77,6 @@ def test_no_input_breaks_the_management_api(node_url: str) -> None:
         call()
         tested.add((operation.method.upper(), operation.path))
     documented = {(m.upper(), p) for p, ops in schema.raw_schema["paths"].items() for m in ops}
-    assert tested == documented
+    # Schemathesis may leave out the operation that serves the schema it was loaded from.
+    assert documented - tested <= {("GET", "/management/openapi.json")}
+    assert len(tested) >= len(documented) - 1

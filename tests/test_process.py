@@ -54,9 +54,18 @@ async def test_serve_starts_on_embedded_sqlite_and_stops_on_sigterm(tmp_path: Pa
                 versions = await response.json()
                 assert versions["protocolVersions"][0]["version"] == "2025-1"
         assert (tmp_path / "data" / "connector.db").exists()
+        # Malformed HTTP from a peer is refused and logged as one INFO line, not an ERROR with a traceback.
+        _, writer = await asyncio.open_connection("127.0.0.1", protocol)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Bad: \x00\r\n\r\n")
+        await writer.drain()
+        writer.close()
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
+    assert process.stderr is not None
+    logged = (await process.stderr.read()).decode()
+    assert "malformed HTTP request refused" in logged
+    assert '"level":"ERROR"' not in logged
 
 
 async def test_sigterm_drains_a_request_in_flight(tmp_path: Path) -> None:

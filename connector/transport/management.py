@@ -159,7 +159,7 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def openapi_document(request: web.Request) -> web.Response:
-    return json_response(openapi.document(ROUTES))
+    return json_response(openapi.document(ROUTES, secured=request.app[API_KEY] is not None))
 
 
 @dataclass(frozen=True, slots=True)

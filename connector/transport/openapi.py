@@ -207,8 +207,8 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
 
 
-def document(routes: Iterable[_Route]) -> dict[str, Any]:
-    """Return the OpenAPI document describing every route."""
+def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
+    """Return the OpenAPI document describing every route (`secured`: the node requires X-Api-Key)."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         operation: dict[str, Any] = {
@@ -233,11 +233,12 @@ def document(routes: Iterable[_Route]) -> dict[str, Any]:
             ok["content"] = {"application/json": {"schema": _ref(route.response)}}
         responses: dict[str, Any] = {str(route.status): ok}
         if route.path.startswith("/management/v3"):
-            responses["401"] = _problem("missing or wrong X-Api-Key")
+            if secured:
+                responses["401"] = _problem("missing or wrong X-Api-Key")
             if route.request is not None:
                 responses["400"] = _problem("invalid body; every problem is listed with its path")
                 responses["413"] = _problem("body larger than CONNECTOR_MAX_BODY_BYTES")
-            if "{id}" in route.path:
+            if "{id}" in route.path or route.method == "PUT":
                 responses["404"] = _problem("no object with this id")
             if route.method in ("POST", "DELETE") and not route.path.endswith("/request"):
                 responses["409"] = _problem("duplicate id, or the object is still referenced")
@@ -260,6 +261,6 @@ def document(routes: Iterable[_Route]) -> dict[str, Any]:
             "schemas": SCHEMAS,
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}},
         },
-        "security": [{"ApiKey": []}],
+        "security": [{"ApiKey": []}] if secured else [],
         "paths": paths,
     }

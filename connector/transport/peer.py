@@ -1,0 +1,196 @@
+"""The one HTTP client for talking to peers: bounded in time and size, no redirects, no private targets.
+
+Every URL a peer gives us (a callback address, a DID document location, a data destination) goes through
+here, so the limits hold everywhere: a total timeout, a cap on the response body, redirects never
+followed, and, unless the operator allows local peers, no connection to loopback, private, link-local
+or otherwise non-public addresses (checked on every resolved address, so DNS tricks do not help).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from connector.domain.errors import PeerError, PeerTimeout
+
+USER_AGENT = "battery-passport-connector"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLimits:
+    """How long and how much a peer may take."""
+
+    timeout: float = 10.0
+    connect_timeout: float = 5.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    allow_local: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PeerResponse:
+    """A peer's answer: status, headers, and the body (parsed JSON when it was JSON)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    raw: bytes
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether the status is 2xx."""
+        return 200 <= self.status < 300
+
+
+def is_public_address(address: str) -> bool:
+    """Tell whether an IP address is a public unicast address."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class _PublicOnlyResolver(AbstractResolver):
+    """Resolve names, then refuse the connection when any address is not public."""
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            if not is_public_address(result["host"]):
+                raise PeerError(
+                    f"refusing to contact {host}: it resolves to the non-public address {result['host']} "
+                    "(set CONNECTOR_ALLOW_LOCAL_PEERS=true for local development)"
+                )
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class PeerClient:
+    """Sends requests to peers within the limits; owns one pooled session."""
+
+    def __init__(self, limits: PeerLimits) -> None:
+        self.limits = limits
+        connector = aiohttp.TCPConnector(
+            resolver=None if limits.allow_local else _PublicOnlyResolver(),
+            limit=100,
+            ttl_dns_cache=60,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=limits.timeout, sock_connect=limits.connect_timeout),
+            headers={"User-Agent": USER_AGENT},
+            auto_decompress=True,
+        )
+
+    async def close(self) -> None:
+        """Close the pooled connections."""
+        await self._session.close()
+
+    def check_url(self, url: str) -> None:
+        """Refuse a URL this node must not contact (bad scheme, credentials in it, non-public IP literal)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PeerError(f"refusing to contact {url!r}: only http(s) URLs with a host are allowed")
+        if parts.username or parts.password:
+            raise PeerError(f"refusing to contact {parts.hostname}: the URL carries credentials")
+        if self.limits.allow_local:
+            return
+        try:
+            literal = ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            if parts.hostname.lower() in ("localhost", "localhost.localdomain") or parts.hostname.endswith(
+                ".localhost"
+            ):
+                raise PeerError(
+                    f"refusing to contact {parts.hostname}: local peers are off "
+                    "(set CONNECTOR_ALLOW_LOCAL_PEERS=true for local development)"
+                ) from None
+            return
+        if not is_public_address(str(literal)):
+            raise PeerError(
+                f"refusing to contact {parts.hostname}: not a public address "
+                "(set CONNECTOR_ALLOW_LOCAL_PEERS=true for local development)"
+            )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        max_body_bytes: int | None = None,
+        within: float | None = None,
+    ) -> PeerResponse:
+        """Send one request; raise PeerTimeout or PeerError naming the peer when it fails or misbehaves."""
+        self.check_url(url)
+        host = urlsplit(url).netloc
+        limit = max_body_bytes or self.limits.max_body_bytes
+        data = orjson.dumps(json) if json is not None else None
+        all_headers = (
+            {"Content-Type": "application/json", **(headers or {})} if data is not None else dict(headers or {})
+        )
+        try:
+            async with asyncio.timeout(within or self.limits.timeout):
+                async with self._session.request(
+                    method, url, data=data, headers=all_headers, allow_redirects=False
+                ) as response:
+                    if 300 <= response.status < 400:
+                        raise PeerError(
+                            f"{host} answered {response.status} with a redirect to "
+                            f"{response.headers.get('Location', '?')!r}; redirects are not followed"
+                        )
+                    declared = response.content_length
+                    if declared is not None and declared > limit:
+                        raise PeerError(f"{host} sent a {declared}-byte body; the limit is {limit} bytes")
+                    raw = await _read_capped(response, limit, host)
+                    body = _maybe_json(raw, response.content_type, host)
+                    return PeerResponse(response.status, dict(response.headers), body, raw)
+        except TimeoutError:
+            raise PeerTimeout(f"{host} did not answer within {within or self.limits.timeout:g} s") from None
+        except PeerError:
+            raise
+        except aiohttp.ClientConnectorError as exc:
+            cause = exc.os_error
+            if isinstance(cause, PeerError):
+                raise cause from None
+            raise PeerError(f"cannot connect to {host}: {cause.strerror or cause}") from None
+        except aiohttp.ClientError as exc:
+            raise PeerError(f"request to {host} failed: {type(exc).__name__}: {exc}") from None
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int, host: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise PeerError(f"{host} sent more than {limit} bytes; the answer was cut off")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _maybe_json(raw: bytes, content_type: str, host: str) -> Any:
+    if not raw:
+        return None
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise PeerError(f"{host} sent a body that is not valid JSON ({exc})") from None
+    return None

@@ -1,0 +1,136 @@
+"""The peer client keeps its limits against real misbehaving servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from connector.domain.errors import PeerError, PeerTimeout
+from connector.transport.peer import PeerClient, PeerLimits, _PublicOnlyResolver, is_public_address
+
+
+async def _slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(5)
+    return web.json_response({})
+
+
+async def _big(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    for _ in range(64):
+        await response.write(b" " * 65536)
+    await response.write_eof()
+    return response
+
+
+async def _redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+
+
+async def _json(request: web.Request) -> web.Response:
+    return web.json_response({"echo": await request.json() if request.can_read_body else None})
+
+
+async def _garbage(request: web.Request) -> web.Response:
+    return web.Response(body=b"{not json", content_type="application/json")
+
+
+@pytest.fixture
+async def peer_url() -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/slow", _slow)
+    app.router.add_get("/big", _big)
+    app.router.add_get("/redirect", _redirect)
+    app.router.add_post("/json", _json)
+    app.router.add_get("/garbage", _garbage)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def local_client() -> AsyncIterator[PeerClient]:
+    client = PeerClient(PeerLimits(timeout=1.0, max_body_bytes=1024 * 1024, allow_local=True))
+    yield client
+    await client.close()
+
+
+async def test_json_round_trip(peer_url: str, local_client: PeerClient) -> None:
+    answer = await local_client.request("POST", peer_url + "/json", json={"a": 1})
+    assert answer.ok and answer.body == {"echo": {"a": 1}}
+
+
+async def test_slow_peer_times_out(peer_url: str, local_client: PeerClient) -> None:
+    with pytest.raises(PeerTimeout, match="did not answer within 1 s"):
+        await local_client.request("GET", peer_url + "/slow")
+
+
+async def test_oversized_answer_is_cut_off(peer_url: str, local_client: PeerClient) -> None:
+    with pytest.raises(PeerError, match="more than 1048576 bytes"):
+        await local_client.request("GET", peer_url + "/big")
+
+
+async def test_redirects_are_not_followed(peer_url: str, local_client: PeerClient) -> None:
+    with pytest.raises(PeerError, match="redirects are not followed"):
+        await local_client.request("GET", peer_url + "/redirect")
+
+
+async def test_invalid_json_is_reported(peer_url: str, local_client: PeerClient) -> None:
+    with pytest.raises(PeerError, match="not valid JSON"):
+        await local_client.request("GET", peer_url + "/garbage")
+
+
+async def test_unreachable_peer_is_reported(local_client: PeerClient) -> None:
+    with pytest.raises(PeerError, match="cannot connect"):
+        await local_client.request("GET", "http://127.0.0.1:9/nothing")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8282/x",
+        "http://10.1.2.3/x",
+        "http://[::1]/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost:8282/x",
+        "ftp://example.com/x",
+        "https://user:pw@example.com/x",
+    ],
+)
+async def test_non_public_targets_are_refused_without_sending(url: str) -> None:
+    client = PeerClient(PeerLimits())
+    try:
+        with pytest.raises(PeerError, match="refusing to contact"):
+            await client.request("GET", url)
+    finally:
+        await client.close()
+
+
+async def test_names_resolving_to_private_addresses_are_refused() -> None:
+    resolver = _PublicOnlyResolver()
+    try:
+        with pytest.raises(PeerError, match=r"non-public address 127\.0\.0\.1"):
+            await resolver.resolve("localhost", 80)
+    finally:
+        await resolver.close()
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+        ("192.168.1.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("224.0.0.1", False),
+        ("100.64.0.1", False),
+    ],
+)
+def test_public_address_classification(address: str, public: bool) -> None:
+    assert is_public_address(address) is public
