@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from connector.identity.errors import KeyFileError
+from connector.identity.keys import NodeKey, load_key, load_or_create_key
+from connector.services.catalog import CatalogService
+from connector.services.identity import IdentityConfig, NodeIdentity, parse_trusted_issuers
 from connector.services.offers import (
     AssetService,
     ContractDefinitionService,
@@ -31,6 +36,7 @@ class Node:
     settings: Settings
     store: Store
     peer: PeerClient
+    identity: NodeIdentity
     management_port: int
     protocol_port: int
 
@@ -52,6 +58,9 @@ def _client_host(host: str) -> str:
 @asynccontextmanager
 async def running_node(settings: Settings, policy_checker: PolicyChecker | None = None) -> AsyncIterator[Node]:
     """Start a node (migrating an embedded database first) and stop it, draining requests, on exit."""
+    if settings.protocol_port == 0 and settings.public_url is None:
+        # The DID names the port, so a "any free port" node picks its port before it has an identity.
+        settings = settings.model_copy(update={"protocol_port": _free_port(settings.protocol_host)})
     if settings.auto_migrate:
         await migrate.upgrade(settings.effective_database_url)
     async with AsyncExitStack() as stack:
@@ -74,8 +83,18 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         management_app = management.create_app(services, api_key, settings.max_body_bytes, settings.max_json_depth)
+        identity = NodeIdentity(identity_config(settings), node_key(settings), store, peer)
+        catalog = CatalogService(store, settings.effective_participant_id, settings.dsp_base_url)
         protocol_app = protocol.create_app(
-            settings.effective_participant_id, settings.max_body_bytes, settings.max_json_depth
+            protocol.ProtocolServices(
+                participant_id=settings.effective_participant_id,
+                dsp_url=settings.dsp_base_url,
+                authenticator=identity,
+                catalog=catalog,
+                identity=identity,
+            ),
+            settings.max_body_bytes,
+            settings.max_json_depth,
         )
         served_protocol = await server.serve(
             protocol_app,
@@ -93,11 +112,12 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             "management",
         )
         stack.push_async_callback(server.stop, served_management)
-        node = Node(settings, store, peer, served_management.port, served_protocol.port)
+        node = Node(settings, store, peer, identity, served_management.port, served_protocol.port)
         log.info(
             "node started",
             extra={
                 "participant_id": settings.effective_participant_id,
+                "did": settings.effective_did,
                 "protocol": f"{settings.protocol_host}:{served_protocol.port}",
                 "management": f"{settings.management_host}:{served_management.port}",
                 "public_url": settings.effective_public_url,
@@ -106,6 +126,36 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         )
         yield node
         log.info("node stopping: draining in-flight requests", extra={"timeout_s": settings.shutdown_timeout})
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def node_key(settings: Settings) -> NodeKey:
+    """Return the node's key: from CONNECTOR_KEY_FILE, or created in the data directory on first start."""
+    if settings.key_file is not None:
+        try:
+            return load_key(settings.key_file.read_text(encoding="utf-8"), origin=str(settings.key_file))
+        except OSError as exc:
+            raise KeyFileError(f"CONNECTOR_KEY_FILE {settings.key_file}: cannot be read ({exc.strerror})") from None
+    return load_or_create_key(settings.data_dir, settings.key_kind)
+
+
+def identity_config(settings: Settings) -> IdentityConfig:
+    """Return what the identity service needs from the settings."""
+    return IdentityConfig(
+        did=settings.effective_did,
+        public_url=settings.effective_public_url,
+        dsp_url=settings.dsp_base_url,
+        trusted_issuers=parse_trusted_issuers(settings.trusted_issuers),
+        requested_credentials=tuple(t.strip() for t in settings.requested_credentials.split(",") if t.strip()),
+        allow_local=settings.allow_local_peers,
+        claims_ttl=settings.claims_cache_seconds,
+        issuer_dir=settings.issuer_dir,
+    )
 
 
 class SchemaOutOfDate(Exception):

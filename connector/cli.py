@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from connector import __version__, logs
+from connector.domain.errors import ConnectorError
 from connector.settings import Settings, SettingsError, load_settings, setting_names
 
 EXIT_SETTINGS = 2
@@ -78,12 +79,16 @@ def _run(coroutine: Coroutine[Any, Any, int]) -> int:
 
 async def _serve(settings: Settings) -> int:
     from connector.app import SchemaOutOfDate, serve_until_stopped
+    from connector.identity.errors import KeyFileError
     from connector.transport.server import BindError
 
     try:
         await serve_until_stopped(settings)
-    except (BindError, SchemaOutOfDate) as exc:
+    except (BindError, SchemaOutOfDate, KeyFileError) as exc:
         print(f"connector: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except ConnectorError as exc:
+        print(f"connector: cannot start: {exc.message}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as exc:
         print(f"connector: cannot start: {exc}", file=sys.stderr)

@@ -42,7 +42,24 @@ class Settings(BaseSettings):
 
     participant_id: str | None = Field(
         default=None,
-        description="The node's participant id in the dataspace (default: the did:web of CONNECTOR_PUBLIC_URL).",
+        description="The node's participant id in the dataspace (default: its DID).",
+    )
+    did: str | None = Field(default=None, description="The node's DID (default: the did:web of CONNECTOR_PUBLIC_URL).")
+    key_file: Path | None = Field(
+        default=None,
+        description="PEM or JWK file with the node's private key (default: created as node-key.jwk in the data dir).",
+    )
+    key_kind: Literal["Ed25519", "P-256"] = Field(default="Ed25519", description="Kind of key created on first start.")
+    trusted_issuers: str = Field(
+        default="",
+        description="Credential issuers trusted, comma-separated: a DID (trusted for every type) or TYPE=DID.",
+    )
+    requested_credentials: str = Field(
+        default="MembershipCredential,RoleCredential,BpnCredential,AccessLevelCredential",
+        description="Credential types asked of every peer's credential service, comma-separated.",
+    )
+    claims_cache_seconds: float = Field(
+        default=300.0, ge=0, le=86400, description="Seconds a peer's verified credential claims are reused."
     )
     public_url: AnyHttpUrl | None = Field(
         default=None,
@@ -91,6 +108,29 @@ class Settings(BaseSettings):
     def _participant_id_not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must not be blank")
+        return value
+
+    @field_validator("did")
+    @classmethod
+    def _did_shape(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("did:web:"):
+            raise ValueError("must be a did:web DID (did:web:host%3Aport:path)")
+        return value
+
+    @field_validator("trusted_issuers")
+    @classmethod
+    def _trusted_issuers_shape(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if item and not item.rpartition("=")[2].strip().startswith("did:"):
+                raise ValueError(f"{item!r} is not a DID or TYPE=DID")
+        return value
+
+    @field_validator("requested_credentials")
+    @classmethod
+    def _credential_types_shape(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if item and not item.isidentifier():
+                raise ValueError(f"{item!r} is not a credential type name")
         return value
 
     @field_validator("protocol_host", "management_host")
@@ -145,9 +185,19 @@ class Settings(BaseSettings):
         return f"http://localhost:{self.protocol_port}"
 
     @property
+    def effective_did(self) -> str:
+        """Return the node's DID, by default the did:web of the public URL."""
+        return self.did or did_web_from_url(self.effective_public_url)
+
+    @property
     def effective_participant_id(self) -> str:
-        """Return the participant id, by default the did:web of the public URL."""
-        return self.participant_id or did_web_from_url(self.effective_public_url)
+        """Return the participant id, by default the node's DID."""
+        return self.participant_id or self.effective_did
+
+    @property
+    def issuer_dir(self) -> Path:
+        """Return the directory of the node's issuer, when `connector issuer init` made it one."""
+        return self.data_dir / "issuer"
 
     @property
     def effective_database_url(self) -> str:

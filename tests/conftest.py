@@ -34,15 +34,27 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+def free_port() -> int:
+    """Return a TCP port free on loopback now (a node's DID names its port, so it is chosen up front)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Return settings for a test node on loopback with free ports and its own data directory."""
+    """Return settings for a test node on loopback with its own ports, DID and data directory."""
+    port = overrides.pop("protocol_port", None) or free_port()
     values: dict[str, Any] = {
         "protocol_host": "127.0.0.1",
-        "protocol_port": 0,
+        "protocol_port": port,
+        "public_url": f"http://127.0.0.1:{port}",
         "management_port": 0,
         "data_dir": tmp_path / "data",
         "log_format": "text",
         "shutdown_timeout": 5.0,
+        "allow_local_peers": True,
     }
     values.update(overrides)
     return Settings(**values)

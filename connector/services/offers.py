@@ -18,6 +18,23 @@ from connector.store import Store
 PolicyChecker = Callable[[Any], list[Problem]]
 
 
+_USE_WITHOUT_CONDITIONS = policies.parse_policy(
+    {"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Set", "permission": [{"action": "use"}]}
+)
+
+
+def effective_policy(policy: policies.Policy) -> policies.Policy:
+    """Return the policy the node enforces for a policy definition.
+
+    A definition with no rule at all is read as EDC and its clients read it, "use without conditions",
+    not as ODRL reads it (nothing granted): existing EDC scripts create such policies to mean "allow".
+    Any rule, even one permission with a constraint, keeps full ODRL semantics. See docs/decisions/0005.
+    """
+    if policy.permissions or policy.prohibitions or policy.obligations:
+        return policy
+    return _USE_WITHOUT_CONDITIONS
+
+
 def evaluable(policy: Any) -> list[Problem]:
     """Return what the policy engine cannot evaluate in a policy (expanded JSON-LD), each with its path."""
     return [Problem(p.message, p.path) for p in policies.validate(policy)]
@@ -129,15 +146,16 @@ class ContractDefinitionService:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def _check_policies(self, definition: ContractDefinition, policies: dict[str, PolicyDefinition]) -> None:
-        problems = [
-            Problem(f"no policy definition with id {value!r}", field, value)
-            for field, value in (
-                ("accessPolicyId", definition.access_policy_id),
-                ("contractPolicyId", definition.contract_policy_id),
-            )
-            if value not in policies
-        ]
+    async def _check_policies(self, definition: ContractDefinition, stored: dict[str, PolicyDefinition]) -> None:
+        problems = []
+        for field, value in (
+            ("accessPolicyId", definition.access_policy_id),
+            ("contractPolicyId", definition.contract_policy_id),
+        ):
+            if value not in stored:
+                problems.append(Problem(f"no policy definition with id {value!r}", field, value))
+                continue
+
         if problems:
             raise InvalidInput(f"invalid contract definition: {problems[0].message} ({problems[0].path})", problems)
 

@@ -14,7 +14,9 @@ from connector.store.engine import create_engines
 from connector.store.repositories import (
     AssetRepository,
     ContractDefinitionRepository,
+    HeldCredentialRepository,
     PolicyDefinitionRepository,
+    SeenTokenRepository,
 )
 
 
@@ -26,6 +28,8 @@ class Transaction:
     assets: AssetRepository
     policies: PolicyDefinitionRepository
     contracts: ContractDefinitionRepository
+    seen_tokens: SeenTokenRepository
+    credentials: HeldCredentialRepository
 
 
 class Store:
@@ -65,4 +69,6 @@ def _bind(connection: AsyncConnection) -> Transaction:
         assets=AssetRepository(connection),
         policies=PolicyDefinitionRepository(connection),
         contracts=ContractDefinitionRepository(connection),
+        seen_tokens=SeenTokenRepository(connection),
+        credentials=HeldCredentialRepository(connection),
     )

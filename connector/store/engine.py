@@ -48,6 +48,8 @@ def _configure_sqlite(engine: AsyncEngine, immediate: bool) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # LIKE is case-sensitive on PostgreSQL; make SQLite agree (ilike is the case-insensitive one).
+        cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")

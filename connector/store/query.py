@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,55 +9,16 @@ from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, se
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from connector import vocab
+from connector.domain import selection
 from connector.domain.assets import Criterion
 from connector.domain.errors import InvalidInput, Problem
 from connector.domain.query import QuerySpec, SortOrder
 from connector.store.tables import asset_properties, assets
 
-ASSET_ID_KEYS = frozenset({"id", "@id", vocab.EDC + "id", "edc:id"})
-ASSET_CREATED_KEYS = frozenset({"createdAt", vocab.EDC + "createdAt", "edc:createdAt"})
-
-
-def normalise_key(key: str) -> str:
-    """Expand a property key as written by a client (bare EDC term, 'edc:'/'odrl:'/'dct:' prefix, full IRI)."""
-    for prefix, namespace in (
-        ("edc:", vocab.EDC),
-        ("odrl:", vocab.ODRL),
-        ("dct:", vocab.DCT),
-        ("dcat:", vocab.DCAT),
-        ("bpc:", vocab.BPC),
-    ):
-        if key.startswith(prefix):
-            return namespace + key[len(prefix) :]
-    if "://" in key or key.startswith("urn:"):
-        return key
-    return vocab.EDC + key
-
-
-def scalar_texts(value: Any) -> list[tuple[str, float | None]]:
-    """Return the indexable (text, number) pairs of a property value; lists give one pair per element."""
-    if isinstance(value, list):
-        return [pair for item in value for pair in scalar_texts(item)]
-    if isinstance(value, bool):
-        return [("true" if value else "false", None)]
-    if isinstance(value, int | float):
-        return [(json.dumps(value), float(value))]
-    if isinstance(value, str):
-        return [(value, _number_or_none(value))]
-    if isinstance(value, Mapping):
-        if set(value) == {"@id"} and isinstance(value["@id"], str):
-            return [(value["@id"], None)]
-        if "@value" in value and not isinstance(value["@value"], dict | list):
-            return scalar_texts(value["@value"])
-    return []
-
-
-def _number_or_none(text: str) -> float | None:
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    return number if number == number and abs(number) != float("inf") else None
+ASSET_ID_KEYS = selection.ID_KEYS
+ASSET_CREATED_KEYS = selection.CREATED_KEYS
+normalise_key = selection.normalise_key
+scalar_texts = selection.scalar_texts
 
 
 def _column_condition(column: KeyedColumnElement[Any], criterion: Criterion, path: str) -> ColumnElement[bool]:
@@ -68,7 +28,8 @@ def _column_condition(column: KeyedColumnElement[Any], criterion: Criterion, pat
         return column.in_([_text(v) for v in items]) if items else false()
     if op in ("like", "ilike"):
         pattern = _text(right)
-        return column.ilike(pattern) if op == "ilike" else column.like(pattern)
+        escape = selection.LIKE_ESCAPE
+        return column.ilike(pattern, escape=escape) if op == "ilike" else column.like(pattern, escape=escape)
     value = _text(right)
     return {
         "=": column == value,
@@ -95,7 +56,7 @@ def _property_condition(criterion: Criterion, path: str) -> ColumnElement[bool]:
     p = asset_properties
     base = and_(p.c.asset_id == assets.c.id, p.c.key == key)
     op, right = criterion.operator, criterion.operand_right
-    is_number = isinstance(right, int | float) and not isinstance(right, bool)
+    is_number = selection.is_number(right)
     if op in ("<", "<=", ">", ">=") and is_number:
         number = float(right)
         cond = {
@@ -108,7 +69,9 @@ def _property_condition(criterion: Criterion, path: str) -> ColumnElement[bool]:
     if op == "=" and is_number:
         return exists().where(base, p.c.value_num == float(right))
     if op == "ilike":
-        return exists().where(base, func.lower(p.c.value_text).like(func.lower(_text(right))))
+        return exists().where(
+            base, func.lower(p.c.value_text).like(func.lower(_text(right)), escape=selection.LIKE_ESCAPE)
+        )
     return exists().where(base, _column_condition(p.c.value_text, criterion, path))
 
 
@@ -212,6 +175,39 @@ def _lookup(
     return columns[name]
 
 
-def any_of(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
-    """Return a condition true when any of the conditions holds."""
+def any_selector(selectors: list[tuple[Criterion, ...]]) -> ColumnElement[bool]:
+    """Return the condition that an asset matches at least one selector (an empty selector matches all).
+
+    Selectors that are a single `=`/`in` on text are merged per key into one IN, so a thousand contract
+    definitions that each select one battery model cost one index probe per asset, not a thousand.
+    """
+    merged: dict[str, set[str]] = {}
+    ids: set[str] = set()
+    conditions: list[ColumnElement[bool]] = []
+    for selector in selectors:
+        if not selector:
+            return true()
+        first = selector[0]
+        mergeable = (
+            len(selector) == 1
+            and first.operator in ("=", "in")
+            and not selection.is_number(first.operand_right)
+            and first.operand_left not in ASSET_CREATED_KEYS
+        )
+        if not mergeable:
+            conditions.append(asset_condition(selector))
+            continue
+        items = first.operand_right if isinstance(first.operand_right, list) else [first.operand_right]
+        texts = {_text(v) for v in items}
+        if first.operand_left in ASSET_ID_KEYS:
+            ids |= texts
+        else:
+            merged.setdefault(normalise_key(first.operand_left), set()).update(texts)
+    p = asset_properties
+    for key, values in merged.items():
+        conditions.append(
+            exists().where(p.c.asset_id == assets.c.id, p.c.key == key, p.c.value_text.in_(sorted(values)))
+        )
+    if ids:
+        conditions.append(assets.c.id.in_(sorted(ids)))
     return or_(false(), *conditions)

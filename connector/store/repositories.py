@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,7 +17,26 @@ from connector.domain.assets import Asset, ContractDefinition, Criterion, DataAd
 from connector.domain.errors import Conflict, NotFound
 from connector.domain.query import QuerySpec
 from connector.store import query
-from connector.store.tables import asset_properties, assets, contract_definitions, policy_definitions
+from connector.store.tables import (
+    OFFERS_REVISION,
+    asset_properties,
+    assets,
+    contract_definitions,
+    held_credentials,
+    policy_definitions,
+    revisions,
+    seen_tokens,
+)
+
+
+async def bump_revision(connection: AsyncConnection, name: str) -> None:
+    """Mark a family of objects as changed, in the caller's transaction."""
+    await connection.execute(update(revisions).where(revisions.c.name == name).values(value=revisions.c.value + 1))
+
+
+async def read_revision(connection: AsyncConnection, name: str) -> int:
+    """Return the change counter of a family of objects."""
+    return int(await connection.scalar(select(revisions.c.value).where(revisions.c.name == name)) or 0)
 
 
 class AssetRepository:
@@ -63,6 +85,14 @@ class AssetRepository:
     async def query(self, spec: QuerySpec) -> list[Asset]:
         """Return the page of assets a QuerySpec selects."""
         statement = query.apply_asset_query(select(assets), spec)
+        return [_asset(r) for r in (await self._c.execute(statement)).mappings()]
+
+    async def select_any(self, selectors: list[tuple[Criterion, ...]], offset: int, limit: int) -> list[Asset]:
+        """Return a page (by id) of the assets matching at least one selector (an empty selector matches all)."""
+        if not selectors:
+            return []
+        condition = query.any_selector(selectors)
+        statement = select(assets).where(condition).order_by(assets.c.id).offset(offset).limit(limit)
         return [_asset(r) for r in (await self._c.execute(statement)).mappings()]
 
     async def count(self, criteria: Iterable[Criterion] = ()) -> int:
@@ -123,6 +153,7 @@ class PolicyDefinitionRepository:
             await self._c.execute(insert(policy_definitions).values(**_policy_row(definition)))
         except IntegrityError:
             raise Conflict(f"a policy definition with id {definition.id!r} already exists") from None
+        await bump_revision(self._c, OFFERS_REVISION)
 
     async def replace(self, definition: PolicyDefinition) -> None:
         """Replace a stored policy definition; raise NotFound when it does not exist."""
@@ -133,6 +164,7 @@ class PolicyDefinitionRepository:
         )
         if result.rowcount == 0:
             raise NotFound(f"no policy definition with id {definition.id!r}")
+        await bump_revision(self._c, OFFERS_REVISION)
 
     async def delete(self, policy_id: str) -> None:
         """Delete a policy definition; raise NotFound, or Conflict while a contract definition uses it."""
@@ -142,6 +174,7 @@ class PolicyDefinitionRepository:
         result = await self._c.execute(delete(policy_definitions).where(policy_definitions.c.id == policy_id))
         if result.rowcount == 0:
             raise NotFound(f"no policy definition with id {policy_id!r}")
+        await bump_revision(self._c, OFFERS_REVISION)
 
     async def get(self, policy_id: str) -> PolicyDefinition | None:
         """Return one policy definition, or None."""
@@ -204,6 +237,7 @@ class ContractDefinitionRepository:
             await self._c.execute(insert(contract_definitions).values(**_contract_row(definition)))
         except IntegrityError:
             raise Conflict(f"a contract definition with id {definition.id!r} already exists") from None
+        await bump_revision(self._c, OFFERS_REVISION)
 
     async def replace(self, definition: ContractDefinition) -> None:
         """Replace a stored contract definition; raise NotFound when it does not exist."""
@@ -214,12 +248,14 @@ class ContractDefinitionRepository:
         )
         if result.rowcount == 0:
             raise NotFound(f"no contract definition with id {definition.id!r}")
+        await bump_revision(self._c, OFFERS_REVISION)
 
     async def delete(self, definition_id: str) -> None:
         """Delete a contract definition; raise NotFound when it does not exist."""
         result = await self._c.execute(delete(contract_definitions).where(contract_definitions.c.id == definition_id))
         if result.rowcount == 0:
             raise NotFound(f"no contract definition with id {definition_id!r}")
+        await bump_revision(self._c, OFFERS_REVISION)
 
     async def get(self, definition_id: str) -> ContractDefinition | None:
         """Return one contract definition, or None."""
@@ -237,6 +273,11 @@ class ContractDefinitionRepository:
             "contract definitions",
         )
         return [_contract(r) for r in (await self._c.execute(statement)).mappings()]
+
+    async def all(self) -> list[ContractDefinition]:
+        """Return every contract definition (the catalog caches them until the offers revision changes)."""
+        rows = (await self._c.execute(select(contract_definitions).order_by(contract_definitions.c.id))).mappings()
+        return [_contract(r) for r in rows]
 
     async def using_policy(self, policy_id: str) -> list[str]:
         """Return the ids of contract definitions that use a policy (as access or contract policy)."""
@@ -270,5 +311,93 @@ def _contract(row: RowMapping) -> ContractDefinition:
             Criterion(c["operandLeft"], c["operator"], c["operandRight"]) for c in row["assets_selector"]
         ),
         private_properties=dict(row["private_properties"]),
+        created_at=int(row["created_at"]),
+    )
+
+
+class SeenTokenRepository:
+    """Token ids already accepted (replay protection shared by every replica)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def remember(self, issuer: str, jti: str, expires_at: int) -> bool:
+        """Record a token id; return False when it was seen before (a replay)."""
+        values = {"issuer": issuer, "jti": jti, "expires_at": expires_at}
+        keys = ["issuer", "jti"]
+        if self._c.dialect.name == "postgresql":
+            statement: Any = postgresql_insert(seen_tokens).values(**values).on_conflict_do_nothing(index_elements=keys)
+        else:
+            statement = sqlite_insert(seen_tokens).values(**values).on_conflict_do_nothing(index_elements=keys)
+        result = await self._c.execute(statement)
+        return bool(result.rowcount)
+
+    async def forget_expired(self, now: int) -> int:
+        """Delete the ids of tokens that have expired; return how many."""
+        result = await self._c.execute(delete(seen_tokens).where(seen_tokens.c.expires_at < now))
+        return int(result.rowcount or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCredential:
+    """A credential this node holds: its id, types, issuer, expiry (epoch seconds) and the VC-JWT."""
+
+    id: str
+    types: tuple[str, ...]
+    issuer: str
+    valid_until: int | None
+    jwt: str
+    created_at: int
+
+
+class HeldCredentialRepository:
+    """The node's own credentials."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add(self, credential: HeldCredential) -> None:
+        """Store a credential; raise Conflict when its id is held already."""
+        if await self.get(credential.id) is not None:
+            raise Conflict(f"a credential with id {credential.id!r} is held already")
+        await self._c.execute(
+            insert(held_credentials).values(
+                id=credential.id,
+                types=list(credential.types),
+                issuer=credential.issuer,
+                valid_until=credential.valid_until,
+                jwt=credential.jwt,
+                created_at=credential.created_at,
+            )
+        )
+
+    async def get(self, credential_id: str) -> HeldCredential | None:
+        """Return one held credential, or None."""
+        row = (
+            (await self._c.execute(select(held_credentials).where(held_credentials.c.id == credential_id)))
+            .mappings()
+            .first()
+        )
+        return _held(row) if row else None
+
+    async def all(self) -> list[HeldCredential]:
+        """Return every held credential."""
+        rows = (await self._c.execute(select(held_credentials).order_by(held_credentials.c.id))).mappings()
+        return [_held(r) for r in rows]
+
+    async def delete(self, credential_id: str) -> None:
+        """Stop holding a credential; raise NotFound when it is not held."""
+        result = await self._c.execute(delete(held_credentials).where(held_credentials.c.id == credential_id))
+        if result.rowcount == 0:
+            raise NotFound(f"no credential with id {credential_id!r} is held")
+
+
+def _held(row: RowMapping) -> HeldCredential:
+    return HeldCredential(
+        id=row["id"],
+        types=tuple(row["types"]),
+        issuer=row["issuer"],
+        valid_until=row["valid_until"],
+        jwt=row["jwt"],
         created_at=int(row["created_at"]),
     )

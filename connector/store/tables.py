@@ -28,10 +28,17 @@ metadata = MetaData(
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 
+
+def _text(length: int | None = None) -> String:
+    """A string compared byte by byte on every database, as SQLite and Python compare them."""
+    base = String(length) if length else Text()
+    return base.with_variant(String(length, collation="C") if length else Text(collation="C"), "postgresql")
+
+
 assets = Table(
     "assets",
     metadata,
-    Column("id", String(512), primary_key=True),
+    Column("id", _text(512), primary_key=True),
     Column("properties", Json, nullable=False),
     Column("private_properties", Json, nullable=False),
     Column("data_address_type", String(128), nullable=False),
@@ -45,20 +52,21 @@ assets = Table(
 asset_properties = Table(
     "asset_properties",
     metadata,
-    Column("asset_id", String(512), ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
-    Column("key", String(1024), nullable=False),
+    Column("asset_id", _text(512), ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
+    Column("key", _text(1024), nullable=False),
     Column("private", Boolean, nullable=False),
-    Column("value_text", Text, nullable=True),
+    Column("value_text", _text(), nullable=True),
     Column("value_num", Float, nullable=True),
     Index("ix_asset_properties_key_text", "key", "value_text"),
     Index("ix_asset_properties_key_num", "key", "value_num"),
-    Index("ix_asset_properties_asset", "asset_id"),
+    # Probing "does asset X have key K with value V" is the inner loop of catalog selection.
+    Index("ix_asset_properties_asset_key_text", "asset_id", "key", "value_text"),
 )
 
 policy_definitions = Table(
     "policy_definitions",
     metadata,
-    Column("id", String(512), primary_key=True),
+    Column("id", _text(512), primary_key=True),
     Column("policy", Json, nullable=False),
     Column("private_properties", Json, nullable=False),
     Column("created_at", BigInteger, nullable=False),
@@ -67,17 +75,17 @@ policy_definitions = Table(
 contract_definitions = Table(
     "contract_definitions",
     metadata,
-    Column("id", String(512), primary_key=True),
+    Column("id", _text(512), primary_key=True),
     Column(
         "access_policy_id",
-        String(512),
+        _text(512),
         ForeignKey("policy_definitions.id", ondelete="RESTRICT"),
         nullable=False,
         index=True,
     ),
     Column(
         "contract_policy_id",
-        String(512),
+        _text(512),
         ForeignKey("policy_definitions.id", ondelete="RESTRICT"),
         nullable=False,
         index=True,
@@ -86,3 +94,34 @@ contract_definitions = Table(
     Column("private_properties", Json, nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
+
+# Token ids already accepted, kept until the token expires: a replayed token is refused on every replica.
+seen_tokens = Table(
+    "seen_tokens",
+    metadata,
+    Column("issuer", _text(512), primary_key=True),
+    Column("jti", _text(256), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+# Verifiable credentials this node holds (VC-JWTs issued to it), presented to peers that ask.
+held_credentials = Table(
+    "held_credentials",
+    metadata,
+    Column("id", _text(512), primary_key=True),
+    Column("types", Json, nullable=False),
+    Column("issuer", _text(512), nullable=False),
+    Column("valid_until", BigInteger, nullable=True),
+    Column("jwt", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Counters bumped in the same transaction as a change, so every replica can tell its caches are stale.
+revisions = Table(
+    "revisions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+OFFERS_REVISION = "offers"

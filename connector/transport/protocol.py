@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
 from aiohttp import web
 
-from connector.transport.http import MAX_BODY, MAX_DEPTH, json_response, request_context
+from catalog.dsp import render_catalog, render_dataset
+from connector.domain.errors import ConnectorError
+from connector.domain.participants import Participant
+from connector.dsp.catalog import link_header, parse_catalog_request
+from connector.identity.did import did_web_to_url
+from connector.services.catalog import CatalogService
+from connector.services.identity import NodeIdentity
+from connector.transport.dsp import AUTHENTICATOR, Authenticator, dsp_json, handle
+from connector.transport.http import MAX_BODY, MAX_DEPTH, json_response, read_json, request_context
+from connector.transport.problems import status_of
 
 DSP_ROOT = "/api/dsp"
 DSP_VERSION = "2025-1"
 DSP_BASE = f"{DSP_ROOT}/{DSP_VERSION}"
 
 PARTICIPANT_ID: web.AppKey[str] = web.AppKey("participant_id", str)
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolServices:
+    """What the protocol routes call."""
+
+    participant_id: str
+    dsp_url: str
+    authenticator: Authenticator
+    catalog: CatalogService
+    identity: NodeIdentity
+
+
+SERVICES: web.AppKey[ProtocolServices] = web.AppKey("protocol_services", ProtocolServices)
 
 
 def version_document(path: str, participant_id: str) -> dict[str, object]:
@@ -35,12 +62,77 @@ async def dspace_version_at_dsp_root(request: web.Request) -> web.Response:
     return json_response(version_document(f"/{DSP_VERSION}", request.app[PARTICIPANT_ID]))
 
 
-def create_app(participant_id: str, max_body: int, max_depth: int) -> web.Application:
+async def catalog_request(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+
+    async def call(participant: Participant, message: Any) -> web.StreamResponse:
+        wanted = parse_catalog_request(message, request.query.get("continuationToken"))
+        page = await services.catalog.catalog(participant, wanted.offset, wanted.limit)
+        link = link_header(f"{services.dsp_url}/catalog/request", page.offset, page.limit, page.has_more)
+        return dsp_json(render_catalog(page.catalog), headers={"Link": link} if link else None)
+
+    return await handle(request, "CatalogError", call)
+
+
+async def dataset_request(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+
+    async def call(participant: Participant, _: Any) -> web.StreamResponse:
+        dataset = await services.catalog.dataset(participant, request.match_info["id"])
+        return dsp_json(render_dataset(dataset, standalone=True))
+
+    return await handle(request, "CatalogError", call, body=False)
+
+
+async def did_document(request: web.Request) -> web.Response:
+    return json_response(request.app[SERVICES].identity.document, headers={"Cache-Control": "max-age=300"})
+
+
+async def presentation_query(request: web.Request) -> web.Response:
+    """The DCP resolution API of this node's credential service."""
+    identity = request.app[SERVICES].identity
+    try:
+        body = await read_json(request)
+        return json_response(await identity.presentation_query(request.headers.get("Authorization"), body))
+    except ConnectorError as error:
+        status, title = status_of(error)
+        return json_response(
+            {"type": "Error", "status": status, "title": title, "detail": error.message}, status=status
+        )
+
+
+async def issuer_document(request: web.Request) -> web.Response:
+    document = request.app[SERVICES].identity.issuer_document()
+    if document is None:
+        raise web.HTTPNotFound(reason="this node is not an issuer")
+    return json_response(document, headers={"Cache-Control": "max-age=300"})
+
+
+async def issuer_status_list(request: web.Request) -> web.Response:
+    status_list = request.app[SERVICES].identity.status_list()
+    if status_list is None:
+        raise web.HTTPNotFound(reason="this node is not an issuer")
+    return web.Response(text=status_list, content_type="application/vc+jwt", headers={"Cache-Control": "max-age=60"})
+
+
+def create_app(services: ProtocolServices, max_body: int, max_depth: int) -> web.Application:
     """Build the protocol application."""
     app = web.Application(middlewares=[request_context], client_max_size=max_body)
-    app[PARTICIPANT_ID] = participant_id
+    app[PARTICIPANT_ID] = services.participant_id
+    app[SERVICES] = services
+    app[AUTHENTICATOR] = services.authenticator
     app[MAX_BODY] = max_body
     app[MAX_DEPTH] = max_depth
     app.router.add_get("/.well-known/dspace-version", dspace_version_at_host_root)
     app.router.add_get(f"{DSP_ROOT}/.well-known/dspace-version", dspace_version_at_dsp_root)
+    app.router.add_get("/.well-known/did.json", did_document)
+    # A did:web with a path (public URL below a prefix) is served at <path>/did.json.
+    own_path = urlsplit(did_web_to_url(services.identity.did, allow_http_loopback=True)).path
+    if own_path != "/.well-known/did.json":
+        app.router.add_get(own_path, did_document)
+    app.router.add_post("/api/credentials/presentations/query", presentation_query)
+    app.router.add_get("/issuer/did.json", issuer_document)
+    app.router.add_get("/issuer/status", issuer_status_list)
+    app.router.add_post(f"{DSP_BASE}/catalog/request", catalog_request)
+    app.router.add_get(f"{DSP_BASE}/catalog/datasets/{{id}}", dataset_request)
     return app

@@ -1,8 +1,8 @@
-"""initial schema: assets, policy and contract definitions
+"""initial schema
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 10:30:42.112979
+Create Date: 2026-11-23 10:59:08.550618
 """
 
 from alembic import op
@@ -17,7 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table('assets',
-    sa.Column('id', sa.String(length=512), nullable=False),
+    sa.Column('id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
     sa.Column('properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('private_properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('data_address_type', sa.String(length=128), nullable=False),
@@ -26,30 +26,54 @@ def upgrade() -> None:
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_assets'))
     )
+    op.create_table('held_credentials',
+    sa.Column('id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('types', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('issuer', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('valid_until', sa.BigInteger(), nullable=True),
+    sa.Column('jwt', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_held_credentials'))
+    )
     op.create_table('policy_definitions',
-    sa.Column('id', sa.String(length=512), nullable=False),
+    sa.Column('id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
     sa.Column('policy', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('private_properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_policy_definitions'))
     )
+    revisions = op.create_table('revisions',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('value', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_revisions'))
+    )
+    op.bulk_insert(revisions, [{'name': 'offers', 'value': 0}])
+    op.create_table('seen_tokens',
+    sa.Column('issuer', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('jti', sa.String(length=256).with_variant(sa.String(length=256, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('expires_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('issuer', 'jti', name=op.f('pk_seen_tokens'))
+    )
+    with op.batch_alter_table('seen_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_seen_tokens_expires_at'), ['expires_at'], unique=False)
+
     op.create_table('asset_properties',
-    sa.Column('asset_id', sa.String(length=512), nullable=False),
-    sa.Column('key', sa.String(length=1024), nullable=False),
+    sa.Column('asset_id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('key', sa.String(length=1024).with_variant(sa.String(length=1024, collation='C'), 'postgresql'), nullable=False),
     sa.Column('private', sa.Boolean(), nullable=False),
-    sa.Column('value_text', sa.Text(), nullable=True),
+    sa.Column('value_text', sa.Text().with_variant(sa.Text(collation='C'), 'postgresql'), nullable=True),
     sa.Column('value_num', sa.Float(), nullable=True),
     sa.ForeignKeyConstraint(['asset_id'], ['assets.id'], name=op.f('fk_asset_properties_asset_id_assets'), ondelete='CASCADE')
     )
     with op.batch_alter_table('asset_properties', schema=None) as batch_op:
-        batch_op.create_index('ix_asset_properties_asset', ['asset_id'], unique=False)
+        batch_op.create_index('ix_asset_properties_asset_key_text', ['asset_id', 'key', 'value_text'], unique=False)
         batch_op.create_index('ix_asset_properties_key_num', ['key', 'value_num'], unique=False)
         batch_op.create_index('ix_asset_properties_key_text', ['key', 'value_text'], unique=False)
 
     op.create_table('contract_definitions',
-    sa.Column('id', sa.String(length=512), nullable=False),
-    sa.Column('access_policy_id', sa.String(length=512), nullable=False),
-    sa.Column('contract_policy_id', sa.String(length=512), nullable=False),
+    sa.Column('id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('access_policy_id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('contract_policy_id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
     sa.Column('assets_selector', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('private_properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
@@ -72,8 +96,14 @@ def downgrade() -> None:
     with op.batch_alter_table('asset_properties', schema=None) as batch_op:
         batch_op.drop_index('ix_asset_properties_key_text')
         batch_op.drop_index('ix_asset_properties_key_num')
-        batch_op.drop_index('ix_asset_properties_asset')
+        batch_op.drop_index('ix_asset_properties_asset_key_text')
 
     op.drop_table('asset_properties')
+    with op.batch_alter_table('seen_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_seen_tokens_expires_at'))
+
+    op.drop_table('seen_tokens')
+    op.drop_table('revisions')
     op.drop_table('policy_definitions')
+    op.drop_table('held_credentials')
     op.drop_table('assets')

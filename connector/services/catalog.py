@@ -1,0 +1,173 @@
+"""The catalog as one requester sees it: computed from contract definitions, policies and assets.
+
+Contract definitions and their policies are parsed once and kept until the offers revision changes (any
+replica's write bumps it). Access policies are evaluated once per definition per request, never per
+asset. Assets are selected and paged in SQL; only the page is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import policies
+from catalog.model import HTTP_PULL, HTTP_PUSH, Catalog, DataService, Dataset, Distribution, Offer
+from catalog.offers import fingerprint, offer_id, parse_offer_id
+from connector import vocab
+from connector.domain import selection
+from connector.domain.assets import Asset, ContractDefinition, Criterion
+from connector.domain.errors import NotFound
+from connector.domain.participants import Participant
+from connector.services.offers import effective_policy
+from connector.store import Store, Transaction
+from connector.store.repositories import read_revision
+from connector.store.tables import OFFERS_REVISION
+
+log = logging.getLogger("connector.catalog")
+
+# Asset properties that have a DCAT/DCT meaning in a dataset (EDC names on the left).
+_DCAT_ALIASES = {
+    vocab.EDC + "name": vocab.DCT + "title",
+    vocab.EDC + "description": vocab.DCT + "description",
+    vocab.EDC + "keywords": vocab.DCAT + "keyword",
+    vocab.EDC + "version": vocab.DCAT + "version",
+    vocab.EDC + "contenttype": vocab.DCAT + "mediaType",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledDefinition:
+    """A contract definition with its policies parsed, ready for evaluation."""
+
+    definition: ContractDefinition
+    access: policies.Policy
+    contract: policies.Policy
+    fingerprint: str
+
+    @property
+    def selector(self) -> tuple[Criterion, ...]:
+        """Return the assets selector."""
+        return self.definition.assets_selector
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogPage:
+    """One page of a catalog and whether more pages follow."""
+
+    catalog: Catalog
+    offset: int
+    limit: int
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedOffer:
+    """What an offer id resolves to for a requester."""
+
+    definition: ContractDefinition
+    asset: Asset
+    policy: policies.Policy
+
+
+class CatalogService:
+    """Computes catalogs, datasets and offers for requesters."""
+
+    def __init__(self, store: Store, participant_id: str, dsp_url: str) -> None:
+        self._store = store
+        self.participant_id = participant_id
+        self.service = DataService(id=str(uuid.uuid5(uuid.NAMESPACE_URL, dsp_url)), endpoint_url=dsp_url)
+        self._catalog_id = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, dsp_url + "#catalog"))
+        self._cached: tuple[int, list[CompiledDefinition]] | None = None
+
+    async def _definitions(self, tx: Transaction) -> list[CompiledDefinition]:
+        revision = await read_revision(tx.connection, OFFERS_REVISION)
+        if self._cached is not None and self._cached[0] == revision:
+            return self._cached[1]
+        definitions = await tx.contracts.all()
+        stored = await tx.policies.get_many(
+            {d.access_policy_id for d in definitions} | {d.contract_policy_id for d in definitions}
+        )
+        parsed: dict[str, policies.Policy] = {}
+        for policy_id, definition in stored.items():
+            try:
+                parsed[policy_id] = effective_policy(policies.parse_policy(definition.policy))
+            except policies.PolicyError as exc:
+                # Validated at creation; a policy the engine cannot read now offers nothing (fail closed).
+                log.warning("policy definition cannot be parsed", extra={"policy_id": policy_id, "error": str(exc)})
+        compiled = [
+            CompiledDefinition(
+                d, parsed[d.access_policy_id], parsed[d.contract_policy_id], fingerprint(parsed[d.contract_policy_id])
+            )
+            for d in definitions
+            if d.access_policy_id in parsed and d.contract_policy_id in parsed
+        ]
+        self._cached = (revision, compiled)
+        return compiled
+
+    def _permitted(self, definitions: list[CompiledDefinition], participant: Participant) -> list[CompiledDefinition]:
+        context = policies.EvaluationContext(
+            participant_id=participant.id, claims=participant.claims, now=datetime.now(UTC)
+        )
+        return [d for d in definitions if policies.evaluate(d.access, "use", context, policies.Scope.CATALOG).permitted]
+
+    def _dataset(self, asset: Asset, definitions: list[CompiledDefinition]) -> Dataset | None:
+        offers = tuple(
+            Offer(id=offer_id(d.definition.id, asset.id, d.contract), policy=d.contract)
+            for d in definitions
+            if selection.matches(asset, d.selector)
+        )
+        if not offers:
+            return None
+        distributions = tuple(Distribution(fmt, self.service) for fmt in (HTTP_PULL, HTTP_PUSH))
+        return Dataset(id=asset.id, offers=offers, distributions=distributions, metadata=dataset_metadata(asset))
+
+    async def catalog(self, participant: Participant, offset: int = 0, limit: int = 50) -> CatalogPage:
+        """Return one page of the catalog this participant may see."""
+        async with self._store.read() as tx:
+            permitted = self._permitted(await self._definitions(tx), participant)
+            assets = await tx.assets.select_any([d.selector for d in permitted], offset, limit + 1)
+        datasets = [d for a in assets[:limit] if (d := self._dataset(a, permitted)) is not None]
+        catalog = Catalog(
+            id=self._catalog_id, participant_id=self.participant_id, service=self.service, datasets=tuple(datasets)
+        )
+        return CatalogPage(catalog, offset, limit, has_more=len(assets) > limit)
+
+    async def dataset(self, participant: Participant, dataset_id: str) -> Dataset:
+        """Return one dataset this participant may see; NotFound otherwise (never say it exists)."""
+        async with self._store.read() as tx:
+            permitted = self._permitted(await self._definitions(tx), participant)
+            asset = await tx.assets.get(dataset_id)
+        found = self._dataset(asset, permitted) if asset is not None else None
+        if found is None:
+            raise NotFound(f"no dataset {dataset_id!r} is offered to {participant.id}")
+        return found
+
+    async def resolve_offer(self, participant: Participant, offer: str) -> ResolvedOffer:
+        """Return the definition, asset and contract policy an offer id names, if the participant may see it."""
+        ref = parse_offer_id(offer)
+        if ref is None:
+            raise NotFound(f"{offer!r} is not an offer id of this node")
+        async with self._store.read() as tx:
+            definitions = {d.definition.id: d for d in await self._definitions(tx)}
+            asset = await tx.assets.get(ref.asset_id)
+        compiled = definitions.get(ref.definition_id)
+        if compiled is None or asset is None or compiled.fingerprint != ref.fingerprint:
+            raise NotFound(f"offer {offer!r} is not (or no longer) offered")
+        if not selection.matches(asset, compiled.selector) or not self._permitted([compiled], participant):
+            raise NotFound(f"offer {offer!r} is not offered to {participant.id}")
+        return ResolvedOffer(compiled.definition, asset, compiled.contract)
+
+
+def dataset_metadata(asset: Asset) -> dict[str, Any]:
+    """Return a dataset's metadata: the asset's public properties, with DCAT/DCT names where they have one."""
+    metadata: dict[str, Any] = {}
+    for key, value in asset.properties.items():
+        alias = _DCAT_ALIASES.get(key)
+        if alias is not None:
+            metadata.setdefault(alias, value)
+        if key != vocab.EDC + "id":
+            metadata[key] = value
+    return metadata

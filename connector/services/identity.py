@@ -1,0 +1,261 @@
+"""The node's identity in the dataspace (DCP 1.0): who it is, how it proves it, how it checks who asks.
+
+Outbound, every DSP request carries a self-issued ID token (iss = sub = our DID, aud = the peer's DID)
+with an access token for our Credential Service in its `token` claim. Inbound, the token is verified
+against the caller's did:web document; then the caller's Credential Service is asked for a verifiable
+presentation, whose credentials (from trusted issuers, bound to the caller, valid, not revoked) become
+the claims the policy engine reads. Verified claims are kept for a short time per caller, as Tractus-X
+does, because a negotiation alone is several DSP messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connector.domain.errors import InvalidInput, PeerError, Problem
+from connector.domain.participants import Participant
+from connector.identity import credentials as vc
+from connector.identity import did as didweb
+from connector.identity import issuer as issuing
+from connector.identity.errors import DidResolutionError, PresentationRejected, Reason, TokenRejected
+from connector.identity.keys import NodeKey
+from connector.identity.resolver import CachingResolver, StaticResolver
+from connector.identity.status import StatusListChecker
+from connector.identity.tokens import issue_token, verify_token
+from connector.store import Store
+from connector.store.repositories import HeldCredential
+from connector.transport.peer import PeerClient
+
+log = logging.getLogger("connector.identity")
+
+# Scope prefixes for "the credential of type X": DCP 1.0's, and EDC's older one ("...:X:read").
+_SCOPE_PREFIXES = ("org.eclipse.dspace.dcp.vc.type:", "org.eclipse.edc.vc.type:")
+TOKEN_LIFETIME = 300
+MAX_DID_DOCUMENT_BYTES = 65_536
+MAX_STATUS_LIST_BYTES = 1_048_576
+
+
+def parse_trusted_issuers(text: str) -> vc.TrustedIssuers:
+    """Read `did:web:a, MembershipCredential=did:web:b`: bare DIDs are trusted for every credential type."""
+    mapping: dict[str, list[str]] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        credential_type, _, issuer = item.rpartition("=")
+        if not issuer.startswith("did:"):
+            raise ValueError(f"{item!r} is not a DID (or TYPE=DID)")
+        mapping.setdefault(credential_type.strip() or "*", []).append(issuer.strip())
+    return vc.TrustedIssuers.of(mapping)
+
+
+def credential_types_of(scopes: list[str]) -> set[str]:
+    """Return the credential types a list of DCP scopes asks for."""
+    types = set()
+    for scope in scopes:
+        for prefix in _SCOPE_PREFIXES:
+            if scope.startswith(prefix):
+                types.add(scope[len(prefix) :].split(":", 1)[0])
+    return types
+
+
+class _ReusableAccessToken:
+    """An access token may be presented several times within its lifetime; it is bound by audience instead."""
+
+    async def remember(self, issuer: str, jti: str, expires_at: int, now: int) -> bool:
+        return True
+
+
+class StoreReplayCache:
+    """Remembers accepted token ids in the database, so a replay is refused on every replica."""
+
+    _PURGE_EVERY = 500
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._calls = 0
+
+    async def remember(self, issuer: str, jti: str, expires_at: int, now: int) -> bool:
+        """Record a token id; False when it was seen before."""
+        self._calls += 1
+        async with self._store.transaction() as tx:
+            fresh = await tx.seen_tokens.remember(issuer, jti, expires_at)
+            if self._calls % self._PURGE_EVERY == 0:
+                await tx.seen_tokens.forget_expired(now)
+        return fresh
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    """What the identity needs from the settings."""
+
+    did: str
+    public_url: str
+    dsp_url: str
+    trusted_issuers: vc.TrustedIssuers
+    requested_credentials: tuple[str, ...]
+    allow_local: bool
+    claims_ttl: float
+    issuer_dir: Path | None = None
+
+
+class NodeIdentity:
+    """Signs what the node sends, verifies what it receives, and answers presentation queries."""
+
+    def __init__(self, config: IdentityConfig, key: NodeKey, store: Store, peer: PeerClient) -> None:
+        self.config = config
+        self.did = config.did
+        self._key = key
+        self._store = store
+        self._peer = peer
+        self.credential_service_url = f"{config.public_url}/api/credentials"
+        self.document = didweb.build_did_document(
+            config.did, key, config.dsp_url, credential_service_url=self.credential_service_url
+        )
+        self._own = StaticResolver([didweb.parse_did_document(self.document, config.did)])
+        self._resolver = CachingResolver(self._fetch_did_document)
+        self._replays = StoreReplayCache(store)
+        self._status = StatusListChecker(self._fetch_status_list, self._resolver)
+        self._claims: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        self.issuer = self._load_issuer(config.issuer_dir)
+
+    @staticmethod
+    def _load_issuer(directory: Path | None) -> issuing.IssuerIdentity | None:
+        if directory is None or not (directory / issuing.REGISTRY_FILE_NAME).exists():
+            return None
+        registry = issuing.load_registry(directory)
+        return issuing.create_issuer(directory, registry.did)
+
+    # Fetching what peers publish, within the peer client's limits.
+
+    async def _fetch_did_document(self, did: str) -> bytes:
+        url = didweb.did_web_to_url(did, allow_http_loopback=self.config.allow_local)
+        try:
+            answer = await self._peer.request("GET", url, max_body_bytes=MAX_DID_DOCUMENT_BYTES)
+        except PeerError as exc:
+            raise DidResolutionError(f"{did[:100]}: {exc.message}") from None
+        if not answer.ok:
+            raise DidResolutionError(f"{did[:100]}: {url} answered {answer.status}")
+        return answer.raw
+
+    async def _fetch_status_list(self, url: str) -> str:
+        answer = await self._peer.request("GET", url, max_body_bytes=MAX_STATUS_LIST_BYTES)
+        if not answer.ok:
+            raise PeerError(f"status list {url} answered {answer.status}")
+        return answer.raw.decode("utf-8", errors="replace").strip()
+
+    # Outbound.
+
+    def token_for(self, audience_did: str) -> str:
+        """Return the Authorization value for a DSP request to a peer."""
+        access = issue_token(self._key, self.did, audience_did, lifetime=TOKEN_LIFETIME)
+        return "Bearer " + issue_token(self._key, self.did, audience_did, lifetime=TOKEN_LIFETIME, access_token=access)
+
+    # Inbound.
+
+    async def authenticate(self, authorization: str | None) -> Participant:
+        """Verify a DSP request's token and return the caller with the claims of its credentials."""
+        verified = await verify_token(authorization, self.did, self._resolver, self._replays)
+        caller = verified.participant_did
+        cached = self._claims.get(caller)
+        if cached is not None and cached[0] > time.monotonic():
+            return Participant(caller, cached[1])
+        claims = await self._fetch_claims(caller, verified.document.credential_service_url, verified.access_token)
+        self._claims[caller] = (time.monotonic() + self.config.claims_ttl, claims)
+        return Participant(caller, claims)
+
+    async def _fetch_claims(self, caller: str, service: str | None, access_token: str | None) -> Mapping[str, Any]:
+        if service is None or access_token is None:
+            # A participant without a credential service proves who it is, and nothing more.
+            log.info("caller offers no credentials", extra={"participant": caller})
+            return {}
+        query = {
+            "@context": [vc.DCP_CONTEXT],
+            "type": "PresentationQueryMessage",
+            "scope": [f"{_SCOPE_PREFIXES[0]}{t}" for t in self.config.requested_credentials],
+        }
+        token = issue_token(self._key, self.did, caller, lifetime=60, access_token=access_token)
+        url = service.rstrip("/") + "/presentations/query"
+        try:
+            answer = await self._peer.request("POST", url, json=query, headers={"Authorization": "Bearer " + token})
+        except PeerError as exc:
+            raise PresentationRejected(
+                Reason.UNRESOLVABLE, f"the credential service of {caller} could not be asked: {exc.message}"
+            ) from None
+        body = answer.body if isinstance(answer.body, dict) else {}
+        presentations = body.get("presentation")
+        if not answer.ok or not isinstance(presentations, list):
+            raise PresentationRejected(
+                Reason.MALFORMED, f"the credential service of {caller} answered {answer.status} without presentations"
+            )
+        verified = [
+            await vc.verify_presentation(p, self.did, caller, self._resolver, self.config.trusted_issuers, self._status)
+            for p in presentations
+        ]
+        return vc.claims_from_credentials(c for v in verified for c in v.credentials)
+
+    # Our Credential Service (the DCP resolution API).
+
+    async def presentation_query(self, authorization: str | None, body: Any) -> dict[str, Any]:
+        """Answer a verifier's PresentationQueryMessage with a VP of the credentials it may read."""
+        outer = await verify_token(authorization, self.did, self._resolver, self._replays)
+        verifier = outer.participant_did
+        if outer.access_token is None:
+            raise TokenRejected(Reason.MISSING, "the token carries no access token for this credential service")
+        inner = await verify_token(outer.access_token, verifier, self._own, _ReusableAccessToken())
+        if inner.participant_did != self.did:
+            raise TokenRejected(Reason.ISSUER_MISMATCH, "the access token was not issued by this node")
+        if not isinstance(body, dict) or body.get("type") != "PresentationQueryMessage":
+            raise InvalidInput("the body must be a PresentationQueryMessage", [Problem("wrong type", "type")])
+        if "presentationDefinition" in body:
+            raise InvalidInput(
+                "presentationDefinition is not supported; ask by scope",
+                [Problem("unsupported", "presentationDefinition")],
+            )
+        scopes = body.get("scope")
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise InvalidInput("scope must be an array of strings", [Problem("bad scope", "scope", scopes)])
+        wanted = credential_types_of(scopes)
+        now = int(time.time())
+        async with self._store.read() as tx:
+            held = await tx.credentials.all()
+        chosen = [c.jwt for c in held if wanted & set(c.types) and (c.valid_until is None or c.valid_until > now)]
+        presentation = vc.present(self._key, self.did, chosen, verifier)
+        return vc.presentation_response_message([presentation] if chosen else [])
+
+    # Credentials the node holds.
+
+    async def import_credential(self, jwt: str) -> HeldCredential:
+        """Check a VC-JWT issued to this node (signature, subject, validity) and hold it."""
+        checked = await vc.verify_credential(jwt, self._resolver)
+        if checked.subject != self.did:
+            raise InvalidInput(
+                f"the credential is issued to {checked.subject}, not to this node ({self.did})",
+                [Problem("wrong subject", "credential", None)],
+            )
+        held = HeldCredential(
+            id=checked.id or f"urn:jwt:{abs(hash(jwt))}",
+            types=tuple(checked.types),
+            issuer=checked.issuer,
+            valid_until=int(checked.valid_until.timestamp()) if checked.valid_until else None,
+            jwt=jwt,
+            created_at=int(datetime.now(UTC).timestamp() * 1000),
+        )
+        async with self._store.transaction() as tx:
+            await tx.credentials.add(held)
+        return held
+
+    def issuer_document(self) -> dict[str, Any] | None:
+        """Return the issuer's DID document when this node is also an issuer."""
+        return self.issuer.did_document() if self.issuer else None
+
+    def status_list(self) -> str | None:
+        """Return the issuer's current signed status list credential."""
+        if self.issuer is None or self.config.issuer_dir is None:
+            return None
+        return issuing.render_status_list(self.issuer, issuing.load_registry(self.config.issuer_dir))

@@ -1,0 +1,52 @@
+"""The one inbound pipeline every DSP endpoint shares: authenticate, read, one service call, answer.
+
+Any domain error becomes the DSP error body of the endpoint's family (CatalogError,
+ContractNegotiationError, TransferError) with the status EDC uses, never a problem+json or a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from connector.domain.errors import ConnectorError
+from connector.domain.participants import Participant
+from connector.dsp.common import render_error
+from connector.transport.http import json_response, read_json
+from connector.transport.problems import status_of
+
+log = logging.getLogger("connector.dsp")
+
+
+class Authenticator(Protocol):
+    """Turns the Authorization header of a DSP request into a verified participant."""
+
+    async def authenticate(self, authorization: str | None) -> Participant:
+        """Return the verified participant; raise Unauthorized (or PeerError) otherwise."""
+        ...
+
+
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator", Authenticator)
+
+Call = Callable[[Participant, Any], Awaitable[web.StreamResponse]]
+
+
+async def handle(request: web.Request, error_type: str, call: Call, body: bool = True) -> web.StreamResponse:
+    """Run one DSP request through the shared pipeline."""
+    try:
+        participant = await request.app[AUTHENTICATOR].authenticate(request.headers.get("Authorization"))
+        message = await read_json(request) if body else None
+        return await call(participant, message)
+    except ConnectorError as error:
+        status, _ = status_of(error)
+        if status >= 500:
+            log.error("DSP request failed", extra={"path": request.path, "error": error.message})
+        return json_response(render_error(error_type, status, [p.message for p in error.problems]), status=status)
+
+
+def dsp_json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """Answer a DSP message."""
+    return json_response(body, status=status, headers=headers)
