@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from connector.identity.errors import KeyFileError
 from connector.identity.keys import NodeKey, load_key, load_or_create_key
 from connector.services.catalog import CatalogService
+from connector.services.dsp_client import DspClient, PeerCatalogs
 from connector.services.identity import IdentityConfig, NodeIdentity, parse_trusted_issuers
 from connector.services.offers import (
     AssetService,
@@ -75,15 +76,17 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             )
         )
         stack.push_async_callback(peer.close)
+        identity = NodeIdentity(identity_config(settings), node_key(settings), store, peer)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),
             policies=PolicyDefinitionService(store, policy_checker or evaluable),
             contracts=ContractDefinitionService(store),
+            catalogs=PeerCatalogs(DspClient(peer, identity)),
+            identity=identity,
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         management_app = management.create_app(services, api_key, settings.max_body_bytes, settings.max_json_depth)
-        identity = NodeIdentity(identity_config(settings), node_key(settings), store, peer)
         catalog = CatalogService(store, settings.effective_participant_id, settings.dsp_base_url)
         protocol_app = protocol.create_app(
             protocol.ProtocolServices(

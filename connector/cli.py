@@ -45,6 +45,29 @@ def _parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("settings", help="print the effective settings (secrets hidden)")
     show.add_argument("--config", type=Path, metavar="FILE")
+
+    issuer = commands.add_parser(
+        "issuer",
+        help="make this node a credential issuer for a dataspace (served at <public URL>/issuer/...)",
+        description="Issue and revoke credentials (VC-JWT, VCDM 2.0) for participants. The issuer's DID document "
+        "and status list are served by this node's protocol surface, so the node must run for peers to verify.",
+    )
+    issuer_commands = issuer.add_subparsers(dest="issuer_command", required=True, metavar="ACTION")
+    init = issuer_commands.add_parser("init", help="create the issuer identity (key, DID, status list)")
+    init.add_argument("--config", type=Path, metavar="FILE")
+    init.add_argument("--did", help="the issuer's DID (default: did:web of <public URL>/issuer)")
+    grant = issuer_commands.add_parser("issue", help="issue a credential to a participant; prints the VC-JWT")
+    grant.add_argument("--config", type=Path, metavar="FILE")
+    grant.add_argument("--subject", required=True, help="the participant's DID")
+    grant.add_argument("--type", required=True, choices=["membership", "role", "bpn"], dest="credential_type")
+    grant.add_argument("--role", action="append", default=[], help="a role (repeatable), for --type role")
+    grant.add_argument("--bpn", help="a business-partner number, for --type bpn (or with membership)")
+    grant.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    revoke = issuer_commands.add_parser("revoke", help="revoke an issued credential by its id")
+    revoke.add_argument("--config", type=Path, metavar="FILE")
+    revoke.add_argument("--id", required=True, dest="credential_id")
+    listing = issuer_commands.add_parser("list", help="list the credentials issued")
+    listing.add_argument("--config", type=Path, metavar="FILE")
     return parser
 
 
@@ -64,7 +87,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "settings":
         _print_settings(settings)
         return 0
+    if args.command == "issuer":
+        try:
+            return _issuer(settings, args)
+        except ConnectorError as exc:
+            print(f"connector: {exc.message}", file=sys.stderr)
+            return EXIT_FAILURE
     return EXIT_FAILURE
+
+
+def _issuer(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from connector.identity import issuer
+    from connector.identity.errors import KeyFileError
+    from connector.settings import did_web_from_url
+
+    directory = settings.issuer_dir
+    if args.issuer_command == "init":
+        did = args.did or did_web_from_url(settings.effective_public_url + "/issuer")
+        try:
+            identity = issuer.create_issuer(directory, did)
+        except KeyFileError as exc:
+            print(f"connector: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        registry = issuer.init_registry(directory, identity.did, settings.effective_public_url + "/issuer/status")
+        print(f"issuer DID: {registry.did}")
+        print(f"status list: {registry.status_list_url}")
+        print(f"trust it on every node with CONNECTOR_TRUSTED_ISSUERS={registry.did}")
+        return 0
+    if not (directory / issuer.REGISTRY_FILE_NAME).exists():
+        print("connector: this node is not an issuer yet; run `connector issuer init` first", file=sys.stderr)
+        return EXIT_FAILURE
+    registry = issuer.load_registry(directory)
+    if args.issuer_command == "list":
+        for item in registry.credentials:
+            state = "revoked" if item.revoked else "valid"
+            print(f"{item.id}\t{','.join(item.types)}\t{item.subject}\t{item.valid_until or '-'}\t{state}")
+        return 0
+    if args.issuer_command == "revoke":
+        found = registry.find(args.credential_id)
+        if found is None:
+            print(f"connector: no credential {args.credential_id!r} was issued here", file=sys.stderr)
+            return EXIT_FAILURE
+        issuer.save_registry(directory, registry.revoke(found.index))
+        print(f"revoked {found.id}; peers see it at their next status list fetch")
+        return 0
+    identity = issuer.create_issuer(directory, registry.did)
+    now = datetime.now(UTC)
+    validity = {"valid_from": now, "valid_until": now + timedelta(days=args.days)}
+    if args.credential_type == "membership":
+        jwt, registry = issuer.issue_membership(identity, registry, args.subject, bpn=args.bpn, **validity)
+    elif args.credential_type == "role":
+        if not args.role:
+            print("connector: --type role needs at least one --role", file=sys.stderr)
+            return EXIT_FAILURE
+        jwt, registry = issuer.issue_role(identity, registry, args.subject, args.role, **validity)
+    else:
+        if not args.bpn:
+            print("connector: --type bpn needs --bpn", file=sys.stderr)
+            return EXIT_FAILURE
+        jwt, registry = issuer.issue_bpn(identity, registry, args.subject, args.bpn, **validity)
+    issuer.save_registry(directory, registry)
+    print(jwt)
+    return 0
 
 
 def _run(coroutine: Coroutine[Any, Any, int]) -> int:

@@ -6,7 +6,7 @@ Remote contexts are never fetched: a context URL the node does not hold is an in
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -26,7 +26,20 @@ _CONTEXT_FILES = {
 }
 
 # Compact forms the node writes: prefixes for IRIs in value position, and the vocabulary for keys.
-_PREFIXES = (("edc:", vocab.EDC), ("odrl:", vocab.ODRL))
+Prefixes = tuple[tuple[str, str], ...]
+EDC_PREFIXES: Prefixes = (("edc:", vocab.EDC), ("odrl:", vocab.ODRL))
+# A peer's catalog, as EDC's Management API returns it: DCAT, DCT and DSP terms prefixed too.
+CATALOG_PREFIXES: Prefixes = (
+    *EDC_PREFIXES,
+    ("dcat:", vocab.DCAT),
+    ("dct:", vocab.DCT),
+    ("dspace:", vocab.DSPACE),
+)
+
+
+def output_context(prefixes: Prefixes) -> dict[str, str]:
+    """Return the @context that defines the prefixes used in an answer (EDC terms under @vocab)."""
+    return {"@vocab": vocab.EDC, **{prefix.rstrip(":"): namespace for prefix, namespace in prefixes}}
 
 
 @cache
@@ -151,20 +164,20 @@ def properties_map(node: Mapping[str, JSON] | None) -> dict[str, JSON]:
 # Writing compacted JSON-LD (EDC Management API form).
 
 
-def compact_key(iri: str) -> str:
-    """Compact an IRI in key position: EDC terms become bare (the output @vocab), ODRL ones 'odrl:'."""
+def compact_key(iri: str, prefixes: Prefixes = EDC_PREFIXES) -> str:
+    """Compact an IRI in key position: EDC terms become bare (the output @vocab), others prefixed."""
     if iri.startswith("@"):
         return iri
     if iri.startswith(vocab.EDC):
         local = iri[len(vocab.EDC) :]
         if local and "/" not in local and ":" not in local and "#" not in local:
             return local
-    return compact_iri(iri)
+    return compact_iri(iri, prefixes)
 
 
-def compact_iri(iri: str) -> str:
+def compact_iri(iri: str, prefixes: Prefixes = EDC_PREFIXES) -> str:
     """Compact an IRI in value position (@id, @type) with the output prefixes."""
-    for prefix, namespace in _PREFIXES:
+    for prefix, namespace in prefixes:
         if iri.startswith(namespace):
             local = iri[len(namespace) :]
             if local and "/" not in local and "#" not in local:
@@ -172,10 +185,10 @@ def compact_iri(iri: str) -> str:
     return iri
 
 
-def compact(value: JSON, key_fn: Callable[[str], str] = compact_key) -> JSON:
+def compact(value: JSON, prefixes: Prefixes = EDC_PREFIXES) -> JSON:
     """Compact expanded JSON-LD into the EDC output form (single values unwrapped, IRIs prefixed)."""
     if isinstance(value, list):
-        items = [compact(v, key_fn) for v in value]
+        items = [compact(v, prefixes) for v in value]
         return items[0] if len(items) == 1 else items
     if not isinstance(value, dict):
         return value
@@ -184,20 +197,32 @@ def compact(value: JSON, key_fn: Callable[[str], str] = compact_key) -> JSON:
             return value["@value"]
         out = dict(value)
         if "@type" in out:
-            out["@type"] = compact_iri(out["@type"])
+            out["@type"] = compact_iri(out["@type"], prefixes)
         return out
     if "@list" in value:
-        return [compact(v, key_fn) for v in value["@list"]]
+        return [compact(v, prefixes) for v in value["@list"]]
     result: dict[str, JSON] = {}
     for key, item in value.items():
         if key == "@id":
-            result["@id"] = compact_iri(item)
+            result["@id"] = compact_iri(item, prefixes)
         elif key == "@type":
-            types = [compact_iri(t) for t in (item if isinstance(item, list) else [item])]
+            types = [compact_iri(t, prefixes) for t in (item if isinstance(item, list) else [item])]
             result["@type"] = types[0] if len(types) == 1 else types
         else:
-            result[key_fn(key)] = compact(item, key_fn)
+            result[compact_key(key, prefixes)] = compact(item, prefixes)
     return result
+
+
+def expand_peer_document(document: JSON) -> list[JSON]:
+    """Expand a JSON-LD document a peer sent, ignoring context URLs this node does not hold.
+
+    EDC adds its own context (https://w3id.org/edc/dspace/v0.0.1) to every DSP message; it only defines
+    EDC-specific terms, so dropping it keeps every DSP term while never fetching anything.
+    """
+    if isinstance(document, dict) and isinstance(document.get("@context"), list):
+        kept = [c for c in document["@context"] if not isinstance(c, str) or c in _CONTEXT_FILES]
+        document = {**document, "@context": kept}
+    return expand(document)
 
 
 def compact_properties(props: Mapping[str, JSON]) -> dict[str, JSON]:

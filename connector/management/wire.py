@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from connector import jsonld, vocab
@@ -21,7 +22,7 @@ from connector.domain.assets import (
     DataAddress,
     PolicyDefinition,
 )
-from connector.domain.errors import InvalidInput, Problem, ProblemList
+from connector.domain.errors import InvalidInput, PeerError, Problem, ProblemList
 from connector.domain.query import DEFAULT_LIMIT, MAX_LIMIT, OPERATORS, QuerySpec, SortOrder
 
 JSON = Any
@@ -361,3 +362,60 @@ def id_response(object_id: str, created_at: int) -> dict[str, JSON]:
         "createdAt": created_at,
         "@context": vocab.EDC_OUTPUT_CONTEXT,
     }
+
+
+# Requests for peers' catalogs.
+
+
+@dataclass(frozen=True, slots=True)
+class PeerCatalogRequest:
+    """A CatalogRequest (or a dataset request) of the management API."""
+
+    address: str
+    counterparty_id: str | None
+    protocol: str | None
+    page: tuple[int, int] | None
+    dataset_id: str | None = None
+
+
+def parse_peer_catalog_request(node: Mapping[str, JSON], dataset: bool = False) -> PeerCatalogRequest:
+    """Read EDC's CatalogRequest (counterPartyAddress, counterPartyId, protocol, querySpec) or DatasetRequest."""
+    problems = ProblemList()
+    raw: list[Problem] = []
+    address = jsonld.string(node, EDC + "counterPartyAddress", "counterPartyAddress", raw)
+    counterparty = jsonld.string(node, EDC + "counterPartyId", "counterPartyId", raw, required=False)
+    protocol = jsonld.string(node, EDC + "protocol", "protocol", raw, required=False)
+    problems.items.extend(raw)
+    if address is not None and not re.match(r"^https?://[^\s/]+", address):
+        problems.add(
+            "counterPartyAddress must be the peer's DSP base URL (http or https)", "counterPartyAddress", address
+        )
+    dataset_id = None
+    if dataset:
+        dataset_id = node.get("@id")
+        if not isinstance(dataset_id, str) or not dataset_id:
+            problems.add("@id (the dataset id) is required", "@id", dataset_id)
+    page = None
+    spec_nodes = jsonld.values(node, EDC + "querySpec")
+    if spec_nodes and isinstance(spec_nodes[0], dict):
+        offset = _int(spec_nodes[0], "offset", 0, problems, minimum=0, maximum=10**9)
+        limit = _int(spec_nodes[0], "limit", DEFAULT_LIMIT, problems, minimum=1, maximum=MAX_LIMIT)
+        page = (offset, limit)
+    problems.raise_if_any("invalid catalog request")
+    assert address is not None
+    return PeerCatalogRequest(address.rstrip("/"), counterparty, protocol, page, dataset_id)
+
+
+def render_peer_document(document: JSON) -> dict[str, JSON]:
+    """Re-compact a peer's DSP catalog or dataset the way EDC's Management API returns it (dcat:dataset, ...)."""
+    try:
+        expanded = jsonld.expand_peer_document(document)
+    except InvalidInput as exc:
+        raise PeerError(f"the peer's answer is not valid JSON-LD: {exc.message}") from None
+    nodes = [n for n in expanded if isinstance(n, dict)]
+    if len(nodes) != 1:
+        raise PeerError(f"the peer's answer holds {len(nodes)} JSON-LD nodes, expected one")
+    compacted = jsonld.compact(nodes[0], jsonld.CATALOG_PREFIXES)
+    assert isinstance(compacted, dict)
+    compacted["@context"] = jsonld.output_context(jsonld.CATALOG_PREFIXES)
+    return compacted

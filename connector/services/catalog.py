@@ -78,7 +78,7 @@ class CatalogService:
     def __init__(self, store: Store, participant_id: str, dsp_url: str) -> None:
         self._store = store
         self.participant_id = participant_id
-        self.service = DataService(id=str(uuid.uuid5(uuid.NAMESPACE_URL, dsp_url)), endpoint_url=dsp_url)
+        self.service = DataService(id="urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, dsp_url)), endpoint_url=dsp_url)
         self._catalog_id = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, dsp_url + "#catalog"))
         self._cached: tuple[int, list[CompiledDefinition]] | None = None
 

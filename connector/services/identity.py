@@ -120,7 +120,7 @@ class NodeIdentity:
         self._own = StaticResolver([didweb.parse_did_document(self.document, config.did)])
         self._resolver = CachingResolver(self._fetch_did_document)
         self._replays = StoreReplayCache(store)
-        self._status = StatusListChecker(self._fetch_status_list, self._resolver)
+        self._status = StatusListChecker(self._fetch_status_list, self._resolver, ttl=config.claims_ttl)
         self._claims: dict[str, tuple[float, Mapping[str, Any]]] = {}
         self.issuer = self._load_issuer(config.issuer_dir)
 

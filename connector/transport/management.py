@@ -10,10 +10,13 @@ from dataclasses import dataclass, replace
 
 from aiohttp import web
 
-from connector.domain.errors import InvalidInput
+from connector.domain.errors import InvalidInput, Problem
 from connector.management import wire
+from connector.services.dsp_client import PeerCatalogs
+from connector.services.identity import NodeIdentity
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, now_ms
 from connector.store import Store
+from connector.store.repositories import HeldCredential
 from connector.transport import openapi
 from connector.transport.http import (
     API_KEY,
@@ -37,6 +40,8 @@ class ManagementServices:
     assets: AssetService
     policies: PolicyDefinitionService
     contracts: ContractDefinitionService
+    catalogs: PeerCatalogs
+    identity: NodeIdentity
 
 
 SERVICES: web.AppKey[ManagementServices] = web.AppKey("services", ManagementServices)
@@ -140,6 +145,69 @@ async def query_contracts(request: web.Request) -> web.Response:
 
 async def delete_contract(request: web.Request) -> web.Response:
     await _services(request).contracts.delete(request.match_info["id"])
+    return no_content()
+
+
+# Peers' catalogs (consumer side).
+
+
+async def request_catalog(request: web.Request) -> web.Response:
+    wanted = wire.parse_peer_catalog_request(wire.expand_body(await read_json(request), "CatalogRequest"))
+    found = await _services(request).catalogs.catalog(
+        wanted.address, wanted.counterparty_id, wanted.protocol, wanted.page
+    )
+    return json_response(wire.render_peer_document(found))
+
+
+async def request_dataset(request: web.Request) -> web.Response:
+    node = wire.expand_body(await read_json(request), "DatasetRequest")
+    wanted = wire.parse_peer_catalog_request(node, dataset=True)
+    assert wanted.dataset_id is not None
+    found = await _services(request).catalogs.dataset(
+        wanted.address, wanted.counterparty_id, wanted.protocol, wanted.dataset_id
+    )
+    return json_response(wire.render_peer_document(found))
+
+
+# The node's identity and the credentials it holds (plain JSON).
+
+
+def _credential(held: HeldCredential) -> dict[str, object]:
+    return {"id": held.id, "types": list(held.types), "issuer": held.issuer, "validUntil": held.valid_until}
+
+
+async def identity_info(request: web.Request) -> web.Response:
+    identity = _services(request).identity
+    return json_response(
+        {
+            "did": identity.did,
+            "didDocument": identity.document,
+            "credentialService": identity.credential_service_url,
+            "issuer": identity.issuer.did if identity.issuer else None,
+        }
+    )
+
+
+async def import_credential(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    jwt = body.get("credential") if isinstance(body, dict) else None
+    if not isinstance(jwt, str) or jwt.count(".") != 2:
+        raise InvalidInput(
+            'the body must be {"credential": "<VC-JWT>"}', [Problem("a VC-JWT is required", "credential")]
+        )
+    held = await _services(request).identity.import_credential(jwt)
+    return json_response(_credential(held))
+
+
+async def list_credentials(request: web.Request) -> web.Response:
+    async with _services(request).store.read() as tx:
+        held = await tx.credentials.all()
+    return json_response([_credential(c) for c in held])
+
+
+async def delete_credential(request: web.Request) -> web.Response:
+    async with _services(request).store.transaction() as tx:
+        await tx.credentials.delete(request.match_info["id"])
     return no_content()
 
 
@@ -289,6 +357,61 @@ ROUTES: tuple[Route, ...] = (
         delete_contract,
         "Delete a contract definition",
         "Contract definitions",
+        None,
+        None,
+        204,
+    ),
+    Route(
+        "POST",
+        f"{V3}/catalog/request",
+        request_catalog,
+        "Request a peer's catalog over DSP",
+        "Catalog",
+        "CatalogRequest",
+        "PeerCatalog",
+    ),
+    Route(
+        "POST",
+        f"{V3}/catalog/dataset/request",
+        request_dataset,
+        "Request one dataset of a peer over DSP",
+        "Catalog",
+        "DatasetRequest",
+        "PeerDataset",
+    ),
+    Route(
+        "GET",
+        "/management/v1/identity",
+        identity_info,
+        "This node's DID, DID document and credential service",
+        "Identity",
+        None,
+        "Identity",
+    ),
+    Route(
+        "POST",
+        "/management/v1/credentials",
+        import_credential,
+        "Hold a credential issued to this node",
+        "Identity",
+        "CredentialInput",
+        "Credential",
+    ),
+    Route(
+        "GET",
+        "/management/v1/credentials",
+        list_credentials,
+        "List the credentials this node holds",
+        "Identity",
+        None,
+        "CredentialList",
+    ),
+    Route(
+        "DELETE",
+        "/management/v1/credentials/{id}",
+        delete_credential,
+        "Stop holding a credential",
+        "Identity",
         None,
         None,
         204,

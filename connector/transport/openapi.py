@@ -145,6 +145,69 @@ SCHEMAS: dict[str, Any] = {
             "filterExpression": {"type": "array", "items": _CRITERION},
         },
     },
+    "CatalogRequest": {
+        "type": "object",
+        "required": ["counterPartyAddress"],
+        "properties": {
+            "@context": _CONTEXT,
+            "@type": {"const": "CatalogRequest"},
+            "counterPartyAddress": {
+                "type": "string",
+                "description": "the peer's DSP base URL, e.g. .../api/dsp/2025-1",
+            },
+            "counterPartyId": {
+                "type": "string",
+                "description": "the peer's DID (found from its version document if absent)",
+            },
+            "protocol": {"const": "dataspace-protocol-http:2025-1"},
+            "querySpec": {
+                "type": "object",
+                "properties": {"offset": {"type": "integer"}, "limit": {"type": "integer"}},
+            },
+        },
+    },
+    "DatasetRequest": {
+        "type": "object",
+        "required": ["@id", "counterPartyAddress"],
+        "properties": {
+            "@context": _CONTEXT,
+            "@id": {"type": "string", "description": "the dataset id"},
+            "counterPartyAddress": {"type": "string"},
+            "counterPartyId": {"type": "string"},
+            "protocol": {"const": "dataspace-protocol-http:2025-1"},
+        },
+    },
+    "PeerCatalog": {
+        "type": "object",
+        "description": "the peer's DSP catalog, compacted as EDC returns it (dcat:dataset, odrl:hasPolicy, dcat:distribution)",
+    },
+    "PeerDataset": {"type": "object", "description": "the peer's dataset, compacted as EDC returns it"},
+    "Identity": {
+        "type": "object",
+        "required": ["did", "didDocument"],
+        "properties": {
+            "did": {"type": "string"},
+            "didDocument": {"type": "object"},
+            "credentialService": {"type": "string"},
+            "issuer": {"type": ["string", "null"]},
+        },
+    },
+    "CredentialInput": {
+        "type": "object",
+        "required": ["credential"],
+        "properties": {"credential": {"type": "string", "description": "a VC-JWT (VCDM 2.0) issued to this node"}},
+    },
+    "Credential": {
+        "type": "object",
+        "required": ["id", "types", "issuer"],
+        "properties": {
+            "id": {"type": "string"},
+            "types": {"type": "array", "items": {"type": "string"}},
+            "issuer": {"type": "string"},
+            "validUntil": {"type": ["integer", "null"], "description": "epoch seconds"},
+        },
+    },
+    "CredentialList": {"type": "array", "items": {"$ref": "#/components/schemas/Credential"}},
     "IdResponse": {
         "type": "object",
         "required": ["@id", "createdAt"],
@@ -232,7 +295,7 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
         if route.response is not None:
             ok["content"] = {"application/json": {"schema": _ref(route.response)}}
         responses: dict[str, Any] = {str(route.status): ok}
-        if route.path.startswith("/management/v3"):
+        if route.path.startswith(("/management/v3", "/management/v1")):
             if secured:
                 responses["401"] = _problem("missing or wrong X-Api-Key")
             if route.request is not None:
@@ -242,6 +305,9 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
                 responses["404"] = _problem("no object with this id")
             if route.method in ("POST", "DELETE") and not route.path.endswith("/request"):
                 responses["409"] = _problem("duplicate id, or the object is still referenced")
+        if "/catalog/" in route.path:
+            responses["502"] = _problem("the peer answered with an error or could not be reached")
+            responses["504"] = _problem("the peer did not answer in time")
         if route.path == "/ready":
             responses["503"] = _problem("the database cannot be reached")
         operation["responses"] = responses

@@ -1,0 +1,114 @@
+"""Sending DSP 2025-1 requests to peers: signed with our token, bounded by the peer client, errors explained."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from connector.domain.errors import InvalidInput, PeerError, Problem
+from connector.services.identity import NodeIdentity
+from connector.transport.peer import PeerClient, PeerResponse
+
+DSP_CONTEXT = "https://w3id.org/dspace/2025/1/context.jsonld"
+DSP_PROTOCOL = "dataspace-protocol-http:2025-1"
+ACCEPTED_PROTOCOLS = (DSP_PROTOCOL, "dataspace-protocol-http")
+
+
+def check_protocol(protocol: str | None) -> None:
+    """Refuse a protocol id this node does not speak."""
+    if protocol is not None and protocol not in ACCEPTED_PROTOCOLS:
+        raise InvalidInput(
+            f"protocol {protocol!r} is not supported; this node speaks {DSP_PROTOCOL}",
+            [Problem("unsupported protocol", "protocol", protocol)],
+        )
+
+
+def _reasons(body: Any) -> str:
+    if isinstance(body, dict):
+        reason = body.get("reason")
+        if isinstance(reason, list):
+            return "; ".join(str(r) for r in reason[:5])
+        if isinstance(reason, str):
+            return reason
+        for key in ("detail", "message", "title"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    return "no reason given"
+
+
+class DspClient:
+    """Sends DSP messages to a peer's versioned base URL (its `counterPartyAddress`)."""
+
+    def __init__(self, peer: PeerClient, identity: NodeIdentity) -> None:
+        self._peer = peer
+        self._identity = identity
+
+    async def counterparty_id(self, address: str, given: str | None) -> str:
+        """Return the peer's DID: as given, or from the serviceId of its DSP version document."""
+        if given:
+            return given
+        root = address.rstrip("/").removesuffix("/2025-1")
+        answer = await self._peer.request("GET", f"{root}/.well-known/dspace-version")
+        versions = answer.body.get("protocolVersions") if isinstance(answer.body, dict) else None
+        for entry in versions if isinstance(versions, list) else []:
+            if (
+                isinstance(entry, dict)
+                and entry.get("version") == "2025-1"
+                and str(entry.get("serviceId", "")).startswith("did:")
+            ):
+                return str(entry["serviceId"])
+        raise InvalidInput(
+            "counterPartyId is required: the peer's version document names no DID to address it by",
+            [Problem("missing", "counterPartyId")],
+        )
+
+    async def _send(self, method: str, url: str, counterparty: str, message: Any = None) -> PeerResponse:
+        headers = {"Authorization": self._identity.token_for(counterparty)}
+        answer = await self._peer.request(method, url, json=message, headers=headers)
+        if not answer.ok:
+            raise PeerError(f"{url} answered {answer.status}: {_reasons(answer.body)}")
+        if not isinstance(answer.body, dict):
+            raise PeerError(f"{url} answered {answer.status} without a JSON object")
+        return answer
+
+    async def post(self, address: str, path: str, counterparty: str, message: dict[str, Any]) -> PeerResponse:
+        """POST a DSP message to `<address><path>`."""
+        return await self._send("POST", address.rstrip("/") + path, counterparty, message)
+
+    async def get(self, address: str, path: str, counterparty: str) -> PeerResponse:
+        """GET a DSP resource at `<address><path>`."""
+        return await self._send("GET", address.rstrip("/") + path, counterparty)
+
+
+class PeerCatalogs:
+    """Asks peers for their catalogs (the consumer side of the catalog protocol)."""
+
+    def __init__(self, client: DspClient) -> None:
+        self._client = client
+
+    async def catalog(
+        self, address: str, counterparty: str | None, protocol: str | None, page: tuple[int, int] | None
+    ) -> dict[str, Any]:
+        """Return a peer's catalog (one page) as its DSP JSON."""
+        check_protocol(protocol)
+        did = await self._client.counterparty_id(address, counterparty)
+        message: dict[str, Any] = {"@context": [DSP_CONTEXT], "@type": "CatalogRequestMessage"}
+        if page is not None:
+            # EDC providers read paging from a QuerySpec filter; this node's provider does too.
+            offset, limit = page
+            message["filter"] = [{"@type": "QuerySpec", "offset": offset, "limit": limit, "filterExpression": []}]
+        answer = await self._client.post(address, "/catalog/request", did, message)
+        if answer.body.get("@type") not in ("Catalog", "dcat:Catalog"):
+            raise PeerError(f"{address} answered a catalog request with a {answer.body.get('@type')!r}")
+        return dict(answer.body)
+
+    async def dataset(
+        self, address: str, counterparty: str | None, protocol: str | None, dataset_id: str
+    ) -> dict[str, Any]:
+        """Return one dataset of a peer as its DSP JSON."""
+        check_protocol(protocol)
+        did = await self._client.counterparty_id(address, counterparty)
+        answer = await self._client.get(address, f"/catalog/datasets/{quote(dataset_id, safe='')}", did)
+        if answer.body.get("@type") not in ("Dataset", "dcat:Dataset"):
+            raise PeerError(f"{address} answered a dataset request with a {answer.body.get('@type')!r}")
+        return dict(answer.body)
