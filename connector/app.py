@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from catalog.rdf import CatalogInfo
 from connector.identity.errors import KeyFileError
 from connector.identity.keys import NodeKey, load_key, load_or_create_key
 from connector.services.catalog import CatalogService
@@ -95,6 +96,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
                 authenticator=identity,
                 catalog=catalog,
                 identity=identity,
+                catalog_info=catalog_info(settings),
             ),
             settings.max_body_bytes,
             settings.max_json_depth,
@@ -145,6 +147,20 @@ def node_key(settings: Settings) -> NodeKey:
         except OSError as exc:
             raise KeyFileError(f"CONNECTOR_KEY_FILE {settings.key_file}: cannot be read ({exc.strerror})") from None
     return load_or_create_key(settings.data_dir, settings.key_kind)
+
+
+def catalog_info(settings: Settings) -> CatalogInfo:
+    """Return what the public DCAT-AP catalog says of its publisher."""
+    participant = settings.effective_participant_id
+    return CatalogInfo(
+        title=settings.catalog_title or f"Battery passports of {participant}",
+        description=settings.catalog_description
+        or f"Battery passport datasets offered by {participant} over the Dataspace Protocol (DSP 2025-1).",
+        publisher_name=settings.publisher_name or participant,
+        publisher_id=settings.effective_did,
+        homepage=settings.effective_public_url,
+        catalog_url=settings.effective_public_url + "/catalog",
+    )
 
 
 def identity_config(settings: Settings) -> IdentityConfig:

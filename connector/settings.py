@@ -89,6 +89,14 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, le=1_073_741_824, description="Largest request body accepted, in bytes."
     )
     max_json_depth: int = Field(default=32, ge=4, le=256, description="Deepest JSON nesting accepted in a body.")
+    catalog_title: str | None = Field(
+        default=None,
+        description="Title of the public DCAT-AP catalog (default: Battery passports of <participant id>).",
+    )
+    catalog_description: str | None = Field(default=None, description="Description of the public DCAT-AP catalog.")
+    publisher_name: str | None = Field(
+        default=None, description="Name of the organisation publishing the catalog (default: the participant id)."
+    )
     peer_timeout: float = Field(
         default=10.0, gt=0, le=300, description="Seconds a peer may take to answer one request of this node."
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from connector.app import Node
 from connector.identity import issuer
@@ -238,3 +239,34 @@ async def test_did_document_and_credential_service_are_published(
         json={"type": "PresentationQueryMessage", "scope": []},
     ) as response:
         assert response.status == 401
+
+
+# rdflib's own JSON-LD parser uses a class it deprecates.
+@pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
+async def test_public_dcat_ap_catalog_by_content_negotiation(
+    node_factory: Any, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    import rdflib
+
+    provider, _ = await _provider(node_factory, tmp_path)
+    await _publish(Management(http, provider))
+    url = provider.settings.effective_public_url + "/catalog"
+    graphs = {}
+    for accept, content_type, fmt in (
+        ("text/turtle", "text/turtle", "turtle"),
+        ("application/ld+json", "application/ld+json", "json-ld"),
+        ("application/rdf+xml;q=0.9, text/html;q=0.1", "application/rdf+xml", "xml"),
+    ):
+        async with http.get(url, headers={"Accept": accept}) as response:
+            assert response.status == 200
+            assert response.content_type == content_type
+            assert response.headers["Vary"] == "Accept"
+            graphs[fmt] = rdflib.Graph().parse(data=await response.read(), format=fmt)
+    dcat = rdflib.Namespace("http://www.w3.org/ns/dcat#")
+    datasets = set(graphs["turtle"].subjects(rdflib.RDF.type, dcat.Dataset))
+    # Only the public datasets (open access policy), never the recyclers-only ones.
+    identifiers = {str(o) for s in datasets for o in graphs["turtle"].objects(s, rdflib.DCTERMS.identifier)}
+    assert identifiers == {"bat-M1-0", "bat-M1-1", "bat-M1-2"}
+    assert len(graphs["turtle"]) == len(graphs["xml"])
+    async with http.get(url, headers={"Accept": "image/png"}) as response:
+        assert response.status == 406

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -9,6 +11,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from catalog.dsp import render_catalog, render_dataset
+from catalog.rdf import CatalogInfo, build_graph, negotiate, serialize
 from connector.domain.errors import ConnectorError
 from connector.domain.participants import Participant
 from connector.dsp.catalog import link_header, parse_catalog_request
@@ -35,6 +38,7 @@ class ProtocolServices:
     authenticator: Authenticator
     catalog: CatalogService
     identity: NodeIdentity
+    catalog_info: CatalogInfo
 
 
 SERVICES: web.AppKey[ProtocolServices] = web.AppKey("protocol_services", ProtocolServices)
@@ -115,6 +119,51 @@ async def issuer_status_list(request: web.Request) -> web.Response:
     return web.Response(text=status_list, content_type="application/vc+jwt", headers={"Cache-Control": "max-age=60"})
 
 
+PUBLIC_PAGE = 100
+PUBLIC_CACHE_SECONDS = 30.0
+ANONYMOUS = Participant("urn:anonymous")
+_public_cache: web.AppKey[dict[tuple[str, int], tuple[float, bytes, str, str | None]]] = web.AppKey(
+    "public_cache", dict
+)
+
+
+async def public_catalog(request: web.Request) -> web.Response:
+    """The public part of the catalog (what anyone may see) as DCAT-AP 3, by content negotiation."""
+    services = request.app[SERVICES]
+    fmt = negotiate(request.headers.get("Accept"))
+    if fmt is None:
+        raise web.HTTPNotAcceptable(
+            reason="the catalog is served as text/turtle, application/ld+json or application/rdf+xml"
+        )
+    try:
+        page = int(request.query.get("page", "1"))
+    except ValueError:
+        page = 0
+    if page < 1:
+        raise web.HTTPBadRequest(reason="page must be a positive integer")
+    cache = request.app[_public_cache]
+    cached = cache.get((fmt, page))
+    if cached is None or cached[0] < time.monotonic():
+        found = await services.catalog.catalog(ANONYMOUS, (page - 1) * PUBLIC_PAGE, PUBLIC_PAGE)
+        url = f"{services.catalog_info.catalog_url}"
+        links = []
+        if found.has_more:
+            links.append(f'<{url}?page={page + 1}>; rel="next"')
+        if page > 1:
+            links.append(f'<{url}?page={page - 1}>; rel="previous"')
+        # Building and serialising RDF is CPU work: keep it off the event loop.
+        body, content_type = await asyncio.to_thread(
+            lambda: serialize(build_graph(found.catalog, services.catalog_info), fmt)
+        )
+        cached = (time.monotonic() + PUBLIC_CACHE_SECONDS, body, content_type, ", ".join(links) or None)
+        cache[(fmt, page)] = cached
+    _, body, content_type, link = cached
+    headers = {"Vary": "Accept", "Cache-Control": f"max-age={int(PUBLIC_CACHE_SECONDS)}"}
+    if link:
+        headers["Link"] = link
+    return web.Response(body=body, headers={**headers, "Content-Type": content_type})
+
+
 def create_app(services: ProtocolServices, max_body: int, max_depth: int) -> web.Application:
     """Build the protocol application."""
     app = web.Application(middlewares=[request_context], client_max_size=max_body)
@@ -125,6 +174,8 @@ def create_app(services: ProtocolServices, max_body: int, max_depth: int) -> web
     app[MAX_DEPTH] = max_depth
     app.router.add_get("/.well-known/dspace-version", dspace_version_at_host_root)
     app.router.add_get(f"{DSP_ROOT}/.well-known/dspace-version", dspace_version_at_dsp_root)
+    app[_public_cache] = {}
+    app.router.add_get("/catalog", public_catalog)
     app.router.add_get("/.well-known/did.json", did_document)
     # A did:web with a path (public URL below a prefix) is served at <path>/did.json.
     own_path = urlsplit(did_web_to_url(services.identity.did, allow_http_loopback=True)).path
