@@ -69,6 +69,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         store = Store(settings.effective_database_url, pool_size=settings.database_pool_size)
         stack.push_async_callback(store.close)
         await _check_schema(settings)
+        await store.optimize()
         peer = PeerClient(
             PeerLimits(
                 timeout=settings.peer_timeout,

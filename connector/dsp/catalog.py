@@ -22,6 +22,8 @@ class CatalogRequest:
 
     offset: int = 0
     limit: int = DEFAULT_PAGE
+    # Keyset paging: the page starts after this id; `offset` then counts the datasets before the page.
+    after: str | None = None
 
 
 def parse_catalog_request(body: Any, continuation: str | None) -> CatalogRequest:
@@ -66,28 +68,30 @@ def _query_spec_page(spec: dict[str, Any], path: str) -> CatalogRequest:
     return CatalogRequest(offset=offset, limit=min(limit, MAX_PAGE))
 
 
-def continuation_token(offset: int, limit: int) -> str:
+def continuation_token(position: int, limit: int, after: str | None) -> str:
     """Return the token a Link header carries for a page."""
-    return base64.urlsafe_b64encode(orjson.dumps([offset, limit])).decode().rstrip("=")
+    return base64.urlsafe_b64encode(orjson.dumps([position, limit, after])).decode().rstrip("=")
 
 
 def parse_continuation(token: str) -> CatalogRequest:
     """Read a continuation token."""
     try:
-        offset, limit = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        position, limit, after = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (binascii.Error, ValueError, TypeError):
         raise InvalidInput("continuationToken is not one this node issued") from None
-    if not (isinstance(offset, int) and isinstance(limit, int) and offset >= 0 and 1 <= limit <= MAX_PAGE):
+    valid = isinstance(position, int) and isinstance(limit, int) and position >= 0 and 1 <= limit <= MAX_PAGE
+    if not valid or not (after is None or isinstance(after, str)):
         raise InvalidInput("continuationToken is not one this node issued")
-    return CatalogRequest(offset=offset, limit=limit)
+    return CatalogRequest(offset=position, limit=limit, after=after)
 
 
-def link_header(catalog_url: str, offset: int, limit: int, has_more: bool) -> str | None:
-    """Return the Link header for a page: rel="next" when more follow, rel="previous" after the first page."""
+def link_header(catalog_url: str, wanted: CatalogRequest, has_more: bool, last_key: str | None) -> str | None:
+    """Return the Link header for a page: rel="next" (by key) when more follow, rel="previous" after the first."""
     links = []
-    if has_more:
-        links.append(f'<{catalog_url}?continuationToken={continuation_token(offset + limit, limit)}>; rel="next"')
-    if offset > 0:
-        previous = max(0, offset - limit)
-        links.append(f'<{catalog_url}?continuationToken={continuation_token(previous, limit)}>; rel="previous"')
+    if has_more and last_key is not None:
+        token = continuation_token(wanted.offset + wanted.limit, wanted.limit, last_key)
+        links.append(f'<{catalog_url}?continuationToken={token}>; rel="next"')
+    if wanted.offset > 0:
+        token = continuation_token(max(0, wanted.offset - wanted.limit), wanted.limit, None)
+        links.append(f'<{catalog_url}?continuationToken={token}>; rel="previous"')
     return ", ".join(links) or None

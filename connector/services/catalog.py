@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 import policies
 from catalog.model import HTTP_PULL, HTTP_PUSH, Catalog, DataService, Dataset, Distribution, Offer
 from catalog.offers import fingerprint, offer_id, parse_offer_id
@@ -27,6 +29,8 @@ from connector.store.repositories import read_revision
 from connector.store.tables import OFFERS_REVISION
 
 log = logging.getLogger("connector.catalog")
+_REGISTRY = policies.default_registry()
+_MAX_CACHED_REQUESTERS = 10_000
 
 # Asset properties that have a DCAT/DCT meaning in a dataset (EDC names on the left).
 _DCAT_ALIASES = {
@@ -46,11 +50,68 @@ class CompiledDefinition:
     access: policies.Policy
     contract: policies.Policy
     fingerprint: str
+    # An access decision that reads no clock and no usage can be reused for the same requester and claims.
+    access_time_dependent: bool = True
 
     @property
     def selector(self) -> tuple[Criterion, ...]:
         """Return the assets selector."""
         return self.definition.assets_selector
+
+
+class DefinitionIndex:
+    """Finds the permitted definitions whose selector holds for an asset without trying each of them.
+
+    Most selectors are one `=`/`in` on a text property (a battery model, an asset id); those are looked
+    up by (key, value). The rest, and selectors that select everything, are checked one by one.
+    """
+
+    def __init__(self, definitions: list[CompiledDefinition]) -> None:
+        self._by_value: dict[str, dict[str, list[int]]] = {}
+        self._by_id: dict[str, list[int]] = {}
+        self._always: list[int] = []
+        self._checked: list[int] = []
+        self.definitions = definitions
+        for position, compiled in enumerate(definitions):
+            selector = compiled.selector
+            if not selector:
+                self._always.append(position)
+                continue
+            first = selector[0]
+            simple = (
+                len(selector) == 1
+                and first.operator in ("=", "in")
+                and not selection.is_number(first.operand_right)
+                and first.operand_left not in selection.CREATED_KEYS
+            )
+            if not simple:
+                self._checked.append(position)
+                continue
+            items = first.operand_right if isinstance(first.operand_right, list) else [first.operand_right]
+            try:
+                texts = {selection.single_text(v) for v in items}
+            except ValueError:
+                self._checked.append(position)
+                continue
+            if first.operand_left in selection.ID_KEYS:
+                for text in texts:
+                    self._by_id.setdefault(text, []).append(position)
+            else:
+                values = self._by_value.setdefault(selection.normalise_key(first.operand_left), {})
+                for text in texts:
+                    values.setdefault(text, []).append(position)
+
+    def matching(self, asset: Asset) -> list[CompiledDefinition]:
+        """Return the definitions (in their order) whose selector holds for the asset."""
+        found = set(self._always)
+        found.update(self._by_id.get(asset.id, ()))
+        for key, values in self._by_value.items():
+            for props in (asset.properties, asset.private_properties):
+                if key in props:
+                    for text, _ in selection.scalar_texts(props[key]):
+                        found.update(values.get(text, ()))
+        found.update(p for p in self._checked if selection.matches(asset, self.definitions[p].selector))
+        return [self.definitions[p] for p in sorted(found)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +122,7 @@ class CatalogPage:
     offset: int
     limit: int
     has_more: bool
+    last_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +143,7 @@ class CatalogService:
         self.service = DataService(id="urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, dsp_url)), endpoint_url=dsp_url)
         self._catalog_id = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, dsp_url + "#catalog"))
         self._cached: tuple[int, list[CompiledDefinition]] | None = None
+        self._decisions: dict[tuple[str, bytes], frozenset[str]] = {}
 
     async def _definitions(self, tx: Transaction) -> list[CompiledDefinition]:
         revision = await read_revision(tx.connection, OFFERS_REVISION)
@@ -99,48 +162,76 @@ class CatalogService:
                 log.warning("policy definition cannot be parsed", extra={"policy_id": policy_id, "error": str(exc)})
         compiled = [
             CompiledDefinition(
-                d, parsed[d.access_policy_id], parsed[d.contract_policy_id], fingerprint(parsed[d.contract_policy_id])
+                d,
+                access,
+                contract,
+                fingerprint(contract),
+                access_time_dependent=policies.compile_policy(access, _REGISTRY).time_dependent,
             )
             for d in definitions
-            if d.access_policy_id in parsed and d.contract_policy_id in parsed
+            if (access := parsed.get(d.access_policy_id)) is not None
+            and (contract := parsed.get(d.contract_policy_id)) is not None
         ]
         self._cached = (revision, compiled)
+        self._decisions.clear()
         return compiled
 
     def _permitted(self, definitions: list[CompiledDefinition], participant: Participant) -> list[CompiledDefinition]:
         context = policies.EvaluationContext(
             participant_id=participant.id, claims=participant.claims, now=datetime.now(UTC)
         )
-        return [d for d in definitions if policies.evaluate(d.access, "use", context, policies.Scope.CATALOG).permitted]
-
-    def _dataset(self, asset: Asset, definitions: list[CompiledDefinition]) -> Dataset | None:
-        offers = tuple(
-            Offer(id=offer_id(d.definition.id, asset.id, d.contract), policy=d.contract)
+        key = (participant.id, orjson.dumps(participant.claims, option=orjson.OPT_SORT_KEYS, default=str))
+        reusable = self._decisions.get(key)
+        if reusable is None:
+            reusable = frozenset(
+                d.definition.id
+                for d in definitions
+                if not d.access_time_dependent
+                and policies.evaluate(d.access, "use", context, policies.Scope.CATALOG).permitted
+            )
+            if len(self._decisions) >= _MAX_CACHED_REQUESTERS:
+                self._decisions.pop(next(iter(self._decisions)))
+            self._decisions[key] = reusable
+        return [
+            d
             for d in definitions
-            if selection.matches(asset, d.selector)
+            if (
+                policies.evaluate(d.access, "use", context, policies.Scope.CATALOG).permitted
+                if d.access_time_dependent
+                else d.definition.id in reusable
+            )
+        ]
+
+    def _dataset(self, asset: Asset, index: DefinitionIndex) -> Dataset | None:
+        offers = tuple(
+            Offer(id=offer_id(d.definition.id, asset.id, d.contract), policy=d.contract) for d in index.matching(asset)
         )
         if not offers:
             return None
         distributions = tuple(Distribution(fmt, self.service) for fmt in (HTTP_PULL, HTTP_PUSH))
         return Dataset(id=asset.id, offers=offers, distributions=distributions, metadata=dataset_metadata(asset))
 
-    async def catalog(self, participant: Participant, offset: int = 0, limit: int = 50) -> CatalogPage:
-        """Return one page of the catalog this participant may see."""
+    async def catalog(
+        self, participant: Participant, offset: int = 0, limit: int = 50, after: str | None = None
+    ) -> CatalogPage:
+        """Return one page of the catalog this participant may see (after an id, or at an offset)."""
         async with self._store.read() as tx:
             permitted = self._permitted(await self._definitions(tx), participant)
-            assets = await tx.assets.select_any([d.selector for d in permitted], offset, limit + 1)
-        datasets = [d for a in assets[:limit] if (d := self._dataset(a, permitted)) is not None]
+            assets = await tx.assets.select_any([d.selector for d in permitted], offset, limit + 1, after=after)
+        index = DefinitionIndex(permitted)
+        datasets = [d for a in assets[:limit] if (d := self._dataset(a, index)) is not None]
         catalog = Catalog(
             id=self._catalog_id, participant_id=self.participant_id, service=self.service, datasets=tuple(datasets)
         )
-        return CatalogPage(catalog, offset, limit, has_more=len(assets) > limit)
+        last_key = assets[:limit][-1].id if assets else None
+        return CatalogPage(catalog, offset, limit, has_more=len(assets) > limit, last_key=last_key)
 
     async def dataset(self, participant: Participant, dataset_id: str) -> Dataset:
         """Return one dataset this participant may see; NotFound otherwise (never say it exists)."""
         async with self._store.read() as tx:
             permitted = self._permitted(await self._definitions(tx), participant)
             asset = await tx.assets.get(dataset_id)
-        found = self._dataset(asset, permitted) if asset is not None else None
+        found = self._dataset(asset, DefinitionIndex(permitted)) if asset is not None else None
         if found is None:
             raise NotFound(f"no dataset {dataset_id!r} is offered to {participant.id}")
         return found

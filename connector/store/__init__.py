@@ -56,6 +56,15 @@ class Store:
         async with self._read.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
+    async def optimize(self) -> None:
+        """Let the database refresh its query-planner statistics (SQLite's PRAGMA optimize, PostgreSQL's ANALYZE)."""
+        async with self._write.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                await connection.exec_driver_sql("PRAGMA optimize=0x10002")
+            else:
+                await connection.exec_driver_sql("ANALYZE")
+            await connection.commit()
+
     async def close(self) -> None:
         """Close every pooled connection."""
         await self._write.dispose()

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -87,11 +87,18 @@ class AssetRepository:
         statement = query.apply_asset_query(select(assets), spec)
         return [_asset(r) for r in (await self._c.execute(statement)).mappings()]
 
-    async def select_any(self, selectors: list[tuple[Criterion, ...]], offset: int, limit: int) -> list[Asset]:
-        """Return a page (by id) of the assets matching at least one selector (an empty selector matches all)."""
+    async def select_any(
+        self, selectors: list[tuple[Criterion, ...]], offset: int, limit: int, after: str | None = None
+    ) -> list[Asset]:
+        """Return a page (by id) of the assets matching at least one selector (an empty selector matches all).
+
+        `after` pages by key (ids greater than it), which stays fast at any depth; `offset` skips rows.
+        """
         if not selectors:
             return []
         condition = query.any_selector(selectors)
+        if after is not None:
+            condition = and_(assets.c.id > after, condition)
         statement = select(assets).where(condition).order_by(assets.c.id).offset(offset).limit(limit)
         return [_asset(r) for r in (await self._c.execute(statement)).mappings()]
 

@@ -99,3 +99,33 @@ async def test_any_selector_matches_the_union(store: Store) -> None:
         async with store.read() as tx:
             found = [a.id for a in await tx.assets.select_any(selectors, 0, 1000)]
         assert found == expected, selectors
+
+
+def test_definition_index_agrees_with_selector_matching() -> None:
+    import policies
+    from connector.domain.assets import ContractDefinition
+    from connector.services.catalog import CompiledDefinition, DefinitionIndex
+
+    rng = random.Random(11)
+    assets = _assets(rng)
+    policy = policies.parse_policy({"@context": "http://www.w3.org/ns/odrl.jsonld", "permission": [{"action": "use"}]})
+    definitions = []
+    for i in range(60):
+        shape = rng.randrange(4)
+        if shape == 0:
+            selector: tuple[Criterion, ...] = ((Criterion("model", "=", rng.choice(WORDS))),)
+        elif shape == 1:
+            selector = (Criterion("id", "in", [a.id for a in rng.sample(assets, 2)]),)
+        elif shape == 2:
+            selector = tuple(_criterion(rng) for _ in range(rng.randrange(0, 3)))
+        else:
+            selector = (Criterion("tags", "in", [rng.choice(WORDS), rng.choice(WORDS)]),)
+        definition = ContractDefinition(f"cd{i}", "p", "p", selector, {}, 1)
+        definitions.append(CompiledDefinition(definition, policy, policy, "f"))
+    index = DefinitionIndex(definitions)
+    hits = 0
+    for asset in assets:
+        expected = [d for d in definitions if selection.matches(asset, d.selector)]
+        assert index.matching(asset) == expected, asset.id
+        hits += len(expected)
+    assert hits > 40
