@@ -6,16 +6,18 @@ import asyncio
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from catalog.rdf import CatalogInfo
 from connector.identity.errors import KeyFileError
 from connector.identity.keys import NodeKey, load_key, load_or_create_key
+from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.services.catalog import CatalogService
 from connector.services.dsp_client import DspClient, PeerCatalogs
 from connector.services.identity import IdentityConfig, NodeIdentity, parse_trusted_issuers
+from connector.services.negotiations import NegotiationService
 from connector.services.offers import (
     AssetService,
     ContractDefinitionService,
@@ -79,17 +81,33 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         )
         stack.push_async_callback(peer.close)
         identity = NodeIdentity(identity_config(settings), node_key(settings), store, peer)
+        catalog = CatalogService(store, settings.effective_participant_id, settings.dsp_base_url)
+        dsp = DspClient(peer, identity)
+        wake = _Wake()
+        negotiations = NegotiationService(
+            store, catalog, settings.effective_participant_id, settings.dsp_base_url, wake
+        )
+        dispatcher = OutboxDispatcher(
+            store,
+            negotiations,
+            dsp.deliver,
+            OutboxSettings(max_attempts=settings.outbox_max_attempts, retry_base_seconds=settings.outbox_retry_seconds),
+        )
+        wake.target = dispatcher.wake
+        await dispatcher.start()
+        stack.push_async_callback(dispatcher.stop)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),
             policies=PolicyDefinitionService(store, policy_checker or evaluable),
             contracts=ContractDefinitionService(store),
-            catalogs=PeerCatalogs(DspClient(peer, identity)),
+            catalogs=PeerCatalogs(dsp),
             identity=identity,
+            negotiations=negotiations,
+            dsp=dsp,
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         management_app = management.create_app(services, api_key, settings.max_body_bytes, settings.max_json_depth)
-        catalog = CatalogService(store, settings.effective_participant_id, settings.dsp_base_url)
         protocol_app = protocol.create_app(
             protocol.ProtocolServices(
                 participant_id=settings.effective_participant_id,
@@ -98,6 +116,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
                 catalog=catalog,
                 identity=identity,
                 catalog_info=catalog_info(settings),
+                negotiations=negotiations,
             ),
             settings.max_body_bytes,
             settings.max_json_depth,
@@ -132,6 +151,17 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         )
         yield node
         log.info("node stopping: draining in-flight requests", extra={"timeout_s": settings.shutdown_timeout})
+
+
+class _Wake:
+    """Lets services wake the dispatcher, which is built after them."""
+
+    def __init__(self) -> None:
+        self.target: Callable[[], None] | None = None
+
+    def __call__(self) -> None:
+        if self.target is not None:
+            self.target()
 
 
 def _free_port(host: str) -> int:

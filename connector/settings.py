@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         default=False,
         description="Allow contacting loopback and private addresses (local development and tests only).",
     )
+    outbox_max_attempts: int = Field(
+        default=7, ge=1, le=100, description="Attempts to deliver a message to a peer before the process terminates."
+    )
+    outbox_retry_seconds: float = Field(
+        default=1.0, gt=0, le=3600, description="Delay before the first retry of a message; it doubles each time."
+    )
     shutdown_timeout: float = Field(
         default=10.0, gt=0, le=600, description="Seconds to drain in-flight requests on SIGTERM."
     )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import policies
 from connector import jsonld, vocab
 from connector.domain.assets import (
     BATTERY_PASSPORT,
@@ -23,7 +24,9 @@ from connector.domain.assets import (
     PolicyDefinition,
 )
 from connector.domain.errors import InvalidInput, PeerError, Problem, ProblemList
+from connector.domain.negotiation import Negotiation
 from connector.domain.query import DEFAULT_LIMIT, MAX_LIMIT, OPERATORS, QuerySpec, SortOrder
+from connector.store.negotiations import Agreement
 
 JSON = Any
 EDC = vocab.EDC
@@ -419,3 +422,103 @@ def render_peer_document(document: JSON) -> dict[str, JSON]:
     assert isinstance(compacted, dict)
     compacted["@context"] = jsonld.output_context(jsonld.CATALOG_PREFIXES)
     return compacted
+
+
+# Contract negotiations and agreements.
+
+
+@dataclass(frozen=True, slots=True)
+class ContractRequest:
+    """EDC's ContractRequest: whom to ask, and the offer (DSP form) as the provider's catalog showed it."""
+
+    address: str
+    counterparty_id: str | None
+    protocol: str | None
+    offer: dict[str, JSON]
+
+
+def parse_contract_request(node: Mapping[str, JSON]) -> ContractRequest:
+    """Read a ContractRequest; the policy must be the offer (its @id, target and assigner as in the catalog)."""
+    problems = ProblemList()
+    raw: list[Problem] = []
+    address = jsonld.string(node, EDC + "counterPartyAddress", "counterPartyAddress", raw)
+    counterparty = jsonld.string(node, EDC + "counterPartyId", "counterPartyId", raw, required=False)
+    protocol = jsonld.string(node, EDC + "protocol", "protocol", raw, required=False)
+    problems.items.extend(raw)
+    policy_nodes = jsonld.values(node, EDC + "policy")
+    offer: dict[str, JSON] = {}
+    if len(policy_nodes) != 1 or not isinstance(policy_nodes[0], dict):
+        problems.add("policy (the offer from the provider's catalog) is required", "policy")
+    else:
+        try:
+            parsed = policies.parse_policy(policy_nodes[0])
+        except policies.PolicyError as exc:
+            problems.add(exc.message, f"policy.{exc.path}" if exc.path else "policy")
+        else:
+            if not parsed.uid:
+                problems.add("policy.@id (the offer id) is required", "policy.@id")
+            if not parsed.target:
+                problems.add("policy.target (the dataset id) is required", "policy.target")
+            offer = {k: v for k, v in policies.render_dsp(parsed).items() if k != "@context"}
+            offer["@id"] = parsed.uid
+            offer["@type"] = "Offer"
+            if parsed.target:
+                offer["target"] = parsed.target
+            if parsed.assigner:
+                offer["assigner"] = parsed.assigner
+                counterparty = counterparty or parsed.assigner
+    problems.raise_if_any("invalid contract request")
+    assert address is not None
+    return ContractRequest(address.rstrip("/"), counterparty, protocol, offer)
+
+
+def render_negotiation(negotiation: Negotiation) -> dict[str, JSON]:
+    """Render a ContractNegotiation the way EDC's Management API v3 does."""
+    body: dict[str, JSON] = {
+        "@type": "ContractNegotiation",
+        "@id": negotiation.id,
+        "type": negotiation.role.value,
+        "protocol": "dataspace-protocol-http:2025-1",
+        "state": negotiation.state.value,
+        "counterPartyId": negotiation.counterparty_id,
+        "counterPartyAddress": negotiation.counterparty_address,
+        "callbackAddresses": [],
+        "assetId": negotiation.asset_id,
+        "createdAt": negotiation.created_at,
+        "@context": vocab.EDC_OUTPUT_CONTEXT,
+    }
+    if negotiation.agreement_id and negotiation.state.value in ("AGREED", "VERIFIED", "FINALIZED"):
+        body["contractAgreementId"] = negotiation.agreement_id
+    if negotiation.error_detail:
+        body["errorDetail"] = negotiation.error_detail
+    return body
+
+
+def render_agreement(agreement: Agreement) -> dict[str, JSON]:
+    """Render a ContractAgreement the way EDC's Management API v3 does (policy with odrl: prefixes)."""
+    try:
+        policy = policies.render_edc(
+            policies.parse_policy({k: v for k, v in agreement.policy.items() if k != "timestamp"}), with_context=False
+        )
+    except policies.PolicyError:
+        policy = dict(agreement.policy)
+    return {
+        "@type": "ContractAgreement",
+        "@id": agreement.id,
+        "assetId": agreement.asset_id,
+        "providerId": agreement.provider_id,
+        "consumerId": agreement.consumer_id,
+        "contractSigningDate": agreement.signed_at // 1000,
+        "policy": policy,
+        "@context": vocab.EDC_OUTPUT_CONTEXT,
+    }
+
+
+def parse_terminate(body: JSON) -> str:
+    """Read a TerminateNegotiation command; return the reason."""
+    node = expand_body(body if isinstance(body, dict) else {}, "TerminateNegotiation")
+    raw: list[Problem] = []
+    reason = jsonld.string(node, EDC + "reason", "reason", raw)
+    if raw or reason is None:
+        raise InvalidInput("reason is required to terminate a negotiation", raw or [Problem("missing", "reason")])
+    return reason

@@ -71,6 +71,12 @@ class DspClient:
             raise PeerError(f"{url} answered {answer.status} without a JSON object")
         return answer
 
+    async def deliver(self, url: str, counterparty: str, message: dict[str, Any]) -> tuple[int, Any]:
+        """POST a message and return the peer's status and body, whatever the status (the outbox decides)."""
+        headers = {"Authorization": self._identity.token_for(counterparty)}
+        answer = await self._peer.request("POST", url, json=message, headers=headers)
+        return answer.status, answer.body
+
     async def post(self, address: str, path: str, counterparty: str, message: dict[str, Any]) -> PeerResponse:
         """POST a DSP message to `<address><path>`."""
         return await self._send("POST", address.rstrip("/") + path, counterparty, message)

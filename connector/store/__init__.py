@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.store.engine import create_engines
+from connector.store.negotiations import AgreementRepository, NegotiationRepository, OutboxRepository
 from connector.store.repositories import (
     AssetRepository,
     ContractDefinitionRepository,
@@ -30,6 +31,9 @@ class Transaction:
     contracts: ContractDefinitionRepository
     seen_tokens: SeenTokenRepository
     credentials: HeldCredentialRepository
+    negotiations: NegotiationRepository
+    agreements: AgreementRepository
+    outbox: OutboxRepository
 
 
 class Store:
@@ -80,4 +84,7 @@ def _bind(connection: AsyncConnection) -> Transaction:
         contracts=ContractDefinitionRepository(connection),
         seen_tokens=SeenTokenRepository(connection),
         credentials=HeldCredentialRepository(connection),
+        negotiations=NegotiationRepository(connection),
+        agreements=AgreementRepository(connection),
+        outbox=OutboxRepository(connection),
     )

@@ -116,6 +116,58 @@ held_credentials = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+negotiations = Table(
+    "negotiations",
+    metadata,
+    Column("id", _text(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("provider_pid", _text(256), nullable=True, index=True),
+    Column("consumer_pid", _text(256), nullable=True, index=True),
+    Column("counterparty_id", _text(512), nullable=False),
+    Column("counterparty_address", Text, nullable=False),
+    Column("offer", Json, nullable=False),
+    Column("asset_id", _text(512), nullable=True),
+    Column("definition_id", _text(512), nullable=True),
+    Column("agreement", Json, nullable=True),
+    Column("agreement_id", _text(256), nullable=True, index=True),
+    Column("error_detail", Text, nullable=True),
+    Column("awaiting_ack", String(64), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),
+)
+
+agreements = Table(
+    "agreements",
+    metadata,
+    Column("id", _text(256), primary_key=True),
+    Column("negotiation_id", _text(64), nullable=False, index=True),
+    Column("asset_id", _text(512), nullable=False, index=True),
+    Column("provider_id", _text(512), nullable=False),
+    Column("consumer_id", _text(512), nullable=False),
+    Column("policy", Json, nullable=False),
+    Column("signed_at", BigInteger, nullable=False),
+)
+
+# Messages owed to peers, sent by the dispatcher; a row is claimed by lease so one replica sends it.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", _text(64), primary_key=True),
+    Column("negotiation_id", _text(64), nullable=False, index=True),
+    Column("message", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("counterparty", _text(512), nullable=False),
+    Column("attempts", BigInteger, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False, index=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
 # Counters bumped in the same transaction as a change, so every replica can tell its caches are stale.
 revisions = Table(
     "revisions",

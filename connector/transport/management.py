@@ -10,12 +10,14 @@ from dataclasses import dataclass, replace
 
 from aiohttp import web
 
-from connector.domain.errors import InvalidInput, Problem
+from connector.domain.errors import InvalidInput, NotFound, Problem
 from connector.management import wire
-from connector.services.dsp_client import PeerCatalogs
+from connector.services.dsp_client import DspClient, PeerCatalogs, check_protocol
 from connector.services.identity import NodeIdentity
+from connector.services.negotiations import NegotiationService
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, now_ms
 from connector.store import Store
+from connector.store.negotiations import Agreement
 from connector.store.repositories import HeldCredential
 from connector.transport import openapi
 from connector.transport.http import (
@@ -30,6 +32,7 @@ from connector.transport.http import (
     request_context,
 )
 from connector.transport.problems import problem_response
+from connector.vocab import EDC_OUTPUT_CONTEXT as EDC_CONTEXT
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,8 @@ class ManagementServices:
     contracts: ContractDefinitionService
     catalogs: PeerCatalogs
     identity: NodeIdentity
+    negotiations: NegotiationService
+    dsp: DspClient
 
 
 SERVICES: web.AppKey[ManagementServices] = web.AppKey("services", ManagementServices)
@@ -167,6 +172,72 @@ async def request_dataset(request: web.Request) -> web.Response:
         wanted.address, wanted.counterparty_id, wanted.protocol, wanted.dataset_id
     )
     return json_response(wire.render_peer_document(found))
+
+
+# Contract negotiations and agreements.
+
+
+async def start_negotiation(request: web.Request) -> web.Response:
+    wanted = wire.parse_contract_request(wire.expand_body(await read_json(request), "ContractRequest"))
+    check_protocol(wanted.protocol)
+    services = _services(request)
+    counterparty = await services.dsp.counterparty_id(wanted.address, wanted.counterparty_id)
+    negotiation = await services.negotiations.start(wanted.address, counterparty, wanted.offer)
+    return json_response(wire.id_response(negotiation.id, negotiation.created_at))
+
+
+async def get_negotiation(request: web.Request) -> web.Response:
+    return json_response(wire.render_negotiation(await _services(request).negotiations.get(request.match_info["id"])))
+
+
+async def get_negotiation_state(request: web.Request) -> web.Response:
+    negotiation = await _services(request).negotiations.get(request.match_info["id"])
+    return json_response({"@type": "NegotiationState", "state": negotiation.state.value, "@context": EDC_CONTEXT})
+
+
+async def get_negotiation_agreement(request: web.Request) -> web.Response:
+    negotiation = await _services(request).negotiations.get(request.match_info["id"])
+    if negotiation.agreement_id is None:
+        raise NotFound(f"negotiation {negotiation.id!r} has no agreement (state {negotiation.state.value})")
+    return json_response(wire.render_agreement(await _agreement(request, negotiation.agreement_id)))
+
+
+async def query_negotiations(request: web.Request) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True))
+    async with _services(request).store.read() as tx:
+        found = await tx.negotiations.query(spec)
+    return json_response([wire.render_negotiation(n) for n in found])
+
+
+async def terminate_negotiation(request: web.Request) -> web.Response:
+    reason = wire.parse_terminate(await read_json(request))
+    await _services(request).negotiations.terminate(request.match_info["id"], reason)
+    return no_content()
+
+
+async def _agreement(request: web.Request, agreement_id: str) -> Agreement:
+    async with _services(request).store.read() as tx:
+        found = await tx.agreements.get(agreement_id)
+    if found is None:
+        raise NotFound(f"no contract agreement {agreement_id!r}")
+    return found
+
+
+async def get_agreement(request: web.Request) -> web.Response:
+    return json_response(wire.render_agreement(await _agreement(request, request.match_info["id"])))
+
+
+async def query_agreements(request: web.Request) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True))
+    async with _services(request).store.read() as tx:
+        found = await tx.agreements.query(spec)
+    return json_response([wire.render_agreement(a) for a in found])
+
+
+async def get_agreement_negotiation(request: web.Request) -> web.Response:
+    agreement = await _agreement(request, request.match_info["id"])
+    negotiation = await _services(request).negotiations.get(agreement.negotiation_id)
+    return json_response(wire.render_negotiation(negotiation))
 
 
 # The node's identity and the credentials it holds (plain JSON).
@@ -378,6 +449,88 @@ ROUTES: tuple[Route, ...] = (
         "Catalog",
         "DatasetRequest",
         "PeerDataset",
+    ),
+    Route(
+        "POST",
+        f"{V3}/contractnegotiations",
+        start_negotiation,
+        "Start a contract negotiation with a provider",
+        "Contract negotiations",
+        "ContractRequest",
+        "IdResponse",
+    ),
+    Route(
+        "POST",
+        f"{V3}/contractnegotiations/request",
+        query_negotiations,
+        "List contract negotiations matching a QuerySpec",
+        "Contract negotiations",
+        "QuerySpec",
+        "ContractNegotiationList",
+    ),
+    Route(
+        "GET",
+        f"{V3}/contractnegotiations/{{id}}",
+        get_negotiation,
+        "Get a contract negotiation",
+        "Contract negotiations",
+        None,
+        "ContractNegotiation",
+    ),
+    Route(
+        "GET",
+        f"{V3}/contractnegotiations/{{id}}/state",
+        get_negotiation_state,
+        "Get a negotiation's state",
+        "Contract negotiations",
+        None,
+        "NegotiationState",
+    ),
+    Route(
+        "GET",
+        f"{V3}/contractnegotiations/{{id}}/agreement",
+        get_negotiation_agreement,
+        "Get the agreement a negotiation reached",
+        "Contract negotiations",
+        None,
+        "ContractAgreement",
+    ),
+    Route(
+        "POST",
+        f"{V3}/contractnegotiations/{{id}}/terminate",
+        terminate_negotiation,
+        "Terminate a negotiation, telling the peer why",
+        "Contract negotiations",
+        "TerminateNegotiation",
+        None,
+        204,
+    ),
+    Route(
+        "GET",
+        f"{V3}/contractagreements/{{id}}",
+        get_agreement,
+        "Get a contract agreement",
+        "Contract agreements",
+        None,
+        "ContractAgreement",
+    ),
+    Route(
+        "POST",
+        f"{V3}/contractagreements/request",
+        query_agreements,
+        "List contract agreements matching a QuerySpec",
+        "Contract agreements",
+        "QuerySpec",
+        "ContractAgreementList",
+    ),
+    Route(
+        "GET",
+        f"{V3}/contractagreements/{{id}}/negotiation",
+        get_agreement_negotiation,
+        "Get the negotiation of an agreement",
+        "Contract agreements",
+        None,
+        "ContractNegotiation",
     ),
     Route(
         "GET",

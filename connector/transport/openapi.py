@@ -208,6 +208,68 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "CredentialList": {"type": "array", "items": {"$ref": "#/components/schemas/Credential"}},
+    "ContractRequest": {
+        "type": "object",
+        "required": ["counterPartyAddress", "policy"],
+        "properties": {
+            "@context": _CONTEXT,
+            "@type": {"const": "ContractRequest"},
+            "counterPartyAddress": {"type": "string", "description": "the provider's DSP base URL"},
+            "counterPartyId": {"type": "string", "description": "the provider's DID (default: policy.assigner)"},
+            "protocol": {"const": "dataspace-protocol-http:2025-1"},
+            "policy": {
+                "type": "object",
+                "description": "the offer from the provider's catalog: @id, assigner, target and its rules",
+            },
+        },
+    },
+    "ContractNegotiation": {
+        "type": "object",
+        "required": ["@id", "type", "state"],
+        "properties": {
+            "@id": {"type": "string"},
+            "@type": {"const": "ContractNegotiation"},
+            "type": {"enum": ["CONSUMER", "PROVIDER"]},
+            "protocol": {"type": "string"},
+            "state": {
+                "enum": ["INITIAL", "REQUESTED", "OFFERED", "ACCEPTED", "AGREED", "VERIFIED", "FINALIZED", "TERMINATED"]
+            },
+            "counterPartyId": {"type": "string"},
+            "counterPartyAddress": {"type": "string"},
+            "assetId": {"type": ["string", "null"]},
+            "contractAgreementId": {"type": "string"},
+            "errorDetail": {"type": "string", "description": "why the negotiation was terminated"},
+            "createdAt": {"type": "integer"},
+            "callbackAddresses": {"type": "array"},
+            "@context": _CONTEXT,
+        },
+    },
+    "ContractNegotiationList": {"type": "array", "items": {"$ref": "#/components/schemas/ContractNegotiation"}},
+    "NegotiationState": {
+        "type": "object",
+        "required": ["state"],
+        "properties": {"@type": {"const": "NegotiationState"}, "state": {"type": "string"}, "@context": _CONTEXT},
+    },
+    "ContractAgreement": {
+        "type": "object",
+        "required": ["@id", "assetId", "policy"],
+        "properties": {
+            "@id": {"type": "string"},
+            "@type": {"const": "ContractAgreement"},
+            "assetId": {"type": "string"},
+            "providerId": {"type": "string"},
+            "consumerId": {"type": "string"},
+            "contractSigningDate": {"type": "integer", "description": "epoch seconds"},
+            "policy": {"type": "object"},
+            "@context": _CONTEXT,
+        },
+    },
+    "ContractAgreementList": {"type": "array", "items": {"$ref": "#/components/schemas/ContractAgreement"}},
+    "TerminateNegotiation": {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {"@context": _CONTEXT, "@type": {"const": "TerminateNegotiation"}, "reason": {"type": "string"}},
+    },
     "IdResponse": {
         "type": "object",
         "required": ["@id", "createdAt"],
@@ -305,7 +367,9 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
                 responses["404"] = _problem("no object with this id")
             if route.method in ("POST", "DELETE") and not route.path.endswith("/request"):
                 responses["409"] = _problem("duplicate id, or the object is still referenced")
-        if "/catalog/" in route.path:
+            if route.path.endswith("/terminate"):
+                responses["400"] = _problem("no reason given, or the negotiation has ended already")
+        if "/catalog/" in route.path or route.path.endswith("/contractnegotiations"):
             responses["502"] = _problem("the peer answered with an error or could not be reached")
             responses["504"] = _problem("the peer did not answer in time")
         if route.path == "/ready":

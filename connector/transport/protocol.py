@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,12 +13,15 @@ from aiohttp import web
 
 from catalog.dsp import render_catalog, render_dataset
 from catalog.rdf import CatalogInfo, build_graph, negotiate, serialize
-from connector.domain.errors import ConnectorError
+from connector.domain.errors import ConnectorError, InvalidInput
+from connector.domain.negotiation import Message
 from connector.domain.participants import Participant
 from connector.dsp.catalog import link_header, parse_catalog_request
+from connector.dsp.negotiation import parse_contract_request, render_negotiation
 from connector.identity.did import did_web_to_url
 from connector.services.catalog import CatalogService
 from connector.services.identity import NodeIdentity
+from connector.services.negotiations import NegotiationService
 from connector.transport.dsp import AUTHENTICATOR, Authenticator, dsp_json, handle
 from connector.transport.http import MAX_BODY, MAX_DEPTH, json_response, read_json, request_context
 from connector.transport.problems import status_of
@@ -39,6 +43,7 @@ class ProtocolServices:
     catalog: CatalogService
     identity: NodeIdentity
     catalog_info: CatalogInfo
+    negotiations: NegotiationService
 
 
 SERVICES: web.AppKey[ProtocolServices] = web.AppKey("protocol_services", ProtocolServices)
@@ -122,6 +127,64 @@ async def issuer_status_list(request: web.Request) -> web.Response:
     return web.Response(text=status_list, content_type="application/vc+jwt", headers={"Cache-Control": "max-age=60"})
 
 
+NEGOTIATION_ERROR = "ContractNegotiationError"
+
+
+async def negotiation_request(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+
+    async def call(participant: Participant, message: Any) -> web.StreamResponse:
+        negotiation, created = await services.negotiations.on_request(participant, parse_contract_request(message))
+        return dsp_json(render_negotiation(negotiation), status=201 if created else 200)
+
+    return await handle(request, NEGOTIATION_ERROR, call)
+
+
+async def negotiation_get(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+
+    async def call(participant: Participant, _: Any) -> web.StreamResponse:
+        negotiation = await services.negotiations.for_peer(participant, request.match_info["pid"])
+        return dsp_json(render_negotiation(negotiation))
+
+    return await handle(request, NEGOTIATION_ERROR, call, body=False)
+
+
+def _negotiation_message(message: Message) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def route(request: web.Request) -> web.StreamResponse:
+        services = request.app[SERVICES]
+
+        async def call(participant: Participant, body: Any) -> web.StreamResponse:
+            negotiation = await services.negotiations.receive(participant, request.match_info["pid"], message, body)
+            return dsp_json(render_negotiation(negotiation))
+
+        return await handle(request, NEGOTIATION_ERROR, call)
+
+    return route
+
+
+async def negotiation_counter_offer(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+
+    async def call(participant: Participant, message: Any) -> web.StreamResponse:
+        wanted = parse_contract_request(message)
+        if wanted.provider_pid != request.match_info["pid"]:
+            raise InvalidInput("providerPid in the body differs from the URL")
+        negotiation, _ = await services.negotiations.on_request(participant, wanted)
+        return dsp_json(render_negotiation(negotiation))
+
+    return await handle(request, NEGOTIATION_ERROR, call)
+
+
+async def negotiation_offers(request: web.Request) -> web.StreamResponse:
+    async def call(participant: Participant, message: Any) -> web.StreamResponse:
+        raise InvalidInput(
+            "this node does not take offers initiated by a provider yet; request an offer from the catalog"
+        )
+
+    return await handle(request, NEGOTIATION_ERROR, call)
+
+
 PUBLIC_PAGE = 100
 PUBLIC_CACHE_SECONDS = 30.0
 ANONYMOUS = Participant("urn:anonymous")
@@ -188,5 +251,16 @@ def create_app(services: ProtocolServices, max_body: int, max_depth: int) -> web
     app.router.add_get("/issuer/did.json", issuer_document)
     app.router.add_get("/issuer/status", issuer_status_list)
     app.router.add_post(f"{DSP_BASE}/catalog/request", catalog_request)
+    app.router.add_post(f"{DSP_BASE}/negotiations/request", negotiation_request)
+    app.router.add_post(f"{DSP_BASE}/negotiations/offers", negotiation_offers)
+    app.router.add_get(f"{DSP_BASE}/negotiations/{{pid}}", negotiation_get)
+    app.router.add_post(f"{DSP_BASE}/negotiations/{{pid}}/request", negotiation_counter_offer)
+    app.router.add_post(f"{DSP_BASE}/negotiations/{{pid}}/offers", negotiation_offers)
+    app.router.add_post(f"{DSP_BASE}/negotiations/{{pid}}/events", _negotiation_message(Message.FINALIZED))
+    app.router.add_post(f"{DSP_BASE}/negotiations/{{pid}}/agreement", _negotiation_message(Message.AGREEMENT))
+    app.router.add_post(
+        f"{DSP_BASE}/negotiations/{{pid}}/agreement/verification", _negotiation_message(Message.VERIFICATION)
+    )
+    app.router.add_post(f"{DSP_BASE}/negotiations/{{pid}}/termination", _negotiation_message(Message.TERMINATION))
     app.router.add_get(f"{DSP_BASE}/catalog/datasets/{{id}}", dataset_request)
     return app

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 10:59:08.550618
+Create Date: 2026-11-23 11:29:15.737155
 """
 
 from alembic import op
@@ -16,6 +16,20 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('agreements',
+    sa.Column('id', sa.String(length=256).with_variant(sa.String(length=256, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('negotiation_id', sa.String(length=64).with_variant(sa.String(length=64, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('asset_id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('provider_id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('consumer_id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('policy', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('signed_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agreements'))
+    )
+    with op.batch_alter_table('agreements', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agreements_asset_id'), ['asset_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_agreements_negotiation_id'), ['negotiation_id'], unique=False)
+
     op.create_table('assets',
     sa.Column('id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
     sa.Column('properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
@@ -35,6 +49,51 @@ def upgrade() -> None:
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_held_credentials'))
     )
+    op.create_table('negotiations',
+    sa.Column('id', sa.String(length=64).with_variant(sa.String(length=64, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('provider_pid', sa.String(length=256).with_variant(sa.String(length=256, collation='C'), 'postgresql'), nullable=True),
+    sa.Column('consumer_pid', sa.String(length=256).with_variant(sa.String(length=256, collation='C'), 'postgresql'), nullable=True),
+    sa.Column('counterparty_id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('counterparty_address', sa.Text(), nullable=False),
+    sa.Column('offer', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('asset_id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=True),
+    sa.Column('definition_id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=True),
+    sa.Column('agreement', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('agreement_id', sa.String(length=256).with_variant(sa.String(length=256, collation='C'), 'postgresql'), nullable=True),
+    sa.Column('error_detail', sa.Text(), nullable=True),
+    sa.Column('awaiting_ack', sa.String(length=64), nullable=True),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.Column('updated_at', sa.BigInteger(), nullable=False),
+    sa.Column('version', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_negotiations'))
+    )
+    with op.batch_alter_table('negotiations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_negotiations_agreement_id'), ['agreement_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_negotiations_consumer_pid'), ['consumer_pid'], unique=False)
+        batch_op.create_index(batch_op.f('ix_negotiations_provider_pid'), ['provider_pid'], unique=False)
+        batch_op.create_index(batch_op.f('ix_negotiations_state'), ['state'], unique=False)
+
+    op.create_table('outbox',
+    sa.Column('id', sa.String(length=64).with_variant(sa.String(length=64, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('negotiation_id', sa.String(length=64).with_variant(sa.String(length=64, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('message', sa.String(length=64), nullable=False),
+    sa.Column('url', sa.Text(), nullable=False),
+    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('counterparty', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('attempts', sa.BigInteger(), nullable=False),
+    sa.Column('next_attempt_at', sa.BigInteger(), nullable=False),
+    sa.Column('lease_owner', sa.String(length=64), nullable=True),
+    sa.Column('lease_until', sa.BigInteger(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
+    )
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_negotiation_id'), ['negotiation_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_next_attempt_at'), ['next_attempt_at'], unique=False)
+
     op.create_table('policy_definitions',
     sa.Column('id', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
     sa.Column('policy', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
@@ -105,5 +164,22 @@ def downgrade() -> None:
     op.drop_table('seen_tokens')
     op.drop_table('revisions')
     op.drop_table('policy_definitions')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_next_attempt_at'))
+        batch_op.drop_index(batch_op.f('ix_outbox_negotiation_id'))
+
+    op.drop_table('outbox')
+    with op.batch_alter_table('negotiations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_negotiations_state'))
+        batch_op.drop_index(batch_op.f('ix_negotiations_provider_pid'))
+        batch_op.drop_index(batch_op.f('ix_negotiations_consumer_pid'))
+        batch_op.drop_index(batch_op.f('ix_negotiations_agreement_id'))
+
+    op.drop_table('negotiations')
     op.drop_table('held_credentials')
     op.drop_table('assets')
+    with op.batch_alter_table('agreements', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_agreements_negotiation_id'))
+        batch_op.drop_index(batch_op.f('ix_agreements_asset_id'))
+
+    op.drop_table('agreements')

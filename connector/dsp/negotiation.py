@@ -1,0 +1,164 @@
+"""DSP 2025-1 contract negotiation messages: parse what peers send, render what the node sends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from connector.domain.errors import InvalidInput, Problem
+from connector.domain.negotiation import Message, Negotiation, NegotiationState
+from connector.dsp.common import DSP_CONTEXT, check_message
+
+
+def _pid(body: dict[str, Any], name: str, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise InvalidInput(f"{name} must be a non-empty string", [Problem("missing or invalid", name, value)])
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ContractRequest:
+    """A ContractRequestMessage: the initial one has a callback address, a counter-offer a provider pid."""
+
+    consumer_pid: str
+    provider_pid: str | None
+    callback_address: str | None
+    offer: dict[str, Any]
+
+
+def parse_contract_request(body: Any) -> ContractRequest:
+    """Read a ContractRequestMessage."""
+    check_message(body, "ContractRequestMessage")
+    consumer_pid = _pid(body, "consumerPid")
+    provider_pid = _pid(body, "providerPid", required=False)
+    callback = body.get("callbackAddress")
+    if (callback is None) == (provider_pid is None):
+        raise InvalidInput(
+            "a ContractRequestMessage has exactly one of callbackAddress (initial) and providerPid (counter-offer)",
+            [Problem("exactly one of callbackAddress and providerPid", "callbackAddress", callback)],
+        )
+    if callback is not None and (not isinstance(callback, str) or not callback.startswith(("http://", "https://"))):
+        raise InvalidInput(
+            "callbackAddress must be an http(s) URL", [Problem("not a URL", "callbackAddress", callback)]
+        )
+    offer = body.get("offer")
+    if not isinstance(offer, dict) or not isinstance(offer.get("@id"), str):
+        raise InvalidInput("offer must be an Offer with an @id", [Problem("missing offer @id", "offer.@id", None)])
+    assert consumer_pid is not None
+    return ContractRequest(consumer_pid, provider_pid, callback, offer)
+
+
+@dataclass(frozen=True, slots=True)
+class Pids:
+    """The pids every follow-up message carries."""
+
+    provider_pid: str
+    consumer_pid: str
+
+
+def parse_pids(body: Any, message_type: str) -> Pids:
+    """Read a follow-up message's type and pids."""
+    check_message(body, message_type)
+    provider_pid, consumer_pid = _pid(body, "providerPid"), _pid(body, "consumerPid")
+    assert provider_pid is not None and consumer_pid is not None
+    return Pids(provider_pid, consumer_pid)
+
+
+def parse_agreement_message(body: Any) -> tuple[Pids, dict[str, Any]]:
+    """Read a ContractAgreementMessage."""
+    pids = parse_pids(body, "ContractAgreementMessage")
+    agreement = body.get("agreement")
+    if not isinstance(agreement, dict):
+        raise InvalidInput("agreement is required", [Problem("missing", "agreement", None)])
+    for field in ("@id", "target", "assigner", "assignee"):
+        if not isinstance(agreement.get(field), str) or not agreement[field]:
+            raise InvalidInput(f"agreement.{field} is required", [Problem("missing", f"agreement.{field}", None)])
+    return pids, agreement
+
+
+def parse_event(body: Any) -> tuple[Pids, Message]:
+    """Read a ContractNegotiationEventMessage (ACCEPTED or FINALIZED)."""
+    pids = parse_pids(body, "ContractNegotiationEventMessage")
+    event = body.get("eventType")
+    event = (
+        event.removeprefix("dspace:").removeprefix("https://w3id.org/dspace/2025/1/")
+        if isinstance(event, str)
+        else event
+    )
+    if event == "ACCEPTED":
+        return pids, Message.ACCEPTED
+    if event == "FINALIZED":
+        return pids, Message.FINALIZED
+    raise InvalidInput("eventType must be ACCEPTED or FINALIZED", [Problem("unknown event", "eventType", event)])
+
+
+def parse_termination(body: Any) -> tuple[Pids, str]:
+    """Read a ContractNegotiationTerminationMessage; return the pids and a readable reason."""
+    pids = parse_pids(body, "ContractNegotiationTerminationMessage")
+    reasons = body.get("reason")
+    parts = (
+        [str(r) if not isinstance(r, dict) else str(r.get("@value", r)) for r in reasons]
+        if isinstance(reasons, list)
+        else []
+    )
+    code = body.get("code")
+    text = "; ".join(parts) or "no reason given"
+    return pids, f"{code}: {text}" if isinstance(code, str) and code else text
+
+
+def _both(pids: Pids) -> dict[str, str]:
+    return {"providerPid": pids.provider_pid, "consumerPid": pids.consumer_pid}
+
+
+def _message(message_type: str, **fields: Any) -> dict[str, Any]:
+    return {"@context": [DSP_CONTEXT], "@type": message_type, **{k: v for k, v in fields.items() if v is not None}}
+
+
+def render_negotiation(negotiation: Negotiation) -> dict[str, Any]:
+    """Render the ContractNegotiation acknowledgement (the protocol's state; INITIAL is never shown)."""
+    state = negotiation.state if negotiation.state is not NegotiationState.INITIAL else NegotiationState.REQUESTED
+    return _message(
+        "ContractNegotiation",
+        providerPid=negotiation.provider_pid,
+        consumerPid=negotiation.consumer_pid,
+        state=state.value,
+    )
+
+
+def render_request(consumer_pid: str, callback: str, offer: dict[str, Any]) -> dict[str, Any]:
+    """Render an initial ContractRequestMessage."""
+    return _message("ContractRequestMessage", consumerPid=consumer_pid, callbackAddress=callback, offer=offer)
+
+
+def render_agreement(pids: Pids, agreement: dict[str, Any]) -> dict[str, Any]:
+    """Render a ContractAgreementMessage."""
+    return _message(
+        "ContractAgreementMessage", providerPid=pids.provider_pid, consumerPid=pids.consumer_pid, agreement=agreement
+    )
+
+
+def render_verification(pids: Pids) -> dict[str, Any]:
+    """Render a ContractAgreementVerificationMessage."""
+    return _message(
+        "ContractAgreementVerificationMessage", providerPid=pids.provider_pid, consumerPid=pids.consumer_pid
+    )
+
+
+def render_event(pids: Pids, event: str) -> dict[str, Any]:
+    """Render a ContractNegotiationEventMessage."""
+    return _message(
+        "ContractNegotiationEventMessage", providerPid=pids.provider_pid, consumerPid=pids.consumer_pid, eventType=event
+    )
+
+
+def render_termination(pids: Pids, code: str, reason: str) -> dict[str, Any]:
+    """Render a ContractNegotiationTerminationMessage."""
+    return _message(
+        "ContractNegotiationTerminationMessage",
+        **_both(pids),
+        code=code,
+        reason=[reason[:1000]],
+    )

@@ -1,0 +1,140 @@
+"""The outbox dispatcher: delivers the messages the node owes its peers, durably and once.
+
+It wakes at once when a service records a message (so latency is not bound to a polling interval) and
+otherwise polls for work other replicas left or retries that came due. Each message is claimed by lease,
+so several replicas on one PostgreSQL never send the same message twice at the same time. A failure is
+retried with exponential backoff; a peer's 4xx refusal or the last failed attempt ends the negotiation
+with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from connector.domain.errors import PeerError
+from connector.services.negotiations import NegotiationService, now_ms
+from connector.store import Store
+from connector.store.negotiations import OutboxItem
+
+log = logging.getLogger("connector.outbox")
+
+# A peer's answer that will never change on retry (EDC's 409 means "locked, retry").
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSettings:
+    """How the dispatcher retries."""
+
+    max_attempts: int = 7
+    retry_base_seconds: float = 1.0
+    poll_seconds: float = 2.0
+    lease_seconds: float = 60.0
+    batch: int = 20
+
+
+Send = Callable[[str, str, dict[str, Any]], Awaitable[tuple[int, Any]]]
+
+
+class OutboxDispatcher:
+    """Sends owed messages; one per node process, as an asyncio task."""
+
+    def __init__(self, store: Store, negotiations: NegotiationService, send: Send, settings: OutboxSettings) -> None:
+        self._store = store
+        self._negotiations = negotiations
+        self._send = send
+        self._settings = settings
+        self._owner = uuid.uuid4().hex
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Ask the dispatcher to look for work now."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        """Start the dispatching loop."""
+        self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
+
+    async def stop(self) -> None:
+        """Stop the loop and wait for messages being sent (their leases expire if the node dies instead)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                claimed = await self.run_once()
+            except Exception:
+                log.exception("outbox pass failed")
+                claimed = 0
+            if claimed:
+                continue
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.poll_seconds):
+                    await self._wakeup.wait()
+
+    async def run_once(self) -> int:
+        """Claim due messages and send them concurrently; return how many were claimed."""
+        async with self._store.transaction() as tx:
+            items = await tx.outbox.claim(
+                self._owner, now_ms(), int(self._settings.lease_seconds * 1000), self._settings.batch
+            )
+        for item in items:
+            task = asyncio.create_task(self._deliver(item))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        if self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+        return len(items)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        attempt = item.attempts + 1
+        try:
+            status, body = await self._send(item.url, item.counterparty, item.payload)
+        except PeerError as exc:
+            status, body, error = 0, None, exc.message
+        else:
+            error = f"answered {status}: {_reason(body)}"
+        if 200 <= status < 300:
+            await self._negotiations.on_delivered(item, body)
+            async with self._store.transaction() as tx:
+                await tx.outbox.done(item.id, self._owner)
+            return
+        permanent = 400 <= status < 500 and status not in _RETRYABLE_STATUS
+        if permanent or attempt >= self._settings.max_attempts:
+            if not permanent:
+                error = f"{error} (after {attempt} attempts)"
+            await self._negotiations.on_undeliverable(item, error)
+            async with self._store.transaction() as tx:
+                await tx.outbox.done(item.id, self._owner)
+            return
+        delay_ms = int(self._settings.retry_base_seconds * 1000 * 2 ** (attempt - 1))
+        log.info(
+            "delivery failed, retrying", extra={"url": item.url, "attempt": attempt, "error": error, "in_ms": delay_ms}
+        )
+        async with self._store.transaction() as tx:
+            await tx.outbox.retry(item.id, self._owner, attempt, now_ms() + delay_ms, error)
+
+
+def _reason(body: Any) -> str:
+    if isinstance(body, dict):
+        reason = body.get("reason")
+        if isinstance(reason, list) and reason:
+            return "; ".join(str(r) for r in reason[:3])
+        for key in ("detail", "message"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    return "no reason given"

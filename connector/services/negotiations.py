@@ -1,0 +1,487 @@
+"""Contract negotiation use cases, provider and consumer: every change in one transaction with the messages it owes.
+
+Inbound messages are acted on at once (the provider decides while answering the request) and what the node
+owes its peer is written to the outbox in the same transaction; the dispatcher delivers it and calls
+`on_delivered`, which is when the protocol state advances. A message the peer sends after ours implies
+the peer received ours, so a delivery acknowledgement that arrives late changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import policies
+from connector.domain.errors import InvalidInput, NotFound, Problem
+from connector.domain.negotiation import (
+    TERMINAL,
+    TRANSITIONS,
+    InvalidTransition,
+    Message,
+    Negotiation,
+    NegotiationState,
+    Role,
+    advance,
+)
+from connector.domain.participants import Participant
+from connector.dsp import negotiation as wire
+from connector.services.catalog import CatalogService
+from connector.store import Store, Transaction
+from connector.store.negotiations import Agreement, OutboxItem
+
+log = logging.getLogger("connector.negotiation")
+
+S = NegotiationState
+
+
+def now_ms() -> int:
+    """Return the time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def _sender(role: Role) -> Role:
+    return Role.CONSUMER if role is Role.PROVIDER else Role.PROVIDER
+
+
+class NegotiationService:
+    """Runs negotiations in both roles."""
+
+    def __init__(
+        self, store: Store, catalog: CatalogService, participant_id: str, dsp_url: str, wake: Callable[[], None]
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self.participant_id = participant_id
+        self.dsp_url = dsp_url
+        self._wake = wake
+
+    # Recording what is owed.
+
+    async def _owe(
+        self, tx: Transaction, negotiation: Negotiation, message: Message, url: str, payload: dict[str, Any]
+    ) -> None:
+        item = OutboxItem(
+            id=str(uuid.uuid4()),
+            negotiation_id=negotiation.id,
+            message=message.value,
+            url=url,
+            payload=payload,
+            counterparty=negotiation.counterparty_id,
+            attempts=0,
+            next_attempt_at=0,
+        )
+        await tx.outbox.add(item, now_ms())
+
+    def _peer_url(self, negotiation: Negotiation, suffix: str) -> str:
+        base = negotiation.counterparty_address.rstrip("/")
+        return f"{base}/negotiations/{negotiation.peer_pid}{suffix}"
+
+    @staticmethod
+    def _pids(negotiation: Negotiation) -> wire.Pids:
+        return wire.Pids(negotiation.provider_pid or "", negotiation.consumer_pid or "")
+
+    # Consumer: starting.
+
+    async def start(self, address: str, counterparty_id: str, offer: dict[str, Any]) -> Negotiation:
+        """Ask a provider for an agreement on one of its offers (the offer as its catalog showed it)."""
+        target = offer.get("target")
+        if not isinstance(target, str) or not target:
+            raise InvalidInput("the offer needs a target (the dataset id)", [Problem("missing", "policy.target")])
+        pid = "urn:uuid:" + str(uuid.uuid4())
+        at = now_ms()
+        negotiation = Negotiation(
+            id=pid,
+            role=Role.CONSUMER,
+            state=S.INITIAL,
+            provider_pid=None,
+            consumer_pid=pid,
+            counterparty_id=counterparty_id,
+            counterparty_address=address.rstrip("/"),
+            offer=offer,
+            asset_id=target,
+            awaiting_ack=Message.REQUEST.value,
+            created_at=at,
+            updated_at=at,
+        )
+        async with self._store.transaction() as tx:
+            await tx.negotiations.add(negotiation)
+            await self._owe(
+                tx,
+                negotiation,
+                Message.REQUEST,
+                f"{negotiation.counterparty_address}/negotiations/request",
+                wire.render_request(pid, self.dsp_url, offer),
+            )
+        self._wake()
+        return negotiation
+
+    # Provider: a consumer's request.
+
+    async def on_request(self, participant: Participant, message: wire.ContractRequest) -> tuple[Negotiation, bool]:
+        """Handle a ContractRequestMessage; return the negotiation and whether it is new."""
+        if message.provider_pid is not None:
+            current = await self._own(participant, message.provider_pid)
+            # A counter-offer answers an offer of the provider; this provider makes none yet.
+            if (current.state, Message.REQUEST, Role.CONSUMER) not in TRANSITIONS:
+                raise InvalidTransition(
+                    f"a counter-offer is not allowed in state {current.state.value}",
+                    [Problem("invalid transition", "@type", "ContractRequestMessage")],
+                )
+            raise InvalidInput("counter-offers on an offer of this provider are not supported yet")
+        async with self._store.read() as tx:
+            existing = await tx.negotiations.find_by_consumer(participant.id, message.consumer_pid)
+        if existing is not None:
+            return existing, False  # a redelivered request: the same negotiation, nothing new
+        reason, agreement, definition_id, asset_id = await self._decide(participant, message.offer)
+        at = now_ms()
+        pid = "urn:uuid:" + str(uuid.uuid4())
+        negotiation = Negotiation(
+            id=pid,
+            role=Role.PROVIDER,
+            state=S.REQUESTED,
+            provider_pid=pid,
+            consumer_pid=message.consumer_pid,
+            counterparty_id=participant.id,
+            counterparty_address=(message.callback_address or "").rstrip("/"),
+            offer=message.offer,
+            asset_id=asset_id
+            or (message.offer.get("target") if isinstance(message.offer.get("target"), str) else None),
+            definition_id=definition_id,
+            agreement=agreement,
+            agreement_id=agreement["@id"] if agreement else None,
+            error_detail=reason,
+            awaiting_ack=(Message.TERMINATION if reason else Message.AGREEMENT).value,
+            created_at=at,
+            updated_at=at,
+        )
+        async with self._store.transaction() as tx:
+            await tx.negotiations.add(negotiation)
+            if reason is not None:
+                log.info(
+                    "negotiation refused", extra={"negotiation": pid, "participant": participant.id, "reason": reason}
+                )
+                await self._owe(
+                    tx,
+                    negotiation,
+                    Message.TERMINATION,
+                    self._peer_url(negotiation, "/termination"),
+                    wire.render_termination(self._pids(negotiation), "400", reason),
+                )
+            else:
+                assert agreement is not None
+                await self._owe(
+                    tx,
+                    negotiation,
+                    Message.AGREEMENT,
+                    self._peer_url(negotiation, "/agreement"),
+                    wire.render_agreement(self._pids(negotiation), agreement),
+                )
+        self._wake()
+        return negotiation, True
+
+    async def _decide(
+        self, participant: Participant, offer: dict[str, Any]
+    ) -> tuple[str | None, dict[str, Any] | None, str | None, str | None]:
+        """Return (reason to refuse, agreement, definition id, asset id) for a requested offer."""
+        try:
+            resolved = await self._catalog.resolve_offer(participant, offer["@id"])
+        except NotFound as exc:
+            return exc.message, None, None, None
+        asset_id = resolved.asset.id
+        target = offer.get("target")
+        if target is not None and target != asset_id:
+            return f"the offer {offer['@id']} is for dataset {asset_id}, not {target}", None, None, None
+        if any(key in offer for key in ("permission", "prohibition", "obligation")):
+            try:
+                requested = policies.parse_policy(
+                    {k: v for k, v in offer.items() if k not in ("target", "assigner", "assignee")}
+                )
+            except policies.PolicyError as exc:
+                return f"the offer's policy cannot be read: {exc}", None, None, None
+            if not policies.same_rules(requested, resolved.policy):
+                return "the offer's rules differ from the offer this provider made (it was altered)", None, None, None
+        context = policies.EvaluationContext(
+            participant_id=participant.id, claims=participant.claims, now=datetime.now(UTC), target=asset_id
+        )
+        decision = policies.evaluate(resolved.policy, "use", context, policies.Scope.NEGOTIATION)
+        if not decision.permitted:
+            return f"the contract policy is not satisfied: {decision.reason}", None, None, None
+        rules = policies.render_dsp(resolved.policy)
+        agreement = {
+            **{k: v for k, v in rules.items() if k in ("permission", "prohibition", "obligation", "profile")},
+            "@id": "urn:uuid:" + str(uuid.uuid4()),
+            "@type": "Agreement",
+            "target": asset_id,
+            "assigner": self.participant_id,
+            "assignee": participant.id,
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        return None, agreement, resolved.definition.id, asset_id
+
+    # Follow-up messages, both roles.
+
+    async def _own(self, participant: Participant, pid: str) -> Negotiation:
+        async with self._store.read() as tx:
+            negotiation = await tx.negotiations.get(pid)
+        if negotiation is None or negotiation.counterparty_id != participant.id:
+            # Never say whether another participant's negotiation exists.
+            raise NotFound(f"no negotiation {pid!r} with {participant.id}")
+        return negotiation
+
+    async def receive(self, participant: Participant, pid: str, message: Message, body: Any) -> Negotiation:
+        """Handle a follow-up message for negotiation `pid` from the participant."""
+        current = await self._own(participant, pid)
+        if message is Message.AGREEMENT:
+            pids, agreement = wire.parse_agreement_message(body)
+        elif message is Message.TERMINATION:
+            pids, reason = wire.parse_termination(body)
+        elif message in (Message.ACCEPTED, Message.FINALIZED):
+            pids, message = wire.parse_event(body)
+        else:
+            pids = wire.parse_pids(body, message.value)
+        own_pid = pids.provider_pid if current.role is Role.PROVIDER else pids.consumer_pid
+        if own_pid != pid:
+            raise InvalidInput(f"the message names negotiation {own_pid!r}, the URL {pid!r}")
+        sender = _sender(current.role)
+        async with self._store.transaction() as tx:
+            negotiation = await tx.negotiations.get(pid, for_update=True)
+            assert negotiation is not None
+            if self._already(negotiation, message, body):
+                return negotiation
+            negotiation = self._implied_delivery(negotiation, message, sender)
+            at = now_ms()
+            if message is Message.TERMINATION:
+                who = "provider" if sender is Role.PROVIDER else "consumer"
+                negotiation = advance(
+                    negotiation,
+                    message,
+                    sender,
+                    at,
+                    error_detail=f"terminated by the {who}: {reason}",
+                    awaiting_ack=None,
+                )
+                await tx.outbox.drop_for(negotiation.id)
+            elif message is Message.AGREEMENT:
+                negotiation = await self._on_agreement(tx, negotiation, pids, agreement, at)
+            elif message is Message.VERIFICATION:
+                negotiation = advance(negotiation, message, sender, at, awaiting_ack=Message.FINALIZED.value)
+                await self._owe(
+                    tx,
+                    negotiation,
+                    Message.FINALIZED,
+                    self._peer_url(negotiation, "/events"),
+                    wire.render_event(self._pids(negotiation), "FINALIZED"),
+                )
+            else:
+                negotiation = advance(negotiation, message, sender, at)
+            await tx.negotiations.save(negotiation)
+        self._wake()
+        return negotiation
+
+    async def _on_agreement(
+        self, tx: Transaction, negotiation: Negotiation, pids: wire.Pids, agreement: dict[str, Any], at: int
+    ) -> Negotiation:
+        problem = self._check_agreement(negotiation, agreement)
+        if problem is not None:
+            # The consumer must not accept an agreement it did not ask for: it terminates, with the reason.
+            negotiation = replace(negotiation, provider_pid=pids.provider_pid, error_detail=problem)
+            await self._owe(
+                tx,
+                negotiation,
+                Message.TERMINATION,
+                self._peer_url(negotiation, "/termination"),
+                wire.render_termination(self._pids(negotiation), "400", problem),
+            )
+            return replace(
+                negotiation, awaiting_ack=Message.TERMINATION.value, updated_at=at, version=negotiation.version + 1
+            )
+        negotiation = advance(
+            negotiation,
+            Message.AGREEMENT,
+            Role.PROVIDER,
+            at,
+            provider_pid=pids.provider_pid,
+            agreement=agreement,
+            agreement_id=agreement["@id"],
+            awaiting_ack=Message.VERIFICATION.value,
+        )
+        await tx.agreements.add(self._agreement_record(negotiation, agreement))
+        await self._owe(
+            tx,
+            negotiation,
+            Message.VERIFICATION,
+            self._peer_url(negotiation, "/agreement/verification"),
+            wire.render_verification(self._pids(negotiation)),
+        )
+        return negotiation
+
+    def _check_agreement(self, negotiation: Negotiation, agreement: dict[str, Any]) -> str | None:
+        if agreement.get("target") != negotiation.asset_id:
+            return f"the agreement is for {agreement.get('target')!r}, the request was for {negotiation.asset_id!r}"
+        if agreement.get("assignee") != self.participant_id:
+            return (
+                f"the agreement is assigned to {agreement.get('assignee')!r}, not to this node ({self.participant_id})"
+            )
+        try:
+            agreed = policies.parse_policy(
+                {k: v for k, v in agreement.items() if k not in ("target", "assigner", "assignee", "timestamp")}
+            )
+            offered = policies.parse_policy(
+                {k: v for k, v in negotiation.offer.items() if k not in ("target", "assigner", "assignee")}
+            )
+        except policies.PolicyError as exc:
+            return f"the agreement's policy cannot be read: {exc}"
+        if not policies.same_rules(agreed, offered):
+            return "the agreement's rules differ from the offer this node requested"
+        return None
+
+    def _agreement_record(self, negotiation: Negotiation, agreement: dict[str, Any]) -> Agreement:
+        stamp = agreement.get("timestamp")
+        try:
+            signed = int(datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp() * 1000)
+        except ValueError:
+            signed = now_ms()
+        provider = self.participant_id if negotiation.role is Role.PROVIDER else negotiation.counterparty_id
+        consumer = negotiation.counterparty_id if negotiation.role is Role.PROVIDER else self.participant_id
+        return Agreement(
+            id=agreement["@id"],
+            negotiation_id=negotiation.id,
+            asset_id=str(agreement.get("target") or negotiation.asset_id),
+            provider_id=provider,
+            consumer_id=consumer,
+            policy=agreement,
+            signed_at=signed,
+        )
+
+    @staticmethod
+    def _already(negotiation: Negotiation, message: Message, body: Any) -> bool:
+        """Tell whether a redelivered message is one the negotiation already reflects (then it is a no-op)."""
+        reached = {
+            Message.AGREEMENT: S.AGREED,
+            Message.VERIFICATION: S.VERIFIED,
+            Message.FINALIZED: S.FINALIZED,
+            Message.TERMINATION: S.TERMINATED,
+        }.get(message)
+        if reached is None or negotiation.state is not reached:
+            return False
+        if message is Message.AGREEMENT:
+            agreement = body.get("agreement") if isinstance(body, dict) else None
+            return isinstance(agreement, dict) and agreement.get("@id") == negotiation.agreement_id
+        return True
+
+    @staticmethod
+    def _implied_delivery(negotiation: Negotiation, message: Message, sender: Role) -> Negotiation:
+        """Apply the acknowledgement of our pending message when the peer's reply shows it arrived."""
+        awaiting = negotiation.awaiting_ack
+        if awaiting is None or (negotiation.state, message, sender) in TRANSITIONS:
+            return negotiation
+        pending = Message(awaiting)
+        own = _sender(sender)
+        reached = TRANSITIONS.get((negotiation.state, pending, own))
+        if reached is None or (reached, message, sender) not in TRANSITIONS:
+            return negotiation
+        return replace(negotiation, state=reached, awaiting_ack=None)
+
+    # Delivery results (from the dispatcher).
+
+    async def on_delivered(self, item: OutboxItem, answer: Any) -> None:
+        """Advance a negotiation once the peer acknowledged a message."""
+        async with self._store.transaction() as tx:
+            negotiation = await tx.negotiations.get(item.negotiation_id, for_update=True)
+            if negotiation is None or negotiation.awaiting_ack != item.message:
+                return  # the peer's next message already implied this acknowledgement
+            message = Message(item.message)
+            changes: dict[str, Any] = {"awaiting_ack": None}
+            if message is Message.REQUEST:
+                provider_pid = answer.get("providerPid") if isinstance(answer, dict) else None
+                if not isinstance(provider_pid, str) or not provider_pid:
+                    changes["error_detail"] = "the provider acknowledged the request without a providerPid"
+                    message = Message.TERMINATION
+                else:
+                    changes["provider_pid"] = provider_pid
+            try:
+                negotiation = advance(negotiation, message, negotiation.role, now_ms(), **changes)
+            except InvalidTransition:
+                log.info("late acknowledgement ignored", extra={"negotiation": negotiation.id, "message": item.message})
+                return
+            if message is Message.AGREEMENT and negotiation.agreement is not None:
+                await tx.agreements.add(self._agreement_record(negotiation, negotiation.agreement))
+            await tx.negotiations.save(negotiation)
+
+    async def on_undeliverable(self, item: OutboxItem, error: str) -> None:
+        """End a negotiation whose peer could not be reached or refused a message."""
+        async with self._store.transaction() as tx:
+            negotiation = await tx.negotiations.get(item.negotiation_id, for_update=True)
+            if negotiation is None or negotiation.state in TERMINAL:
+                return
+            detail = f"{item.message} could not be delivered to {item.url}: {error}"
+            if negotiation.error_detail and item.message == Message.TERMINATION.value:
+                detail = f"{negotiation.error_detail} (and the termination could not be delivered: {error})"
+            negotiation = replace(
+                negotiation,
+                state=S.TERMINATED,
+                error_detail=detail,
+                awaiting_ack=None,
+                updated_at=now_ms(),
+                version=negotiation.version + 1,
+            )
+            await tx.outbox.drop_for(negotiation.id)
+            await tx.negotiations.save(negotiation)
+        log.warning("negotiation terminated", extra={"negotiation": negotiation.id, "reason": detail})
+
+    # Operator commands and reads.
+
+    async def terminate(self, negotiation_id: str, reason: str) -> None:
+        """Terminate a negotiation on the operator's word, telling the peer why."""
+        async with self._store.transaction() as tx:
+            negotiation = await tx.negotiations.get(negotiation_id, for_update=True)
+            if negotiation is None:
+                raise NotFound(f"no contract negotiation {negotiation_id!r}")
+            if negotiation.state in TERMINAL:
+                raise InvalidTransition(f"the negotiation is already {negotiation.state.value}")
+            text = f"terminated by the operator: {reason}"
+            if negotiation.peer_pid is None:
+                negotiation = replace(
+                    negotiation,
+                    state=S.TERMINATED,
+                    error_detail=text,
+                    awaiting_ack=None,
+                    updated_at=now_ms(),
+                    version=negotiation.version + 1,
+                )
+                await tx.outbox.drop_for(negotiation.id)
+            else:
+                await tx.outbox.drop_for(negotiation.id)
+                negotiation = replace(
+                    negotiation,
+                    error_detail=text,
+                    awaiting_ack=Message.TERMINATION.value,
+                    updated_at=now_ms(),
+                    version=negotiation.version + 1,
+                )
+                await self._owe(
+                    tx,
+                    negotiation,
+                    Message.TERMINATION,
+                    self._peer_url(negotiation, "/termination"),
+                    wire.render_termination(self._pids(negotiation), "terminated", reason),
+                )
+            await tx.negotiations.save(negotiation)
+        self._wake()
+
+    async def get(self, negotiation_id: str) -> Negotiation:
+        """Return one negotiation (management view)."""
+        async with self._store.read() as tx:
+            found = await tx.negotiations.get(negotiation_id)
+        if found is None:
+            raise NotFound(f"no contract negotiation {negotiation_id!r}")
+        return found
+
+    async def for_peer(self, participant: Participant, pid: str) -> Negotiation:
+        """Return a negotiation to its counterparty (GET on the protocol surface)."""
+        return await self._own(participant, pid)

@@ -1,0 +1,287 @@
+"""Negotiations, agreements and the outbox of messages owed to peers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from connector.domain.errors import Conflict
+from connector.domain.negotiation import Negotiation, NegotiationState, Role
+from connector.domain.query import QuerySpec
+from connector.store import query
+from connector.store.tables import agreements, negotiations, outbox
+
+
+def _negotiation(row: RowMapping) -> Negotiation:
+    return Negotiation(
+        id=row["id"],
+        role=Role(row["role"]),
+        state=NegotiationState(row["state"]),
+        provider_pid=row["provider_pid"],
+        consumer_pid=row["consumer_pid"],
+        counterparty_id=row["counterparty_id"],
+        counterparty_address=row["counterparty_address"],
+        offer=dict(row["offer"]),
+        asset_id=row["asset_id"],
+        definition_id=row["definition_id"],
+        agreement=dict(row["agreement"]) if row["agreement"] is not None else None,
+        agreement_id=row["agreement_id"],
+        error_detail=row["error_detail"],
+        awaiting_ack=row["awaiting_ack"],
+        created_at=int(row["created_at"]),
+        updated_at=int(row["updated_at"]),
+        version=int(row["version"]),
+    )
+
+
+def _row(negotiation: Negotiation) -> dict[str, Any]:
+    return {
+        "id": negotiation.id,
+        "role": negotiation.role.value,
+        "state": negotiation.state.value,
+        "provider_pid": negotiation.provider_pid,
+        "consumer_pid": negotiation.consumer_pid,
+        "counterparty_id": negotiation.counterparty_id,
+        "counterparty_address": negotiation.counterparty_address,
+        "offer": negotiation.offer,
+        "asset_id": negotiation.asset_id,
+        "definition_id": negotiation.definition_id,
+        "agreement": negotiation.agreement,
+        "agreement_id": negotiation.agreement_id,
+        "error_detail": negotiation.error_detail,
+        "awaiting_ack": negotiation.awaiting_ack,
+        "created_at": negotiation.created_at,
+        "updated_at": negotiation.updated_at,
+        "version": negotiation.version,
+    }
+
+
+class NegotiationRepository:
+    """Negotiations, written with a version check so two writers never overwrite each other."""
+
+    _COLUMNS = {
+        "id": negotiations.c.id,
+        "state": negotiations.c.state,
+        "type": negotiations.c.role,
+        "counterPartyId": negotiations.c.counterparty_id,
+        "assetId": negotiations.c.asset_id,
+        "contractAgreementId": negotiations.c.agreement_id,
+        "createdAt": negotiations.c.created_at,
+    }
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add(self, negotiation: Negotiation) -> None:
+        """Store a new negotiation."""
+        await self._c.execute(insert(negotiations).values(**_row(negotiation)))
+
+    async def save(self, negotiation: Negotiation) -> None:
+        """Store a changed negotiation whose version is one more than the stored one; Conflict otherwise."""
+        result = await self._c.execute(
+            update(negotiations)
+            .where(negotiations.c.id == negotiation.id, negotiations.c.version == negotiation.version - 1)
+            .values(**_row(negotiation))
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"negotiation {negotiation.id} was changed concurrently; retry")
+
+    async def get(self, negotiation_id: str, for_update: bool = False) -> Negotiation | None:
+        """Return one negotiation by this node's pid."""
+        statement = select(negotiations).where(negotiations.c.id == negotiation_id)
+        if for_update and self._c.dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        row = (await self._c.execute(statement)).mappings().first()
+        return _negotiation(row) if row else None
+
+    async def find_by_consumer(self, counterparty_id: str, consumer_pid: str) -> Negotiation | None:
+        """Return the provider-side negotiation a consumer opened with this pid (for redelivered requests)."""
+        statement = select(negotiations).where(
+            negotiations.c.role == Role.PROVIDER.value,
+            negotiations.c.counterparty_id == counterparty_id,
+            negotiations.c.consumer_pid == consumer_pid,
+        )
+        row = (await self._c.execute(statement)).mappings().first()
+        return _negotiation(row) if row else None
+
+    async def query(self, spec: QuerySpec) -> list[Negotiation]:
+        """Return the negotiations a QuerySpec selects."""
+        statement = query.apply_column_query(
+            select(negotiations), spec, self._COLUMNS, negotiations.c.id, "contract negotiations"
+        )
+        return [_negotiation(r) for r in (await self._c.execute(statement)).mappings()]
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """A contract agreement: who agreed with whom, on which asset, under which policy (DSP JSON), when."""
+
+    id: str
+    negotiation_id: str
+    asset_id: str
+    provider_id: str
+    consumer_id: str
+    policy: dict[str, Any]
+    signed_at: int
+
+
+class AgreementRepository:
+    """Agreements reached (on either side)."""
+
+    _COLUMNS = {
+        "id": agreements.c.id,
+        "assetId": agreements.c.asset_id,
+        "providerId": agreements.c.provider_id,
+        "consumerId": agreements.c.consumer_id,
+        "contractSigningDate": agreements.c.signed_at,
+    }
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add(self, agreement: Agreement) -> None:
+        """Store an agreement (once: a redelivered agreement changes nothing)."""
+        if await self.get(agreement.id) is None:
+            await self._c.execute(
+                insert(agreements).values(
+                    id=agreement.id,
+                    negotiation_id=agreement.negotiation_id,
+                    asset_id=agreement.asset_id,
+                    provider_id=agreement.provider_id,
+                    consumer_id=agreement.consumer_id,
+                    policy=agreement.policy,
+                    signed_at=agreement.signed_at,
+                )
+            )
+
+    async def get(self, agreement_id: str) -> Agreement | None:
+        """Return one agreement."""
+        row = (await self._c.execute(select(agreements).where(agreements.c.id == agreement_id))).mappings().first()
+        return _agreement(row) if row else None
+
+    async def query(self, spec: QuerySpec) -> list[Agreement]:
+        """Return the agreements a QuerySpec selects."""
+        statement = query.apply_column_query(
+            select(agreements), spec, self._COLUMNS, agreements.c.id, "contract agreements"
+        )
+        return [_agreement(r) for r in (await self._c.execute(statement)).mappings()]
+
+    async def referencing_asset(self, asset_id: str) -> list[str]:
+        """Return the ids of agreements on an asset."""
+        statement = select(agreements.c.id).where(agreements.c.asset_id == asset_id).limit(5)
+        return list((await self._c.execute(statement)).scalars())
+
+
+def _agreement(row: RowMapping) -> Agreement:
+    return Agreement(
+        id=row["id"],
+        negotiation_id=row["negotiation_id"],
+        asset_id=row["asset_id"],
+        provider_id=row["provider_id"],
+        consumer_id=row["consumer_id"],
+        policy=dict(row["policy"]),
+        signed_at=int(row["signed_at"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A message owed to a peer."""
+
+    id: str
+    negotiation_id: str
+    message: str
+    url: str
+    payload: dict[str, Any]
+    counterparty: str
+    attempts: int
+    next_attempt_at: int
+
+
+class OutboxRepository:
+    """Messages owed to peers, claimed by lease."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add(self, item: OutboxItem, now: int) -> None:
+        """Record a message to send."""
+        await self._c.execute(
+            insert(outbox).values(
+                id=item.id,
+                negotiation_id=item.negotiation_id,
+                message=item.message,
+                url=item.url,
+                payload=item.payload,
+                counterparty=item.counterparty,
+                attempts=item.attempts,
+                next_attempt_at=item.next_attempt_at,
+                created_at=now,
+            )
+        )
+
+    async def claim(self, owner: str, now: int, lease_ms: int, limit: int) -> list[OutboxItem]:
+        """Lease due messages to one worker; a message leased by another, unexpired, is skipped."""
+        free = or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
+        due = (
+            select(outbox.c.id)
+            .where(outbox.c.next_attempt_at <= now, free)
+            .order_by(outbox.c.next_attempt_at)
+            .limit(limit)
+        )
+        if self._c.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        statement = (
+            update(outbox)
+            .where(
+                outbox.c.id.in_(due.scalar_subquery()), or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
+            )
+            .values(lease_owner=owner, lease_until=now + lease_ms)
+            .returning(*outbox.c)
+        )
+        rows = (await self._c.execute(statement)).mappings().all()
+        return [
+            OutboxItem(
+                r["id"],
+                r["negotiation_id"],
+                r["message"],
+                r["url"],
+                dict(r["payload"]),
+                r["counterparty"],
+                int(r["attempts"]),
+                int(r["next_attempt_at"]),
+            )
+            for r in rows
+        ]
+
+    async def done(self, item_id: str, owner: str) -> bool:
+        """Remove a delivered message (only by its lease holder)."""
+        result = await self._c.execute(delete(outbox).where(outbox.c.id == item_id, outbox.c.lease_owner == owner))
+        return bool(result.rowcount)
+
+    async def retry(self, item_id: str, owner: str, attempts: int, next_attempt_at: int, error: str) -> None:
+        """Put a message back for a later attempt."""
+        await self._c.execute(
+            update(outbox)
+            .where(and_(outbox.c.id == item_id, outbox.c.lease_owner == owner))
+            .values(
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+                lease_owner=None,
+                lease_until=None,
+                last_error=error[:2000],
+            )
+        )
+
+    async def drop_for(self, negotiation_id: str) -> None:
+        """Forget every message owed for a negotiation (it ended)."""
+        await self._c.execute(delete(outbox).where(outbox.c.negotiation_id == negotiation_id))
+
+    async def pending(self, negotiation_id: str) -> int:
+        """Count the messages still owed for a negotiation."""
+        rows = (await self._c.execute(select(outbox.c.id).where(outbox.c.negotiation_id == negotiation_id))).all()
+        return len(rows)
