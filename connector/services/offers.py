@@ -10,7 +10,7 @@ from typing import Any
 
 import policies
 from connector.domain.assets import Asset, ContractDefinition, PolicyDefinition
-from connector.domain.errors import InvalidInput, NotFound, Problem
+from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem
 from connector.domain.query import QuerySpec
 from connector.store import Store
 
@@ -85,8 +85,14 @@ class AssetService:
             return await tx.assets.query(spec)
 
     async def delete(self, asset_id: str) -> None:
-        """Delete an asset."""
+        """Delete an asset no agreement or ongoing negotiation refers to."""
         async with self._store.transaction() as tx:
+            agreements = await tx.agreements.referencing_asset(asset_id)
+            if agreements:
+                raise Conflict(f"asset {asset_id!r} is the subject of contract agreement(s) {', '.join(agreements)}")
+            ongoing = await tx.negotiations.ongoing_for_asset(asset_id)
+            if ongoing:
+                raise Conflict(f"asset {asset_id!r} is being negotiated in {', '.join(ongoing)}")
             await tx.assets.delete(asset_id)
 
 

@@ -108,6 +108,18 @@ class NegotiationRepository:
         row = (await self._c.execute(statement)).mappings().first()
         return _negotiation(row) if row else None
 
+    async def ongoing_for_asset(self, asset_id: str) -> list[str]:
+        """Return the ids of negotiations on an asset that have not ended."""
+        statement = (
+            select(negotiations.c.id)
+            .where(
+                negotiations.c.asset_id == asset_id,
+                negotiations.c.state.not_in([NegotiationState.FINALIZED.value, NegotiationState.TERMINATED.value]),
+            )
+            .limit(5)
+        )
+        return list((await self._c.execute(statement)).scalars())
+
     async def query(self, spec: QuerySpec) -> list[Negotiation]:
         """Return the negotiations a QuerySpec selects."""
         statement = query.apply_column_query(
