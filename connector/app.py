@@ -85,7 +85,12 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         dsp = DspClient(peer, identity)
         wake = _Wake()
         negotiations = NegotiationService(
-            store, catalog, settings.effective_participant_id, settings.dsp_base_url, wake
+            store,
+            catalog,
+            settings.effective_participant_id,
+            settings.dsp_base_url,
+            wake,
+            manual_approval=settings.negotiation_approval == "manual",
         )
         dispatcher = OutboxDispatcher(
             store,

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
         default=False,
         description="Allow contacting loopback and private addresses (local development and tests only).",
     )
+    negotiation_approval: Literal["automatic", "manual"] = Field(
+        default="automatic",
+        description="Agree to requests that pass the policies at once, or hold them for the operator's approval.",
+    )
     outbox_max_attempts: int = Field(
         default=7, ge=1, le=100, description="Attempts to deliver a message to a peer before the process terminates."
     )

@@ -222,3 +222,47 @@ async def test_unreachable_provider_ends_in_terminated_with_the_reason(
     assert status == 200, created
     negotiation = await _wait_for(client, created["@id"], {"TERMINATED"})
     assert "could not be delivered" in negotiation["errorDetail"] and "after 2 attempts" in negotiation["errorDetail"]
+
+
+async def test_manual_approval_holds_the_agreement_until_the_operator_approves(
+    node_factory: Any, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    provider = await node_factory(
+        api_key=API_KEY, protocol_port=port, negotiation_approval="manual", data_dir=tmp_path / "p"
+    )
+    provider_api = Management(http, provider)
+    await _publish(provider_api)
+    # An open contract policy, so only the operator's approval decides.
+    body = {
+        "@context": EDC_CONTEXT,
+        "@id": "cd-open",
+        "accessPolicyId": "open",
+        "contractPolicyId": "open",
+        "assetsSelector": [],
+    }
+    assert (await provider_api.call("DELETE", "/management/v3/contractdefinitions/cd-x"))[0] == 204
+    assert (await provider_api.call("POST", "/management/v3/contractdefinitions", body))[0] == 200
+    consumer = await node_factory(api_key=API_KEY)
+    consumer_api = Management(http, consumer)
+    negotiation_id = await _negotiate(consumer_api, provider)
+
+    async with asyncio.timeout(10):
+        while True:
+            _, listed = await provider_api.call("POST", "/management/v3/contractnegotiations/request")
+            if listed:
+                break
+            await asyncio.sleep(0.05)
+    held = listed[0]
+    assert held["state"] == "REQUESTED" and held["pending"] is True
+    await asyncio.sleep(0.3)
+    _, waiting = await consumer_api.call("GET", f"/management/v3/contractnegotiations/{negotiation_id}")
+    assert waiting["state"] in ("INITIAL", "REQUESTED")
+
+    assert (await provider_api.call("POST", f"/management/v3/contractnegotiations/{held['@id']}/approve"))[0] == 204
+    finished = await _wait_for(consumer_api, negotiation_id, {"FINALIZED", "TERMINATED"})
+    assert finished["state"] == "FINALIZED", finished
+    status, problem = await provider_api.call("POST", f"/management/v3/contractnegotiations/{held['@id']}/approve")
+    assert status == 400 and "not waiting for approval" in problem["detail"]

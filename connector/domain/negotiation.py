@@ -96,6 +96,8 @@ class Negotiation:
     agreement_id: str | None = None
     error_detail: str | None = None
     awaiting_ack: str | None = None
+    # The provider decided to agree, and the operator holds the agreement back until approving it.
+    pending: bool = False
     created_at: int = 0
     updated_at: int = 0
     version: int = 0

@@ -484,6 +484,7 @@ def render_negotiation(negotiation: Negotiation) -> dict[str, JSON]:
         "counterPartyAddress": negotiation.counterparty_address,
         "callbackAddresses": [],
         "assetId": negotiation.asset_id,
+        "pending": negotiation.pending,
         "createdAt": negotiation.created_at,
         "@context": vocab.EDC_OUTPUT_CONTEXT,
     }

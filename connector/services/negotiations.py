@@ -52,8 +52,15 @@ class NegotiationService:
     """Runs negotiations in both roles."""
 
     def __init__(
-        self, store: Store, catalog: CatalogService, participant_id: str, dsp_url: str, wake: Callable[[], None]
+        self,
+        store: Store,
+        catalog: CatalogService,
+        participant_id: str,
+        dsp_url: str,
+        wake: Callable[[], None],
+        manual_approval: bool = False,
     ) -> None:
+        self._manual = manual_approval
         self._store = store
         self._catalog = catalog
         self.participant_id = participant_id
@@ -138,6 +145,8 @@ class NegotiationService:
         if existing is not None:
             return existing, False  # a redelivered request: the same negotiation, nothing new
         reason, agreement, definition_id, asset_id = await self._decide(participant, message.offer)
+        # Refusals go out at once; agreements wait for the operator when approval is manual.
+        hold = self._manual and reason is None
         at = now_ms()
         pid = "urn:uuid:" + str(uuid.uuid4())
         negotiation = Negotiation(
@@ -155,7 +164,8 @@ class NegotiationService:
             agreement=agreement,
             agreement_id=agreement["@id"] if agreement else None,
             error_detail=reason,
-            awaiting_ack=(Message.TERMINATION if reason else Message.AGREEMENT).value,
+            awaiting_ack=None if hold else (Message.TERMINATION if reason else Message.AGREEMENT).value,
+            pending=hold,
             created_at=at,
             updated_at=at,
         )
@@ -172,6 +182,8 @@ class NegotiationService:
                     self._peer_url(negotiation, "/termination"),
                     wire.render_termination(self._pids(negotiation), "400", reason),
                 )
+            elif hold:
+                log.info("negotiation held for approval", extra={"negotiation": pid, "participant": participant.id})
             else:
                 assert agreement is not None
                 await self._owe(
@@ -183,6 +195,34 @@ class NegotiationService:
                 )
         self._wake()
         return negotiation, True
+
+    async def approve(self, negotiation_id: str) -> None:
+        """Send the agreement of a negotiation held for approval."""
+        async with self._store.transaction() as tx:
+            negotiation = await tx.negotiations.get(negotiation_id, for_update=True)
+            if negotiation is None:
+                raise NotFound(f"no contract negotiation {negotiation_id!r}")
+            agreement = negotiation.agreement
+            if not negotiation.pending or agreement is None or negotiation.state in TERMINAL:
+                raise InvalidTransition(
+                    f"negotiation {negotiation_id!r} is not waiting for approval (state {negotiation.state.value})"
+                )
+            negotiation = replace(
+                negotiation,
+                pending=False,
+                awaiting_ack=Message.AGREEMENT.value,
+                updated_at=now_ms(),
+                version=negotiation.version + 1,
+            )
+            await self._owe(
+                tx,
+                negotiation,
+                Message.AGREEMENT,
+                self._peer_url(negotiation, "/agreement"),
+                wire.render_agreement(self._pids(negotiation), agreement),
+            )
+            await tx.negotiations.save(negotiation)
+        self._wake()
 
     async def _decide(
         self, participant: Participant, offer: dict[str, Any]
@@ -445,6 +485,7 @@ class NegotiationService:
             if negotiation.state in TERMINAL:
                 raise InvalidTransition(f"the negotiation is already {negotiation.state.value}")
             text = f"terminated by the operator: {reason}"
+            negotiation = replace(negotiation, pending=False)
             if negotiation.peer_pid is None:
                 negotiation = replace(
                     negotiation,

@@ -32,6 +32,7 @@ def _negotiation(row: RowMapping) -> Negotiation:
         agreement_id=row["agreement_id"],
         error_detail=row["error_detail"],
         awaiting_ack=row["awaiting_ack"],
+        pending=bool(row["pending"]),
         created_at=int(row["created_at"]),
         updated_at=int(row["updated_at"]),
         version=int(row["version"]),
@@ -54,6 +55,7 @@ def _row(negotiation: Negotiation) -> dict[str, Any]:
         "agreement_id": negotiation.agreement_id,
         "error_detail": negotiation.error_detail,
         "awaiting_ack": negotiation.awaiting_ack,
+        "pending": negotiation.pending,
         "created_at": negotiation.created_at,
         "updated_at": negotiation.updated_at,
         "version": negotiation.version,
@@ -66,6 +68,7 @@ class NegotiationRepository:
     _COLUMNS = {
         "id": negotiations.c.id,
         "state": negotiations.c.state,
+        "pending": negotiations.c.pending,
         "type": negotiations.c.role,
         "counterPartyId": negotiations.c.counterparty_id,
         "assetId": negotiations.c.asset_id,

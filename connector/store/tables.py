@@ -133,6 +133,7 @@ negotiations = Table(
     Column("agreement_id", _text(256), nullable=True, index=True),
     Column("error_detail", Text, nullable=True),
     Column("awaiting_ack", String(64), nullable=True),
+    Column("pending", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False),

@@ -215,6 +215,11 @@ async def terminate_negotiation(request: web.Request) -> web.Response:
     return no_content()
 
 
+async def approve_negotiation(request: web.Request) -> web.Response:
+    await _services(request).negotiations.approve(request.match_info["id"])
+    return no_content()
+
+
 async def _agreement(request: web.Request, agreement_id: str) -> Agreement:
     async with _services(request).store.read() as tx:
         found = await tx.agreements.get(agreement_id)
@@ -531,6 +536,16 @@ ROUTES: tuple[Route, ...] = (
         "Contract agreements",
         None,
         "ContractNegotiation",
+    ),
+    Route(
+        "POST",
+        f"{V3}/contractnegotiations/{{id}}/approve",
+        approve_negotiation,
+        "Send the agreement of a negotiation held for approval (CONNECTOR_NEGOTIATION_APPROVAL=manual)",
+        "Contract negotiations",
+        None,
+        None,
+        204,
     ),
     Route(
         "GET",

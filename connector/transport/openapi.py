@@ -239,6 +239,7 @@ SCHEMAS: dict[str, Any] = {
             "assetId": {"type": ["string", "null"]},
             "contractAgreementId": {"type": "string"},
             "errorDetail": {"type": "string", "description": "why the negotiation was terminated"},
+            "pending": {"type": "boolean", "description": "held for the operator's approval"},
             "createdAt": {"type": "integer"},
             "callbackAddresses": {"type": "array"},
             "@context": _CONTEXT,
@@ -367,6 +368,8 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
                 responses["404"] = _problem("no object with this id")
             if route.method in ("POST", "DELETE") and not route.path.endswith("/request"):
                 responses["409"] = _problem("duplicate id, or the object is still referenced")
+            if route.path.endswith("/approve"):
+                responses["400"] = _problem("the negotiation is not waiting for approval")
             if route.path.endswith("/terminate"):
                 responses["400"] = _problem("no reason given, or the negotiation has ended already")
         if "/catalog/" in route.path or route.path.endswith("/contractnegotiations"):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 11:29:15.737155
+Create Date: 2026-11-23 11:37:25.980688
 """
 
 from alembic import op
@@ -64,6 +64,7 @@ def upgrade() -> None:
     sa.Column('agreement_id', sa.String(length=256).with_variant(sa.String(length=256, collation='C'), 'postgresql'), nullable=True),
     sa.Column('error_detail', sa.Text(), nullable=True),
     sa.Column('awaiting_ack', sa.String(length=64), nullable=True),
+    sa.Column('pending', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.Column('updated_at', sa.BigInteger(), nullable=False),
     sa.Column('version', sa.BigInteger(), nullable=False),
