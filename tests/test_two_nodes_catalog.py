@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -152,8 +153,9 @@ async def test_consumers_see_exactly_what_their_credentials_allow(
 
 
 async def test_dsp_catalog_endpoint_refuses_bad_tokens_and_pages_with_links(
-    node_factory: Any, http: aiohttp.ClientSession, tmp_path: Path
+    node_factory: Any, http: aiohttp.ClientSession, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="connector.dsp")
     provider, _ = await _provider(node_factory, tmp_path)
     await _publish(Management(http, provider))
     consumer = await node_factory(api_key=API_KEY)
@@ -177,6 +179,9 @@ async def test_dsp_catalog_endpoint_refuses_bad_tokens_and_pages_with_links(
 
     status, error, _ = await ask({"Authorization": token})
     assert status == 401 and "replay" in json.dumps(error["reason"]).lower()
+    refusals = [r for r in caplog.records if r.getMessage() == "DSP request refused"]
+    assert any(getattr(r, "reason", "") == "replayed" for r in refusals), [r.__dict__ for r in refusals]
+    assert token.removeprefix("Bearer ") not in caplog.text
 
     wrong_audience = consumer.identity.token_for("did:web:someone-else.example")
     status, error, _ = await ask({"Authorization": wrong_audience})

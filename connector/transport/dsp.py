@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from connector.domain.errors import ConnectorError
+from connector.domain.errors import ConnectorError, Unauthorized
 from connector.domain.participants import Participant
 from connector.dsp.common import render_error
 from connector.transport.http import json_response, read_json
@@ -44,6 +44,17 @@ async def handle(request: web.Request, error_type: str, call: Call, body: bool =
         status, _ = status_of(error)
         if status >= 500:
             log.error("DSP request failed", extra={"path": request.path, "error": error.message})
+        elif isinstance(error, Unauthorized):
+            # The reason names the failed check; refusal messages never carry the token itself.
+            reason = getattr(error, "reason", None)
+            log.warning(
+                "DSP request refused",
+                extra={
+                    "path": request.path,
+                    "reason": str(reason) if reason else "unauthorized",
+                    "detail": error.message,
+                },
+            )
         return json_response(render_error(error_type, status, [p.message for p in error.problems]), status=status)
 
 
