@@ -92,6 +92,14 @@ class NegotiationService:
     def _pids(negotiation: Negotiation) -> wire.Pids:
         return wire.Pids(negotiation.provider_pid or "", negotiation.consumer_pid or "")
 
+    async def _owe_agreement(self, tx: Transaction, negotiation: Negotiation, agreement: dict[str, Any]) -> None:
+        message = wire.render_agreement(self._pids(negotiation), agreement)
+        await self._owe(tx, negotiation, Message.AGREEMENT, self._peer_url(negotiation, "/agreement"), message)
+
+    async def _owe_termination(self, tx: Transaction, negotiation: Negotiation, code: str, reason: str) -> None:
+        message = wire.render_termination(self._pids(negotiation), code, reason)
+        await self._owe(tx, negotiation, Message.TERMINATION, self._peer_url(negotiation, "/termination"), message)
+
     # Consumer: starting.
 
     async def start(self, address: str, counterparty_id: str, offer: dict[str, Any]) -> Negotiation:
@@ -175,24 +183,12 @@ class NegotiationService:
                 log.info(
                     "negotiation refused", extra={"negotiation": pid, "participant": participant.id, "reason": reason}
                 )
-                await self._owe(
-                    tx,
-                    negotiation,
-                    Message.TERMINATION,
-                    self._peer_url(negotiation, "/termination"),
-                    wire.render_termination(self._pids(negotiation), "400", reason),
-                )
+                await self._owe_termination(tx, negotiation, "400", reason)
             elif hold:
                 log.info("negotiation held for approval", extra={"negotiation": pid, "participant": participant.id})
             else:
                 assert agreement is not None
-                await self._owe(
-                    tx,
-                    negotiation,
-                    Message.AGREEMENT,
-                    self._peer_url(negotiation, "/agreement"),
-                    wire.render_agreement(self._pids(negotiation), agreement),
-                )
+                await self._owe_agreement(tx, negotiation, agreement)
         self._wake()
         return negotiation, True
 
@@ -214,13 +210,7 @@ class NegotiationService:
                 updated_at=now_ms(),
                 version=negotiation.version + 1,
             )
-            await self._owe(
-                tx,
-                negotiation,
-                Message.AGREEMENT,
-                self._peer_url(negotiation, "/agreement"),
-                wire.render_agreement(self._pids(negotiation), agreement),
-            )
+            await self._owe_agreement(tx, negotiation, agreement)
             await tx.negotiations.save(negotiation)
         self._wake()
 
@@ -330,13 +320,7 @@ class NegotiationService:
         if problem is not None:
             # The consumer must not accept an agreement it did not ask for: it terminates, with the reason.
             negotiation = replace(negotiation, provider_pid=pids.provider_pid, error_detail=problem)
-            await self._owe(
-                tx,
-                negotiation,
-                Message.TERMINATION,
-                self._peer_url(negotiation, "/termination"),
-                wire.render_termination(self._pids(negotiation), "400", problem),
-            )
+            await self._owe_termination(tx, negotiation, "400", problem)
             return replace(
                 negotiation, awaiting_ack=Message.TERMINATION.value, updated_at=at, version=negotiation.version + 1
             )
@@ -505,13 +489,7 @@ class NegotiationService:
                     updated_at=now_ms(),
                     version=negotiation.version + 1,
                 )
-                await self._owe(
-                    tx,
-                    negotiation,
-                    Message.TERMINATION,
-                    self._peer_url(negotiation, "/termination"),
-                    wire.render_termination(self._pids(negotiation), "terminated", reason),
-                )
+                await self._owe_termination(tx, negotiation, "terminated", reason)
             await tx.negotiations.save(negotiation)
         self._wake()
 
