@@ -10,6 +10,9 @@ from connector.domain.negotiation import Message, Negotiation, NegotiationState
 from connector.dsp.common import DSP_CONTEXT, check_message
 
 
+MAX_REASON = 2000
+
+
 def _pid(body: dict[str, Any], name: str, required: bool = True) -> str | None:
     value = body.get(name)
     if value is None and not required:
@@ -105,8 +108,9 @@ def parse_termination(body: Any) -> tuple[Pids, str]:
         else []
     )
     code = body.get("code")
-    text = "; ".join(parts) or "no reason given"
-    return pids, f"{code}: {text}" if isinstance(code, str) and code else text
+    # A peer's reason ends up in errorDetail: keep it readable and bounded.
+    text = ("; ".join(parts) or "no reason given")[:MAX_REASON]
+    return pids, f"{code[:64]}: {text}" if isinstance(code, str) and code else text
 
 
 def _both(pids: Pids) -> dict[str, str]:
