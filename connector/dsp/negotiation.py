@@ -9,7 +9,6 @@ from connector.domain.errors import InvalidInput, Problem
 from connector.domain.negotiation import Message, Negotiation, NegotiationState
 from connector.dsp.common import DSP_CONTEXT, check_message
 
-
 MAX_REASON = 2000
 
 
