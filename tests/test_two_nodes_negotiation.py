@@ -266,3 +266,81 @@ async def test_manual_approval_holds_the_agreement_until_the_operator_approves(
     assert finished["state"] == "FINALIZED", finished
     status, problem = await provider_api.call("POST", f"/management/v3/contractnegotiations/{held['@id']}/approve")
     assert status == 400 and "not waiting for approval" in problem["detail"]
+
+
+async def test_consumer_holds_a_different_counter_offer_and_accepts_an_equal_one(
+    node_factory: Any, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    provider = await node_factory(
+        api_key=API_KEY, protocol_port=free_port(), negotiation_approval="manual", data_dir=tmp_path / "p"
+    )
+    provider_api = Management(http, provider)
+    await _publish(provider_api)
+    body = {
+        "@context": EDC_CONTEXT,
+        "@id": "cd-open",
+        "accessPolicyId": "open",
+        "contractPolicyId": "open",
+        "assetsSelector": [],
+    }
+    assert (await provider_api.call("DELETE", "/management/v3/contractdefinitions/cd-x"))[0] == 204
+    assert (await provider_api.call("POST", "/management/v3/contractdefinitions", body))[0] == 200
+    consumer = await node_factory(api_key=API_KEY)
+    consumer_api = Management(http, consumer)
+
+    async def offer_to_consumer(negotiation_id: str, permission: list[Any]) -> tuple[int, Any]:
+        """The provider's counter-offer, signed with the provider node's own identity."""
+        negotiation = await _wait_for(consumer_api, negotiation_id, {"REQUESTED"})
+        _, listed = await provider_api.call("POST", "/management/v3/contractnegotiations/request")
+        provider_pid = next(
+            n["@id"]
+            for n in listed
+            if n["state"] == "REQUESTED" and n["counterPartyId"] == consumer.settings.effective_did
+        )
+        message = {
+            "@context": [DSP_CONTEXT],
+            "@type": "ContractOfferMessage",
+            "providerPid": provider_pid,
+            "consumerPid": negotiation["@id"],
+            "offer": {"@id": "counter-1", "@type": "Offer", "target": "passports-x", "permission": permission},
+        }
+        dsp_schemas.validate(message, "negotiation/contract-offer-message-schema.json")
+        url = f"{consumer.settings.dsp_base_url}/negotiations/{negotiation['@id']}/offers"
+        headers = {"Authorization": provider.identity.token_for(consumer.settings.effective_did)}
+        async with http.post(url, json=message, headers=headers) as response:
+            return response.status, await response.json(content_type=None)
+
+    # A counter-offer with other terms waits for the consumer's operator.
+    held_id = await _negotiate(consumer_api, provider)
+    purpose = [
+        {"action": "use", "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "recycling"}]}
+    ]
+    status, answer = await offer_to_consumer(held_id, purpose)
+    assert status == 200 and answer["state"] == "OFFERED", answer
+    _, held = await consumer_api.call("GET", f"/management/v3/contractnegotiations/{held_id}")
+    assert held["state"] == "OFFERED" and held["pending"] is True
+    terminate = {"@context": EDC_CONTEXT, "@type": "TerminateNegotiation", "reason": "those terms do not suit us"}
+    assert (await consumer_api.call("POST", f"/management/v3/contractnegotiations/{held_id}/terminate", terminate))[
+        0
+    ] == 204
+    ended = await _wait_for(consumer_api, held_id, {"TERMINATED"})
+    assert "those terms do not suit us" in ended["errorDetail"]
+    async with asyncio.timeout(10):
+        while True:
+            _, listed = await provider_api.call("POST", "/management/v3/contractnegotiations/request")
+            mine = [n for n in listed if n["state"] == "TERMINATED"]
+            if mine:
+                break
+            await asyncio.sleep(0.05)
+    assert "those terms do not suit us" in mine[0]["errorDetail"]
+
+    # A counter-offer equal to the request is accepted at once; this provider never offered, so it refuses
+    # the acceptance, and the consumer ends the negotiation with the provider's reason.
+    accepted_id = await _negotiate(consumer_api, provider)
+    status, answer = await offer_to_consumer(accepted_id, [{"action": "use"}])
+    assert status == 200
+    ended = await _wait_for(consumer_api, accepted_id, {"TERMINATED", "ACCEPTED"})
+    assert ended["state"] == "TERMINATED"
+    assert "answered 400" in ended["errorDetail"] and "not allowed in state REQUESTED" in ended["errorDetail"]

@@ -81,6 +81,15 @@ def parse_agreement_message(body: Any) -> tuple[Pids, dict[str, Any]]:
     return pids, agreement
 
 
+def parse_offer_message(body: Any) -> tuple[Pids, dict[str, Any]]:
+    """Read a follow-up ContractOfferMessage (a provider's counter-offer)."""
+    pids = parse_pids(body, "ContractOfferMessage")
+    offer = body.get("offer")
+    if not isinstance(offer, dict) or not isinstance(offer.get("@id"), str):
+        raise InvalidInput("offer must be an Offer with an @id", [Problem("missing offer @id", "offer.@id", None)])
+    return pids, offer
+
+
 def parse_event(body: Any) -> tuple[Pids, Message]:
     """Read a ContractNegotiationEventMessage (ACCEPTED or FINALIZED)."""
     pids = parse_pids(body, "ContractNegotiationEventMessage")

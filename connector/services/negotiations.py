@@ -193,11 +193,23 @@ class NegotiationService:
         return negotiation, True
 
     async def approve(self, negotiation_id: str) -> None:
-        """Send the agreement of a negotiation held for approval."""
+        """Send the agreement (provider) or accept the provider's counter-offer (consumer) held for approval."""
         async with self._store.transaction() as tx:
             negotiation = await tx.negotiations.get(negotiation_id, for_update=True)
             if negotiation is None:
                 raise NotFound(f"no contract negotiation {negotiation_id!r}")
+            if negotiation.role is Role.CONSUMER and negotiation.pending and negotiation.state is S.OFFERED:
+                negotiation = replace(
+                    negotiation,
+                    pending=False,
+                    awaiting_ack=Message.ACCEPTED.value,
+                    updated_at=now_ms(),
+                    version=negotiation.version + 1,
+                )
+                await self._owe_acceptance(tx, negotiation)
+                await tx.negotiations.save(negotiation)
+                self._wake()
+                return
             agreement = negotiation.agreement
             if not negotiation.pending or agreement is None or negotiation.state in TERMINAL:
                 raise InvalidTransition(
@@ -268,6 +280,8 @@ class NegotiationService:
         current = await self._own(participant, pid)
         if message is Message.AGREEMENT:
             pids, agreement = wire.parse_agreement_message(body)
+        elif message is Message.OFFER:
+            pids, offer = wire.parse_offer_message(body)
         elif message is Message.TERMINATION:
             pids, reason = wire.parse_termination(body)
         elif message in (Message.ACCEPTED, Message.FINALIZED):
@@ -298,6 +312,8 @@ class NegotiationService:
                 await tx.outbox.drop_for(negotiation.id)
             elif message is Message.AGREEMENT:
                 negotiation = await self._on_agreement(tx, negotiation, pids, agreement, at)
+            elif message is Message.OFFER:
+                negotiation = await self._on_offer(tx, negotiation, pids, offer, at)
             elif message is Message.VERIFICATION:
                 negotiation = advance(negotiation, message, sender, at, awaiting_ack=Message.FINALIZED.value)
                 await self._owe(
@@ -344,6 +360,47 @@ class NegotiationService:
         )
         return negotiation
 
+    async def _on_offer(
+        self, tx: Transaction, negotiation: Negotiation, pids: wire.Pids, offer: dict[str, Any], at: int
+    ) -> Negotiation:
+        """A provider's counter-offer: accept it at once when it is what we asked for, else hold it for the operator."""
+        requested = negotiation.offer
+        target = offer.get("target", requested.get("target"))
+        if target != negotiation.asset_id:
+            raise InvalidInput(f"the offer is for {target!r}; this negotiation is about {negotiation.asset_id!r}")
+        current = {**offer, "target": negotiation.asset_id}
+        same = self._same_rules(current, requested)
+        negotiation = advance(
+            negotiation,
+            Message.OFFER,
+            Role.PROVIDER,
+            at,
+            provider_pid=pids.provider_pid,
+            offer=current,
+            pending=not same,
+            awaiting_ack=Message.ACCEPTED.value if same else None,
+        )
+        if same:
+            await self._owe_acceptance(tx, negotiation)
+        else:
+            log.info("counter-offer held for the operator", extra={"negotiation": negotiation.id})
+        return negotiation
+
+    async def _owe_acceptance(self, tx: Transaction, negotiation: Negotiation) -> None:
+        message = wire.render_event(self._pids(negotiation), "ACCEPTED")
+        await self._owe(tx, negotiation, Message.ACCEPTED, self._peer_url(negotiation, "/events"), message)
+
+    @staticmethod
+    def _same_rules(first: dict[str, Any], second: dict[str, Any]) -> bool:
+        ignored = ("target", "assigner", "assignee", "timestamp")
+        try:
+            return policies.same_rules(
+                policies.parse_policy({k: v for k, v in first.items() if k not in ignored}),
+                policies.parse_policy({k: v for k, v in second.items() if k not in ignored}),
+            )
+        except policies.PolicyError:
+            return False
+
     def _check_agreement(self, negotiation: Negotiation, agreement: dict[str, Any]) -> str | None:
         if agreement.get("target") != negotiation.asset_id:
             return f"the agreement is for {agreement.get('target')!r}, the request was for {negotiation.asset_id!r}"
@@ -351,17 +408,8 @@ class NegotiationService:
             return (
                 f"the agreement is assigned to {agreement.get('assignee')!r}, not to this node ({self.participant_id})"
             )
-        try:
-            agreed = policies.parse_policy(
-                {k: v for k, v in agreement.items() if k not in ("target", "assigner", "assignee", "timestamp")}
-            )
-            offered = policies.parse_policy(
-                {k: v for k, v in negotiation.offer.items() if k not in ("target", "assigner", "assignee")}
-            )
-        except policies.PolicyError as exc:
-            return f"the agreement's policy cannot be read: {exc}"
-        if not policies.same_rules(agreed, offered):
-            return "the agreement's rules differ from the offer this node requested"
+        if not self._same_rules(agreement, negotiation.offer):
+            return "the agreement's rules differ from the offer this node agreed to (or cannot be read)"
         return None
 
     def _agreement_record(self, negotiation: Negotiation, agreement: dict[str, Any]) -> Agreement:

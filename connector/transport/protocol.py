@@ -255,7 +255,7 @@ def create_app(services: ProtocolServices, max_body: int, max_depth: int) -> web
     app.router.add_post(f"{DSP_BASE}/negotiations/offers", negotiation_offers)
     app.router.add_get(f"{DSP_BASE}/negotiations/{{pid}}", negotiation_get)
     app.router.add_post(f"{DSP_BASE}/negotiations/{{pid}}/request", negotiation_counter_offer)
-    app.router.add_post(f"{DSP_BASE}/negotiations/{{pid}}/offers", negotiation_offers)
+    app.router.add_post(f"{DSP_BASE}/negotiations/{{pid}}/offers", _negotiation_message(Message.OFFER))
     app.router.add_post(f"{DSP_BASE}/negotiations/{{pid}}/events", _negotiation_message(Message.FINALIZED))
     app.router.add_post(f"{DSP_BASE}/negotiations/{{pid}}/agreement", _negotiation_message(Message.AGREEMENT))
     app.router.add_post(
