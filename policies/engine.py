@@ -319,6 +319,11 @@ def _scalar(iri: str, operand: Any, op: str, right: object, path: str) -> Check:
             out.append(ConstraintResult(path, iri, op, expected, None, "error", f"resolver failed: {exc!r}"))
             return ERROR
         if left is None:
+            if scope in operand.deferred_when_absent:
+                out.append(
+                    ConstraintResult(path, iri, op, expected, None, "deferred", f"none declared yet in {scope} scope")
+                )
+                return DEFERRED
             out.append(ConstraintResult(path, iri, op, expected, None, "error", "no value in the request context"))
             return ERROR
         r = right
@@ -364,6 +369,11 @@ def _set(iri: str, operand: Any, op: str, right: frozenset[object], path: str) -
             out.append(ConstraintResult(path, iri, op, expected, None, "error", f"resolver failed: {exc!r}"))
             return ERROR
         if left is None:
+            if scope in operand.deferred_when_absent:
+                out.append(
+                    ConstraintResult(path, iri, op, expected, None, "deferred", f"none declared yet in {scope} scope")
+                )
+                return DEFERRED
             out.append(ConstraintResult(path, iri, op, expected, None, "error", "no value in the request context"))
             return ERROR
         if fn(as_set(left), right):

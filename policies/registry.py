@@ -48,7 +48,9 @@ class Operand:
     ``deferred_outside_scopes`` is true (the value does not exist yet, e.g. ``count`` in the catalog), and an
     error (denial) otherwise. ``value_type`` is the kind of value the resolver returns (used to type untyped
     right operands and to reject wrong right-operand types at creation); ``multi`` means the resolver
-    returns a collection (only set operators make sense then).
+    returns a collection (only set operators make sense then). ``deferred_when_absent``: scopes where a value
+    the caller did not supply defers the constraint instead of denying (a purpose is declared on use, so a
+    catalog or a negotiation without one leaves the check to the data request).
     """
 
     iri: str
@@ -60,6 +62,7 @@ class Operand:
     right_operand: RightCompiler | None
     time_dependent: bool
     description: str
+    deferred_when_absent: frozenset[Scope] = frozenset()
 
 
 class Registry:
@@ -89,6 +92,7 @@ class Registry:
         time_dependent: bool = False,
         description: str = "",
         replace: bool = False,
+        deferred_when_absent: Iterable[Scope] = (),
     ) -> None:
         """Register (or with ``replace=True`` override) the resolver of a left operand IRI."""
         with self._lock:
@@ -104,6 +108,7 @@ class Registry:
                 right_operand,
                 time_dependent,
                 description,
+                frozenset(deferred_when_absent),
             )
             self._changed()
 
@@ -196,6 +201,11 @@ def claim_set(claims: Mapping[str, object], *keys: str) -> frozenset[str]:
     return frozenset(out)
 
 
+# A purpose is what the consumer commits to by agreeing and declares on each use: before any use (building a
+# catalog, agreeing to an offer) a missing purpose defers the check to transfer start and each data request.
+BEFORE_USE: Final = frozenset({Scope.CATALOG, Scope.NEGOTIATION})
+
+
 def _purpose(ctx: EvaluationContext) -> object:
     p = ctx.purpose
     if p is None or isinstance(p, str):
@@ -281,7 +291,15 @@ def install_builtin_operands(reg: Registry) -> None:
         time_dependent=True,
         description="uses so far (EvaluationContext.count); deferred before usage",
     )
-    reg.register(ODRL + "purpose", _purpose, value_type=STR, description="declared purpose(s)")
+    # A purpose is what the consumer commits to by agreeing, and declares on each use: there is none yet when a
+    # catalog is built or an offer is agreed, so it is checked at transfer start and on every data request.
+    reg.register(
+        ODRL + "purpose",
+        _purpose,
+        value_type=STR,
+        deferred_when_absent=BEFORE_USE,
+        description="declared purpose(s); without one, deferred in catalog and negotiation",
+    )
     reg.register(ODRL + "spatial", lambda c: c.spatial, value_type=STR, description="requester location")
     reg.register(
         BPC + "participantId",
@@ -309,7 +327,13 @@ def install_builtin_operands(reg: Registry) -> None:
         value_type=STR,
         description="'active' when claims['membership'] is true or 'active'",
     )
-    reg.register(CX_POLICY + "UsagePurpose", _purpose, value_type=STR, description="declared purpose(s)")
+    reg.register(
+        CX_POLICY + "UsagePurpose",
+        _purpose,
+        value_type=STR,
+        deferred_when_absent=BEFORE_USE,
+        description="declared purpose(s); without one, deferred in catalog and negotiation",
+    )
     reg.register(
         CX_POLICY + "FrameworkAgreement",
         _frameworks,

@@ -344,3 +344,38 @@ async def test_consumer_holds_a_different_counter_offer_and_accepts_an_equal_one
     ended = await _wait_for(consumer_api, accepted_id, {"TERMINATED", "ACCEPTED"})
     assert ended["state"] == "TERMINATED"
     assert "answered 400" in ended["errorDetail"] and "not allowed in state REQUESTED" in ended["errorDetail"]
+
+
+async def test_a_purpose_constraint_is_agreed_and_carried_into_the_agreement(
+    node_factory: Any, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    provider = await node_factory(api_key=API_KEY, protocol_port=free_port(), data_dir=tmp_path / "p")
+    provider_api = Management(http, provider)
+    await _publish(provider_api)
+    purpose = [
+        {"action": "use", "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "recycling"}]}
+    ]
+    body = {
+        "@context": EDC_CONTEXT,
+        "@id": "purpose",
+        "policy": {"@context": ODRL_CONTEXT, "@type": "Set", "permission": purpose},
+    }
+    assert (await provider_api.call("POST", "/management/v3/policydefinitions", body))[0] == 200
+    assert (await provider_api.call("DELETE", "/management/v3/contractdefinitions/cd-x"))[0] == 204
+    definition = {
+        "@context": EDC_CONTEXT,
+        "@id": "cd-p",
+        "accessPolicyId": "open",
+        "contractPolicyId": "purpose",
+        "assetsSelector": [],
+    }
+    assert (await provider_api.call("POST", "/management/v3/contractdefinitions", definition))[0] == 200
+    consumer = await node_factory(api_key=API_KEY)
+    consumer_api = Management(http, consumer)
+    negotiation_id = await _negotiate(consumer_api, provider)
+    done = await _wait_for(consumer_api, negotiation_id, {"FINALIZED", "TERMINATED"})
+    assert done["state"] == "FINALIZED", done
+    _, agreement = await consumer_api.call("GET", f"/management/v3/contractnegotiations/{negotiation_id}/agreement")
+    assert "recycling" in str(agreement["policy"])

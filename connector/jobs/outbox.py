@@ -37,6 +37,7 @@ class OutboxSettings:
     poll_seconds: float = 2.0
     lease_seconds: float = 60.0
     batch: int = 20
+    max_in_flight: int = 64
 
 
 Send = Callable[[str, str, dict[str, Any]], Awaitable[tuple[int, Any]]]
@@ -69,11 +70,12 @@ class OutboxDispatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self.drain()
 
     async def _run(self) -> None:
         while True:
+            # Cleared before the pass, so a wake that arrives during it is not lost.
+            self._wakeup.clear()
             try:
                 claimed = await self.run_once()
             except Exception:
@@ -81,24 +83,33 @@ class OutboxDispatcher:
                 claimed = 0
             if claimed:
                 continue
-            self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._settings.poll_seconds):
                     await self._wakeup.wait()
 
     async def run_once(self) -> int:
-        """Claim due messages and send them concurrently; return how many were claimed."""
+        """Claim due messages and start sending them; return how many were claimed.
+
+        Sends run concurrently up to a cap; a slow peer holds one slot, not the whole batch.
+        """
+        room = self._settings.max_in_flight - len(self._inflight)
+        if room <= 0:
+            await asyncio.wait(list(self._inflight), return_when=asyncio.FIRST_COMPLETED)
+            return 1
         async with self._store.transaction() as tx:
             items = await tx.outbox.claim(
-                self._owner, now_ms(), int(self._settings.lease_seconds * 1000), self._settings.batch
+                self._owner, now_ms(), int(self._settings.lease_seconds * 1000), min(room, self._settings.batch)
             )
         for item in items:
             task = asyncio.create_task(self._deliver(item))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
-        if self._inflight:
-            await asyncio.gather(*list(self._inflight), return_exceptions=True)
         return len(items)
+
+    async def drain(self) -> None:
+        """Wait until every claimed message has been handled (tests, shutdown)."""
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
     async def _deliver(self, item: OutboxItem) -> None:
         attempt = item.attempts + 1

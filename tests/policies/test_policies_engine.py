@@ -110,10 +110,21 @@ def test_failed_constraint_is_explained() -> None:
 
 
 def test_missing_value_denies_with_reason() -> None:
-    d = evaluate(parse_policy(pol(c("purpose", "eq", "repair"))), "use", ctx(), Scope.NEGOTIATION)
+    d = evaluate(parse_policy(pol(c("purpose", "eq", "repair"))), "use", ctx(), Scope.DATA_REQUEST)
     assert not d.permitted
     assert d.explanation.rules[0].constraints[0].outcome == "error"
     assert "no value" in d.reason
+
+
+@pytest.mark.parametrize("scope", [Scope.CATALOG, Scope.NEGOTIATION])
+def test_purpose_not_declared_yet_is_deferred_before_use(scope: Scope) -> None:
+    policy = parse_policy(pol(c("purpose", "eq", "repair")))
+    d = evaluate(policy, "use", ctx(), scope)
+    assert d.permitted
+    assert [r.outcome for r in d.explanation.deferred] == ["deferred"]
+    assert "none declared yet" in d.explanation.deferred[0].message
+    # A purpose that is declared is checked in every scope.
+    assert not evaluate(policy, "use", ctx(purpose="marketing"), scope).permitted
 
 
 def test_type_mismatch_denies_without_crash() -> None:
