@@ -120,17 +120,13 @@ class OutboxDispatcher:
         else:
             error = f"answered {status}: {_reason(body)}"
         if 200 <= status < 300:
-            await self._negotiations.on_delivered(item, body)
-            async with self._store.transaction() as tx:
-                await tx.outbox.done(item.id, self._owner)
+            await self._negotiations.on_delivered(item, body, self._owner)
             return
         permanent = 400 <= status < 500 and status not in _RETRYABLE_STATUS
         if permanent or attempt >= self._settings.max_attempts:
             if not permanent:
                 error = f"{error} (after {attempt} attempts)"
-            await self._negotiations.on_undeliverable(item, error)
-            async with self._store.transaction() as tx:
-                await tx.outbox.done(item.id, self._owner)
+            await self._negotiations.on_undeliverable(item, error, self._owner)
             return
         delay_ms = int(self._settings.retry_base_seconds * 1000 * 2 ** (attempt - 1))
         log.info(

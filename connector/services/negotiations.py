@@ -277,7 +277,6 @@ class NegotiationService:
 
     async def receive(self, participant: Participant, pid: str, message: Message, body: Any) -> Negotiation:
         """Handle a follow-up message for negotiation `pid` from the participant."""
-        current = await self._own(participant, pid)
         if message is Message.AGREEMENT:
             pids, agreement = wire.parse_agreement_message(body)
         elif message is Message.OFFER:
@@ -288,13 +287,15 @@ class NegotiationService:
             pids, message = wire.parse_event(body)
         else:
             pids = wire.parse_pids(body, message.value)
-        own_pid = pids.provider_pid if current.role is Role.PROVIDER else pids.consumer_pid
-        if own_pid != pid:
-            raise InvalidInput(f"the message names negotiation {own_pid!r}, the URL {pid!r}")
-        sender = _sender(current.role)
         async with self._store.transaction() as tx:
             negotiation = await tx.negotiations.get(pid, for_update=True)
-            assert negotiation is not None
+            if negotiation is None or negotiation.counterparty_id != participant.id:
+                # Never say whether another participant's negotiation exists.
+                raise NotFound(f"no negotiation {pid!r} with {participant.id}")
+            own_pid = pids.provider_pid if negotiation.role is Role.PROVIDER else pids.consumer_pid
+            if own_pid != pid:
+                raise InvalidInput(f"the message names negotiation {own_pid!r}, the URL {pid!r}")
+            sender = _sender(negotiation.role)
             if self._already(negotiation, message, body):
                 return negotiation
             negotiation = self._implied_delivery(negotiation, message, sender)
@@ -461,9 +462,10 @@ class NegotiationService:
 
     # Delivery results (from the dispatcher).
 
-    async def on_delivered(self, item: OutboxItem, answer: Any) -> None:
-        """Advance a negotiation once the peer acknowledged a message."""
+    async def on_delivered(self, item: OutboxItem, answer: Any, owner: str) -> None:
+        """Advance a negotiation once the peer acknowledged a message, and forget the message, in one transaction."""
         async with self._store.transaction() as tx:
+            await tx.outbox.done(item.id, owner)
             negotiation = await tx.negotiations.get(item.negotiation_id, for_update=True)
             if negotiation is None or negotiation.awaiting_ack != item.message:
                 return  # the peer's next message already implied this acknowledgement
@@ -485,9 +487,10 @@ class NegotiationService:
                 await tx.agreements.add(self._agreement_record(negotiation, negotiation.agreement))
             await tx.negotiations.save(negotiation)
 
-    async def on_undeliverable(self, item: OutboxItem, error: str) -> None:
-        """End a negotiation whose peer could not be reached or refused a message."""
+    async def on_undeliverable(self, item: OutboxItem, error: str, owner: str) -> None:
+        """End a negotiation whose peer could not be reached or refused a message (and forget the message)."""
         async with self._store.transaction() as tx:
+            await tx.outbox.done(item.id, owner)
             negotiation = await tx.negotiations.get(item.negotiation_id, for_update=True)
             if negotiation is None or negotiation.state in TERMINAL:
                 return

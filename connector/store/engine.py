@@ -21,7 +21,9 @@ def create_engines(
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        write = create_async_engine(url, pool_size=pool_size, max_overflow=0)
+        # SQLite has one writer at a time: one write connection per process makes writers queue fairly in
+        # asyncio instead of sleeping in SQLite's busy handler (which stalled writers for seconds under load).
+        write = create_async_engine(url, pool_size=1, max_overflow=0)
         read = create_async_engine(url, pool_size=pool_size, max_overflow=0)
         _configure_sqlite(write, immediate=True)
         _configure_sqlite(read, immediate=False)
