@@ -295,8 +295,3 @@ class OutboxRepository:
     async def drop_for(self, negotiation_id: str) -> None:
         """Forget every message owed for a negotiation (it ended)."""
         await self._c.execute(delete(outbox).where(outbox.c.negotiation_id == negotiation_id))
-
-    async def pending(self, negotiation_id: str) -> int:
-        """Count the messages still owed for a negotiation."""
-        rows = (await self._c.execute(select(outbox.c.id).where(outbox.c.negotiation_id == negotiation_id))).all()
-        return len(rows)
