@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, Final
@@ -21,6 +20,7 @@ from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.collection import Collection
 from rdflib.namespace import FOAF, RDF, RDFS, SKOS, XSD, Namespace, is_ncname, split_uri
 
+from catalog.info import LANGUAGE_TAG, CatalogInfo, is_iri, language_code
 from catalog.model import Catalog, DataService, Dataset, Distribution, Offer
 from catalog.offers import parse_offer_id
 from policies import Constraint, LiteralValue, LogicalConstraint, Policy, Ref, Rule
@@ -65,14 +65,6 @@ CONTENT_TYPES: Final[dict[str, str]] = {
 PRETTY_TURTLE_MAX_TRIPLES: Final = 5_000
 
 # ISO 639-1 codes of the EU's official languages (and a few neighbours) to the EU language authority codes.
-_EU_LANGUAGE_CODES: Final[dict[str, str]] = {
-    "bg": "BUL", "cs": "CES", "da": "DAN", "de": "DEU", "el": "ELL", "en": "ENG", "es": "SPA", "et": "EST",
-    "fi": "FIN", "fr": "FRA", "ga": "GLE", "hr": "HRV", "hu": "HUN", "it": "ITA", "lt": "LIT", "lv": "LAV",
-    "mt": "MLT", "nl": "NLD", "pl": "POL", "pt": "POR", "ro": "RON", "sk": "SLK", "sl": "SLV", "sv": "SWE",
-    "no": "NOR", "nb": "NOB", "nn": "NNO", "is": "ISL", "tr": "TUR", "uk": "UKR", "zh": "ZHO", "ja": "JPN",
-    "ko": "KOR",
-}  # fmt: skip
-
 # English labels of the EU data themes (skos:Concept needs a skos:prefLabel in DCAT-AP).
 _EU_DATA_THEMES: Final[dict[str, str]] = {
     "AGRI": "Agriculture, fisheries, forestry and food",
@@ -93,26 +85,12 @@ _EU_DATA_THEMES: Final[dict[str, str]] = {
 
 # Identifiers with these schemes are used as IRIs as they are; anything else (an EDC asset id such as
 # "battery 42", an offer id "base64:base64:base64") is a local identifier and gets an IRI minted for it.
-_IRI_SCHEMES: Final = frozenset({"http", "https", "urn", "did", "tag", "mailto", "ftp", "info", "ark"})
-_IRI_SYNTAX: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):[^\s<>\"{}|\\^`\x00-\x1f\x7f]+$")
 _MEDIA_TYPE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$")
-_LANGUAGE_TAG: Final = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _DATE: Final = re.compile(r"^-?\d{4,}-\d{2}-\d{2}(Z|[+-]\d{2}:\d{2})?$")
 _DATETIME: Final = re.compile(r"^-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
 _GYEAR: Final = re.compile(r"^-?\d{4,}$")
 _GYEARMONTH: Final = re.compile(r"^-?\d{4,}-\d{2}$")
 _TEMPORAL_TYPES: Final = {XSD.date: _DATE, XSD.dateTime: _DATETIME, XSD.gYear: _GYEAR, XSD.gYearMonth: _GYEARMONTH}
-
-
-def is_iri(value: str) -> bool:
-    """Return True for an absolute IRI this module uses as it is (a known scheme, no forbidden character)."""
-    match = _IRI_SYNTAX.match(value)
-    if match is None:
-        return False
-    scheme = match.group(1).lower()
-    if scheme in ("http", "https"):
-        return value[len(scheme) : len(scheme) + 3] == "://" and len(value) > len(scheme) + 3
-    return scheme in _IRI_SCHEMES
 
 
 @lru_cache(maxsize=4096)
@@ -127,43 +105,9 @@ def _writable_predicate(iri: str) -> bool:
     return bool(local) and (local[0].isalpha() or local[0] == "_") and bool(is_ncname(local))
 
 
-@dataclass(frozen=True)
-class CatalogInfo:
-    """What DCAT-AP needs about the publishing node that the catalog model does not carry."""
-
-    title: str
-    description: str
-    publisher_name: str
-    publisher_id: str
-    homepage: str
-    language: str = "en"
-    issued: datetime | None = None
-    modified: datetime | None = None
-    catalog_url: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("publisher_id", "homepage"):
-            if not is_iri(getattr(self, name)):
-                raise ValueError(f"CatalogInfo.{name} must be an absolute IRI, got {getattr(self, name)!r}")
-        if self.catalog_url is not None and not is_iri(self.catalog_url):
-            raise ValueError(f"CatalogInfo.catalog_url must be an absolute IRI, got {self.catalog_url!r}")
-        if not _LANGUAGE_TAG.match(self.language) or _language_code(self.language) is None:
-            raise ValueError(f"CatalogInfo.language {self.language!r} has no EU language authority code")
-        for name in ("title", "description", "publisher_name"):
-            if not getattr(self, name).strip():
-                raise ValueError(f"CatalogInfo.{name} must not be empty (DCAT-AP requires it)")
-
-
-def _language_code(tag: str) -> str | None:
-    primary = tag.split("-", 1)[0].lower()
-    if len(primary) == 3:
-        return primary.upper()
-    return _EU_LANGUAGE_CODES.get(primary)
-
-
 def language_iri(tag: str) -> URIRef:
     """Return the EU language authority IRI for a BCP 47 tag ("en" -> .../language/ENG)."""
-    code = _language_code(tag)
+    code = language_code(tag)
     if code is None:
         raise ValueError(f"no EU language authority code for {tag!r}")
     return URIRef(EU_LANGUAGE + code)
@@ -197,7 +141,7 @@ def _literal(value: Any) -> Literal:
             lexical = value["@value"]
             language = value.get("@language")
             datatype = value.get("@type")
-            if isinstance(language, str) and _LANGUAGE_TAG.match(language):
+            if isinstance(language, str) and LANGUAGE_TAG.match(language):
                 return Literal(str(lexical), lang=language)
             if isinstance(datatype, str) and is_iri(_expand_datatype(datatype)):
                 if isinstance(lexical, bool):
@@ -315,7 +259,7 @@ class _Builder:
 
     def language(self, value: Any) -> URIRef | None:
         iri = _iri_of(value)
-        if iri is None and isinstance(value, str) and _LANGUAGE_TAG.match(value) and _language_code(value):
+        if iri is None and isinstance(value, str) and LANGUAGE_TAG.match(value) and language_code(value):
             iri = str(language_iri(value))
         if iri is None:
             return None
@@ -471,7 +415,7 @@ _EDC_DUPLICATES: Final[dict[str, URIRef]] = {
 def _odrl_value(value: LiteralValue | Ref) -> URIRef | Literal:
     if isinstance(value, Ref):
         return URIRef(value.iri) if is_iri(value.iri) else Literal(value.iri)
-    if value.language is not None and _LANGUAGE_TAG.match(value.language):
+    if value.language is not None and LANGUAGE_TAG.match(value.language):
         return Literal(str(value.value), lang=value.language)
     if value.datatype is not None and is_iri(value.datatype):
         lexical = str(value.value).lower() if isinstance(value.value, bool) else str(value.value)

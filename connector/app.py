@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from catalog.rdf import CatalogInfo
+from catalog.info import CatalogInfo
 from connector.identity.errors import KeyFileError
 from connector.identity.keys import NodeKey, load_key, load_or_create_key
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings

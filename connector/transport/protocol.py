@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from catalog.dsp import render_catalog, render_dataset
-from catalog.rdf import CatalogInfo, build_graph, negotiate, serialize
+from catalog.info import CatalogInfo
 from connector.domain.errors import ConnectorError, InvalidInput
 from connector.domain.negotiation import Message
 from connector.domain.participants import Participant
@@ -195,6 +195,9 @@ _public_cache: web.AppKey[dict[tuple[str, int], tuple[float, bytes, str, str | N
 
 async def public_catalog(request: web.Request) -> web.Response:
     """The public part of the catalog (what anyone may see) as DCAT-AP 3, by content negotiation."""
+    # rdflib is loaded on the first request for the RDF catalog, not at start (it costs ~17 MiB).
+    from catalog.rdf import build_graph, negotiate, serialize
+
     services = request.app[SERVICES]
     fmt = negotiate(request.headers.get("Accept"))
     if fmt is None:
