@@ -296,36 +296,56 @@ class _Compiler:
             )
 
 
-def _scalar(iri: str, operand: Any, op: str, right: object, path: str) -> Check:
+LeftValue = Callable[[EvaluationContext, Scope, list[ConstraintResult]], tuple[int | None, object]]
+
+
+def _left_value(iri: str, operand: Any, op: str, expected: object, path: str) -> LeftValue:
+    """Build the resolution of a constraint's left operand, shared by every operator.
+
+    The result is (None, value), or (DEFERRED or ERROR, None) with the reason appended to ``out``.
+    """
     resolve = operand.resolve
     scopes = operand.scopes
     deferrable = operand.deferred_outside_scopes
-    fn = SCALAR[op]
-    dynamic = isinstance(right, ContextValue)
-    expected = _expected((right,))
+    absent = operand.deferred_when_absent
 
-    def check(ctx: EvaluationContext, scope: Scope, out: list[ConstraintResult]) -> int:
+    def left(ctx: EvaluationContext, scope: Scope, out: list[ConstraintResult]) -> tuple[int | None, object]:
         if scope not in scopes:
             if deferrable:
                 out.append(
                     ConstraintResult(path, iri, op, expected, None, "deferred", f"not applicable in {scope} scope")
                 )
-                return DEFERRED
+                return DEFERRED, None
             out.append(ConstraintResult(path, iri, op, expected, None, "error", f"not available in {scope} scope"))
-            return ERROR
+            return ERROR, None
         try:
-            left = resolve(ctx)
+            value = resolve(ctx)
         except Exception as exc:  # a node resolver failing must deny, not crash the request
             out.append(ConstraintResult(path, iri, op, expected, None, "error", f"resolver failed: {exc!r}"))
-            return ERROR
-        if left is None:
-            if scope in operand.deferred_when_absent:
+            return ERROR, None
+        if value is None:
+            if scope in absent:
                 out.append(
                     ConstraintResult(path, iri, op, expected, None, "deferred", f"none declared yet in {scope} scope")
                 )
-                return DEFERRED
+                return DEFERRED, None
             out.append(ConstraintResult(path, iri, op, expected, None, "error", "no value in the request context"))
-            return ERROR
+            return ERROR, None
+        return None, value
+
+    return left
+
+
+def _scalar(iri: str, operand: Any, op: str, right: object, path: str) -> Check:
+    fn = SCALAR[op]
+    dynamic = isinstance(right, ContextValue)
+    expected = _expected((right,))
+    resolve_left = _left_value(iri, operand, op, expected, path)
+
+    def check(ctx: EvaluationContext, scope: Scope, out: list[ConstraintResult]) -> int:
+        outcome, left = resolve_left(ctx, scope, out)
+        if outcome is not None:
+            return outcome
         r = right
         if dynamic:
             assert isinstance(right, ContextValue)
@@ -348,34 +368,14 @@ def _scalar(iri: str, operand: Any, op: str, right: object, path: str) -> Check:
 
 
 def _set(iri: str, operand: Any, op: str, right: frozenset[object], path: str) -> Check:
-    resolve = operand.resolve
-    scopes = operand.scopes
-    deferrable = operand.deferred_outside_scopes
     fn = SET[op]
     expected = sorted((describe(v) for v in right), key=repr)
+    resolve_left = _left_value(iri, operand, op, expected, path)
 
     def check(ctx: EvaluationContext, scope: Scope, out: list[ConstraintResult]) -> int:
-        if scope not in scopes:
-            if deferrable:
-                out.append(
-                    ConstraintResult(path, iri, op, expected, None, "deferred", f"not applicable in {scope} scope")
-                )
-                return DEFERRED
-            out.append(ConstraintResult(path, iri, op, expected, None, "error", f"not available in {scope} scope"))
-            return ERROR
-        try:
-            left = resolve(ctx)
-        except Exception as exc:  # a node resolver failing must deny, not crash the request
-            out.append(ConstraintResult(path, iri, op, expected, None, "error", f"resolver failed: {exc!r}"))
-            return ERROR
-        if left is None:
-            if scope in operand.deferred_when_absent:
-                out.append(
-                    ConstraintResult(path, iri, op, expected, None, "deferred", f"none declared yet in {scope} scope")
-                )
-                return DEFERRED
-            out.append(ConstraintResult(path, iri, op, expected, None, "error", "no value in the request context"))
-            return ERROR
+        outcome, left = resolve_left(ctx, scope, out)
+        if outcome is not None:
+            return outcome
         if fn(as_set(left), right):
             return TRUE
         out.append(ConstraintResult(path, iri, op, expected, describe(left), "not_satisfied"))

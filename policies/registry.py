@@ -293,13 +293,14 @@ def install_builtin_operands(reg: Registry) -> None:
     )
     # A purpose is what the consumer commits to by agreeing, and declares on each use: there is none yet when a
     # catalog is built or an offer is agreed, so it is checked at transfer start and on every data request.
-    reg.register(
-        ODRL + "purpose",
-        _purpose,
-        value_type=STR,
-        deferred_when_absent=BEFORE_USE,
-        description="declared purpose(s); without one, deferred in catalog and negotiation",
-    )
+    for iri in (ODRL + "purpose", CX_POLICY + "UsagePurpose"):
+        reg.register(
+            iri,
+            _purpose,
+            value_type=STR,
+            deferred_when_absent=BEFORE_USE,
+            description="declared purpose(s); without one, deferred in catalog and negotiation",
+        )
     reg.register(ODRL + "spatial", lambda c: c.spatial, value_type=STR, description="requester location")
     reg.register(
         BPC + "participantId",
@@ -326,13 +327,6 @@ def install_builtin_operands(reg: Registry) -> None:
         _cx_membership,
         value_type=STR,
         description="'active' when claims['membership'] is true or 'active'",
-    )
-    reg.register(
-        CX_POLICY + "UsagePurpose",
-        _purpose,
-        value_type=STR,
-        deferred_when_absent=BEFORE_USE,
-        description="declared purpose(s); without one, deferred in catalog and negotiation",
     )
     reg.register(
         CX_POLICY + "FrameworkAgreement",
