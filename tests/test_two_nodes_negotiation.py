@@ -20,7 +20,11 @@ RECYCLER_ROLE = [
 ]
 
 
-async def _publish(management: Management) -> None:
+PURPOSE = [{"action": "use", "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "recycling"}]}]
+
+
+async def _publish(management: Management, contract_policy: str = "recyclers") -> None:
+    """Publish one asset that everyone may see, under the named contract policy (recyclers, open or purpose)."""
     asset = {
         "@context": EDC_CONTEXT,
         "@id": "passports-x",
@@ -28,19 +32,18 @@ async def _publish(management: Management) -> None:
         "dataAddress": {"type": "BatteryPassport"},
     }
     assert (await management.call("POST", "/management/v3/assets", asset))[0] == 200
-    for policy_id, permissions in (("open", []), ("recyclers", RECYCLER_ROLE)):
+    for policy_id, permissions in (("open", []), ("recyclers", RECYCLER_ROLE), ("purpose", PURPOSE)):
         body = {
             "@context": EDC_CONTEXT,
             "@id": policy_id,
             "policy": {"@context": ODRL_CONTEXT, "@type": "Set", "permission": permissions},
         }
         assert (await management.call("POST", "/management/v3/policydefinitions", body))[0] == 200
-    # Everyone may see the offer; only recyclers may agree to it.
     definition = {
         "@context": EDC_CONTEXT,
         "@id": "cd-x",
         "accessPolicyId": "open",
-        "contractPolicyId": "recyclers",
+        "contractPolicyId": contract_policy,
         "assetsSelector": [],
     }
     assert (await management.call("POST", "/management/v3/contractdefinitions", definition))[0] == 200
@@ -234,17 +237,8 @@ async def test_manual_approval_holds_the_agreement_until_the_operator_approves(
         api_key=API_KEY, protocol_port=port, negotiation_approval="manual", data_dir=tmp_path / "p"
     )
     provider_api = Management(http, provider)
-    await _publish(provider_api)
-    # An open contract policy, so only the operator's approval decides.
-    body = {
-        "@context": EDC_CONTEXT,
-        "@id": "cd-open",
-        "accessPolicyId": "open",
-        "contractPolicyId": "open",
-        "assetsSelector": [],
-    }
-    assert (await provider_api.call("DELETE", "/management/v3/contractdefinitions/cd-x"))[0] == 204
-    assert (await provider_api.call("POST", "/management/v3/contractdefinitions", body))[0] == 200
+    # An open contract policy, so only the operator's decision counts.
+    await _publish(provider_api, contract_policy="open")
     consumer = await node_factory(api_key=API_KEY)
     consumer_api = Management(http, consumer)
     negotiation_id = await _negotiate(consumer_api, provider)
@@ -277,16 +271,8 @@ async def test_consumer_holds_a_different_counter_offer_and_accepts_an_equal_one
         api_key=API_KEY, protocol_port=free_port(), negotiation_approval="manual", data_dir=tmp_path / "p"
     )
     provider_api = Management(http, provider)
-    await _publish(provider_api)
-    body = {
-        "@context": EDC_CONTEXT,
-        "@id": "cd-open",
-        "accessPolicyId": "open",
-        "contractPolicyId": "open",
-        "assetsSelector": [],
-    }
-    assert (await provider_api.call("DELETE", "/management/v3/contractdefinitions/cd-x"))[0] == 204
-    assert (await provider_api.call("POST", "/management/v3/contractdefinitions", body))[0] == 200
+    # An open contract policy, so only the operator's decision counts.
+    await _publish(provider_api, contract_policy="open")
     consumer = await node_factory(api_key=API_KEY)
     consumer_api = Management(http, consumer)
 
@@ -353,25 +339,7 @@ async def test_a_purpose_constraint_is_agreed_and_carried_into_the_agreement(
 
     provider = await node_factory(api_key=API_KEY, protocol_port=free_port(), data_dir=tmp_path / "p")
     provider_api = Management(http, provider)
-    await _publish(provider_api)
-    purpose = [
-        {"action": "use", "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "recycling"}]}
-    ]
-    body = {
-        "@context": EDC_CONTEXT,
-        "@id": "purpose",
-        "policy": {"@context": ODRL_CONTEXT, "@type": "Set", "permission": purpose},
-    }
-    assert (await provider_api.call("POST", "/management/v3/policydefinitions", body))[0] == 200
-    assert (await provider_api.call("DELETE", "/management/v3/contractdefinitions/cd-x"))[0] == 204
-    definition = {
-        "@context": EDC_CONTEXT,
-        "@id": "cd-p",
-        "accessPolicyId": "open",
-        "contractPolicyId": "purpose",
-        "assetsSelector": [],
-    }
-    assert (await provider_api.call("POST", "/management/v3/contractdefinitions", definition))[0] == 200
+    await _publish(provider_api, contract_policy="purpose")
     consumer = await node_factory(api_key=API_KEY)
     consumer_api = Management(http, consumer)
     negotiation_id = await _negotiate(consumer_api, provider)
