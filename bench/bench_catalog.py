@@ -37,10 +37,11 @@ from typing import Any
 
 import aiohttp
 import orjson
-from aiohttp import web
 from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from baseline import bare_server  # bench/baseline.py (scripts run from bench/)
 
 import policies
 from catalog.dsp import render_catalog
@@ -372,22 +373,6 @@ def node_settings(data_dir: Path, port: int, database_url: str | None = None, **
         values["database_url"] = database_url
         values["database_auto_migrate"] = False
     return Settings(**values)
-
-
-async def bare_server(body: bytes) -> tuple[web.AppRunner, int]:
-    """A bare aiohttp app on loopback answering any request with the same pre-serialised bytes."""
-
-    async def handler(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(body=body, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, runner.addresses[0][1]
 
 
 async def bench_http(url: str, shape: Shape, tmp: Path, args: argparse.Namespace) -> list[str]:

@@ -54,11 +54,12 @@ from typing import Any
 
 import aiohttp
 import orjson
-from aiohttp import web
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from baseline import bare_server  # bench/baseline.py (scripts run from bench/)
 
 from connector.app import Node, running_node
 from connector.identity import issuer
@@ -497,20 +498,6 @@ async def in_flight(
 
 
 # The baseline: the same number of exchanges against a bare aiohttp app.
-
-
-async def bare_server(answer: bytes) -> tuple[web.AppRunner, int]:
-    async def handler(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(body=answer, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, runner.addresses[0][1]
 
 
 def dsp_like_bodies() -> list[bytes]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
+from baseline import bare_server  # bench/baseline.py (scripts run from bench/)
 
 EDC = {"@vocab": "https://w3id.org/edc/v0.0.1/ns/"}
 
@@ -27,52 +28,38 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def start_node(workdir: Path) -> tuple[asyncio.subprocess.Process, int, float]:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def start_node(workdir: Path, wait_s: float = 60.0) -> tuple[asyncio.subprocess.Process, int, float]:
+    """Start `connector serve` on ports chosen here; return it, its management port and the start-up time."""
+    management = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")},
         "CONNECTOR_PROTOCOL_HOST": "127.0.0.1",
-        "CONNECTOR_PROTOCOL_PORT": "0",
-        "CONNECTOR_MANAGEMENT_PORT": "0",
+        "CONNECTOR_PROTOCOL_PORT": str(free_port()),
+        "CONNECTOR_MANAGEMENT_PORT": str(management),
         "CONNECTOR_LOG_LEVEL": "WARNING",
     }
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "connector.cli", "serve", cwd=workdir, env=env, stderr=asyncio.subprocess.PIPE
+        sys.executable, "-m", "connector.cli", "serve", cwd=workdir, env=env, stderr=asyncio.subprocess.DEVNULL
     )
-    # At WARNING the start line is not logged; find the port from /proc once the node listens.
-    port = 0
-    async with aiohttp.ClientSession() as http:
-        while port == 0:
-            await asyncio.sleep(0.02)
-            port = _listening_port(process.pid, exclude=set())
+    async with aiohttp.ClientSession() as http, asyncio.timeout(wait_s):
         while True:
             try:
-                async with http.get(f"http://127.0.0.1:{port}/health") as response:
+                async with http.get(f"http://127.0.0.1:{management}/health") as response:
                     if response.status == 200:
                         break
             except aiohttp.ClientError:
                 pass
+            if process.returncode is not None:
+                raise RuntimeError(f"the node exited with {process.returncode} before answering /health")
             await asyncio.sleep(0.01)
-    return process, port, time.perf_counter() - started
-
-
-def _listening_port(pid: int, exclude: set[int]) -> int:
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    ports = []
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
-            local = fields[1]
-            ports.append(int(local.split(":")[1], 16))
-    # The management surface binds second; the protocol surface's port is the other one.
-    return max(ports) if len(ports) >= 2 else 0
+    return process, management, time.perf_counter() - started
 
 
 async def timed(http: aiohttp.ClientSession, method: str, url: str, body: object = None, n: int = 200) -> list[float]:
@@ -85,20 +72,6 @@ async def timed(http: aiohttp.ClientSession, method: str, url: str, body: object
             assert response.status < 300, await response.text()
         samples.append((time.perf_counter() - t) * 1000)
     return samples
-
-
-async def baseline(body: bytes) -> tuple[web.AppRunner, int]:
-    async def handler(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(body=body, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, runner.addresses[0][1]
 
 
 def asset(i: int) -> dict[str, object]:
@@ -127,7 +100,7 @@ async def main(count: int) -> None:
                 query = await timed(http, "POST", base + "/assets/request", spec, n=count)
                 async with http.get(base + "/assets/asset-7") as response:
                     one = await response.read()
-                runner, bare_port = await baseline(one)
+                runner, bare_port = await bare_server(one)
                 try:
                     bare = await timed(http, "GET", f"http://127.0.0.1:{bare_port}/x", n=count)
                 finally:
