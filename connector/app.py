@@ -14,10 +14,11 @@ from catalog.info import CatalogInfo
 from connector.identity.errors import KeyFileError
 from connector.identity.keys import NodeKey, load_key, load_or_create_key
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
+from connector.services import tck
 from connector.services.catalog import CatalogService
 from connector.services.dsp_client import DspClient, PeerCatalogs
 from connector.services.identity import IdentityConfig, NodeIdentity, parse_trusted_issuers
-from connector.services.negotiations import NegotiationService
+from connector.services.negotiations import NegotiationService, now_ms
 from connector.services.offers import (
     AssetService,
     ContractDefinitionService,
@@ -91,12 +92,18 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.dsp_base_url,
             wake,
             manual_approval=settings.negotiation_approval == "manual",
+            reactions=tck.TckReactions() if settings.tck_mode else None,
         )
         dispatcher = OutboxDispatcher(
             store,
             negotiations,
             dsp.deliver,
-            OutboxSettings(max_attempts=settings.outbox_max_attempts, retry_base_seconds=settings.outbox_retry_seconds),
+            OutboxSettings(
+                max_attempts=settings.outbox_max_attempts,
+                retry_base_seconds=settings.outbox_retry_seconds,
+                # The TCK answers 404 until it has registered its handler for the next message.
+                retry_not_found=settings.tck_mode,
+            ),
         )
         wake.target = dispatcher.wake
         await dispatcher.start()
@@ -112,16 +119,26 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             dsp=dsp,
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
+        authenticator: tck.TckAuthenticator | NodeIdentity = identity
+        if settings.tck_mode:
+            assert settings.tck_authorization is not None
+            log.warning(
+                "DSP conformance test mode is on: TCK datasets are seeded, reactions are scripted, and the TCK's "
+                "static Authorization header is accepted. Never run a production node like this."
+            )
+            authenticator = tck.TckAuthenticator(settings.tck_authorization.get_secret_value(), identity)
+            await tck.seed(services.assets, services.policies, services.contracts, now_ms())
         management_app = management.create_app(services, api_key, settings.max_body_bytes, settings.max_json_depth)
         protocol_app = protocol.create_app(
             protocol.ProtocolServices(
                 participant_id=settings.effective_participant_id,
                 dsp_url=settings.dsp_base_url,
-                authenticator=identity,
+                authenticator=authenticator,
                 catalog=catalog,
                 identity=identity,
                 catalog_info=catalog_info(settings),
                 negotiations=negotiations,
+                tck_mode=settings.tck_mode,
             ),
             settings.max_body_bytes,
             settings.max_json_depth,

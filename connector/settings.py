@@ -120,6 +120,14 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         default=10.0, gt=0, le=600, description="Seconds to drain in-flight requests on SIGTERM."
     )
+    tck_mode: bool = Field(
+        default=False,
+        description="DSP conformance test mode (TCK seed data, scripted reactions, triggers). Not for production.",
+    )
+    tck_authorization: SecretStr | None = Field(
+        default=None,
+        description="In test mode, the Authorization header value the TCK sends; it authenticates TCK_PARTICIPANT.",
+    )
 
     @field_validator("participant_id")
     @classmethod
@@ -179,6 +187,11 @@ class Settings(BaseSettings):
             )
         if self.api_key is not None and len(self.api_key.get_secret_value()) < 16:
             raise ValueError("api_key: must be at least 16 characters")
+        if self.tck_mode and (self.tck_authorization is None or len(self.tck_authorization.get_secret_value()) < 8):
+            raise ValueError(
+                "tck_authorization: the conformance test mode needs CONNECTOR_TCK_AUTHORIZATION "
+                "(at least 8 characters), the value the TCK sends as its Authorization header"
+            )
         return self
 
     @classmethod

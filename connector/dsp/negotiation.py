@@ -145,6 +145,40 @@ def render_request(consumer_pid: str, callback: str, offer: dict[str, Any]) -> d
     return _message("ContractRequestMessage", consumerPid=consumer_pid, callbackAddress=callback, offer=offer)
 
 
+def render_counter_request(pids: Pids, offer: dict[str, Any]) -> dict[str, Any]:
+    """Render a consumer's counter-offer: a ContractRequestMessage with both pids and no callback address."""
+    return _message("ContractRequestMessage", **_both(pids), offer=offer)
+
+
+def render_offer(pids: Pids, offer: dict[str, Any]) -> dict[str, Any]:
+    """Render a provider's ContractOfferMessage in an ongoing negotiation."""
+    return _message("ContractOfferMessage", **_both(pids), offer=offer)
+
+
+def parse_initial_offer(body: Any) -> tuple[str, str, dict[str, Any]]:
+    """Read a provider-initiated ContractOfferMessage; return (providerPid, callbackAddress, offer)."""
+    check_message(body, "ContractOfferMessage")
+    provider_pid = _pid(body, "providerPid")
+    callback = body.get("callbackAddress")
+    if body.get("consumerPid") is not None:
+        raise InvalidInput(
+            "an offer that opens a negotiation has no consumerPid (send it to /negotiations/{consumerPid}/offers)",
+            [Problem("not allowed here", "consumerPid", body.get("consumerPid"))],
+        )
+    if not isinstance(callback, str) or not callback.startswith(("http://", "https://")):
+        raise InvalidInput(
+            "an offer that opens a negotiation needs callbackAddress, an http(s) URL",
+            [Problem("missing or not a URL", "callbackAddress", callback)],
+        )
+    offer = body.get("offer")
+    if not isinstance(offer, dict) or not isinstance(offer.get("@id"), str):
+        raise InvalidInput("offer must be an Offer with an @id", [Problem("missing offer @id", "offer.@id", None)])
+    if not isinstance(offer.get("target"), str) or not offer["target"]:
+        raise InvalidInput("offer.target (the dataset id) is required", [Problem("missing", "offer.target", None)])
+    assert provider_pid is not None
+    return provider_pid, callback, offer
+
+
 def render_agreement(pids: Pids, agreement: dict[str, Any]) -> dict[str, Any]:
     """Render a ContractAgreementMessage."""
     return _message(

@@ -38,6 +38,8 @@ class OutboxSettings:
     lease_seconds: float = 60.0
     batch: int = 20
     max_in_flight: int = 64
+    # Conformance test mode only: the TCK answers 404 until it is ready for the message.
+    retry_not_found: bool = False
 
 
 Send = Callable[[str, str, dict[str, Any]], Awaitable[tuple[int, Any]]]
@@ -122,7 +124,11 @@ class OutboxDispatcher:
         if 200 <= status < 300:
             await self._negotiations.on_delivered(item, body, self._owner)
             return
-        permanent = 400 <= status < 500 and status not in _RETRYABLE_STATUS
+        permanent = (
+            400 <= status < 500
+            and status not in _RETRYABLE_STATUS
+            and not (status == 404 and self._settings.retry_not_found)
+        )
         if permanent or attempt >= self._settings.max_attempts:
             if not permanent:
                 error = f"{error} (after {attempt} attempts)"

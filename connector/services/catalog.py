@@ -241,11 +241,17 @@ class CatalogService:
         ref = parse_offer_id(offer)
         if ref is None:
             raise NotFound(f"{offer!r} is not an offer id of this node")
+        return await self.resolve(participant, ref.definition_id, ref.asset_id, ref.fingerprint, offer)
+
+    async def resolve(
+        self, participant: Participant, definition_id: str, asset_id: str, fingerprint: str | None, offer: str
+    ) -> ResolvedOffer:
+        """Return what a contract definition offers on an asset (checking the policy's fingerprint when given)."""
         async with self._store.read() as tx:
             definitions = {d.definition.id: d for d in await self._definitions(tx)}
-            asset = await tx.assets.get(ref.asset_id)
-        compiled = definitions.get(ref.definition_id)
-        if compiled is None or asset is None or compiled.fingerprint != ref.fingerprint:
+            asset = await tx.assets.get(asset_id)
+        compiled = definitions.get(definition_id)
+        if compiled is None or asset is None or fingerprint not in (None, compiled.fingerprint):
             raise NotFound(f"offer {offer!r} is not (or no longer) offered")
         if not selection.matches(asset, compiled.selector) or not self._permitted([compiled], participant):
             raise NotFound(f"offer {offer!r} is not offered to {participant.id}")

@@ -8,6 +8,7 @@ the peer received ours, so a delivery acknowledgement that arrives late changes 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -27,10 +28,12 @@ from connector.domain.negotiation import (
     NegotiationState,
     Role,
     advance,
+    next_state,
 )
 from connector.domain.participants import Participant
 from connector.dsp import negotiation as wire
-from connector.services.catalog import CatalogService
+from connector.services.catalog import CatalogService, ResolvedOffer
+from connector.services.reactions import Act, DefaultReactions, Reactions, Step
 from connector.store import Store, Transaction
 from connector.store.negotiations import Agreement, OutboxItem
 
@@ -59,8 +62,10 @@ class NegotiationService:
         dsp_url: str,
         wake: Callable[[], None],
         manual_approval: bool = False,
+        reactions: Reactions | None = None,
     ) -> None:
         self._manual = manual_approval
+        self._react: Reactions = reactions or DefaultReactions()
         self._store = store
         self._catalog = catalog
         self.participant_id = participant_id
@@ -70,8 +75,18 @@ class NegotiationService:
     # Recording what is owed.
 
     async def _owe(
-        self, tx: Transaction, negotiation: Negotiation, message: Message, url: str, payload: dict[str, Any]
+        self,
+        tx: Transaction,
+        negotiation: Negotiation,
+        message: Message,
+        url: str,
+        payload: dict[str, Any],
+        delay_ms: int = 0,
     ) -> None:
+        at = now_ms()
+        if delay_ms:
+            # Woken when it comes due, not at the next poll.
+            asyncio.get_running_loop().call_later(delay_ms / 1000, self._wake)
         item = OutboxItem(
             id=str(uuid.uuid4()),
             negotiation_id=negotiation.id,
@@ -80,9 +95,9 @@ class NegotiationService:
             payload=payload,
             counterparty=negotiation.counterparty_id,
             attempts=0,
-            next_attempt_at=0,
+            next_attempt_at=at + delay_ms,
         )
-        await tx.outbox.add(item, now_ms())
+        await tx.outbox.add(item, at)
 
     def _peer_url(self, negotiation: Negotiation, suffix: str) -> str:
         base = negotiation.counterparty_address.rstrip("/")
@@ -96,9 +111,22 @@ class NegotiationService:
         message = wire.render_agreement(self._pids(negotiation), agreement)
         await self._owe(tx, negotiation, Message.AGREEMENT, self._peer_url(negotiation, "/agreement"), message)
 
-    async def _owe_termination(self, tx: Transaction, negotiation: Negotiation, code: str, reason: str) -> None:
+    async def _owe_termination(
+        self, tx: Transaction, negotiation: Negotiation, code: str, reason: str, delay_ms: int = 0
+    ) -> None:
         message = wire.render_termination(self._pids(negotiation), code, reason)
-        await self._owe(tx, negotiation, Message.TERMINATION, self._peer_url(negotiation, "/termination"), message)
+        await self._owe(
+            tx, negotiation, Message.TERMINATION, self._peer_url(negotiation, "/termination"), message, delay_ms
+        )
+
+    async def _terminate_scripted(
+        self, tx: Transaction, negotiation: Negotiation, step: Step, delay_ms: int = 0
+    ) -> Negotiation:
+        """Owe a termination the reactions chose (the conformance test mode's script) and say so in errorDetail."""
+        reason = f"terminated by this node's scripted reaction ({step.value}) for dataset {negotiation.asset_id}"
+        negotiation = replace(negotiation, error_detail=reason, awaiting_ack=Message.TERMINATION.value)
+        await self._owe_termination(tx, negotiation, "scripted", reason, delay_ms)
+        return negotiation
 
     # Consumer: starting.
 
@@ -135,26 +163,52 @@ class NegotiationService:
         self._wake()
         return negotiation
 
+    # Consumer: an offer a provider makes on its own.
+
+    async def on_initial_offer(self, participant: Participant, body: Any) -> tuple[Negotiation, bool]:
+        """Open a negotiation on a provider's own offer; it waits for the operator to accept (or terminate) it."""
+        provider_pid, callback, offer = wire.parse_initial_offer(body)
+        async with self._store.read() as tx:
+            existing = await tx.negotiations.find_by_peer(Role.CONSUMER, participant.id, provider_pid)
+        if existing is not None:
+            return existing, False
+        pid = "urn:uuid:" + str(uuid.uuid4())
+        at = now_ms()
+        negotiation = Negotiation(
+            id=pid,
+            role=Role.CONSUMER,
+            state=S.OFFERED,
+            provider_pid=provider_pid,
+            consumer_pid=pid,
+            counterparty_id=participant.id,
+            counterparty_address=callback.rstrip("/"),
+            offer=offer,
+            asset_id=offer["target"],
+            pending=True,
+            created_at=at,
+            updated_at=at,
+        )
+        async with self._store.transaction() as tx:
+            await tx.negotiations.add(negotiation)
+        log.info("offer received, held for the operator", extra={"negotiation": pid, "participant": participant.id})
+        return negotiation, True
+
     # Provider: a consumer's request.
 
     async def on_request(self, participant: Participant, message: wire.ContractRequest) -> tuple[Negotiation, bool]:
         """Handle a ContractRequestMessage; return the negotiation and whether it is new."""
         if message.provider_pid is not None:
-            current = await self._own(participant, message.provider_pid)
-            # A counter-offer answers an offer of the provider; this provider makes none yet.
-            if (current.state, Message.REQUEST, Role.CONSUMER) not in TRANSITIONS:
-                raise InvalidTransition(
-                    f"a counter-offer is not allowed in state {current.state.value}",
-                    [Problem("invalid transition", "@type", "ContractRequestMessage")],
-                )
-            raise InvalidInput("counter-offers on an offer of this provider are not supported yet")
+            return await self._on_counter_request(participant, message), False
         async with self._store.read() as tx:
-            existing = await tx.negotiations.find_by_consumer(participant.id, message.consumer_pid)
+            existing = await tx.negotiations.find_by_peer(Role.PROVIDER, participant.id, message.consumer_pid)
         if existing is not None:
             return existing, False  # a redelivered request: the same negotiation, nothing new
         reason, agreement, definition_id, asset_id = await self._decide(participant, message.offer)
+        target = message.offer.get("target")
+        dataset = asset_id or (target if isinstance(target, str) else None)
+        act = self._react(Step.ON_REQUEST, dataset)
         # Refusals go out at once; agreements wait for the operator when approval is manual.
-        hold = self._manual and reason is None
+        hold = self._manual and reason is None and act in (Act.DEFAULT, Act.AGREE)
         at = now_ms()
         pid = "urn:uuid:" + str(uuid.uuid4())
         negotiation = Negotiation(
@@ -166,31 +220,92 @@ class NegotiationService:
             counterparty_id=participant.id,
             counterparty_address=(message.callback_address or "").rstrip("/"),
             offer=message.offer,
-            asset_id=asset_id
-            or (message.offer.get("target") if isinstance(message.offer.get("target"), str) else None),
+            asset_id=dataset,
             definition_id=definition_id,
             agreement=agreement,
             agreement_id=agreement["@id"] if agreement else None,
             error_detail=reason,
-            awaiting_ack=None if hold else (Message.TERMINATION if reason else Message.AGREEMENT).value,
             pending=hold,
             created_at=at,
             updated_at=at,
         )
         async with self._store.transaction() as tx:
-            await tx.negotiations.add(negotiation)
             if reason is not None:
                 log.info(
                     "negotiation refused", extra={"negotiation": pid, "participant": participant.id, "reason": reason}
                 )
+                negotiation = replace(negotiation, awaiting_ack=Message.TERMINATION.value)
                 await self._owe_termination(tx, negotiation, "400", reason)
+            elif act is Act.TERMINATE:
+                negotiation = await self._terminate_scripted(tx, negotiation, Step.ON_REQUEST)
+            elif act is Act.OFFER:
+                negotiation = replace(negotiation, awaiting_ack=Message.OFFER.value)
+                await self._owe_offer(tx, negotiation, message.offer["@id"])
+            elif act is Act.NOTHING:
+                pass
             elif hold:
                 log.info("negotiation held for approval", extra={"negotiation": pid, "participant": participant.id})
             else:
                 assert agreement is not None
+                negotiation = replace(negotiation, awaiting_ack=Message.AGREEMENT.value)
                 await self._owe_agreement(tx, negotiation, agreement)
+            await tx.negotiations.add(negotiation)
         self._wake()
         return negotiation, True
+
+    async def _owe_offer(self, tx: Transaction, negotiation: Negotiation, offer_id: str) -> None:
+        """Owe the consumer an offer: the rules this provider would agree to, under the offer id it asked for."""
+        agreement = negotiation.agreement or {}
+        offer = {
+            "@id": offer_id,
+            "@type": "Offer",
+            **{k: v for k, v in agreement.items() if k in ("permission", "prohibition", "obligation", "profile")},
+            "target": negotiation.asset_id,
+            "assigner": self.participant_id,
+        }
+        if not any(k in offer for k in ("permission", "prohibition")):
+            offer["permission"] = [{"action": "use"}]
+        message = wire.render_offer(self._pids(negotiation), offer)
+        await self._owe(tx, negotiation, Message.OFFER, self._peer_url(negotiation, "/offers"), message)
+
+    async def _on_counter_request(self, participant: Participant, message: wire.ContractRequest) -> Negotiation:
+        """A consumer's counter-offer on an offer of ours: decide on it again (or as scripted)."""
+        assert message.provider_pid is not None
+        current = await self._own(participant, message.provider_pid)
+        if current.role is not Role.PROVIDER:
+            raise NotFound(f"no negotiation {message.provider_pid!r} with {participant.id} in which this node provides")
+        if current.consumer_pid != message.consumer_pid:
+            raise InvalidInput(f"the message names consumerPid {message.consumer_pid!r}, not this negotiation's")
+        act = self._react(Step.ON_COUNTER_REQUEST, current.asset_id)
+        decided: tuple[str | None, dict[str, Any] | None, str | None, str | None] = (None, None, None, None)
+        if act is Act.DEFAULT:
+            decided = await self._decide(participant, message.offer)
+        reason, agreement, _, _ = decided
+        async with self._store.transaction() as tx:
+            negotiation = await tx.negotiations.get(current.id, for_update=True)
+            assert negotiation is not None
+            negotiation = self._implied_delivery(negotiation, Message.REQUEST, Role.CONSUMER)
+            negotiation = advance(
+                negotiation, Message.REQUEST, Role.CONSUMER, now_ms(), offer=message.offer, pending=False
+            )
+            if act is Act.TERMINATE:
+                negotiation = await self._terminate_scripted(tx, negotiation, Step.ON_COUNTER_REQUEST)
+            elif act is Act.NOTHING:
+                pass
+            elif reason is not None:
+                negotiation = replace(negotiation, error_detail=reason, awaiting_ack=Message.TERMINATION.value)
+                await self._owe_termination(tx, negotiation, "400", reason)
+            else:
+                assert agreement is not None
+                negotiation = replace(negotiation, agreement=agreement, agreement_id=agreement["@id"])
+                if self._manual:
+                    negotiation = replace(negotiation, pending=True)
+                else:
+                    negotiation = replace(negotiation, awaiting_ack=Message.AGREEMENT.value)
+                    await self._owe_agreement(tx, negotiation, agreement)
+            await tx.negotiations.save(negotiation)
+        self._wake()
+        return negotiation
 
     async def approve(self, negotiation_id: str) -> None:
         """Send the agreement (provider) or accept the provider's counter-offer (consumer) held for approval."""
@@ -231,7 +346,7 @@ class NegotiationService:
     ) -> tuple[str | None, dict[str, Any] | None, str | None, str | None]:
         """Return (reason to refuse, agreement, definition id, asset id) for a requested offer."""
         try:
-            resolved = await self._catalog.resolve_offer(participant, offer["@id"])
+            resolved = await self._resolve(participant, offer["@id"])
         except NotFound as exc:
             return exc.message, None, None, None
         asset_id = resolved.asset.id
@@ -264,6 +379,12 @@ class NegotiationService:
             "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         return None, agreement, resolved.definition.id, asset_id
+
+    async def _resolve(self, participant: Participant, offer_id: str) -> ResolvedOffer:
+        alias = self._react.offer_alias(offer_id)
+        if alias is not None:
+            return await self._catalog.resolve(participant, alias[0], alias[1], None, offer_id)
+        return await self._catalog.resolve_offer(participant, offer_id)
 
     # Follow-up messages, both roles.
 
@@ -299,6 +420,7 @@ class NegotiationService:
             if self._already(negotiation, message, body):
                 return negotiation
             negotiation = self._implied_delivery(negotiation, message, sender)
+            next_state(negotiation, message, sender)  # refuses what the state does not allow, before anything else
             at = now_ms()
             if message is Message.TERMINATION:
                 who = "provider" if sender is Role.PROVIDER else "consumer"
@@ -316,19 +438,43 @@ class NegotiationService:
             elif message is Message.OFFER:
                 negotiation = await self._on_offer(tx, negotiation, pids, offer, at)
             elif message is Message.VERIFICATION:
-                negotiation = advance(negotiation, message, sender, at, awaiting_ack=Message.FINALIZED.value)
-                await self._owe(
-                    tx,
-                    negotiation,
-                    Message.FINALIZED,
-                    self._peer_url(negotiation, "/events"),
-                    wire.render_event(self._pids(negotiation), "FINALIZED"),
-                )
+                negotiation = advance(negotiation, message, sender, at, awaiting_ack=None)
+                if self._react(Step.ON_VERIFICATION, negotiation.asset_id) is Act.TERMINATE:
+                    negotiation = await self._terminate_scripted(tx, negotiation, Step.ON_VERIFICATION)
+                else:
+                    negotiation = replace(negotiation, awaiting_ack=Message.FINALIZED.value)
+                    await self._owe(
+                        tx,
+                        negotiation,
+                        Message.FINALIZED,
+                        self._peer_url(negotiation, "/events"),
+                        wire.render_event(self._pids(negotiation), "FINALIZED"),
+                    )
+            elif message is Message.ACCEPTED:
+                negotiation = await self._on_accepted(tx, advance(negotiation, message, sender, at))
             else:
                 negotiation = advance(negotiation, message, sender, at)
             await tx.negotiations.save(negotiation)
         self._wake()
         return negotiation
+
+    async def _on_accepted(self, tx: Transaction, negotiation: Negotiation) -> Negotiation:
+        """The consumer accepted our offer: agree (or hold for the operator), or as scripted."""
+        act = self._react(Step.ON_ACCEPTED, negotiation.asset_id)
+        if act is Act.TERMINATE:
+            return await self._terminate_scripted(tx, negotiation, Step.ON_ACCEPTED)
+        if act is Act.NOTHING:
+            return negotiation
+        agreement = negotiation.agreement
+        if agreement is None:
+            reason = "this provider has no agreement to offer for the accepted offer"
+            negotiation = replace(negotiation, error_detail=reason, awaiting_ack=Message.TERMINATION.value)
+            await self._owe_termination(tx, negotiation, "400", reason)
+            return negotiation
+        if self._manual:
+            return replace(negotiation, pending=True)
+        await self._owe_agreement(tx, negotiation, agreement)
+        return replace(negotiation, awaiting_ack=Message.AGREEMENT.value)
 
     async def _on_agreement(
         self, tx: Transaction, negotiation: Negotiation, pids: wire.Pids, agreement: dict[str, Any], at: int
@@ -351,7 +497,12 @@ class NegotiationService:
             agreement_id=agreement["@id"],
             awaiting_ack=Message.VERIFICATION.value,
         )
+        act = self._react(Step.ON_AGREEMENT, negotiation.asset_id)
+        if act is Act.TERMINATE:
+            return await self._terminate_scripted(tx, replace(negotiation, awaiting_ack=None), Step.ON_AGREEMENT)
         await tx.agreements.add(self._agreement_record(negotiation, agreement))
+        if act is Act.NOTHING:
+            return replace(negotiation, awaiting_ack=None)
         await self._owe(
             tx,
             negotiation,
@@ -370,7 +521,17 @@ class NegotiationService:
         if target != negotiation.asset_id:
             raise InvalidInput(f"the offer is for {target!r}; this negotiation is about {negotiation.asset_id!r}")
         current = {**offer, "target": negotiation.asset_id}
-        same = self._same_rules(current, requested)
+        act = self._react(Step.ON_OFFER, negotiation.asset_id)
+        same = act is Act.ACCEPT or (act is Act.DEFAULT and self._same_rules(current, requested))
+        if act in (Act.COUNTER, Act.TERMINATE):
+            negotiation = advance(
+                negotiation, Message.OFFER, Role.PROVIDER, at, provider_pid=pids.provider_pid, offer=current
+            )
+            if act is Act.TERMINATE:
+                return await self._terminate_scripted(tx, negotiation, Step.ON_OFFER)
+            message = wire.render_counter_request(self._pids(negotiation), offer)
+            await self._owe(tx, negotiation, Message.REQUEST, self._peer_url(negotiation, "/request"), message)
+            return replace(negotiation, awaiting_ack=Message.REQUEST.value)
         negotiation = advance(
             negotiation,
             Message.OFFER,
@@ -485,6 +646,15 @@ class NegotiationService:
                 return
             if message is Message.AGREEMENT and negotiation.agreement is not None:
                 await tx.agreements.add(self._agreement_record(negotiation, negotiation.agreement))
+            follow_up = (
+                Step.AFTER_OFFER
+                if message is Message.OFFER and negotiation.role is Role.PROVIDER
+                else Step.AFTER_REQUEST
+                if message is Message.REQUEST and negotiation.role is Role.CONSUMER
+                else None
+            )
+            if follow_up is not None and self._react(follow_up, negotiation.asset_id) is Act.TERMINATE:
+                negotiation = await self._terminate_scripted(tx, negotiation, follow_up, self._react.follow_up_delay_ms)
             await tx.negotiations.save(negotiation)
 
     async def on_undeliverable(self, item: OutboxItem, error: str, owner: str) -> None:

@@ -101,12 +101,13 @@ class NegotiationRepository:
         row = (await self._c.execute(statement)).mappings().first()
         return _negotiation(row) if row else None
 
-    async def find_by_consumer(self, counterparty_id: str, consumer_pid: str) -> Negotiation | None:
-        """Return the provider-side negotiation a consumer opened with this pid (for redelivered requests)."""
+    async def find_by_peer(self, role: Role, counterparty_id: str, peer_pid: str) -> Negotiation | None:
+        """Return the negotiation in `role` that the counterparty opened with its pid (for redelivered openings)."""
+        column = negotiations.c.consumer_pid if role is Role.PROVIDER else negotiations.c.provider_pid
         statement = select(negotiations).where(
-            negotiations.c.role == Role.PROVIDER.value,
+            negotiations.c.role == role.value,
             negotiations.c.counterparty_id == counterparty_id,
-            negotiations.c.consumer_pid == consumer_pid,
+            column == peer_pid,
         )
         row = (await self._c.execute(statement)).mappings().first()
         return _negotiation(row) if row else None

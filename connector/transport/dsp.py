@@ -36,6 +36,7 @@ Call = Callable[[Participant, Any], Awaitable[web.StreamResponse]]
 
 async def handle(request: web.Request, error_type: str, call: Call, body: bool = True) -> web.StreamResponse:
     """Run one DSP request through the shared pipeline."""
+    message: Any = None
     try:
         participant = await request.app[AUTHENTICATOR].authenticate(request.headers.get("Authorization"))
         message = await read_json(request) if body else None
@@ -55,7 +56,17 @@ async def handle(request: web.Request, error_type: str, call: Call, body: bool =
                     "detail": error.message,
                 },
             )
-        return json_response(render_error(error_type, status, [p.message for p in error.problems]), status=status)
+        pids = {}
+        if error_type != "CatalogError":
+            # The schemas require both pids on negotiation and transfer errors: echo what the message named.
+            for name in ("providerPid", "consumerPid"):
+                value = message.get(name) if isinstance(message, dict) else None
+                pids[name] = value if isinstance(value, str) and len(value) <= 256 else ""
+        # The summary first, then each problem with where it is (never just "missing").
+        reasons = [error.message] + [
+            f"{p.path}: {p.message}" for p in error.problems if p.path and p.message != error.message
+        ]
+        return json_response(render_error(error_type, status, reasons, **pids), status=status)
 
 
 def dsp_json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from catalog.dsp import render_catalog, render_dataset
 from catalog.info import CatalogInfo
-from connector.domain.errors import ConnectorError, InvalidInput
+from connector.domain.errors import ConnectorError, InvalidInput, Problem, Unauthorized
 from connector.domain.negotiation import Message
 from connector.domain.participants import Participant
 from connector.dsp.catalog import link_header, parse_catalog_request
@@ -22,6 +22,7 @@ from connector.identity.did import did_web_to_url
 from connector.services.catalog import CatalogService
 from connector.services.identity import NodeIdentity
 from connector.services.negotiations import NegotiationService
+from connector.services.tck import TCK_PARTICIPANT
 from connector.transport.dsp import AUTHENTICATOR, Authenticator, dsp_json, handle
 from connector.transport.http import MAX_BODY, MAX_DEPTH, json_response, read_json, request_context
 from connector.transport.problems import status_of
@@ -44,6 +45,7 @@ class ProtocolServices:
     identity: NodeIdentity
     catalog_info: CatalogInfo
     negotiations: NegotiationService
+    tck_mode: bool = False
 
 
 SERVICES: web.AppKey[ProtocolServices] = web.AppKey("protocol_services", ProtocolServices)
@@ -177,10 +179,39 @@ async def negotiation_counter_offer(request: web.Request) -> web.StreamResponse:
 
 
 async def negotiation_offers(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+
     async def call(participant: Participant, message: Any) -> web.StreamResponse:
-        raise InvalidInput(
-            "this node does not take offers initiated by a provider yet; request an offer from the catalog"
-        )
+        negotiation, created = await services.negotiations.on_initial_offer(participant, message)
+        return dsp_json(render_negotiation(negotiation), status=201 if created else 200)
+
+    return await handle(request, NEGOTIATION_ERROR, call)
+
+
+async def tck_negotiation_trigger(request: web.Request) -> web.StreamResponse:
+    """Conformance test mode: the TCK makes this node start a negotiation as consumer."""
+    services = request.app[SERVICES]
+
+    async def call(participant: Participant, body: Any) -> web.StreamResponse:
+        if participant.id != TCK_PARTICIPANT:
+            raise Unauthorized("only the TCK (its configured Authorization header) may use the trigger endpoint")
+        fields = {}
+        for name in ("providerId", "offerId", "datasetId", "connectorAddress"):
+            value = body.get(name) if isinstance(body, dict) else None
+            if not isinstance(value, str) or not value:
+                raise InvalidInput(f"{name} is required", [Problem("missing", name, value)])
+            fields[name] = value
+        if not fields["connectorAddress"].startswith(("http://", "https://")):
+            raise InvalidInput("connectorAddress must be an http(s) URL")
+        offer = {
+            "@id": fields["offerId"],
+            "@type": "Offer",
+            "target": fields["datasetId"],
+            "assigner": fields["providerId"],
+            "permission": [{"action": "use"}],
+        }
+        negotiation = await services.negotiations.start(fields["connectorAddress"], fields["providerId"], offer)
+        return json_response({"@id": negotiation.id, "consumerPid": negotiation.consumer_pid}, status=200)
 
     return await handle(request, NEGOTIATION_ERROR, call)
 
@@ -266,4 +297,6 @@ def create_app(services: ProtocolServices, max_body: int, max_depth: int) -> web
     )
     app.router.add_post(f"{DSP_BASE}/negotiations/{{pid}}/termination", _negotiation_message(Message.TERMINATION))
     app.router.add_get(f"{DSP_BASE}/catalog/datasets/{{id}}", dataset_request)
+    if services.tck_mode:
+        app.router.add_post("/tck/negotiations/requests", tck_negotiation_trigger)
     return app

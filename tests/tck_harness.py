@@ -1,0 +1,259 @@
+"""A black-box reproduction of the Eclipse DSP TCK's way of driving a connector under test (CUT).
+
+It plays the TCK's side over real HTTP on loopback: it sends the messages the TCK sends (with its quirks:
+a message-level @id, plain-UUID pids, `code: "1"`, assigner/assignee on offers, an extra callbackAddress on
+agreements), runs the TCK's callback server (404 for anything no step has registered, as the TCK does),
+validates every message the CUT sends against the official DSP 2025-1 schemas, and reads the CUT's state
+with GET as the TCK does. See ../shared/reference/dsp-tck.md for the cases and their sequences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tests.dsp_schemas import validate
+
+CONTEXT = ["https://w3id.org/dspace/2025/1/context.jsonld"]
+TCK_PARTICIPANT = "TCK_PARTICIPANT"
+TOKEN = "tck-static-authorization-value"
+WAIT = 15.0  # the TCK's default wait budget, in seconds
+
+SCHEMAS = {
+    "ContractRequestMessage": "negotiation/contract-request-message-schema.json",
+    "ContractOfferMessage": "negotiation/contract-offer-message-schema.json",
+    "ContractAgreementMessage": "negotiation/contract-agreement-message-schema.json",
+    "ContractAgreementVerificationMessage": "negotiation/contract-agreement-verification-message-schema.json",
+    "ContractNegotiationEventMessage": "negotiation/contract-negotiation-event-message-schema.json",
+    "ContractNegotiationTerminationMessage": "negotiation/contract-negotiation-termination-message-schema.json",
+    "ContractNegotiation": "negotiation/contract-negotiation-schema.json",
+    "ContractNegotiationError": "negotiation/contract-negotiation-error-schema.json",
+    "TransferRequestMessage": "transfer/transfer-request-message-schema.json",
+    "TransferStartMessage": "transfer/transfer-start-message-schema.json",
+    "TransferSuspensionMessage": "transfer/transfer-suspension-message-schema.json",
+    "TransferCompletionMessage": "transfer/transfer-completion-message-schema.json",
+    "TransferTerminationMessage": "transfer/transfer-termination-message-schema.json",
+    "TransferProcess": "transfer/transfer-process-schema.json",
+    "TransferError": "transfer/transfer-error-schema.json",
+}
+
+
+def check(body: Any) -> dict[str, Any]:
+    """Assert what the TCK asserts of every CUT message: a JSON object with a string @type, schema-valid."""
+    assert isinstance(body, dict), f"expected a JSON object, got {body!r}"
+    kind = body.get("@type")
+    assert isinstance(kind, str), f"no @type string in {body}"
+    assert body.get("@context") == CONTEXT or CONTEXT[0] in (body.get("@context") or []), body.get("@context")
+    validate(body, SCHEMAS[kind])
+    return body
+
+
+def pid() -> str:
+    """A TCK pid: a plain UUID, not a URN."""
+    return str(uuid.uuid4())
+
+
+def _message(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"@context": CONTEXT, "@type": kind, "@id": str(uuid.uuid4()), **fields}
+
+
+def contract_request(consumer_pid: str, offer_id: str, dataset: str, callback: str) -> dict[str, Any]:
+    """The TCK's initial ContractRequestMessage."""
+    offer = {"@id": offer_id, "@type": "Offer", "target": dataset, "permission": [{"action": "use"}]}
+    return _message("ContractRequestMessage", consumerPid=consumer_pid, offer=offer, callbackAddress=callback)
+
+
+def counter_request(provider_pid: str, consumer_pid: str, offer_id: str, dataset: str) -> dict[str, Any]:
+    """The TCK's counter-offer (a ContractRequestMessage with both pids)."""
+    offer = {"@id": offer_id, "@type": "Offer", "target": dataset, "permission": [{"action": "use"}]}
+    return _message("ContractRequestMessage", providerPid=provider_pid, consumerPid=consumer_pid, offer=offer)
+
+
+def offer_message(provider_pid: str, consumer_pid: str, offer_id: str, dataset: str, assignee: str) -> dict[str, Any]:
+    """The TCK's ContractOfferMessage to a CUT consumer."""
+    offer = {
+        "@id": offer_id,
+        "@type": "Offer",
+        "target": dataset,
+        "assigner": TCK_PARTICIPANT,
+        "assignee": assignee,
+        "permission": [{"action": "use"}],
+    }
+    return _message("ContractOfferMessage", providerPid=provider_pid, consumerPid=consumer_pid, offer=offer)
+
+
+def agreement_message(
+    provider_pid: str, consumer_pid: str, dataset: str, assignee: str, callback: str
+) -> dict[str, Any]:
+    """The TCK's ContractAgreementMessage to a CUT consumer (with the extra top-level callbackAddress)."""
+    agreement = {
+        "@id": str(uuid.uuid4()),
+        "@type": "Agreement",
+        "target": dataset,
+        "assigner": TCK_PARTICIPANT,
+        "assignee": assignee,
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "permission": [{"action": "use"}],
+    }
+    return _message(
+        "ContractAgreementMessage",
+        providerPid=provider_pid,
+        consumerPid=consumer_pid,
+        agreement=agreement,
+        callbackAddress=callback,
+    )
+
+
+def event(provider_pid: str, consumer_pid: str, kind: str) -> dict[str, Any]:
+    """A ContractNegotiationEventMessage (ACCEPTED or FINALIZED)."""
+    return _message(
+        "ContractNegotiationEventMessage", providerPid=provider_pid, consumerPid=consumer_pid, eventType=kind
+    )
+
+
+def verification(provider_pid: str, consumer_pid: str) -> dict[str, Any]:
+    """A ContractAgreementVerificationMessage."""
+    return _message("ContractAgreementVerificationMessage", providerPid=provider_pid, consumerPid=consumer_pid)
+
+
+def termination(provider_pid: str, consumer_pid: str) -> dict[str, Any]:
+    """The TCK's termination: code "1"."""
+    return _message(
+        "ContractNegotiationTerminationMessage", providerPid=provider_pid, consumerPid=consumer_pid, code="1"
+    )
+
+
+def negotiation(provider_pid: str, consumer_pid: str, state: str) -> dict[str, Any]:
+    """The TCK's ContractNegotiation answer."""
+    return {
+        "@context": CONTEXT,
+        "@type": "ContractNegotiation",
+        "providerPid": provider_pid,
+        "consumerPid": consumer_pid,
+        "state": state,
+    }
+
+
+Respond = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
+
+
+@dataclass
+class _Expected:
+    method: str
+    pattern: re.Pattern[str]
+    respond: Respond
+    received: asyncio.Future[dict[str, Any]]
+
+
+@dataclass
+class Tck:
+    """The TCK's side: a client of the CUT and a callback server the CUT sends to."""
+
+    http: aiohttp.ClientSession
+    dsp_url: str  # the CUT's DSP base (dataspacetck.dsp.connector.http.url)
+    trigger_url: str  # the CUT's negotiation trigger
+    agent_id: str  # the CUT's participant id
+    management_url: str = ""  # not the TCK's: for the cases of ours that need the operator
+    callback: str = ""
+    _expected: list[_Expected] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Open the callback server on a free loopback port."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.callback = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        """Close the callback server."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        path = request.path.rstrip("/")
+        for expected in self._expected:
+            if expected.method == request.method and expected.pattern.fullmatch(path):
+                self._expected.remove(expected)
+                body = await request.json() if request.can_read_body else {}
+                try:
+                    check(body)
+                except AssertionError as error:
+                    expected.received.set_exception(error)
+                    return web.json_response({"error": str(error)}, status=400)
+                status, answer = expected.respond(body)
+                expected.received.set_result(body)
+                return web.json_response(answer, status=status)
+        self.unexpected.append(f"{request.method} {path}")
+        return web.json_response({"error": "No handler registered on this endpoint"}, status=404)
+
+    def expect(self, method: str, path: str, respond: Respond | None = None) -> asyncio.Future[dict[str, Any]]:
+        """Register a handler for one CUT message at a path regex; the future gets the message."""
+
+        def acknowledge(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            return 200, negotiation(body.get("providerPid", ""), body.get("consumerPid", ""), "REQUESTED")
+
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._expected.append(_Expected(method, re.compile(path), respond or acknowledge, future))
+        return future
+
+    @staticmethod
+    async def received(future: asyncio.Future[dict[str, Any]], kind: str) -> dict[str, Any]:
+        """Wait (up to the TCK's budget) for a CUT message of a type."""
+        body = await asyncio.wait_for(future, WAIT)
+        assert body["@type"] == kind, body
+        return body
+
+    async def send(self, url: str, message: dict[str, Any], expect: str = "2xx") -> dict[str, Any]:
+        """POST to the CUT as the TCK does; `expect` is "2xx" or "4xx" (meaning 4xx but not 404, as the TCK)."""
+        headers = {"Authorization": TOKEN}
+        async with self.http.post(url, json=message, headers=headers) as response:
+            body = await response.json(content_type=None)
+            status = response.status
+        if expect == "2xx":
+            assert 200 <= status < 300, f"{url}: expected 2xx, got {status}: {body}"
+        else:
+            assert 400 <= status < 500 and status != 404, f"{url}: expected 4xx (not 404), got {status}: {body}"
+            assert status == 400, f"the spec's status for an invalid transition is 400, got {status}"
+            validate(body, SCHEMAS[body["@type"]])
+        return dict(body)
+
+    async def send_dsp(self, path: str, message: dict[str, Any], expect: str = "2xx") -> dict[str, Any]:
+        """POST to the CUT's DSP base; a 2xx answer with a body must be schema-valid."""
+        body = await self.send(self.dsp_url + path, message, expect)
+        if expect == "2xx" and body:
+            check(body)
+        return body
+
+    async def state(self, url: str) -> str:
+        """GET a process from the CUT once, after the TCK's 100 ms pause, and return its state."""
+        await asyncio.sleep(0.1)
+        async with self.http.get(url, headers={"Authorization": TOKEN}) as response:
+            body = await response.json(content_type=None)
+            assert response.status == 200, f"GET {url}: {response.status} {body}"
+        check(body)
+        return str(body["state"])
+
+    async def trigger(self, dataset: str) -> None:
+        """Make the CUT start a negotiation as consumer, as the TCK's negotiation trigger does."""
+        body = {
+            "providerId": TCK_PARTICIPANT,
+            "offerId": "offer" + dataset,
+            "datasetId": dataset,
+            "connectorAddress": self.callback,
+        }
+        async with self.http.post(self.trigger_url, json=body, headers={"Authorization": TOKEN}) as response:
+            assert 200 <= response.status < 300, f"trigger: {response.status} {await response.text()}"
