@@ -11,11 +11,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from catalog.info import CatalogInfo
+from connector.identity.access_tokens import AccessTokenVerifier
 from connector.identity.errors import KeyFileError
 from connector.identity.keys import NodeKey, load_key, load_or_create_key
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.services import tck
 from connector.services.catalog import CatalogService
+from connector.services.dataplane import AccessLog, DataPlaneService
 from connector.services.dsp_client import DspClient, PeerCatalogs
 from connector.services.identity import IdentityConfig, NodeIdentity, parse_trusted_issuers
 from connector.services.negotiations import NegotiationService, now_ms
@@ -26,9 +28,10 @@ from connector.services.offers import (
     PolicyDefinitionService,
     evaluable,
 )
+from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
-from connector.transport import management, protocol, server
+from connector.transport import dataplane, management, protocol, server
 from connector.transport.peer import PeerClient, PeerLimits
 
 log = logging.getLogger("connector")
@@ -81,7 +84,8 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             )
         )
         stack.push_async_callback(peer.close)
-        identity = NodeIdentity(identity_config(settings), node_key(settings), store, peer)
+        key = node_key(settings)
+        identity = NodeIdentity(identity_config(settings), key, store, peer)
         catalog = CatalogService(store, settings.effective_participant_id, settings.dsp_base_url)
         dsp = DspClient(peer, identity)
         wake = _Wake()
@@ -94,6 +98,21 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             manual_approval=settings.negotiation_approval == "manual",
             reactions=tck.TckReactions() if settings.tck_mode else None,
         )
+        transfers = TransferService(
+            store,
+            settings.effective_participant_id,
+            settings.effective_did,
+            key,
+            settings.dsp_base_url,
+            settings.effective_public_url,
+            wake,
+        )
+        backend = dataplane.backend_session(settings.peer_timeout)
+        stack.push_async_callback(backend.close)
+        mover = dataplane.HttpMover(store, peer, backend)
+        access_log = AccessLog(store)
+        await access_log.start()
+        stack.push_async_callback(access_log.stop)
         dispatcher = OutboxDispatcher(
             store,
             negotiations,
@@ -104,6 +123,8 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
                 # The TCK answers 404 until it has registered its handler for the next message.
                 retry_not_found=settings.tck_mode,
             ),
+            transfers=transfers,
+            push=mover.push,
         )
         wake.target = dispatcher.wake
         await dispatcher.start()
@@ -117,6 +138,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             identity=identity,
             negotiations=negotiations,
             dsp=dsp,
+            transfers=transfers,
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         authenticator: tck.TckAuthenticator | NodeIdentity = identity
@@ -138,10 +160,17 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
                 identity=identity,
                 catalog_info=catalog_info(settings),
                 negotiations=negotiations,
+                transfers=transfers,
                 tck_mode=settings.tck_mode,
             ),
             settings.max_body_bytes,
             settings.max_json_depth,
+        )
+        dataplane.add_routes(
+            protocol_app,
+            DataPlaneService(store, AccessTokenVerifier(key, settings.effective_did), transfers),
+            access_log,
+            backend,
         )
         served_protocol = await server.serve(
             protocol_app,

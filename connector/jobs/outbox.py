@@ -15,10 +15,11 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from connector.domain.errors import PeerError
 from connector.services.negotiations import NegotiationService, now_ms
+from connector.services.transfers import PUSH_JOB
 from connector.store import Store
 from connector.store.negotiations import OutboxItem
 
@@ -43,14 +44,33 @@ class OutboxSettings:
 
 
 Send = Callable[[str, str, dict[str, Any]], Awaitable[tuple[int, Any]]]
+Push = Callable[[OutboxItem], Awaitable[tuple[int, Any]]]
+
+
+class Handler(Protocol):
+    """What a process service does with delivery results."""
+
+    async def on_delivered(self, item: OutboxItem, answer: Any, owner: str) -> None: ...
+
+    async def on_undeliverable(self, item: OutboxItem, error: str, owner: str) -> None: ...
 
 
 class OutboxDispatcher:
     """Sends owed messages; one per node process, as an asyncio task."""
 
-    def __init__(self, store: Store, negotiations: NegotiationService, send: Send, settings: OutboxSettings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        negotiations: NegotiationService,
+        send: Send,
+        settings: OutboxSettings,
+        transfers: Handler | None = None,
+        push: Push | None = None,
+    ) -> None:
         self._store = store
         self._negotiations = negotiations
+        self._transfers = transfers
+        self._push = push
         self._send = send
         self._settings = settings
         self._owner = uuid.uuid4().hex
@@ -115,14 +135,22 @@ class OutboxDispatcher:
 
     async def _deliver(self, item: OutboxItem) -> None:
         attempt = item.attempts + 1
+        handler: Handler = self._negotiations
+        if item.message.startswith("Transfer") or item.message == PUSH_JOB:
+            assert self._transfers is not None
+            handler = self._transfers
         try:
-            status, body = await self._send(item.url, item.counterparty, item.payload)
+            if item.message == PUSH_JOB:
+                assert self._push is not None
+                status, body = await self._push(item)
+            else:
+                status, body = await self._send(item.url, item.counterparty, item.payload)
         except PeerError as exc:
             status, body, error = 0, None, exc.message
         else:
             error = f"answered {status}: {_reason(body)}"
         if 200 <= status < 300:
-            await self._negotiations.on_delivered(item, body, self._owner)
+            await handler.on_delivered(item, body, self._owner)
             return
         permanent = (
             400 <= status < 500
@@ -132,7 +160,7 @@ class OutboxDispatcher:
         if permanent or attempt >= self._settings.max_attempts:
             if not permanent:
                 error = f"{error} (after {attempt} attempts)"
-            await self._negotiations.on_undeliverable(item, error, self._owner)
+            await handler.on_undeliverable(item, error, self._owner)
             return
         delay_ms = int(self._settings.retry_base_seconds * 1000 * 2 ** (attempt - 1))
         log.info(

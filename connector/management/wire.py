@@ -26,6 +26,8 @@ from connector.domain.assets import (
 from connector.domain.errors import InvalidInput, PeerError, Problem, ProblemList
 from connector.domain.negotiation import Negotiation
 from connector.domain.query import DEFAULT_LIMIT, MAX_LIMIT, OPERATORS, QuerySpec, SortOrder
+from connector.domain.transfer import Transfer
+from connector.dsp.transfer import endpoint_properties
 from connector.store.negotiations import Agreement
 
 JSON = Any
@@ -523,3 +525,108 @@ def parse_terminate(body: JSON) -> str:
     if raw or reason is None:
         raise InvalidInput("reason is required to terminate a negotiation", raw or [Problem("missing", "reason")])
     return reason
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequest:
+    """A management TransferRequest: which agreement, with which provider, how."""
+
+    address: str
+    agreement_id: str
+    transfer_type: str
+    protocol: str | None
+    counterparty_id: str | None
+    destination: dict[str, JSON] | None
+
+
+def parse_transfer_request(node: Mapping[str, JSON]) -> TransferRequest:
+    """Read an EDC TransferRequest (counterPartyAddress, contractId, protocol, transferType, dataDestination)."""
+    problems = ProblemList()
+    raw: list[Problem] = []
+    address = jsonld.string(node, EDC + "counterPartyAddress", "counterPartyAddress", raw)
+    contract = jsonld.string(node, EDC + "contractId", "contractId", raw)
+    transfer_type = jsonld.string(node, EDC + "transferType", "transferType", raw)
+    protocol = jsonld.string(node, EDC + "protocol", "protocol", raw, required=False)
+    counterparty = jsonld.string(node, EDC + "counterPartyId", "counterPartyId", raw, required=False)
+    problems.items.extend(raw)
+    destination: dict[str, JSON] | None = None
+    nodes = jsonld.values(node, EDC + "dataDestination")
+    if nodes:
+        if len(nodes) != 1 or not isinstance(nodes[0], dict):
+            problems.add("dataDestination must be one object", "dataDestination")
+        else:
+            fields = jsonld.properties_map(nodes[0])
+            plain = {(k[len(EDC) :] if k.startswith(EDC) else k): v for k, v in fields.items()}
+            endpoint = plain.get("baseUrl") or plain.get("endpoint")
+            if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
+                problems.add("dataDestination.baseUrl must be an http(s) URL", "dataDestination.baseUrl", endpoint)
+            else:
+                properties = {"authType": "bearer"} if plain.get("authorization") else {}
+                for name in ("authorization", "authType"):
+                    if isinstance(plain.get(name), str):
+                        properties[name] = str(plain[name])
+                destination = {
+                    "@type": "DataAddress",
+                    "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
+                    "endpoint": endpoint,
+                    "endpointProperties": [
+                        {"@type": "EndpointProperty", "name": EDC + "endpoint", "value": endpoint},
+                        *({"@type": "EndpointProperty", "name": k, "value": v} for k, v in properties.items()),
+                    ],
+                }
+    problems.raise_if_any("invalid transfer request")
+    assert address is not None and contract is not None and transfer_type is not None
+    return TransferRequest(address.rstrip("/"), contract, transfer_type, protocol, counterparty, destination)
+
+
+def render_transfer(transfer: Transfer) -> dict[str, JSON]:
+    """Render a TransferProcess the way EDC's Management API v3 does."""
+    body: dict[str, JSON] = {
+        "@type": "TransferProcess",
+        "@id": transfer.id,
+        "type": transfer.role.value,
+        "protocol": "dataspace-protocol-http:2025-1",
+        "state": transfer.state.value,
+        "stateTimestamp": transfer.updated_at,
+        "contractId": transfer.agreement_id,
+        "assetId": transfer.asset_id,
+        "transferType": transfer.transfer_type,
+        "counterPartyId": transfer.counterparty_id,
+        "counterPartyAddress": transfer.counterparty_address,
+        "correlationId": transfer.peer_pid,
+        "callbackAddresses": [],
+        "createdAt": transfer.created_at,
+        "@context": vocab.EDC_OUTPUT_CONTEXT,
+    }
+    if transfer.error_detail:
+        body["errorDetail"] = transfer.error_detail
+    return body
+
+
+def render_edr_entry(transfer: Transfer, agreement: Agreement | None) -> dict[str, JSON]:
+    """Render an EndpointDataReferenceEntry (one per started pull transfer of this consumer)."""
+    return {
+        "@type": "EndpointDataReferenceEntry",
+        "@id": transfer.id,
+        "transferProcessId": transfer.id,
+        "agreementId": transfer.agreement_id,
+        "contractNegotiationId": agreement.negotiation_id if agreement else None,
+        "assetId": transfer.asset_id,
+        "providerId": transfer.counterparty_id,
+        "createdAt": transfer.created_at,
+        "@context": vocab.EDC_OUTPUT_CONTEXT,
+    }
+
+
+def render_edr_address(transfer: Transfer) -> dict[str, JSON]:
+    """Render the endpoint data reference the provider sent, as EDC's EDR data address (flat properties)."""
+    address = transfer.data_address or {}
+    props = endpoint_properties(address)
+    body: dict[str, JSON] = {
+        "@type": "DataAddress",
+        "type": str(address.get("endpointType", "https://w3id.org/idsa/v4.1/HTTP")),
+        "endpointType": str(address.get("endpointType", "https://w3id.org/idsa/v4.1/HTTP")),
+        **{k: v for k, v in props.items()},
+        "@context": vocab.EDC_OUTPUT_CONTEXT,
+    }
+    return body

@@ -19,6 +19,7 @@ from connector.store.repositories import (
     PolicyDefinitionRepository,
     SeenTokenRepository,
 )
+from connector.store.transfers import AccessLogRepository, TransferRepository
 
 
 @dataclass(slots=True)
@@ -34,6 +35,8 @@ class Transaction:
     negotiations: NegotiationRepository
     agreements: AgreementRepository
     outbox: OutboxRepository
+    transfers: TransferRepository
+    access_log: AccessLogRepository
 
 
 class Store:
@@ -87,4 +90,6 @@ def _bind(connection: AsyncConnection) -> Transaction:
         negotiations=NegotiationRepository(connection),
         agreements=AgreementRepository(connection),
         outbox=OutboxRepository(connection),
+        transfers=TransferRepository(connection),
+        access_log=AccessLogRepository(connection),
     )

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -149,6 +150,46 @@ agreements = Table(
     Column("consumer_id", _text(512), nullable=False),
     Column("policy", Json, nullable=False),
     Column("signed_at", BigInteger, nullable=False),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", _text(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("provider_pid", _text(256), nullable=True, index=True),
+    Column("consumer_pid", _text(256), nullable=True, index=True),
+    Column("counterparty_id", _text(512), nullable=False),
+    Column("counterparty_address", Text, nullable=False),
+    Column("agreement_id", _text(256), nullable=False, index=True),
+    Column("asset_id", _text(512), nullable=False),
+    Column("transfer_type", String(64), nullable=False),
+    Column("destination", Json, nullable=True),
+    Column("data_address", Json, nullable=True),
+    Column("error_detail", Text, nullable=True),
+    Column("awaiting_ack", String(64), nullable=True),
+    Column("token_generation", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),
+)
+
+# One row per data-plane request: who, under which agreement, which dataset, the result and the bytes.
+data_access = Table(
+    "data_access",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False, index=True),
+    Column("transfer_id", _text(64), nullable=True, index=True),
+    Column("agreement_id", _text(256), nullable=True),
+    Column("consumer_id", _text(512), nullable=True),
+    Column("asset_id", _text(512), nullable=True),
+    Column("method", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("reason", Text, nullable=True),
 )
 
 # Messages owed to peers, sent by the dispatcher; a row is claimed by lease so one replica sends it.

@@ -11,11 +11,14 @@ from dataclasses import dataclass, replace
 from aiohttp import web
 
 from connector.domain.errors import InvalidInput, NotFound, Problem
+from connector.domain.negotiation import Role
+from connector.domain.transfer import TransferMessage
 from connector.management import wire
 from connector.services.dsp_client import DspClient, PeerCatalogs, check_protocol
 from connector.services.identity import NodeIdentity
 from connector.services.negotiations import NegotiationService
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, now_ms
+from connector.services.transfers import TransferService
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.repositories import HeldCredential
@@ -47,6 +50,7 @@ class ManagementServices:
     identity: NodeIdentity
     negotiations: NegotiationService
     dsp: DspClient
+    transfers: TransferService
 
 
 SERVICES: web.AppKey[ManagementServices] = web.AppKey("services", ManagementServices)
@@ -243,6 +247,98 @@ async def get_agreement_negotiation(request: web.Request) -> web.Response:
     agreement = await _agreement(request, request.match_info["id"])
     negotiation = await _services(request).negotiations.get(agreement.negotiation_id)
     return json_response(wire.render_negotiation(negotiation))
+
+
+# Transfer processes and endpoint data references.
+
+
+async def start_transfer(request: web.Request) -> web.Response:
+    wanted = wire.parse_transfer_request(wire.expand_body(await read_json(request), "TransferRequest"))
+    check_protocol(wanted.protocol)
+    transfer = await _services(request).transfers.start(
+        wanted.address, wanted.agreement_id, wanted.transfer_type, wanted.destination, wanted.counterparty_id
+    )
+    return json_response(wire.id_response(transfer.id, transfer.created_at))
+
+
+async def get_transfer(request: web.Request) -> web.Response:
+    return json_response(wire.render_transfer(await _services(request).transfers.get(request.match_info["id"])))
+
+
+async def get_transfer_state(request: web.Request) -> web.Response:
+    transfer = await _services(request).transfers.get(request.match_info["id"])
+    return json_response({"@type": "TransferState", "state": transfer.state.value, "@context": EDC_CONTEXT})
+
+
+async def query_transfers(request: web.Request) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True))
+    async with _services(request).store.read() as tx:
+        found = await tx.transfers.query(spec)
+    return json_response([wire.render_transfer(t) for t in found])
+
+
+def _transfer_command(message: TransferMessage, needs_reason: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def route(request: web.Request) -> web.Response:
+        reason = None
+        body = await read_json(request, optional=True)
+        if needs_reason:
+            reason = wire.parse_terminate(body)
+        await _services(request).transfers.command(request.match_info["id"], message, reason)
+        return no_content()
+
+    return route
+
+
+async def deprovision_transfer(request: web.Request) -> web.Response:
+    # Nothing is provisioned for HttpData transfers; EDC clients call this after completion.
+    await _services(request).transfers.get(request.match_info["id"])
+    return no_content()
+
+
+async def query_edrs(request: web.Request) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True))
+    services = _services(request)
+    async with services.store.read() as tx:
+        found = [t for t in await tx.transfers.query(spec) if t.role is Role.CONSUMER and t.data_address]
+        agreements = {t.agreement_id: await tx.agreements.get(t.agreement_id) for t in found}
+    return json_response([wire.render_edr_entry(t, agreements[t.agreement_id]) for t in found])
+
+
+async def get_edr_address(request: web.Request) -> web.Response:
+    transfer = await _services(request).transfers.get(request.match_info["id"])
+    if transfer.role is not Role.CONSUMER or transfer.data_address is None:
+        raise NotFound(
+            f"transfer process {transfer.id!r} has no endpoint data reference (state {transfer.state.value})"
+        )
+    return json_response(wire.render_edr_address(transfer))
+
+
+async def delete_edr(request: web.Request) -> web.Response:
+    await _services(request).transfers.forget_edr(request.match_info["id"])
+    return no_content()
+
+
+async def query_access_log(request: web.Request) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True))
+    async with _services(request).store.read() as tx:
+        found = await tx.access_log.query(spec)
+    return json_response(
+        [
+            {
+                "at": a.at,
+                "transferProcessId": a.transfer_id,
+                "agreementId": a.agreement_id,
+                "consumerId": a.consumer_id,
+                "assetId": a.asset_id,
+                "method": a.method,
+                "path": a.path,
+                "status": a.status,
+                "bytes": a.bytes,
+                "reason": a.reason,
+            }
+            for a in found
+        ]
+    )
 
 
 # The node's identity and the credentials it holds (plain JSON).
@@ -546,6 +642,120 @@ ROUTES: tuple[Route, ...] = (
         None,
         None,
         204,
+    ),
+    Route(
+        "POST",
+        f"{V3}/transferprocesses",
+        start_transfer,
+        "Start a transfer under an agreement",
+        "Transfer processes",
+        "TransferRequest",
+        "IdResponse",
+    ),
+    Route(
+        "GET",
+        f"{V3}/transferprocesses/{{id}}",
+        get_transfer,
+        "Get a transfer process",
+        "Transfer processes",
+        None,
+        "TransferProcess",
+    ),
+    Route(
+        "GET",
+        f"{V3}/transferprocesses/{{id}}/state",
+        get_transfer_state,
+        "Get a transfer process's state",
+        "Transfer processes",
+        None,
+        "TransferState",
+    ),
+    Route(
+        "POST",
+        f"{V3}/transferprocesses/request",
+        query_transfers,
+        "List transfer processes matching a QuerySpec",
+        "Transfer processes",
+        "QuerySpec",
+        "TransferProcessList",
+    ),
+    Route(
+        "POST",
+        f"{V3}/transferprocesses/{{id}}/terminate",
+        _transfer_command(TransferMessage.TERMINATION, True),
+        "Terminate a transfer, telling the peer why",
+        "Transfer processes",
+        "TerminateTransfer",
+        None,
+        204,
+    ),
+    Route(
+        "POST",
+        f"{V3}/transferprocesses/{{id}}/suspend",
+        _transfer_command(TransferMessage.SUSPENSION, True),
+        "Suspend a transfer (its tokens stop working)",
+        "Transfer processes",
+        "TerminateTransfer",
+        None,
+        204,
+    ),
+    Route(
+        "POST",
+        f"{V3}/transferprocesses/{{id}}/resume",
+        _transfer_command(TransferMessage.START, False),
+        "Resume a suspended transfer",
+        "Transfer processes",
+        None,
+        None,
+        204,
+    ),
+    Route(
+        "POST",
+        f"{V3}/transferprocesses/{{id}}/complete",
+        _transfer_command(TransferMessage.COMPLETION, False),
+        "Complete a transfer",
+        "Transfer processes",
+        None,
+        None,
+        204,
+    ),
+    Route(
+        "POST",
+        f"{V3}/transferprocesses/{{id}}/deprovision",
+        deprovision_transfer,
+        "Deprovision (nothing to do for HttpData)",
+        "Transfer processes",
+        None,
+        None,
+        204,
+    ),
+    Route(
+        "POST",
+        f"{V3}/edrs/request",
+        query_edrs,
+        "List endpoint data references (started pull transfers)",
+        "EDRs",
+        "QuerySpec",
+        "EdrEntryList",
+    ),
+    Route(
+        "GET",
+        f"{V3}/edrs/{{id}}/dataaddress",
+        get_edr_address,
+        "Get the endpoint and token of a pull transfer",
+        "EDRs",
+        None,
+        "EdrDataAddress",
+    ),
+    Route("DELETE", f"{V3}/edrs/{{id}}", delete_edr, "Forget an endpoint data reference", "EDRs", None, None, 204),
+    Route(
+        "POST",
+        "/management/v1/dataaccess/request",
+        query_access_log,
+        "Data-plane access log (who, agreement, dataset, result, bytes)",
+        "Transfer processes",
+        "QuerySpec",
+        "AccessLogList",
     ),
     Route(
         "GET",

@@ -136,15 +136,18 @@ class PeerClient:
         headers: Mapping[str, str] | None = None,
         max_body_bytes: int | None = None,
         within: float | None = None,
+        data: Any = None,
     ) -> PeerResponse:
         """Send one request; raise PeerTimeout or PeerError naming the peer when it fails or misbehaves."""
         self.check_url(url)
         host = urlsplit(url).netloc
         limit = max_body_bytes or self.limits.max_body_bytes
-        data = orjson.dumps(json) if json is not None else None
-        all_headers = (
-            {"Content-Type": "application/json", **(headers or {})} if data is not None else dict(headers or {})
-        )
+        if data is None and json is not None:
+            data = orjson.dumps(json)
+            all_headers = {"Content-Type": "application/json", **(headers or {})}
+        else:
+            # Raw bytes or an async iterator of chunks (a push streams its data through).
+            all_headers = dict(headers or {})
         try:
             async with asyncio.timeout(within or self.limits.timeout):
                 async with self._session.request(

@@ -16,13 +16,16 @@ from catalog.info import CatalogInfo
 from connector.domain.errors import ConnectorError, InvalidInput, Problem, Unauthorized
 from connector.domain.negotiation import Message
 from connector.domain.participants import Participant
+from connector.domain.transfer import SUFFIX, TransferMessage
 from connector.dsp.catalog import link_header, parse_catalog_request
 from connector.dsp.negotiation import parse_contract_request, render_negotiation
+from connector.dsp.transfer import parse_transfer_request, render_transfer
 from connector.identity.did import did_web_to_url
 from connector.services.catalog import CatalogService
 from connector.services.identity import NodeIdentity
 from connector.services.negotiations import NegotiationService
 from connector.services.tck import TCK_PARTICIPANT
+from connector.services.transfers import TransferService
 from connector.transport.dsp import AUTHENTICATOR, Authenticator, dsp_json, handle
 from connector.transport.http import MAX_BODY, MAX_DEPTH, json_response, read_json, request_context
 from connector.transport.problems import status_of
@@ -45,6 +48,7 @@ class ProtocolServices:
     identity: NodeIdentity
     catalog_info: CatalogInfo
     negotiations: NegotiationService
+    transfers: TransferService
     tck_mode: bool = False
 
 
@@ -216,6 +220,41 @@ async def tck_negotiation_trigger(request: web.Request) -> web.StreamResponse:
     return await handle(request, NEGOTIATION_ERROR, call)
 
 
+TRANSFER_ERROR = "TransferError"
+
+
+async def transfer_request(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+
+    async def call(participant: Participant, message: Any) -> web.StreamResponse:
+        transfer, created = await services.transfers.on_request(participant, parse_transfer_request(message))
+        return dsp_json(render_transfer(transfer), status=201 if created else 200)
+
+    return await handle(request, TRANSFER_ERROR, call)
+
+
+async def transfer_get(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+
+    async def call(participant: Participant, _: Any) -> web.StreamResponse:
+        return dsp_json(render_transfer(await services.transfers.for_peer(participant, request.match_info["pid"])))
+
+    return await handle(request, TRANSFER_ERROR, call, body=False)
+
+
+def _transfer_message(message: TransferMessage) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def route(request: web.Request) -> web.StreamResponse:
+        services = request.app[SERVICES]
+
+        async def call(participant: Participant, body: Any) -> web.StreamResponse:
+            transfer = await services.transfers.receive(participant, request.match_info["pid"], message, body)
+            return dsp_json(render_transfer(transfer))
+
+        return await handle(request, TRANSFER_ERROR, call)
+
+    return route
+
+
 PUBLIC_PAGE = 100
 PUBLIC_CACHE_SECONDS = 30.0
 ANONYMOUS = Participant("urn:anonymous")
@@ -297,6 +336,10 @@ def create_app(services: ProtocolServices, max_body: int, max_depth: int) -> web
     )
     app.router.add_post(f"{DSP_BASE}/negotiations/{{pid}}/termination", _negotiation_message(Message.TERMINATION))
     app.router.add_get(f"{DSP_BASE}/catalog/datasets/{{id}}", dataset_request)
+    app.router.add_post(f"{DSP_BASE}/transfers/request", transfer_request)
+    app.router.add_get(f"{DSP_BASE}/transfers/{{pid}}", transfer_get)
+    for message, suffix in SUFFIX.items():
+        app.router.add_post(f"{DSP_BASE}/transfers/{{pid}}{suffix}", _transfer_message(message))
     if services.tck_mode:
         app.router.add_post("/tck/negotiations/requests", tck_negotiation_trigger)
     return app

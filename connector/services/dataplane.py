@@ -1,0 +1,173 @@
+"""The data plane's decisions: who may read what, under which agreement, now; and the access log.
+
+Every request is checked against the database (the transfer is STARTED, the token is of its current
+generation, the agreement exists) and against the agreement's usage policy in data-request scope; a
+token alone never grants access. Accesses are recorded in batches off the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import policies
+from connector.domain.assets import Asset
+from connector.domain.negotiation import Role
+from connector.domain.participants import Participant
+from connector.domain.transfer import Transfer, TransferState
+from connector.identity.access_tokens import AccessDenied, AccessTokenVerifier
+from connector.identity.errors import TokenRejected
+from connector.identity.tokens import strip_bearer
+from connector.services.negotiations import now_ms
+from connector.services.transfers import TransferService, usage_decision
+from connector.store import Store
+from connector.store.negotiations import Agreement
+from connector.store.transfers import Access
+
+log = logging.getLogger("connector.dataplane")
+
+
+class Forbidden(Exception):
+    """A valid token whose transfer or agreement does not allow this request now (403)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a request may read: the transfer, its agreement and the asset."""
+
+    transfer: Transfer
+    agreement: Agreement
+    asset: Asset
+
+
+class DataPlaneService:
+    """Authorizes data-plane requests and refreshes tokens."""
+
+    def __init__(self, store: Store, verifier: AccessTokenVerifier, transfers: TransferService) -> None:
+        self._store = store
+        self._verifier = verifier
+        self._transfers = transfers
+
+    async def authorize(self, authorization: str | None, purpose: str | None = None) -> Grant:
+        """Return the grant for a request's token; AccessDenied (401) or Forbidden (403) naming the reason."""
+        try:
+            token = strip_bearer(authorization)
+        except TokenRejected:
+            raise AccessDenied(
+                "no token: send the endpoint data reference's authorization as the Authorization header"
+            ) from None
+        claims = self._verifier.verify(token)
+        async with self._store.read() as tx:
+            transfer = await tx.transfers.get(claims.transfer_id)
+            agreement = await tx.agreements.get(claims.agreement_id)
+            asset = await tx.assets.get(transfer.asset_id) if transfer is not None else None
+        if transfer is None or agreement is None or transfer.role is not Role.PROVIDER:
+            raise Forbidden("the token's transfer process or agreement no longer exists")
+        if transfer.state is not TransferState.STARTED:
+            detail = f" ({transfer.error_detail})" if transfer.error_detail else ""
+            raise Forbidden(f"the transfer process is {transfer.state.value}{detail}")
+        if claims.generation != transfer.token_generation:
+            raise Forbidden("the token was revoked: the transfer process was restarted with a new token")
+        if asset is None:
+            raise Forbidden(f"the dataset {transfer.asset_id!r} is no longer offered")
+        try:
+            decision = usage_decision(
+                agreement, Participant(claims.consumer_id), policies.Scope.DATA_REQUEST, purpose=purpose
+            )
+        except policies.PolicyError as exc:
+            raise Forbidden(f"the agreement's policy cannot be evaluated: {exc}") from None
+        if not decision.permitted:
+            raise Forbidden(f"the usage policy is not satisfied: {decision.reason}")
+        return Grant(transfer, agreement, asset)
+
+    async def refresh(self, refresh_token: str | None) -> dict[str, Any]:
+        """Return a new endpoint data reference for a refresh token, while its transfer is STARTED."""
+        try:
+            token = strip_bearer(refresh_token)
+        except TokenRejected:
+            raise AccessDenied("no refresh token") from None
+        claims = self._verifier.verify(token, kind="refresh")
+        async with self._store.read() as tx:
+            transfer = await tx.transfers.get(claims.transfer_id)
+        if transfer is None or transfer.state is not TransferState.STARTED:
+            raise Forbidden("the transfer process is not STARTED; its tokens cannot be refreshed")
+        if claims.generation != transfer.token_generation:
+            raise Forbidden("the refresh token was revoked: the transfer process was restarted")
+        return self._transfers.endpoint_data_reference(transfer)
+
+
+class AccessLog:
+    """Records data-plane accesses in batches (one transaction per batch, not per request)."""
+
+    def __init__(self, store: Store, flush_seconds: float = 0.5, max_batch: int = 500) -> None:
+        self._store = store
+        self._pending: list[Access] = []
+        self._flush_seconds = flush_seconds
+        self._max_batch = max_batch
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def record(
+        self,
+        grant: Grant | None,
+        method: str,
+        path: str,
+        status: int,
+        size: int,
+        reason: str | None = None,
+        consumer_id: str | None = None,
+    ) -> None:
+        """Queue one access for the log."""
+        self._pending.append(
+            Access(
+                at=now_ms(),
+                transfer_id=grant.transfer.id if grant else None,
+                agreement_id=grant.agreement.id if grant else None,
+                consumer_id=grant.transfer.counterparty_id if grant else consumer_id,
+                asset_id=grant.asset.id if grant else None,
+                method=method,
+                path=path,
+                status=status,
+                bytes=size,
+                reason=reason,
+            )
+        )
+        if len(self._pending) >= self._max_batch:
+            self._wakeup.set()
+
+    async def start(self) -> None:
+        """Start flushing in the background."""
+        self._task = asyncio.create_task(self._run(), name="access-log")
+
+    async def stop(self) -> None:
+        """Stop and write what is queued."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._flush_seconds):
+                    await self._wakeup.wait()
+            self._wakeup.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing the data-plane access log failed; will retry")
+
+    async def flush(self) -> None:
+        """Write the queued entries now."""
+        while self._pending:
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            try:
+                async with self._store.transaction() as tx:
+                    await tx.access_log.add_many(batch)
+            except Exception:
+                self._pending = batch + self._pending
+                raise

@@ -1,0 +1,523 @@
+"""Transfer process use cases, provider and consumer, on the same durable outbox as negotiations.
+
+Provider: a request is checked (the agreement exists between these two parties, its negotiation is
+FINALIZED, the format is one this node serves, the usage policy holds in transfer scope) and started at
+once: for HttpData-PULL the start message carries an endpoint data reference (the data plane's URL and
+a short-lived token bound to the transfer); for HttpData-PUSH the push itself is an outbox item, so it is
+retried with backoff, survives a restart, and completes the transfer when it succeeds.
+Consumer: it asks, stores the endpoint data reference the provider sends, and can suspend, resume,
+complete or terminate, as either side can.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import policies
+from connector.domain.errors import InvalidInput, NotFound, Problem
+from connector.domain.negotiation import NegotiationState, Role
+from connector.domain.participants import Participant
+from connector.domain.transfer import (
+    SUFFIX,
+    TRANSFER_TERMINAL,
+    TRANSFER_TRANSITIONS,
+    InvalidTransferTransition,
+    Transfer,
+    TransferMessage,
+    TransferState,
+    advance_transfer,
+    next_transfer_state,
+)
+from connector.dsp import transfer as wire
+from connector.dsp.negotiation import Pids
+from connector.identity.access_tokens import ACCESS_LIFETIME, REFRESH_LIFETIME, issue_access_token
+from connector.identity.keys import NodeKey
+from connector.services.negotiations import now_ms
+from connector.store import Store, Transaction
+from connector.store.negotiations import Agreement, OutboxItem
+
+log = logging.getLogger("connector.transfer")
+
+T, M = TransferState, TransferMessage
+PULL = "HttpData-PULL"
+PUSH = "HttpData-PUSH"
+FORMATS = (PULL, PUSH)
+# The outbox item that performs a push (not a DSP message; delivered by the data mover).
+PUSH_JOB = "HttpDataPush"
+
+
+def agreement_policy(agreement: Agreement) -> policies.Policy:
+    """Return an agreement's policy as the engine reads it (its DSP form minus the agreement's own fields)."""
+    rules = {k: v for k, v in agreement.policy.items() if k not in ("target", "assigner", "assignee", "timestamp")}
+    return policies.parse_policy(rules)
+
+
+def usage_decision(
+    agreement: Agreement,
+    participant: Participant,
+    scope: policies.Scope,
+    purpose: str | None = None,
+    count: int | None = None,
+) -> policies.Decision:
+    """Evaluate an agreement's usage policy for its consumer now (count = uses so far, on data requests)."""
+    context = policies.EvaluationContext(
+        participant_id=participant.id,
+        claims=participant.claims,
+        now=datetime.now(UTC),
+        agreement_start=datetime.fromtimestamp(agreement.signed_at / 1000, UTC),
+        count=count,
+        purpose=purpose,
+        target=agreement.asset_id,
+    )
+    return policies.evaluate(agreement_policy(agreement), "use", context, scope)
+
+
+class TransferError(InvalidInput):
+    """A transfer request this provider refuses outright (400 with a TransferError)."""
+
+
+class TransferService:
+    """Runs transfer processes in both roles."""
+
+    def __init__(
+        self,
+        store: Store,
+        participant_id: str,
+        did: str,
+        key: NodeKey,
+        dsp_url: str,
+        public_url: str,
+        wake: Callable[[], None],
+        token_lifetime: int = ACCESS_LIFETIME,
+    ) -> None:
+        self._store = store
+        self.participant_id = participant_id
+        self._did = did
+        self._key = key
+        self.dsp_url = dsp_url
+        self.data_plane_url = public_url.rstrip("/") + "/public"
+        self._wake = wake
+        self._lifetime = token_lifetime
+
+    # Recording what is owed.
+
+    async def _owe(self, tx: Transaction, transfer: Transfer, message: str, url: str, payload: dict[str, Any]) -> None:
+        at = now_ms()
+        await tx.outbox.add(
+            OutboxItem(
+                id=str(uuid.uuid4()),
+                negotiation_id=transfer.id,
+                message=message,
+                url=url,
+                payload=payload,
+                counterparty=transfer.counterparty_id,
+                attempts=0,
+                next_attempt_at=at,
+            ),
+            at,
+        )
+
+    def _peer_url(self, transfer: Transfer, suffix: str) -> str:
+        return f"{transfer.counterparty_address.rstrip('/')}/transfers/{transfer.peer_pid}{suffix}"
+
+    @staticmethod
+    def _pids(transfer: Transfer) -> Pids:
+        return Pids(transfer.provider_pid or "", transfer.consumer_pid or "")
+
+    async def _owe_message(
+        self,
+        tx: Transaction,
+        transfer: Transfer,
+        message: TransferMessage,
+        code: str | None = None,
+        reason: str | None = None,
+        data_address: dict[str, Any] | None = None,
+    ) -> Transfer:
+        if message is M.START:
+            payload = wire.render_start(self._pids(transfer), data_address)
+        else:
+            payload = wire.render_reasoned(message, self._pids(transfer), code, reason)
+        await self._owe(tx, transfer, message.value, self._peer_url(transfer, SUFFIX[message]), payload)
+        return replace(transfer, awaiting_ack=message.value)
+
+    def endpoint_data_reference(self, transfer: Transfer) -> dict[str, Any]:
+        """Return the DataAddress of a pull transfer: the data plane's endpoint and tokens for this generation."""
+        access = issue_access_token(
+            self._key,
+            self._did,
+            transfer.id,
+            transfer.agreement_id,
+            transfer.counterparty_id,
+            transfer.token_generation,
+            lifetime=self._lifetime,
+        )
+        refresh = issue_access_token(
+            self._key,
+            self._did,
+            transfer.id,
+            transfer.agreement_id,
+            transfer.counterparty_id,
+            transfer.token_generation,
+            kind="refresh",
+            lifetime=REFRESH_LIFETIME,
+        )
+        return wire.render_data_address(
+            self.data_plane_url,
+            {
+                "authorization": access,
+                "authType": "bearer",
+                "expiresIn": str(self._lifetime),
+                "refreshToken": refresh,
+                "refreshEndpoint": self.data_plane_url + "/token",
+                "transferProcessId": transfer.id,
+                "agreementId": transfer.agreement_id,
+            },
+        )
+
+    async def _owe_start(self, tx: Transaction, transfer: Transfer) -> Transfer:
+        """Owe the consumer a start: a new token generation (earlier tokens stop working) and, for pull, an EDR."""
+        transfer = replace(transfer, token_generation=transfer.token_generation + 1)
+        address = self.endpoint_data_reference(transfer) if transfer.transfer_type == PULL else None
+        return await self._owe_message(tx, transfer, M.START, data_address=address)
+
+    # Consumer: starting.
+
+    async def start(
+        self,
+        address: str,
+        agreement_id: str,
+        transfer_type: str,
+        destination: dict[str, Any] | None,
+        counterparty_id: str | None = None,
+        check_agreement: bool = True,
+    ) -> Transfer:
+        """Ask a provider to transfer the data of an agreement this node (as consumer) holds."""
+        if transfer_type not in FORMATS:
+            raise InvalidInput(
+                f"transferType {transfer_type!r} is not supported; use one of {', '.join(FORMATS)}",
+                [Problem("unsupported", "transferType", transfer_type)],
+            )
+        if transfer_type == PUSH and destination is None:
+            raise InvalidInput(
+                "an HttpData-PUSH transfer needs a dataDestination (where the provider pushes to)",
+                [Problem("missing", "dataDestination")],
+            )
+        asset_id = ""
+        async with self._store.read() as tx:
+            agreement = await tx.agreements.get(agreement_id)
+        if agreement is not None:
+            if agreement.consumer_id != self.participant_id:
+                raise InvalidInput(f"agreement {agreement_id!r} was not made with this node as consumer")
+            counterparty_id = agreement.provider_id
+            asset_id = agreement.asset_id
+        elif check_agreement:
+            raise InvalidInput(
+                f"contractId {agreement_id!r} names no contract agreement of this node",
+                [Problem("unknown agreement", "contractId", agreement_id)],
+            )
+        if counterparty_id is None:
+            raise InvalidInput("the provider's id is unknown", [Problem("missing", "counterPartyId")])
+        pid = "urn:uuid:" + str(uuid.uuid4())
+        at = now_ms()
+        transfer = Transfer(
+            id=pid,
+            role=Role.CONSUMER,
+            state=T.INITIAL,
+            provider_pid=None,
+            consumer_pid=pid,
+            counterparty_id=counterparty_id,
+            counterparty_address=address.rstrip("/"),
+            agreement_id=agreement_id,
+            asset_id=asset_id,
+            transfer_type=transfer_type,
+            destination=destination,
+            awaiting_ack=M.REQUEST.value,
+            created_at=at,
+            updated_at=at,
+        )
+        async with self._store.transaction() as tx:
+            await tx.transfers.add(transfer)
+            await self._owe(
+                tx,
+                transfer,
+                M.REQUEST.value,
+                f"{transfer.counterparty_address}/transfers/request",
+                wire.render_request(transfer, self.dsp_url),
+            )
+        self._wake()
+        return transfer
+
+    # Provider: a consumer's request.
+
+    async def on_request(self, participant: Participant, message: wire.TransferRequest) -> tuple[Transfer, bool]:
+        """Handle a TransferRequestMessage; return the transfer and whether it is new."""
+        async with self._store.read() as tx:
+            existing = await tx.transfers.find_by_peer(Role.PROVIDER, participant.id, message.consumer_pid)
+            if existing is not None:
+                return existing, False
+            agreement = await tx.agreements.get(message.agreement_id)
+            negotiation = await tx.negotiations.get(agreement.negotiation_id) if agreement else None
+        if agreement is None or agreement.provider_id != self.participant_id or agreement.consumer_id != participant.id:
+            raise TransferError(
+                f"agreement {message.agreement_id!r} is not an agreement between this provider and {participant.id}",
+                [Problem("unknown agreement", "agreementId", message.agreement_id)],
+            )
+        if negotiation is not None and negotiation.state is not NegotiationState.FINALIZED:
+            raise TransferError(
+                f"the negotiation of agreement {agreement.id!r} is {negotiation.state.value}, not FINALIZED",
+                [Problem("agreement not finalized", "agreementId", agreement.id)],
+            )
+        if message.format not in FORMATS:
+            raise TransferError(
+                f"format {message.format!r} is not served by this node; use one of {', '.join(FORMATS)}",
+                [Problem("unsupported format", "format", message.format)],
+            )
+        if message.format == PUSH and (
+            message.data_address is None or not wire.endpoint_properties(message.data_address).get("endpoint")
+        ):
+            raise TransferError(
+                "an HttpData-PUSH request needs a dataAddress with an endpoint to push to",
+                [Problem("missing", "dataAddress.endpoint")],
+            )
+        try:
+            decision = usage_decision(agreement, participant, policies.Scope.TRANSFER)
+            refusal = None if decision.permitted else f"the usage policy is not satisfied: {decision.reason}"
+        except policies.PolicyError as exc:
+            refusal = f"the agreement's policy cannot be evaluated: {exc}"
+        at = now_ms()
+        pid = "urn:uuid:" + str(uuid.uuid4())
+        transfer = Transfer(
+            id=pid,
+            role=Role.PROVIDER,
+            state=T.REQUESTED,
+            provider_pid=pid,
+            consumer_pid=message.consumer_pid,
+            counterparty_id=participant.id,
+            counterparty_address=message.callback_address.rstrip("/"),
+            agreement_id=agreement.id,
+            asset_id=agreement.asset_id,
+            transfer_type=message.format,
+            destination=message.data_address,
+            error_detail=refusal,
+            created_at=at,
+            updated_at=at,
+        )
+        async with self._store.transaction() as tx:
+            if refusal is not None:
+                log.info("transfer refused", extra={"transfer": pid, "participant": participant.id, "reason": refusal})
+                transfer = await self._owe_message(tx, transfer, M.TERMINATION, "400", refusal)
+            else:
+                transfer = await self._owe_start(tx, transfer)
+            await tx.transfers.add(transfer)
+        self._wake()
+        return transfer, True
+
+    # Follow-up messages, both roles.
+
+    async def _own(self, participant: Participant, pid: str) -> Transfer:
+        async with self._store.read() as tx:
+            transfer = await tx.transfers.get(pid)
+        if transfer is None or transfer.counterparty_id != participant.id:
+            raise NotFound(f"no transfer process {pid!r} with {participant.id}")
+        return transfer
+
+    async def for_peer(self, participant: Participant, pid: str) -> Transfer:
+        """Return a transfer to its counterparty (GET on the protocol surface)."""
+        return await self._own(participant, pid)
+
+    async def receive(self, participant: Participant, pid: str, message: TransferMessage, body: Any) -> Transfer:
+        """Handle a start, suspension, completion or termination for transfer `pid` from the participant."""
+        address = None
+        reason = ""
+        if message is M.START:
+            pids, address = wire.parse_start(body)
+        else:
+            pids, reason = wire.parse_reasoned(body, message)
+        async with self._store.transaction() as tx:
+            transfer = await tx.transfers.get(pid, for_update=True)
+            if transfer is None or transfer.counterparty_id != participant.id:
+                raise NotFound(f"no transfer process {pid!r} with {participant.id}")
+            own_pid = pids.provider_pid if transfer.role is Role.PROVIDER else pids.consumer_pid
+            if own_pid != pid:
+                raise InvalidInput(f"the message names transfer process {own_pid!r}, the URL {pid!r}")
+            sender = Role.CONSUMER if transfer.role is Role.PROVIDER else Role.PROVIDER
+            if self._already(transfer, message):
+                return transfer
+            transfer = self._implied_delivery(transfer, message, sender)
+            next_transfer_state(transfer, message, sender)
+            who = "provider" if sender is Role.PROVIDER else "consumer"
+            changes: dict[str, Any] = {}
+            if message is M.START:
+                if transfer.role is Role.CONSUMER:
+                    changes["provider_pid"] = pids.provider_pid
+                    if address is not None:
+                        changes["data_address"] = address
+                changes["error_detail"] = None
+            elif message is M.TERMINATION:
+                changes["error_detail"] = f"terminated by the {who}: {reason}"
+                changes["awaiting_ack"] = None
+                await tx.outbox.drop_for(transfer.id)
+            elif message is M.SUSPENSION:
+                changes["error_detail"] = f"suspended by the {who}: {reason}"
+            transfer = advance_transfer(transfer, message, sender, now_ms(), **changes)
+            if (
+                message is M.START
+                and transfer.role is Role.PROVIDER
+                and transfer.transfer_type == PUSH
+                and transfer.awaiting_ack is None
+            ):
+                transfer = await self._owe_push(tx, transfer)
+            await tx.transfers.save(transfer)
+        self._wake()
+        return transfer
+
+    @staticmethod
+    def _already(transfer: Transfer, message: TransferMessage) -> bool:
+        reached = {
+            M.START: T.STARTED,
+            M.SUSPENSION: T.SUSPENDED,
+            M.COMPLETION: T.COMPLETED,
+            M.TERMINATION: T.TERMINATED,
+        }[message]
+        # A redelivered message is a no-op; but a start after termination is an error, not a redelivery.
+        return transfer.state is reached and message is not M.START
+
+    @staticmethod
+    def _implied_delivery(transfer: Transfer, message: TransferMessage, sender: Role) -> Transfer:
+        awaiting = transfer.awaiting_ack
+        if awaiting is None or awaiting == PUSH_JOB or (transfer.state, message, sender) in TRANSFER_TRANSITIONS:
+            return transfer
+        own = Role.PROVIDER if sender is Role.CONSUMER else Role.CONSUMER
+        reached = TRANSFER_TRANSITIONS.get((transfer.state, TransferMessage(awaiting), own))
+        if reached is None or (reached, message, sender) not in TRANSFER_TRANSITIONS:
+            return transfer
+        return replace(transfer, state=reached, awaiting_ack=None)
+
+    async def _owe_push(self, tx: Transaction, transfer: Transfer) -> Transfer:
+        """Owe the push itself: an outbox item the data mover performs, retried like any message."""
+        assert transfer.destination is not None
+        await self._owe(tx, transfer, PUSH_JOB, wire.endpoint_properties(transfer.destination)["endpoint"], {})
+        return replace(transfer, awaiting_ack=PUSH_JOB)
+
+    # Delivery results (from the dispatcher).
+
+    async def on_delivered(self, item: OutboxItem, answer: Any, owner: str) -> None:
+        """Advance a transfer once the peer acknowledged a message (or a push succeeded), in one transaction."""
+        async with self._store.transaction() as tx:
+            await tx.outbox.done(item.id, owner)
+            transfer = await tx.transfers.get(item.negotiation_id, for_update=True)
+            if transfer is None or transfer.awaiting_ack != item.message:
+                return
+            at = now_ms()
+            if item.message == PUSH_JOB:
+                # The data arrived: the provider completes the transfer.
+                transfer = replace(transfer, awaiting_ack=None, updated_at=at, version=transfer.version + 1)
+                transfer = await self._owe_message(tx, transfer, M.COMPLETION)
+                await tx.transfers.save(transfer)
+                self._wake()
+                return
+            message = TransferMessage(item.message)
+            changes: dict[str, Any] = {"awaiting_ack": None}
+            if message is M.REQUEST:
+                provider_pid = answer.get("providerPid") if isinstance(answer, dict) else None
+                if not isinstance(provider_pid, str) or not provider_pid:
+                    changes["error_detail"] = "the provider acknowledged the request without a providerPid"
+                    message = M.TERMINATION
+                else:
+                    changes["provider_pid"] = transfer.provider_pid or provider_pid
+            try:
+                transfer = advance_transfer(transfer, message, transfer.role, at, **changes)
+            except InvalidTransferTransition:
+                log.info("late acknowledgement ignored", extra={"transfer": transfer.id, "message": item.message})
+                return
+            if message is M.START and transfer.role is Role.PROVIDER and transfer.transfer_type == PUSH:
+                transfer = await self._owe_push(tx, transfer)
+            await tx.transfers.save(transfer)
+        self._wake()
+
+    async def on_undeliverable(self, item: OutboxItem, error: str, owner: str) -> None:
+        """End a transfer whose peer could not be reached, or whose push failed for good."""
+        async with self._store.transaction() as tx:
+            await tx.outbox.done(item.id, owner)
+            transfer = await tx.transfers.get(item.negotiation_id, for_update=True)
+            if transfer is None or transfer.state in TRANSFER_TERMINAL:
+                return
+            what = "the push" if item.message == PUSH_JOB else item.message
+            detail = f"{what} to {item.url} failed: {error}"
+            transfer = replace(
+                transfer,
+                state=T.TERMINATED,
+                error_detail=detail,
+                awaiting_ack=None,
+                updated_at=now_ms(),
+                version=transfer.version + 1,
+            )
+            await tx.outbox.drop_for(transfer.id)
+            if item.message == PUSH_JOB and transfer.peer_pid:
+                # Tell the consumer why its data will not come.
+                transfer = await self._owe_message(tx, transfer, M.TERMINATION, "push.failed", detail)
+                transfer = replace(transfer, awaiting_ack=None)
+            await tx.transfers.save(transfer)
+        log.warning("transfer terminated", extra={"transfer": transfer.id, "reason": detail})
+        self._wake()
+
+    # Operator commands and reads.
+
+    async def command(self, transfer_id: str, message: TransferMessage, reason: str | None = None) -> Transfer:
+        """Suspend, resume (start), complete or terminate a transfer on the operator's word."""
+        async with self._store.transaction() as tx:
+            transfer = await tx.transfers.get(transfer_id, for_update=True)
+            if transfer is None:
+                raise NotFound(f"no transfer process {transfer_id!r}")
+            if transfer.state in TRANSFER_TERMINAL:
+                raise InvalidTransferTransition(f"the transfer process is already {transfer.state.value}")
+            if transfer.awaiting_ack is not None and message is not M.TERMINATION:
+                raise InvalidTransferTransition(
+                    f"the transfer process is waiting for the peer to acknowledge {transfer.awaiting_ack}; try again"
+                )
+            next_transfer_state(transfer, message, transfer.role)
+            await tx.outbox.drop_for(transfer.id)
+            at = now_ms()
+            transfer = replace(transfer, updated_at=at, version=transfer.version + 1)
+            if transfer.peer_pid is None:
+                # The provider never acknowledged: nothing to tell it.
+                transfer = replace(transfer, state=T.TERMINATED, error_detail=f"terminated by the operator: {reason}")
+            elif message is M.START and transfer.role is Role.PROVIDER:
+                transfer = await self._owe_start(tx, transfer)
+            elif message is M.TERMINATION:
+                transfer = replace(transfer, error_detail=f"terminated by the operator: {reason}")
+                transfer = await self._owe_message(tx, transfer, message, "terminated", reason)
+            else:
+                transfer = await self._owe_message(tx, transfer, message, None, reason)
+            await tx.transfers.save(transfer)
+        self._wake()
+        return transfer
+
+    async def forget_edr(self, transfer_id: str) -> None:
+        """Forget the endpoint data reference a consumer holds (the transfer itself stays)."""
+        async with self._store.transaction() as tx:
+            transfer = await tx.transfers.get(transfer_id, for_update=True)
+            if transfer is None or transfer.role is not Role.CONSUMER or transfer.data_address is None:
+                raise NotFound(f"no endpoint data reference for transfer process {transfer_id!r}")
+            await tx.transfers.save(replace(transfer, data_address=None, version=transfer.version + 1))
+
+    async def get(self, transfer_id: str) -> Transfer:
+        """Return one transfer (management view)."""
+        async with self._store.read() as tx:
+            found = await tx.transfers.get(transfer_id)
+        if found is None:
+            raise NotFound(f"no transfer process {transfer_id!r}")
+        return found
+
+
+class Mover(Protocol):
+    """Moves an asset's data to a push destination (the transport layer does the HTTP)."""
+
+    async def push(self, transfer: Transfer, destination_url: str) -> int:
+        """Push the data; return the bytes sent or raise PeerError."""
+        ...

@@ -1,0 +1,209 @@
+"""Transfer processes and the data-plane access log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from connector.domain.errors import Conflict
+from connector.domain.negotiation import Role
+from connector.domain.query import QuerySpec
+from connector.domain.transfer import Transfer, TransferState
+from connector.store import query
+from connector.store.tables import data_access, transfers
+
+
+def _transfer(row: RowMapping) -> Transfer:
+    return Transfer(
+        id=row["id"],
+        role=Role(row["role"]),
+        state=TransferState(row["state"]),
+        provider_pid=row["provider_pid"],
+        consumer_pid=row["consumer_pid"],
+        counterparty_id=row["counterparty_id"],
+        counterparty_address=row["counterparty_address"],
+        agreement_id=row["agreement_id"],
+        asset_id=row["asset_id"],
+        transfer_type=row["transfer_type"],
+        destination=dict(row["destination"]) if row["destination"] is not None else None,
+        data_address=dict(row["data_address"]) if row["data_address"] is not None else None,
+        error_detail=row["error_detail"],
+        awaiting_ack=row["awaiting_ack"],
+        token_generation=int(row["token_generation"]),
+        created_at=int(row["created_at"]),
+        updated_at=int(row["updated_at"]),
+        version=int(row["version"]),
+    )
+
+
+def _row(transfer: Transfer) -> dict[str, Any]:
+    return {
+        "id": transfer.id,
+        "role": transfer.role.value,
+        "state": transfer.state.value,
+        "provider_pid": transfer.provider_pid,
+        "consumer_pid": transfer.consumer_pid,
+        "counterparty_id": transfer.counterparty_id,
+        "counterparty_address": transfer.counterparty_address,
+        "agreement_id": transfer.agreement_id,
+        "asset_id": transfer.asset_id,
+        "transfer_type": transfer.transfer_type,
+        "destination": transfer.destination,
+        "data_address": transfer.data_address,
+        "error_detail": transfer.error_detail,
+        "awaiting_ack": transfer.awaiting_ack,
+        "token_generation": transfer.token_generation,
+        "created_at": transfer.created_at,
+        "updated_at": transfer.updated_at,
+        "version": transfer.version,
+    }
+
+
+class TransferRepository:
+    """Transfer processes, written with a version check so two writers never overwrite each other."""
+
+    _COLUMNS = {
+        "id": transfers.c.id,
+        "state": transfers.c.state,
+        "type": transfers.c.role,
+        "counterPartyId": transfers.c.counterparty_id,
+        "assetId": transfers.c.asset_id,
+        "contractId": transfers.c.agreement_id,
+        "transferType": transfers.c.transfer_type,
+        "createdAt": transfers.c.created_at,
+    }
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add(self, transfer: Transfer) -> None:
+        """Store a new transfer."""
+        await self._c.execute(insert(transfers).values(**_row(transfer)))
+
+    async def save(self, transfer: Transfer) -> None:
+        """Store a changed transfer whose version is one more than the stored one; Conflict otherwise."""
+        result = await self._c.execute(
+            update(transfers)
+            .where(transfers.c.id == transfer.id, transfers.c.version == transfer.version - 1)
+            .values(**_row(transfer))
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"transfer process {transfer.id} was changed concurrently; retry")
+
+    async def get(self, transfer_id: str, for_update: bool = False) -> Transfer | None:
+        """Return one transfer by this node's pid."""
+        statement = select(transfers).where(transfers.c.id == transfer_id)
+        if for_update and self._c.dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        row = (await self._c.execute(statement)).mappings().first()
+        return _transfer(row) if row else None
+
+    async def find_by_peer(self, role: Role, counterparty_id: str, peer_pid: str) -> Transfer | None:
+        """Return the transfer in `role` that the counterparty opened with its pid (for redelivered requests)."""
+        column = transfers.c.consumer_pid if role is Role.PROVIDER else transfers.c.provider_pid
+        statement = select(transfers).where(
+            transfers.c.role == role.value, transfers.c.counterparty_id == counterparty_id, column == peer_pid
+        )
+        row = (await self._c.execute(statement)).mappings().first()
+        return _transfer(row) if row else None
+
+    async def running(self, limit: int = 500, after: str = "") -> list[Transfer]:
+        """Return provider transfers not yet ended, by id (for the policy monitor)."""
+        statement = (
+            select(transfers)
+            .where(
+                transfers.c.role == Role.PROVIDER.value,
+                transfers.c.state.in_([TransferState.STARTED.value, TransferState.SUSPENDED.value]),
+                transfers.c.id > after,
+            )
+            .order_by(transfers.c.id)
+            .limit(limit)
+        )
+        return [_transfer(r) for r in (await self._c.execute(statement)).mappings()]
+
+    async def query(self, spec: QuerySpec) -> list[Transfer]:
+        """Return the transfers a QuerySpec selects."""
+        statement = query.apply_column_query(
+            select(transfers), spec, self._COLUMNS, transfers.c.id, "transfer processes"
+        )
+        return [_transfer(r) for r in (await self._c.execute(statement)).mappings()]
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One data-plane request, as the audit log keeps it."""
+
+    at: int
+    transfer_id: str | None
+    agreement_id: str | None
+    consumer_id: str | None
+    asset_id: str | None
+    method: str
+    path: str
+    status: int
+    bytes: int
+    reason: str | None = None
+
+
+class AccessLogRepository:
+    """The data-plane audit log."""
+
+    _COLUMNS = {
+        "at": data_access.c.at,
+        "transferProcessId": data_access.c.transfer_id,
+        "agreementId": data_access.c.agreement_id,
+        "consumerId": data_access.c.consumer_id,
+        "assetId": data_access.c.asset_id,
+        "status": data_access.c.status,
+    }
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add_many(self, entries: Sequence[Access]) -> None:
+        """Append entries."""
+        if entries:
+            await self._c.execute(
+                insert(data_access),
+                [
+                    {
+                        "at": e.at,
+                        "transfer_id": e.transfer_id,
+                        "agreement_id": e.agreement_id,
+                        "consumer_id": e.consumer_id,
+                        "asset_id": e.asset_id,
+                        "method": e.method,
+                        "path": e.path[:2000],
+                        "status": e.status,
+                        "bytes": e.bytes,
+                        "reason": e.reason,
+                    }
+                    for e in entries
+                ],
+            )
+
+    async def query(self, spec: QuerySpec) -> list[Access]:
+        """Return the entries a QuerySpec selects."""
+        statement = query.apply_column_query(
+            select(data_access), spec, self._COLUMNS, data_access.c.id, "data access log"
+        )
+        return [
+            Access(
+                at=int(r["at"]),
+                transfer_id=r["transfer_id"],
+                agreement_id=r["agreement_id"],
+                consumer_id=r["consumer_id"],
+                asset_id=r["asset_id"],
+                method=r["method"],
+                path=r["path"],
+                status=int(r["status"]),
+                bytes=int(r["bytes"]),
+                reason=r["reason"],
+            )
+            for r in (await self._c.execute(statement)).mappings()
+        ]

@@ -1,0 +1,202 @@
+"""The data plane on the protocol surface (`/public/...`) and the mover that pushes data to consumers.
+
+A request carries the token of an endpoint data reference; the data-plane service decides (token,
+transfer state, agreement, usage policy) and this module moves the bytes: HttpData assets are proxied to
+the operator's backend and streamed back without being held in memory, with the asset's secrets as
+headers and audit headers naming the agreement and the consumer. Each access is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+
+from connector.domain.assets import HTTP_DATA, Asset
+from connector.domain.errors import PeerError
+from connector.dsp.transfer import endpoint_properties
+from connector.identity.access_tokens import AccessDenied
+from connector.services.dataplane import AccessLog, DataPlaneService, Forbidden, Grant
+from connector.store import Store
+from connector.store.negotiations import OutboxItem
+from connector.transport.http import json_response
+from connector.transport.peer import PeerClient
+
+log = logging.getLogger("connector.dataplane")
+
+CHUNK = 64 * 1024
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "host"}
+)
+
+DATA_PLANE: web.AppKey[DataPlaneService] = web.AppKey("data_plane", DataPlaneService)
+ACCESS_LOG: web.AppKey[AccessLog] = web.AppKey("access_log", AccessLog)
+BACKEND: web.AppKey[aiohttp.ClientSession] = web.AppKey("backend", aiohttp.ClientSession)
+
+
+def backend_session(timeout: float) -> aiohttp.ClientSession:
+    """The client for operators' backends (configured by the operator, so private addresses are allowed)."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout),
+        auto_decompress=False,
+    )
+
+
+def _flag(asset: Asset, name: str) -> bool:
+    return asset.data_address.properties.get(name) == "true"
+
+
+def backend_request(asset: Asset, grant: Grant, tail: str, query: str) -> tuple[str, str, dict[str, str]]:
+    """Return (method, url, headers) for the backend call of an HttpData asset."""
+    props = asset.data_address.properties
+    url = str(props["baseUrl"]).rstrip("/") if tail and _flag(asset, "proxyPath") else str(props["baseUrl"])
+    if tail and _flag(asset, "proxyPath"):
+        url += "/" + "/".join(quote(part, safe="") for part in tail.split("/"))
+    if query and _flag(asset, "proxyQueryParams"):
+        url += ("&" if "?" in url else "?") + query
+    headers = {
+        "X-Agreement-Id": grant.agreement.id,
+        "X-Consumer-Id": grant.transfer.counterparty_id,
+        "X-Transfer-Process-Id": grant.transfer.id,
+    }
+    secrets = asset.data_address.secrets
+    if "authKey" in secrets or "authCode" in secrets:
+        headers[secrets.get("authKey", "Authorization")] = secrets.get("authCode", "")
+    return str(props.get("method") or "GET"), url, headers
+
+
+def _denied(status: int, reason: str) -> web.Response:
+    return json_response({"error": "Unauthorized" if status == 401 else "Forbidden", "reason": reason}, status=status)
+
+
+async def public(request: web.Request) -> web.StreamResponse:
+    """Serve one data request under a transfer's token."""
+    service, access_log = request.app[DATA_PLANE], request.app[ACCESS_LOG]
+    tail = request.match_info.get("tail", "")
+    try:
+        grant = await service.authorize(request.headers.get("Authorization"), request.headers.get("X-Purpose"))
+    except AccessDenied as exc:
+        access_log.record(None, request.method, request.path, 401, 0, str(exc))
+        return _denied(401, str(exc))
+    except Forbidden as exc:
+        access_log.record(None, request.method, request.path, 403, 0, str(exc))
+        return _denied(403, str(exc))
+    asset = grant.asset
+    if asset.data_address.type != HTTP_DATA:
+        reason = f"this node does not serve {asset.data_address.type} data through the data plane yet"
+        access_log.record(grant, request.method, request.path, 501, 0, reason)
+        return json_response({"error": "Not Implemented", "reason": reason}, status=501)
+    method, url, headers = backend_request(asset, grant, tail, request.query_string)
+    if _flag(asset, "proxyMethod"):
+        method = request.method
+    body = request.content if request.can_read_body and _flag(asset, "proxyBody") else None
+    if body is not None and request.content_type:
+        headers["Content-Type"] = request.content_type
+    sent = 0
+    try:
+        async with request.app[BACKEND].request(
+            method, url, headers=headers, data=body, allow_redirects=False
+        ) as answer:
+            response = web.StreamResponse(status=answer.status)
+            for name, value in answer.headers.items():
+                if name.lower() not in _HOP_BY_HOP:
+                    response.headers[name] = value
+            if answer.content_length is not None:
+                response.content_length = answer.content_length
+            await response.prepare(request)
+            async for chunk in answer.content.iter_chunked(CHUNK):
+                await response.write(chunk)
+                sent += len(chunk)
+            await response.write_eof()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        reason = f"the data source did not answer: {type(exc).__name__}"
+        access_log.record(grant, request.method, request.path, 502, sent, reason)
+        if sent:
+            raise  # the response had begun; the connection is cut
+        return json_response({"error": "Bad Gateway", "reason": reason}, status=502)
+    access_log.record(grant, request.method, request.path, answer.status, sent)
+    return response
+
+
+async def refresh(request: web.Request) -> web.Response:
+    """Exchange a refresh token for a new endpoint data reference (the Tractus-X refresh pattern, simplified)."""
+    service = request.app[DATA_PLANE]
+    token = request.headers.get("Authorization")
+    if token is None and request.can_read_body:
+        form = await request.post()
+        value = form.get("refresh_token")
+        token = value if isinstance(value, str) else None
+    try:
+        address = await service.refresh(token)
+    except AccessDenied as exc:
+        return _denied(401, str(exc))
+    except Forbidden as exc:
+        return _denied(403, str(exc))
+    props = endpoint_properties(address)
+    return json_response(
+        {
+            "access_token": props["authorization"],
+            "token_type": "bearer",
+            "expires_in": int(props["expiresIn"]),
+            "refresh_token": props["refreshToken"],
+            "endpoint": props["endpoint"],
+            "dataAddress": address,
+        }
+    )
+
+
+def add_routes(
+    app: web.Application, service: DataPlaneService, access_log: AccessLog, backend: aiohttp.ClientSession
+) -> None:
+    """Mount the data plane on an application."""
+    app[DATA_PLANE] = service
+    app[ACCESS_LOG] = access_log
+    app[BACKEND] = backend
+    app.router.add_post("/public/token", refresh)
+    app.router.add_route("*", "/public", public)
+    app.router.add_route("*", "/public/{tail:.*}", public)
+
+
+class HttpMover:
+    """Performs push jobs: reads the asset from its backend and streams it to the consumer's endpoint."""
+
+    def __init__(self, store: Store, peer: PeerClient, backend: aiohttp.ClientSession) -> None:
+        self._store = store
+        self._peer = peer
+        self._backend = backend
+
+    async def push(self, item: OutboxItem) -> tuple[int, object]:
+        """Push the data of the item's transfer; return (status, None) like a delivery."""
+        async with self._store.read() as tx:
+            transfer = await tx.transfers.get(item.negotiation_id)
+            agreement = await tx.agreements.get(transfer.agreement_id) if transfer else None
+            asset = await tx.assets.get(transfer.asset_id) if transfer else None
+        if transfer is None or agreement is None or asset is None or transfer.destination is None:
+            raise PeerError("the transfer, its agreement or its dataset no longer exists")
+        if asset.data_address.type != HTTP_DATA:
+            raise PeerError(f"pushing {asset.data_address.type} data is not supported yet")
+        destination = endpoint_properties(transfer.destination)
+        self._peer.check_url(destination["endpoint"])
+        method, url, headers = backend_request(asset, Grant(transfer, agreement, asset), "", "")
+        out_headers = {"X-Agreement-Id": agreement.id, "X-Transfer-Process-Id": transfer.peer_pid or ""}
+        if destination.get("authorization"):
+            kind = destination.get("authType", "bearer")
+            value = destination["authorization"]
+            out_headers["Authorization"] = f"Bearer {value}" if kind.lower() == "bearer" else value
+        try:
+            async with self._backend.request(method, url, headers=headers, allow_redirects=False) as source:
+                if not 200 <= source.status < 300:
+                    raise PeerError(f"the data source answered {source.status}")
+                out_headers["Content-Type"] = source.headers.get("Content-Type", "application/octet-stream")
+
+                async def chunks() -> AsyncIterator[bytes]:
+                    async for chunk in source.content.iter_chunked(CHUNK):
+                        yield chunk
+
+                answer = await self._peer.request("POST", destination["endpoint"], data=chunks(), headers=out_headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PeerError(f"the data source failed: {type(exc).__name__}") from None
+        return answer.status, answer.body

@@ -1,0 +1,254 @@
+"""From catalog to negotiation to transfer to data, between real nodes on loopback, as an EDC client does it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from connector.app import Node
+from tests import dsp_schemas
+from tests.conftest import API_KEY, EDC_CONTEXT, ODRL_CONTEXT, Management, NodeFactory
+
+PASSPORT = {"batteryId": "BAT-1", "chemistry": "LFP", "padding": "x" * 4000}
+
+
+class Backend:
+    """The provider operator's backend (the HttpData source) and the consumer's push sink, on loopback."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.pushed: list[tuple[dict[str, str], bytes]] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/source/{tail:.*}", self._source)
+        app.router.add_post("/sink", self._sink)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _source(self, request: web.Request) -> web.Response:
+        self.requests.append((request.method, request.path_qs, dict(request.headers)))
+        if request.headers.get("X-Api-Secret") != "backend-secret":
+            return web.json_response({"error": "no secret"}, status=401)
+        return web.json_response({**PASSPORT, "path": request.path_qs})
+
+    async def _sink(self, request: web.Request) -> web.Response:
+        self.pushed.append((dict(request.headers), await request.read()))
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[Backend]:
+    server = Backend()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def _agreement(provider: Node, consumer: Node, http: aiohttp.ClientSession, backend: Backend) -> str:
+    """Publish an HttpData asset on the provider and negotiate it from the consumer; return the agreement id."""
+    provider_api, consumer_api = Management(http, provider), Management(http, consumer)
+    asset = {
+        "@context": EDC_CONTEXT,
+        "@id": "passports-http",
+        "properties": {"name": "Passports over HTTP"},
+        "dataAddress": {
+            "type": "HttpData",
+            "baseUrl": backend.url + "/source/passports",
+            "proxyPath": "true",
+            "proxyQueryParams": "true",
+            "authKey": "X-Api-Secret",
+            "authCode": "backend-secret",
+        },
+    }
+    assert (await provider_api.call("POST", "/management/v3/assets", asset))[0] == 200
+    policy = {"@context": EDC_CONTEXT, "@id": "open", "policy": {"@context": ODRL_CONTEXT, "@type": "Set"}}
+    assert (await provider_api.call("POST", "/management/v3/policydefinitions", policy))[0] == 200
+    definition = {
+        "@context": EDC_CONTEXT,
+        "@id": "cd-http",
+        "accessPolicyId": "open",
+        "contractPolicyId": "open",
+        "assetsSelector": [],
+    }
+    assert (await provider_api.call("POST", "/management/v3/contractdefinitions", definition))[0] == 200
+    body = {
+        "@context": EDC_CONTEXT,
+        "@type": "CatalogRequest",
+        "counterPartyAddress": provider.settings.dsp_base_url,
+        "counterPartyId": provider.settings.effective_did,
+        "protocol": "dataspace-protocol-http:2025-1",
+    }
+    status, catalog = await consumer_api.call("POST", "/management/v3/catalog/request", body)
+    assert status == 200, catalog
+    offer = catalog["dcat:dataset"]["odrl:hasPolicy"]
+    request = {
+        "@context": {**EDC_CONTEXT, "odrl": "http://www.w3.org/ns/odrl/2/"},
+        "@type": "ContractRequest",
+        "counterPartyAddress": provider.settings.dsp_base_url,
+        "protocol": "dataspace-protocol-http:2025-1",
+        "policy": {
+            **offer,
+            "odrl:assigner": {"@id": provider.settings.effective_participant_id},
+            "odrl:target": {"@id": "passports-http"},
+        },
+    }
+    status, created = await consumer_api.call("POST", "/management/v3/contractnegotiations", request)
+    assert status == 200, created
+    negotiation = await _wait(consumer_api, f"/management/v3/contractnegotiations/{created['@id']}", {"FINALIZED"})
+    # The provider's side finalizes once our event is acknowledged: wait for it before transferring.
+    _, listed = await provider_api.call("POST", "/management/v3/contractnegotiations/request")
+    await _wait(provider_api, f"/management/v3/contractnegotiations/{listed[0]['@id']}", {"FINALIZED"})
+    return str(negotiation["contractAgreementId"])
+
+
+async def _wait(api: Management, path: str, states: set[str]) -> dict[str, Any]:
+    async with asyncio.timeout(20):
+        while True:
+            status, body = await api.call("GET", path)
+            assert status == 200, body
+            if body["state"] in states:
+                return dict(body)
+            if body["state"] in ("TERMINATED", "FINALIZED", "COMPLETED"):
+                raise AssertionError(f"{path} ended {body['state']}: {body.get('errorDetail')}")
+            await asyncio.sleep(0.05)
+
+
+async def test_pull_transfer_fetches_data_with_the_edr_and_the_token_dies_with_the_transfer(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    agreement_id = await _agreement(provider, consumer, http, backend)
+    consumer_api, provider_api = Management(http, consumer), Management(http, provider)
+
+    request = {
+        "@context": EDC_CONTEXT,
+        "@type": "TransferRequest",
+        "counterPartyAddress": provider.settings.dsp_base_url,
+        "contractId": agreement_id,
+        "protocol": "dataspace-protocol-http:2025-1",
+        "transferType": "HttpData-PULL",
+    }
+    status, created = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
+    assert status == 200, created
+    transfer_id = created["@id"]
+    started = await _wait(consumer_api, f"/management/v3/transferprocesses/{transfer_id}", {"STARTED"})
+    assert started["type"] == "CONSUMER" and started["contractId"] == agreement_id
+    status, edrs = await consumer_api.call("POST", "/management/v3/edrs/request")
+    assert [e["transferProcessId"] for e in edrs] == [transfer_id]
+    status, address = await consumer_api.call("GET", f"/management/v3/edrs/{transfer_id}/dataaddress")
+    assert status == 200, address
+    endpoint, token = address["endpoint"], address["authorization"]
+    assert endpoint == provider.settings.effective_public_url + "/public"
+
+    # The consumer calls the endpoint with the token as is, as EDC clients do.
+    async with http.get(endpoint + "/BAT-1?version=2", headers={"Authorization": token}) as response:
+        assert response.status == 200, await response.text()
+        data = await response.json()
+    assert data["batteryId"] == "BAT-1" and data["path"] == "/source/passports/BAT-1?version=2"
+    _method, _, headers = backend.requests[-1]
+    assert headers["X-Agreement-Id"] == agreement_id
+    assert headers["X-Consumer-Id"] == consumer.settings.effective_participant_id
+    # The secret went to the backend and nowhere else.
+    assert "backend-secret" not in json.dumps(address) and "backend-secret" not in json.dumps(data)
+
+    # Without the token, or with a forged one: 401 with the reason.
+    async with http.get(endpoint) as response:
+        assert response.status == 401
+        assert "no token" in (await response.json())["reason"]
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    async with http.get(endpoint, headers={"Authorization": forged}) as response:
+        assert response.status == 401
+
+    # The provider's view, and its access log.
+    status, provided = await provider_api.call("POST", "/management/v3/transferprocesses/request")
+    assert [t["state"] for t in provided] == ["STARTED"]
+    async with asyncio.timeout(5):
+        while True:
+            status, log = await provider_api.call("POST", "/management/v1/dataaccess/request")
+            if any(entry["status"] == 200 for entry in log):
+                break
+            await asyncio.sleep(0.1)
+    served = next(entry for entry in log if entry["status"] == 200)
+    assert served["agreementId"] == agreement_id and served["assetId"] == "passports-http" and served["bytes"] > 4000
+
+    # Terminated by the consumer: the provider refuses the token, saying why.
+    body = {"@context": EDC_CONTEXT, "@type": "TerminateTransfer", "reason": "done with it"}
+    status, answer = await consumer_api.call("POST", f"/management/v3/transferprocesses/{transfer_id}/terminate", body)
+    assert status == 204, answer
+    await _wait(consumer_api, f"/management/v3/transferprocesses/{transfer_id}", {"TERMINATED"})
+    async with asyncio.timeout(10):
+        while True:
+            async with http.get(endpoint, headers={"Authorization": token}) as response:
+                if response.status != 200:
+                    break
+            await asyncio.sleep(0.05)
+    assert response.status == 403
+    async with http.get(endpoint, headers={"Authorization": token}) as response:
+        reason = (await response.json())["reason"]
+    assert "TERMINATED" in reason and "done with it" in reason
+
+
+async def test_push_transfer_delivers_into_the_consumer_endpoint_and_completes(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    agreement_id = await _agreement(provider, consumer, http, backend)
+    consumer_api = Management(http, consumer)
+    request = {
+        "@context": EDC_CONTEXT,
+        "@type": "TransferRequest",
+        "counterPartyAddress": provider.settings.dsp_base_url,
+        "contractId": agreement_id,
+        "protocol": "dataspace-protocol-http:2025-1",
+        "transferType": "HttpData-PUSH",
+        "dataDestination": {"type": "HttpData", "baseUrl": backend.url + "/sink", "authorization": "sink-token"},
+    }
+    status, created = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
+    assert status == 200, created
+    done = await _wait(consumer_api, f"/management/v3/transferprocesses/{created['@id']}", {"COMPLETED"})
+    assert done["transferType"] == "HttpData-PUSH"
+    [(headers, pushed)] = backend.pushed
+    assert headers["Authorization"] == "Bearer sink-token"
+    assert json.loads(pushed)["batteryId"] == "BAT-1"
+    assert headers["X-Agreement-Id"] == agreement_id
+
+
+async def test_transfer_requests_for_unknown_agreements_are_refused(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    message = {
+        "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
+        "@type": "TransferRequestMessage",
+        "consumerPid": "urn:uuid:1",
+        "agreementId": "no-such-agreement",
+        "format": "HttpData-PULL",
+        "callbackAddress": consumer.settings.dsp_base_url,
+    }
+    token = consumer.identity.token_for(provider.settings.effective_did)
+    async with http.post(
+        provider.settings.dsp_base_url + "/transfers/request", json=message, headers={"Authorization": token}
+    ) as response:
+        assert response.status == 400
+        body = await response.json()
+    dsp_schemas.validate(body, "transfer/transfer-error-schema.json")
+    assert "no-such-agreement" in body["reason"][0]
