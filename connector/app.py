@@ -14,6 +14,7 @@ from catalog.info import CatalogInfo
 from connector.identity.access_tokens import AccessTokenVerifier
 from connector.identity.errors import KeyFileError
 from connector.identity.keys import NodeKey, load_key, load_or_create_key
+from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.services import tck
 from connector.services.catalog import CatalogService
@@ -106,6 +107,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.dsp_base_url,
             settings.effective_public_url,
             wake,
+            token_lifetime=settings.token_lifetime_seconds,
         )
         backend = dataplane.backend_session(settings.peer_timeout)
         stack.push_async_callback(backend.close)
@@ -129,6 +131,9 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         wake.target = dispatcher.wake
         await dispatcher.start()
         stack.push_async_callback(dispatcher.stop)
+        monitor = PolicyMonitor(transfers, settings.policy_monitor_seconds)
+        await monitor.start()
+        stack.push_async_callback(monitor.stop)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),

@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         default=10.0, gt=0, le=600, description="Seconds to drain in-flight requests on SIGTERM."
     )
+    policy_monitor_seconds: float = Field(
+        default=30.0, gt=0, le=86_400, description="Interval of the policy monitor over running transfers."
+    )
+    token_lifetime_seconds: int = Field(
+        default=300, ge=10, le=3600, description="Lifetime of data-plane access tokens (refreshable)."
+    )
     tck_mode: bool = Field(
         default=False,
         description="DSP conformance test mode (TCK seed data, scripted reactions, triggers). Not for production.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -60,7 +61,9 @@ async def backend() -> AsyncIterator[Backend]:
     await server.stop()
 
 
-async def _agreement(provider: Node, consumer: Node, http: aiohttp.ClientSession, backend: Backend) -> str:
+async def _agreement(
+    provider: Node, consumer: Node, http: aiohttp.ClientSession, backend: Backend, contract: Any = None
+) -> str:
     """Publish an HttpData asset on the provider and negotiate it from the consumer; return the agreement id."""
     provider_api, consumer_api = Management(http, provider), Management(http, consumer)
     asset = {
@@ -79,11 +82,18 @@ async def _agreement(provider: Node, consumer: Node, http: aiohttp.ClientSession
     assert (await provider_api.call("POST", "/management/v3/assets", asset))[0] == 200
     policy = {"@context": EDC_CONTEXT, "@id": "open", "policy": {"@context": ODRL_CONTEXT, "@type": "Set"}}
     assert (await provider_api.call("POST", "/management/v3/policydefinitions", policy))[0] == 200
+    if contract is not None:
+        body = {
+            "@context": EDC_CONTEXT,
+            "@id": "contract",
+            "policy": {"@context": ODRL_CONTEXT, "@type": "Set", "permission": contract},
+        }
+        assert (await provider_api.call("POST", "/management/v3/policydefinitions", body))[0] == 200
     definition = {
         "@context": EDC_CONTEXT,
         "@id": "cd-http",
         "accessPolicyId": "open",
-        "contractPolicyId": "open",
+        "contractPolicyId": "open" if contract is None else "contract",
         "assetsSelector": [],
     }
     assert (await provider_api.call("POST", "/management/v3/contractdefinitions", definition))[0] == 200
@@ -252,3 +262,41 @@ async def test_transfer_requests_for_unknown_agreements_are_refused(
         body = await response.json()
     dsp_schemas.validate(body, "transfer/transfer-error-schema.json")
     assert "no-such-agreement" in body["reason"][0]
+
+
+async def test_an_expired_agreement_stops_the_data_and_the_monitor_terminates_the_transfer(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    provider = await node_factory(api_key=API_KEY, policy_monitor_seconds=0.3)
+    consumer = await node_factory(api_key=API_KEY)
+    until = (datetime.now(UTC) + timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    contract = [{"action": "use", "constraint": [{"leftOperand": "dateTime", "operator": "lt", "rightOperand": until}]}]
+    agreement_id = await _agreement(provider, consumer, http, backend, contract)
+    consumer_api, provider_api = Management(http, consumer), Management(http, provider)
+    request = {
+        "@context": EDC_CONTEXT,
+        "@type": "TransferRequest",
+        "counterPartyAddress": provider.settings.dsp_base_url,
+        "contractId": agreement_id,
+        "protocol": "dataspace-protocol-http:2025-1",
+        "transferType": "HttpData-PULL",
+    }
+    status, created = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
+    assert status == 200, created
+    await _wait(consumer_api, f"/management/v3/transferprocesses/{created['@id']}", {"STARTED"})
+    _, address = await consumer_api.call("GET", f"/management/v3/edrs/{created['@id']}/dataaddress")
+    async with http.get(address["endpoint"], headers={"Authorization": address["authorization"]}) as response:
+        assert response.status == 200
+    # After the validity period the data stops at once (data-request scope), then the monitor ends the transfer.
+    async with asyncio.timeout(30):
+        while True:
+            _, provided = await provider_api.call("POST", "/management/v3/transferprocesses/request")
+            if provided[0]["state"] == "TERMINATED":
+                break
+            await asyncio.sleep(0.2)
+    assert "policy monitor" in provided[0]["errorDetail"] and "dateTime" in provided[0]["errorDetail"]
+    async with http.get(address["endpoint"], headers={"Authorization": address["authorization"]}) as response:
+        assert response.status == 403
+        assert "TERMINATED" in (await response.json())["reason"]
+    done = await _wait(consumer_api, f"/management/v3/transferprocesses/{created['@id']}", {"TERMINATED"})
+    assert "usage policy no longer holds" in done["errorDetail"]

@@ -17,7 +17,7 @@ import policies
 from connector.domain.assets import Asset
 from connector.domain.negotiation import Role
 from connector.domain.participants import Participant
-from connector.domain.transfer import Transfer, TransferState
+from connector.domain.transfer import Transfer, TransferMessage, TransferState
 from connector.identity.access_tokens import AccessDenied, AccessTokenVerifier
 from connector.identity.errors import TokenRejected
 from connector.identity.tokens import strip_bearer
@@ -28,6 +28,11 @@ from connector.store.negotiations import Agreement
 from connector.store.transfers import Access
 
 log = logging.getLogger("connector.dataplane")
+
+# A transfer whose end was decided stops serving at once, before the peer acknowledges it.
+_ENDING = frozenset(
+    {TransferMessage.TERMINATION.value, TransferMessage.SUSPENSION.value, TransferMessage.COMPLETION.value}
+)
 
 
 class Forbidden(Exception):
@@ -69,6 +74,8 @@ class DataPlaneService:
         if transfer.state is not TransferState.STARTED:
             detail = f" ({transfer.error_detail})" if transfer.error_detail else ""
             raise Forbidden(f"the transfer process is {transfer.state.value}{detail}")
+        if transfer.awaiting_ack in _ENDING:
+            raise Forbidden(f"the transfer process is ending ({transfer.error_detail or transfer.awaiting_ack})")
         if claims.generation != transfer.token_generation:
             raise Forbidden("the token was revoked: the transfer process was restarted with a new token")
         if asset is None:

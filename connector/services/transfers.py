@@ -468,7 +468,9 @@ class TransferService:
 
     # Operator commands and reads.
 
-    async def command(self, transfer_id: str, message: TransferMessage, reason: str | None = None) -> Transfer:
+    async def command(
+        self, transfer_id: str, message: TransferMessage, reason: str | None = None, by: str = "the operator"
+    ) -> Transfer:
         """Suspend, resume (start), complete or terminate a transfer on the operator's word."""
         async with self._store.transaction() as tx:
             transfer = await tx.transfers.get(transfer_id, for_update=True)
@@ -476,7 +478,7 @@ class TransferService:
                 raise NotFound(f"no transfer process {transfer_id!r}")
             if transfer.state in TRANSFER_TERMINAL:
                 raise InvalidTransferTransition(f"the transfer process is already {transfer.state.value}")
-            if transfer.awaiting_ack is not None and message is not M.TERMINATION:
+            if transfer.awaiting_ack is not None and message is not M.TERMINATION and transfer.awaiting_ack != PUSH_JOB:
                 raise InvalidTransferTransition(
                     f"the transfer process is waiting for the peer to acknowledge {transfer.awaiting_ack}; try again"
                 )
@@ -486,17 +488,54 @@ class TransferService:
             transfer = replace(transfer, updated_at=at, version=transfer.version + 1)
             if transfer.peer_pid is None:
                 # The provider never acknowledged: nothing to tell it.
-                transfer = replace(transfer, state=T.TERMINATED, error_detail=f"terminated by the operator: {reason}")
+                transfer = replace(transfer, state=T.TERMINATED, error_detail=f"terminated by {by}: {reason}")
             elif message is M.START and transfer.role is Role.PROVIDER:
                 transfer = await self._owe_start(tx, transfer)
             elif message is M.TERMINATION:
-                transfer = replace(transfer, error_detail=f"terminated by the operator: {reason}")
+                transfer = replace(transfer, error_detail=f"terminated by {by}: {reason}")
                 transfer = await self._owe_message(tx, transfer, message, "terminated", reason)
             else:
                 transfer = await self._owe_message(tx, transfer, message, None, reason)
             await tx.transfers.save(transfer)
         self._wake()
         return transfer
+
+    async def monitor_once(self, batch: int = 500) -> int:
+        """Terminate provider transfers whose agreement's usage policy no longer holds; return how many."""
+        ended = 0
+        after = ""
+        while True:
+            async with self._store.read() as tx:
+                running = await tx.transfers.running(batch, after)
+                agreements = {t.agreement_id: await tx.agreements.get(t.agreement_id) for t in running}
+            for transfer in running:
+                agreement = agreements[transfer.agreement_id]
+                if transfer.awaiting_ack == M.TERMINATION.value:
+                    continue
+                reason: str | None = None
+                if agreement is None:
+                    reason = "the agreement no longer exists"
+                else:
+                    try:
+                        decision = usage_decision(
+                            agreement, Participant(transfer.counterparty_id), policies.Scope.MONITOR
+                        )
+                        reason = None if decision.permitted else f"the usage policy no longer holds: {decision.reason}"
+                    except policies.PolicyError as exc:
+                        reason = f"the agreement's policy cannot be evaluated: {exc}"
+                if reason is not None:
+                    try:
+                        await self.command(transfer.id, M.TERMINATION, reason, by="the policy monitor")
+                        ended += 1
+                        log.info(
+                            "transfer terminated by the policy monitor",
+                            extra={"transfer": transfer.id, "reason": reason},
+                        )
+                    except (InvalidTransferTransition, NotFound):
+                        pass  # it ended meanwhile
+            if len(running) < batch:
+                return ended
+            after = running[-1].id
 
     async def forget_edr(self, transfer_id: str) -> None:
         """Forget the endpoint data reference a consumer holds (the transfer itself stays)."""
