@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from connector.identity.access_tokens import AccessDenied, AccessTokenVerifier
 from connector.identity.errors import TokenRejected
 from connector.identity.tokens import strip_bearer
 from connector.services.negotiations import now_ms
-from connector.services.transfers import TransferService, usage_decision
+from connector.services.transfers import TransferService, agreement_policy, usage_decision
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.transfers import Access
@@ -51,10 +52,43 @@ class Grant:
 class DataPlaneService:
     """Authorizes data-plane requests and refreshes tokens."""
 
-    def __init__(self, store: Store, verifier: AccessTokenVerifier, transfers: TransferService) -> None:
+    def __init__(
+        self, store: Store, verifier: AccessTokenVerifier, transfers: TransferService, cache_seconds: float = 1.0
+    ) -> None:
         self._store = store
         self._verifier = verifier
         self._transfers = transfers
+        # What a transfer's requests need, kept briefly: this node forgets a transfer the moment it changes
+        # it (see TransferService.listeners); a change made by another replica is seen within cache_seconds.
+        self._cache: dict[
+            str, tuple[float, Transfer | None, Agreement | None, Asset | None, policies.Policy | None]
+        ] = {}
+        self._cache_seconds = cache_seconds
+        transfers.listeners.append(self.forget)
+
+    def forget(self, transfer_id: str) -> None:
+        """Drop what is cached for a transfer (it changed)."""
+        self._cache.pop(transfer_id, None)
+
+    async def _lookup(
+        self, transfer_id: str, agreement_id: str
+    ) -> tuple[Transfer | None, Agreement | None, Asset | None, policies.Policy | None]:
+        now = time.monotonic()
+        cached = self._cache.get(transfer_id)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2], cached[3], cached[4]
+        async with self._store.read() as tx:
+            transfer = await tx.transfers.get(transfer_id)
+            agreement = await tx.agreements.get(agreement_id)
+            asset = await tx.assets.get(transfer.asset_id) if transfer is not None else None
+        try:
+            policy = agreement_policy(agreement) if agreement is not None else None
+        except policies.PolicyError:
+            policy = None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[transfer_id] = (now + self._cache_seconds, transfer, agreement, asset, policy)
+        return transfer, agreement, asset, policy
 
     async def authorize(self, authorization: str | None, purpose: str | None = None) -> Grant:
         """Return the grant for a request's token; AccessDenied (401) or Forbidden (403) naming the reason."""
@@ -65,10 +99,7 @@ class DataPlaneService:
                 "no token: send the endpoint data reference's authorization as the Authorization header"
             ) from None
         claims = self._verifier.verify(token)
-        async with self._store.read() as tx:
-            transfer = await tx.transfers.get(claims.transfer_id)
-            agreement = await tx.agreements.get(claims.agreement_id)
-            asset = await tx.assets.get(transfer.asset_id) if transfer is not None else None
+        transfer, agreement, asset, policy = await self._lookup(claims.transfer_id, claims.agreement_id)
         if transfer is None or agreement is None or transfer.role is not Role.PROVIDER:
             raise Forbidden("the token's transfer process or agreement no longer exists")
         if transfer.state is not TransferState.STARTED:
@@ -80,12 +111,11 @@ class DataPlaneService:
             raise Forbidden("the token was revoked: the transfer process was restarted with a new token")
         if asset is None:
             raise Forbidden(f"the dataset {transfer.asset_id!r} is no longer offered")
-        try:
-            decision = usage_decision(
-                agreement, Participant(claims.consumer_id), policies.Scope.DATA_REQUEST, purpose=purpose
-            )
-        except policies.PolicyError as exc:
-            raise Forbidden(f"the agreement's policy cannot be evaluated: {exc}") from None
+        if policy is None:
+            raise Forbidden("the agreement's policy cannot be evaluated")
+        decision = usage_decision(
+            agreement, Participant(claims.consumer_id), policies.Scope.DATA_REQUEST, purpose=purpose, policy=policy
+        )
         if not decision.permitted:
             raise Forbidden(f"the usage policy is not satisfied: {decision.reason}")
         return Grant(transfer, agreement, asset)

@@ -63,6 +63,7 @@ def usage_decision(
     scope: policies.Scope,
     purpose: str | None = None,
     count: int | None = None,
+    policy: policies.Policy | None = None,
 ) -> policies.Decision:
     """Evaluate an agreement's usage policy for its consumer now (count = uses so far, on data requests)."""
     context = policies.EvaluationContext(
@@ -74,7 +75,7 @@ def usage_decision(
         purpose=purpose,
         target=agreement.asset_id,
     )
-    return policies.evaluate(agreement_policy(agreement), "use", context, scope)
+    return policies.evaluate(policy or agreement_policy(agreement), "use", context, scope)
 
 
 class TransferError(InvalidInput):
@@ -103,6 +104,13 @@ class TransferService:
         self.data_plane_url = public_url.rstrip("/") + "/public"
         self._wake = wake
         self._lifetime = token_lifetime
+        # Called with a transfer's id whenever this node changes it (the data plane drops what it cached).
+        self.listeners: list[Callable[[str], None]] = []
+
+    async def _save(self, tx: Transaction, transfer: Transfer) -> None:
+        await tx.transfers.save(transfer)
+        for listener in self.listeners:
+            listener(transfer.id)
 
     # Recording what is owed.
 
@@ -372,7 +380,7 @@ class TransferService:
                 and transfer.awaiting_ack is None
             ):
                 transfer = await self._owe_push(tx, transfer)
-            await tx.transfers.save(transfer)
+            await self._save(tx, transfer)
         self._wake()
         return transfer
 
@@ -418,7 +426,7 @@ class TransferService:
                 # The data arrived: the provider completes the transfer.
                 transfer = replace(transfer, awaiting_ack=None, updated_at=at, version=transfer.version + 1)
                 transfer = await self._owe_message(tx, transfer, M.COMPLETION)
-                await tx.transfers.save(transfer)
+                await self._save(tx, transfer)
                 self._wake()
                 return
             message = TransferMessage(item.message)
@@ -437,7 +445,7 @@ class TransferService:
                 return
             if message is M.START and transfer.role is Role.PROVIDER and transfer.transfer_type == PUSH:
                 transfer = await self._owe_push(tx, transfer)
-            await tx.transfers.save(transfer)
+            await self._save(tx, transfer)
         self._wake()
 
     async def on_undeliverable(self, item: OutboxItem, error: str, owner: str) -> None:
@@ -462,7 +470,7 @@ class TransferService:
                 # Tell the consumer why its data will not come.
                 transfer = await self._owe_message(tx, transfer, M.TERMINATION, "push.failed", detail)
                 transfer = replace(transfer, awaiting_ack=None)
-            await tx.transfers.save(transfer)
+            await self._save(tx, transfer)
         log.warning("transfer terminated", extra={"transfer": transfer.id, "reason": detail})
         self._wake()
 
@@ -496,7 +504,7 @@ class TransferService:
                 transfer = await self._owe_message(tx, transfer, message, "terminated", reason)
             else:
                 transfer = await self._owe_message(tx, transfer, message, None, reason)
-            await tx.transfers.save(transfer)
+            await self._save(tx, transfer)
         self._wake()
         return transfer
 
@@ -543,7 +551,7 @@ class TransferService:
             transfer = await tx.transfers.get(transfer_id, for_update=True)
             if transfer is None or transfer.role is not Role.CONSUMER or transfer.data_address is None:
                 raise NotFound(f"no endpoint data reference for transfer process {transfer_id!r}")
-            await tx.transfers.save(replace(transfer, data_address=None, version=transfer.version + 1))
+            await self._save(tx, replace(transfer, data_address=None, version=transfer.version + 1))
 
     async def get(self, transfer_id: str) -> Transfer:
         """Return one transfer (management view)."""
