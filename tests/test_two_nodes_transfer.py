@@ -189,6 +189,8 @@ async def test_pull_transfer_fetches_data_with_the_edr_and_the_token_dies_with_t
     # The provider's view, and its access log.
     status, provided = await provider_api.call("POST", "/management/v3/transferprocesses/request")
     assert [t["state"] for t in provided] == ["STARTED"]
+    # The provider holds no EDR: its transfers are not listed there (filtered before paging, not after).
+    assert (await provider_api.call("POST", "/management/v3/edrs/request"))[1] == []
     async with asyncio.timeout(5):
         while True:
             status, log = await provider_api.call("POST", "/management/v1/dataaccess/request")

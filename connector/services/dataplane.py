@@ -136,12 +136,16 @@ class DataPlaneService:
         return self._transfers.endpoint_data_reference(transfer)
 
 
+MAX_PENDING = 100_000
+
+
 class AccessLog:
     """Records data-plane accesses in batches (one transaction per batch, not per request)."""
 
     def __init__(self, store: Store, flush_seconds: float = 0.5, max_batch: int = 500) -> None:
         self._store = store
         self._pending: list[Access] = []
+        self.dropped = 0
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
         self._wakeup = asyncio.Event()
@@ -174,6 +178,12 @@ class AccessLog:
         )
         if len(self._pending) >= self._max_batch:
             self._wakeup.set()
+        if len(self._pending) > MAX_PENDING:
+            # The database has been failing for a while: keep memory bounded, and say what was lost.
+            lost = len(self._pending) - MAX_PENDING
+            del self._pending[:lost]
+            self.dropped += lost
+            log.error("data-plane access log entries dropped: the database is not taking them", extra={"dropped": lost})
 
     async def start(self) -> None:
         """Start flushing in the background."""

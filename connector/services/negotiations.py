@@ -87,17 +87,7 @@ class NegotiationService:
         if delay_ms:
             # Woken when it comes due, not at the next poll.
             asyncio.get_running_loop().call_later(delay_ms / 1000, self._wake)
-        item = OutboxItem(
-            id=str(uuid.uuid4()),
-            negotiation_id=negotiation.id,
-            message=message.value,
-            url=url,
-            payload=payload,
-            counterparty=negotiation.counterparty_id,
-            attempts=0,
-            next_attempt_at=at + delay_ms,
-        )
-        await tx.outbox.add(item, at)
+        await tx.outbox.owe(negotiation.id, message.value, url, payload, negotiation.counterparty_id, at, delay_ms)
 
     def _peer_url(self, negotiation: Negotiation, suffix: str) -> str:
         base = negotiation.counterparty_address.rstrip("/")

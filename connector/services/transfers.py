@@ -115,20 +115,7 @@ class TransferService:
     # Recording what is owed.
 
     async def _owe(self, tx: Transaction, transfer: Transfer, message: str, url: str, payload: dict[str, Any]) -> None:
-        at = now_ms()
-        await tx.outbox.add(
-            OutboxItem(
-                id=str(uuid.uuid4()),
-                negotiation_id=transfer.id,
-                message=message,
-                url=url,
-                payload=payload,
-                counterparty=transfer.counterparty_id,
-                attempts=0,
-                next_attempt_at=at,
-            ),
-            at,
-        )
+        await tx.outbox.owe(transfer.id, message, url, payload, transfer.counterparty_id, now_ms())
 
     def _peer_url(self, transfer: Transfer, suffix: str) -> str:
         return f"{transfer.counterparty_address.rstrip('/')}/transfers/{transfer.peer_pid}{suffix}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,6 +224,20 @@ class OutboxRepository:
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
+
+    async def owe(
+        self,
+        process_id: str,
+        message: str,
+        url: str,
+        payload: dict[str, Any],
+        counterparty: str,
+        now: int,
+        delay_ms: int = 0,
+    ) -> None:
+        """Record a message owed for a process (negotiation or transfer), due now or after `delay_ms`."""
+        item = OutboxItem(str(uuid.uuid4()), process_id, message, url, payload, counterparty, 0, now + delay_ms)
+        await self.add(item, now)
 
     async def add(self, item: OutboxItem, now: int) -> None:
         """Record a message to send."""

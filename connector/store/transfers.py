@@ -126,11 +126,12 @@ class TransferRepository:
         )
         return [_transfer(r) for r in (await self._c.execute(statement)).mappings()]
 
-    async def query(self, spec: QuerySpec) -> list[Transfer]:
-        """Return the transfers a QuerySpec selects."""
-        statement = query.apply_column_query(
-            select(transfers), spec, self._COLUMNS, transfers.c.id, "transfer processes"
-        )
+    async def query(self, spec: QuerySpec, with_edr: bool = False) -> list[Transfer]:
+        """Return the transfers a QuerySpec selects (only consumer ones holding an EDR, with `with_edr`)."""
+        base = select(transfers)
+        if with_edr:
+            base = base.where(transfers.c.role == Role.CONSUMER.value, transfers.c.data_address.is_not(None))
+        statement = query.apply_column_query(base, spec, self._COLUMNS, transfers.c.id, "transfer processes")
         return [_transfer(r) for r in (await self._c.execute(statement)).mappings()]
 
 

@@ -299,7 +299,7 @@ async def query_edrs(request: web.Request) -> web.Response:
     spec = wire.parse_query_spec(await read_json(request, optional=True))
     services = _services(request)
     async with services.store.read() as tx:
-        found = [t for t in await tx.transfers.query(spec) if t.role is Role.CONSUMER and t.data_address]
+        found = await tx.transfers.query(spec, with_edr=True)
         agreements = {t.agreement_id: await tx.agreements.get(t.agreement_id) for t in found}
     return json_response([wire.render_edr_entry(t, agreements[t.agreement_id]) for t in found])
 
