@@ -108,6 +108,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.effective_public_url,
             wake,
             token_lifetime=settings.token_lifetime_seconds,
+            reactions=tck.TckReactions() if settings.tck_mode else None,
         )
         backend = dataplane.backend_session(settings.peer_timeout)
         stack.push_async_callback(backend.close)
@@ -155,6 +156,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             )
             authenticator = tck.TckAuthenticator(settings.tck_authorization.get_secret_value(), identity)
             await tck.seed(services.assets, services.policies, services.contracts, now_ms())
+            await tck.seed_agreements(store, settings.effective_participant_id, now_ms())
         management_app = management.create_app(services, api_key, settings.max_body_bytes, settings.max_json_depth)
         protocol_app = protocol.create_app(
             protocol.ProtocolServices(

@@ -142,6 +142,45 @@ def negotiation(provider_pid: str, consumer_pid: str, state: str) -> dict[str, A
     }
 
 
+def transfer_request(consumer_pid: str, agreement_id: str, callback: str) -> dict[str, Any]:
+    """The TCK's TransferRequestMessage (HttpData-PULL, no dataAddress)."""
+    return _message(
+        "TransferRequestMessage",
+        consumerPid=consumer_pid,
+        agreementId=agreement_id,
+        format="HttpData-PULL",
+        callbackAddress=callback,
+    )
+
+
+def transfer_start(provider_pid: str, consumer_pid: str, with_address: bool = True) -> dict[str, Any]:
+    """The TCK's TransferStartMessage (a provider's carries the TCK's fixed dataAddress)."""
+    address = {
+        "@type": "DataAddress",
+        "endpoint": "http://example.com",
+        "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
+    }
+    extra = {"dataAddress": address} if with_address else {}
+    return _message("TransferStartMessage", providerPid=provider_pid, consumerPid=consumer_pid, **extra)
+
+
+def transfer_message(kind: str, provider_pid: str, consumer_pid: str) -> dict[str, Any]:
+    """The TCK's suspension, completion or termination (code "1" where a code goes)."""
+    extra = {"code": "1"} if kind in ("TransferTerminationMessage", "TransferSuspensionMessage") else {}
+    return _message(kind, providerPid=provider_pid, consumerPid=consumer_pid, **extra)
+
+
+def transfer_process(provider_pid: str, consumer_pid: str, state: str) -> dict[str, Any]:
+    """The TCK's TransferProcess answer."""
+    return {
+        "@context": CONTEXT,
+        "@type": "TransferProcess",
+        "providerPid": provider_pid,
+        "consumerPid": consumer_pid,
+        "state": state,
+    }
+
+
 Respond = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
 
 
@@ -162,6 +201,7 @@ class Tck:
     trigger_url: str  # the CUT's negotiation trigger
     agent_id: str  # the CUT's participant id
     management_url: str = ""  # not the TCK's: for the cases of ours that need the operator
+    transfer_trigger_url: str = ""  # the CUT's transfer trigger
     callback: str = ""
     _expected: list[_Expected] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
@@ -246,6 +286,31 @@ class Tck:
             assert response.status == 200, f"GET {url}: {response.status} {body}"
         check(body)
         return str(body["state"])
+
+    async def poll_state(self, url: str, expected: str) -> str:
+        """GET a transfer from the CUT until it shows `expected` (the TCK polls TP states); return the last state."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT
+        while True:
+            async with self.http.get(url, headers={"Authorization": TOKEN}) as response:
+                body = await response.json(content_type=None)
+                assert response.status == 200, f"GET {url}: {response.status} {body}"
+            check(body)
+            if body["state"] == expected or loop.time() > deadline:
+                return str(body["state"])
+            await asyncio.sleep(0.05)
+
+    async def trigger_transfer(self, agreement: str) -> None:
+        """Make the CUT start a transfer as consumer, as the TCK's transfer trigger does."""
+        body = {
+            "providerId": TCK_PARTICIPANT,
+            "agreementId": agreement,
+            "format": "HttpData-PULL",
+            "connectorAddress": self.callback,
+        }
+        url = self.transfer_trigger_url
+        async with self.http.post(url, json=body, headers={"Authorization": TOKEN}) as response:
+            assert 200 <= response.status < 300, f"transfer trigger: {response.status} {await response.text()}"
 
     async def trigger(self, dataset: str) -> None:
         """Make the CUT start a negotiation as consumer, as the TCK's negotiation trigger does."""

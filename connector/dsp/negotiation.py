@@ -134,7 +134,8 @@ def render_negotiation(negotiation: Negotiation) -> dict[str, Any]:
     state = negotiation.state if negotiation.state is not NegotiationState.INITIAL else NegotiationState.REQUESTED
     return _message(
         "ContractNegotiation",
-        providerPid=negotiation.provider_pid,
+        # The schema requires providerPid; it is "" until the provider has acknowledged the request.
+        providerPid=negotiation.provider_pid or "",
         consumerPid=negotiation.consumer_pid,
         state=state.value,
     )

@@ -112,7 +112,11 @@ def render_transfer(transfer: Transfer) -> dict[str, Any]:
     """Render the TransferProcess acknowledgement (INITIAL is shown as REQUESTED)."""
     state = transfer.state if transfer.state is not TransferState.INITIAL else TransferState.REQUESTED
     return _message(
-        "TransferProcess", providerPid=transfer.provider_pid, consumerPid=transfer.consumer_pid, state=state.value
+        # The schema requires providerPid; it is "" until the provider has acknowledged the request.
+        "TransferProcess",
+        providerPid=transfer.provider_pid or "",
+        consumerPid=transfer.consumer_pid,
+        state=state.value,
     )
 
 

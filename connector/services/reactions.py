@@ -1,9 +1,10 @@
-"""What a node does at each decision point of a negotiation, and who decides it.
+"""What a node does at each decision point of a negotiation or a transfer, and who decides it.
 
 A production node always takes the default: the provider agrees when the consumer satisfies the policy
 (or holds for the operator), the consumer accepts what it asked for and verifies the agreement. The DSP
 conformance test mode replaces the defaults with the script the TCK expects of a connector under test,
-keyed by dataset id (see `connector.services.tck`). The services never know which one they run with.
+keyed by dataset id for negotiations and by agreement id for transfers (see `connector.services.tck`).
+The services never know which one they run with.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ class Step(StrEnum):
         "on-offer"  # ACCEPT when it is what we asked for, else hold (default); ACCEPT, COUNTER, TERMINATE, NOTHING
     )
     ON_AGREEMENT = "on-agreement"  # VERIFY (default), TERMINATE, NOTHING
+    # Transfers (the subject is the agreement id). Provider:
+    ON_TRANSFER_REQUEST = "on-transfer-request"  # START (default), TERMINATE, NOTHING
+    # Either role, once the peer acknowledged our message or, for a consumer, once the provider started:
+    # NOTHING (default), SUSPEND, START (resume), COMPLETE, TERMINATE.
+    AFTER_TRANSFER_REQUEST = "after-transfer-request"  # consumer
+    AFTER_START = "after-start"  # provider: our first start acknowledged; consumer: the provider started
+    AFTER_SUSPENSION = "after-suspension"  # our suspension acknowledged
+    AFTER_RESUME = "after-resume"  # our resuming start acknowledged
 
 
 class Act(StrEnum):
@@ -39,17 +48,20 @@ class Act(StrEnum):
     COUNTER = "counter"
     VERIFY = "verify"
     FINALIZE = "finalize"
+    START = "start"
+    SUSPEND = "suspend"
+    COMPLETE = "complete"
     TERMINATE = "terminate"
     NOTHING = "nothing"
 
 
 class Reactions(Protocol):
-    """Chooses the act at a decision point for a dataset (the negotiation's target)."""
+    """Chooses the act at a decision point for a subject (a negotiation's dataset, a transfer's agreement)."""
 
     #: Delay before a follow-up the node sends on its own after an acknowledgement (AFTER_* steps), in ms.
     follow_up_delay_ms: int
 
-    def __call__(self, step: Step, dataset_id: str | None) -> Act:
+    def __call__(self, step: Step, subject: str | None) -> Act:
         """Return the act for this step."""
         ...
 
@@ -63,7 +75,7 @@ class DefaultReactions:
 
     follow_up_delay_ms = 0
 
-    def __call__(self, step: Step, dataset_id: str | None) -> Act:
+    def __call__(self, step: Step, subject: str | None) -> Act:
         return Act.DEFAULT
 
     def offer_alias(self, offer_id: str) -> tuple[str, str] | None:

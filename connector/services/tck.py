@@ -3,7 +3,8 @@
 The TCK cannot tell a connector what to do next, so a connector under test reacts to fixed dataset ids
 with fixed scripts (send an offer, then terminate; accept; stay passive...). This module holds that
 script, the seed data the TCK's cases name (datasets ACN0101..., offers `CD123:<dataset>:456`,
-catalog datasets CAT0101/CAT0102), and the static authentication the TCK uses (one configured
+catalog datasets CAT0101/CAT0102, FINALIZED agreements ATP0101... with the TCK as consumer), and the
+static authentication the TCK uses (one configured
 Authorization header). It is wired in only with CONNECTOR_TCK_MODE=true; see docs/conformance.md.
 """
 
@@ -20,6 +21,8 @@ from connector.domain.errors import Conflict
 from connector.domain.participants import Participant
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService
 from connector.services.reactions import Act, Step
+from connector.store import Store
+from connector.store.negotiations import Agreement
 
 log = logging.getLogger("connector.tck")
 
@@ -34,6 +37,13 @@ PROVIDER_DATASETS = tuple(
     f"ACN{n}" for n in ("0101", "0102", "0103", "0104", "0201", "0202", "0203", "0204", "0205", "0206", "0207")
 ) + tuple(f"ACN030{n}" for n in range(1, 5))
 CATALOG_DATASETS = ("CAT0101", "CAT0102")
+# Provider transfer cases (TP:xx-yy use agreement ATPxxyy), which must find a FINALIZED agreement.
+TRANSFER_AGREEMENTS = (
+    tuple(f"ATP010{n}" for n in range(1, 6))
+    + tuple(f"ATP020{n}" for n in range(1, 6))
+    + tuple(f"ATP030{n}" for n in range(1, 7))
+)
+TRANSFER_DATASET = "ACN0101"
 
 
 def _for(act: Act, *datasets: str) -> dict[str, Act]:
@@ -78,6 +88,22 @@ SCRIPT: Mapping[Step, Mapping[str, Act]] = {
         **_for(Act.TERMINATE, "ACNC0203"),
         **_for(Act.NOTHING, "ACNC0306"),
     },
+    # Transfers, keyed by agreement id: provider cases ATP..., consumer cases ATPC...
+    Step.ON_TRANSFER_REQUEST: {
+        **_for(Act.TERMINATE, "ATP0105"),
+        **_for(Act.NOTHING, "ATP0205", "ATP0301", "ATP0302"),
+    },
+    Step.AFTER_TRANSFER_REQUEST: _for(Act.TERMINATE, "ATPC0205"),
+    Step.AFTER_START: {
+        **_for(Act.TERMINATE, "ATP0101", "ATPC0201"),
+        **_for(Act.COMPLETE, "ATP0102", "ATPC0202"),
+        **_for(Act.SUSPEND, "ATP0103", "ATP0104", "ATPC0203", "ATPC0204"),
+    },
+    Step.AFTER_SUSPENSION: {
+        **_for(Act.TERMINATE, "ATP0103", "ATPC0203"),
+        **_for(Act.START, "ATP0104", "ATPC0204"),
+    },
+    Step.AFTER_RESUME: _for(Act.COMPLETE, "ATP0104", "ATPC0204"),
 }
 
 
@@ -87,8 +113,8 @@ class TckReactions:
     # The TCK registers its handler for a follow-up only after it has seen the previous message.
     follow_up_delay_ms = 1000
 
-    def __call__(self, step: Step, dataset_id: str | None) -> Act:
-        return SCRIPT.get(step, {}).get(dataset_id or "", Act.DEFAULT)
+    def __call__(self, step: Step, subject: str | None) -> Act:
+        return SCRIPT.get(step, {}).get(subject or "", Act.DEFAULT)
 
     def offer_alias(self, offer_id: str) -> tuple[str, str] | None:
         """Read the TCK's offer ids, `<definition>:<dataset>:<anything>` in plain text (e.g. CD123:ACN0101:456)."""
@@ -156,4 +182,27 @@ async def seed(
         pass
     if created:
         log.info("conformance test data seeded", extra={"created": created})
+    return created
+
+
+async def seed_agreements(store: Store, provider_id: str, now: int) -> int:
+    """Create the FINALIZED agreements the TCK's provider transfer cases name, if absent; return how many."""
+    created = 0
+    async with store.transaction() as tx:
+        for agreement_id in TRANSFER_AGREEMENTS:
+            if await tx.agreements.get(agreement_id) is not None:
+                continue
+            policy = {
+                "@id": agreement_id,
+                "@type": "Agreement",
+                "target": TRANSFER_DATASET,
+                "assigner": provider_id,
+                "assignee": TCK_PARTICIPANT,
+                "permission": [{"action": "use"}],
+            }
+            # No negotiation record: the TCK's agreements exist only as seed data, FINALIZED by definition.
+            await tx.agreements.add(
+                Agreement(agreement_id, "tck-seed", TRANSFER_DATASET, provider_id, TCK_PARTICIPANT, policy, now)
+            )
+            created += 1
     return created

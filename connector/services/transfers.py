@@ -38,6 +38,7 @@ from connector.dsp.negotiation import Pids
 from connector.identity.access_tokens import ACCESS_LIFETIME, REFRESH_LIFETIME, issue_access_token
 from connector.identity.keys import NodeKey
 from connector.services.negotiations import now_ms
+from connector.services.reactions import Act, DefaultReactions, Reactions, Step
 from connector.store import Store, Transaction
 from connector.store.negotiations import Agreement, OutboxItem
 
@@ -95,6 +96,7 @@ class TransferService:
         public_url: str,
         wake: Callable[[], None],
         token_lifetime: int = ACCESS_LIFETIME,
+        reactions: Reactions | None = None,
     ) -> None:
         self._store = store
         self.participant_id = participant_id
@@ -104,6 +106,7 @@ class TransferService:
         self.data_plane_url = public_url.rstrip("/") + "/public"
         self._wake = wake
         self._lifetime = token_lifetime
+        self._react: Reactions = reactions or DefaultReactions()
         # Called with a transfer's id whenever this node changes it (the data plane drops what it cached).
         self.listeners: list[Callable[[str], None]] = []
 
@@ -114,8 +117,16 @@ class TransferService:
 
     # Recording what is owed.
 
-    async def _owe(self, tx: Transaction, transfer: Transfer, message: str, url: str, payload: dict[str, Any]) -> None:
-        await tx.outbox.owe(transfer.id, message, url, payload, transfer.counterparty_id, now_ms())
+    async def _owe(
+        self,
+        tx: Transaction,
+        transfer: Transfer,
+        message: str,
+        url: str,
+        payload: dict[str, Any],
+        delay_ms: int = 0,
+    ) -> None:
+        await tx.outbox.owe(transfer.id, message, url, payload, transfer.counterparty_id, now_ms(), delay_ms)
 
     def _peer_url(self, transfer: Transfer, suffix: str) -> str:
         return f"{transfer.counterparty_address.rstrip('/')}/transfers/{transfer.peer_pid}{suffix}"
@@ -132,12 +143,13 @@ class TransferService:
         code: str | None = None,
         reason: str | None = None,
         data_address: dict[str, Any] | None = None,
+        delay_ms: int = 0,
     ) -> Transfer:
         if message is M.START:
             payload = wire.render_start(self._pids(transfer), data_address)
         else:
             payload = wire.render_reasoned(message, self._pids(transfer), code, reason)
-        await self._owe(tx, transfer, message.value, self._peer_url(transfer, SUFFIX[message]), payload)
+        await self._owe(tx, transfer, message.value, self._peer_url(transfer, SUFFIX[message]), payload, delay_ms)
         return replace(transfer, awaiting_ack=message.value)
 
     def endpoint_data_reference(self, transfer: Transfer) -> dict[str, Any]:
@@ -174,11 +186,32 @@ class TransferService:
             },
         )
 
-    async def _owe_start(self, tx: Transaction, transfer: Transfer) -> Transfer:
+    async def _owe_start(self, tx: Transaction, transfer: Transfer, delay_ms: int = 0) -> Transfer:
         """Owe the consumer a start: a new token generation (earlier tokens stop working) and, for pull, an EDR."""
         transfer = replace(transfer, token_generation=transfer.token_generation + 1)
         address = self.endpoint_data_reference(transfer) if transfer.transfer_type == PULL else None
-        return await self._owe_message(tx, transfer, M.START, data_address=address)
+        return await self._owe_message(tx, transfer, M.START, data_address=address, delay_ms=delay_ms)
+
+    async def _follow_up(self, tx: Transaction, transfer: Transfer, step: Step) -> Transfer:
+        """Owe what the reactions script after a step (the conformance test mode's; a production node: nothing)."""
+        act = self._react(step, transfer.agreement_id)
+        message = {
+            Act.START: M.START,
+            Act.SUSPEND: M.SUSPENSION,
+            Act.COMPLETE: M.COMPLETION,
+            Act.TERMINATE: M.TERMINATION,
+        }.get(act)
+        if message is None or transfer.peer_pid is None:
+            return transfer
+        next_transfer_state(transfer, message, transfer.role)
+        delay = self._react.follow_up_delay_ms
+        reason = f"scripted reaction ({step.value}) for agreement {transfer.agreement_id}"
+        if message is M.START and transfer.role is Role.PROVIDER:
+            return await self._owe_start(tx, transfer, delay)
+        if message is M.TERMINATION:
+            transfer = replace(transfer, error_detail=f"terminated by this node's {reason}")
+            return await self._owe_message(tx, transfer, message, "scripted", reason, delay_ms=delay)
+        return await self._owe_message(tx, transfer, message, None, reason, delay_ms=delay)
 
     # Consumer: starting.
 
@@ -302,11 +335,14 @@ class TransferService:
             created_at=at,
             updated_at=at,
         )
+        act = self._react(Step.ON_TRANSFER_REQUEST, agreement.id) if refusal is None else Act.DEFAULT
         async with self._store.transaction() as tx:
             if refusal is not None:
                 log.info("transfer refused", extra={"transfer": pid, "participant": participant.id, "reason": refusal})
                 transfer = await self._owe_message(tx, transfer, M.TERMINATION, "400", refusal)
-            else:
+            elif act is Act.TERMINATE:
+                transfer = await self._follow_up(tx, transfer, Step.ON_TRANSFER_REQUEST)
+            elif act is not Act.NOTHING:
                 transfer = await self._owe_start(tx, transfer)
             await tx.transfers.add(transfer)
         self._wake()
@@ -367,6 +403,8 @@ class TransferService:
                 and transfer.awaiting_ack is None
             ):
                 transfer = await self._owe_push(tx, transfer)
+            if message is M.START and transfer.role is Role.CONSUMER and transfer.awaiting_ack is None:
+                transfer = await self._follow_up(tx, transfer, Step.AFTER_START)
             await self._save(tx, transfer)
         self._wake()
         return transfer
@@ -432,6 +470,16 @@ class TransferService:
                 return
             if message is M.START and transfer.role is Role.PROVIDER and transfer.transfer_type == PUSH:
                 transfer = await self._owe_push(tx, transfer)
+            elif transfer.state not in TRANSFER_TERMINAL:
+                step = {
+                    M.REQUEST: Step.AFTER_TRANSFER_REQUEST,
+                    M.SUSPENSION: Step.AFTER_SUSPENSION,
+                    M.START: Step.AFTER_START
+                    if transfer.role is Role.PROVIDER and transfer.token_generation <= 1
+                    else Step.AFTER_RESUME,
+                }.get(message)
+                if step is not None:
+                    transfer = await self._follow_up(tx, transfer, step)
             await self._save(tx, transfer)
         self._wake()
 

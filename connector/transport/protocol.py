@@ -223,6 +223,35 @@ async def tck_negotiation_trigger(request: web.Request) -> web.StreamResponse:
 TRANSFER_ERROR = "TransferError"
 
 
+async def tck_transfer_trigger(request: web.Request) -> web.StreamResponse:
+    """Conformance test mode: the TCK makes this node start a transfer as consumer (of an agreement it names)."""
+    services = request.app[SERVICES]
+
+    async def call(participant: Participant, body: Any) -> web.StreamResponse:
+        if participant.id != TCK_PARTICIPANT:
+            raise Unauthorized("only the TCK (its configured Authorization header) may use the trigger endpoint")
+        fields = {}
+        for name in ("providerId", "agreementId", "format", "connectorAddress"):
+            value = body.get(name) if isinstance(body, dict) else None
+            if not isinstance(value, str) or not value:
+                raise InvalidInput(f"{name} is required", [Problem("missing", name, value)])
+            fields[name] = value
+        if not fields["connectorAddress"].startswith(("http://", "https://")):
+            raise InvalidInput("connectorAddress must be an http(s) URL")
+        # The TCK's agreements (ATPC...) exist only on its side: this node does not hold them.
+        transfer = await services.transfers.start(
+            fields["connectorAddress"],
+            fields["agreementId"],
+            fields["format"],
+            None,
+            counterparty_id=fields["providerId"],
+            check_agreement=False,
+        )
+        return json_response({"@id": transfer.id, "consumerPid": transfer.consumer_pid}, status=200)
+
+    return await handle(request, TRANSFER_ERROR, call)
+
+
 async def transfer_request(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
 
@@ -342,4 +371,5 @@ def create_app(services: ProtocolServices, max_body: int, max_depth: int) -> web
         app.router.add_post(f"{DSP_BASE}/transfers/{{pid}}{suffix}", _transfer_message(message))
     if services.tck_mode:
         app.router.add_post("/tck/negotiations/requests", tck_negotiation_trigger)
+        app.router.add_post("/tck/transfers/requests", tck_transfer_trigger)
     return app
