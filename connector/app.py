@@ -29,10 +29,11 @@ from connector.services.offers import (
     PolicyDefinitionService,
     evaluable,
 )
+from connector.services.passports import PassportService
 from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
-from connector.transport import dataplane, management, protocol, server
+from connector.transport import dataplane, management, passports, protocol, server
 from connector.transport.peer import PeerClient, PeerLimits
 
 log = logging.getLogger("connector")
@@ -75,7 +76,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
     async with AsyncExitStack() as stack:
         store = Store(settings.effective_database_url, pool_size=settings.database_pool_size)
         stack.push_async_callback(store.close)
-        await _check_schema(settings)
+        await check_schema(settings)
         await store.optimize()
         peer = PeerClient(
             PeerLimits(
@@ -110,6 +111,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             token_lifetime=settings.token_lifetime_seconds,
             reactions=tck.TckReactions() if settings.tck_mode else None,
         )
+        passport_service = PassportService(store, settings.effective_public_url)
         backend = dataplane.backend_session(settings.peer_timeout)
         stack.push_async_callback(backend.close)
         mover = dataplane.HttpMover(store, peer, backend)
@@ -145,6 +147,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             negotiations=negotiations,
             dsp=dsp,
             transfers=transfers,
+            passports=passport_service,
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         authenticator: tck.TckAuthenticator | NodeIdentity = identity
@@ -173,6 +176,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.max_body_bytes,
             settings.max_json_depth,
         )
+        passports.add_public_routes(protocol_app, passport_service)
         dataplane.add_routes(
             protocol_app,
             DataPlaneService(store, AccessTokenVerifier(key, settings.effective_did), transfers),
@@ -270,7 +274,8 @@ class SchemaOutOfDate(Exception):
     """The database schema is older than the code; `connector db upgrade` fixes it."""
 
 
-async def _check_schema(settings: Settings) -> None:
+async def check_schema(settings: Settings) -> None:
+    """Raise SchemaOutOfDate unless the database is at the newest schema revision."""
     current = await migrate.current(settings.effective_database_url)
     if current != migrate.head():
         raise SchemaOutOfDate(

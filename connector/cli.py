@@ -46,6 +46,36 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("settings", help="print the effective settings (secrets hidden)")
     show.add_argument("--config", type=Path, metavar="FILE")
 
+    passports = commands.add_parser(
+        "passports",
+        help="battery passports stored by this node: import, export",
+        description="Work on the passports this node stores (the node may be running: both use the database).",
+    )
+    passport_commands = passports.add_subparsers(dest="passports_command", required=True, metavar="ACTION")
+    bulk = passport_commands.add_parser(
+        "import",
+        help="import passports from a folder, a JSON Lines file or a JSON array file",
+        description="Import passports (node JSON, Catena-X BatteryPass 6.x, or IDTA parts bundles; recognised per "
+        "record). A folder is read recursively (*.json, *.jsonl, *.ndjson). Each record is stored as a new version "
+        "unless it is unchanged, so running an import twice stores nothing twice; an interrupted import resumes "
+        "after the last committed batch. Exit status 0 when every record was accepted, 1 otherwise.",
+    )
+    bulk.add_argument("path", type=Path, metavar="PATH")
+    bulk.add_argument("--config", type=Path, metavar="FILE")
+    bulk.add_argument("--batch", type=int, default=500, help="records per transaction (default 500)")
+    bulk.add_argument(
+        "--restart", action="store_true", help="ignore an interrupted run and start from the first record"
+    )
+    bulk.add_argument(
+        "--publish", action="store_true", help="afterwards, offer the passports as datasets per model and access level"
+    )
+    bulk.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when not a TTY)")
+    bulk.add_argument("--show", type=int, default=20, metavar="N", help="list at most N rejections (default 20)")
+    out = passport_commands.add_parser("export", help="print one passport as JSON (node, catenax or idta format)")
+    out.add_argument("passport_id", metavar="ID")
+    out.add_argument("--config", type=Path, metavar="FILE")
+    out.add_argument("--format", choices=["node", "catenax", "idta"], default="node")
+
     issuer = commands.add_parser(
         "issuer",
         help="make this node a credential issuer for a dataspace (served at <public URL>/issuer/...)",
@@ -87,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "settings":
         _print_settings(settings)
         return 0
+    if args.command == "passports":
+        return _run(_passports(settings, args))
     if args.command == "issuer":
         try:
             return _issuer(settings, args)
@@ -151,6 +183,101 @@ def _issuer(settings: Settings, args: argparse.Namespace) -> int:
     issuer.save_registry(directory, registry)
     print(jwt)
     return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr: done/total, percent, records per second, time left."""
+
+    def __init__(self, total: int | None, enabled: bool, width: int = 30) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.width = width
+
+    def __call__(self, summary: Any) -> None:
+        """Redraw the bar for an import summary."""
+        if not self.enabled:
+            return
+        done = summary.position
+        rate = (done - summary.resumed_from) / summary.seconds if summary.seconds > 0 else 0.0
+        if self.total:
+            share = min(done / self.total, 1.0)
+            filled = int(share * self.width)
+            left = (self.total - done) / rate if rate > 0 else 0.0
+            line = (
+                f"[{'#' * filled}{'.' * (self.width - filled)}] {done:,}/{self.total:,} {share:5.1%} "
+                f"{rate:,.0f}/s, {left:,.0f} s left, {summary.rejected:,} rejected"
+            )
+        else:
+            line = f"{done:,} records, {rate:,.0f}/s, {summary.rejected:,} rejected"
+        print("\r" + line.ljust(100), end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.enabled:
+            print(file=sys.stderr)
+
+
+async def _passports(settings: Settings, args: argparse.Namespace) -> int:
+    import orjson
+
+    from connector.app import SchemaOutOfDate, check_schema
+    from connector.services.passport_sources import Source, SourceError
+    from connector.services.passports import PassportService, export
+    from connector.store import Store, migrate
+
+    if settings.auto_migrate:
+        await migrate.upgrade(settings.effective_database_url)
+    try:
+        await check_schema(settings)
+    except SchemaOutOfDate as exc:
+        print(f"connector: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    store = Store(settings.effective_database_url, pool_size=2)
+    try:
+        service = PassportService(store, settings.effective_public_url)
+        if args.passports_command == "export":
+            record = await service.get(args.passport_id)
+            print(orjson.dumps(export(record.data, args.format), option=orjson.OPT_INDENT_2).decode())
+            return 0
+        if args.batch < 1:
+            print("connector: --batch must be at least 1", file=sys.stderr)
+            return EXIT_SETTINGS
+        source = Source(args.path)
+        if args.restart:
+            await service.forget_import(source.key)
+        start = await service.resume_position(source.key)
+        if start:
+            print(f"resuming an interrupted import of {args.path} after record {start:,}", file=sys.stderr)
+        bar = ProgressBar(source.estimate(), sys.stderr.isatty() and not args.no_progress)
+        summary = await service.import_records(
+            source.records(start), source=source.key, batch=args.batch, progress=bar, start=start
+        )
+        bar.close()
+        rate = (summary.position - start) / summary.seconds if summary.seconds > 0 else 0.0
+        print(
+            f"{summary.accepted:,} accepted ({summary.created:,} new, {summary.updated:,} changed, "
+            f"{summary.unchanged:,} unchanged), {summary.rejected:,} rejected, in {summary.seconds:.1f} s "
+            f"({rate:,.0f} records/s)"
+        )
+        for rejection in summary.rejections[: max(args.show, 0)]:
+            print(f"rejected {rejection['where']}: {rejection['reason']}")
+        if summary.rejected > args.show:
+            print(f"... and {summary.rejected - args.show:,} more rejections")
+        if args.publish:
+            published = await service.publish()
+            print(
+                f"published {len(published.assets)} new datasets, {len(published.contract_definitions)} new "
+                "contract definitions"
+            )
+        return 0 if summary.rejected == 0 else EXIT_FAILURE
+    except SourceError as exc:
+        print(f"connector: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except ConnectorError as exc:
+        print(f"connector: {exc.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        await store.close()
 
 
 def _run(coroutine: Coroutine[Any, Any, int]) -> int:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.store.engine import create_engines
 from connector.store.negotiations import AgreementRepository, NegotiationRepository, OutboxRepository
+from connector.store.passports import PassportRepository
 from connector.store.repositories import (
     AssetRepository,
     ContractDefinitionRepository,
@@ -37,6 +38,7 @@ class Transaction:
     outbox: OutboxRepository
     transfers: TransferRepository
     access_log: AccessLogRepository
+    passports: PassportRepository
 
 
 class Store:
@@ -92,4 +94,5 @@ def _bind(connection: AsyncConnection) -> Transaction:
         outbox=OutboxRepository(connection),
         transfers=TransferRepository(connection),
         access_log=AccessLogRepository(connection),
+        passports=PassportRepository(connection),
     )

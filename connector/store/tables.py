@@ -210,6 +210,51 @@ outbox = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+# Battery passports stored by the node: the current version of each (the node's JSON), with the columns
+# the data plane and the management API filter on. "Changed since" reads (updated_at, id) by index.
+passports = Table(
+    "passports",
+    metadata,
+    Column("id", _text(256), primary_key=True),
+    Column("battery_id", _text(512), nullable=False, index=True),
+    Column("model_id", _text(256), nullable=True, index=True),
+    Column("manufacturer_id", _text(256), nullable=True, index=True),
+    Column("category", String(32), nullable=True),
+    Column("version", BigInteger, nullable=False),
+    Column("data", Json, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("source_format", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger, nullable=True),
+    Index("ix_passports_changed", "updated_at", "id"),
+)
+
+# Every version of every passport, in order (data is null for a deletion).
+passport_versions = Table(
+    "passport_versions",
+    metadata,
+    Column("passport_id", _text(256), primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("data", Json, nullable=True),
+    Column("digest", String(64), nullable=False),
+    Column("source_format", String(64), nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+)
+
+# How far a bulk import from one source got, so an interrupted import resumes where it stopped.
+passport_imports = Table(
+    "passport_imports",
+    metadata,
+    Column("source", _text(512), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("accepted", BigInteger, nullable=False),
+    Column("unchanged", BigInteger, nullable=False),
+    Column("rejected", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
 # Counters bumped in the same transaction as a change, so every replica can tell its caches are stale.
 revisions = Table(
     "revisions",

@@ -15,13 +15,14 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import web
 
-from connector.domain.assets import HTTP_DATA, Asset
-from connector.domain.errors import PeerError
+from connector.domain.assets import BATTERY_PASSPORT, HTTP_DATA, Asset
+from connector.domain.errors import ConnectorError, PeerError
 from connector.dsp.transfer import endpoint_properties
 from connector.identity.access_tokens import AccessDenied
 from connector.services.dataplane import AccessLog, DataPlaneService, Forbidden, Grant
 from connector.store import Store
 from connector.store.negotiations import OutboxItem
+from connector.transport import passports
 from connector.transport.http import json_response
 from connector.transport.peer import PeerClient
 
@@ -85,6 +86,14 @@ async def public(request: web.Request) -> web.StreamResponse:
         access_log.record(None, request.method, request.path, 403, 0, str(exc))
         return _denied(403, str(exc))
     asset = grant.asset
+    if asset.data_address.type == BATTERY_PASSPORT:
+        try:
+            served, refusal = await passports.data_plane(request, asset.data_address.properties, tail)
+        except ConnectorError as exc:
+            served, refusal = json_response({"error": "Bad Request", "reason": exc.message}, status=400), exc.message
+        size = len(served.body) if isinstance(served.body, bytes) else 0
+        access_log.record(grant, request.method, request.path, served.status, size, refusal)
+        return served
     if asset.data_address.type != HTTP_DATA:
         reason = f"this node does not serve {asset.data_address.type} data through the data plane yet"
         access_log.record(grant, request.method, request.path, 501, 0, reason)

@@ -18,11 +18,12 @@ from connector.services.dsp_client import DspClient, PeerCatalogs, check_protoco
 from connector.services.identity import NodeIdentity
 from connector.services.negotiations import NegotiationService
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, now_ms
+from connector.services.passports import PassportService
 from connector.services.transfers import TransferService
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.repositories import HeldCredential
-from connector.transport import openapi
+from connector.transport import openapi, passports
 from connector.transport.http import (
     API_KEY,
     MAX_BODY,
@@ -51,6 +52,7 @@ class ManagementServices:
     negotiations: NegotiationService
     dsp: DspClient
     transfers: TransferService
+    passports: PassportService
 
 
 SERVICES: web.AppKey[ManagementServices] = web.AppKey("services", ManagementServices)
@@ -414,6 +416,7 @@ class Route:
     request: str | None = None
     response: str | None = None
     status: int = 200
+    query: tuple[str, ...] = ()
 
 
 ROUTES: tuple[Route, ...] = (
@@ -794,6 +797,10 @@ ROUTES: tuple[Route, ...] = (
         None,
         204,
     ),
+    *(
+        Route(r.method, r.path, r.handler, r.summary, "Passports", r.request, r.response, r.status, r.query)
+        for r in passports.ROUTES
+    ),
     Route("GET", "/health", health, "Liveness: the process answers", "Operations", None, "Health"),
     Route("GET", "/ready", ready, "Readiness: the database answers", "Operations", None, "Health"),
     Route("GET", "/management/openapi.json", openapi_document, "This OpenAPI document", "Operations", None, None),
@@ -806,6 +813,7 @@ def create_app(services: ManagementServices, api_key: str | None, max_body: int,
     """Build the management application."""
     app = web.Application(middlewares=[request_context, api_key_check], client_max_size=max_body)
     app[SERVICES] = services
+    app[passports.PASSPORTS] = services.passports
     app[API_KEY] = api_key
     app[MAX_BODY] = max_body
     app[MAX_DEPTH] = max_depth

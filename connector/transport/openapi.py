@@ -411,6 +411,138 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+_ANY = {"type": "object", "additionalProperties": True}
+_STORED = {
+    "type": "object",
+    "required": ["id", "version", "batteryId", "passport", "publicUrl"],
+    "properties": {
+        "id": {"type": "string", "description": "the passport's unique identifier"},
+        "version": {"type": "integer", "minimum": 1},
+        "batteryId": {"type": "string"},
+        "modelId": {"type": ["string", "null"]},
+        "manufacturerId": {"type": ["string", "null"]},
+        "category": {"type": ["string", "null"]},
+        "sourceFormat": {"type": "string", "description": "node, catenax-6.0, catenax-6.1 or idta"},
+        "createdAt": {"type": "integer"},
+        "updatedAt": {"type": "integer"},
+        "deleted": {"type": "boolean"},
+        "publicUrl": {"type": "string", "description": "the public view, what the battery's QR code points to"},
+        "passport": {"type": "object", "description": "the passport in the node's JSON (docs/passport-model.md)"},
+    },
+}
+SCHEMAS.update(
+    {
+        "PassportInput": {
+            "type": "object",
+            "description": (
+                "A passport in the node's JSON, a Catena-X BatteryPass 6.0/6.1 document, or "
+                '{"idta": {<part>: <IDTA-02035 part>}}; the format is recognised (docs/passport-model.md)'
+            ),
+            "additionalProperties": True,
+        },
+        "StoredPassport": _STORED,
+        "PassportList": {
+            "type": "object",
+            "required": ["items", "next"],
+            "properties": {
+                "items": {"type": "array", "items": _STORED},
+                "next": {"type": ["string", "null"], "description": "cursor of the next page; null at the end"},
+            },
+        },
+        "PassportHistory": {
+            "type": "object",
+            "required": ["id", "versions"],
+            "properties": {
+                "id": {"type": "string"},
+                "versions": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["version", "recordedAt", "deleted"],
+                        "properties": {
+                            "version": {"type": "integer"},
+                            "recordedAt": {"type": "integer"},
+                            "deleted": {"type": "boolean"},
+                            "digest": {"type": "string"},
+                            "sourceFormat": {"type": "string"},
+                            "passport": {"type": ["object", "null"]},
+                        },
+                    },
+                },
+            },
+        },
+        "PassportDocument": _ANY,
+        "PassportImport": {
+            "description": 'a JSON array of passports, or {"passports": [...]}; JSON Lines with application/x-ndjson',
+            "oneOf": [
+                {"type": "array", "items": {"$ref": "#/components/schemas/PassportInput"}},
+                {
+                    "type": "object",
+                    "required": ["passports"],
+                    "properties": {
+                        "passports": {"type": "array", "items": {"$ref": "#/components/schemas/PassportInput"}}
+                    },
+                },
+            ],
+        },
+        "ImportSummary": {
+            "type": "object",
+            "required": ["accepted", "rejected", "rejections"],
+            "properties": {
+                "source": {"type": ["string", "null"]},
+                "resumedFrom": {"type": "integer"},
+                "accepted": {"type": "integer"},
+                "created": {"type": "integer"},
+                "updated": {"type": "integer"},
+                "unchanged": {"type": "integer"},
+                "rejected": {"type": "integer"},
+                "rejections": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "position": {"type": "integer"},
+                            "where": {"type": "string"},
+                            "reason": {"type": "string"},
+                        },
+                    },
+                },
+                "seconds": {"type": "number"},
+            },
+        },
+        "PublishInput": {
+            "type": "object",
+            "properties": {
+                "models": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "levels": {"type": "array", "items": {"enum": ["public", "legitimate_interest", "authority"]}},
+            },
+        },
+        "Published": {
+            "type": "object",
+            "required": ["assets", "policyDefinitions", "contractDefinitions"],
+            "properties": {
+                "assets": {"type": "array", "items": {"type": "string"}},
+                "policyDefinitions": {"type": "array", "items": {"type": "string"}},
+                "contractDefinitions": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    }
+)
+
+QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
+    "batteryId": {"type": "string"},
+    "modelId": {"type": "string"},
+    "manufacturerId": {"type": "string"},
+    "category": {"type": "string"},
+    "changedSince": {"type": "integer", "minimum": 0, "description": "only passports changed after (ms since epoch)"},
+    "cursor": {"type": "string", "description": "the `next` of the previous page"},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "includeDeleted": {"type": "boolean"},
+    "format": {"enum": ["node", "catenax", "idta"]},
+    "level": {"enum": ["public", "legitimate_interest", "authority"]},
+}
+
+
 class _Route(Protocol):
     @property
     def method(self) -> str: ...
@@ -450,6 +582,10 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
             for name in ("id",)
             if "{" + name + "}" in route.path
         ]
+        parameters += [
+            {"name": name, "in": "query", "required": False, "schema": QUERY_PARAMETERS[name]}
+            for name in getattr(route, "query", ())
+        ]
         if parameters:
             operation["parameters"] = parameters
         if route.request is not None:
@@ -464,8 +600,8 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
         if route.path.startswith(("/management/v3", "/management/v1")):
             if secured:
                 responses["401"] = _problem("missing or wrong X-Api-Key")
-            if route.request is not None:
-                responses["400"] = _problem("invalid body; every problem is listed with its path")
+            if route.request is not None or tuple(getattr(route, "query", ())):
+                responses["400"] = _problem("invalid body or parameter; every problem is listed with its path")
                 responses["413"] = _problem("body larger than CONNECTOR_MAX_BODY_BYTES")
             if "{id}" in route.path or route.method == "PUT":
                 responses["404"] = _problem("no object with this id")

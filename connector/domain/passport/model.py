@@ -1,0 +1,302 @@
+"""The node's battery passport: identity plus the Annex XIII attribute groups, each with one access tag.
+
+Regulation (EU) 2023/1542, Art. 77(2) and Annex XIII: point 1 is public, point 2 is for persons with a
+legitimate interest and the Commission (and, per Art. 77(2)(b), notified bodies and market surveillance
+authorities), point 3 for those authorities, point 4 for persons with a legitimate interest. A group is
+the unit of access: a field whose access differs from its group's belongs to another group.
+
+Data a source format carries that the node's groups do not hold is kept as extension data, each piece
+with the tag of the Annex XIII point it belongs to (unknown meaning: the most restricted, authority), so
+a passport exports back to its source format unchanged and a view never shows what it should not.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Number = int | float
+Percent = Annotated[Number, Field(ge=0, le=100)]
+Positive = Annotated[Number, Field(gt=0)]
+NonNegative = Annotated[Number, Field(ge=0)]
+
+_DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+
+
+class Tag(StrEnum):
+    """The four Annex XIII access tags."""
+
+    PUBLIC = "public"  # point 1
+    LEGITIMATE_INTEREST_MODEL = "legitimate_interest_model"  # point 2
+    AUTHORITY = "authority"  # point 3
+    LEGITIMATE_INTEREST_BATTERY = "legitimate_interest_battery"  # point 4
+
+
+class PassportInvalid(Exception):
+    """A passport that cannot be accepted; `errors` lists (field path, message)."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{path}: {message}" for path, message in errors))
+        self.errors = errors
+
+
+def check_date(value: str | None) -> str | None:
+    """Accept YYYY-MM or YYYY-MM-DD naming a real month or day."""
+    if value is None:
+        return None
+    if not _DATE.match(value):
+        raise ValueError("must be a date, YYYY-MM-DD or YYYY-MM")
+    year, month, *day = (int(part) for part in value.split("-"))
+    date(year, month, day[0] if day else 1)  # raises ValueError for a month 13 or a 31 April
+    return value
+
+
+class Group(BaseModel):
+    """An attribute group with its access tag."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    tag: ClassVar[Tag] = Tag.PUBLIC
+
+
+class Substance(BaseModel):
+    """A material or substance, with its concentration where known."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1)
+    cas: str | None = Field(default=None, pattern=r"^\d{2,7}-\d{2}-\d$")
+    concentration_pct: Percent | None = None
+    location: str | None = None
+
+
+class Identity(Group):
+    """Identifiers and label data (Annex VI part A; Annex XIII 1(a)): public."""
+
+    passport_id: str = Field(min_length=1, max_length=256)
+    battery_id: str = Field(min_length=1, max_length=512)
+    model_id: str | None = Field(default=None, max_length=256)
+    gtin: str | None = Field(default=None, pattern=r"^\d{8,14}$")
+    serial_number: str | None = None
+    batch_number: str | None = None
+    manufacturer_id: str | None = Field(default=None, max_length=256)
+    manufacturer_name: str | None = None
+    manufacturing_place: str | None = None
+    manufacturing_date: str | None = None
+    category: str | None = Field(default=None, max_length=32)
+    chemistry: str | None = None
+    mass_kg: Positive | None = None
+    warranty_months: NonNegative | None = None
+    predecessor_passport_ids: tuple[str, ...] = ()
+
+    _date = field_validator("manufacturing_date")(check_date)
+
+
+class CarbonFootprint(Group):
+    """Art. 7 carbon footprint per functional unit and life-cycle shares: public."""
+
+    kgco2e_per_kwh: NonNegative | None = None
+    performance_class: str | None = None
+    study_url: str | None = None
+    share_raw_material_pct: Percent | None = None
+    share_main_production_pct: Percent | None = None
+    share_distribution_pct: Percent | None = None
+    share_end_of_life_pct: Percent | None = None
+
+
+class DueDiligence(Group):
+    """Art. 52(3) due-diligence report and third-party assurances: public."""
+
+    report_url: str | None = None
+    third_party_assurance_urls: tuple[str, ...] = ()
+
+
+class Materials(Group):
+    """Chemistry summary, critical raw materials, hazardous substances (Annex XIII 1(b)): public."""
+
+    critical_raw_materials: tuple[str, ...] = ()
+    hazardous_substances: tuple[Substance, ...] = ()
+
+
+class Circularity(Group):
+    """Recycled and renewable content (Art. 8; Annex XIII 1(e), 1(f)) and end-user information: public."""
+
+    recycled_cobalt_pct: Percent | None = None
+    recycled_lithium_pct: Percent | None = None
+    recycled_nickel_pct: Percent | None = None
+    recycled_lead_pct: Percent | None = None
+    renewable_content_pct: Percent | None = None
+    end_user_info_urls: tuple[str, ...] = ()
+
+
+class Performance(Group):
+    """Rated performance and durability values (Annex XIII 1(g)-(p)): public."""
+
+    rated_capacity_ah: Positive | None = None
+    certified_usable_energy_kwh: NonNegative | None = None
+    voltage_min_v: NonNegative | None = None
+    voltage_nominal_v: NonNegative | None = None
+    voltage_max_v: NonNegative | None = None
+    original_power_w: NonNegative | None = None
+    expected_lifetime_cycles: Annotated[int, Field(ge=0)] | None = None
+    capacity_threshold_exhaustion_pct: Percent | None = None
+    idle_temperature_min_c: Annotated[Number, Field(ge=-273.15)] | None = None
+    idle_temperature_max_c: Annotated[Number, Field(ge=-273.15)] | None = None
+    initial_round_trip_efficiency_pct: Percent | None = None
+    round_trip_efficiency_50pct_life_pct: Percent | None = None
+    internal_resistance_pack_ohm: NonNegative | None = None
+
+
+class Labels(Group):
+    """Labels, symbols, extinguishing agent and the EU declaration of conformity (Annex XIII 1(r), 1(s)): public."""
+
+    declaration_of_conformity_id: str | None = None
+    declaration_of_conformity_urls: tuple[str, ...] = ()
+    separate_collection_symbol: bool | None = None
+    extinguishing_agents: tuple[str, ...] = ()
+
+
+class Dismantling(Group):
+    """Detailed composition, part numbers, spare parts, dismantling and safety (Annex XIII point 2)."""
+
+    tag: ClassVar[Tag] = Tag.LEGITIMATE_INTEREST_MODEL
+    detailed_composition: tuple[Substance, ...] = ()
+    component_part_numbers: tuple[str, ...] = ()
+    spare_part_sources: tuple[str, ...] = ()
+    dismantling_urls: tuple[str, ...] = ()
+    safety_measure_urls: tuple[str, ...] = ()
+
+
+class TestReports(Group):
+    """Results of test reports proving compliance (Annex XIII point 3): authorities only."""
+
+    tag: ClassVar[Tag] = Tag.AUTHORITY
+    test_report_urls: tuple[str, ...] = ()
+
+
+class BatteryStatus(StrEnum):
+    """Annex XIII 4(c)."""
+
+    ORIGINAL = "original"
+    REPURPOSED = "repurposed"
+    REUSED = "reused"
+    REMANUFACTURED = "remanufactured"
+    WASTE = "waste"
+
+
+class Condition(Group):
+    """The individual battery's state of health, status and use (Annex XIII point 4; Annex VII)."""
+
+    tag: ClassVar[Tag] = Tag.LEGITIMATE_INTEREST_BATTERY
+    status: BatteryStatus | None = None
+    put_into_service: str | None = None
+    state_of_health_pct: Percent | None = None
+    state_of_certified_energy_pct: Percent | None = None
+    state_of_charge_pct: Percent | None = None
+    remaining_capacity_ah: NonNegative | None = None
+    remaining_energy_kwh: NonNegative | None = None
+    capacity_fade_pct: Percent | None = None
+    power_fade_pct: Percent | None = None
+    full_cycles: Annotated[int, Field(ge=0)] | None = None
+    deep_discharge_events: Annotated[int, Field(ge=0)] | None = None
+    last_update: str | None = None
+
+    _date = field_validator("put_into_service")(check_date)
+
+
+GROUPS: dict[str, type[Group]] = {
+    "identity": Identity,
+    "carbon_footprint": CarbonFootprint,
+    "due_diligence": DueDiligence,
+    "materials": Materials,
+    "circularity": Circularity,
+    "performance": Performance,
+    "labels": Labels,
+    "dismantling": Dismantling,
+    "test_reports": TestReports,
+    "condition": Condition,
+}
+
+
+class Extension(BaseModel):
+    """Source data the groups do not hold, under the tag of the Annex XIII point it belongs to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: str = Field(min_length=1)
+    tag: Tag
+    data: dict[str, Any]
+
+
+class Passport(BaseModel):
+    """A battery passport as the node stores it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    identity: Identity
+    carbon_footprint: CarbonFootprint | None = None
+    due_diligence: DueDiligence | None = None
+    materials: Materials | None = None
+    circularity: Circularity | None = None
+    performance: Performance | None = None
+    labels: Labels | None = None
+    dismantling: Dismantling | None = None
+    test_reports: TestReports | None = None
+    condition: Condition | None = None
+    source_format: str = "node"
+    extensions: tuple[Extension, ...] = ()
+
+    @property
+    def passport_id(self) -> str:
+        """The passport's unique identifier."""
+        return self.identity.passport_id
+
+    @property
+    def battery_id(self) -> str:
+        """The battery's unique identifier."""
+        return self.identity.battery_id
+
+    @property
+    def model_id(self) -> str | None:
+        """The battery model."""
+        return self.identity.model_id
+
+    @property
+    def manufacturer_id(self) -> str | None:
+        """The manufacturer's identifier."""
+        return self.identity.manufacturer_id
+
+    @property
+    def category(self) -> str | None:
+        """The battery category."""
+        return self.identity.category
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the node's plain JSON (absent groups left out)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _path(location: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in location:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def invalid(error: ValidationError, prefix: str = "") -> PassportInvalid:
+    """Turn pydantic's errors into (path, message) pairs."""
+    errors = []
+    for item in error.errors(include_url=False):
+        path = _path(tuple(p for p in item["loc"] if p not in ("function-after[check_date(), str]",)))
+        errors.append((f"{prefix}{path}" if path else prefix.rstrip(".") or "(passport)", item["msg"]))
+    return PassportInvalid(errors)
+
+
+def parse_passport(data: Any) -> Passport:
+    """Validate the node's JSON; raise PassportInvalid naming every field at fault."""
+    if not isinstance(data, dict):
+        raise PassportInvalid([("(passport)", f"must be a JSON object, not {type(data).__name__}")])
+    try:
+        return Passport.model_validate(data)
+    except ValidationError as exc:
+        raise invalid(exc) from None

@@ -1,0 +1,390 @@
+"""Battery passports stored by the node: create, update, history, soft delete, bulk import, views, datasets.
+
+Every change is a new version (the old ones stay, in `passport_versions`); storing the same content
+again changes nothing, which is also what makes a bulk import safe to run twice or to resume. Views are
+computed from the stored node JSON for the access levels a reader holds (`connector.domain.passport`):
+the public view at a stable URL for anyone, the others only through the data plane under an agreement.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+
+import policies
+from connector import jsonld
+from connector.domain import passport as model
+from connector.domain.assets import BATTERY_PASSPORT, Asset, ContractDefinition, Criterion, DataAddress
+from connector.domain.assets import PolicyDefinition as StoredPolicy
+from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem
+from connector.services.passport_sources import SourceRecord
+from connector.store import Store
+from connector.store.passports import Checkpoint, PassportFilter, PassportRecord, PassportVersion
+from connector.vocab import BPC
+
+log = logging.getLogger("connector.passports")
+
+EDC = "https://w3id.org/edc/v0.0.1/ns/"
+# What a passport dataset conforms to: the node's plain-JSON passport (docs/passport-model.md).
+PASSPORT_SCHEMA = BPC + "Passport"
+FORMATS = ("node", "catenax", "idta")
+LEVELS = tuple(level.value for level in policies.AccessLevel)
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+MAX_REJECTIONS_KEPT = 1000
+
+
+def now_ms() -> int:
+    """Return the current time in milliseconds."""
+    return int(time.time() * 1000)
+
+
+def digest(data: Mapping[str, Any]) -> str:
+    """Return the content digest of a passport's node JSON (key order does not matter)."""
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def encode_cursor(record: PassportRecord) -> str:
+    """Return an opaque keyset cursor that continues after a record."""
+    return base64.urlsafe_b64encode(f"{record.updated_at}:{record.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """Read a cursor from `encode_cursor`; a broken one is a 400."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, last = raw.partition(":")
+        return int(at), last
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("cursor is not one this node issued", [Problem("invalid cursor", "cursor", cursor)]) from exc
+
+
+def levels_of(granted: Iterable[str]) -> frozenset[str]:
+    """Return the valid reader levels among `granted`, always with public."""
+    return frozenset({policies.AccessLevel.PUBLIC.value, *(g for g in granted if g in LEVELS)})
+
+
+def record_of(passport: model.Passport, source_format: str) -> PassportRecord:
+    """Return the store record of a validated passport."""
+    data = passport.to_json()
+    category = passport.category
+    return PassportRecord(
+        id=passport.passport_id,
+        battery_id=passport.battery_id,
+        model_id=passport.model_id,
+        manufacturer_id=passport.manufacturer_id,
+        category=getattr(category, "value", category) if category is not None else None,
+        data=data,
+        digest=digest(data),
+        source_format=source_format,
+    )
+
+
+def load(document: Any) -> tuple[model.Passport, str]:
+    """Read a passport in any supported format; return it and the format's name (400 naming the fields)."""
+    if not isinstance(document, dict):
+        raise InvalidInput(f"a passport must be a JSON object, got {type(document).__name__}")
+    try:
+        return model.load_document(document), model.detect_format(document)
+    except model.PassportInvalid as exc:
+        raise InvalidInput(
+            f"the passport is not valid: {'; '.join(f'{p}: {m}' for p, m in exc.errors[:5])}",
+            [Problem(message, path) for path, message in exc.errors[:100]],
+        ) from exc
+
+
+def render(data: Mapping[str, Any], levels: Iterable[str], fmt: str = "node") -> dict[str, Any]:
+    """Return the view of stored node JSON for reader levels, in the node's shape or Catena-X's."""
+    granted = levels_of(levels)
+    if fmt == "node":
+        return model.view_json(data, granted)  # stored data was validated when stored: no second pass
+    if fmt == "catenax":
+        return model.view_catenax(model.parse_passport(dict(data)), granted)
+    raise InvalidInput(f"format {fmt!r} is not served; use node or catenax", [Problem("unsupported", "format", fmt)])
+
+
+def export(data: Mapping[str, Any], fmt: str) -> dict[str, Any]:
+    """Return a whole stored passport (every level) in a format: node, catenax or idta."""
+    if fmt == "node":
+        return dict(data)
+    passport = model.parse_passport(dict(data))
+    if fmt == "catenax":
+        return model.to_catenax(passport)
+    if fmt == "idta":
+        return {"idta": model.to_idta(passport)}
+    raise InvalidInput(
+        f"format {fmt!r} is unknown; use one of {', '.join(FORMATS)}", [Problem("unknown", "format", fmt)]
+    )
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What a bulk import did; rejections carry their position, where they came from and why."""
+
+    source: str | None
+    resumed_from: int = 0
+    accepted: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    position: int = 0
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the summary as plain JSON."""
+        return {
+            "source": self.source,
+            "resumedFrom": self.resumed_from,
+            "accepted": self.accepted,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "rejections": self.rejections,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+Progress = Callable[[ImportSummary], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """The datasets (assets), policies and contract definitions publishing created or updated."""
+
+    assets: list[str]
+    policies: list[str]
+    contract_definitions: list[str]
+
+
+class PassportService:
+    """The node's passports."""
+
+    def __init__(self, store: Store, public_url: str) -> None:
+        self._store = store
+        self.public_base = public_url.rstrip("/") + "/passports/"
+
+    def public_url(self, passport_id: str) -> str:
+        """Return the stable public URL of a passport (what its QR code points to)."""
+        from urllib.parse import quote
+
+        return self.public_base + quote(passport_id, safe="")
+
+    # Single passports.
+
+    async def create(self, document: Any) -> PassportRecord:
+        """Store a new passport; 409 when one with its id exists."""
+        passport, fmt = load(document)
+        record = record_of(passport, fmt)
+        async with self._store.transaction() as tx:
+            if await tx.passports.get(record.id) is not None:
+                raise Conflict(f"passport {record.id!r} exists; update it with PUT")
+            await tx.passports.put_many([record], now_ms())
+            stored = await tx.passports.get(record.id)
+        assert stored is not None
+        return stored
+
+    async def update(self, passport_id: str, document: Any) -> tuple[PassportRecord, bool]:
+        """Store a new version of an existing passport; return it and whether anything changed."""
+        passport, fmt = load(document)
+        record = record_of(passport, fmt)
+        if record.id != passport_id:
+            raise InvalidInput(
+                f"the passport's id {record.id!r} differs from the id in the path {passport_id!r}",
+                [Problem("differs from the path", "passport_id", record.id)],
+            )
+        async with self._store.transaction() as tx:
+            if await tx.passports.get(passport_id) is None:
+                raise NotFound(f"no passport {passport_id!r}")
+            (outcome,) = await tx.passports.put_many([record], now_ms())
+            stored = await tx.passports.get(passport_id)
+        assert stored is not None
+        return stored, outcome != "unchanged"
+
+    async def get(self, passport_id: str) -> PassportRecord:
+        """Return a passport's current version."""
+        async with self._store.read() as tx:
+            found = await tx.passports.get(passport_id)
+        if found is None:
+            raise NotFound(f"no passport {passport_id!r}")
+        return found
+
+    async def history(self, passport_id: str) -> list[PassportVersion]:
+        """Return every version of a passport (deleted ones too)."""
+        async with self._store.read() as tx:
+            versions = await tx.passports.history(passport_id)
+        if not versions:
+            raise NotFound(f"no passport {passport_id!r}")
+        return versions
+
+    async def delete(self, passport_id: str) -> None:
+        """Mark a passport deleted; its history stays."""
+        async with self._store.transaction() as tx:
+            if not await tx.passports.delete(passport_id, now_ms()):
+                raise NotFound(f"no passport {passport_id!r}")
+
+    async def list(self, spec: PassportFilter) -> tuple[list[PassportRecord], str | None]:
+        """Return a page of passports and the cursor of the next page (None at the end)."""
+        limit = min(max(spec.limit, 1), MAX_LIMIT)
+        async with self._store.read() as tx:
+            found = await tx.passports.page(replace(spec, limit=limit + 1))
+        more = len(found) > limit
+        page = found[:limit]
+        return page, encode_cursor(page[-1]) if more and page else None
+
+    async def count(self) -> int:
+        """Return how many passports are stored (deleted ones left out)."""
+        async with self._store.read() as tx:
+            return await tx.passports.count()
+
+    # Bulk import.
+
+    async def import_records(
+        self,
+        records: Iterable[SourceRecord],
+        source: str | None = None,
+        batch: int = 500,
+        progress: Progress | None = None,
+        start: int = 0,
+    ) -> ImportSummary:
+        """Import records in batches, one transaction each, with the source's checkpoint in the same one.
+
+        A record that cannot be read or validated is rejected with its reason; the others are stored.
+        With a `source` key, each batch commits its checkpoint, so a rerun after an interruption starts
+        after the last committed record (`start` is where the caller began reading).
+        """
+        summary = ImportSummary(source=source, resumed_from=start, position=start)
+        began = time.perf_counter()
+        pending: list[tuple[SourceRecord, PassportRecord]] = []
+        async with self._store.read() as tx:
+            previous = await tx.passports.checkpoint(source) if source else None
+        if previous is not None and previous.position == start:
+            summary.accepted, summary.unchanged, summary.rejected = (
+                previous.accepted,
+                previous.unchanged,
+                previous.rejected,
+            )
+
+        async def flush() -> None:
+            async with self._store.transaction() as tx:
+                outcomes = await tx.passports.put_many([r for _, r in pending], now_ms()) if pending else []
+                for outcome in outcomes:
+                    summary.accepted += 1
+                    if outcome == "created":
+                        summary.created += 1
+                    elif outcome == "updated":
+                        summary.updated += 1
+                    else:
+                        summary.unchanged += 1
+                if source:
+                    await tx.passports.save_checkpoint(
+                        Checkpoint(source, summary.position, summary.accepted, summary.unchanged, summary.rejected),
+                        now_ms(),
+                    )
+            pending.clear()
+            summary.seconds = time.perf_counter() - began
+            if progress is not None:
+                progress(summary)
+
+        for item in records:
+            summary.position = item.position + 1
+            if item.error is not None:
+                self._reject(summary, item, item.error)
+            else:
+                try:
+                    passport, fmt = load(item.document)
+                    pending.append((item, record_of(passport, fmt)))
+                except InvalidInput as exc:
+                    self._reject(summary, item, exc.message)
+            if len(pending) >= batch or (summary.position % batch == 0):
+                await flush()
+        await flush()
+        if source:
+            async with self._store.transaction() as tx:
+                await tx.passports.forget_checkpoint(source)
+        summary.seconds = time.perf_counter() - began
+        log.info(
+            "passports imported",
+            extra={k: v for k, v in summary.as_json().items() if k != "rejections"},
+        )
+        return summary
+
+    @staticmethod
+    def _reject(summary: ImportSummary, item: SourceRecord, reason: str) -> None:
+        summary.rejected += 1
+        if len(summary.rejections) < MAX_REJECTIONS_KEPT:
+            summary.rejections.append({"position": item.position, "where": item.where, "reason": reason})
+
+    async def resume_position(self, source: str) -> int:
+        """Return where an interrupted import of `source` stopped (0 when it never ran or finished)."""
+        async with self._store.read() as tx:
+            found = await tx.passports.checkpoint(source)
+        return found.position if found is not None else 0
+
+    async def forget_import(self, source: str) -> None:
+        """Forget an interrupted import, so the next run starts from the beginning."""
+        async with self._store.transaction() as tx:
+            await tx.passports.forget_checkpoint(source)
+
+    # Datasets.
+
+    async def publish(self, model_ids: Sequence[str] | None = None, levels: Sequence[str] = LEVELS) -> Published:
+        """Offer the stored passports as datasets: one per battery model and access level, each under the
+        policy template of its level, with one contract definition per level. Existing ones are kept."""
+        for level in levels:
+            if level not in LEVELS:
+                raise InvalidInput(f"access level {level!r} is unknown; use {', '.join(LEVELS)}")
+        if model_ids is None:
+            async with self._store.read() as tx:
+                model_ids = await tx.passports.model_ids()
+        at = now_ms()
+        made_assets: list[str] = []
+        made_policies: list[str] = []
+        made_definitions: list[str] = []
+        async with self._store.transaction() as tx:
+            for level in levels:
+                policy_id = f"passport-{level.replace('_', '-')}"
+                if await tx.policies.get(policy_id) is None:
+                    expanded = jsonld.single_node(
+                        jsonld.expand(policies.templates.template_json(level, form="edc")), "policy"
+                    )
+                    await tx.policies.add(StoredPolicy(policy_id, expanded, {}, at))
+                    made_policies.append(policy_id)
+                for model_id in model_ids:
+                    asset_id = f"passports-{model_id}-{level.replace('_', '-')}"
+                    if await tx.assets.get(asset_id) is not None:
+                        continue
+                    await tx.assets.add(
+                        Asset(
+                            id=asset_id,
+                            properties={
+                                EDC + "id": asset_id,
+                                EDC + "name": f"Battery passports of model {model_id}, {level.replace('_', ' ')} view",
+                                EDC + "contenttype": "application/json",
+                                EDC + "passportAccessLevel": level,
+                                BPC + "batteryModel": model_id,
+                                "http://purl.org/dc/terms/conformsTo": PASSPORT_SCHEMA,
+                            },
+                            private_properties={},
+                            data_address=DataAddress(
+                                BATTERY_PASSPORT, {"accessLevel": level, "batteryModel": model_id}
+                            ),
+                            created_at=at,
+                        )
+                    )
+                    made_assets.append(asset_id)
+                definition_id = f"passports-{level.replace('_', '-')}"
+                if await tx.contracts.get(definition_id) is None:
+                    selector = (Criterion(EDC + "passportAccessLevel", "=", level),)
+                    await tx.contracts.add(ContractDefinition(definition_id, policy_id, policy_id, selector, {}, at))
+                    made_definitions.append(definition_id)
+        return Published(made_assets, made_policies, made_definitions)

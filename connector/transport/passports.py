@@ -1,0 +1,376 @@
+"""Passports over HTTP: the plain-JSON passports API (management surface), the public view per battery
+(protocol surface, no authentication, what a QR code points to), and the data plane's passport answers.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from connector.domain.errors import InvalidInput, NotFound, Problem
+from connector.services import passports as service
+from connector.services.passport_sources import SourceRecord
+from connector.store.passports import PassportFilter, PassportRecord, PassportVersion
+from connector.transport.http import MAX_BODY, json_response, no_content, read_json
+
+PASSPORTS: web.AppKey[service.PassportService] = web.AppKey("passports", service.PassportService)
+
+V1 = "/management/v1/passports"
+
+
+def _envelope(record: PassportRecord, passports: service.PassportService) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "version": record.version,
+        "batteryId": record.battery_id,
+        "modelId": record.model_id,
+        "manufacturerId": record.manufacturer_id,
+        "category": record.category,
+        "sourceFormat": record.source_format,
+        "createdAt": record.created_at,
+        "updatedAt": record.updated_at,
+        "deleted": record.deleted_at is not None,
+        "publicUrl": passports.public_url(record.id),
+        "passport": record.data,
+    }
+
+
+def _version(item: PassportVersion) -> dict[str, Any]:
+    return {
+        "version": item.version,
+        "recordedAt": item.recorded_at,
+        "deleted": item.deleted,
+        "digest": item.digest,
+        "sourceFormat": item.source_format,
+        "passport": item.data,
+    }
+
+
+def _int(request: web.Request, name: str, default: int | None = None, low: int = 0) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise InvalidInput(f"{name} must be an integer of at least {low}", [Problem("invalid", name, raw)])
+    return value
+
+
+def _bool(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise InvalidInput(f"{name} must be true or false", [Problem("invalid", name, raw)])
+    return raw in ("true", "1")
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = request.query.get(name, default)
+    if value not in allowed:
+        raise InvalidInput(f"{name} must be one of {', '.join(allowed)}", [Problem("invalid", name, value)])
+    return value
+
+
+def filter_from(
+    request: web.Request,
+    *,
+    model_id: str | None = None,
+    battery_id: str | None = None,
+    manufacturer_id: str | None = None,
+    allow_deleted: bool = False,
+) -> PassportFilter:
+    """Read listing parameters (batteryId, modelId, manufacturerId, category, changedSince, cursor, limit,
+    includeDeleted); the keyword arguments are fixed by a dataset and win over the query."""
+    cursor = request.query.get("cursor")
+    return PassportFilter(
+        battery_id=battery_id or request.query.get("batteryId") or None,
+        model_id=model_id or request.query.get("modelId") or None,
+        manufacturer_id=manufacturer_id or request.query.get("manufacturerId") or None,
+        category=request.query.get("category") or None,
+        changed_since=_int(request, "changedSince"),
+        after=service.decode_cursor(cursor) if cursor else None,
+        include_deleted=allow_deleted and _bool(request, "includeDeleted"),
+        limit=_int(request, "limit", service.DEFAULT_LIMIT, low=1) or service.DEFAULT_LIMIT,
+    )
+
+
+def _passports(request: web.Request) -> service.PassportService:
+    return request.app[PASSPORTS]
+
+
+# The management API.
+
+
+async def create_passport(request: web.Request) -> web.Response:
+    passports = _passports(request)
+    record = await passports.create(await read_json(request))
+    return json_response(_envelope(record, passports), status=201)
+
+
+async def list_passports(request: web.Request) -> web.Response:
+    passports = _passports(request)
+    page, following = await passports.list(filter_from(request, allow_deleted=True))
+    return json_response({"items": [_envelope(r, passports) for r in page], "next": following})
+
+
+async def get_passport(request: web.Request) -> web.Response:
+    passports = _passports(request)
+    return json_response(_envelope(await passports.get(request.match_info["id"]), passports))
+
+
+async def update_passport(request: web.Request) -> web.Response:
+    passports = _passports(request)
+    record, _ = await passports.update(request.match_info["id"], await read_json(request))
+    return json_response(_envelope(record, passports))
+
+
+async def delete_passport(request: web.Request) -> web.Response:
+    await _passports(request).delete(request.match_info["id"])
+    return no_content()
+
+
+async def passport_history(request: web.Request) -> web.Response:
+    passport_id = request.match_info["id"]
+    versions = await _passports(request).history(passport_id)
+    return json_response({"id": passport_id, "versions": [_version(v) for v in versions]})
+
+
+async def export_passport(request: web.Request) -> web.Response:
+    fmt = _choice(request, "format", service.FORMATS, "node")
+    record = await _passports(request).get(request.match_info["id"])
+    return json_response(service.export(record.data, fmt))
+
+
+async def view_passport(request: web.Request) -> web.Response:
+    level = _choice(request, "level", service.LEVELS, "public")
+    fmt = _choice(request, "format", ("node", "catenax"), "node")
+    record = await _passports(request).get(request.match_info["id"])
+    return json_response(service.render(record.data, {level}, fmt))
+
+
+async def import_passports(request: web.Request) -> web.Response:
+    """Import a JSON array (or {"passports": [...]}) or JSON Lines (Content-Type application/x-ndjson)."""
+    limit = request.app[MAX_BODY]
+    if request.content_type in ("application/x-ndjson", "application/jsonl", "application/json-lines"):
+        if request.content_length is not None and request.content_length > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+        raw = await request.read()
+        records: list[SourceRecord] = []
+        for number, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(SourceRecord(len(records), f"line {number}", document=orjson.loads(line)))
+            except orjson.JSONDecodeError as exc:
+                records.append(SourceRecord(len(records), f"line {number}", error=f"not JSON: {exc}"))
+    else:
+        body = await read_json(request)
+        items = body.get("passports") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise InvalidInput(
+                'the body must be a JSON array of passports or {"passports": [...]}',
+                [Problem("expected an array", "passports")],
+            )
+        records = [SourceRecord(i, f"[{i}]", document=doc) for i, doc in enumerate(items)]
+    summary = await _passports(request).import_records(records)
+    return json_response(summary.as_json())
+
+
+async def publish_passports(request: web.Request) -> web.Response:
+    body = await read_json(request, optional=True) or {}
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    models = body.get("models")
+    levels = body.get("levels", list(service.LEVELS))
+    for name, value in (("models", models), ("levels", levels)):
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)):
+            raise InvalidInput(f"{name} must be a list of strings", [Problem("invalid", name, value)])
+    done = await _passports(request).publish(models, levels)
+    return json_response(
+        {"assets": done.assets, "policyDefinitions": done.policies, "contractDefinitions": done.contract_definitions}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """A passports route and what the OpenAPI document says of it."""
+
+    method: str
+    path: str
+    handler: Any
+    summary: str
+    request: str | None
+    response: str | None
+    status: int = 200
+    query: tuple[str, ...] = ()
+
+
+LIST_QUERY = ("batteryId", "modelId", "manufacturerId", "category", "changedSince", "cursor", "limit", "includeDeleted")
+
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        "POST",
+        V1,
+        create_passport,
+        "Store a new passport (node JSON, Catena-X BatteryPass 6.x or IDTA parts)",
+        "PassportInput",
+        "StoredPassport",
+        201,
+    ),
+    RouteSpec(
+        "GET",
+        V1,
+        list_passports,
+        "List passports (filters, changed-since, keyset paging)",
+        None,
+        "PassportList",
+        query=LIST_QUERY,
+    ),
+    RouteSpec(
+        "POST",
+        f"{V1}/import",
+        import_passports,
+        "Import many passports (JSON array or JSON Lines)",
+        "PassportImport",
+        "ImportSummary",
+    ),
+    RouteSpec(
+        "POST",
+        f"{V1}/publish",
+        publish_passports,
+        "Offer the stored passports as datasets per model and access level",
+        "PublishInput",
+        "Published",
+    ),
+    RouteSpec("GET", f"{V1}/{{id}}", get_passport, "Get a passport's current version", None, "StoredPassport"),
+    RouteSpec(
+        "PUT", f"{V1}/{{id}}", update_passport, "Store a new version of a passport", "PassportInput", "StoredPassport"
+    ),
+    RouteSpec("DELETE", f"{V1}/{{id}}", delete_passport, "Delete a passport (its history stays)", None, None, 204),
+    RouteSpec("GET", f"{V1}/{{id}}/history", passport_history, "Every version of a passport", None, "PassportHistory"),
+    RouteSpec(
+        "GET",
+        f"{V1}/{{id}}/export",
+        export_passport,
+        "A passport in a format: node, catenax or idta",
+        None,
+        "PassportDocument",
+        query=("format",),
+    ),
+    RouteSpec(
+        "GET",
+        f"{V1}/{{id}}/view",
+        view_passport,
+        "What a reader of one access level sees",
+        None,
+        "PassportDocument",
+        query=("level", "format"),
+    ),
+)
+
+
+# The public view (protocol surface): anyone, no negotiation, as Art. 77(2)(a) requires.
+
+
+def _page(view: dict[str, Any], record: PassportRecord) -> str:
+    rows = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), item)
+        elif isinstance(value, list) and value and any(isinstance(v, dict | list) for v in value):
+            for i, item in enumerate(value):
+                walk(f"{prefix}[{i}]", item)
+        else:
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            rows.append(f"<tr><th>{html.escape(prefix)}</th><td>{html.escape(str(shown))}</td></tr>")
+
+    walk("", view)
+    title = html.escape(f"Battery passport {record.battery_id}")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<style>body{font-family:sans-serif;margin:1em}th{text-align:left;padding-right:1em;vertical-align:top;"
+        "font-weight:normal;color:#555}td{font-family:monospace}</style></head><body>"
+        f"<h1>{title}</h1><p>Public information (EU Battery Regulation 2023/1542, Annex XIII point 1), "
+        f"version {record.version}.</p><table>{''.join(rows)}</table></body></html>"
+    )
+
+
+async def public_passport(request: web.Request) -> web.StreamResponse:
+    """Serve the public view of one passport: JSON, or a readable page for browsers."""
+    passports = _passports(request)
+    fmt = _choice(request, "format", ("node", "catenax"), "node")
+    try:
+        record = await passports.get(request.match_info["id"])
+    except NotFound as exc:
+        return json_response({"error": "Not Found", "reason": exc.message}, status=404)
+    etag = f'"{record.digest[:32]}-{record.version}"'
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers={"ETag": etag})
+    view = service.render(record.data, (), fmt)
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=60", "Vary": "Accept"}
+    accept = request.headers.get("Accept", "")
+    if "text/html" in accept and "application/json" not in accept.split(",")[0]:
+        return web.Response(text=_page(view, record), content_type="text/html", headers=headers)
+    return json_response(view, headers=headers)
+
+
+# The data plane: a BatteryPassport dataset is a collection (a model, a battery, a manufacturer, or all),
+# served as the view of the access level its data address names.
+
+
+async def data_plane(request: web.Request, address: dict[str, Any], tail: str) -> tuple[web.Response, str | None]:
+    """Answer a data-plane request on a BatteryPassport dataset; return the response and a refusal reason."""
+    if request.method not in ("GET", "HEAD"):
+        return json_response({"error": "Method Not Allowed", "reason": "passports are read with GET"}, status=405), (
+            "method not allowed"
+        )
+    passports = _passports(request)
+    level = str(address.get("accessLevel", "public"))
+    fmt = _choice(request, "format", ("node", "catenax"), "node")
+    fixed_model = address.get("batteryModel")
+    fixed_battery = address.get("batteryId")
+    fixed_maker = address.get("manufacturer")
+    if tail:
+        try:
+            record = await passports.get(tail)
+        except NotFound:
+            record = None
+        if record is None or any(
+            want is not None and have != want
+            for want, have in (
+                (fixed_model, record.model_id),
+                (fixed_battery, record.battery_id),
+                (fixed_maker, record.manufacturer_id),
+            )
+        ):
+            reason = f"no passport {tail!r} in this dataset"
+            return json_response({"error": "Not Found", "reason": reason}, status=404), reason
+        return json_response(service.render(record.data, {level}, fmt)), None
+    spec = filter_from(
+        request,
+        model_id=fixed_model if isinstance(fixed_model, str) else None,
+        battery_id=fixed_battery if isinstance(fixed_battery, str) else None,
+        manufacturer_id=fixed_maker if isinstance(fixed_maker, str) else None,
+    )
+    page, following = await passports.list(spec)
+    body = {
+        "passports": [service.render(r.data, {level}, fmt) for r in page],
+        "next": following,
+        "accessLevel": level,
+    }
+    return json_response(body), None
+
+
+def add_public_routes(app: web.Application, passports: service.PassportService) -> None:
+    """Mount the public passport view on the protocol application."""
+    app[PASSPORTS] = passports
+    app.router.add_get("/passports/{id}", public_passport)
