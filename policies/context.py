@@ -24,6 +24,8 @@ class Scope(StrEnum):
 
 ALL_SCOPES: Final = frozenset(Scope)
 USAGE_SCOPES: Final = frozenset({Scope.TRANSFER, Scope.DATA_REQUEST, Scope.MONITOR})
+# Where the caller's verified claims are known (DSP requests authenticated with its credentials).
+CLAIM_SCOPES: Final = frozenset({Scope.CATALOG, Scope.NEGOTIATION, Scope.TRANSFER})
 
 
 def _now() -> datetime:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from .context import EvaluationContext
+from .context import CLAIM_SCOPES, EvaluationContext
 from .model import Constraint, LiteralValue, Policy, Rule
 from .registry import CLAIM_ACCESS_LEVEL, CLAIM_ROLES, Registry, claim_set
 from .render import render_dsp, render_edc
@@ -94,6 +94,8 @@ def install_access_level(registry: Registry, mapping: AccessLevelMapping = DEFAU
         resolve,
         value_type=STR,
         multi=True,
+        scopes=CLAIM_SCOPES,
+        deferred_outside_scopes=True,
         replace=registry.operand(ACCESS_LEVEL) is not None,
         description="access levels derived from verified role claims (and an explicit level claim)",
     )

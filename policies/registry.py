@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from .context import ALL_SCOPES, USAGE_SCOPES, EvaluationContext, Scope
+from .context import ALL_SCOPES, CLAIM_SCOPES, USAGE_SCOPES, EvaluationContext, Scope
 from .model import LiteralValue, Value
 from .values import DT, DUR, NUM, STR, typed
 from .vocab import ACTION_PARENT, BPC, CX_POLICY, EDC, ODRL, TX
@@ -308,10 +308,29 @@ def install_builtin_operands(reg: Registry) -> None:
         value_type=STR,
         description="verified id of the requesting participant",
     )
-    reg.register(BPC + "role", _roles, value_type=STR, multi=True, description="claims['roles']")
-    reg.register(BPC + "membership", _membership, description="claims['membership'] (bool or string)")
+    # Claims are verified from the caller's credentials on DSP requests (catalog, negotiation, transfer
+    # start). A data-plane request carries only the access token of a transfer whose start checked them,
+    # and the monitor has no caller: there the claim constraints are deferred, not re-read as empty.
+    reg.register(
+        BPC + "role",
+        _roles,
+        value_type=STR,
+        multi=True,
+        description="claims['roles']",
+        scopes=CLAIM_SCOPES,
+        deferred_outside_scopes=True,
+    )
+    reg.register(
+        BPC + "membership",
+        _membership,
+        description="claims['membership'] (bool or string)",
+        scopes=CLAIM_SCOPES,
+        deferred_outside_scopes=True,
+    )
     for iri in (BPC + "businessPartnerNumber", TX + "BusinessPartnerNumber", CX_POLICY + "BusinessPartnerNumber"):
-        reg.register(iri, _bpn, value_type=STR, description="claims['bpn']")
+        reg.register(
+            iri, _bpn, value_type=STR, description="claims['bpn']", scopes=CLAIM_SCOPES, deferred_outside_scopes=True
+        )
     reg.register(
         EDC + "inForceDate",
         lambda c: c.now,
@@ -327,6 +346,8 @@ def install_builtin_operands(reg: Registry) -> None:
         _cx_membership,
         value_type=STR,
         description="'active' when claims['membership'] is true or 'active'",
+        scopes=CLAIM_SCOPES,
+        deferred_outside_scopes=True,
     )
     reg.register(
         CX_POLICY + "FrameworkAgreement",
@@ -334,4 +355,6 @@ def install_builtin_operands(reg: Registry) -> None:
         value_type=STR,
         multi=True,
         description="claims['framework_agreements']",
+        scopes=CLAIM_SCOPES,
+        deferred_outside_scopes=True,
     )

@@ -33,6 +33,7 @@ from policies import (
     templates,
     validate,
 )
+from policies.context import CLAIM_SCOPES
 from policies.vocab import BPC, EDC, ODRL, XSD
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
@@ -324,8 +325,19 @@ def test_access_levels_from_roles() -> None:
 )
 def test_templates_decide(template: Policy, claims: dict[str, Any], purpose: str | None, permitted: bool) -> None:
     context = EvaluationContext(participant_id="did:web:r", claims=claims, purpose=purpose, now=NOW)
-    for scope in Scope:
+    for scope in CLAIM_SCOPES:
         assert evaluate(template, "read", context, scope).permitted is permitted
+
+
+def test_claims_are_not_reread_where_no_caller_proves_them() -> None:
+    # A data-plane request carries a transfer's token, the monitor has no caller: the level was checked
+    # at negotiation and transfer start, and is deferred there rather than read as "no claims".
+    without_claims = EvaluationContext(participant_id="did:web:r", claims={}, now=NOW)
+    for scope in (Scope.DATA_REQUEST, Scope.MONITOR):
+        decision = evaluate(templates.legitimate_interest_policy(), "use", without_claims, scope)
+        assert decision.permitted
+        assert [c.outcome for c in decision.explanation.deferred] == ["deferred"]
+    assert not evaluate(templates.legitimate_interest_policy(), "use", without_claims, Scope.TRANSFER).permitted
 
 
 def test_role_mapping_is_configurable_per_registry() -> None:

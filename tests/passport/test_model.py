@@ -1,0 +1,187 @@
+"""The passport model on real examples: Catena-X round trips, the fields each access level sees, IDTA
+parts (including examples that fail their own schema), and validation errors that name the field."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connector.domain import passport as model
+from tests.conftest import shared_path
+
+CATENAX = ("6.0.0", "6.1.0")
+IDTA_PARTS = {
+    "digital_nameplate": ("digital_nameplate/1.0.0", "NameplateBattery"),
+    "handover_documentation": ("handover_documentation/1.0.0", "HandoverDocumentationBattery"),
+    "product_condition": ("product_condition/1.0.1", "ProductConditionBattery"),
+    "technical_data": ("technical_data/1.0.1", "TechnicalDataBattery"),
+    "material_composition": ("material_composition/1.0.1", "MaterialCompositionBattery"),
+    "carbon_footprint": ("carbon_footprint/1.0.0", "CarbonFootprintBattery"),
+    "circularity": ("circularity/1.0.0", "CircularityBattery"),
+}
+
+
+def catenax(version: str) -> dict[str, Any]:
+    path = shared_path("data", "passports", "catenax-sldt", "io.catenax.battery.battery_pass", version, "gen")
+    return dict(json.loads((path / "BatteryPass.json").read_text()))
+
+
+def idta_bundle() -> dict[str, Any]:
+    parts = {}
+    for name, (folder, stem) in IDTA_PARTS.items():
+        part, ver = folder.split("/")
+        base: Path = shared_path("data", "passports", "idta-smt", f"io.admin-shell.idta.batterypass.{part}", ver, "gen")
+        parts[name] = json.loads((base / f"{stem}.json").read_text())
+    return {"idta": parts}
+
+
+@pytest.mark.parametrize("version", CATENAX)
+def test_catenax_examples_round_trip_exactly(version: str) -> None:
+    original = catenax(version)
+    passport = model.load_document(copy.deepcopy(original))
+    assert model.detect_format(original) == ("catenax-6.1" if version == "6.1.0" else "catenax-6.0")
+    assert model.to_catenax(passport) == original
+    # Through the node's JSON (what the store keeps) too.
+    assert model.to_catenax(model.parse_passport(json.loads(json.dumps(passport.to_json())))) == original
+    assert passport.passport_id == "urn:uuid:550e8400-e29b-41d4-a716-446655440000"
+    assert passport.battery_id == "SN12345678" and passport.model_id == "123-0.740-3434-A"
+
+
+def test_a_changed_value_is_exported_at_its_catenax_path() -> None:
+    passport = model.load_document(catenax("6.1.0"))
+    assert passport.condition is not None
+    changed = passport.model_copy(
+        update={"condition": passport.condition.model_copy(update={"state_of_charge_pct": 12.5})}
+    )
+    assert model.to_catenax(changed)["performance"]["dynamic"]["stateOfCharge"]["value"] == 12.5
+
+
+def test_a_catenax_value_the_node_finds_invalid_is_kept_where_it_was() -> None:
+    original = catenax("6.1.0")
+    assert original["operation"]["intoServiceDate"] == "7172-75-08"  # schema-valid, not a date
+    passport = model.load_document(original)
+    assert passport.condition is not None and passport.condition.put_into_service is None
+    assert model.to_catenax(passport)["operation"]["intoServiceDate"] == "7172-75-08"
+    # And it is still served only at its level (Annex VII part B: legitimate interest).
+    assert "intoServiceDate" not in model.view_catenax(passport, {"public"}).get("operation", {})
+
+
+def test_the_public_view_has_exactly_the_public_fields() -> None:
+    passport = model.load_document(catenax("6.1.0"))
+    public = model.view_catenax(passport, {"public"})
+    assert set(public["performance"]) == {"rated"}
+    assert set(public["materials"]) == {"active", "hazardous"}
+    assert set(public["safety"]) == {"usableExtinguishAgent", "meaningOfLabels"}
+    assert set(public["conformity"]) == {
+        "declarationOfConformityId",
+        "thirdPartyAssurance",
+        "declarationOfConformity",
+        "dueDiligencePolicy",
+    }
+    assert "handling" not in public and "status" not in public["sustainability"]
+    node = model.view(passport, {"public"})
+    assert "condition" not in node and "test_reports" not in node and "dismantling" not in node
+    assert {e["tag"] for e in node["extensions"]} == {"public"}
+    assert node["performance"]["rated_capacity_ah"] == 4.0
+
+
+def test_the_legitimate_interest_view_adds_points_2_and_4_but_not_test_reports() -> None:
+    passport = model.load_document(catenax("6.1.0"))
+    view = model.view_catenax(passport, {"legitimate_interest"})
+    assert set(view["performance"]) == {"rated", "dynamic"}
+    assert "composition" in view["materials"] and "handling" in view
+    assert {"dismantling", "safetyMeasures", "removalFromAppliance", "safeDischarging"} <= set(view["safety"])
+    assert view["sustainability"]["status"] == "original"
+    assert "resultOfTestReport" not in view["conformity"]
+    node = model.view(passport, {"legitimate_interest"})
+    assert node["condition"]["state_of_charge_pct"] == 50.0
+    assert {e["tag"] for e in node["extensions"]} == {
+        "public",
+        "legitimate_interest_model",
+        "legitimate_interest_battery",
+    }
+
+
+def test_the_authority_view_has_test_reports_but_not_the_battery_condition() -> None:
+    passport = model.load_document(catenax("6.1.0"))
+    view = model.view_catenax(passport, {"authority"})
+    assert "resultOfTestReport" in view["conformity"] and "composition" in view["materials"]
+    assert "dynamic" not in view["performance"]
+    both = model.view_catenax(passport, {"authority", "legitimate_interest"})
+    assert both == catenax("6.1.0")
+
+
+def test_idta_parts_round_trip_and_split_by_level() -> None:
+    bundle = idta_bundle()
+    passport = model.load_document(copy.deepcopy(bundle))
+    assert model.to_idta(passport) == bundle["idta"]
+    assert passport.battery_id  # read from the nameplate
+    public = model.view(passport, {"public"})
+    public_parts = {name for e in public["extensions"] for name in e["data"]}
+    assert "product_condition" not in public_parts
+    public_nameplate = next(
+        e["data"]["digital_nameplate"] for e in public["extensions"] if "digital_nameplate" in e["data"]
+    )
+    assert "DateOfPuttingIntoService" not in public_nameplate
+
+
+def test_an_idta_example_failing_its_schema_in_language_text_is_accepted() -> None:
+    nameplate = idta_bundle()["idta"]["digital_nameplate"]
+    assert isinstance(nameplate["ManufacturerName"], dict)  # the schema wants a list of {language, text}
+    passport = model.load_document({"idta": {"digital_nameplate": nameplate}})
+    assert passport.identity.manufacturer_name == "Muster AG"
+
+
+def test_an_unclear_idta_bundle_is_rejected_with_the_path() -> None:
+    parts = idta_bundle()["idta"]
+    with pytest.raises(model.PassportInvalid) as caught:
+        model.load_document({"idta": {"product_condition": parts["product_condition"]}})
+    assert caught.value.errors == [("idta.digital_nameplate", "required: it carries the battery's identity")]
+    with pytest.raises(model.PassportInvalid) as caught:
+        model.load_document({"idta": {"digital_nameplate": {"ManufacturerName": "x"}, "unknown_part": {}}})
+    assert ("idta.unknown_part", "not an IDTA-02035 part this node knows") in caught.value.errors
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "path"),
+    [
+        (("identity", "mass_kg"), -3, "identity.mass_kg"),
+        (("circularity", "recycled_cobalt_pct"), 130, "circularity.recycled_cobalt_pct"),
+        (("identity", "manufacturing_date"), "2026-13", "identity.manufacturing_date"),
+        (("condition", "status"), "broken", "condition.status"),
+        (("identity", "gtin"), "12ab", "identity.gtin"),
+        (("performance", "unknown_field"), 1, "performance.unknown_field"),
+    ],
+)
+def test_validation_errors_name_the_field(field: tuple[str, str], value: Any, path: str) -> None:
+    document = model.generate(1)
+    document[field[0]][field[1]] = value
+    with pytest.raises(model.PassportInvalid) as caught:
+        model.parse_passport(document)
+    assert [p for p, _ in caught.value.errors] == [path]
+
+
+def test_a_catenax_document_without_a_passport_id_is_rejected() -> None:
+    document = catenax("6.1.0")
+    del document["metadata"]["passportIdentifier"]
+    with pytest.raises(model.PassportInvalid) as caught:
+        model.load_document(document)
+    assert caught.value.errors[0][0] == "metadata.passportIdentifier"
+    with pytest.raises(model.PassportInvalid):
+        model.load_document({"some": "thing"})
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=99))
+def test_generated_passports_are_valid_and_survive_the_node_json(i: int, seed: int) -> None:
+    passport = model.parse_passport(model.generate(i, seed=seed))
+    assert model.parse_passport(json.loads(json.dumps(passport.to_json()))) == passport
+    assert passport.passport_id != model.parse_passport(model.generate(i + 1, seed=seed)).passport_id
+    public = model.view(passport, {"public"})
+    assert "condition" not in public and "test_reports" not in public and "dismantling" not in public
