@@ -314,7 +314,13 @@ class PassportService:
         summary.seconds = time.perf_counter() - began
         log.info(
             "passports imported",
-            extra={k: v for k, v in summary.as_json().items() if k != "rejections"},
+            extra={
+                "import_source": source,
+                "import_accepted": summary.accepted,
+                "import_new": summary.created,
+                "import_unchanged": summary.unchanged,
+                "import_rejected": summary.rejected,
+            },
         )
         return summary
 
