@@ -192,21 +192,27 @@ async def negotiation_offers(request: web.Request) -> web.StreamResponse:
     return await handle(request, NEGOTIATION_ERROR, call)
 
 
+def _trigger_fields(participant: Participant, body: Any, names: tuple[str, ...]) -> dict[str, str]:
+    """Check a TCK trigger call: the TCK's header, every field a non-empty string, an http(s) address."""
+    if participant.id != TCK_PARTICIPANT:
+        raise Unauthorized("only the TCK (its configured Authorization header) may use the trigger endpoint")
+    fields = {}
+    for name in names:
+        value = body.get(name) if isinstance(body, dict) else None
+        if not isinstance(value, str) or not value:
+            raise InvalidInput(f"{name} is required", [Problem("missing", name, value)])
+        fields[name] = value
+    if not fields["connectorAddress"].startswith(("http://", "https://")):
+        raise InvalidInput("connectorAddress must be an http(s) URL")
+    return fields
+
+
 async def tck_negotiation_trigger(request: web.Request) -> web.StreamResponse:
     """Conformance test mode: the TCK makes this node start a negotiation as consumer."""
     services = request.app[SERVICES]
 
     async def call(participant: Participant, body: Any) -> web.StreamResponse:
-        if participant.id != TCK_PARTICIPANT:
-            raise Unauthorized("only the TCK (its configured Authorization header) may use the trigger endpoint")
-        fields = {}
-        for name in ("providerId", "offerId", "datasetId", "connectorAddress"):
-            value = body.get(name) if isinstance(body, dict) else None
-            if not isinstance(value, str) or not value:
-                raise InvalidInput(f"{name} is required", [Problem("missing", name, value)])
-            fields[name] = value
-        if not fields["connectorAddress"].startswith(("http://", "https://")):
-            raise InvalidInput("connectorAddress must be an http(s) URL")
+        fields = _trigger_fields(participant, body, ("providerId", "offerId", "datasetId", "connectorAddress"))
         offer = {
             "@id": fields["offerId"],
             "@type": "Offer",
@@ -228,16 +234,7 @@ async def tck_transfer_trigger(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
 
     async def call(participant: Participant, body: Any) -> web.StreamResponse:
-        if participant.id != TCK_PARTICIPANT:
-            raise Unauthorized("only the TCK (its configured Authorization header) may use the trigger endpoint")
-        fields = {}
-        for name in ("providerId", "agreementId", "format", "connectorAddress"):
-            value = body.get(name) if isinstance(body, dict) else None
-            if not isinstance(value, str) or not value:
-                raise InvalidInput(f"{name} is required", [Problem("missing", name, value)])
-            fields[name] = value
-        if not fields["connectorAddress"].startswith(("http://", "https://")):
-            raise InvalidInput("connectorAddress must be an http(s) URL")
+        fields = _trigger_fields(participant, body, ("providerId", "agreementId", "format", "connectorAddress"))
         # The TCK's agreements (ATPC...) exist only on its side: this node does not hold them.
         transfer = await services.transfers.start(
             fields["connectorAddress"],
