@@ -264,3 +264,13 @@ async def test_publishing_offers_one_dataset_per_model_and_level(api: tuple[Node
     status, again = await management.call("POST", f"{V1}/publish", {})
     assert again == {"assets": [], "policyDefinitions": [], "contractDefinitions": []}
     assert (await management.call("POST", f"{V1}/publish", {"levels": ["nobody"]}))[0] == 400
+
+
+def test_a_badly_encoded_line_is_that_records_error(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(model.generate(1)).encode() + b"\n\xff\xfe{}\n{}\n")
+    records = list(Source(path).records())
+    assert [r.position for r in records] == [0, 1, 2]
+    assert records[0].document is not None and records[0].error is None
+    assert records[1].error is not None and records[1].error.startswith("not JSON")
+    assert records[2].document == {}

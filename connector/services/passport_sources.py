@@ -144,7 +144,8 @@ def _lines(file: Path, position: int, start: int) -> Iterator[SourceRecord]:
             elif len(raw) > MAX_RECORD_BYTES:
                 yield SourceRecord(position, where, error=f"the line has more than {MAX_RECORD_BYTES} bytes")
             else:
-                yield _parse(raw.decode("utf-8-sig", errors="strict") if number == 1 else raw, position, where)
+                # Bytes go to the parser whole: bad encoding is that record's error, not the import's end.
+                yield _parse(raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw, position, where)
             position += 1
 
 
