@@ -1,21 +1,24 @@
 """The data plane: requests per second for a 4 KB passport with a valid token, and MB/s for a 100 MB proxied asset.
 
 Starts a provider and a consumer node in this process (`running_node`, embedded SQLite in a temporary directory,
-127.0.0.1 only) and an operator backend (bare aiohttp) serving a 4 KB JSON passport and a 100 MB body. The
-provider offers the backend as an HttpData asset (proxyPath); the consumer negotiates it and starts an
-HttpData-PULL transfer through the management API, then reads the endpoint and token from
-`/management/v3/edrs/{id}/dataaddress`, as an EDC client does.
+127.0.0.1 only) on uvloop, as `connector run` does (`--asyncio` for the standard loop), and an operator backend
+(bare aiohttp) serving a 4 KB JSON passport and a 100 MB body. Every transfer is set up as an EDC client does
+it: catalog request, contract negotiation and HttpData-PULL transfer through the consumer's management API,
+then the endpoint and token from `/management/v3/edrs/{id}/dataaddress`.
 
-Prints, with `--inflight` requests kept in flight (default 32) for `--seconds` per phase:
-- requests/s and median latency of GET <endpoint>/passport with the token (token, transfer state, agreement and
-  usage policy checked on every request, access logged, the body streamed from the backend);
-- the same for a bare aiohttp handler returning the same bytes (baseline.py), measured in the same run, and
-  the ratio node / bare;
-- MB/s of one GET of the 100 MB asset through the data plane, and of the same body straight from the backend.
+Phases, each with `--inflight` requests kept in flight (default 32) for `--seconds`, and each compared with a
+bare aiohttp handler returning the same bytes (baseline.py) measured right after it in the same run:
+1. a stored passport (its public view, about 4 KB), GET <endpoint>/<passport id>: token, transfer state,
+   agreement and usage policy checked on every request, access logged; the same passport every time, so
+   after the first request it comes from the node's short-lived cache (one database read a second);
+2. `--distinct` stored passports (default 20,000) read in random order, so most requests miss that cache
+   and read the database (SQLite);
+3. a proxied HttpData asset (4 KB from the operator's backend, streamed through);
+and MB/s of one GET of a `--big-mb` MiB asset through the data plane and straight from the backend.
 Client and servers share one event loop (as every benchmark here does); figures are informational and never
 fail on time.
 
-Run: python bench/bench_dataplane.py [--seconds S] [--inflight K] [--big-mb N]
+Run: python bench/bench_dataplane.py [--seconds S] [--inflight K] [--big-mb N] [--distinct N] [--asyncio]
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from baseline import bare_server  # bench/baseline.py (scripts run from bench/)
 
 from connector.app import Node, running_node
+from connector.domain.passport import generate
+from connector.domain.passport.synthetic import MODELS
 from connector.settings import Settings
 
 EDC = {"@vocab": "https://w3id.org/edc/v0.0.1/ns/"}
@@ -107,8 +114,8 @@ async def wait(http: aiohttp.ClientSession, node: Node, path: str, state: str) -
             await asyncio.sleep(0.02)
 
 
-async def edr(http: aiohttp.ClientSession, provider: Node, consumer: Node, source: str) -> dict[str, Any]:
-    """Publish the backend, negotiate it, start a pull transfer; return the EDR data address."""
+async def publish_backend(http: aiohttp.ClientSession, provider: Node, source: str) -> None:
+    """Offer the operator's backend as an HttpData asset `passports` to everyone."""
     await call(
         http,
         provider,
@@ -142,9 +149,44 @@ async def edr(http: aiohttp.ClientSession, provider: Node, consumer: Node, sourc
             "@id": "cd",
             "accessPolicyId": "open",
             "contractPolicyId": "open",
-            "assetsSelector": [],
+            "assetsSelector": [
+                {"operandLeft": "https://w3id.org/edc/v0.0.1/ns/id", "operator": "=", "operandRight": "passports"}
+            ],
         },
     )
+
+
+def stored_passport() -> dict[str, Any]:
+    """A generated passport whose public view is about 4 KB (32 hazardous substances listed)."""
+    document = generate(0)
+    document["materials"]["hazardous_substances"] = [
+        {"name": f"substance {k}", "cas": "21324-40-3", "location": "electrolyte"} for k in range(32)
+    ]
+    return document
+
+
+async def publish_stored(http: aiohttp.ClientSession, provider: Node, distinct: int) -> tuple[str, str, list[str]]:
+    """Store one 4 KB passport and `distinct` generated ones of the same model, publish the passport datasets.
+
+    Returns (the public dataset of that model, the 4 KB passport's id, the ids of the generated ones).
+    """
+    document = stored_passport()
+    created = await call(http, provider, "POST", "/management/v1/passports", document)
+    model_id = created["modelId"]
+    others: list[str] = []
+    step = len(MODELS)  # generate(i) takes model i % len(MODELS): keep to the 4 KB passport's model
+    for first in range(1, distinct + 1, 300):  # about 0.8 MB a request (the body limit is 1 MiB)
+        batch = [generate(i * step) for i in range(first, min(first + 300, distinct + 1))]
+        summary = await call(http, provider, "POST", "/management/v1/passports/import", batch)
+        assert summary["accepted"] == len(batch), summary
+        others += [d["identity"]["passport_id"] for d in batch]
+    assert all(generate(i * step)["identity"]["model_id"] == model_id for i in (1, 2))
+    await call(http, provider, "POST", "/management/v1/passports/publish", {})
+    return f"passports-{model_id}-public", str(created["id"]), others
+
+
+async def negotiate(http: aiohttp.ClientSession, provider: Node, consumer: Node, dataset_id: str) -> str:
+    """Negotiate the offer of one dataset from the provider's catalog; return the agreement id."""
     catalog = await call(
         http,
         consumer,
@@ -157,7 +199,10 @@ async def edr(http: aiohttp.ClientSession, provider: Node, consumer: Node, sourc
             "protocol": "dataspace-protocol-http:2025-1",
         },
     )
-    offer = catalog["dcat:dataset"]["odrl:hasPolicy"]
+    datasets = catalog["dcat:dataset"]
+    dataset = next(d for d in (datasets if isinstance(datasets, list) else [datasets]) if d["@id"] == dataset_id)
+    offer = dataset["odrl:hasPolicy"]
+    offer = offer[0] if isinstance(offer, list) else offer
     created = await call(
         http,
         consumer,
@@ -170,12 +215,17 @@ async def edr(http: aiohttp.ClientSession, provider: Node, consumer: Node, sourc
             "policy": {
                 **offer,
                 "odrl:assigner": {"@id": provider.settings.effective_participant_id},
-                "odrl:target": {"@id": "passports"},
+                "odrl:target": {"@id": dataset_id},
             },
         },
     )
     negotiation = await wait(http, consumer, f"/management/v3/contractnegotiations/{created['@id']}", "FINALIZED")
     await asyncio.sleep(0.2)  # the provider finalizes when our event is acknowledged
+    return str(negotiation["contractAgreementId"])
+
+
+async def pull(http: aiohttp.ClientSession, provider: Node, consumer: Node, agreement_id: str) -> dict[str, Any]:
+    """Start a pull transfer under an agreement; return the EDR data address as an EDC client reads it."""
     transfer = await call(
         http,
         consumer,
@@ -184,7 +234,7 @@ async def edr(http: aiohttp.ClientSession, provider: Node, consumer: Node, sourc
         {
             "@context": EDC,
             "counterPartyAddress": provider.settings.dsp_base_url,
-            "contractId": negotiation["contractAgreementId"],
+            "contractId": agreement_id,
             "protocol": "dataspace-protocol-http:2025-1",
             "transferType": "HttpData-PULL",
         },
@@ -194,18 +244,27 @@ async def edr(http: aiohttp.ClientSession, provider: Node, consumer: Node, sourc
 
 
 async def load(
-    http: aiohttp.ClientSession, url: str, headers: dict[str, str], seconds: float, inflight: int
+    http: aiohttp.ClientSession,
+    url: str | Callable[[], str],
+    headers: dict[str, str],
+    seconds: float,
+    inflight: int,
+    size: int | None,
 ) -> tuple[float, float, int]:
-    """Keep `inflight` GETs going for `seconds`; return (requests/s, median latency ms, requests)."""
+    """Keep `inflight` GETs going for `seconds`; return (requests/s, median latency ms, requests).
+
+    `url` may be a function giving each request's URL; `size` None accepts any body length.
+    """
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
+    next_url = url if callable(url) else (lambda: url)
 
     async def worker() -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            async with http.get(url, headers=headers) as response:
+            async with http.get(next_url(), headers=headers) as response:
                 body = await response.read()
-                assert response.status == 200 and len(body) == len(PASSPORT), (response.status, body[:200])
+                assert response.status == 200 and size in (None, len(body)), (response.status, body[:200])
             latencies.append(time.perf_counter() - started)
 
     began = time.perf_counter()
@@ -225,10 +284,36 @@ async def throughput(http: aiohttp.ClientSession, url: str, headers: dict[str, s
     return size / (time.perf_counter() - started) / 1e6
 
 
+async def bare(http: aiohttp.ClientSession, body: bytes, args: argparse.Namespace) -> tuple[float, float, int]:
+    """Load a bare aiohttp app returning `body` (after a warm-up)."""
+    runner, port = await bare_server(body)
+    url = f"http://127.0.0.1:{port}/passport"
+    try:
+        await load(http, url, {}, 0.5, args.inflight, len(body))
+        return await load(http, url, {}, args.seconds, args.inflight, len(body))
+    finally:
+        await runner.cleanup()
+
+
+async def compare(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str], body: bytes, args: argparse.Namespace
+) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
+    """Load the node's URL (answering `body`), then a bare aiohttp app returning the same bytes."""
+    await load(http, url, headers, 0.5, args.inflight, len(body))
+    node = await load(http, url, headers, args.seconds, args.inflight, len(body))
+    return node, await bare(http, body, args)
+
+
+def report(title: str, node: tuple[float, float, int], bare: tuple[float, float, int]) -> None:
+    print(title)
+    print(f"  node  /public with token   {node[0]:10.0f} req/s   median {node[1]:7.2f} ms   n={node[2]}")
+    print(f"  bare aiohttp, same bytes   {bare[0]:10.0f} req/s   median {bare[1]:7.2f} ms   n={bare[2]}")
+    print(f"  ratio node / bare          {node[0] / bare[0]:10.2f}   (target >= 0.5)")
+
+
 async def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING)
     source_runner, source = await backend(args.big_mb)
-    bare_runner, bare_port = await bare_server(PASSPORT)
     connector = aiohttp.TCPConnector(limit=args.inflight * 2)
     with tempfile.TemporaryDirectory() as tmp:
         async with (
@@ -236,24 +321,40 @@ async def main(args: argparse.Namespace) -> None:
             running_node(settings(Path(tmp) / "consumer")) as consumer,
             aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as http,
         ):
-            address = await edr(http, provider, consumer, source)
+            dataset, passport_id, others = await publish_stored(http, provider, args.distinct)
+            stored_address = await pull(http, provider, consumer, await negotiate(http, provider, consumer, dataset))
+            stored_url = f"{stored_address['endpoint']}/{passport_id}"
+            stored_auth = {"Authorization": stored_address["authorization"]}
+            async with http.get(stored_url, headers=stored_auth) as response:
+                assert response.status == 200, await response.text()
+                stored_body = await response.read()
+            stored = await compare(http, stored_url, stored_auth, stored_body, args)
+            cold = (0.0, 0.0, 0), (1.0, 0.0, 0)
+            if others:
+                endpoint, pick = stored_address["endpoint"], random.Random(7).choice
+
+                def any_passport() -> str:
+                    return f"{endpoint}/{pick(others)}"
+
+                await load(http, any_passport, stored_auth, 0.5, args.inflight, None)
+                cold_node = await load(http, any_passport, stored_auth, args.seconds, args.inflight, None)
+                async with http.get(f"{endpoint}/{others[0]}", headers=stored_auth) as response:
+                    cold = cold_node, await bare(http, await response.read(), args)
+
+            await publish_backend(http, provider, source)
+            address = await pull(http, provider, consumer, await negotiate(http, provider, consumer, "passports"))
             auth = {"Authorization": address["authorization"]}
-            endpoint = address["endpoint"]
-            await load(http, endpoint + "/passport", auth, 0.5, args.inflight)  # warm up
-            await load(http, f"http://127.0.0.1:{bare_port}/passport", {}, 0.5, args.inflight)
-            node_rps, node_ms, node_n = await load(http, endpoint + "/passport", auth, args.seconds, args.inflight)
-            bare_rps, bare_ms, bare_n = await load(
-                http, f"http://127.0.0.1:{bare_port}/passport", {}, args.seconds, args.inflight
-            )
+            proxied = await compare(http, address["endpoint"] + "/passport", auth, PASSPORT, args)
             size = args.big_mb * len(CHUNK)
-            node_mbs = await throughput(http, endpoint + "/big", auth, size)
+            node_mbs = await throughput(http, address["endpoint"] + "/big", auth, size)
             direct_mbs = await throughput(http, source + "/data/big", {}, size)
-    await bare_runner.cleanup()
     await source_runner.cleanup()
-    print(f"data plane, 4 KB passport, {args.inflight} in flight, {args.seconds:g} s per phase")
-    print(f"  node  /public with token   {node_rps:10.0f} req/s   median {node_ms:7.2f} ms   n={node_n}")
-    print(f"  bare aiohttp, same bytes   {bare_rps:10.0f} req/s   median {bare_ms:7.2f} ms   n={bare_n}")
-    print(f"  ratio node / bare          {node_rps / bare_rps:10.2f}   (target >= 0.5)")
+    loop = "asyncio" if args.asyncio else "uvloop"
+    print(f"data plane on {loop}, {args.inflight} requests in flight, {args.seconds:g} s per phase")
+    report(f"stored passport, the same one ({len(stored_body)} bytes, public view)", *stored)
+    if others:
+        report(f"stored passports, {len(others)} in random order (mostly read from the database)", *cold)
+    report(f"proxied HttpData asset ({len(PASSPORT)} bytes from the operator's backend)", *proxied)
     print(f"proxied asset, {args.big_mb} MiB")
     print(f"  through the data plane     {node_mbs:10.1f} MB/s")
     print(f"  straight from the backend  {direct_mbs:10.1f} MB/s   ratio {node_mbs / direct_mbs:.2f}")
@@ -264,4 +365,12 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--inflight", type=int, default=32)
     parser.add_argument("--big-mb", type=int, default=100)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--distinct", type=int, default=20_000, help="stored passports read in random order (0: skip)")
+    parser.add_argument("--asyncio", action="store_true", help="run on the standard asyncio loop, not uvloop")
+    arguments = parser.parse_args()
+    if arguments.asyncio:
+        asyncio.run(main(arguments))
+    else:
+        import uvloop
+
+        uvloop.run(main(arguments))

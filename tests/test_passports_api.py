@@ -69,6 +69,10 @@ async def test_a_passport_is_stored_versioned_viewed_and_deleted(
     status, second = await management.call("PUT", f"{V1}/{pid}", changed)
     assert status == 200, second
     assert second["version"] == 2
+    # The public view (read above, so kept in the node's short-lived cache) shows the change at once.
+    async with http.get(stored["publicUrl"], headers={"Accept": "application/json"}) as response:
+        assert response.headers["ETag"] != etag
+        assert (await response.json())["identity"]["mass_kg"] == changed["identity"]["mass_kg"]
     status, again = await management.call("PUT", f"{V1}/{pid}", changed)
     assert again["version"] == 2
     status, history = await management.call("GET", f"{V1}/{pid}/history")

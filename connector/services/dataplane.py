@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from connector.identity.access_tokens import AccessDenied, AccessTokenVerifier
 from connector.identity.errors import TokenRejected
 from connector.identity.tokens import strip_bearer
 from connector.services.negotiations import now_ms
+from connector.services.recent import Recent
 from connector.services.transfers import TransferService, agreement_policy, usage_decision
 from connector.store import Store
 from connector.store.negotiations import Agreement
@@ -34,6 +34,9 @@ log = logging.getLogger("connector.dataplane")
 _ENDING = frozenset(
     {TransferMessage.TERMINATION.value, TransferMessage.SUSPENSION.value, TransferMessage.COMPLETION.value}
 )
+
+
+_Lookup = tuple[Transfer | None, Agreement | None, Asset | None, "policies.Policy | None"]
 
 
 class Forbidden(Exception):
@@ -60,35 +63,28 @@ class DataPlaneService:
         self._transfers = transfers
         # What a transfer's requests need, kept briefly: this node forgets a transfer the moment it changes
         # it (see TransferService.listeners); a change made by another replica is seen within cache_seconds.
-        self._cache: dict[
-            str, tuple[float, Transfer | None, Agreement | None, Asset | None, policies.Policy | None]
-        ] = {}
-        self._cache_seconds = cache_seconds
+        self._recent: Recent[str, _Lookup] = Recent(cache_seconds)
         transfers.listeners.append(self.forget)
 
     def forget(self, transfer_id: str) -> None:
         """Drop what is cached for a transfer (it changed)."""
-        self._cache.pop(transfer_id, None)
+        self._recent.forget(transfer_id)
 
-    async def _lookup(
-        self, transfer_id: str, agreement_id: str
-    ) -> tuple[Transfer | None, Agreement | None, Asset | None, policies.Policy | None]:
-        now = time.monotonic()
-        cached = self._cache.get(transfer_id)
-        if cached is not None and cached[0] > now:
-            return cached[1], cached[2], cached[3], cached[4]
-        async with self._store.read() as tx:
-            transfer = await tx.transfers.get(transfer_id)
-            agreement = await tx.agreements.get(agreement_id)
-            asset = await tx.assets.get(transfer.asset_id) if transfer is not None else None
-        try:
-            policy = agreement_policy(agreement) if agreement is not None else None
-        except policies.PolicyError:
-            policy = None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[transfer_id] = (now + self._cache_seconds, transfer, agreement, asset, policy)
-        return transfer, agreement, asset, policy
+    async def _lookup(self, transfer_id: str) -> _Lookup:
+        async def read() -> _Lookup:
+            async with self._store.read() as tx:
+                transfer = await tx.transfers.get(transfer_id)
+                if transfer is None:
+                    return None, None, None, None
+                agreement = await tx.agreements.get(transfer.agreement_id)
+                asset = await tx.assets.get(transfer.asset_id)
+            try:
+                policy = agreement_policy(agreement) if agreement is not None else None
+            except policies.PolicyError:
+                policy = None
+            return transfer, agreement, asset, policy
+
+        return await self._recent.get(transfer_id, read)
 
     async def authorize(self, authorization: str | None, purpose: str | None = None) -> Grant:
         """Return the grant for a request's token; AccessDenied (401) or Forbidden (403) naming the reason."""
@@ -99,8 +95,13 @@ class DataPlaneService:
                 "no token: send the endpoint data reference's authorization as the Authorization header"
             ) from None
         claims = self._verifier.verify(token)
-        transfer, agreement, asset, policy = await self._lookup(claims.transfer_id, claims.agreement_id)
-        if transfer is None or agreement is None or transfer.role is not Role.PROVIDER:
+        transfer, agreement, asset, policy = await self._lookup(claims.transfer_id)
+        if (
+            transfer is None
+            or agreement is None
+            or transfer.role is not Role.PROVIDER
+            or agreement.id != claims.agreement_id
+        ):
             raise Forbidden("the token's transfer process or agreement no longer exists")
         if transfer.state is not TransferState.STARTED:
             detail = f" ({transfer.error_detail})" if transfer.error_detail else ""

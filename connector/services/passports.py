@@ -12,6 +12,7 @@ import base64
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +26,7 @@ from connector.domain.assets import BATTERY_PASSPORT, Asset, ContractDefinition,
 from connector.domain.assets import PolicyDefinition as StoredPolicy
 from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem
 from connector.services.passport_sources import SourceRecord
+from connector.services.recent import Recent
 from connector.store import Store
 from connector.store.passports import Checkpoint, PassportFilter, PassportRecord, PassportVersion
 from connector.vocab import BPC
@@ -169,9 +171,31 @@ class Published:
 class PassportService:
     """The node's passports."""
 
-    def __init__(self, store: Store, public_url: str) -> None:
+    def __init__(self, store: Store, public_url: str, cache_seconds: float = 1.0, cache_size: int = 4096) -> None:
         self._store = store
         self.public_base = public_url.rstrip("/") + "/passports/"
+        # Passports read recently by the data plane and the public view, kept `cache_seconds`: this node
+        # forgets a passport the moment it writes it; a write by another process (a replica, the import
+        # command) is seen within cache_seconds.
+        self._recent: Recent[str, PassportRecord | None] = Recent(cache_seconds, cache_size)
+        # Serialised views by (content digest, reader level, format): the same content always renders the same.
+        self._views: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
+        self._views_size = cache_size
+
+    def view_bytes(self, record: PassportRecord, level: str, fmt: str = "node") -> bytes:
+        """Return the JSON of a passport's view for a reader level, serialised (kept for repeated reads)."""
+        key = (record.digest, level, fmt)
+        found = self._views.get(key)
+        if found is None:
+            found = orjson.dumps(render(record.data, {level}, fmt))
+            self._views[key] = found
+            while len(self._views) > self._views_size:
+                self._views.popitem(last=False)
+        return found
+
+    def _forget(self, passport_ids: Iterable[str]) -> None:
+        for passport_id in passport_ids:
+            self._recent.forget(passport_id)
 
     def public_url(self, passport_id: str) -> str:
         """Return the stable public URL of a passport (what its QR code points to)."""
@@ -190,6 +214,7 @@ class PassportService:
                 raise Conflict(f"passport {record.id!r} exists; update it with PUT")
             await tx.passports.put_many([record], now_ms())
             stored = await tx.passports.get(record.id)
+        self._forget([record.id])
         assert stored is not None
         return stored
 
@@ -207,6 +232,7 @@ class PassportService:
                 raise NotFound(f"no passport {passport_id!r}")
             (outcome,) = await tx.passports.put_many([record], now_ms())
             stored = await tx.passports.get(passport_id)
+        self._forget([passport_id])
         assert stored is not None
         return stored, outcome != "unchanged"
 
@@ -217,6 +243,19 @@ class PassportService:
         if found is None:
             raise NotFound(f"no passport {passport_id!r}")
         return found
+
+    async def current(self, passport_id: str) -> PassportRecord | None:
+        """Return a passport's current version (None when absent or deleted), from memory when read lately.
+
+        For readers that may see another process's write up to the cache's seconds late: the data plane
+        and the public view. The management API reads the database every time (`get`).
+        """
+
+        async def read() -> PassportRecord | None:
+            async with self._store.read() as tx:
+                return await tx.passports.get(passport_id)
+
+        return await self._recent.get(passport_id, read)
 
     async def history(self, passport_id: str) -> list[PassportVersion]:
         """Return every version of a passport (deleted ones too)."""
@@ -231,6 +270,7 @@ class PassportService:
         async with self._store.transaction() as tx:
             if not await tx.passports.delete(passport_id, now_ms()):
                 raise NotFound(f"no passport {passport_id!r}")
+        self._forget([passport_id])
 
     async def list(self, spec: PassportFilter) -> tuple[list[PassportRecord], str | None]:
         """Return a page of passports and the cursor of the next page (None at the end)."""
@@ -290,6 +330,7 @@ class PassportService:
                         Checkpoint(source, summary.position, summary.accepted, summary.unchanged, summary.rejected),
                         now_ms(),
                     )
+            self._forget(r.id for _, r in pending)
             pending.clear()
             summary.seconds = time.perf_counter() - began
             if progress is not None:

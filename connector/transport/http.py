@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -62,13 +63,16 @@ class InFlight:
 IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight", InFlight)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Request ids made here: a random prefix per process and a counter (unique without a random draw per request).
+_ID_PREFIX = secrets.token_hex(10)
+_ID_COUNTER = itertools.count(1)
 
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id (the caller's X-Request-Id when sane), log one access line, answer every error."""
     given = request.headers.get("X-Request-Id", "")
-    rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    rid = given if given and _REQUEST_ID.match(given) else f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
     token = request_id.set(rid)
     started = time.perf_counter()
     status = 500

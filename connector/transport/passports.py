@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from connector.domain.errors import InvalidInput, NotFound, Problem
+from connector.domain.errors import InvalidInput, Problem
 from connector.services import passports as service
 from connector.services.passport_sources import SourceRecord
 from connector.store.passports import PassportFilter, PassportRecord, PassportVersion
@@ -308,19 +308,20 @@ async def public_passport(request: web.Request) -> web.StreamResponse:
     """Serve the public view of one passport: JSON, or a readable page for browsers."""
     passports = _passports(request)
     fmt = _choice(request, "format", ("node", "catenax"), "node")
-    try:
-        record = await passports.get(request.match_info["id"])
-    except NotFound as exc:
-        return json_response({"error": "Not Found", "reason": exc.message}, status=404)
+    record = await passports.current(request.match_info["id"])
+    if record is None:
+        reason = f"no passport {request.match_info['id']!r}"
+        return json_response({"error": "Not Found", "reason": reason}, status=404)
     etag = f'"{record.digest[:32]}-{record.version}"'
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers={"ETag": etag})
-    view = service.render(record.data, (), fmt)
     headers = {"ETag": etag, "Cache-Control": "public, max-age=60", "Vary": "Accept"}
     accept = request.headers.get("Accept", "")
     if "text/html" in accept and "application/json" not in accept.split(",")[0]:
-        return web.Response(text=_page(view, record), content_type="text/html", headers=headers)
-    return json_response(view, headers=headers)
+        page = _page(service.render(record.data, (), fmt), record)
+        return web.Response(text=page, content_type="text/html", headers=headers)
+    body = passports.view_bytes(record, "public", fmt)
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 # The data plane: a BatteryPassport dataset is a collection (a model, a battery, a manufacturer, or all),
@@ -340,10 +341,7 @@ async def data_plane(request: web.Request, address: dict[str, Any], tail: str) -
     fixed_battery = address.get("batteryId")
     fixed_maker = address.get("manufacturer")
     if tail:
-        try:
-            record = await passports.get(tail)
-        except NotFound:
-            record = None
+        record = await passports.current(tail)
         if record is None or any(
             want is not None and have != want
             for want, have in (
@@ -354,7 +352,7 @@ async def data_plane(request: web.Request, address: dict[str, Any], tail: str) -
         ):
             reason = f"no passport {tail!r} in this dataset"
             return json_response({"error": "Not Found", "reason": reason}, status=404), reason
-        return json_response(service.render(record.data, {level}, fmt)), None
+        return web.Response(body=passports.view_bytes(record, level, fmt), content_type="application/json"), None
     spec = filter_from(
         request,
         model_id=fixed_model if isinstance(fixed_model, str) else None,
