@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from tests.conftest import NodeFactory
 from tests.tck_harness import (
@@ -430,3 +431,50 @@ async def test_the_transfer_trigger_needs_the_tck_header(tck: Tck, http: aiohttp
     async with http.post(tck.transfer_trigger_url, json={"agreementId": 1}, headers={"Authorization": TOKEN}) as bad:
         assert bad.status == 400
         assert "providerId" in await bad.text()
+
+
+async def test_the_start_token_works_before_the_provider_records_the_acknowledgement(
+    tck: Tck, http: aiohttp.ClientSession
+) -> None:
+    """A consumer may use the token its start message carried at once; the provider records the start as
+    acknowledged only when the consumer's answer arrives (here: after a failed first delivery)."""
+    seen: list[str] = []
+
+    async def data(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", data)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with http.put(
+            tck.management_url + "/management/v3/assets",
+            json={
+                "@context": {"@vocab": "https://w3id.org/edc/v0.0.1/ns/"},
+                "@id": "ACN0101",
+                "properties": {"name": "ACN0101"},
+                "dataAddress": {"type": "HttpData", "baseUrl": f"http://127.0.0.1:{port}/data"},
+            },
+        ) as response:
+            assert response.status == 204, await response.text()
+        case = Provider(tck)
+        refused = case.tck.expect("POST", f"/transfers/{case.c}/start", lambda body: (503, {}))
+        await case.request("ATP0201")
+        first = await case.received(refused, START)
+        again = case.expect(START, "STARTED")  # the provider delivers the start again
+        address = {p["name"]: p["value"] for p in first["dataAddress"]["endpointProperties"]}
+        assert await tck.state(f"{tck.dsp_url}/transfers/{case.p}") == "REQUESTED"
+        async with http.get(
+            first["dataAddress"]["endpoint"], headers={"Authorization": address["authorization"]}
+        ) as got:
+            assert got.status == 200, await got.text()
+        assert seen == ["/data"]
+        await case.received(again, START)
+        await case.state("STARTED")
+    finally:
+        await runner.cleanup()

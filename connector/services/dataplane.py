@@ -38,6 +38,8 @@ _ENDING = frozenset(
 
 _Lookup = tuple[Transfer | None, Agreement | None, Asset | None, "policies.Policy | None"]
 
+_STARTING = TransferMessage.START.value
+
 
 class Forbidden(Exception):
     """A valid token whose transfer or agreement does not allow this request now (403)."""
@@ -103,7 +105,9 @@ class DataPlaneService:
             or agreement.id != claims.agreement_id
         ):
             raise Forbidden("the token's transfer process or agreement no longer exists")
-        if transfer.state is not TransferState.STARTED:
+        # The provider is STARTED once the consumer acknowledges the start message, but the consumer may use
+        # the token it carried before that acknowledgement is recorded here: a start on its way counts.
+        if transfer.state is not TransferState.STARTED and transfer.awaiting_ack != _STARTING:
             detail = f" ({transfer.error_detail})" if transfer.error_detail else ""
             raise Forbidden(f"the transfer process is {transfer.state.value}{detail}")
         if transfer.awaiting_ack in _ENDING:
@@ -130,7 +134,7 @@ class DataPlaneService:
         claims = self._verifier.verify(token, kind="refresh")
         async with self._store.read() as tx:
             transfer = await tx.transfers.get(claims.transfer_id)
-        if transfer is None or transfer.state is not TransferState.STARTED:
+        if transfer is None or (transfer.state is not TransferState.STARTED and transfer.awaiting_ack != _STARTING):
             raise Forbidden("the transfer process is not STARTED; its tokens cannot be refreshed")
         if claims.generation != transfer.token_generation:
             raise Forbidden("the refresh token was revoked: the transfer process was restarted")
