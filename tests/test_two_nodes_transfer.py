@@ -46,6 +46,8 @@ class Backend:
         self.requests.append((request.method, request.path_qs, dict(request.headers)))
         if request.headers.get("X-Api-Secret") != "backend-secret":
             return web.json_response({"error": "no secret"}, status=401)
+        if request.path.endswith("/missing"):
+            return web.json_response({"error": "no such passport"}, status=404)
         return web.json_response({**PASSPORT, "path": request.path_qs})
 
     async def _sink(self, request: web.Request) -> web.Response:
@@ -302,3 +304,62 @@ async def test_an_expired_agreement_stops_the_data_and_the_monitor_terminates_th
         assert "TERMINATED" in (await response.json())["reason"]
     done = await _wait(consumer_api, f"/management/v3/transferprocesses/{created['@id']}", {"TERMINATED"})
     assert "usage policy no longer holds" in done["errorDetail"]
+
+
+async def test_a_count_limit_allows_exactly_that_many_uses_and_failed_requests_use_none(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    provider = await node_factory(api_key=API_KEY, policy_monitor_seconds=0.3)
+    consumer = await node_factory(api_key=API_KEY)
+    contract = [{"action": "use", "constraint": [{"leftOperand": "count", "operator": "lteq", "rightOperand": 5}]}]
+    agreement_id = await _agreement(provider, consumer, http, backend, contract)
+    consumer_api, provider_api = Management(http, consumer), Management(http, provider)
+    request = {
+        "@context": EDC_CONTEXT,
+        "@type": "TransferRequest",
+        "counterPartyAddress": provider.settings.dsp_base_url,
+        "contractId": agreement_id,
+        "protocol": "dataspace-protocol-http:2025-1",
+        "transferType": "HttpData-PULL",
+    }
+    status, created = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
+    assert status == 200, created
+    await _wait(consumer_api, f"/management/v3/transferprocesses/{created['@id']}", {"STARTED"})
+    _, address = await consumer_api.call("GET", f"/management/v3/edrs/{created['@id']}/dataaddress")
+    auth = {"Authorization": address["authorization"]}
+
+    # A request the backend cannot answer with data does not use up the agreement.
+    async with http.get(address["endpoint"] + "/missing", headers=auth) as response:
+        assert response.status == 404
+
+    async def fetch() -> tuple[int, str]:
+        async with http.get(address["endpoint"] + "/BAT-1", headers=auth) as response:
+            return response.status, await response.text()
+
+    # Twenty at once: exactly five get data, however the requests interleave.
+    results = await asyncio.gather(*(fetch() for _ in range(20)))
+    assert sorted(status for status, _ in results) == [200] * 5 + [403] * 15
+    refused = next(text for status, text in results if status == 403)
+    assert "count" in refused and "lteq 5" in refused
+
+    # With every use taken, the monitor ends the transfer, and a new transfer is refused.
+    async with asyncio.timeout(30):
+        while True:
+            _, provided = await provider_api.call("POST", "/management/v3/transferprocesses/request")
+            if provided[0]["state"] == "TERMINATED":
+                break
+            await asyncio.sleep(0.2)
+    assert "count" in provided[0]["errorDetail"]
+    status, again = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
+    assert status == 200, again
+    ended = await _wait_for_end(consumer_api, again["@id"])
+    assert ended["state"] == "TERMINATED" and "count" in ended["errorDetail"]
+
+
+async def _wait_for_end(api: Management, transfer_id: str) -> dict[str, Any]:
+    async with asyncio.timeout(20):
+        while True:
+            _, body = await api.call("GET", f"/management/v3/transferprocesses/{transfer_id}")
+            if body["state"] in ("TERMINATED", "COMPLETED"):
+                return dict(body)
+            await asyncio.sleep(0.05)

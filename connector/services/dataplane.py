@@ -23,7 +23,7 @@ from connector.identity.errors import TokenRejected
 from connector.identity.tokens import strip_bearer
 from connector.services.negotiations import now_ms
 from connector.services.recent import Recent
-from connector.services.transfers import TransferService, agreement_policy, usage_decision
+from connector.services.transfers import TransferService, agreement_policy, counts_uses, usage_decision
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.transfers import Access
@@ -36,7 +36,7 @@ _ENDING = frozenset(
 )
 
 
-_Lookup = tuple[Transfer | None, Agreement | None, Asset | None, "policies.Policy | None"]
+_Lookup = tuple[Transfer | None, Agreement | None, Asset | None, "policies.Policy | None", bool]
 
 _STARTING = TransferMessage.START.value
 
@@ -52,6 +52,7 @@ class Grant:
     transfer: Transfer
     agreement: Agreement
     asset: Asset
+    counted: bool = False  # this request took one of the agreement's counted uses (given back if it fails)
 
 
 class DataPlaneService:
@@ -77,14 +78,14 @@ class DataPlaneService:
             async with self._store.read() as tx:
                 transfer = await tx.transfers.get(transfer_id)
                 if transfer is None:
-                    return None, None, None, None
+                    return None, None, None, None, False
                 agreement = await tx.agreements.get(transfer.agreement_id)
                 asset = await tx.assets.get(transfer.asset_id)
             try:
                 policy = agreement_policy(agreement) if agreement is not None else None
             except policies.PolicyError:
                 policy = None
-            return transfer, agreement, asset, policy
+            return transfer, agreement, asset, policy, policy is not None and counts_uses(policy)
 
         return await self._recent.get(transfer_id, read)
 
@@ -97,7 +98,7 @@ class DataPlaneService:
                 "no token: send the endpoint data reference's authorization as the Authorization header"
             ) from None
         claims = self._verifier.verify(token)
-        transfer, agreement, asset, policy = await self._lookup(claims.transfer_id)
+        transfer, agreement, asset, policy, counted = await self._lookup(claims.transfer_id)
         if (
             transfer is None
             or agreement is None
@@ -118,12 +119,28 @@ class DataPlaneService:
             raise Forbidden(f"the dataset {transfer.asset_id!r} is no longer offered")
         if policy is None:
             raise Forbidden("the agreement's policy cannot be evaluated")
-        decision = usage_decision(
-            agreement, Participant(claims.consumer_id), policies.Scope.DATA_REQUEST, purpose=purpose, policy=policy
-        )
+        consumer = Participant(claims.consumer_id)
+        if counted:
+            # Counted uses are taken in a write transaction (the count locked), so two requests, or two
+            # replicas, never both take the last one.
+            async with self._store.transaction() as tx:
+                uses = await tx.usage.uses(agreement.id, for_update=True)
+                decision = usage_decision(
+                    agreement, consumer, policies.Scope.DATA_REQUEST, purpose=purpose, count=uses + 1, policy=policy
+                )
+                if decision.permitted:
+                    await tx.usage.add(agreement.id, 1, now_ms())
+        else:
+            decision = usage_decision(agreement, consumer, policies.Scope.DATA_REQUEST, purpose=purpose, policy=policy)
         if not decision.permitted:
             raise Forbidden(f"the usage policy is not satisfied: {decision.reason}")
-        return Grant(transfer, agreement, asset)
+        return Grant(transfer, agreement, asset, counted)
+
+    async def give_back(self, grant: Grant) -> None:
+        """Return the use a counted request took, when it was not answered with data (not 2xx)."""
+        if grant.counted:
+            async with self._store.transaction() as tx:
+                await tx.usage.add(grant.agreement.id, -1, now_ms())
 
     async def refresh(self, refresh_token: str | None) -> dict[str, Any]:
         """Return a new endpoint data reference for a refresh token, while its transfer is STARTED."""

@@ -58,6 +58,26 @@ def agreement_policy(agreement: Agreement) -> policies.Policy:
     return policies.parse_policy(rules)
 
 
+COUNT = "http://www.w3.org/ns/odrl/2/count"
+
+
+def counts_uses(policy: policies.Policy) -> bool:
+    """Whether a usage policy limits the number of uses (an `odrl:count` constraint anywhere in it)."""
+    return COUNT in policies.compile_policy(policy).operands
+
+
+async def next_use(tx: Transaction, agreement: Agreement) -> int | None:
+    """Return the number the next use under an agreement would have, when its policy counts uses (else None).
+
+    `count` in a usage policy is the number of the use being asked for: `count lteq 10` allows ten uses.
+    """
+    try:
+        counted = counts_uses(agreement_policy(agreement))
+    except policies.PolicyError:
+        return None
+    return await tx.usage.uses(agreement.id) + 1 if counted else None
+
+
 def usage_decision(
     agreement: Agreement,
     participant: Participant,
@@ -290,6 +310,7 @@ class TransferService:
                 return existing, False
             agreement = await tx.agreements.get(message.agreement_id)
             negotiation = await tx.negotiations.get(agreement.negotiation_id) if agreement else None
+            uses = await next_use(tx, agreement) if agreement else None
         if agreement is None or agreement.provider_id != self.participant_id or agreement.consumer_id != participant.id:
             raise TransferError(
                 f"agreement {message.agreement_id!r} is not an agreement between this provider and {participant.id}",
@@ -313,7 +334,7 @@ class TransferService:
                 [Problem("missing", "dataAddress.endpoint")],
             )
         try:
-            decision = usage_decision(agreement, participant, policies.Scope.TRANSFER)
+            decision = usage_decision(agreement, participant, policies.Scope.TRANSFER, count=uses)
             refusal = None if decision.permitted else f"the usage policy is not satisfied: {decision.reason}"
         except policies.PolicyError as exc:
             refusal = f"the agreement's policy cannot be evaluated: {exc}"
@@ -551,6 +572,7 @@ class TransferService:
             async with self._store.read() as tx:
                 running = await tx.transfers.running(batch, after)
                 agreements = {t.agreement_id: await tx.agreements.get(t.agreement_id) for t in running}
+                uses = {a.id: await next_use(tx, a) for a in agreements.values() if a is not None}
             for transfer in running:
                 agreement = agreements[transfer.agreement_id]
                 if transfer.awaiting_ack == M.TERMINATION.value:
@@ -561,7 +583,10 @@ class TransferService:
                 else:
                     try:
                         decision = usage_decision(
-                            agreement, Participant(transfer.counterparty_id), policies.Scope.MONITOR
+                            agreement,
+                            Participant(transfer.counterparty_id),
+                            policies.Scope.MONITOR,
+                            count=uses.get(agreement.id),
                         )
                         reason = None if decision.permitted else f"the usage policy no longer holds: {decision.reason}"
                     except policies.PolicyError as exc:

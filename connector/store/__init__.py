@@ -20,7 +20,7 @@ from connector.store.repositories import (
     PolicyDefinitionRepository,
     SeenTokenRepository,
 )
-from connector.store.transfers import AccessLogRepository, TransferRepository
+from connector.store.transfers import AccessLogRepository, TransferRepository, UsageRepository
 
 
 @dataclass(slots=True)
@@ -39,6 +39,7 @@ class Transaction:
     transfers: TransferRepository
     access_log: AccessLogRepository
     passports: PassportRepository
+    usage: UsageRepository
 
 
 class Store:
@@ -95,4 +96,5 @@ def _bind(connection: AsyncConnection) -> Transaction:
         transfers=TransferRepository(connection),
         access_log=AccessLogRepository(connection),
         passports=PassportRepository(connection),
+        usage=UsageRepository(connection),
     )

@@ -192,6 +192,15 @@ data_access = Table(
     Column("reason", Text, nullable=True),
 )
 
+# Uses of data under an agreement (granted data-plane requests that were answered 2xx), for `count` constraints.
+agreement_uses = Table(
+    "agreement_uses",
+    metadata,
+    Column("agreement_id", _text(256), primary_key=True),
+    Column("uses", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
 # Messages owed to peers, sent by the dispatcher; a row is claimed by lease so one replica sends it.
 outbox = Table(
     "outbox",

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,7 +17,7 @@ from connector.domain.negotiation import Role
 from connector.domain.query import QuerySpec
 from connector.domain.transfer import Transfer, TransferState
 from connector.store import query
-from connector.store.tables import data_access, transfers
+from connector.store.tables import agreement_uses, data_access, transfers
 
 
 def _transfer(row: RowMapping) -> Transfer:
@@ -208,3 +210,35 @@ class AccessLogRepository:
             )
             for r in (await self._c.execute(statement)).mappings()
         ]
+
+
+class UsageRepository:
+    """How many times data was used under each agreement (the `count` of its usage policy)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def uses(self, agreement_id: str, for_update: bool = False) -> int:
+        """Return the uses so far; with for_update, lock the count until the transaction ends."""
+        if for_update:
+            values = {"agreement_id": agreement_id, "uses": 0, "updated_at": 0}
+            if self._c.dialect.name == "postgresql":
+                ensure: Any = postgresql_insert(agreement_uses).values(**values).on_conflict_do_nothing()
+            else:
+                ensure = sqlite_insert(agreement_uses).values(**values).on_conflict_do_nothing()
+            await self._c.execute(ensure)
+        statement = select(agreement_uses.c.uses).where(agreement_uses.c.agreement_id == agreement_id)
+        if for_update and self._c.dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        found = (await self._c.execute(statement)).scalar()
+        return int(found or 0)
+
+    async def add(self, agreement_id: str, delta: int, at: int) -> None:
+        """Add `delta` uses (negative to give back a use whose request failed); never below zero."""
+        await self.uses(agreement_id, for_update=True)
+        total = agreement_uses.c.uses + delta
+        await self._c.execute(
+            update(agreement_uses)
+            .where(agreement_uses.c.agreement_id == agreement_id)
+            .values(uses=case((total < 0, 0), else_=total), updated_at=at)
+        )

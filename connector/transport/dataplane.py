@@ -93,10 +93,13 @@ async def public(request: web.Request) -> web.StreamResponse:
             served, refusal = json_response({"error": "Bad Request", "reason": exc.message}, status=400), exc.message
         size = len(served.body) if isinstance(served.body, bytes) else 0
         access_log.record(grant, request.method, request.path, served.status, size, refusal)
+        if not 200 <= served.status < 300:
+            await service.give_back(grant)
         return served
     if asset.data_address.type != HTTP_DATA:
         reason = f"this node does not serve {asset.data_address.type} data through the data plane yet"
         access_log.record(grant, request.method, request.path, 501, 0, reason)
+        await service.give_back(grant)
         return json_response({"error": "Not Implemented", "reason": reason}, status=501)
     method, url, headers = backend_request(asset, grant, tail, request.query_string)
     if _flag(asset, "proxyMethod"):
@@ -123,10 +126,13 @@ async def public(request: web.Request) -> web.StreamResponse:
     except (aiohttp.ClientError, TimeoutError) as exc:
         reason = f"the data source did not answer: {type(exc).__name__}"
         access_log.record(grant, request.method, request.path, 502, sent, reason)
+        await service.give_back(grant)
         if sent:
             raise  # the response had begun; the connection is cut
         return json_response({"error": "Bad Gateway", "reason": reason}, status=502)
     access_log.record(grant, request.method, request.path, answer.status, sent)
+    if not 200 <= answer.status < 300:
+        await service.give_back(grant)
     return response
 
 

@@ -154,3 +154,28 @@ async def test_concurrent_writers_do_not_lose_updates(store: Store) -> None:
     await asyncio.gather(*(add(i) for i in range(40)))
     async with store.read() as tx:
         assert await tx.assets.count() == 40
+
+
+async def test_counted_uses_are_never_taken_twice(store: Store, database_url: str) -> None:
+    """Twenty writers (two stores: two replicas) race for five uses; the locked count lets exactly five through."""
+    other = Store(database_url, pool_size=4)
+    taken: list[int] = []
+
+    async def take(on: Store) -> None:
+        async with on.transaction() as tx:
+            uses = await tx.usage.uses("agreement-1", for_update=True)
+            await asyncio.sleep(0.01)  # hold the lock a while: a lost update would show
+            if uses < 5:
+                await tx.usage.add("agreement-1", 1, at=1)
+                taken.append(uses + 1)
+
+    try:
+        await asyncio.gather(*(take(store if i % 2 else other) for i in range(20)))
+    finally:
+        await other.close()
+    assert sorted(taken) == [1, 2, 3, 4, 5]
+    async with store.transaction() as tx:
+        assert await tx.usage.uses("agreement-1") == 5
+        await tx.usage.add("agreement-1", -7, at=2)  # never below zero
+        assert await tx.usage.uses("agreement-1") == 0
+        assert await tx.usage.uses("never-used") == 0
