@@ -20,6 +20,7 @@ from connector.services import tck
 from connector.services.catalog import CatalogService
 from connector.services.dataplane import AccessLog, DataPlaneService
 from connector.services.dsp_client import DspClient, PeerCatalogs
+from connector.services.edrs import EdrRefresher
 from connector.services.identity import IdentityConfig, NodeIdentity, parse_trusted_issuers
 from connector.services.negotiations import NegotiationService, now_ms
 from connector.services.offers import (
@@ -148,6 +149,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             dsp=dsp,
             transfers=transfers,
             passports=passport_service,
+            edrs=EdrRefresher(transfers, peer, identity.self_issued),
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         authenticator: tck.TckAuthenticator | NodeIdentity = identity
@@ -179,7 +181,12 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         passports.add_public_routes(protocol_app, passport_service)
         dataplane.add_routes(
             protocol_app,
-            DataPlaneService(store, AccessTokenVerifier(key, settings.effective_did), transfers),
+            DataPlaneService(
+                store,
+                AccessTokenVerifier(key, settings.effective_did),
+                transfers,
+                authenticate=identity.verify_self_issued,
+            ),
             access_log,
             backend,
         )

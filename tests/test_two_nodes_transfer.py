@@ -363,3 +363,106 @@ async def _wait_for_end(api: Management, transfer_id: str) -> dict[str, Any]:
             if body["state"] in ("TERMINATED", "COMPLETED"):
                 return dict(body)
             await asyncio.sleep(0.05)
+
+
+async def _started_pull(
+    provider: Node, consumer: Node, http: aiohttp.ClientSession, backend: Backend
+) -> tuple[str, dict[str, Any]]:
+    agreement_id = await _agreement(provider, consumer, http, backend)
+    consumer_api = Management(http, consumer)
+    request = {
+        "@context": EDC_CONTEXT,
+        "@type": "TransferRequest",
+        "counterPartyAddress": provider.settings.dsp_base_url,
+        "contractId": agreement_id,
+        "protocol": "dataspace-protocol-http:2025-1",
+        "transferType": "HttpData-PULL",
+    }
+    status, created = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
+    assert status == 200, created
+    await _wait(consumer_api, f"/management/v3/transferprocesses/{created['@id']}", {"STARTED"})
+    _, address = await consumer_api.call("GET", f"/management/v3/edrs/{created['@id']}/dataaddress")
+    return str(created["@id"]), dict(address)
+
+
+async def test_tokens_are_refreshed_with_the_consumers_signed_authentication_token(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    """The Tractus-X token refresh profile, both sides: the consumer's management API refreshes its EDR."""
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    transfer_id, address = await _started_pull(provider, consumer, http, backend)
+    consumer_api = Management(http, consumer)
+    assert address["refreshAudience"] == provider.settings.effective_did
+    assert address["refreshEndpoint"] == address["endpoint"] + "/token"
+
+    status, refreshed = await consumer_api.call("POST", f"/management/v3/edrs/{transfer_id}/refresh")
+    assert status == 200, refreshed
+    assert refreshed["authorization"] != address["authorization"]
+    assert refreshed["refreshToken"] != address["refreshToken"] and refreshed["expiresIn"] == address["expiresIn"]
+    _, stored = await consumer_api.call("GET", f"/management/v3/edrs/{transfer_id}/dataaddress")
+    assert stored["authorization"] == refreshed["authorization"]
+    async with http.get(address["endpoint"] + "/BAT-1", headers={"Authorization": refreshed["authorization"]}) as got:
+        assert got.status == 200, await got.text()
+    # Twice in a row: the refresh token of the first refresh works for the second.
+    status, again = await consumer_api.call("POST", f"/management/v3/edrs/{transfer_id}/refresh")
+    assert status == 200 and again["authorization"] != refreshed["authorization"]
+
+
+async def test_a_refresh_without_the_consumers_proof_is_refused_naming_why(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    stranger = await node_factory(api_key=API_KEY)
+    transfer_id, address = await _started_pull(provider, consumer, http, backend)
+    url = address["refreshEndpoint"]
+    provider_did = provider.settings.effective_did
+
+    async def refresh(authorization: str | None, **params: str) -> tuple[int, dict[str, Any]]:
+        query = {"grant_type": "refresh_token", "refresh_token": address["refreshToken"], **params}
+        headers = {"Authorization": authorization} if authorization else {}
+        async with http.post(url, params=query, headers=headers) as response:
+            return response.status, await response.json()
+
+    proof = consumer.identity.self_issued(provider_did, address["authorization"])
+    status, body = await refresh("Bearer " + proof, grant_type="password")
+    assert status == 400 and "grant_type" in body["reason"]
+    status, body = await refresh("Bearer " + proof, refresh_token="")
+    assert status == 400 and "refresh_token" in body["reason"]
+    # The refresh token alone (the bearer pattern this node accepted before) proves nothing.
+    status, body = await refresh(address["refreshToken"])
+    assert status == 401 and "authentication token was refused" in body["reason"]
+    status, body = await refresh(None)
+    assert status == 401 and "no authentication token" in body["reason"]
+    # Signed by another participant, or for another audience, or without the access token.
+    other = stranger.identity.self_issued(provider_did, address["authorization"])
+    status, body = await refresh("Bearer " + other)
+    assert status == 401 and "not signed by the consumer" in body["reason"]
+    wrong_audience = consumer.identity.self_issued(stranger.settings.effective_did, address["authorization"])
+    status, body = await refresh("Bearer " + wrong_audience)
+    assert status == 401 and "not addressed to" in body["reason"]
+    status, body = await refresh("Bearer " + consumer.identity.self_issued(provider_did))
+    assert status == 401 and "'token' claim" in body["reason"]
+    # The right proof works once; the same proof again is a replay.
+    status, body = await refresh("Bearer " + proof)
+    assert status == 200, body
+    assert body["token_type"] == "bearer" and body["expires_in"] == body["expires"] == int(address["expiresIn"])
+    status, body = await refresh("Bearer " + proof)
+    assert status == 401 and "already used" in body["reason"]
+    # Once the transfer ends, nothing refreshes.
+    consumer_api = Management(http, consumer)
+    status, _ = await consumer_api.call(
+        "POST", f"/management/v3/transferprocesses/{transfer_id}/terminate", {"reason": "done"}
+    )
+    assert status == 204
+    await _wait_for_end(consumer_api, transfer_id)
+    async with asyncio.timeout(10):
+        while True:
+            status, body = await refresh(
+                "Bearer " + consumer.identity.self_issued(provider_did, address["authorization"])
+            )
+            if status == 403:
+                break
+            await asyncio.sleep(0.1)
+    assert "not STARTED" in body["reason"]

@@ -12,6 +12,8 @@ from connector.dsp.negotiation import MAX_REASON, Pids, parse_pids
 
 HTTP_ENDPOINT_TYPE = "https://w3id.org/idsa/v4.1/HTTP"
 EDC = "https://w3id.org/edc/v0.0.1/ns/"
+# Tractus-X's namespace of the token refresh properties of an endpoint data reference.
+TX_AUTH = "https://w3id.org/tractusx/auth/"
 MAX_FIELD = 2048
 
 
@@ -58,12 +60,12 @@ def parse_data_address(value: Any, path: str) -> dict[str, Any]:
 
 
 def endpoint_properties(address: dict[str, Any]) -> dict[str, str]:
-    """Return a DataAddress's endpoint properties by bare name (EDC namespaced names are accepted)."""
+    """Return a DataAddress's endpoint properties by bare name (EDC and Tractus-X auth names are accepted)."""
     found: dict[str, str] = {}
     for entry in address.get("endpointProperties") or []:
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
             value = entry.get("value")
-            name = entry["name"].removeprefix(EDC)
+            name = entry["name"].removeprefix(EDC).removeprefix(TX_AUTH)
             found[name] = value if isinstance(value, str) else str(value)
     endpoint = address.get("endpoint")
     if isinstance(endpoint, str) and endpoint:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import policies
 from connector.domain.assets import Asset
@@ -45,6 +46,20 @@ class Forbidden(Exception):
     """A valid token whose transfer or agreement does not allow this request now (403)."""
 
 
+class InvalidRefresh(Exception):
+    """A refresh request without the parameters the profile requires (400)."""
+
+
+class SelfIssued(Protocol):
+    """A verified self-issued token: who signed it, and its claims."""
+
+    @property
+    def participant_did(self) -> str: ...
+
+    @property
+    def claims(self) -> Mapping[str, Any]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
     """What a request may read: the transfer, its agreement and the asset."""
@@ -59,9 +74,15 @@ class DataPlaneService:
     """Authorizes data-plane requests and refreshes tokens."""
 
     def __init__(
-        self, store: Store, verifier: AccessTokenVerifier, transfers: TransferService, cache_seconds: float = 1.0
+        self,
+        store: Store,
+        verifier: AccessTokenVerifier,
+        transfers: TransferService,
+        cache_seconds: float = 1.0,
+        authenticate: Callable[[str | None], Awaitable[SelfIssued]] | None = None,
     ) -> None:
         self._store = store
+        self._authenticate = authenticate
         self._verifier = verifier
         self._transfers = transfers
         # What a transfer's requests need, kept briefly: this node forgets a transfer the moment it changes
@@ -142,13 +163,36 @@ class DataPlaneService:
             async with self._store.transaction() as tx:
                 await tx.usage.add(grant.agreement.id, -1, now_ms())
 
-    async def refresh(self, refresh_token: str | None) -> dict[str, Any]:
-        """Return a new endpoint data reference for a refresh token, while its transfer is STARTED."""
+    async def refresh(self, authorization: str | None, refresh_token: str | None) -> dict[str, Any]:
+        """Return a new endpoint data reference (the Tractus-X token refresh profile), while the transfer is STARTED.
+
+        `authorization` is the consumer's self-issued token: signed with its DID's key, addressed to this node
+        (the EDR's refreshAudience), unexpired and never seen before, with the access token being replaced in
+        its `token` claim. `refresh_token` is the EDR's refresh token. Both tokens must be of the same transfer
+        and generation, and the signer must be that transfer's consumer.
+        """
+        if not refresh_token:
+            raise InvalidRefresh("refresh_token is missing: send grant_type=refresh_token&refresh_token=<the EDR's>")
+        claims = self._verifier.verify(strip_bearer(refresh_token), kind="refresh")
+        if self._authenticate is None:
+            raise AccessDenied("this node cannot verify the consumer's authentication token")
+        if not authorization:
+            raise AccessDenied(
+                "no authentication token: send Authorization: Bearer <a token signed with your DID's key, "
+                "with the access token in its 'token' claim>"
+            )
         try:
-            token = strip_bearer(refresh_token)
-        except TokenRejected:
-            raise AccessDenied("no refresh token") from None
-        claims = self._verifier.verify(token, kind="refresh")
+            signed = await self._authenticate(authorization)
+        except TokenRejected as exc:
+            raise AccessDenied(f"the authentication token was refused: {exc.message}") from None
+        if signed.participant_did != claims.consumer_id:
+            raise AccessDenied("the authentication token is not signed by the consumer of the transfer process")
+        access_token = signed.claims.get("token")
+        if not isinstance(access_token, str) or not access_token:
+            raise AccessDenied("the authentication token carries no 'token' claim (the access token to replace)")
+        access = self._verifier.verify(strip_bearer(access_token), kind="access", allow_expired=True)
+        if (access.transfer_id, access.generation) != (claims.transfer_id, claims.generation):
+            raise AccessDenied("the access token and the refresh token are not of the same transfer and generation")
         async with self._store.read() as tx:
             transfer = await tx.transfers.get(claims.transfer_id)
         if transfer is None or (transfer.state is not TransferState.STARTED and transfer.awaiting_ack != _STARTING):

@@ -27,7 +27,7 @@ from connector.identity.errors import DidResolutionError, PresentationRejected, 
 from connector.identity.keys import NodeKey
 from connector.identity.resolver import CachingResolver, StaticResolver
 from connector.identity.status import StatusListChecker
-from connector.identity.tokens import issue_token, verify_token
+from connector.identity.tokens import VerifiedToken, issue_token, verify_token
 from connector.store import Store
 from connector.store.repositories import HeldCredential
 from connector.transport.peer import PeerClient
@@ -151,12 +151,20 @@ class NodeIdentity:
 
     # Outbound.
 
+    def self_issued(self, audience_did: str, access_token: str | None = None, lifetime: int = 60) -> str:
+        """Return a self-issued token of this node for a peer (with `access_token` in its `token` claim)."""
+        return issue_token(self._key, self.did, audience_did, lifetime=lifetime, access_token=access_token)
+
     def token_for(self, audience_did: str) -> str:
         """Return the Authorization value for a DSP request to a peer."""
         access = issue_token(self._key, self.did, audience_did, lifetime=TOKEN_LIFETIME)
         return "Bearer " + issue_token(self._key, self.did, audience_did, lifetime=TOKEN_LIFETIME, access_token=access)
 
     # Inbound.
+
+    async def verify_self_issued(self, authorization: str | None) -> VerifiedToken:
+        """Verify a peer's self-issued token addressed to this node (signature by its DID key, time, replay)."""
+        return await verify_token(authorization, self.did, self._resolver, self._replays)
 
     async def authenticate(self, authorization: str | None) -> Participant:
         """Verify a DSP request's token and return the caller with the claims of its credentials."""

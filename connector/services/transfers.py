@@ -198,9 +198,11 @@ class TransferService:
             {
                 "authorization": access,
                 "authType": "bearer",
-                "expiresIn": str(self._lifetime),
-                "refreshToken": refresh,
-                "refreshEndpoint": self.data_plane_url + "/token",
+                # The Tractus-X token refresh profile's properties, under its names (docs/transfer.md).
+                wire.TX_AUTH + "expiresIn": str(self._lifetime),
+                wire.TX_AUTH + "refreshToken": refresh,
+                wire.TX_AUTH + "refreshEndpoint": self.data_plane_url + "/token",
+                wire.TX_AUTH + "refreshAudience": self._did,
                 "transferProcessId": transfer.id,
                 "agreementId": transfer.agreement_id,
             },
@@ -612,6 +614,16 @@ class TransferService:
             if transfer is None or transfer.role is not Role.CONSUMER or transfer.data_address is None:
                 raise NotFound(f"no endpoint data reference for transfer process {transfer_id!r}")
             await self._save(tx, replace(transfer, data_address=None, version=transfer.version + 1))
+
+    async def update_edr(self, transfer_id: str, data_address: dict[str, Any]) -> Transfer:
+        """Store a refreshed endpoint data reference for a consumer transfer."""
+        async with self._store.transaction() as tx:
+            transfer = await tx.transfers.get(transfer_id, for_update=True)
+            if transfer is None or transfer.role is not Role.CONSUMER or transfer.data_address is None:
+                raise NotFound(f"no endpoint data reference for transfer process {transfer_id!r}")
+            transfer = replace(transfer, data_address=data_address, updated_at=now_ms(), version=transfer.version + 1)
+            await self._save(tx, transfer)
+        return transfer
 
     async def get(self, transfer_id: str) -> Transfer:
         """Return one transfer (management view)."""

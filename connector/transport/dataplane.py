@@ -19,7 +19,7 @@ from connector.domain.assets import BATTERY_PASSPORT, HTTP_DATA, Asset
 from connector.domain.errors import ConnectorError, PeerError
 from connector.dsp.transfer import endpoint_properties
 from connector.identity.access_tokens import AccessDenied
-from connector.services.dataplane import AccessLog, DataPlaneService, Forbidden, Grant
+from connector.services.dataplane import AccessLog, DataPlaneService, Forbidden, Grant, InvalidRefresh
 from connector.store import Store
 from connector.store.negotiations import OutboxItem
 from connector.transport import passports
@@ -137,30 +137,46 @@ async def public(request: web.Request) -> web.StreamResponse:
 
 
 async def refresh(request: web.Request) -> web.Response:
-    """Exchange a refresh token for a new endpoint data reference (the Tractus-X refresh pattern, simplified)."""
+    """The Tractus-X token refresh endpoint: a new access and refresh token for a STARTED transfer.
+
+    `grant_type=refresh_token&refresh_token=...` in the query (as Tractus-X EDC 0.9-0.11 sends it) or in a
+    form body (RFC 6749); `Authorization: Bearer <the consumer's self-issued token>` (docs/transfer.md).
+    """
     service = request.app[DATA_PLANE]
-    token = request.headers.get("Authorization")
-    if token is None and request.can_read_body:
+    params: dict[str, str] = dict(request.query)
+    if request.can_read_body and request.content_type == "application/x-www-form-urlencoded":
+        if request.content_length is not None and request.content_length > 16_384:
+            return _invalid("the form body is larger than a refresh request needs (16 KiB)")
         form = await request.post()
-        value = form.get("refresh_token")
-        token = value if isinstance(value, str) else None
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    grant = params.get("grant_type", "refresh_token")
+    if grant != "refresh_token":
+        return _invalid(f"grant_type {grant[:64]!r} is not supported; use refresh_token")
     try:
-        address = await service.refresh(token)
+        address = await service.refresh(request.headers.get("Authorization"), params.get("refresh_token"))
+    except InvalidRefresh as exc:
+        return _invalid(str(exc))
     except AccessDenied as exc:
         return _denied(401, str(exc))
     except Forbidden as exc:
         return _denied(403, str(exc))
     props = endpoint_properties(address)
+    lifetime = int(props["expiresIn"])
     return json_response(
         {
             "access_token": props["authorization"],
             "token_type": "bearer",
-            "expires_in": int(props["expiresIn"]),
+            "expires_in": lifetime,
+            "expires": lifetime,  # the name Tractus-X EDC 0.9-0.11 reads
             "refresh_token": props["refreshToken"],
             "endpoint": props["endpoint"],
             "dataAddress": address,
         }
     )
+
+
+def _invalid(reason: str) -> web.Response:
+    return json_response({"error": "invalid_request", "reason": reason}, status=400)
 
 
 def add_routes(

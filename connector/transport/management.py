@@ -15,6 +15,7 @@ from connector.domain.negotiation import Role
 from connector.domain.transfer import TransferMessage
 from connector.management import wire
 from connector.services.dsp_client import DspClient, PeerCatalogs, check_protocol
+from connector.services.edrs import EdrRefresher
 from connector.services.identity import NodeIdentity
 from connector.services.negotiations import NegotiationService
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, now_ms
@@ -53,6 +54,7 @@ class ManagementServices:
     dsp: DspClient
     transfers: TransferService
     passports: PassportService
+    edrs: EdrRefresher | None = None
 
 
 SERVICES: web.AppKey[ManagementServices] = web.AppKey("services", ManagementServices)
@@ -312,6 +314,14 @@ async def get_edr_address(request: web.Request) -> web.Response:
         raise NotFound(
             f"transfer process {transfer.id!r} has no endpoint data reference (state {transfer.state.value})"
         )
+    return json_response(wire.render_edr_address(transfer))
+
+
+async def refresh_edr(request: web.Request) -> web.Response:
+    refresher = _services(request).edrs
+    if refresher is None:
+        raise NotFound("this node does not refresh endpoint data references")
+    transfer = await refresher.refresh(request.match_info["id"])
     return json_response(wire.render_edr_address(transfer))
 
 
@@ -746,6 +756,15 @@ ROUTES: tuple[Route, ...] = (
         f"{V3}/edrs/{{id}}/dataaddress",
         get_edr_address,
         "Get the endpoint and token of a pull transfer",
+        "EDRs",
+        None,
+        "EdrDataAddress",
+    ),
+    Route(
+        "POST",
+        f"{V3}/edrs/{{id}}/refresh",
+        refresh_edr,
+        "Refresh the tokens of a pull transfer (Tractus-X token refresh profile)",
         "EDRs",
         None,
         "EdrDataAddress",

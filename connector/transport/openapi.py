@@ -353,6 +353,7 @@ SCHEMAS: dict[str, Any] = {
             "expiresIn": {"type": "string"},
             "refreshToken": {"type": "string"},
             "refreshEndpoint": {"type": "string"},
+            "refreshAudience": {"type": "string", "description": "the DID a refresh's authentication token is for"},
         },
     },
     "AccessLogList": {

@@ -1,0 +1,81 @@
+"""The consumer's side of the Tractus-X token refresh profile: exchange an EDR's refresh token for new tokens.
+
+The consumer signs a self-issued token with its DID's key (``iss`` = ``sub`` = its DID, ``aud`` = the EDR's
+refreshAudience, the access token being replaced in ``token``), POSTs ``grant_type=refresh_token`` and the
+refresh token to the EDR's refreshEndpoint (in the query, as Tractus-X EDC 0.9-0.11 reads it, and in a form
+body, as RFC 6749 has it), and stores the new access token, refresh token and lifetime in the EDR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from connector.domain.errors import NotFound, PeerError
+from connector.domain.negotiation import Role
+from connector.domain.transfer import Transfer
+from connector.dsp.transfer import endpoint_properties
+from connector.services.transfers import TransferService
+from connector.transport.peer import PeerClient
+
+MAX_ANSWER_BYTES = 64 * 1024
+# The answer's fields and the EDR properties they replace (Tractus-X 0.9-0.11 answers `expires`).
+_UPDATES = (("access_token", "authorization"), ("refresh_token", "refreshToken"))
+
+
+class EdrRefresher:
+    """Refreshes the endpoint data references this node holds as a consumer."""
+
+    def __init__(self, transfers: TransferService, peer: PeerClient, sign: Callable[[str, str], str]) -> None:
+        self._transfers = transfers
+        self._peer = peer
+        self._sign = sign  # (audience DID, access token) -> our self-issued token
+
+    async def refresh(self, transfer_id: str) -> Transfer:
+        """Refresh the EDR of a consumer transfer; return the transfer with the new EDR stored."""
+        transfer = await self._transfers.get(transfer_id)
+        if transfer.role is not Role.CONSUMER or transfer.data_address is None:
+            raise NotFound(f"transfer process {transfer_id!r} has no endpoint data reference to refresh")
+        props = endpoint_properties(transfer.data_address)
+        endpoint, refresh_token = props.get("refreshEndpoint"), props.get("refreshToken")
+        if not endpoint or not refresh_token:
+            raise PeerError(f"the provider's endpoint data reference of {transfer_id!r} cannot be refreshed")
+        url = endpoint if endpoint.rstrip("/").endswith("/token") else endpoint.rstrip("/") + "/token"
+        audience = props.get("refreshAudience") or transfer.counterparty_id
+        proof = self._sign(audience, props.get("authorization", ""))
+        form = urlencode({"grant_type": "refresh_token", "refresh_token": refresh_token})
+        answer = await self._peer.request(
+            "POST",
+            f"{url}?{form}",
+            data=form.encode(),
+            headers={"Authorization": "Bearer " + proof, "Content-Type": "application/x-www-form-urlencoded"},
+            max_body_bytes=MAX_ANSWER_BYTES,
+        )
+        body: Any = answer.body
+        if not answer.ok or not isinstance(body, dict):
+            reason = body.get("reason") if isinstance(body, dict) else None
+            detail = f": {str(reason)[:300]}" if reason else ""
+            raise PeerError(f"the provider refused to refresh the tokens ({answer.status}){detail}")
+        values = {prop: body[field] for field, prop in _UPDATES if isinstance(body.get(field), str) and body[field]}
+        lifetime = body.get("expires_in", body.get("expires"))
+        if len(values) != len(_UPDATES) or isinstance(lifetime, bool) or not isinstance(lifetime, int | str):
+            raise PeerError("the provider's refresh answer lacks access_token, refresh_token or expires_in")
+        values["expiresIn"] = str(lifetime)
+        return await self._transfers.update_edr(transfer.id, _replaced(transfer.data_address, values))
+
+
+def _replaced(address: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """Return a DataAddress with the named endpoint properties' values replaced (names kept as sent)."""
+    entries = []
+    seen = set()
+    for entry in address.get("endpointProperties") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            bare = endpoint_properties({"endpointProperties": [entry]})
+            name = next(iter(bare), None)
+            if name in values:
+                entry = {**entry, "value": values[name]}
+                seen.add(name)
+        entries.append(entry)
+    entries += [{"@type": "EndpointProperty", "name": k, "value": v} for k, v in values.items() if k not in seen]
+    return {**address, "endpointProperties": entries}
