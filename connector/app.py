@@ -14,6 +14,7 @@ from catalog.info import CatalogInfo
 from connector.identity.access_tokens import AccessTokenVerifier
 from connector.identity.errors import KeyFileError
 from connector.identity.keys import NodeKey, load_key, load_or_create_key
+from connector.identity.sealing import SecretSealer
 from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.services import tck
@@ -75,7 +76,12 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
     if settings.auto_migrate:
         await migrate.upgrade(settings.effective_database_url)
     async with AsyncExitStack() as stack:
-        store = Store(settings.effective_database_url, pool_size=settings.database_pool_size)
+        key = node_key(settings)
+        store = Store(
+            settings.effective_database_url,
+            pool_size=settings.database_pool_size,
+            sealer=SecretSealer.for_node(key),
+        )
         stack.push_async_callback(store.close)
         await check_schema(settings)
         await store.optimize()
@@ -87,7 +93,6 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             )
         )
         stack.push_async_callback(peer.close)
-        key = node_key(settings)
         identity = NodeIdentity(identity_config(settings), key, store, peer)
         catalog = CatalogService(store, settings.effective_participant_id, settings.dsp_base_url)
         dsp = DspClient(peer, identity)

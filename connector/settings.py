@@ -98,7 +98,10 @@ class Settings(BaseSettings):
         default=None, description="Name of the organisation publishing the catalog (default: the participant id)."
     )
     peer_timeout: float = Field(
-        default=10.0, gt=0, le=300, description="Seconds a peer may take to answer one request of this node."
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a peer may take to answer one request of this node (for a push: to take each chunk).",
     )
     peer_max_body_bytes: int = Field(
         default=10_485_760, ge=1024, le=1_073_741_824, description="Largest answer accepted from a peer, in bytes."

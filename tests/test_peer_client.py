@@ -134,3 +134,58 @@ async def test_names_resolving_to_private_addresses_are_refused() -> None:
 )
 def test_public_address_classification(address: str, public: bool) -> None:
     assert is_public_address(address) is public
+
+
+async def _sink(read_pause: float, stall_after: int | None) -> tuple[web.AppRunner, str, list[int]]:
+    """A push destination reading 1 MiB at a time with a pause between reads (stalling after N MiB if asked)."""
+    received: list[int] = []
+
+    async def take(request: web.Request) -> web.Response:
+        total = 0
+        while True:
+            try:
+                chunk = await request.content.readexactly(1024 * 1024)
+            except asyncio.IncompleteReadError as short:
+                chunk = short.partial
+            if not chunk:
+                break
+            total += len(chunk)
+            received.append(total)
+            if stall_after is not None and total >= stall_after * 1024 * 1024:
+                await asyncio.sleep(30)
+            await asyncio.sleep(read_pause)
+        return web.json_response({"received": total})
+
+    app = web.Application(client_max_size=1024**3)
+    app.router.add_post("/sink", take)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/sink", received
+
+
+async def _body(mib: int) -> AsyncIterator[bytes]:
+    for _ in range(mib * 16):
+        yield bytes(65536)
+
+
+async def test_a_push_longer_than_the_timeout_goes_through_while_it_progresses(local_client: PeerClient) -> None:
+    runner, url, _ = await _sink(read_pause=0.05, stall_after=None)  # about 20 MiB/s: 40 MiB take 2 s
+    try:
+        answer = await local_client.request("POST", url, data=_body(40), idle=1.0, max_body_bytes=1024)
+        assert answer.ok and answer.body == {"received": 40 * 1024 * 1024}
+        with pytest.raises(PeerTimeout, match="did not answer within 1 s"):  # a whole-request limit would cut it
+            await local_client.request("POST", url, data=_body(40), max_body_bytes=1024)
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_push_that_stops_moving_fails_after_the_idle_budget(local_client: PeerClient) -> None:
+    runner, url, received = await _sink(read_pause=0.0, stall_after=2)
+    try:
+        with pytest.raises(PeerTimeout, match="took no data and sent no answer for 1 s"):
+            await local_client.request("POST", url, data=_body(200), idle=1.0, max_body_bytes=1024)
+        assert received and received[-1] < 200 * 1024 * 1024
+    finally:
+        await runner.cleanup()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -407,6 +408,13 @@ async def test_tokens_are_refreshed_with_the_consumers_signed_authentication_tok
     # Twice in a row: the refresh token of the first refresh works for the second.
     status, again = await consumer_api.call("POST", f"/management/v3/edrs/{transfer_id}/refresh")
     assert status == 200 and again["authorization"] != refreshed["authorization"]
+
+    # At rest, the consumer's database holds the tokens sealed: a copy of it alone grants nothing.
+    database = consumer.settings.effective_database_url.split("///", 1)[1]
+    with sqlite3.connect(database) as raw:
+        (stored_address,) = raw.execute("SELECT data_address FROM transfers WHERE id = ?", (transfer_id,)).fetchone()
+    assert again["authorization"] not in stored_address and again["refreshToken"] not in stored_address
+    assert stored_address.count("sealed:v1:") == 2 and address["endpoint"] in stored_address
 
 
 async def test_a_refresh_without_the_consumers_proof_is_refused_naming_why(

@@ -20,7 +20,7 @@ from connector.store.repositories import (
     PolicyDefinitionRepository,
     SeenTokenRepository,
 )
-from connector.store.transfers import AccessLogRepository, TransferRepository, UsageRepository
+from connector.store.transfers import PLAIN, AccessLogRepository, Sealer, TransferRepository, UsageRepository
 
 
 @dataclass(slots=True)
@@ -45,21 +45,24 @@ class Transaction:
 class Store:
     """The node's database: opens transactions and hands out repositories."""
 
-    def __init__(self, url: str, pool_size: int = 10, connect_args: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, url: str, pool_size: int = 10, connect_args: dict[str, Any] | None = None, sealer: Sealer = PLAIN
+    ) -> None:
         self.url = url
+        self._sealer = sealer
         self._write, self._read = create_engines(url, pool_size, connect_args)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """Open a write transaction: committed when the block ends, rolled back on any error."""
         async with self._write.begin() as connection:
-            yield _bind(connection)
+            yield _bind(connection, self._sealer)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Transaction]:
         """Open a read-only transaction."""
         async with self._read.connect() as connection, connection.begin():
-            yield _bind(connection)
+            yield _bind(connection, self._sealer)
 
     async def ping(self) -> None:
         """Run a trivial query; raise if the database cannot be reached."""
@@ -82,7 +85,7 @@ class Store:
             await self._read.dispose()
 
 
-def _bind(connection: AsyncConnection) -> Transaction:
+def _bind(connection: AsyncConnection, sealer: Sealer = PLAIN) -> Transaction:
     return Transaction(
         connection=connection,
         assets=AssetRepository(connection),
@@ -93,7 +96,7 @@ def _bind(connection: AsyncConnection) -> Transaction:
         negotiations=NegotiationRepository(connection),
         agreements=AgreementRepository(connection),
         outbox=OutboxRepository(connection),
-        transfers=TransferRepository(connection),
+        transfers=TransferRepository(connection, sealer),
         access_log=AccessLogRepository(connection),
         passports=PassportRepository(connection),
         usage=UsageRepository(connection),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import case, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -19,8 +20,69 @@ from connector.domain.transfer import Transfer, TransferState
 from connector.store import query
 from connector.store.tables import agreement_uses, data_access, transfers
 
+log = logging.getLogger("connector.store")
 
-def _transfer(row: RowMapping) -> Transfer:
+
+class Sealer(Protocol):
+    """Encrypts secrets for storage (connector.identity.sealing.SecretSealer)."""
+
+    def seal(self, value: str, where: str) -> str:
+        """Return `value` encrypted, bound to `where`."""
+        ...
+
+    def open(self, value: str, where: str) -> str:
+        """Return the plain value; raise when it does not open."""
+        ...
+
+
+class _Plain:
+    def seal(self, value: str, where: str) -> str:
+        return value
+
+    def open(self, value: str, where: str) -> str:
+        return value
+
+
+PLAIN: Sealer = _Plain()
+# Endpoint properties that are credentials (by bare name: EDC's and Tractus-X's namespaces are ignored).
+SECRET_PROPERTIES = frozenset({"authorization", "refreshToken", "authCode"})
+
+
+def _secrets(
+    address: dict[str, Any] | None, where: str, change: Callable[[str, str], str | None]
+) -> dict[str, Any] | None:
+    """Return a DataAddress with the values of its credential properties passed through `change`."""
+    if address is None:
+        return None
+    entries = address.get("endpointProperties")
+    if not isinstance(entries, list):
+        return address
+    changed = []
+    for entry in entries:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        value = entry.get("value") if isinstance(entry, dict) else None
+        if isinstance(name, str) and isinstance(value, str) and name.rsplit("/", 1)[-1] in SECRET_PROPERTIES:
+            new = change(value, f"{where}/{name}")
+            if new is None:
+                continue
+            entry = {**entry, "value": new}
+        changed.append(entry)
+    return {**address, "endpointProperties": changed}
+
+
+def _opener(sealer: Sealer) -> Callable[[str, str], str | None]:
+    def open_or_drop(value: str, where: str) -> str | None:
+        try:
+            return sealer.open(value, where)
+        except Exception:
+            log.warning("a stored token does not open with this node's key; it is left out", extra={"where": where})
+            return None
+
+    return open_or_drop
+
+
+def _transfer(row: RowMapping, sealer: Sealer = PLAIN) -> Transfer:
+    opened = _opener(sealer)
     return Transfer(
         id=row["id"],
         role=Role(row["role"]),
@@ -32,8 +94,16 @@ def _transfer(row: RowMapping) -> Transfer:
         agreement_id=row["agreement_id"],
         asset_id=row["asset_id"],
         transfer_type=row["transfer_type"],
-        destination=dict(row["destination"]) if row["destination"] is not None else None,
-        data_address=dict(row["data_address"]) if row["data_address"] is not None else None,
+        destination=_secrets(
+            dict(row["destination"]) if row["destination"] is not None else None,
+            f"transfers/{row['id']}/destination",
+            opened,
+        ),
+        data_address=_secrets(
+            dict(row["data_address"]) if row["data_address"] is not None else None,
+            f"transfers/{row['id']}/data_address",
+            opened,
+        ),
         error_detail=row["error_detail"],
         awaiting_ack=row["awaiting_ack"],
         token_generation=int(row["token_generation"]),
@@ -43,7 +113,7 @@ def _transfer(row: RowMapping) -> Transfer:
     )
 
 
-def _row(transfer: Transfer) -> dict[str, Any]:
+def _row(transfer: Transfer, sealer: Sealer = PLAIN) -> dict[str, Any]:
     return {
         "id": transfer.id,
         "role": transfer.role.value,
@@ -55,8 +125,8 @@ def _row(transfer: Transfer) -> dict[str, Any]:
         "agreement_id": transfer.agreement_id,
         "asset_id": transfer.asset_id,
         "transfer_type": transfer.transfer_type,
-        "destination": transfer.destination,
-        "data_address": transfer.data_address,
+        "destination": _secrets(transfer.destination, f"transfers/{transfer.id}/destination", sealer.seal),
+        "data_address": _secrets(transfer.data_address, f"transfers/{transfer.id}/data_address", sealer.seal),
         "error_detail": transfer.error_detail,
         "awaiting_ack": transfer.awaiting_ack,
         "token_generation": transfer.token_generation,
@@ -80,19 +150,20 @@ class TransferRepository:
         "createdAt": transfers.c.created_at,
     }
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, sealer: Sealer = PLAIN) -> None:
         self._c = connection
+        self._sealer = sealer
 
     async def add(self, transfer: Transfer) -> None:
         """Store a new transfer."""
-        await self._c.execute(insert(transfers).values(**_row(transfer)))
+        await self._c.execute(insert(transfers).values(**_row(transfer, self._sealer)))
 
     async def save(self, transfer: Transfer) -> None:
         """Store a changed transfer whose version is one more than the stored one; Conflict otherwise."""
         result = await self._c.execute(
             update(transfers)
             .where(transfers.c.id == transfer.id, transfers.c.version == transfer.version - 1)
-            .values(**_row(transfer))
+            .values(**_row(transfer, self._sealer))
         )
         if result.rowcount != 1:
             raise Conflict(f"transfer process {transfer.id} was changed concurrently; retry")
@@ -103,7 +174,7 @@ class TransferRepository:
         if for_update and self._c.dialect.name == "postgresql":
             statement = statement.with_for_update()
         row = (await self._c.execute(statement)).mappings().first()
-        return _transfer(row) if row else None
+        return _transfer(row, self._sealer) if row else None
 
     async def find_by_peer(self, role: Role, counterparty_id: str, peer_pid: str) -> Transfer | None:
         """Return the transfer in `role` that the counterparty opened with its pid (for redelivered requests)."""
@@ -112,7 +183,7 @@ class TransferRepository:
             transfers.c.role == role.value, transfers.c.counterparty_id == counterparty_id, column == peer_pid
         )
         row = (await self._c.execute(statement)).mappings().first()
-        return _transfer(row) if row else None
+        return _transfer(row, self._sealer) if row else None
 
     async def running(self, limit: int = 500, after: str = "") -> list[Transfer]:
         """Return provider transfers not yet ended, by id (for the policy monitor)."""
@@ -126,7 +197,7 @@ class TransferRepository:
             .order_by(transfers.c.id)
             .limit(limit)
         )
-        return [_transfer(r) for r in (await self._c.execute(statement)).mappings()]
+        return [_transfer(r, self._sealer) for r in (await self._c.execute(statement)).mappings()]
 
     async def query(self, spec: QuerySpec, with_edr: bool = False) -> list[Transfer]:
         """Return the transfers a QuerySpec selects (only consumer ones holding an EDR, with `with_edr`)."""
@@ -134,7 +205,7 @@ class TransferRepository:
         if with_edr:
             base = base.where(transfers.c.role == Role.CONSUMER.value, transfers.c.data_address.is_not(None))
         statement = query.apply_column_query(base, spec, self._COLUMNS, transfers.c.id, "transfer processes")
-        return [_transfer(r) for r in (await self._c.execute(statement)).mappings()]
+        return [_transfer(r, self._sealer) for r in (await self._c.execute(statement)).mappings()]
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,7 +227,10 @@ class HttpMover:
                     async for chunk in source.content.iter_chunked(CHUNK):
                         yield chunk
 
-                answer = await self._peer.request("POST", destination["endpoint"], data=chunks(), headers=out_headers)
+                # No limit on the whole push (it may be large); each chunk must go out within the peer timeout.
+                answer = await self._peer.request(
+                    "POST", destination["endpoint"], data=chunks(), headers=out_headers, idle=self._peer.limits.timeout
+                )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise PeerError(f"the data source failed: {type(exc).__name__}") from None
         return answer.status, answer.body

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -91,6 +91,8 @@ class PeerClient:
             limit=100,
             ttl_dns_cache=60,
         )
+        # A push has no limit on the whole request (its deadline moves with progress; see `idle`).
+        self._unbounded = aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_timeout)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=limits.timeout, sock_connect=limits.connect_timeout),
@@ -137,8 +139,13 @@ class PeerClient:
         max_body_bytes: int | None = None,
         within: float | None = None,
         data: Any = None,
+        idle: float | None = None,
     ) -> PeerResponse:
-        """Send one request; raise PeerTimeout or PeerError naming the peer when it fails or misbehaves."""
+        """Send one request; raise PeerTimeout or PeerError naming the peer when it fails or misbehaves.
+
+        With `idle` and a body of chunks (a push), there is no limit on the whole request: it fails when `idle`
+        seconds pass without a chunk going out (or, once all is sent, without the answer).
+        """
         self.check_url(url)
         host = urlsplit(url).netloc
         limit = max_body_bytes or self.limits.max_body_bytes
@@ -148,10 +155,18 @@ class PeerClient:
         else:
             # Raw bytes or an async iterator of chunks (a push streams its data through).
             all_headers = dict(headers or {})
+        budget = idle if idle is not None else within or self.limits.timeout
         try:
-            async with asyncio.timeout(within or self.limits.timeout):
+            async with asyncio.timeout(budget) as deadline:
+                if idle is not None and data is not None and hasattr(data, "__aiter__"):
+                    data = _progressing(data, deadline, idle)
                 async with self._session.request(
-                    method, url, data=data, headers=all_headers, allow_redirects=False
+                    method,
+                    url,
+                    data=data,
+                    headers=all_headers,
+                    allow_redirects=False,
+                    timeout=self._unbounded if idle is not None else None,
                 ) as response:
                     if 300 <= response.status < 400:
                         raise PeerError(
@@ -165,7 +180,9 @@ class PeerClient:
                     body = _maybe_json(raw, response.content_type, host)
                     return PeerResponse(response.status, dict(response.headers), body, raw)
         except TimeoutError:
-            raise PeerTimeout(f"{host} did not answer within {within or self.limits.timeout:g} s") from None
+            if idle is not None:
+                raise PeerTimeout(f"{host} took no data and sent no answer for {idle:g} s") from None
+            raise PeerTimeout(f"{host} did not answer within {budget:g} s") from None
         except PeerError:
             raise
         except aiohttp.ClientConnectorError as exc:
@@ -175,6 +192,15 @@ class PeerClient:
             raise PeerError(f"cannot connect to {host}: {cause.strerror or cause}") from None
         except aiohttp.ClientError as exc:
             raise PeerError(f"request to {host} failed: {type(exc).__name__}: {exc}") from None
+
+
+async def _progressing(chunks: AsyncIterator[bytes], deadline: asyncio.Timeout, idle: float) -> AsyncIterator[bytes]:
+    """Pass chunks through, moving the deadline `idle` seconds ahead each time one is taken."""
+    loop = asyncio.get_running_loop()
+    async for chunk in chunks:
+        deadline.reschedule(loop.time() + idle)
+        yield chunk
+    deadline.reschedule(loop.time() + idle)  # the same budget for the answer
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int, host: str) -> bytes:
