@@ -142,6 +142,51 @@ async def _wait(api: Management, path: str, states: set[str]) -> dict[str, Any]:
             await asyncio.sleep(0.05)
 
 
+def _pull_request(provider: Node, agreement_id: str) -> dict[str, Any]:
+    return {
+        "@context": EDC_CONTEXT,
+        "@type": "TransferRequest",
+        "counterPartyAddress": provider.settings.dsp_base_url,
+        "contractId": agreement_id,
+        "protocol": "dataspace-protocol-http:2025-1",
+        "transferType": "HttpData-PULL",
+    }
+
+
+async def _started_pull(
+    provider: Node, consumer: Node, http: aiohttp.ClientSession, backend: Backend, contract: Any = None
+) -> tuple[str, dict[str, Any]]:
+    """Negotiate (with `contract` as the contract policy's permissions) and start a pull; return (id, EDR)."""
+    agreement_id = await _agreement(provider, consumer, http, backend, contract)
+    consumer_api = Management(http, consumer)
+    status, created = await consumer_api.call(
+        "POST", "/management/v3/transferprocesses", _pull_request(provider, agreement_id)
+    )
+    assert status == 200, created
+    await _wait(consumer_api, f"/management/v3/transferprocesses/{created['@id']}", {"STARTED"})
+    _, address = await consumer_api.call("GET", f"/management/v3/edrs/{created['@id']}/dataaddress")
+    return str(created["@id"]), dict(address)
+
+
+async def _provider_terminated(provider_api: Management) -> dict[str, Any]:
+    """Wait until the provider's (only) transfer process is TERMINATED; return it."""
+    async with asyncio.timeout(30):
+        while True:
+            _, provided = await provider_api.call("POST", "/management/v3/transferprocesses/request")
+            if provided[0]["state"] == "TERMINATED":
+                return dict(provided[0])
+            await asyncio.sleep(0.2)
+
+
+async def _wait_for_end(api: Management, transfer_id: str) -> dict[str, Any]:
+    async with asyncio.timeout(20):
+        while True:
+            _, body = await api.call("GET", f"/management/v3/transferprocesses/{transfer_id}")
+            if body["state"] in ("TERMINATED", "COMPLETED"):
+                return dict(body)
+            await asyncio.sleep(0.05)
+
+
 async def test_pull_transfer_fetches_data_with_the_edr_and_the_token_dies_with_the_transfer(
     node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
 ) -> None:
@@ -276,34 +321,17 @@ async def test_an_expired_agreement_stops_the_data_and_the_monitor_terminates_th
     consumer = await node_factory(api_key=API_KEY)
     until = (datetime.now(UTC) + timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
     contract = [{"action": "use", "constraint": [{"leftOperand": "dateTime", "operator": "lt", "rightOperand": until}]}]
-    agreement_id = await _agreement(provider, consumer, http, backend, contract)
+    transfer_id, address = await _started_pull(provider, consumer, http, backend, contract)
     consumer_api, provider_api = Management(http, consumer), Management(http, provider)
-    request = {
-        "@context": EDC_CONTEXT,
-        "@type": "TransferRequest",
-        "counterPartyAddress": provider.settings.dsp_base_url,
-        "contractId": agreement_id,
-        "protocol": "dataspace-protocol-http:2025-1",
-        "transferType": "HttpData-PULL",
-    }
-    status, created = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
-    assert status == 200, created
-    await _wait(consumer_api, f"/management/v3/transferprocesses/{created['@id']}", {"STARTED"})
-    _, address = await consumer_api.call("GET", f"/management/v3/edrs/{created['@id']}/dataaddress")
     async with http.get(address["endpoint"], headers={"Authorization": address["authorization"]}) as response:
         assert response.status == 200
     # After the validity period the data stops at once (data-request scope), then the monitor ends the transfer.
-    async with asyncio.timeout(30):
-        while True:
-            _, provided = await provider_api.call("POST", "/management/v3/transferprocesses/request")
-            if provided[0]["state"] == "TERMINATED":
-                break
-            await asyncio.sleep(0.2)
-    assert "policy monitor" in provided[0]["errorDetail"] and "dateTime" in provided[0]["errorDetail"]
+    provided = await _provider_terminated(provider_api)
+    assert "policy monitor" in provided["errorDetail"] and "dateTime" in provided["errorDetail"]
     async with http.get(address["endpoint"], headers={"Authorization": address["authorization"]}) as response:
         assert response.status == 403
         assert "TERMINATED" in (await response.json())["reason"]
-    done = await _wait(consumer_api, f"/management/v3/transferprocesses/{created['@id']}", {"TERMINATED"})
+    done = await _wait(consumer_api, f"/management/v3/transferprocesses/{transfer_id}", {"TERMINATED"})
     assert "usage policy no longer holds" in done["errorDetail"]
 
 
@@ -313,20 +341,8 @@ async def test_a_count_limit_allows_exactly_that_many_uses_and_failed_requests_u
     provider = await node_factory(api_key=API_KEY, policy_monitor_seconds=0.3)
     consumer = await node_factory(api_key=API_KEY)
     contract = [{"action": "use", "constraint": [{"leftOperand": "count", "operator": "lteq", "rightOperand": 5}]}]
-    agreement_id = await _agreement(provider, consumer, http, backend, contract)
+    _, address = await _started_pull(provider, consumer, http, backend, contract)
     consumer_api, provider_api = Management(http, consumer), Management(http, provider)
-    request = {
-        "@context": EDC_CONTEXT,
-        "@type": "TransferRequest",
-        "counterPartyAddress": provider.settings.dsp_base_url,
-        "contractId": agreement_id,
-        "protocol": "dataspace-protocol-http:2025-1",
-        "transferType": "HttpData-PULL",
-    }
-    status, created = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
-    assert status == 200, created
-    await _wait(consumer_api, f"/management/v3/transferprocesses/{created['@id']}", {"STARTED"})
-    _, address = await consumer_api.call("GET", f"/management/v3/edrs/{created['@id']}/dataaddress")
     auth = {"Authorization": address["authorization"]}
 
     # A request the backend cannot answer with data does not use up the agreement.
@@ -344,46 +360,12 @@ async def test_a_count_limit_allows_exactly_that_many_uses_and_failed_requests_u
     assert "count" in refused and "lteq 5" in refused
 
     # With every use taken, the monitor ends the transfer, and a new transfer is refused.
-    async with asyncio.timeout(30):
-        while True:
-            _, provided = await provider_api.call("POST", "/management/v3/transferprocesses/request")
-            if provided[0]["state"] == "TERMINATED":
-                break
-            await asyncio.sleep(0.2)
-    assert "count" in provided[0]["errorDetail"]
+    assert "count" in (await _provider_terminated(provider_api))["errorDetail"]
+    request = _pull_request(provider, address["agreementId"])
     status, again = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
     assert status == 200, again
     ended = await _wait_for_end(consumer_api, again["@id"])
     assert ended["state"] == "TERMINATED" and "count" in ended["errorDetail"]
-
-
-async def _wait_for_end(api: Management, transfer_id: str) -> dict[str, Any]:
-    async with asyncio.timeout(20):
-        while True:
-            _, body = await api.call("GET", f"/management/v3/transferprocesses/{transfer_id}")
-            if body["state"] in ("TERMINATED", "COMPLETED"):
-                return dict(body)
-            await asyncio.sleep(0.05)
-
-
-async def _started_pull(
-    provider: Node, consumer: Node, http: aiohttp.ClientSession, backend: Backend
-) -> tuple[str, dict[str, Any]]:
-    agreement_id = await _agreement(provider, consumer, http, backend)
-    consumer_api = Management(http, consumer)
-    request = {
-        "@context": EDC_CONTEXT,
-        "@type": "TransferRequest",
-        "counterPartyAddress": provider.settings.dsp_base_url,
-        "contractId": agreement_id,
-        "protocol": "dataspace-protocol-http:2025-1",
-        "transferType": "HttpData-PULL",
-    }
-    status, created = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
-    assert status == 200, created
-    await _wait(consumer_api, f"/management/v3/transferprocesses/{created['@id']}", {"STARTED"})
-    _, address = await consumer_api.call("GET", f"/management/v3/edrs/{created['@id']}/dataaddress")
-    return str(created["@id"]), dict(address)
 
 
 async def test_tokens_are_refreshed_with_the_consumers_signed_authentication_token(
