@@ -372,7 +372,7 @@ async def test_tokens_are_refreshed_with_the_consumers_signed_authentication_tok
     node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
 ) -> None:
     """The Tractus-X token refresh profile, both sides: the consumer's management API refreshes its EDR."""
-    provider = await node_factory(api_key=API_KEY)
+    provider = await node_factory(api_key=API_KEY, token_lifetime_seconds=12)
     consumer = await node_factory(api_key=API_KEY)
     transfer_id, address = await _started_pull(provider, consumer, http, backend)
     consumer_api = Management(http, consumer)
@@ -390,6 +390,18 @@ async def test_tokens_are_refreshed_with_the_consumers_signed_authentication_tok
     # Twice in a row: the refresh token of the first refresh works for the second.
     status, again = await consumer_api.call("POST", f"/management/v3/edrs/{transfer_id}/refresh")
     assert status == 200 and again["authorization"] != refreshed["authorization"]
+
+    # auto_refresh (as Tractus-X clients ask) refreshes only a token that is about to expire.
+    _, fresh = await consumer_api.call("GET", f"/management/v3/edrs/{transfer_id}/dataaddress?auto_refresh=true")
+    assert fresh["authorization"] == again["authorization"]  # valid for minutes: handed out as it is
+    assert (await consumer_api.call("GET", f"/management/v3/edrs/{transfer_id}/dataaddress?auto_refresh=maybe"))[
+        0
+    ] == 400
+
+    await asyncio.sleep(3)  # 12 s tokens: now within 10 s of expiry, so auto_refresh refreshes
+    _, renewed = await consumer_api.call("GET", f"/management/v3/edrs/{transfer_id}/dataaddress?auto_refresh=true")
+    assert renewed["authorization"] != again["authorization"]
+    again = renewed
 
     # At rest, the consumer's database holds the tokens sealed: a copy of it alone grants nothing.
     database = consumer.settings.effective_database_url.split("///", 1)[1]

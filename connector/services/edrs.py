@@ -8,9 +8,13 @@ body, as RFC 6749 has it), and stores the new access token, refresh token and li
 
 from __future__ import annotations
 
+import base64
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
+
+import orjson
 
 from connector.domain.errors import NotFound, PeerError
 from connector.domain.negotiation import Role
@@ -24,6 +28,23 @@ MAX_ANSWER_BYTES = 64 * 1024
 _UPDATES = (("access_token", "authorization"), ("refresh_token", "refreshToken"))
 
 
+# With auto_refresh, an access token this close to its expiry is refreshed before it is handed out.
+REFRESH_MARGIN_SECONDS = 10
+
+
+def token_expiry(token: str) -> int | None:
+    """Return the `exp` of a JWT without verifying it (a hint for when to refresh; the provider verifies)."""
+    parts = token.removeprefix("Bearer ").split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return exp if isinstance(exp, int) and not isinstance(exp, bool) else None
+
+
 class EdrRefresher:
     """Refreshes the endpoint data references this node holds as a consumer."""
 
@@ -31,6 +52,19 @@ class EdrRefresher:
         self._transfers = transfers
         self._peer = peer
         self._sign = sign  # (audience DID, access token) -> our self-issued token
+
+    async def current(self, transfer_id: str, auto_refresh: bool = False) -> Transfer:
+        """Return a consumer transfer with its EDR, refreshed first when asked and its token (nearly) expired."""
+        transfer = await self._transfers.get(transfer_id)
+        if transfer.role is not Role.CONSUMER or transfer.data_address is None:
+            raise NotFound(
+                f"transfer process {transfer.id!r} has no endpoint data reference (state {transfer.state.value})"
+            )
+        if auto_refresh:
+            expiry = token_expiry(endpoint_properties(transfer.data_address).get("authorization", ""))
+            if expiry is not None and expiry - time.time() < REFRESH_MARGIN_SECONDS:
+                return await self.refresh(transfer_id)
+        return transfer
 
     async def refresh(self, transfer_id: str) -> Transfer:
         """Refresh the EDR of a consumer transfer; return the transfer with the new EDR stored."""

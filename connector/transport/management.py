@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from aiohttp import web
 
 from connector.domain.errors import InvalidInput, NotFound, Problem
-from connector.domain.negotiation import Role
 from connector.domain.transfer import TransferMessage
 from connector.management import wire
 from connector.services.dsp_client import DspClient, PeerCatalogs, check_protocol
@@ -309,11 +308,13 @@ async def query_edrs(request: web.Request) -> web.Response:
 
 
 async def get_edr_address(request: web.Request) -> web.Response:
-    transfer = await _services(request).transfers.get(request.match_info["id"])
-    if transfer.role is not Role.CONSUMER or transfer.data_address is None:
-        raise NotFound(
-            f"transfer process {transfer.id!r} has no endpoint data reference (state {transfer.state.value})"
-        )
+    auto = request.query.get("auto_refresh", "false").lower()
+    if auto not in ("true", "false"):
+        raise InvalidInput("auto_refresh must be true or false", [Problem("invalid", "auto_refresh", auto)])
+    services = _services(request)
+    if services.edrs is None:
+        raise NotFound("this node holds no endpoint data references")
+    transfer = await services.edrs.current(request.match_info["id"], auto_refresh=auto == "true")
     return json_response(wire.render_edr_address(transfer))
 
 
@@ -759,6 +760,7 @@ ROUTES: tuple[Route, ...] = (
         "EDRs",
         None,
         "EdrDataAddress",
+        query=("auto_refresh",),
     ),
     Route(
         "POST",

@@ -541,6 +541,10 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "includeDeleted": {"type": "boolean"},
     "format": {"enum": ["node", "catenax", "idta"]},
     "level": {"enum": ["public", "legitimate_interest", "authority"]},
+    "auto_refresh": {
+        "type": "boolean",
+        "description": "refresh the tokens first when the access token has (nearly) expired",
+    },
 }
 
 
