@@ -223,8 +223,11 @@ async def test_pull_transfer_fetches_data_with_the_edr_and_the_token_dies_with_t
     _method, _, headers = backend.requests[-1]
     assert headers["X-Agreement-Id"] == agreement_id
     assert headers["X-Consumer-Id"] == consumer.settings.effective_participant_id
-    # The secret went to the backend and nowhere else.
+    # The secret went to the backend and nowhere else, and the provider's database holds it sealed.
     assert "backend-secret" not in json.dumps(address) and "backend-secret" not in json.dumps(data)
+    with sqlite3.connect(provider.settings.effective_database_url.split("///", 1)[1]) as raw:
+        (secrets,) = raw.execute("SELECT data_address_secrets FROM assets WHERE id = 'passports-http'").fetchone()
+    assert "backend-secret" not in secrets and json.loads(secrets)["authCode"].startswith("sealed:v1:")
 
     # Without the token, or with a forged one: 401 with the reason.
     async with http.get(endpoint) as response:

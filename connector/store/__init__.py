@@ -20,7 +20,8 @@ from connector.store.repositories import (
     PolicyDefinitionRepository,
     SeenTokenRepository,
 )
-from connector.store.transfers import PLAIN, AccessLogRepository, Sealer, TransferRepository, UsageRepository
+from connector.store.sealing import PLAIN, Sealer
+from connector.store.transfers import AccessLogRepository, TransferRepository, UsageRepository
 
 
 @dataclass(slots=True)
@@ -88,7 +89,7 @@ class Store:
 def _bind(connection: AsyncConnection, sealer: Sealer = PLAIN) -> Transaction:
     return Transaction(
         connection=connection,
-        assets=AssetRepository(connection),
+        assets=AssetRepository(connection, sealer),
         policies=PolicyDefinitionRepository(connection),
         contracts=ContractDefinitionRepository(connection),
         seen_tokens=SeenTokenRepository(connection),

@@ -17,6 +17,7 @@ from connector.domain.assets import Asset, ContractDefinition, Criterion, DataAd
 from connector.domain.errors import Conflict, NotFound
 from connector.domain.query import QuerySpec
 from connector.store import query
+from connector.store.sealing import PLAIN, Sealer, open_or_none
 from connector.store.tables import (
     OFFERS_REVISION,
     asset_properties,
@@ -40,24 +41,25 @@ async def read_revision(connection: AsyncConnection, name: str) -> int:
 
 
 class AssetRepository:
-    """Assets and their indexed properties."""
+    """Assets and their indexed properties (the data address's secrets sealed at rest)."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, sealer: Sealer = PLAIN) -> None:
         self._c = connection
+        self._sealer = sealer
 
     async def add(self, asset: Asset) -> None:
         """Store a new asset; raise Conflict when its id exists."""
         if await self.exists(asset.id):
             raise Conflict(f"an asset with id {asset.id!r} already exists")
         try:
-            await self._c.execute(insert(assets).values(**_asset_row(asset)))
+            await self._c.execute(insert(assets).values(**_asset_row(asset, self._sealer)))
         except IntegrityError:
             raise Conflict(f"an asset with id {asset.id!r} already exists") from None
         await self._index(asset)
 
     async def replace(self, asset: Asset) -> None:
         """Replace a stored asset (created_at is kept); raise NotFound when it does not exist."""
-        row = _asset_row(asset)
+        row = _asset_row(asset, self._sealer)
         del row["created_at"]
         result = await self._c.execute(update(assets).where(assets.c.id == asset.id).values(**row))
         if result.rowcount == 0:
@@ -80,12 +82,12 @@ class AssetRepository:
     async def get(self, asset_id: str) -> Asset | None:
         """Return one asset, or None."""
         row = (await self._c.execute(select(assets).where(assets.c.id == asset_id))).mappings().first()
-        return _asset(row) if row else None
+        return _asset(row, self._sealer) if row else None
 
     async def query(self, spec: QuerySpec) -> list[Asset]:
         """Return the page of assets a QuerySpec selects."""
         statement = query.apply_asset_query(select(assets), spec)
-        return [_asset(r) for r in (await self._c.execute(statement)).mappings()]
+        return [_asset(r, self._sealer) for r in (await self._c.execute(statement)).mappings()]
 
     async def select_any(
         self, selectors: list[tuple[Criterion, ...]], offset: int, limit: int, after: str | None = None
@@ -100,7 +102,7 @@ class AssetRepository:
         if after is not None:
             condition = and_(assets.c.id > after, condition)
         statement = select(assets).where(condition).order_by(assets.c.id).offset(offset).limit(limit)
-        return [_asset(r) for r in (await self._c.execute(statement)).mappings()]
+        return [_asset(r, self._sealer) for r in (await self._c.execute(statement)).mappings()]
 
     async def count(self, criteria: Iterable[Criterion] = ()) -> int:
         """Count the assets matching every criterion."""
@@ -118,19 +120,26 @@ class AssetRepository:
             await self._c.execute(insert(asset_properties), rows)
 
 
-def _asset_row(asset: Asset) -> dict[str, Any]:
+def _asset_row(asset: Asset, sealer: Sealer = PLAIN) -> dict[str, Any]:
     return {
         "id": asset.id,
         "properties": asset.properties,
         "private_properties": asset.private_properties,
         "data_address_type": asset.data_address.type,
         "data_address": asset.data_address.properties,
-        "data_address_secrets": asset.data_address.secrets,
+        "data_address_secrets": {
+            name: sealer.seal(value, f"assets/{asset.id}/secrets/{name}")
+            for name, value in asset.data_address.secrets.items()
+        },
         "created_at": asset.created_at,
     }
 
 
-def _asset(row: RowMapping) -> Asset:
+def _asset(row: RowMapping, sealer: Sealer = PLAIN) -> Asset:
+    secrets = {
+        name: open_or_none(sealer, value, f"assets/{row['id']}/secrets/{name}")
+        for name, value in dict(row["data_address_secrets"]).items()
+    }
     return Asset(
         id=row["id"],
         properties=dict(row["properties"]),
@@ -138,7 +147,7 @@ def _asset(row: RowMapping) -> Asset:
         data_address=DataAddress(
             type=row["data_address_type"],
             properties=dict(row["data_address"]),
-            secrets=dict(row["data_address_secrets"]),
+            secrets={name: value for name, value in secrets.items() if value is not None},
         ),
         created_at=int(row["created_at"]),
     )

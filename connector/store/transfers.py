@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import case, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -18,32 +18,12 @@ from connector.domain.negotiation import Role
 from connector.domain.query import QuerySpec
 from connector.domain.transfer import Transfer, TransferState
 from connector.store import query
+from connector.store.sealing import PLAIN, Sealer, open_or_none
 from connector.store.tables import agreement_uses, data_access, transfers
 
 log = logging.getLogger("connector.store")
 
 
-class Sealer(Protocol):
-    """Encrypts secrets for storage (connector.identity.sealing.SecretSealer)."""
-
-    def seal(self, value: str, where: str) -> str:
-        """Return `value` encrypted, bound to `where`."""
-        ...
-
-    def open(self, value: str, where: str) -> str:
-        """Return the plain value; raise when it does not open."""
-        ...
-
-
-class _Plain:
-    def seal(self, value: str, where: str) -> str:
-        return value
-
-    def open(self, value: str, where: str) -> str:
-        return value
-
-
-PLAIN: Sealer = _Plain()
 # Endpoint properties that are credentials (by bare name: EDC's and Tractus-X's namespaces are ignored).
 SECRET_PROPERTIES = frozenset({"authorization", "refreshToken", "authCode"})
 
@@ -70,19 +50,10 @@ def _secrets(
     return {**address, "endpointProperties": changed}
 
 
-def _opener(sealer: Sealer) -> Callable[[str, str], str | None]:
-    def open_or_drop(value: str, where: str) -> str | None:
-        try:
-            return sealer.open(value, where)
-        except Exception:
-            log.warning("a stored token does not open with this node's key; it is left out", extra={"where": where})
-            return None
-
-    return open_or_drop
-
-
 def _transfer(row: RowMapping, sealer: Sealer = PLAIN) -> Transfer:
-    opened = _opener(sealer)
+    def opened(value: str, where: str) -> str | None:
+        return open_or_none(sealer, value, where)
+
     return Transfer(
         id=row["id"],
         role=Role(row["role"]),
