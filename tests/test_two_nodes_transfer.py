@@ -394,6 +394,17 @@ async def test_tokens_are_refreshed_with_the_consumers_signed_authentication_tok
     status, again = await consumer_api.call("POST", f"/management/v3/edrs/{transfer_id}/refresh")
     assert status == 200 and again["authorization"] != refreshed["authorization"]
 
+    # An EDR naming another party as refreshAudience does not make the consumer sign a token for that party
+    # (the provider could replay it there as this consumer's request): the proof is always for the provider.
+    database = consumer.settings.effective_database_url.split("///", 1)[1]
+    with sqlite3.connect(database) as raw:
+        (stored,) = raw.execute("SELECT data_address FROM transfers WHERE id = ?", (transfer_id,)).fetchone()
+        tampered = stored.replace(provider.settings.effective_did, "did:web:elsewhere.example")
+        assert tampered != stored
+        raw.execute("UPDATE transfers SET data_address = ? WHERE id = ?", (tampered, transfer_id))
+    status, again = await consumer_api.call("POST", f"/management/v3/edrs/{transfer_id}/refresh")
+    assert status == 200, again  # the provider got a proof addressed to itself
+
     # auto_refresh (as Tractus-X clients ask) refreshes only a token that is about to expire.
     _, fresh = await consumer_api.call("GET", f"/management/v3/edrs/{transfer_id}/dataaddress?auto_refresh=true")
     assert fresh["authorization"] == again["authorization"]  # valid for minutes: handed out as it is
@@ -407,7 +418,6 @@ async def test_tokens_are_refreshed_with_the_consumers_signed_authentication_tok
     again = renewed
 
     # At rest, the consumer's database holds the tokens sealed: a copy of it alone grants nothing.
-    database = consumer.settings.effective_database_url.split("///", 1)[1]
     with sqlite3.connect(database) as raw:
         (stored_address,) = raw.execute("SELECT data_address FROM transfers WHERE id = ?", (transfer_id,)).fetchone()
     assert again["authorization"] not in stored_address and again["refreshToken"] not in stored_address
@@ -471,3 +481,26 @@ async def test_a_refresh_without_the_consumers_proof_is_refused_naming_why(
                 break
             await asyncio.sleep(0.1)
     assert "not STARTED" in body["reason"]
+
+
+async def test_a_push_takes_a_counted_use(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    contract = [{"action": "use", "constraint": [{"leftOperand": "count", "operator": "lteq", "rightOperand": 1}]}]
+    agreement_id = await _agreement(provider, consumer, http, backend, contract)
+    consumer_api = Management(http, consumer)
+    request = {
+        **_pull_request(provider, agreement_id),
+        "transferType": "HttpData-PUSH",
+        "dataDestination": {"type": "HttpData", "baseUrl": backend.url + "/sink"},
+    }
+    status, first = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
+    assert status == 200, first
+    assert (await _wait_for_end(consumer_api, first["@id"]))["state"] == "COMPLETED"
+    status, second = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
+    assert status == 200, second
+    ended = await _wait_for_end(consumer_api, second["@id"])
+    assert ended["state"] == "TERMINATED" and "count" in ended["errorDetail"]
+    assert len(backend.pushed) == 1

@@ -45,8 +45,6 @@ class SecretSealer:
 
     def seal(self, value: str, where: str) -> str:
         """Return `value` encrypted, bound to `where` (it opens only with the same `where`)."""
-        if value.startswith(PREFIX):
-            return value
         nonce = os.urandom(12)
         sealed = self._aead.encrypt(nonce, value.encode(), where.encode())
         return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")

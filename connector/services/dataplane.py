@@ -24,7 +24,14 @@ from connector.identity.errors import TokenRejected
 from connector.identity.tokens import strip_bearer
 from connector.services.negotiations import now_ms
 from connector.services.recent import Recent
-from connector.services.transfers import TransferService, agreement_policy, counts_uses, usage_decision
+from connector.services.transfers import (
+    TransferService,
+    agreement_policy,
+    counts_uses,
+    give_back_use,
+    take_use,
+    usage_decision,
+)
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.transfers import Access
@@ -40,6 +47,11 @@ _ENDING = frozenset(
 _Lookup = tuple[Transfer | None, Agreement | None, Asset | None, "policies.Policy | None", bool]
 
 _STARTING = TransferMessage.START.value
+
+
+def _starting(transfer: Transfer) -> bool:
+    """A start (or a resume) decided and sent, its acknowledgement not yet recorded."""
+    return transfer.awaiting_ack == _STARTING and transfer.state in (TransferState.REQUESTED, TransferState.SUSPENDED)
 
 
 class Forbidden(Exception):
@@ -129,7 +141,7 @@ class DataPlaneService:
             raise Forbidden("the token's transfer process or agreement no longer exists")
         # The provider is STARTED once the consumer acknowledges the start message, but the consumer may use
         # the token it carried before that acknowledgement is recorded here: a start on its way counts.
-        if transfer.state is not TransferState.STARTED and transfer.awaiting_ack != _STARTING:
+        if transfer.state is not TransferState.STARTED and not _starting(transfer):
             detail = f" ({transfer.error_detail})" if transfer.error_detail else ""
             raise Forbidden(f"the transfer process is {transfer.state.value}{detail}")
         if transfer.awaiting_ack in _ENDING:
@@ -142,15 +154,7 @@ class DataPlaneService:
             raise Forbidden("the agreement's policy cannot be evaluated")
         consumer = Participant(claims.consumer_id)
         if counted:
-            # Counted uses are taken in a write transaction (the count locked), so two requests, or two
-            # replicas, never both take the last one.
-            async with self._store.transaction() as tx:
-                uses = await tx.usage.uses(agreement.id, for_update=True)
-                decision = usage_decision(
-                    agreement, consumer, policies.Scope.DATA_REQUEST, purpose=purpose, count=uses + 1, policy=policy
-                )
-                if decision.permitted:
-                    await tx.usage.add(agreement.id, 1, now_ms())
+            decision = await take_use(self._store, agreement, consumer, policy, purpose)
         else:
             decision = usage_decision(agreement, consumer, policies.Scope.DATA_REQUEST, purpose=purpose, policy=policy)
         if not decision.permitted:
@@ -160,8 +164,7 @@ class DataPlaneService:
     async def give_back(self, grant: Grant) -> None:
         """Return the use a counted request took, when it was not answered with data (not 2xx)."""
         if grant.counted:
-            async with self._store.transaction() as tx:
-                await tx.usage.add(grant.agreement.id, -1, now_ms())
+            await give_back_use(self._store, grant.agreement.id)
 
     async def refresh(self, authorization: str | None, refresh_token: str | None) -> dict[str, Any]:
         """Return a new endpoint data reference (the Tractus-X token refresh profile), while the transfer is STARTED.
@@ -195,8 +198,10 @@ class DataPlaneService:
             raise AccessDenied("the access token and the refresh token are not of the same transfer and generation")
         async with self._store.read() as tx:
             transfer = await tx.transfers.get(claims.transfer_id)
-        if transfer is None or (transfer.state is not TransferState.STARTED and transfer.awaiting_ack != _STARTING):
+        if transfer is None or (transfer.state is not TransferState.STARTED and not _starting(transfer)):
             raise Forbidden("the transfer process is not STARTED; its tokens cannot be refreshed")
+        if transfer.awaiting_ack in _ENDING:
+            raise Forbidden(f"the transfer process is ending ({transfer.error_detail or transfer.awaiting_ack})")
         if claims.generation != transfer.token_generation:
             raise Forbidden("the refresh token was revoked: the transfer process was restarted")
         return self._transfers.endpoint_data_reference(transfer)

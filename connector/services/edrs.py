@@ -1,9 +1,9 @@
 """The consumer's side of the Tractus-X token refresh profile: exchange an EDR's refresh token for new tokens.
 
-The consumer signs a self-issued token with its DID's key (``iss`` = ``sub`` = its DID, ``aud`` = the EDR's
-refreshAudience, the access token being replaced in ``token``), POSTs ``grant_type=refresh_token`` and the
-refresh token to the EDR's refreshEndpoint (in the query, as Tractus-X EDC 0.9-0.11 reads it, and in a form
-body, as RFC 6749 has it), and stores the new access token, refresh token and lifetime in the EDR.
+The consumer signs a self-issued token with its DID's key (``iss`` = ``sub`` = its DID, ``aud`` = the
+provider's DID, never another party the EDR names; the access token being replaced in ``token``), POSTs
+``grant_type=refresh_token`` and the refresh token to the EDR's refreshEndpoint (in the query, as Tractus-X
+EDC 0.9-0.11 reads it, and in a form body, as RFC 6749 has it), and stores the new tokens and lifetime.
 """
 
 from __future__ import annotations
@@ -76,8 +76,10 @@ class EdrRefresher:
         if not endpoint or not refresh_token:
             raise PeerError(f"the provider's endpoint data reference of {transfer_id!r} cannot be refreshed")
         url = endpoint if endpoint.rstrip("/").endswith("/token") else endpoint.rstrip("/") + "/token"
-        audience = props.get("refreshAudience") or transfer.counterparty_id
-        proof = self._sign(audience, props.get("authorization", ""))
+        # Signed for the provider, whatever refreshAudience says: a token addressed to anyone else could be
+        # replayed by the provider to that party as a request from this node. (Tractus-X providers name the
+        # consumer's own DID there and do not check the audience.)
+        proof = self._sign(transfer.counterparty_id, props.get("authorization", ""))
         form = urlencode({"grant_type": "refresh_token", "refresh_token": refresh_token})
         answer = await self._peer.request(
             "POST",
@@ -96,7 +98,7 @@ class EdrRefresher:
         if len(values) != len(_UPDATES) or isinstance(lifetime, bool) or not isinstance(lifetime, int | str):
             raise PeerError("the provider's refresh answer lacks access_token, refresh_token or expires_in")
         values["expiresIn"] = str(lifetime)
-        return await self._transfers.update_edr(transfer.id, _replaced(transfer.data_address, values))
+        return await self._transfers.update_edr(transfer.id, _replaced(transfer.data_address, values), transfer.version)
 
 
 def _replaced(address: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:

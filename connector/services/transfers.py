@@ -16,10 +16,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 import policies
-from connector.domain.errors import InvalidInput, NotFound, Problem
+from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem
 from connector.domain.negotiation import NegotiationState, Role
 from connector.domain.participants import Participant
 from connector.domain.transfer import (
@@ -78,6 +79,34 @@ async def next_use(tx: Transaction, agreement: Agreement) -> int | None:
     return await tx.usage.uses(agreement.id) + 1 if counted else None
 
 
+async def take_use(
+    store: Store,
+    agreement: Agreement,
+    participant: Participant,
+    policy: policies.Policy,
+    purpose: str | None = None,
+) -> policies.Decision:
+    """Take one of an agreement's counted uses if its policy allows the next (the count locked meanwhile).
+
+    Concurrent requests, and replicas, never take the same last use (a write transaction on SQLite, a row
+    lock on PostgreSQL). Give the use back with `give_back_use` when no data went out.
+    """
+    async with store.transaction() as tx:
+        uses = await tx.usage.uses(agreement.id, for_update=True)
+        decision = usage_decision(
+            agreement, participant, policies.Scope.DATA_REQUEST, purpose=purpose, count=uses + 1, policy=policy
+        )
+        if decision.permitted:
+            await tx.usage.add(agreement.id, 1, now_ms())
+    return decision
+
+
+async def give_back_use(store: Store, agreement_id: str) -> None:
+    """Return a use taken by `take_use` (the request it was for sent no data)."""
+    async with store.transaction() as tx:
+        await tx.usage.add(agreement_id, -1, now_ms())
+
+
 def usage_decision(
     agreement: Agreement,
     participant: Participant,
@@ -133,7 +162,10 @@ class TransferService:
     async def _save(self, tx: Transaction, transfer: Transfer) -> None:
         await tx.transfers.save(transfer)
         for listener in self.listeners:
+            # Now, so this node stops serving at once, and after the commit, so a read made in between
+            # (of the row as it was) is not kept.
             listener(transfer.id)
+            tx.after_commit.append(partial(listener, transfer.id))
 
     # Recording what is owed.
 
@@ -615,12 +647,17 @@ class TransferService:
                 raise NotFound(f"no endpoint data reference for transfer process {transfer_id!r}")
             await self._save(tx, replace(transfer, data_address=None, version=transfer.version + 1))
 
-    async def update_edr(self, transfer_id: str, data_address: dict[str, Any]) -> Transfer:
-        """Store a refreshed endpoint data reference for a consumer transfer."""
+    async def update_edr(self, transfer_id: str, data_address: dict[str, Any], refreshed_version: int) -> Transfer:
+        """Store a refreshed endpoint data reference, unless the transfer changed while it was refreshed."""
         async with self._store.transaction() as tx:
             transfer = await tx.transfers.get(transfer_id, for_update=True)
             if transfer is None or transfer.role is not Role.CONSUMER or transfer.data_address is None:
                 raise NotFound(f"no endpoint data reference for transfer process {transfer_id!r}")
+            if transfer.version != refreshed_version:
+                raise Conflict(
+                    f"transfer process {transfer_id!r} changed while its tokens were refreshed (a new start?); "
+                    "read its endpoint data reference again"
+                )
             transfer = replace(transfer, data_address=data_address, updated_at=now_ms(), version=transfer.version + 1)
             await self._save(tx, transfer)
         return transfer

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
@@ -41,6 +41,8 @@ class Transaction:
     access_log: AccessLogRepository
     passports: PassportRepository
     usage: UsageRepository
+    # Called once the transaction has committed (a cache forgetting what it changed, say).
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Store:
@@ -57,7 +59,10 @@ class Store:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """Open a write transaction: committed when the block ends, rolled back on any error."""
         async with self._write.begin() as connection:
-            yield _bind(connection, self._sealer)
+            tx = _bind(connection, self._sealer)
+            yield tx
+        for callback in tx.after_commit:
+            callback()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Transaction]:

@@ -19,6 +19,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# Reads run on the event loop's thread: a reader that finds the database busy (WAL recovery after a crash,
+# an outside tool's checkpoint; never an ordinary writer) waits this long at most, not the writers' 5 s.
+SQLITE_READ_BUSY_TIMEOUT_MS = 250
 
 
 def _to_json(value: Any) -> str:
@@ -48,8 +51,8 @@ def create_engines(
             async_creator=partial(_inline_connection, database or ":memory:"),
             **_JSON,
         )
-        _configure_sqlite(write, immediate=True)
-        _configure_sqlite(read, immediate=False)
+        _configure_sqlite(write, immediate=True, busy_ms=SQLITE_BUSY_TIMEOUT_MS)
+        _configure_sqlite(read, immediate=False, busy_ms=SQLITE_READ_BUSY_TIMEOUT_MS)
         return write, read
     engine = create_async_engine(
         url,
@@ -62,7 +65,7 @@ def create_engines(
     return engine, engine
 
 
-def _configure_sqlite(engine: AsyncEngine, immediate: bool) -> None:
+def _configure_sqlite(engine: AsyncEngine, immediate: bool, busy_ms: int) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -71,7 +74,7 @@ def _configure_sqlite(engine: AsyncEngine, immediate: bool) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         # LIKE is case-sensitive on PostgreSQL; make SQLite agree (ilike is the case-insensitive one).
@@ -101,6 +104,8 @@ class InlineSqlite(aiosqlite.Connection):
 
 
 async def _inline_connection(database: str) -> InlineSqlite:
-    connection = InlineSqlite(partial(sqlite3.connect, database, check_same_thread=False), 64)
+    connect = partial(sqlite3.connect, database, check_same_thread=False, timeout=SQLITE_READ_BUSY_TIMEOUT_MS / 1000)
+    connection = InlineSqlite(connect, 64)
+    connection._thread.daemon = True  # as SQLAlchemy makes aiosqlite's own: a forgotten connection never holds up exit
     await connection
     return connection

@@ -28,6 +28,11 @@ log = logging.getLogger("connector.store")
 SECRET_PROPERTIES = frozenset({"authorization", "refreshToken", "authCode"})
 
 
+def _bare(name: str) -> str:
+    """A property's name without its namespace (an IRI's last segment, or what follows a prefix like edc:)."""
+    return name.rsplit("/", 1)[-1].rsplit("#", 1)[-1].rsplit(":", 1)[-1]
+
+
 def _secrets(
     address: dict[str, Any] | None, where: str, change: Callable[[str, str], str | None]
 ) -> dict[str, Any] | None:
@@ -41,7 +46,7 @@ def _secrets(
     for entry in entries:
         name = entry.get("name") if isinstance(entry, dict) else None
         value = entry.get("value") if isinstance(entry, dict) else None
-        if isinstance(name, str) and isinstance(value, str) and name.rsplit("/", 1)[-1] in SECRET_PROPERTIES:
+        if isinstance(name, str) and isinstance(value, str) and _bare(name) in SECRET_PROPERTIES:
             new = change(value, f"{where}/{name}")
             if new is None:
                 continue

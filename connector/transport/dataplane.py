@@ -15,13 +15,17 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import web
 
+import policies
 from connector.domain.assets import BATTERY_PASSPORT, HTTP_DATA, Asset
 from connector.domain.errors import ConnectorError, PeerError
+from connector.domain.participants import Participant
+from connector.domain.transfer import Transfer
 from connector.dsp.transfer import endpoint_properties
 from connector.identity.access_tokens import AccessDenied
 from connector.services.dataplane import AccessLog, DataPlaneService, Forbidden, Grant, InvalidRefresh
+from connector.services.transfers import agreement_policy, counts_uses, give_back_use, take_use
 from connector.store import Store
-from connector.store.negotiations import OutboxItem
+from connector.store.negotiations import Agreement, OutboxItem
 from connector.transport import passports
 from connector.transport.http import json_response
 from connector.transport.peer import PeerClient
@@ -85,6 +89,18 @@ async def public(request: web.Request) -> web.StreamResponse:
     except Forbidden as exc:
         access_log.record(None, request.method, request.path, 403, 0, str(exc))
         return _denied(403, str(exc))
+    # A counted use stands once data went out; a request that sent none (refused, failed) gives it back.
+    sent: list[int] = [0]
+    try:
+        return await _serve(request, grant, tail, sent)
+    except BaseException:
+        if not sent[0]:
+            await service.give_back(grant)
+        raise
+
+
+async def _serve(request: web.Request, grant: Grant, tail: str, sent: list[int]) -> web.StreamResponse:
+    service, access_log = request.app[DATA_PLANE], request.app[ACCESS_LOG]
     asset = grant.asset
     if asset.data_address.type == BATTERY_PASSPORT:
         try:
@@ -95,11 +111,14 @@ async def public(request: web.Request) -> web.StreamResponse:
         access_log.record(grant, request.method, request.path, served.status, size, refusal)
         if not 200 <= served.status < 300:
             await service.give_back(grant)
+        else:
+            sent[0] = size or 1
         return served
     if asset.data_address.type != HTTP_DATA:
         reason = f"this node does not serve {asset.data_address.type} data through the data plane yet"
         access_log.record(grant, request.method, request.path, 501, 0, reason)
         await service.give_back(grant)
+        sent[0] = -1  # settled: given back
         return json_response({"error": "Not Implemented", "reason": reason}, status=501)
     method, url, headers = backend_request(asset, grant, tail, request.query_string)
     if _flag(asset, "proxyMethod"):
@@ -107,7 +126,6 @@ async def public(request: web.Request) -> web.StreamResponse:
     body = request.content if request.can_read_body and _flag(asset, "proxyBody") else None
     if body is not None and request.content_type:
         headers["Content-Type"] = request.content_type
-    sent = 0
     try:
         async with request.app[BACKEND].request(
             method, url, headers=headers, data=body, allow_redirects=False
@@ -121,18 +139,24 @@ async def public(request: web.Request) -> web.StreamResponse:
             await response.prepare(request)
             async for chunk in answer.content.iter_chunked(CHUNK):
                 await response.write(chunk)
-                sent += len(chunk)
+                sent[0] += len(chunk)
             await response.write_eof()
     except (aiohttp.ClientError, TimeoutError) as exc:
-        reason = f"the data source did not answer: {type(exc).__name__}"
-        access_log.record(grant, request.method, request.path, 502, sent, reason)
+        reason = f"the transfer was cut: {type(exc).__name__}"
+        access_log.record(grant, request.method, request.path, 502, sent[0], reason)
+        if sent[0]:
+            raise  # the response had begun (the use stands); the connection is cut
         await service.give_back(grant)
-        if sent:
-            raise  # the response had begun; the connection is cut
-        return json_response({"error": "Bad Gateway", "reason": reason}, status=502)
-    access_log.record(grant, request.method, request.path, answer.status, sent)
+        sent[0] = -1  # settled: given back
+        return json_response(
+            {"error": "Bad Gateway", "reason": f"the data source did not answer: {reason}"}, status=502
+        )
+    access_log.record(grant, request.method, request.path, answer.status, sent[0])
     if not 200 <= answer.status < 300:
         await service.give_back(grant)
+        sent[0] = -1  # settled: given back
+    elif not sent[0]:
+        sent[0] = 1  # an empty 2xx answer is a use too
     return response
 
 
@@ -211,6 +235,29 @@ class HttpMover:
             raise PeerError(f"pushing {asset.data_address.type} data is not supported yet")
         destination = endpoint_properties(transfer.destination)
         self._peer.check_url(destination["endpoint"])
+        # A push is one use of the data: under a count limit it takes one first, and gives it back on failure.
+        try:
+            policy = agreement_policy(agreement)
+        except policies.PolicyError as exc:
+            raise PeerError(f"the agreement's policy cannot be evaluated: {exc}") from None
+        counted = counts_uses(policy)
+        if counted:
+            decision = await take_use(self._store, agreement, Participant(transfer.counterparty_id), policy)
+            if not decision.permitted:
+                raise PeerError(f"the usage policy is not satisfied: {decision.reason}")
+        try:
+            status, body = await self._push(transfer, agreement, asset, destination)
+        except BaseException:
+            if counted:
+                await give_back_use(self._store, agreement.id)
+            raise
+        if counted and not 200 <= status < 300:
+            await give_back_use(self._store, agreement.id)
+        return status, body
+
+    async def _push(
+        self, transfer: Transfer, agreement: Agreement, asset: Asset, destination: dict[str, str]
+    ) -> tuple[int, object]:
         method, url, headers = backend_request(asset, Grant(transfer, agreement, asset), "", "")
         out_headers = {"X-Agreement-Id": agreement.id, "X-Transfer-Process-Id": transfer.peer_pid or ""}
         if destination.get("authorization"):

@@ -108,7 +108,8 @@ class PeerClient:
         """Refuse a URL this node must not contact (bad scheme, credentials in it, non-public IP literal)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PeerError(f"refusing to contact {url!r}: only http(s) URLs with a host are allowed")
+            shown = url.split("?", 1)[0][:200]  # never the query: it may carry a token
+            raise PeerError(f"refusing to contact {shown!r}: only http(s) URLs with a host are allowed")
         if parts.username or parts.password:
             raise PeerError(f"refusing to contact {parts.hostname}: the URL carries credentials")
         if self.limits.allow_local:
@@ -160,13 +161,9 @@ class PeerClient:
             async with asyncio.timeout(budget) as deadline:
                 if idle is not None and data is not None and hasattr(data, "__aiter__"):
                     data = _progressing(data, deadline, idle)
+                options: dict[str, Any] = {"timeout": self._unbounded} if idle is not None else {}
                 async with self._session.request(
-                    method,
-                    url,
-                    data=data,
-                    headers=all_headers,
-                    allow_redirects=False,
-                    timeout=self._unbounded if idle is not None else None,
+                    method, url, data=data, headers=all_headers, allow_redirects=False, **options
                 ) as response:
                     if 300 <= response.status < 400:
                         raise PeerError(
