@@ -12,7 +12,7 @@ import aiohttp
 from connector.domain import passport as model
 from tests.conftest import API_KEY, EDC_CONTEXT, Management, NodeFactory
 from tests.test_two_nodes_catalog import _grant_role, _provider
-from tests.test_two_nodes_transfer import _wait
+from tests.test_two_nodes_transfer import _pull_request, _wait
 
 V1 = "/management/v1/passports"
 
@@ -50,14 +50,7 @@ async def _negotiate(consumer_api: Management, provider: Any, dataset_id: str) -
 
 
 async def _pull(consumer_api: Management, provider: Any, agreement_id: str) -> tuple[str, str]:
-    request = {
-        "@context": EDC_CONTEXT,
-        "@type": "TransferRequest",
-        "counterPartyAddress": provider.settings.dsp_base_url,
-        "contractId": agreement_id,
-        "protocol": "dataspace-protocol-http:2025-1",
-        "transferType": "HttpData-PULL",
-    }
+    request = _pull_request(provider, agreement_id)
     async with asyncio.timeout(20):
         while True:  # the provider finalizes once our verification is acknowledged
             status, created = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
