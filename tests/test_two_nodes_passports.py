@@ -12,7 +12,7 @@ import aiohttp
 from connector.domain import passport as model
 from tests.conftest import API_KEY, EDC_CONTEXT, Management, NodeFactory
 from tests.test_two_nodes_catalog import _grant_role, _provider
-from tests.test_two_nodes_transfer import _pull_request, _wait
+from tests.test_two_nodes_transfer import _pull_request, _wait, _wait_for_end
 
 V1 = "/management/v1/passports"
 
@@ -55,22 +55,13 @@ async def _pull(consumer_api: Management, provider: Any, agreement_id: str) -> t
         while True:  # the provider finalizes once our verification is acknowledged
             status, created = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
             assert status == 200, created
-            done = await _wait_any(consumer_api, created["@id"])
+            done = await _wait_for_end(consumer_api, created["@id"], ("STARTED", "TERMINATED"))
             if done["state"] == "STARTED":
                 break
             await asyncio.sleep(0.2)
     status, address = await consumer_api.call("GET", f"/management/v3/edrs/{created['@id']}/dataaddress")
     assert status == 200, address
     return str(address["endpoint"]), str(address["authorization"])
-
-
-async def _wait_any(api: Management, transfer_id: str) -> dict[str, Any]:
-    async with asyncio.timeout(20):
-        while True:
-            _status, body = await api.call("GET", f"/management/v3/transferprocesses/{transfer_id}")
-            if body["state"] in ("STARTED", "TERMINATED"):
-                return dict(body)
-            await asyncio.sleep(0.05)
 
 
 async def test_a_legitimate_interest_consumer_pulls_exactly_its_level(

@@ -178,11 +178,14 @@ async def _provider_terminated(provider_api: Management) -> dict[str, Any]:
             await asyncio.sleep(0.2)
 
 
-async def _wait_for_end(api: Management, transfer_id: str) -> dict[str, Any]:
+async def _wait_for_end(
+    api: Management, transfer_id: str, states: tuple[str, ...] = ("TERMINATED", "COMPLETED")
+) -> dict[str, Any]:
+    """Poll a transfer process until it is in one of `states` (by default: ended, either way); return it."""
     async with asyncio.timeout(20):
         while True:
             _, body = await api.call("GET", f"/management/v3/transferprocesses/{transfer_id}")
-            if body["state"] in ("TERMINATED", "COMPLETED"):
+            if body["state"] in states:
                 return dict(body)
             await asyncio.sleep(0.05)
 
