@@ -15,6 +15,7 @@ from connector.identity.access_tokens import AccessTokenVerifier
 from connector.identity.errors import KeyFileError
 from connector.identity.keys import NodeKey, load_key, load_or_create_key
 from connector.identity.sealing import SecretSealer
+from connector.jobs.deadlines import DeadlineWatch
 from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.services import tck
@@ -105,6 +106,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             wake,
             manual_approval=settings.negotiation_approval == "manual",
             reactions=tck.TckReactions() if settings.tck_mode else None,
+            deadline_seconds=settings.peer_deadline_seconds,
         )
         transfers = TransferService(
             store,
@@ -116,6 +118,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             wake,
             token_lifetime=settings.token_lifetime_seconds,
             reactions=tck.TckReactions() if settings.tck_mode else None,
+            deadline_seconds=settings.peer_deadline_seconds,
         )
         passport_service = PassportService(store, settings.effective_public_url)
         backend = dataplane.backend_session(settings.peer_timeout)
@@ -131,6 +134,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             OutboxSettings(
                 max_attempts=settings.outbox_max_attempts,
                 retry_base_seconds=settings.outbox_retry_seconds,
+                lease_seconds=settings.outbox_lease_seconds,
                 # The TCK answers 404 until it has registered its handler for the next message.
                 retry_not_found=settings.tck_mode,
             ),
@@ -143,6 +147,9 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         monitor = PolicyMonitor(transfers, settings.policy_monitor_seconds)
         await monitor.start()
         stack.push_async_callback(monitor.stop)
+        deadlines = DeadlineWatch(store, [negotiations.engine, transfers.engine], settings.peer_deadline_seconds, wake)
+        await deadlines.start()
+        stack.push_async_callback(deadlines.stop)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),

@@ -120,6 +120,18 @@ class Settings(BaseSettings):
     outbox_retry_seconds: float = Field(
         default=1.0, gt=0, le=3600, description="Delay before the first retry of a message; it doubles each time."
     )
+    outbox_lease_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        le=3600,
+        description="Seconds a node holds a message it sends before another may take it over (renewed while sending).",
+    )
+    peer_deadline_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        le=30 * 86_400,
+        description="Seconds a negotiation or transfer waits for the peer's next move before it terminates (0: for ever).",
+    )
     shutdown_timeout: float = Field(
         default=10.0, gt=0, le=600, description="Seconds to drain in-flight requests on SIGTERM."
     )
