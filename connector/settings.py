@@ -130,7 +130,7 @@ class Settings(BaseSettings):
         default=3600.0,
         ge=0,
         le=30 * 86_400,
-        description="Seconds a negotiation or transfer waits for the peer's next move before it terminates (0: for ever).",
+        description="Seconds a process waits for the peer's next move before it terminates (0: for ever).",
     )
     shutdown_timeout: float = Field(
         default=10.0, gt=0, le=600, description="Seconds to drain in-flight requests on SIGTERM."
