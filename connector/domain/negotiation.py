@@ -79,6 +79,7 @@ class InvalidTransition(InvalidInput):
 
 NEGOTIATION: Lifecycle[NegotiationState, Message] = Lifecycle(
     name="contract negotiation",
+    initial=S.INITIAL,
     transitions=TRANSITIONS,
     terminal=TERMINAL,
     terminated=S.TERMINATED,

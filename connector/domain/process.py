@@ -70,6 +70,8 @@ class Lifecycle(Generic[StateT, MessageT]):
     """One process type's rules, as data."""
 
     name: str
+    # The consumer's state before the provider acknowledged its first message (not a protocol state).
+    initial: StateT
     transitions: Mapping[tuple[StateT, MessageT, Role], StateT]
     terminal: frozenset[StateT]
     terminated: StateT
@@ -99,7 +101,7 @@ class Lifecycle(Generic[StateT, MessageT]):
 
     def waits_on_peer(self, state: StateT, role: Role) -> bool:
         """Tell whether, in `state`, only the peer can move the process on (other than by terminating it)."""
-        if state in self.terminal:
+        if state in self.terminal or state == self.initial:
             return False
         moves = {sender for (s, m, sender) in self.transitions if s == state and m != self.termination}
         return bool(moves) and role not in moves

@@ -76,6 +76,7 @@ class InvalidTransferTransition(InvalidInput):
 
 TRANSFER: Lifecycle[TransferState, TransferMessage] = Lifecycle(
     name="transfer process",
+    initial=S.INITIAL,
     transitions=TRANSFER_TRANSITIONS,
     terminal=TRANSFER_TERMINAL,
     terminated=S.TERMINATED,
