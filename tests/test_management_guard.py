@@ -80,6 +80,9 @@ async def test_a_foreign_host_is_refused(
     assert headers["Content-Type"].startswith("application/problem+json")
     assert repr(given) in problem["detail"]
     assert "CONNECTOR_MANAGEMENT_HOSTNAMES" in problem["detail"]
+    assert problem["errors"] == [
+        {"message": problem["detail"], "type": "MisdirectedRequest", "path": "Host", "invalidValue": given}
+    ]
     assert "did" not in problem
 
 
@@ -302,7 +305,16 @@ async def test_a_body_that_is_not_json_gets_415(
         problem = await response.json(content_type=None)
         assert response.content_type == "application/problem+json"
     assert "application/json" in problem["detail"]
+    assert problem["errors"][0]["path"] == "Content-Type" and problem["errors"][0]["type"] == "UnsupportedMediaType"
     assert await _asset_ids(management) == []
+
+
+async def test_a_body_for_no_route_gets_404_not_415(
+    keyless: tuple[Node, Management], http: aiohttp.ClientSession
+) -> None:
+    node, _ = keyless
+    status, problem, _ = await _send(http, node, "POST", "/management/v3/nothing", {"Content-Type": "text/plain"}, b"x")
+    assert status == 404, problem
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "application/ld+json"])

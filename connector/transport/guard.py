@@ -95,8 +95,19 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
         response.headers["Access-Control-Expose-Headers"] = "X-Request-Id"
 
 
-def _refuse(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> web.Response:
-    return problem_response(status, title, detail, request_id.get(None), headers=headers)
+def _refuse(
+    status: int,
+    title: str,
+    detail: str,
+    header: str,
+    value: str | None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    # One problem, EDC-style: its type, the header at fault as its path, and (short) what that header said.
+    kind = "".join(word[:1].upper() + word[1:] for word in title.split())
+    shown = value if value is None or len(value) <= _SHOWN else value[:_SHOWN] + "..."
+    errors = [{"message": detail, "type": kind, "path": header, "invalidValue": shown}]
+    return problem_response(status, title, detail, request_id.get(None), errors, headers)
 
 
 def _shown(value: str) -> str:
@@ -116,6 +127,8 @@ def _host_refusal(request: web.Request, host: str | None, policy: BrowserPolicy)
             400,
             "Host required",
             "the request has no Host header; only requests from this machine may omit it",
+            "Host",
+            None,
         )
     parts = _host_parts(host)
     if parts is not None and (
@@ -128,6 +141,8 @@ def _host_refusal(request: web.Request, host: str | None, policy: BrowserPolicy)
         f"the Host {_shown(host)} is not a name of this management surface; it answers to loopback names "
         f"(localhost, 127.0.0.1, [::1]) and to the host names in {HOSTNAMES_SETTING}: add the name there to "
         "allow it",
+        "Host",
+        host,
     )
 
 
@@ -213,6 +228,8 @@ def _origin_refusal(
             f"the Origin {_shown(origin)} is neither this management surface's own origin nor one of "
             f"{ORIGINS_SETTING}: a web page on another origin may not use the management API; list the origin "
             "there to allow it",
+            "Origin",
+            origin,
         )
     site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
     if site in ("cross-site", "same-site"):
@@ -222,6 +239,8 @@ def _origin_refusal(
             f"the browser says this request comes from another site (Sec-Fetch-Site: {site}): a web page on "
             f"another origin may not use the management API; a page whose origin is in {ORIGINS_SETTING} "
             "may (with CORS)",
+            "Sec-Fetch-Site",
+            site,
         )
     return None
 
@@ -257,6 +276,8 @@ def _preflight(origin: str, policy: BrowserPolicy) -> web.Response:
             403,
             "Foreign origin",
             f"CORS preflight refused: the Origin {_shown(origin)} is not in {ORIGINS_SETTING} ({allowed})",
+            "Origin",
+            origin,
         )
     headers = {
         "Access-Control-Allow-Origin": origin,
@@ -278,8 +299,8 @@ def _vary_origin(response: web.StreamResponse) -> None:
 
 
 def _body_refusal(request: web.Request) -> web.Response | None:
-    if request.method not in STATE_CHANGING or not request.body_exists:
-        return None
+    if request.method not in STATE_CHANGING or not request.body_exists or request.match_info.http_exception:
+        return None  # no body to misread, or no such route (its 404 or 405 says more)
     declared = request.headers.get("Content-Type")
     given = request.content_type.lower() if declared else None
     extra = _route_body_types(request)
@@ -291,6 +312,8 @@ def _body_refusal(request: web.Request) -> web.Response | None:
         415,
         "Unsupported media type",
         f"a body with {shown} is not accepted here: send {' or '.join(accepted)}",
+        "Content-Type",
+        given,
         headers={"Accept": ", ".join(accepted)},
     )
 
