@@ -36,7 +36,7 @@ from connector.services.passports import PassportService
 from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
-from connector.transport import dataplane, management, passports, protocol, server
+from connector.transport import dataplane, guard, management, passports, protocol, server
 from connector.transport.peer import PeerClient, PeerLimits
 
 log = logging.getLogger("connector")
@@ -174,7 +174,12 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             authenticator = tck.TckAuthenticator(settings.tck_authorization.get_secret_value(), identity)
             await tck.seed(services.assets, services.policies, services.contracts, now_ms())
             await tck.seed_agreements(store, settings.effective_participant_id, now_ms())
-        management_app = management.create_app(services, api_key, settings.max_body_bytes, settings.max_json_depth)
+        browsers = guard.BrowserPolicy.of(
+            settings.management_hostname_list, settings.management_cors_origin_list, settings.management_host
+        )
+        management_app = management.create_app(
+            services, api_key, settings.max_body_bytes, settings.max_json_depth, browsers
+        )
         protocol_app = protocol.create_app(
             protocol.ProtocolServices(
                 participant_id=settings.effective_participant_id,
