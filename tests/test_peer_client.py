@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from connector.domain.addresses import is_public_address
 from connector.domain.errors import PeerError, PeerTimeout
-from connector.transport.peer import PeerClient, PeerLimits, _PublicOnlyResolver, is_public_address
+from connector.transport.peer import PeerClient, PeerLimits, _PublicOnlyResolver
 
 
 async def _slow(request: web.Request) -> web.Response:
@@ -99,6 +100,19 @@ async def test_unreachable_peer_is_reported(local_client: PeerClient) -> None:
         "http://[::1]/x",
         "http://169.254.169.254/latest/meta-data/",
         "http://localhost:8282/x",
+        "http://api.localhost/x",
+        # IPv6 transition forms and special IPv4 ranges around the metadata service and the node itself.
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[2002:a9fe:a9fe::1]/latest/meta-data/",
+        "http://[::a9fe:a9fe]/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/latest/meta-data/",
+        "http://[::ffff:a9fe:a9fe]/latest/meta-data/",
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/x",
+        "http://[64:ff9b::7f00:1]:8282/x",
+        "http://[fe80::1%25eth0]/x",
+        "http://192.0.0.8/x",
+        "http://198.18.0.1/x",
+        "http://0.0.0.0:8282/x",
         "ftp://example.com/x",
         "https://user:pw@example.com/x",
     ],
