@@ -31,7 +31,7 @@ class PathRefused(InvalidInput):
 
 def _refuse(what: str, raw: str) -> PathRefused:
     shown = raw if len(raw) <= _SHOWN else raw[:_SHOWN] + "..."
-    message = f"the request path is refused: {what}; a data request may not leave the dataset's address"
+    message = f"the request is refused: {what}; a data request may not leave the dataset's address"
     return PathRefused(message, [Problem(message, "path", shown)])
 
 

@@ -97,7 +97,7 @@ def raw_sub_path(request: web.Request) -> str:
         return ""
     if not raw.startswith(PUBLIC + "/"):
         raise PathRefused(
-            f"the request path is refused: {PUBLIC}/ must be written plainly (not percent-encoded); "
+            f"the request is refused: {PUBLIC}/ must be written plainly (not percent-encoded); "
             "a data request may not leave the dataset's address"
         )
     return raw[len(PUBLIC) + 1 :]
