@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import secrets
 from collections.abc import Iterator
 
@@ -181,3 +182,41 @@ async def test_the_default_limit_admits_a_token_past_aiohttps_8_kib(node: Node) 
     ).encode()
     status, _, body = await raw_exchange(node.protocol_port, request)
     assert status == 401, body[:300]
+
+
+async def raw_exchange_in_two(port: int, head: bytes, rest: bytes) -> bytes:
+    """Send the head of a request, then (in a later segment) the rest; return all the node answers."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the handler is running, reading the body, when the rest arrives
+        writer.write(rest)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            return await reader.read()
+    finally:
+        writer.close()
+
+
+async def test_bad_chunking_after_the_headers_ends_the_body_being_read(node_factory: NodeFactory) -> None:
+    """aiohttp leaves a handler reading a broken chunked body waiting for ever; it gets a 400 at once instead."""
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    secret = _marker(40)
+    broken = b'5\r\n{"a":\r\nZZ' + secret.encode() + b"\r\n"
+    chunked = "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    management = f"POST /management/v3/assets HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: {API_KEY}\r\n{chunked}"
+    token = consumer.identity.token_for(provider.settings.effective_did)
+    dsp = f"POST /api/dsp/2025-1/catalog/request HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {token}\r\n{chunked}"
+    for port, head, content_type in [
+        (provider.management_port, management, "application/problem+json"),
+        (provider.protocol_port, dsp, "application/json"),
+    ]:
+        answer = await raw_exchange_in_two(port, head.encode(), broken)
+        assert len(re.findall(rb"(?:^|\n)HTTP/1\.[01] \d{3} ", answer)) == 1, answer  # one answer, then closed
+        head_part, _, body = answer.partition(b"\r\n\r\n")
+        assert head_part.split(b" ")[1] == b"400", answer
+        assert f"content-type: {content_type}".encode() in head_part.lower(), answer
+        assert b"chunked" in body and _echoed(secret, body, window=8) is None, body
+        json.loads(body)

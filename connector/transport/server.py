@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import http_exceptions, web
+from aiohttp.web_protocol import _ErrInfo
 from aiohttp.web_request import BaseRequest
 
+from connector.domain.errors import InvalidInput
 from connector.transport.http import IN_FLIGHT, InFlight
 from connector.transport.problems import problem_response
 
@@ -30,6 +32,7 @@ ErrorBody = Callable[[int, str], web.Response]
 ERROR_BODY: web.AppKey[ErrorBody] = web.AppKey("error_body", ErrorBody)  # type: ignore[arg-type]
 
 DEFAULT_MAX_HEADER_BYTES = 16_384
+BROKEN_BODY = "the request body is not valid HTTP/1.1 framing (bad chunked encoding); it was not read"
 MAX_HEADERS = 128
 
 
@@ -64,6 +67,24 @@ class _SurfaceRequestHandler(web.RequestHandler):
         super().__init__(manager, **kwargs)
         self._error_body = error_body
         self._max_header_bytes = max_header_bytes
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser; a fault in the body of the request being handled ends that body with InvalidInput.
+
+        aiohttp queues a fault it finds after the headers (bad chunking) as a next message and leaves the body's
+        reader waiting for bytes that never come; the handler would wait out its read timeout.
+        """
+        current = self._current_request
+        super().data_received(data)
+        if (
+            current is not None
+            and self._messages
+            and isinstance(self._messages[-1][0], _ErrInfo)
+            and not current.content.is_eof()
+        ):
+            current.content.set_exception(InvalidInput(BROKEN_BODY))
+            current.content.feed_eof()  # nothing more will be read: no lingering on it
+            self.close()  # the handler's answer is the last on this connection; the queued fault is not answered
 
     def handle_error(
         self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
