@@ -74,17 +74,19 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         # The DID names the port, so a "any free port" node picks its port before it has an identity.
         settings = settings.model_copy(update={"protocol_port": _free_port(settings.protocol_host)})
     if settings.auto_migrate:
-        await migrate.upgrade(settings.effective_database_url)
+        await migrate.upgrade(settings.effective_database_url, connect_timeout=settings.database_connect_timeout)
     async with AsyncExitStack() as stack:
         key = node_key(settings)
         store = Store(
             settings.effective_database_url,
             pool_size=settings.database_pool_size,
             sealer=SecretSealer.for_node(key),
+            connect_timeout=settings.database_connect_timeout,
         )
         stack.push_async_callback(store.close)
         await check_schema(settings)
-        await store.optimize()
+        async with store.reaching():
+            await store.optimize()
         peer = PeerClient(
             PeerLimits(
                 timeout=settings.peer_timeout,
@@ -288,7 +290,7 @@ class SchemaOutOfDate(Exception):
 
 async def check_schema(settings: Settings) -> None:
     """Raise SchemaOutOfDate unless the database is at the newest schema revision."""
-    current = await migrate.current(settings.effective_database_url)
+    current = await migrate.current(settings.effective_database_url, connect_timeout=settings.database_connect_timeout)
     if current != migrate.head():
         raise SchemaOutOfDate(
             f"the database is at schema revision {current or 'none'} but this version needs {migrate.head()}: "

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from connector import __version__, logs
-from connector.domain.errors import ConnectorError
+from connector.domain.errors import ConnectorError, DatabaseUnavailable
 from connector.settings import Settings, SettingsError, load_settings, setting_names
 
 EXIT_SETTINGS = 2
@@ -218,61 +218,27 @@ class ProgressBar:
 
 
 async def _passports(settings: Settings, args: argparse.Namespace) -> int:
-    import orjson
-
     from connector.app import SchemaOutOfDate, check_schema
-    from connector.services.passport_sources import Source, SourceError
-    from connector.services.passports import PassportService, export
+    from connector.services.passport_sources import SourceError
     from connector.store import Store, migrate
 
+    url, timeout = settings.effective_database_url, settings.database_connect_timeout
     if settings.auto_migrate:
-        await migrate.upgrade(settings.effective_database_url)
+        await migrate.upgrade(url, connect_timeout=timeout)
     try:
         await check_schema(settings)
     except SchemaOutOfDate as exc:
         print(f"connector: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    store = Store(settings.effective_database_url, pool_size=2)
+    store = Store(url, pool_size=2, connect_timeout=timeout)
     try:
-        service = PassportService(store, settings.effective_public_url)
-        if args.passports_command == "export":
-            record = await service.get(args.passport_id)
-            print(orjson.dumps(export(record.data, args.format), option=orjson.OPT_INDENT_2).decode())
-            return 0
-        if args.batch < 1:
-            print("connector: --batch must be at least 1", file=sys.stderr)
-            return EXIT_SETTINGS
-        source = Source(args.path)
-        if args.restart:
-            await service.forget_import(source.key)
-        start = await service.resume_position(source.key)
-        if start:
-            print(f"resuming an interrupted import of {args.path} after record {start:,}", file=sys.stderr)
-        bar = ProgressBar(source.estimate(), sys.stderr.isatty() and not args.no_progress)
-        summary = await service.import_records(
-            source.records(start), source=source.key, batch=args.batch, progress=bar, start=start
-        )
-        bar.close()
-        rate = (summary.position - start) / summary.seconds if summary.seconds > 0 else 0.0
-        print(
-            f"{summary.accepted:,} accepted ({summary.created:,} new, {summary.updated:,} changed, "
-            f"{summary.unchanged:,} unchanged), {summary.rejected:,} rejected, in {summary.seconds:.1f} s "
-            f"({rate:,.0f} records/s)"
-        )
-        for rejection in summary.rejections[: max(args.show, 0)]:
-            print(f"rejected {rejection['where']}: {rejection['reason']}")
-        if summary.rejected > args.show:
-            print(f"... and {summary.rejected - args.show:,} more rejections")
-        if args.publish:
-            published = await service.publish()
-            print(
-                f"published {len(published.assets)} new datasets, {len(published.contract_definitions)} new "
-                "contract definitions"
-            )
-        return 0 if summary.rejected == 0 else EXIT_FAILURE
+        async with store.reaching():
+            return await _passports_command(store, settings, args)
     except SourceError as exc:
         print(f"connector: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except DatabaseUnavailable:
+        raise
     except ConnectorError as exc:
         print(f"connector: {exc.message}", file=sys.stderr)
         return EXIT_FAILURE
@@ -280,14 +246,80 @@ async def _passports(settings: Settings, args: argparse.Namespace) -> int:
         await store.close()
 
 
+async def _passports_command(store: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from connector.services.passports import PassportService
+
+    service = PassportService(store, settings.effective_public_url)
+    if args.passports_command == "export":
+        return await _export(service, args)
+    return await _import(service, args)
+
+
+async def _export(service: Any, args: argparse.Namespace) -> int:
+    import orjson
+
+    from connector.services.passports import export
+
+    record = await service.get(args.passport_id)
+    print(orjson.dumps(export(record.data, args.format), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+async def _import(service: Any, args: argparse.Namespace) -> int:
+    from connector.services.passport_sources import Source
+
+    if args.batch < 1:
+        print("connector: --batch must be at least 1", file=sys.stderr)
+        return EXIT_SETTINGS
+    source = Source(args.path)
+    if args.restart:
+        await service.forget_import(source.key)
+    start = await service.resume_position(source.key)
+    if start:
+        print(f"resuming an interrupted import of {args.path} after record {start:,}", file=sys.stderr)
+    bar = ProgressBar(source.estimate(), sys.stderr.isatty() and not args.no_progress)
+    summary = await service.import_records(
+        source.records(start), source=source.key, batch=args.batch, progress=bar, start=start
+    )
+    bar.close()
+    rate = (summary.position - start) / summary.seconds if summary.seconds > 0 else 0.0
+    print(
+        f"{summary.accepted:,} accepted ({summary.created:,} new, {summary.updated:,} changed, "
+        f"{summary.unchanged:,} unchanged), {summary.rejected:,} rejected, in {summary.seconds:.1f} s "
+        f"({rate:,.0f} records/s)"
+    )
+    for rejection in summary.rejections[: max(args.show, 0)]:
+        print(f"rejected {rejection['where']}: {rejection['reason']}")
+    if summary.rejected > args.show:
+        print(f"... and {summary.rejected - args.show:,} more rejections")
+    if args.publish:
+        published = await service.publish()
+        print(
+            f"published {len(published.assets)} new datasets, {len(published.contract_definitions)} new "
+            "contract definitions"
+        )
+    return 0 if summary.rejected == 0 else EXIT_FAILURE
+
+
 def _run(coroutine: Coroutine[Any, Any, int]) -> int:
     try:
-        import uvloop
+        return _run_loop(coroutine)
+    except DatabaseUnavailable as exc:
+        print(f"connector: {exc.message}", file=sys.stderr)
+        hint = "check CONNECTOR_DATABASE_URL"
+        if exc.timed_out:
+            hint += ", or allow a slow database more time with CONNECTOR_DATABASE_CONNECT_TIMEOUT"
+        print(f"hint: {hint}", file=sys.stderr)
+        return EXIT_FAILURE
 
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(coroutine)
+
+def _run_loop(coroutine: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
     except ImportError:
         return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
 
 
 async def _serve(settings: Settings) -> int:
@@ -300,6 +332,8 @@ async def _serve(settings: Settings) -> int:
     except (BindError, SchemaOutOfDate, KeyFileError) as exc:
         print(f"connector: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except DatabaseUnavailable:
+        raise
     except ConnectorError as exc:
         print(f"connector: cannot start: {exc.message}", file=sys.stderr)
         return EXIT_FAILURE
@@ -312,16 +346,12 @@ async def _serve(settings: Settings) -> int:
 async def _db(settings: Settings, action: str) -> int:
     from connector.store import migrate
 
-    url = settings.effective_database_url
-    try:
-        if action == "upgrade":
-            revision = await migrate.upgrade(url)
-            print(f"database at revision {revision}")
-        else:
-            print(await migrate.current(url) or "none")
-    except OSError as exc:
-        print(f"connector: cannot reach the database: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    url, timeout = settings.effective_database_url, settings.database_connect_timeout
+    if action == "upgrade":
+        revision = await migrate.upgrade(url, connect_timeout=timeout)
+        print(f"database at revision {revision}")
+    else:
+        print(await migrate.current(url, connect_timeout=timeout) or "none")
     return 0
 
 

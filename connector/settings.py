@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         description="Run migrations at start (default: yes for SQLite, no for PostgreSQL).",
     )
     database_pool_size: int = Field(default=10, ge=1, le=200, description="Connections per database pool.")
+    database_connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Seconds the database may take to accept a connection; then the node or command stops, naming it.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field(default="json", description="Log line format.")
     max_body_bytes: int = Field(
