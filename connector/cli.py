@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -15,6 +16,9 @@ from connector.settings import Settings, SettingsError, load_settings, setting_n
 
 EXIT_SETTINGS = 2
 EXIT_FAILURE = 1
+# The shells' conventions: 128 + the signal's number (SIGINT 2, SIGPIPE 13).
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,7 +106,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status (130 after Ctrl-C, 141 when stdout's reader has gone)."""
+    try:
+        code = _main(argv)
+        # Flush here, not at interpreter exit, where a closed pipe is an "Exception ignored" message.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `connector passports export ID | head -1`: the reader has all it wanted; end as `cat` would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
@@ -278,9 +297,21 @@ async def _import(service: Any, args: argparse.Namespace) -> int:
     if start:
         print(f"resuming an interrupted import of {args.path} after record {start:,}", file=sys.stderr)
     bar = ProgressBar(source.estimate(), sys.stderr.isatty() and not args.no_progress)
-    summary = await service.import_records(
-        source.records(start), source=source.key, batch=args.batch, progress=bar, start=start
-    )
+    committed: dict[str, int] = {}
+
+    def progress(summary: Any) -> None:
+        # Called after each batch has committed: what a rerun will not import again.
+        committed.update(position=summary.position, accepted=summary.accepted, rejected=summary.rejected)
+        bar(summary)
+
+    try:
+        summary = await service.import_records(
+            source.records(start), source=source.key, batch=args.batch, progress=progress, start=start
+        )
+    except asyncio.CancelledError:  # Ctrl-C: asyncio cancels the command; the batch under way is rolled back
+        bar.close()
+        await _interrupted(service, source.key, committed)
+        return EXIT_INTERRUPTED
     bar.close()
     rate = (summary.position - start) / summary.seconds if summary.seconds > 0 else 0.0
     print(
@@ -299,6 +330,22 @@ async def _import(service: Any, args: argparse.Namespace) -> int:
             "contract definitions"
         )
     return 0 if summary.rejected == 0 else EXIT_FAILURE
+
+
+async def _interrupted(service: Any, source_key: str, committed: dict[str, int]) -> None:
+    try:
+        async with asyncio.timeout(2):
+            position = await service.resume_position(source_key)
+    except (TimeoutError, ConnectorError):
+        position = committed.get("position", 0)
+    counts = ""
+    if committed.get("position") == position:
+        counts = f" ({committed['accepted']:,} accepted, {committed['rejected']:,} rejected so far)"
+    print(
+        f"connector: import interrupted after record {position:,}{counts}; it is saved up to there: "
+        "run the same command again to resume (--restart starts over)",
+        file=sys.stderr,
+    )
 
 
 def _run(coroutine: Coroutine[Any, Any, int]) -> int:

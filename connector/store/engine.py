@@ -94,16 +94,26 @@ def unavailable(url: str, exc: BaseException, timeout: float) -> DatabaseUnavail
 _OWN_ERRORS = (IntegrityError, ProgrammingError, DataError)
 
 
+def _is_database_failure(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError):
+        return not isinstance(exc, _OWN_ERRORS)
+    if isinstance(exc, BrokenPipeError):
+        return False  # a pipe of the process (stdout's reader has gone), not the database's socket
+    # What asyncpg raises when it cannot connect: refused, reset, unknown host, no answer, or an OSError
+    # gathering several of those (one per address of the host).
+    return isinstance(exc, ConnectionError | TimeoutError | socket.gaierror) or (
+        type(exc) is OSError and exc.errno is None
+    )
+
+
 @asynccontextmanager
 async def reaching(url: str, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> AsyncIterator[None]:
     """Turn a failure to reach, open or read the database inside the block into DatabaseUnavailable."""
     try:
         yield
-    except DatabaseUnavailable:
-        raise
-    except _OWN_ERRORS:
-        raise
     except (OSError, DBAPIError) as exc:
+        if not _is_database_failure(exc):
+            raise
         raise unavailable(url, exc, connect_timeout) from None
 
 
