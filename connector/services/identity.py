@@ -205,6 +205,17 @@ class NodeIdentity:
             await vc.verify_presentation(p, self.did, caller, self._resolver, self.config.trusted_issuers, self._status)
             for p in presentations
         ]
+        for refused in (r for v in verified for r in v.refused):
+            # The caller is still who its token proves; only this credential's claims are left out.
+            log.warning(
+                "credential refused; its claims are left out",
+                extra={
+                    "participant": caller,
+                    "credential": refused.credential,
+                    "reason": refused.reason.value,
+                    "detail": refused.message,
+                },
+            )
         return vc.claims_from_credentials(c for v in verified for c in v.credentials)
 
     # Our Credential Service (the DCP resolution API).
