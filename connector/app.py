@@ -17,6 +17,7 @@ from connector.identity.keys import NodeKey, load_key, load_or_create_key
 from connector.identity.sealing import SecretSealer
 from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
+from connector.jobs.pruning import Pruner
 from connector.services import tck
 from connector.services.catalog import CatalogService
 from connector.services.dataplane import AccessLog, DataPlaneService
@@ -32,6 +33,7 @@ from connector.services.offers import (
     evaluable,
 )
 from connector.services.passports import PassportService
+from connector.services.retention import RetentionService
 from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
@@ -145,6 +147,9 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         monitor = PolicyMonitor(transfers, settings.policy_monitor_seconds)
         await monitor.start()
         stack.push_async_callback(monitor.stop)
+        pruner = Pruner(RetentionService(store, settings.access_log_retention_days), settings.prune_interval_seconds)
+        await pruner.start()
+        stack.push_async_callback(pruner.stop)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),

@@ -72,22 +72,19 @@ class _ReusableAccessToken:
 
 
 class StoreReplayCache:
-    """Remembers accepted token ids in the database, so a replay is refused on every replica."""
+    """Remembers accepted token ids in the database, so a replay is refused on every replica.
 
-    _PURGE_EVERY = 500
+    Each id is kept until its token expires (`expires_at`); the pruner (jobs/pruning.py) deletes the expired
+    ones in small batches, off the request path.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._calls = 0
 
     async def remember(self, issuer: str, jti: str, expires_at: int, now: int) -> bool:
         """Record a token id; False when it was seen before."""
-        self._calls += 1
         async with self._store.transaction() as tx:
-            fresh = await tx.seen_tokens.remember(issuer, jti, expires_at)
-            if self._calls % self._PURGE_EVERY == 0:
-                await tx.seen_tokens.forget_expired(now)
-        return fresh
+            return await tx.seen_tokens.remember(issuer, jti, expires_at)
 
 
 @dataclass(frozen=True, slots=True)

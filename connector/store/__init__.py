@@ -20,6 +20,7 @@ from connector.store.repositories import (
     PolicyDefinitionRepository,
     SeenTokenRepository,
 )
+from connector.store.retention import RetentionRepository
 from connector.store.sealing import PLAIN, Sealer
 from connector.store.transfers import AccessLogRepository, TransferRepository, UsageRepository
 
@@ -41,6 +42,7 @@ class Transaction:
     access_log: AccessLogRepository
     passports: PassportRepository
     usage: UsageRepository
+    retention: RetentionRepository
     # Called once the transaction has committed (a cache forgetting what it changed, say).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -116,4 +118,5 @@ def _bind(connection: AsyncConnection, sealer: Sealer = PLAIN) -> Transaction:
         access_log=AccessLogRepository(connection),
         passports=PassportRepository(connection),
         usage=UsageRepository(connection),
+        retention=RetentionRepository(connection),
     )
