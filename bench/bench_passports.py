@@ -73,7 +73,7 @@ def _views(count: int) -> None:
         base,
     )
     _rate("validate stored node JSON (parse_passport)", count // 4, lambda: model.parse_passport(stored), base)
-    example = Path(__file__).resolve().parents[2] / "shared/data/passports/catenax-sldt"
+    example = Path(__file__).resolve().parents[1] / "tests/data/passports/catenax-sldt"
     path = example / "io.catenax.battery.battery_pass/6.1.0/gen/BatteryPass.json"
     if path.exists():
         catenax = model.load_document(json.loads(path.read_text()))

@@ -15,6 +15,7 @@ from connector.identity.access_tokens import AccessTokenVerifier
 from connector.identity.errors import KeyFileError
 from connector.identity.keys import NodeKey, load_key, load_or_create_key
 from connector.identity.sealing import SecretSealer
+from connector.jobs.deadlines import DeadlineWatch
 from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.jobs.pruning import Pruner
@@ -37,7 +38,7 @@ from connector.services.retention import RetentionService
 from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
-from connector.transport import dataplane, management, passports, protocol, server
+from connector.transport import dataplane, guard, management, passports, protocol, server
 from connector.transport.peer import PeerClient, PeerLimits
 
 log = logging.getLogger("connector")
@@ -109,6 +110,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             wake,
             manual_approval=settings.negotiation_approval == "manual",
             reactions=tck.TckReactions() if settings.tck_mode else None,
+            deadline_seconds=settings.peer_deadline_seconds,
         )
         transfers = TransferService(
             store,
@@ -120,6 +122,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             wake,
             token_lifetime=settings.token_lifetime_seconds,
             reactions=tck.TckReactions() if settings.tck_mode else None,
+            deadline_seconds=settings.peer_deadline_seconds,
         )
         passport_service = PassportService(store, settings.effective_public_url)
         backend = dataplane.backend_session(settings.peer_timeout)
@@ -135,6 +138,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             OutboxSettings(
                 max_attempts=settings.outbox_max_attempts,
                 retry_base_seconds=settings.outbox_retry_seconds,
+                lease_seconds=settings.outbox_lease_seconds,
                 # The TCK answers 404 until it has registered its handler for the next message.
                 retry_not_found=settings.tck_mode,
             ),
@@ -147,6 +151,9 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         monitor = PolicyMonitor(transfers, settings.policy_monitor_seconds)
         await monitor.start()
         stack.push_async_callback(monitor.stop)
+        deadlines = DeadlineWatch(store, [negotiations.engine, transfers.engine], settings.peer_deadline_seconds, wake)
+        await deadlines.start()
+        stack.push_async_callback(deadlines.stop)
         pruner = Pruner(RetentionService(store, settings.access_log_retention_days), settings.prune_interval_seconds)
         await pruner.start()
         stack.push_async_callback(pruner.stop)
@@ -174,7 +181,12 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             authenticator = tck.TckAuthenticator(settings.tck_authorization.get_secret_value(), identity)
             await tck.seed(services.assets, services.policies, services.contracts, now_ms())
             await tck.seed_agreements(store, settings.effective_participant_id, now_ms())
-        management_app = management.create_app(services, api_key, settings.max_body_bytes, settings.max_json_depth)
+        browsers = guard.BrowserPolicy.of(
+            settings.management_hostname_list, settings.management_cors_origin_list, settings.management_host
+        )
+        management_app = management.create_app(
+            services, api_key, settings.max_body_bytes, settings.max_json_depth, browsers
+        )
         protocol_app = protocol.create_app(
             protocol.ProtocolServices(
                 participant_id=settings.effective_participant_id,

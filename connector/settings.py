@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -126,6 +127,18 @@ class Settings(BaseSettings):
     outbox_retry_seconds: float = Field(
         default=1.0, gt=0, le=3600, description="Delay before the first retry of a message; it doubles each time."
     )
+    outbox_lease_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        le=3600,
+        description="Seconds a node holds a message it sends before another may take it over (renewed while sending).",
+    )
+    peer_deadline_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        le=30 * 86_400,
+        description="Seconds a process waits for the peer's next move before it terminates (0: for ever).",
+    )
     shutdown_timeout: float = Field(
         default=10.0, gt=0, le=600, description="Seconds to drain in-flight requests on SIGTERM."
     )
@@ -154,6 +167,16 @@ class Settings(BaseSettings):
     tck_authorization: SecretStr | None = Field(
         default=None,
         description="In test mode, the Authorization header value the TCK sends; it authenticates TCK_PARTICIPANT.",
+    )
+    management_hostnames: str = Field(
+        default="",
+        description="Host names the management surface answers to besides loopback ones, comma-separated; "
+        "a request naming another Host gets 421 (this stops DNS rebinding).",
+    )
+    management_cors_origins: str = Field(
+        default="",
+        description="Web origins (scheme://host[:port]) whose pages may call the management API, comma-separated; "
+        "empty: no CORS, and a request with any other Origin gets 403.",
     )
 
     @field_validator("participant_id")
@@ -192,6 +215,20 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("must not be blank")
         return value.strip()
+
+    @field_validator("management_hostnames")
+    @classmethod
+    def _hostnames_shape(cls, value: str) -> str:
+        for item in _items(value):
+            host_name(item)
+        return value
+
+    @field_validator("management_cors_origins")
+    @classmethod
+    def _origins_shape(cls, value: str) -> str:
+        for item in _items(value):
+            web_origin(item)
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -282,6 +319,16 @@ class Settings(BaseSettings):
         """Return the versioned DSP 2025-1 base URL of this node."""
         return f"{self.effective_public_url}/api/dsp/2025-1"
 
+    @property
+    def management_hostname_list(self) -> tuple[str, ...]:
+        """Return the configured management host names, lower case (IPv6 addresses in brackets)."""
+        return tuple(host_name(item) for item in _items(self.management_hostnames))
+
+    @property
+    def management_cors_origin_list(self) -> tuple[str, ...]:
+        """Return the configured CORS origins as browsers send them (lower case, no default port)."""
+        return tuple(web_origin(item) for item in _items(self.management_cors_origins))
+
 
 def did_web_from_url(url: str) -> str:
     """Return the did:web identifier for a base URL (port percent-encoded, path segments joined by ':')."""
@@ -292,6 +339,48 @@ def did_web_from_url(url: str) -> str:
     segments = [quote(host, safe="")]
     segments += [quote(s, safe="") for s in parts.path.split("/") if s]
     return "did:web:" + ":".join(segments)
+
+
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$"
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _items(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def host_name(value: str) -> str:
+    """Return a host name or IP address as Host names it (lower case, IPv6 in brackets); raise ValueError if not one."""
+    text = value.strip().lower()
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        if _DNS_NAME.match(text) and not text.replace(".", "").isdigit():
+            return text
+        raise ValueError(f"{value!r} is not a host name or IP address (no scheme, port, path or wildcard)") from None
+    return f"[{address.compressed}]" if address.version == 6 else address.compressed
+
+
+def web_origin(value: str) -> str:
+    """Return a web origin as browsers send it in Origin (scheme://host[:port], lower case), or raise ValueError."""
+    text = value.strip()
+    if text == "*":
+        raise ValueError("'*' is not allowed: list each origin (any page at all could then read EDR tokens)")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r} is not a web origin (scheme://host[:port])") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{value!r} is not a web origin: it needs http:// or https:// and a host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{value!r} is not a web origin: no path, query or user, only scheme://host[:port]")
+    host = host_name(parts.hostname)
+    return f"{scheme}://{host}" if port in (None, _DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
 
 
 def _is_loopback(host: str) -> bool:

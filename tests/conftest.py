@@ -16,7 +16,7 @@ from connector.app import Node, running_node
 from connector.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+DATA = REPO / "tests" / "data"
 POSTGRES_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL")
 API_KEY = "test-api-key-0123456789"
 
@@ -24,13 +24,14 @@ EDC_CONTEXT = {"@vocab": "https://w3id.org/edc/v0.0.1/ns/"}
 ODRL_CONTEXT = "http://www.w3.org/ns/odrl.jsonld"
 
 
-def shared_path(*parts: str) -> Path:
-    """Return a path under ../shared, skipping the test with a reason when shared/ is absent (never in CI)."""
-    path = SHARED.joinpath(*parts)
+def data_path(*parts: str) -> Path:
+    """Return a path under tests/data, the suite's own copies of the standards' files (see SOURCES.md there).
+
+    A missing file is a plain error, never a skip: the suite carries every file it reads.
+    """
+    path = DATA.joinpath(*parts)
     if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing, but CI always has ../shared")
-        pytest.skip(f"../shared is not beside the project ({path} missing)")
+        raise FileNotFoundError(f"{path.relative_to(REPO)} is missing (tests/data/SOURCES.md lists what belongs there)")
     return path
 
 

@@ -4,7 +4,11 @@ It plays the TCK's side over real HTTP on loopback: it sends the messages the TC
 a message-level @id, plain-UUID pids, `code: "1"`, assigner/assignee on offers, an extra callbackAddress on
 agreements), runs the TCK's callback server (404 for anything no step has registered, as the TCK does),
 validates every message the CUT sends against the official DSP 2025-1 schemas, and reads the CUT's state
-with GET as the TCK does. See ../shared/reference/dsp-tck.md for the cases and their sequences.
+with GET as the TCK does. The cases and their sequences are the TCK's own (eclipse-dataspacetck/dsp-tck).
+
+Nothing that fails inside the callback server is lost or left to a timeout: every handler-side failure
+(a schema check, a case's `respond`, even pytest.skip or pytest.fail) is recorded, ends the wait of
+whichever message the case is waiting for, and fails the case in `verify()` if nobody waited.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def check(body: Any) -> dict[str, Any]:
     assert isinstance(body, dict), f"expected a JSON object, got {body!r}"
     kind = body.get("@type")
     assert isinstance(kind, str), f"no @type string in {body}"
+    assert kind in SCHEMAS, f"@type {kind!r} is not a DSP message the TCK knows"
     assert body.get("@context") == CONTEXT or CONTEXT[0] in (body.get("@context") or []), body.get("@context")
     validate(body, SCHEMAS[kind])
     return body
@@ -184,6 +189,10 @@ def transfer_process(provider_pid: str, consumer_pid: str, state: str) -> dict[s
 Respond = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
 
 
+class HandlerFailure(AssertionError):
+    """Something failed inside the harness's callback server while it handled one CUT request."""
+
+
 @dataclass
 class _Expected:
     method: str
@@ -205,6 +214,8 @@ class Tck:
     callback: str = ""
     _expected: list[_Expected] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    failures: list[HandlerFailure] = field(default_factory=list)
+    _failed: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -225,20 +236,45 @@ class Tck:
 
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path.rstrip("/")
-        for expected in self._expected:
-            if expected.method == request.method and expected.pattern.fullmatch(path):
-                self._expected.remove(expected)
-                body = await request.json() if request.can_read_body else {}
-                try:
-                    check(body)
-                except AssertionError as error:
-                    expected.received.set_exception(error)
-                    return web.json_response({"error": str(error)}, status=400)
-                status, answer = expected.respond(body)
-                expected.received.set_result(body)
-                return web.json_response(answer, status=status)
-        self.unexpected.append(f"{request.method} {path}")
-        return web.json_response({"error": "No handler registered on this endpoint"}, status=404)
+        expected = next((e for e in self._expected if e.method == request.method and e.pattern.fullmatch(path)), None)
+        if expected is None:
+            self.unexpected.append(f"{request.method} {path}")
+            return web.json_response({"error": "No handler registered on this endpoint"}, status=404)
+        self._expected.remove(expected)
+        try:
+            body = await request.json() if request.can_read_body else {}
+            check(body)
+            status, answer = expected.respond(body)
+        # BaseException on purpose: pytest.skip and pytest.fail raise BaseExceptions, and one escaping into
+        # aiohttp's task would drop the connection and leave the case waiting for a message that came.
+        except asyncio.CancelledError:
+            raise  # the server is closing: nothing the CUT did
+        except BaseException as error:
+            failure = self._record(f"{request.method} {path}", error)
+            return web.json_response({"error": str(failure)}, status=400)
+        expected.received.set_result(body)
+        return web.json_response(answer, status=status)
+
+    def _record(self, request: str, error: BaseException) -> HandlerFailure:
+        if isinstance(error, Exception):
+            reason = f"{type(error).__name__}: {error}"
+        else:  # pytest's outcomes (Skipped, Failed) and other BaseExceptions
+            reason = f"pytest.skip or pytest.fail inside a server handler ({type(error).__name__}: {error})"
+        failure = HandlerFailure(f"{request}: {reason}")
+        failure.__cause__ = error
+        self.failures.append(failure)
+        self._failed.set()
+        return failure
+
+    def raise_failures(self) -> None:
+        """Raise the first failure recorded inside the callback server, if any."""
+        if self.failures:
+            raise self.failures[0]
+
+    def verify(self) -> None:
+        """Assert what every case ends with: no handler-side failure and no CUT message it did not expect."""
+        self.raise_failures()
+        assert not self.unexpected, f"the CUT sent messages the case does not expect: {self.unexpected}"
 
     def expect(self, method: str, path: str, respond: Respond | None = None) -> asyncio.Future[dict[str, Any]]:
         """Register a handler for one CUT message at a path regex; the future gets the message."""
@@ -250,15 +286,23 @@ class Tck:
         self._expected.append(_Expected(method, re.compile(path), respond or acknowledge, future))
         return future
 
-    @staticmethod
-    async def received(future: asyncio.Future[dict[str, Any]], kind: str) -> dict[str, Any]:
-        """Wait (up to the TCK's budget) for a CUT message of a type."""
-        body = await asyncio.wait_for(future, WAIT)
+    async def received(self, future: asyncio.Future[dict[str, Any]], kind: str) -> dict[str, Any]:
+        """Wait (up to the TCK's budget) for a CUT message of a type; a handler-side failure ends the wait."""
+        failed = asyncio.ensure_future(self._failed.wait())
+        try:
+            await asyncio.wait({future, failed}, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failed.cancel()
+        self.raise_failures()
+        if not future.done():
+            raise TimeoutError(f"no {kind} from the CUT within the TCK's {WAIT:g} s budget")
+        body = future.result()
         assert body["@type"] == kind, body
         return body
 
     async def send(self, url: str, message: dict[str, Any], expect: str = "2xx") -> dict[str, Any]:
         """POST to the CUT as the TCK does; `expect` is "2xx" or "4xx" (meaning 4xx but not 404, as the TCK)."""
+        self.raise_failures()
         headers = {"Authorization": TOKEN}
         async with self.http.post(url, json=message, headers=headers) as response:
             body = await response.json(content_type=None)
@@ -281,6 +325,7 @@ class Tck:
     async def state(self, url: str) -> str:
         """GET a process from the CUT once, after the TCK's 100 ms pause, and return its state."""
         await asyncio.sleep(0.1)
+        self.raise_failures()
         async with self.http.get(url, headers={"Authorization": TOKEN}) as response:
             body = await response.json(content_type=None)
             assert response.status == 200, f"GET {url}: {response.status} {body}"
@@ -292,6 +337,7 @@ class Tck:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WAIT
         while True:
+            self.raise_failures()
             async with self.http.get(url, headers={"Authorization": TOKEN}) as response:
                 body = await response.json(content_type=None)
                 assert response.status == 200, f"GET {url}: {response.status} {body}"

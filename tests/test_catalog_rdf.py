@@ -19,7 +19,7 @@ from catalog import rdf
 from catalog.model import HTTP_PULL, HTTP_PUSH, Catalog, DataService, Dataset, Distribution, Offer
 from catalog.offers import offer_id
 from catalog.rdf import CatalogInfo, build_graph, negotiate, serialize
-from tests.conftest import shared_path
+from tests.conftest import data_path
 
 DCAT = Namespace("http://www.w3.org/ns/dcat#")
 DCTERMS = Namespace("http://purl.org/dc/terms/")
@@ -134,7 +134,7 @@ def load_shapes(*names: str) -> tuple[Graph, int]:
     """
     shapes = Graph()
     for name in names:
-        shapes.parse(shared_path("data", "standards", *SHAPES_DIR, *name.split("/")), format="turtle")
+        shapes.parse(data_path("standards", *SHAPES_DIR, *name.split("/")), format="turtle")
     dangling = [(s, o) for s, o in shapes.subject_objects(SH.property) if (o, SH.path, None) not in shapes]
     for s, o in dangling:
         shapes.remove((s, SH.property, o))

@@ -320,7 +320,7 @@ async def test_wrong_content_type_is_refused(management: Management) -> None:
         raw=b"@id=a",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
-    assert status == 400
+    assert status == 415
     assert "Content-Type" in problem["detail"]
 
 

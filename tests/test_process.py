@@ -80,7 +80,7 @@ async def test_sigterm_drains_a_request_in_flight(tmp_path: Path) -> None:
     ).encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", management)
     writer.write(
-        b"POST /management/v3/assets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /management/v3/assets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
         + body[:1000]
     )

@@ -20,10 +20,10 @@ from connector.domain.transfer import (
 S, M, P, C = TransferState, TransferMessage, Role.PROVIDER, Role.CONSUMER
 
 # DSP 2025-1 §6.2, written out independently of the table under test (INITIAL is the consumer's state before
-# the provider acknowledged its request; a start may overtake that acknowledgement).
+# the provider acknowledged its request; a start that overtakes that acknowledgement implies it, which
+# tests/test_process_rules.py covers).
 EXPECTED = {
     (S.INITIAL, M.REQUEST, C): S.REQUESTED,
-    (S.INITIAL, M.START, P): S.STARTED,
     (S.REQUESTED, M.START, P): S.STARTED,
     (S.SUSPENDED, M.START, P): S.STARTED,
     (S.SUSPENDED, M.START, C): S.STARTED,

@@ -174,6 +174,21 @@ async def test_protocol_rules_redelivery_and_errors(
         },
     }
     dsp_schemas.validate(request, "negotiation/contract-request-message-schema.json")
+    # An offer the provider does not know is refused at once (DSP: "MUST return an error"; EDC answers 404),
+    # and no negotiation is opened for it.
+    status, unknown = await post("/negotiations/request", request)
+    assert status == 404 and unknown["@type"] == "ContractNegotiationError", unknown
+    assert "not-an-offer-of-this-node" in " ".join(unknown["reason"])
+    status, listed = await Management(http, provider).call("POST", "/management/v3/contractnegotiations/request")
+    assert status == 200 and listed == []
+
+    # A real offer, whose contract policy this consumer does not satisfy: the negotiation opens, and the
+    # provider owes its termination (to a callback nobody answers).
+    status, catalog = await post("/catalog/request", {"@context": [DSP_CONTEXT], "@type": "CatalogRequestMessage"})
+    assert status == 200, catalog
+    datasets = catalog["dataset"] if isinstance(catalog["dataset"], list) else [catalog["dataset"]]
+    policies_ = datasets[0]["hasPolicy"]
+    request["offer"]["@id"] = (policies_ if isinstance(policies_, list) else [policies_])[0]["@id"]
     status, first = await post("/negotiations/request", request)
     assert status == 201, first
     dsp_schemas.validate(first, "negotiation/contract-negotiation-schema.json")

@@ -1,18 +1,23 @@
 """Contract negotiation (DSP 2025-1): states, messages, roles, and the one transition table.
 
-`advance()` is the only writer of a negotiation's state. A state is reached when the counterparty has
-acknowledged the message that leads to it; until then the message waits in the outbox and the state
-stays where it was. INITIAL is the consumer's state before the provider has acknowledged its request
-(the protocol has no state for it).
+The rules every process shares (redeliveries, messages that overtake an acknowledgement, deadlines) are in
+`connector.domain.process`; this module gives them the negotiation's table as data. `advance()` is the only
+writer of a negotiation's state. A state is reached when the counterparty has acknowledged the message that
+leads to it; until then the message waits in the outbox and the state stays where it was. INITIAL is the
+consumer's state before the provider has acknowledged its request (the protocol has no state for it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from connector.domain.errors import InvalidInput, Problem
+from connector.domain import process
+from connector.domain.errors import InvalidInput
+from connector.domain.process import Lifecycle, Role
+
+__all__ = ["Role"]
 
 
 class NegotiationState(StrEnum):
@@ -31,13 +36,6 @@ class NegotiationState(StrEnum):
 TERMINAL = frozenset({NegotiationState.FINALIZED, NegotiationState.TERMINATED})
 
 
-class Role(StrEnum):
-    """Which side of the negotiation this node is on."""
-
-    PROVIDER = "PROVIDER"
-    CONSUMER = "CONSUMER"
-
-
 class Message(StrEnum):
     """The negotiation messages (events split by type)."""
 
@@ -54,9 +52,10 @@ S, M, P, C = NegotiationState, Message, Role.PROVIDER, Role.CONSUMER
 
 # (state, message, sender) -> next state; from the normative state diagram of DSP 2025-1.
 # Terminations are accepted from either side in every non-terminal state (the text allows it; EDC does it).
+# A provider's message that overtakes the acknowledgement of the consumer's request is not a transition from
+# INITIAL: it implies the request arrived (`process.implied`).
 TRANSITIONS: dict[tuple[NegotiationState, Message, Role], NegotiationState] = {
     (S.INITIAL, M.REQUEST, C): S.REQUESTED,
-    (S.INITIAL, M.OFFER, P): S.OFFERED,
     (S.REQUESTED, M.OFFER, P): S.OFFERED,
     (S.REQUESTED, M.AGREEMENT, P): S.AGREED,
     (S.OFFERED, M.REQUEST, C): S.REQUESTED,
@@ -76,6 +75,28 @@ class InvalidTransition(InvalidInput):
     """A message that the negotiation's state does not allow (400 with a ContractNegotiationError)."""
 
     type = "InvalidTransition"
+
+
+NEGOTIATION: Lifecycle[NegotiationState, Message] = Lifecycle(
+    name="contract negotiation",
+    initial=S.INITIAL,
+    transitions=TRANSITIONS,
+    terminal=TERMINAL,
+    terminated=S.TERMINATED,
+    termination=M.TERMINATION,
+    # A redelivered message whose effect the negotiation already shows (the sender did not see our
+    # acknowledgement, say after a crash) is acknowledged again. A repeated offer or request is not: the
+    # conformance kit requires them refused once the negotiation has moved on.
+    repeats={
+        M.ACCEPTED: frozenset({S.ACCEPTED, S.AGREED, S.VERIFIED, S.FINALIZED}),
+        M.AGREEMENT: frozenset({S.AGREED, S.VERIFIED, S.FINALIZED}),
+        M.VERIFICATION: frozenset({S.VERIFIED, S.FINALIZED}),
+        M.FINALIZED: frozenset({S.FINALIZED}),
+        M.TERMINATION: frozenset({S.TERMINATED}),
+    },
+    error=InvalidTransition,
+    messages=Message,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +119,8 @@ class Negotiation:
     awaiting_ack: str | None = None
     # The provider decided to agree, and the operator holds the agreement back until approving it.
     pending: bool = False
+    # When the negotiation gives up waiting for the peer's next move (epoch ms; None when not waiting on it).
+    deadline_at: int | None = None
     created_at: int = 0
     updated_at: int = 0
     version: int = 0
@@ -110,15 +133,9 @@ class Negotiation:
 
 def next_state(negotiation: Negotiation, message: Message, sender: Role) -> NegotiationState:
     """Return the state a message leads to, or raise InvalidTransition naming what was refused."""
-    found = TRANSITIONS.get((negotiation.state, message, sender))
-    if found is None:
-        who = "provider" if sender is Role.PROVIDER else "consumer"
-        detail = f"a {message.value} from the {who} is not allowed in state {negotiation.state.value}"
-        raise InvalidTransition(detail, [Problem(detail, "@type", message.value)])
-    return found
+    return NEGOTIATION.next(negotiation.state, message, sender)
 
 
 def advance(negotiation: Negotiation, message: Message, sender: Role, now: int, **changes: Any) -> Negotiation:
     """Return the negotiation after a message (sent and acknowledged, or received), with other changes."""
-    state = next_state(negotiation, message, sender)
-    return replace(negotiation, state=state, updated_at=now, version=negotiation.version + 1, **changes)
+    return process.advance(NEGOTIATION, negotiation, message, sender, now, **changes)

@@ -1,8 +1,8 @@
 """Transfer processes (DSP 2025-1): states, messages, and the one transition table.
 
-As for negotiations, `advance()` is the only writer of a transfer's state, and a state is reached when the
-counterparty has acknowledged the message leading to it. INITIAL is the consumer's state before the
-provider has acknowledged its request.
+As for negotiations, the shared rules are in `connector.domain.process`, `advance()` is the only writer of a
+transfer's state, and a state is reached when the counterparty has acknowledged the message leading to it.
+INITIAL is the consumer's state before the provider has acknowledged its request.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from connector.domain.errors import InvalidInput, Problem
-from connector.domain.negotiation import Role
+from connector.domain import process
+from connector.domain.errors import InvalidInput
+from connector.domain.process import Lifecycle, Role
 
 
 class TransferState(StrEnum):
@@ -50,11 +51,11 @@ SUFFIX = {
 S, M, P, C = TransferState, TransferMessage, Role.PROVIDER, Role.CONSUMER
 
 # (state, message, sender) -> next state; DSP 2025-1 §6.2. Only the provider makes the first start; either side
-# resumes a suspended transfer, completes, suspends or terminates. A start may overtake the request's
-# acknowledgement, hence INITIAL -> STARTED.
+# resumes a suspended transfer (the one that suspended it: see `may_resume`), completes, suspends or
+# terminates. A start that overtakes the acknowledgement of the consumer's request is not a transition from
+# INITIAL: it implies the request arrived (`process.implied`).
 TRANSFER_TRANSITIONS: dict[tuple[TransferState, TransferMessage, Role], TransferState] = {
     (S.INITIAL, M.REQUEST, C): S.REQUESTED,
-    (S.INITIAL, M.START, P): S.STARTED,
     (S.REQUESTED, M.START, P): S.STARTED,
     **{(S.SUSPENDED, M.START, sender): S.STARTED for sender in (P, C)},
     **{(S.STARTED, M.COMPLETION, sender): S.COMPLETED for sender in (P, C)},
@@ -71,6 +72,27 @@ class InvalidTransferTransition(InvalidInput):
     """A message the transfer's state does not allow (400 with a TransferError)."""
 
     type = "InvalidTransition"
+
+
+TRANSFER: Lifecycle[TransferState, TransferMessage] = Lifecycle(
+    name="transfer process",
+    initial=S.INITIAL,
+    transitions=TRANSFER_TRANSITIONS,
+    terminal=TRANSFER_TERMINAL,
+    terminated=S.TERMINATED,
+    termination=M.TERMINATION,
+    # A start repeated while STARTED is a redelivery (the provider did not see our acknowledgement) or the
+    # provider's fresh tokens after a resume; either way it is acknowledged. Starts after COMPLETED or
+    # TERMINATED stay errors, as the conformance kit requires.
+    repeats={
+        M.START: frozenset({S.STARTED}),
+        M.SUSPENSION: frozenset({S.SUSPENDED}),
+        M.COMPLETION: frozenset({S.COMPLETED}),
+        M.TERMINATION: frozenset({S.TERMINATED}),
+    },
+    error=InvalidTransferTransition,
+    messages=TransferMessage,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +115,12 @@ class Transfer:
     data_address: dict[str, Any] | None = None
     error_detail: str | None = None
     awaiting_ack: str | None = None
-    # Provider: data-plane tokens of an earlier generation are revoked (it grows on every start by the provider).
+    # Provider: data-plane tokens of an earlier generation are revoked (it grows on every start and resume).
     token_generation: int = 0
+    # Who suspended the transfer (only that side may resume it); None unless SUSPENDED.
+    suspended_by: Role | None = None
+    # When the transfer gives up waiting for the peer's next move (epoch ms; None when not waiting on it).
+    deadline_at: int | None = None
     created_at: int = 0
     updated_at: int = 0
     version: int = 0
@@ -104,18 +130,33 @@ class Transfer:
         """Return the counterparty's pid for this transfer."""
         return self.consumer_pid if self.role is Role.PROVIDER else self.provider_pid
 
+    @property
+    def pending(self) -> bool:
+        """Transfers are never held for the operator."""
+        return False
+
 
 def next_transfer_state(transfer: Transfer, message: TransferMessage, sender: Role) -> TransferState:
     """Return the state a message leads to, or raise InvalidTransferTransition naming what was refused."""
-    found = TRANSFER_TRANSITIONS.get((transfer.state, message, sender))
-    if found is None:
-        who = "provider" if sender is Role.PROVIDER else "consumer"
-        detail = f"a {message.value} from the {who} is not allowed in state {transfer.state.value}"
-        raise InvalidTransferTransition(detail, [Problem(detail, "@type", message.value)])
+    found = TRANSFER.next(transfer.state, message, sender)
+    if message is M.START and transfer.state is S.SUSPENDED and not may_resume(transfer, sender):
+        suspender = process.who(transfer.suspended_by or process.other(sender))
+        detail = f"the transfer process was suspended by the {suspender}; only the {suspender} can resume it"
+        raise InvalidTransferTransition(detail)
     return found
+
+
+def may_resume(transfer: Transfer, sender: Role) -> bool:
+    """Tell whether `sender` may resume the suspended transfer: the side that suspended it (either, if unknown)."""
+    return transfer.suspended_by is None or transfer.suspended_by is sender
 
 
 def advance_transfer(transfer: Transfer, message: TransferMessage, sender: Role, now: int, **changes: Any) -> Transfer:
     """Return the transfer after a message (sent and acknowledged, or received), with other changes."""
-    state = next_transfer_state(transfer, message, sender)
-    return replace(transfer, state=state, updated_at=now, version=transfer.version + 1, **changes)
+    next_transfer_state(transfer, message, sender)
+    moved = process.advance(TRANSFER, transfer, message, sender, now, **changes)
+    if moved.state is S.SUSPENDED and transfer.state is not S.SUSPENDED:
+        return replace(moved, suspended_by=changes.get("suspended_by", sender))
+    if moved.state is not S.SUSPENDED and moved.suspended_by is not None:
+        return replace(moved, suspended_by=None)
+    return moved

@@ -2,9 +2,10 @@
 
 It wakes at once when a service records a message (so latency is not bound to a polling interval) and
 otherwise polls for work other replicas left or retries that came due. Each message is claimed by lease,
-so several replicas on one PostgreSQL never send the same message twice at the same time. A failure is
-retried with exponential backoff; a peer's 4xx refusal or the last failed attempt ends the negotiation
-with the reason.
+so several replicas on one PostgreSQL never send the same message twice at the same time; the lease is
+short (so a crashed node's work is taken over within seconds) and renewed while a message is being sent (so
+a slow push is never sent twice). A failure is retried with exponential backoff; a peer's 4xx refusal or
+the last failed attempt ends the process with the reason.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class OutboxSettings:
     max_attempts: int = 7
     retry_base_seconds: float = 1.0
     poll_seconds: float = 2.0
-    lease_seconds: float = 60.0
+    lease_seconds: float = 10.0
     batch: int = 20
     max_in_flight: int = 64
     # Conformance test mode only: the TCK answers 404 until it is ready for the message.
@@ -77,6 +78,9 @@ class OutboxDispatcher:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        # Ids of the messages this dispatcher is sending (their leases are renewed).
+        self._working: set[str] = set()
+        self._renewer: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Ask the dispatcher to look for work now."""
@@ -85,14 +89,31 @@ class OutboxDispatcher:
     async def start(self) -> None:
         """Start the dispatching loop."""
         self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
+        self._renewer = asyncio.create_task(self._renew(), name="outbox-lease-renewal")
 
     async def stop(self) -> None:
         """Stop the loop and wait for messages being sent (their leases expire if the node dies instead)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._renewer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.drain()
+
+    async def renew_once(self) -> None:
+        """Extend the leases of the messages being sent."""
+        working = sorted(self._working)
+        if working:
+            async with self._store.transaction() as tx:
+                await tx.outbox.renew(working, self._owner, now_ms() + int(self._settings.lease_seconds * 1000))
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.lease_seconds / 3)
+            try:
+                await self.renew_once()
+            except Exception:
+                log.exception("outbox lease renewal failed")
 
     async def _run(self) -> None:
         while True:
@@ -134,6 +155,13 @@ class OutboxDispatcher:
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
     async def _deliver(self, item: OutboxItem) -> None:
+        self._working.add(item.id)
+        try:
+            await self._deliver_leased(item)
+        finally:
+            self._working.discard(item.id)
+
+    async def _deliver_leased(self, item: OutboxItem) -> None:
         attempt = item.attempts + 1
         handler: Handler = self._negotiations
         if item.message.startswith("Transfer") or item.message == PUSH_JOB:

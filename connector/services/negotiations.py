@@ -18,21 +18,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import policies
+from connector.domain import process
 from connector.domain.errors import InvalidInput, NotFound, Problem
 from connector.domain.negotiation import (
+    NEGOTIATION,
     TERMINAL,
-    TRANSITIONS,
     InvalidTransition,
     Message,
     Negotiation,
     NegotiationState,
     Role,
     advance,
-    next_state,
 )
 from connector.domain.participants import Participant
 from connector.dsp import negotiation as wire
 from connector.services.catalog import CatalogService, ResolvedOffer
+from connector.services.processes import ProcessEngine
 from connector.services.reactions import Act, DefaultReactions, Reactions, Step
 from connector.store import Store, Transaction
 from connector.store.negotiations import Agreement, OutboxItem
@@ -40,15 +41,13 @@ from connector.store.negotiations import Agreement, OutboxItem
 log = logging.getLogger("connector.negotiation")
 
 S = NegotiationState
+# The states in which an agreement binds both sides; it is stored in the same transaction as the state.
+BINDING = frozenset({S.AGREED, S.VERIFIED, S.FINALIZED})
 
 
 def now_ms() -> int:
     """Return the time in epoch milliseconds."""
     return time.time_ns() // 1_000_000
-
-
-def _sender(role: Role) -> Role:
-    return Role.CONSUMER if role is Role.PROVIDER else Role.PROVIDER
 
 
 class NegotiationService:
@@ -63,7 +62,16 @@ class NegotiationService:
         wake: Callable[[], None],
         manual_approval: bool = False,
         reactions: Reactions | None = None,
+        deadline_seconds: float = 0,
     ) -> None:
+        self.engine: ProcessEngine[Negotiation] = ProcessEngine(
+            NEGOTIATION,
+            lambda tx: tx.negotiations,
+            self._tell_termination,
+            now_ms,
+            settle=self._settle,
+            deadline_seconds=deadline_seconds,
+        )
         self._manual = manual_approval
         self._react: Reactions = reactions or DefaultReactions()
         self._store = store
@@ -109,6 +117,16 @@ class NegotiationService:
             tx, negotiation, Message.TERMINATION, self._peer_url(negotiation, "/termination"), message, delay_ms
         )
 
+    async def _tell_termination(self, tx: Transaction, negotiation: Negotiation, code: str, reason: str) -> Negotiation:
+        await self._owe_termination(tx, negotiation, code, reason)
+        return replace(negotiation, awaiting_ack=Message.TERMINATION.value)
+
+    async def _settle(self, tx: Transaction, negotiation: Negotiation) -> Negotiation:
+        """Store the agreement with the state that makes it binding, however that state was reached."""
+        if negotiation.state in BINDING and negotiation.agreement is not None:
+            await tx.agreements.add(self._agreement_record(negotiation, negotiation.agreement))
+        return negotiation
+
     async def _terminate_scripted(
         self, tx: Transaction, negotiation: Negotiation, step: Step, delay_ms: int = 0
     ) -> Negotiation:
@@ -142,7 +160,7 @@ class NegotiationService:
             updated_at=at,
         )
         async with self._store.transaction() as tx:
-            await tx.negotiations.add(negotiation)
+            negotiation = await self.engine.save(tx, negotiation, new=True)
             await self._owe(
                 tx,
                 negotiation,
@@ -179,7 +197,7 @@ class NegotiationService:
             updated_at=at,
         )
         async with self._store.transaction() as tx:
-            await tx.negotiations.add(negotiation)
+            negotiation = await self.engine.save(tx, negotiation, new=True)
         log.info("offer received, held for the operator", extra={"negotiation": pid, "participant": participant.id})
         return negotiation, True
 
@@ -239,7 +257,7 @@ class NegotiationService:
                 assert agreement is not None
                 negotiation = replace(negotiation, awaiting_ack=Message.AGREEMENT.value)
                 await self._owe_agreement(tx, negotiation, agreement)
-            await tx.negotiations.add(negotiation)
+            negotiation = await self.engine.save(tx, negotiation, new=True)
         self._wake()
         return negotiation, True
 
@@ -272,9 +290,8 @@ class NegotiationService:
             decided = await self._decide(participant, message.offer)
         reason, agreement, _, _ = decided
         async with self._store.transaction() as tx:
-            negotiation = await tx.negotiations.get(current.id, for_update=True)
-            assert negotiation is not None
-            negotiation = self._implied_delivery(negotiation, Message.REQUEST, Role.CONSUMER)
+            pids = wire.Pids(current.id, message.consumer_pid)
+            negotiation = (await self.engine.arrive(tx, participant, current.id, pids, Message.REQUEST)).process
             negotiation = advance(
                 negotiation, Message.REQUEST, Role.CONSUMER, now_ms(), offer=message.offer, pending=False
             )
@@ -293,7 +310,7 @@ class NegotiationService:
                 else:
                     negotiation = replace(negotiation, awaiting_ack=Message.AGREEMENT.value)
                     await self._owe_agreement(tx, negotiation, agreement)
-            await tx.negotiations.save(negotiation)
+            negotiation = await self.engine.save(tx, negotiation)
         self._wake()
         return negotiation
 
@@ -312,7 +329,7 @@ class NegotiationService:
                     version=negotiation.version + 1,
                 )
                 await self._owe_acceptance(tx, negotiation)
-                await tx.negotiations.save(negotiation)
+                negotiation = await self.engine.save(tx, negotiation)
                 self._wake()
                 return
             agreement = negotiation.agreement
@@ -328,17 +345,18 @@ class NegotiationService:
                 version=negotiation.version + 1,
             )
             await self._owe_agreement(tx, negotiation, agreement)
-            await tx.negotiations.save(negotiation)
+            negotiation = await self.engine.save(tx, negotiation)
         self._wake()
 
     async def _decide(
         self, participant: Participant, offer: dict[str, Any]
     ) -> tuple[str | None, dict[str, Any] | None, str | None, str | None]:
-        """Return (reason to refuse, agreement, definition id, asset id) for a requested offer."""
-        try:
-            resolved = await self._resolve(participant, offer["@id"])
-        except NotFound as exc:
-            return exc.message, None, None, None
+        """Return (reason to refuse, agreement, definition id, asset id) for a requested offer.
+
+        An offer this provider does not know (or does not offer to this participant) is an error the request is
+        answered with at once (NotFound: 404), as DSP requires and EDC does; no negotiation is opened for it.
+        """
+        resolved = await self._resolve(participant, offer["@id"])
         asset_id = resolved.asset.id
         target = offer.get("target")
         if target is not None and target != asset_id:
@@ -399,18 +417,17 @@ class NegotiationService:
         else:
             pids = wire.parse_pids(body, message.value)
         async with self._store.transaction() as tx:
-            negotiation = await tx.negotiations.get(pid, for_update=True)
-            if negotiation is None or negotiation.counterparty_id != participant.id:
-                # Never say whether another participant's negotiation exists.
-                raise NotFound(f"no negotiation {pid!r} with {participant.id}")
-            own_pid = pids.provider_pid if negotiation.role is Role.PROVIDER else pids.consumer_pid
-            if own_pid != pid:
-                raise InvalidInput(f"the message names negotiation {own_pid!r}, the URL {pid!r}")
-            sender = _sender(negotiation.role)
-            if self._already(negotiation, message, body):
-                return negotiation
-            negotiation = self._implied_delivery(negotiation, message, sender)
-            next_state(negotiation, message, sender)  # refuses what the state does not allow, before anything else
+            arrival = await self.engine.arrive(tx, participant, pid, pids, message)
+            negotiation, sender = arrival.process, arrival.sender
+            if arrival.repeat:
+                if message is Message.AGREEMENT and agreement.get("@id") != negotiation.agreement_id:
+                    raise InvalidTransition(
+                        f"negotiation {pid!r} already has agreement {negotiation.agreement_id!r}, "
+                        f"not {agreement.get('@id')!r}"
+                    )
+                if arrival.changed:
+                    negotiation = await self.engine.save(tx, negotiation)
+                return negotiation  # a redelivery: acknowledged, nothing changes
             at = now_ms()
             if message is Message.TERMINATION:
                 who = "provider" if sender is Role.PROVIDER else "consumer"
@@ -444,7 +461,7 @@ class NegotiationService:
                 negotiation = await self._on_accepted(tx, advance(negotiation, message, sender, at))
             else:
                 negotiation = advance(negotiation, message, sender, at)
-            await tx.negotiations.save(negotiation)
+            negotiation = await self.engine.save(tx, negotiation)
         self._wake()
         return negotiation
 
@@ -490,7 +507,6 @@ class NegotiationService:
         act = self._react(Step.ON_AGREEMENT, negotiation.asset_id)
         if act is Act.TERMINATE:
             return await self._terminate_scripted(tx, replace(negotiation, awaiting_ack=None), Step.ON_AGREEMENT)
-        await tx.agreements.add(self._agreement_record(negotiation, agreement))
         if act is Act.NOTHING:
             return replace(negotiation, awaiting_ack=None)
         await self._owe(
@@ -582,44 +598,14 @@ class NegotiationService:
             signed_at=signed,
         )
 
-    @staticmethod
-    def _already(negotiation: Negotiation, message: Message, body: Any) -> bool:
-        """Tell whether a redelivered message is one the negotiation already reflects (then it is a no-op)."""
-        reached = {
-            Message.AGREEMENT: S.AGREED,
-            Message.VERIFICATION: S.VERIFIED,
-            Message.FINALIZED: S.FINALIZED,
-            Message.TERMINATION: S.TERMINATED,
-        }.get(message)
-        if reached is None or negotiation.state is not reached:
-            return False
-        if message is Message.AGREEMENT:
-            agreement = body.get("agreement") if isinstance(body, dict) else None
-            return isinstance(agreement, dict) and agreement.get("@id") == negotiation.agreement_id
-        return True
-
-    @staticmethod
-    def _implied_delivery(negotiation: Negotiation, message: Message, sender: Role) -> Negotiation:
-        """Apply the acknowledgement of our pending message when the peer's reply shows it arrived."""
-        awaiting = negotiation.awaiting_ack
-        if awaiting is None or (negotiation.state, message, sender) in TRANSITIONS:
-            return negotiation
-        pending = Message(awaiting)
-        own = _sender(sender)
-        reached = TRANSITIONS.get((negotiation.state, pending, own))
-        if reached is None or (reached, message, sender) not in TRANSITIONS:
-            return negotiation
-        return replace(negotiation, state=reached, awaiting_ack=None)
-
     # Delivery results (from the dispatcher).
 
     async def on_delivered(self, item: OutboxItem, answer: Any, owner: str) -> None:
         """Advance a negotiation once the peer acknowledged a message, and forget the message, in one transaction."""
         async with self._store.transaction() as tx:
-            await tx.outbox.done(item.id, owner)
-            negotiation = await tx.negotiations.get(item.negotiation_id, for_update=True)
-            if negotiation is None or negotiation.awaiting_ack != item.message:
-                return  # the peer's next message already implied this acknowledgement
+            negotiation = await self.engine.pending_for(tx, item, owner)
+            if negotiation is None:
+                return
             message = Message(item.message)
             changes: dict[str, Any] = {"awaiting_ack": None}
             if message is Message.REQUEST:
@@ -629,13 +615,10 @@ class NegotiationService:
                     message = Message.TERMINATION
                 else:
                     changes["provider_pid"] = provider_pid
-            try:
-                negotiation = advance(negotiation, message, negotiation.role, now_ms(), **changes)
-            except InvalidTransition:
-                log.info("late acknowledgement ignored", extra={"negotiation": negotiation.id, "message": item.message})
+            moved = await self.engine.acknowledged(tx, negotiation, message, **changes)
+            if moved is None:
                 return
-            if message is Message.AGREEMENT and negotiation.agreement is not None:
-                await tx.agreements.add(self._agreement_record(negotiation, negotiation.agreement))
+            negotiation = moved
             follow_up = (
                 Step.AFTER_OFFER
                 if message is Message.OFFER and negotiation.role is Role.PROVIDER
@@ -645,29 +628,14 @@ class NegotiationService:
             )
             if follow_up is not None and self._react(follow_up, negotiation.asset_id) is Act.TERMINATE:
                 negotiation = await self._terminate_scripted(tx, negotiation, follow_up, self._react.follow_up_delay_ms)
-            await tx.negotiations.save(negotiation)
+            negotiation = await self.engine.save(tx, negotiation)
 
     async def on_undeliverable(self, item: OutboxItem, error: str, owner: str) -> None:
-        """End a negotiation whose peer could not be reached or refused a message (and forget the message)."""
-        async with self._store.transaction() as tx:
-            await tx.outbox.done(item.id, owner)
-            negotiation = await tx.negotiations.get(item.negotiation_id, for_update=True)
-            if negotiation is None or negotiation.state in TERMINAL:
-                return
-            detail = f"{item.message} could not be delivered to {item.url}: {error}"
-            if negotiation.error_detail and item.message == Message.TERMINATION.value:
-                detail = f"{negotiation.error_detail} (and the termination could not be delivered: {error})"
-            negotiation = replace(
-                negotiation,
-                state=S.TERMINATED,
-                error_detail=detail,
-                awaiting_ack=None,
-                updated_at=now_ms(),
-                version=negotiation.version + 1,
-            )
-            await tx.outbox.drop_for(negotiation.id)
-            await tx.negotiations.save(negotiation)
-        log.warning("negotiation terminated", extra={"negotiation": negotiation.id, "reason": detail})
+        """End a negotiation whose peer could not be reached or refused a message, and tell the peer why."""
+        await self.engine.give_up(
+            self._store, item, f"{item.message} could not be delivered to {item.url}: {error}", owner
+        )
+        self._wake()
 
     # Operator commands and reads.
 
@@ -682,14 +650,7 @@ class NegotiationService:
             text = f"terminated by the operator: {reason}"
             negotiation = replace(negotiation, pending=False)
             if negotiation.peer_pid is None:
-                negotiation = replace(
-                    negotiation,
-                    state=S.TERMINATED,
-                    error_detail=text,
-                    awaiting_ack=None,
-                    updated_at=now_ms(),
-                    version=negotiation.version + 1,
-                )
+                negotiation = process.terminate(NEGOTIATION, negotiation, now_ms(), error_detail=text)
                 await tx.outbox.drop_for(negotiation.id)
             else:
                 await tx.outbox.drop_for(negotiation.id)
@@ -701,7 +662,7 @@ class NegotiationService:
                     version=negotiation.version + 1,
                 )
                 await self._owe_termination(tx, negotiation, "terminated", reason)
-            await tx.negotiations.save(negotiation)
+            negotiation = await self.engine.save(tx, negotiation)
         self._wake()
 
     async def get(self, negotiation_id: str) -> Negotiation:

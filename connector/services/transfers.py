@@ -20,13 +20,14 @@ from functools import partial
 from typing import Any, Protocol
 
 import policies
+from connector.domain import process
 from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem
 from connector.domain.negotiation import NegotiationState, Role
 from connector.domain.participants import Participant
 from connector.domain.transfer import (
     SUFFIX,
+    TRANSFER,
     TRANSFER_TERMINAL,
-    TRANSFER_TRANSITIONS,
     InvalidTransferTransition,
     Transfer,
     TransferMessage,
@@ -39,6 +40,7 @@ from connector.dsp.negotiation import Pids
 from connector.identity.access_tokens import ACCESS_LIFETIME, REFRESH_LIFETIME, issue_access_token
 from connector.identity.keys import NodeKey
 from connector.services.negotiations import now_ms
+from connector.services.processes import ProcessEngine
 from connector.services.reactions import Act, DefaultReactions, Reactions, Step
 from connector.store import Store, Transaction
 from connector.store.negotiations import Agreement, OutboxItem
@@ -146,7 +148,16 @@ class TransferService:
         wake: Callable[[], None],
         token_lifetime: int = ACCESS_LIFETIME,
         reactions: Reactions | None = None,
+        deadline_seconds: float = 0,
     ) -> None:
+        self.engine: ProcessEngine[Transfer] = ProcessEngine(
+            TRANSFER,
+            lambda tx: tx.transfers,
+            self._tell_termination,
+            now_ms,
+            settle=self._settle,
+            deadline_seconds=deadline_seconds,
+        )
         self._store = store
         self.participant_id = participant_id
         self._did = did
@@ -159,13 +170,19 @@ class TransferService:
         # Called with a transfer's id whenever this node changes it (the data plane drops what it cached).
         self.listeners: list[Callable[[str], None]] = []
 
-    async def _save(self, tx: Transaction, transfer: Transfer) -> None:
-        await tx.transfers.save(transfer)
+    async def _save(self, tx: Transaction, transfer: Transfer, new: bool = False) -> Transfer:
+        return await self.engine.save(tx, transfer, new)
+
+    async def _settle(self, tx: Transaction, transfer: Transfer) -> Transfer:
         for listener in self.listeners:
             # Now, so this node stops serving at once, and after the commit, so a read made in between
             # (of the row as it was) is not kept.
             listener(transfer.id)
             tx.after_commit.append(partial(listener, transfer.id))
+        return transfer
+
+    async def _tell_termination(self, tx: Transaction, transfer: Transfer, code: str, reason: str) -> Transfer:
+        return await self._owe_message(tx, transfer, M.TERMINATION, code, reason)
 
     # Recording what is owed.
 
@@ -323,7 +340,7 @@ class TransferService:
             updated_at=at,
         )
         async with self._store.transaction() as tx:
-            await tx.transfers.add(transfer)
+            transfer = await self._save(tx, transfer, new=True)
             await self._owe(
                 tx,
                 transfer,
@@ -399,7 +416,7 @@ class TransferService:
                 transfer = await self._follow_up(tx, transfer, Step.ON_TRANSFER_REQUEST)
             elif act is not Act.NOTHING:
                 transfer = await self._owe_start(tx, transfer)
-            await tx.transfers.add(transfer)
+            transfer = await self._save(tx, transfer, new=True)
         self._wake()
         return transfer, True
 
@@ -425,19 +442,19 @@ class TransferService:
         else:
             pids, reason = wire.parse_reasoned(body, message)
         async with self._store.transaction() as tx:
-            transfer = await tx.transfers.get(pid, for_update=True)
-            if transfer is None or transfer.counterparty_id != participant.id:
-                raise NotFound(f"no transfer process {pid!r} with {participant.id}")
-            own_pid = pids.provider_pid if transfer.role is Role.PROVIDER else pids.consumer_pid
-            if own_pid != pid:
-                raise InvalidInput(f"the message names transfer process {own_pid!r}, the URL {pid!r}")
-            sender = Role.CONSUMER if transfer.role is Role.PROVIDER else Role.PROVIDER
-            if self._already(transfer, message):
-                return transfer
-            transfer = self._implied_delivery(transfer, message, sender)
-            next_transfer_state(transfer, message, sender)
-            who = "provider" if sender is Role.PROVIDER else "consumer"
+            arrival = await self.engine.arrive(tx, participant, pid, pids, message)
+            transfer, sender = arrival.process, arrival.sender
+            if arrival.repeat:
+                if message is M.START and transfer.role is Role.CONSUMER and address is not None:
+                    # The provider's tokens after a resume, or its start again: keep the newest EDR.
+                    transfer = replace(transfer, data_address=address, version=transfer.version + (not arrival.changed))
+                    transfer = await self._save(tx, transfer)
+                elif arrival.changed:
+                    transfer = await self._save(tx, transfer)
+                return transfer  # a redelivery: acknowledged, nothing else changes
+            who = process.who(sender)
             changes: dict[str, Any] = {}
+            resumed = message is M.START and transfer.state is T.SUSPENDED
             if message is M.START:
                 if transfer.role is Role.CONSUMER:
                     changes["provider_pid"] = pids.provider_pid
@@ -451,7 +468,10 @@ class TransferService:
             elif message is M.SUSPENSION:
                 changes["error_detail"] = f"suspended by the {who}: {reason}"
             transfer = advance_transfer(transfer, message, sender, now_ms(), **changes)
-            if (
+            if resumed and transfer.role is Role.PROVIDER:
+                # The consumer resumed: tokens issued before the suspension stay dead, and it gets fresh ones.
+                transfer = await self._owe_start(tx, transfer)
+            elif (
                 message is M.START
                 and transfer.role is Role.PROVIDER
                 and transfer.transfer_type == PUSH
@@ -460,31 +480,9 @@ class TransferService:
                 transfer = await self._owe_push(tx, transfer)
             if message is M.START and transfer.role is Role.CONSUMER and transfer.awaiting_ack is None:
                 transfer = await self._follow_up(tx, transfer, Step.AFTER_START)
-            await self._save(tx, transfer)
+            transfer = await self._save(tx, transfer)
         self._wake()
         return transfer
-
-    @staticmethod
-    def _already(transfer: Transfer, message: TransferMessage) -> bool:
-        reached = {
-            M.START: T.STARTED,
-            M.SUSPENSION: T.SUSPENDED,
-            M.COMPLETION: T.COMPLETED,
-            M.TERMINATION: T.TERMINATED,
-        }[message]
-        # A redelivered message is a no-op; but a start after termination is an error, not a redelivery.
-        return transfer.state is reached and message is not M.START
-
-    @staticmethod
-    def _implied_delivery(transfer: Transfer, message: TransferMessage, sender: Role) -> Transfer:
-        awaiting = transfer.awaiting_ack
-        if awaiting is None or awaiting == PUSH_JOB or (transfer.state, message, sender) in TRANSFER_TRANSITIONS:
-            return transfer
-        own = Role.PROVIDER if sender is Role.CONSUMER else Role.CONSUMER
-        reached = TRANSFER_TRANSITIONS.get((transfer.state, TransferMessage(awaiting), own))
-        if reached is None or (reached, message, sender) not in TRANSFER_TRANSITIONS:
-            return transfer
-        return replace(transfer, state=reached, awaiting_ack=None)
 
     async def _owe_push(self, tx: Transaction, transfer: Transfer) -> Transfer:
         """Owe the push itself: an outbox item the data mover performs, retried like any message."""
@@ -497,32 +495,36 @@ class TransferService:
     async def on_delivered(self, item: OutboxItem, answer: Any, owner: str) -> None:
         """Advance a transfer once the peer acknowledged a message (or a push succeeded), in one transaction."""
         async with self._store.transaction() as tx:
-            await tx.outbox.done(item.id, owner)
-            transfer = await tx.transfers.get(item.negotiation_id, for_update=True)
-            if transfer is None or transfer.awaiting_ack != item.message:
+            transfer = await self.engine.pending_for(tx, item, owner)
+            if transfer is None:
                 return
             at = now_ms()
             if item.message == PUSH_JOB:
                 # The data arrived: the provider completes the transfer.
                 transfer = replace(transfer, awaiting_ack=None, updated_at=at, version=transfer.version + 1)
                 transfer = await self._owe_message(tx, transfer, M.COMPLETION)
-                await self._save(tx, transfer)
+                transfer = await self._save(tx, transfer)
                 self._wake()
                 return
             message = TransferMessage(item.message)
             changes: dict[str, Any] = {"awaiting_ack": None}
-            if message is M.REQUEST:
-                provider_pid = answer.get("providerPid") if isinstance(answer, dict) else None
-                if not isinstance(provider_pid, str) or not provider_pid:
-                    changes["error_detail"] = "the provider acknowledged the request without a providerPid"
-                    message = M.TERMINATION
-                else:
-                    changes["provider_pid"] = transfer.provider_pid or provider_pid
-            try:
-                transfer = advance_transfer(transfer, message, transfer.role, at, **changes)
-            except InvalidTransferTransition:
-                log.info("late acknowledgement ignored", extra={"transfer": transfer.id, "message": item.message})
+            if message is M.START and transfer.state is T.STARTED and transfer.role is Role.PROVIDER:
+                # Our fresh tokens after the consumer resumed: the transfer was STARTED already.
+                moved: Transfer | None = replace(
+                    transfer, awaiting_ack=None, updated_at=at, version=transfer.version + 1
+                )
+            else:
+                if message is M.REQUEST:
+                    provider_pid = answer.get("providerPid") if isinstance(answer, dict) else None
+                    if not isinstance(provider_pid, str) or not provider_pid:
+                        changes["error_detail"] = "the provider acknowledged the request without a providerPid"
+                        message = M.TERMINATION
+                    else:
+                        changes["provider_pid"] = transfer.provider_pid or provider_pid
+                moved = await self.engine.acknowledged(tx, transfer, message, **changes)
+            if moved is None:
                 return
+            transfer = moved
             if message is M.START and transfer.role is Role.PROVIDER and transfer.transfer_type == PUSH:
                 transfer = await self._owe_push(tx, transfer)
             elif transfer.state not in TRANSFER_TERMINAL:
@@ -535,33 +537,13 @@ class TransferService:
                 }.get(message)
                 if step is not None:
                     transfer = await self._follow_up(tx, transfer, step)
-            await self._save(tx, transfer)
+            transfer = await self._save(tx, transfer)
         self._wake()
 
     async def on_undeliverable(self, item: OutboxItem, error: str, owner: str) -> None:
-        """End a transfer whose peer could not be reached, or whose push failed for good."""
-        async with self._store.transaction() as tx:
-            await tx.outbox.done(item.id, owner)
-            transfer = await tx.transfers.get(item.negotiation_id, for_update=True)
-            if transfer is None or transfer.state in TRANSFER_TERMINAL:
-                return
-            what = "the push" if item.message == PUSH_JOB else item.message
-            detail = f"{what} to {item.url} failed: {error}"
-            transfer = replace(
-                transfer,
-                state=T.TERMINATED,
-                error_detail=detail,
-                awaiting_ack=None,
-                updated_at=now_ms(),
-                version=transfer.version + 1,
-            )
-            await tx.outbox.drop_for(transfer.id)
-            if item.message == PUSH_JOB and transfer.peer_pid:
-                # Tell the consumer why its data will not come.
-                transfer = await self._owe_message(tx, transfer, M.TERMINATION, "push.failed", detail)
-                transfer = replace(transfer, awaiting_ack=None)
-            await self._save(tx, transfer)
-        log.warning("transfer terminated", extra={"transfer": transfer.id, "reason": detail})
+        """End a transfer whose peer could not be reached, or whose push failed for good, and tell the peer why."""
+        what, code = ("the push", "push.failed") if item.message == PUSH_JOB else (item.message, "error")
+        await self.engine.give_up(self._store, item, f"{what} to {item.url} failed: {error}", owner, code=code)
         self._wake()
 
     # Operator commands and reads.
@@ -586,7 +568,7 @@ class TransferService:
             transfer = replace(transfer, updated_at=at, version=transfer.version + 1)
             if transfer.peer_pid is None:
                 # The provider never acknowledged: nothing to tell it.
-                transfer = replace(transfer, state=T.TERMINATED, error_detail=f"terminated by {by}: {reason}")
+                transfer = process.terminate(TRANSFER, transfer, at, error_detail=f"terminated by {by}: {reason}")
             elif message is M.START and transfer.role is Role.PROVIDER:
                 transfer = await self._owe_start(tx, transfer)
             elif message is M.TERMINATION:
@@ -594,7 +576,7 @@ class TransferService:
                 transfer = await self._owe_message(tx, transfer, message, "terminated", reason)
             else:
                 transfer = await self._owe_message(tx, transfer, message, None, reason)
-            await self._save(tx, transfer)
+            transfer = await self._save(tx, transfer)
         self._wake()
         return transfer
 
@@ -659,7 +641,7 @@ class TransferService:
                     "read its endpoint data reference again"
                 )
             transfer = replace(transfer, data_address=data_address, updated_at=now_ms(), version=transfer.version + 1)
-            await self._save(tx, transfer)
+            transfer = await self._save(tx, transfer)
         return transfer
 
     async def get(self, transfer_id: str) -> Transfer:

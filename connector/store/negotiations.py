@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,7 +15,12 @@ from connector.domain.errors import Conflict
 from connector.domain.negotiation import Negotiation, NegotiationState, Role
 from connector.domain.query import QuerySpec
 from connector.store import query
+from connector.store.sealing import PLAIN, Sealer, open_or_none
 from connector.store.tables import agreements, negotiations, outbox
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _negotiation(row: RowMapping) -> Negotiation:
@@ -34,6 +40,7 @@ def _negotiation(row: RowMapping) -> Negotiation:
         error_detail=row["error_detail"],
         awaiting_ack=row["awaiting_ack"],
         pending=bool(row["pending"]),
+        deadline_at=_int_or_none(row["deadline_at"]),
         created_at=int(row["created_at"]),
         updated_at=int(row["updated_at"]),
         version=int(row["version"]),
@@ -57,6 +64,7 @@ def _row(negotiation: Negotiation) -> dict[str, Any]:
         "error_detail": negotiation.error_detail,
         "awaiting_ack": negotiation.awaiting_ack,
         "pending": negotiation.pending,
+        "deadline_at": negotiation.deadline_at,
         "created_at": negotiation.created_at,
         "updated_at": negotiation.updated_at,
         "version": negotiation.version,
@@ -112,6 +120,16 @@ class NegotiationRepository:
         )
         row = (await self._c.execute(statement)).mappings().first()
         return _negotiation(row) if row else None
+
+    async def overdue(self, now: int, limit: int) -> list[Negotiation]:
+        """Return negotiations whose deadline for the peer's next move has passed, earliest first."""
+        statement = (
+            select(negotiations)
+            .where(negotiations.c.deadline_at <= now)
+            .order_by(negotiations.c.deadline_at)
+            .limit(limit)
+        )
+        return [_negotiation(r) for r in (await self._c.execute(statement)).mappings()]
 
     async def ongoing_for_asset(self, asset_id: str) -> list[str]:
         """Return the ids of negotiations on an asset that have not ended."""
@@ -219,11 +237,30 @@ class OutboxItem:
     next_attempt_at: int
 
 
-class OutboxRepository:
-    """Messages owed to peers, claimed by lease."""
+# An outbox payload as stored: the message sealed whole (it may carry tokens: an EDR in a start, a push
+# destination's authorization in a request), bound to its row.
+SEALED = "sealed"
 
-    def __init__(self, connection: AsyncConnection) -> None:
+
+class OutboxRepository:
+    """Messages owed to peers, claimed by lease; their payloads are sealed at rest."""
+
+    def __init__(self, connection: AsyncConnection, sealer: Sealer = PLAIN) -> None:
         self._c = connection
+        self._sealer = sealer
+
+    def _seal(self, item_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return {SEALED: self._sealer.seal(orjson.dumps(payload).decode(), f"outbox/{item_id}/payload")}
+
+    def _open(self, item_id: str, stored: dict[str, Any]) -> dict[str, Any]:
+        sealed = stored.get(SEALED)
+        if len(stored) != 1 or not isinstance(sealed, str):
+            return stored  # written before payloads were sealed
+        opened = open_or_none(self._sealer, sealed, f"outbox/{item_id}/payload")
+        if opened is None:
+            return {}
+        value = orjson.loads(opened)
+        return value if isinstance(value, dict) else {}
 
     async def owe(
         self,
@@ -247,7 +284,7 @@ class OutboxRepository:
                 negotiation_id=item.negotiation_id,
                 message=item.message,
                 url=item.url,
-                payload=item.payload,
+                payload=self._seal(item.id, item.payload),
                 counterparty=item.counterparty,
                 attempts=item.attempts,
                 next_attempt_at=item.next_attempt_at,
@@ -281,7 +318,7 @@ class OutboxRepository:
                 r["negotiation_id"],
                 r["message"],
                 r["url"],
-                dict(r["payload"]),
+                self._open(r["id"], dict(r["payload"])),
                 r["counterparty"],
                 int(r["attempts"]),
                 int(r["next_attempt_at"]),
@@ -293,6 +330,24 @@ class OutboxRepository:
         """Remove a delivered message (only by its lease holder)."""
         result = await self._c.execute(delete(outbox).where(outbox.c.id == item_id, outbox.c.lease_owner == owner))
         return bool(result.rowcount)
+
+    async def renew(self, item_ids: list[str], owner: str, lease_until: int) -> None:
+        """Extend the leases of messages still being worked on by their holder."""
+        if item_ids:
+            await self._c.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(item_ids), outbox.c.lease_owner == owner)
+                .values(lease_until=lease_until)
+            )
+
+    async def forget(self, process_id: str, message: str) -> None:
+        """Forget a message owed for a process that the peer is known to have received."""
+        await self._c.execute(delete(outbox).where(outbox.c.negotiation_id == process_id, outbox.c.message == message))
+
+    async def pending(self, process_id: str) -> list[str]:
+        """Return the messages still owed for a process (oldest first)."""
+        statement = select(outbox.c.message).where(outbox.c.negotiation_id == process_id).order_by(outbox.c.created_at)
+        return list((await self._c.execute(statement)).scalars())
 
     async def retry(self, item_id: str, owner: str, attempts: int, next_attempt_at: int, error: str) -> None:
         """Put a message back for a later attempt."""

@@ -135,6 +135,8 @@ negotiations = Table(
     Column("error_detail", Text, nullable=True),
     Column("awaiting_ack", String(64), nullable=True),
     Column("pending", Boolean, nullable=False, default=False),
+    # When this node gives up waiting for the peer's next move (NULL when it does not wait on the peer).
+    Column("deadline_at", BigInteger, nullable=True, index=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False),
@@ -170,6 +172,8 @@ transfers = Table(
     Column("error_detail", Text, nullable=True),
     Column("awaiting_ack", String(64), nullable=True),
     Column("token_generation", BigInteger, nullable=False),
+    Column("suspended_by", String(16), nullable=True),
+    Column("deadline_at", BigInteger, nullable=True, index=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False),

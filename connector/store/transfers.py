@@ -83,6 +83,8 @@ def _transfer(row: RowMapping, sealer: Sealer = PLAIN) -> Transfer:
         error_detail=row["error_detail"],
         awaiting_ack=row["awaiting_ack"],
         token_generation=int(row["token_generation"]),
+        suspended_by=Role(row["suspended_by"]) if row["suspended_by"] else None,
+        deadline_at=None if row["deadline_at"] is None else int(row["deadline_at"]),
         created_at=int(row["created_at"]),
         updated_at=int(row["updated_at"]),
         version=int(row["version"]),
@@ -106,6 +108,8 @@ def _row(transfer: Transfer, sealer: Sealer = PLAIN) -> dict[str, Any]:
         "error_detail": transfer.error_detail,
         "awaiting_ack": transfer.awaiting_ack,
         "token_generation": transfer.token_generation,
+        "suspended_by": transfer.suspended_by.value if transfer.suspended_by else None,
+        "deadline_at": transfer.deadline_at,
         "created_at": transfer.created_at,
         "updated_at": transfer.updated_at,
         "version": transfer.version,
@@ -160,6 +164,13 @@ class TransferRepository:
         )
         row = (await self._c.execute(statement)).mappings().first()
         return _transfer(row, self._sealer) if row else None
+
+    async def overdue(self, now: int, limit: int) -> list[Transfer]:
+        """Return transfers whose deadline for the peer's next move has passed, earliest first."""
+        statement = (
+            select(transfers).where(transfers.c.deadline_at <= now).order_by(transfers.c.deadline_at).limit(limit)
+        )
+        return [_transfer(r, self._sealer) for r in (await self._c.execute(statement)).mappings()]
 
     async def running(self, limit: int = 500, after: str = "") -> list[Transfer]:
         """Return provider transfers not yet ended, by id (for the policy monitor)."""

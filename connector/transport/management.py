@@ -23,7 +23,7 @@ from connector.services.transfers import TransferService
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.repositories import HeldCredential
-from connector.transport import openapi, passports
+from connector.transport import guard, openapi, passports
 from connector.transport.http import (
     API_KEY,
     MAX_BODY,
@@ -428,6 +428,7 @@ class Route:
     response: str | None = None
     status: int = 200
     query: tuple[str, ...] = ()
+    body_types: tuple[str, ...] = ()  # besides JSON; the browser guard refuses any other body
 
 
 ROUTES: tuple[Route, ...] = (
@@ -819,7 +820,9 @@ ROUTES: tuple[Route, ...] = (
         204,
     ),
     *(
-        Route(r.method, r.path, r.handler, r.summary, "Passports", r.request, r.response, r.status, r.query)
+        Route(
+            r.method, r.path, r.handler, r.summary, "Passports", r.request, r.response, r.status, r.query, r.body_types
+        )
         for r in passports.ROUTES
     ),
     Route("GET", "/health", health, "Liveness: the process answers", "Operations", None, "Health"),
@@ -830,9 +833,19 @@ ROUTES: tuple[Route, ...] = (
 OPEN = frozenset({"/health", "/ready", "/management/openapi.json"})
 
 
-def create_app(services: ManagementServices, api_key: str | None, max_body: int, max_depth: int) -> web.Application:
-    """Build the management application."""
-    app = web.Application(middlewares=[request_context, api_key_check], client_max_size=max_body)
+def create_app(
+    services: ManagementServices,
+    api_key: str | None,
+    max_body: int,
+    max_depth: int,
+    browsers: guard.BrowserPolicy = guard.LOOPBACK_ONLY,
+) -> web.Application:
+    """Build the management application (`browsers`: the host names and CORS origins allowed besides loopback)."""
+    # The browser guard comes before the key check: CORS preflights carry no key, and a refusal names its reason.
+    app = web.Application(middlewares=[request_context, guard.browser_guard, api_key_check], client_max_size=max_body)
+    app[guard.BROWSER_POLICY] = browsers
+    app[guard.BODY_TYPES] = {(r.method, r.path): frozenset(r.body_types) for r in ROUTES if r.body_types}
+    app.on_response_prepare.append(guard.add_cors_headers)
     app[SERVICES] = services
     if services is not None:  # None only when a test builds the app to list its routes
         app[passports.PASSPORTS] = services.passports

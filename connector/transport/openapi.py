@@ -596,7 +596,10 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
         if route.request is not None:
             operation["requestBody"] = {
                 "required": not route.path.endswith("/request"),
-                "content": {"application/json": {"schema": _ref(route.request)}},
+                "content": {
+                    "application/json": {"schema": _ref(route.request)},
+                    **{kind: {"schema": {"type": "string"}} for kind in getattr(route, "body_types", ())},
+                },
             }
         ok: dict[str, Any] = {"description": "OK" if route.status == 200 else "Done, no content"}
         if route.response is not None:
@@ -608,6 +611,11 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
             if route.request is not None or tuple(getattr(route, "query", ())):
                 responses["400"] = _problem("invalid body or parameter; every problem is listed with its path")
                 responses["413"] = _problem("body larger than CONNECTOR_MAX_BODY_BYTES")
+            # The browser guard (docs/security.md): a foreign Host, a foreign Origin, a body that is not JSON.
+            responses["403"] = _problem("the Origin (or Sec-Fetch-Site) names another web origin")
+            responses["421"] = _problem("the Host is not loopback nor in CONNECTOR_MANAGEMENT_HOSTNAMES")
+            if route.method in ("POST", "PUT", "PATCH", "DELETE"):
+                responses["415"] = _problem("a body whose Content-Type is not JSON")
             if "{id}" in route.path or route.method == "PUT":
                 responses["404"] = _problem("no object with this id")
             if route.method in ("POST", "DELETE") and not route.path.endswith("/request"):

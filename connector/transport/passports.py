@@ -20,6 +20,8 @@ from connector.transport.http import MAX_BODY, json_response, no_content, read_j
 PASSPORTS: web.AppKey[service.PassportService] = web.AppKey("passports", service.PassportService)
 
 V1 = "/management/v1/passports"
+# The JSON Lines media types an import takes besides JSON (the management surface refuses other bodies).
+JSON_LINES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
 
 
 def _envelope(record: PassportRecord, passports: service.PassportService) -> dict[str, Any]:
@@ -157,7 +159,7 @@ async def view_passport(request: web.Request) -> web.Response:
 async def import_passports(request: web.Request) -> web.Response:
     """Import a JSON array (or {"passports": [...]}) or JSON Lines (Content-Type application/x-ndjson)."""
     limit = request.app[MAX_BODY]
-    if request.content_type in ("application/x-ndjson", "application/jsonl", "application/json-lines"):
+    if request.content_type in JSON_LINES:
         if request.content_length is not None and request.content_length > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
         raw = await request.read()
@@ -209,6 +211,7 @@ class RouteSpec:
     response: str | None
     status: int = 200
     query: tuple[str, ...] = ()
+    body_types: tuple[str, ...] = ()
 
 
 LIST_QUERY = ("batteryId", "modelId", "manufacturerId", "category", "changedSince", "cursor", "limit", "includeDeleted")
@@ -239,6 +242,7 @@ ROUTES: tuple[RouteSpec, ...] = (
         "Import many passports (JSON array or JSON Lines)",
         "PassportImport",
         "ImportSummary",
+        body_types=JSON_LINES,
     ),
     RouteSpec(
         "POST",

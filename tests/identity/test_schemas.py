@@ -1,49 +1,42 @@
-"""Our DCP messages validate against the official DCP 1.0 schemas (from ../shared; skipped without it)."""
+"""Our DCP messages validate against the official DCP 1.0 schemas (copies in tests/data, see SOURCES.md there)."""
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft201909Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT201909
 
 from connector.identity.credentials import issue_credential, present, presentation_response_message
 from connector.identity.signature import parse
+from tests.conftest import data_path
 from tests.identity.conftest import NOW, Party
 
-REPO = Path(__file__).resolve().parents[2]
-DCP = REPO.parent / "shared" / "data" / "standards" / "dcp-1.0"
-RESOURCES = DCP / "artifacts" / "src" / "main" / "resources"
+RESOURCES = data_path("standards", "dcp-1.0", "artifacts", "src", "main", "resources")
 BASE = "https://w3id.org/dspace-dcp/v1.0/"
 
 
-def _schemas() -> Any:
-    if not RESOURCES.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{RESOURCES} is missing, but CI always has ../shared")
-        pytest.skip(f"../shared is not beside the project ({RESOURCES} missing)")
-    jsonschema = pytest.importorskip("jsonschema")
-    referencing = pytest.importorskip("referencing")
-    from referencing.jsonschema import DRAFT201909
-
+def _registry() -> Registry:  # type: ignore[type-arg]
     resources = []
-    for path in RESOURCES.rglob("*-schema.json"):
+    for path in sorted(RESOURCES.rglob("*-schema.json")):
         schema = json.loads(path.read_text(encoding="utf-8"))
-        resource = referencing.Resource.from_contents(schema, default_specification=DRAFT201909)
+        resource = Resource.from_contents(schema, default_specification=DRAFT201909)
         # context-schema.json declares a v08 $id while the others reference v1.0: register both names.
         resources.append((BASE + path.relative_to(RESOURCES).as_posix(), resource))
         if "$id" in schema:
             resources.append((schema["$id"], resource))
-    registry = referencing.Registry().with_resources(resources)
-    return jsonschema, registry
+    return Registry().with_resources(resources)
+
+
+REGISTRY = _registry()
 
 
 def _validate(schema_path: str, instance: Any) -> None:
-    jsonschema, registry = _schemas()
     schema = json.loads((RESOURCES / schema_path).read_text(encoding="utf-8"))
-    validator = jsonschema.Draft201909Validator(schema, registry=registry)
+    validator = Draft201909Validator(schema, registry=REGISTRY)
     errors = sorted(validator.iter_errors(instance), key=str)
     assert not errors, [e.message for e in errors]
 

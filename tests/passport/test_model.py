@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.domain import passport as model
-from tests.conftest import shared_path
+from tests.conftest import data_path
 
 CATENAX = ("6.0.0", "6.1.0")
 IDTA_PARTS = {
@@ -28,7 +28,7 @@ IDTA_PARTS = {
 
 
 def catenax(version: str) -> dict[str, Any]:
-    path = shared_path("data", "passports", "catenax-sldt", "io.catenax.battery.battery_pass", version, "gen")
+    path = data_path("passports", "catenax-sldt", "io.catenax.battery.battery_pass", version, "gen")
     return dict(json.loads((path / "BatteryPass.json").read_text()))
 
 
@@ -36,7 +36,7 @@ def idta_bundle() -> dict[str, Any]:
     parts = {}
     for name, (folder, stem) in IDTA_PARTS.items():
         part, ver = folder.split("/")
-        base: Path = shared_path("data", "passports", "idta-smt", f"io.admin-shell.idta.batterypass.{part}", ver, "gen")
+        base: Path = data_path("passports", "idta-smt", f"io.admin-shell.idta.batterypass.{part}", ver, "gen")
         parts[name] = json.loads((base / f"{stem}.json").read_text())
     return {"idta": parts}
 

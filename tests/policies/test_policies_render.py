@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft201909Validator
 
 from policies import (
     AccessLevel,
@@ -35,8 +35,9 @@ from policies import (
 )
 from policies.context import CLAIM_SCOPES
 from policies.vocab import BPC, EDC, ODRL, XSD
+from tests.conftest import data_path
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+DSP = data_path("standards", "dsp-2025-1", "artifacts", "src", "main", "resources")
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
 iris = st.builds(lambda s: f"urn:x:{s}", st.text("abcdef0123", min_size=1, max_size=6))
@@ -144,13 +145,9 @@ def test_dsp_rendering_shape() -> None:
 
 
 def _dsp_schema_validator(definition: str) -> Any:
-    jsonschema = pytest.importorskip("jsonschema")
-    path = SHARED / "data/standards/dsp-2025-1/artifacts/src/main/resources/negotiation/contract-schema.json"
-    if not path.exists():
-        pytest.skip(f"shared DSP schemas absent ({path})")
-    schema = json.loads(path.read_text())
+    schema = json.loads((DSP / "negotiation" / "contract-schema.json").read_text())
     schema = {**schema, "allOf": [{"$ref": f"#/definitions/{definition}"}]}
-    return jsonschema.Draft201909Validator(schema)
+    return Draft201909Validator(schema)
 
 
 @pytest.mark.parametrize("level", list(AccessLevel))
@@ -167,10 +164,7 @@ def test_templates_render_to_valid_dsp_offers_and_agreements(level: AccessLevel)
 
 
 def test_dsp_example_policies_parse() -> None:
-    base = SHARED / "data/standards/dsp-2025-1/artifacts/src/main/resources"
-    if not base.exists():
-        pytest.skip(f"shared DSP examples absent ({base})")
-    agreement = json.loads((base / "negotiation/example/contract-agreement-message.json").read_text())["agreement"]
+    agreement = json.loads((DSP / "negotiation/example/contract-agreement-message.json").read_text())["agreement"]
     p = parse_policy(agreement)
     assert p.type == "Agreement" and p.permissions[0].constraints[0] == Constraint(
         ODRL + "dateTime", ODRL + "lteq", (LiteralValue("2023-12-31T06:00Z"),)

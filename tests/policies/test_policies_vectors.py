@@ -1,8 +1,8 @@
-"""Data-driven runs of the shared ODRL test vectors (W3C ODRL CG formal semantics, SolidLab ODRL test suite).
+"""Data-driven runs of the official ODRL test vectors (W3C ODRL CG formal semantics, SolidLab ODRL test suite).
 
-Every vector is collected; the ones outside the engine's claimed scope are skipped with the reason. The
-SolidLab vectors are Turtle: they are read with rdflib and turned into expanded JSON-LD, which is the form
-the connector hands to the engine.
+Every vector (copies in tests/data, see SOURCES.md there) is collected; the ones outside the engine's claimed
+scope are skipped with the reason. The SolidLab vectors are Turtle: they are read with rdflib and turned into
+expanded JSON-LD, which is the form the connector hands to the engine.
 """
 
 from __future__ import annotations
@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rdflib
 
 from policies import EvaluationContext, PolicyError, Scope, evaluate, parse_policy
 from policies.values import parse_datetime
 from policies.vocab import ACTION_PARENT, ODRL
+from tests.conftest import data_path
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO / ".." / "shared"
-STANDARDS = SHARED / "data" / "standards"
-W3C = STANDARDS / "w3c-odrl-cg" / "formal-semantics" / "examples"
-SOLID = STANDARDS / "odrl-test-suite-solidlab" / "data"
+W3C = data_path("standards", "w3c-odrl-cg", "formal-semantics", "examples")
+SOLID = data_path("standards", "odrl-test-suite-solidlab", "data")
 
 EX = "http://example.org/"
 DCT = "http://purl.org/dc/terms/"
@@ -35,17 +34,10 @@ NESTED = {
 }
 
 
-def _require(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"shared test vectors absent: {path.resolve()} (needs <repo>/../shared)")
-
-
 # -- W3C ODRL CG formal-semantics examples -----------------------------------------------------------------
 
 
 def _w3c_cases() -> list[Any]:
-    if not W3C.exists():
-        return [pytest.param(None, id="w3c-absent")]
     cases = []
     for policy_file in sorted(W3C.glob("*/*/policy*.json")):
         requests = sorted(policy_file.parent.glob("*/evaluationrequest*.json"))
@@ -53,6 +45,7 @@ def _w3c_cases() -> list[Any]:
             cases.append(pytest.param((policy_file, None), id=f"w3c-{policy_file.stem}"))
         for req in requests:
             cases.append(pytest.param((policy_file, req), id=f"w3c-{req.parent.name}"))
+    assert cases, f"no W3C ODRL formal-semantics vectors under {W3C}"
     return cases
 
 
@@ -65,9 +58,7 @@ def _w3c_expected(report_dir: Path) -> bool:
 
 
 @pytest.mark.parametrize("case", _w3c_cases())
-def test_w3c_formal_semantics(case: tuple[Path, Path | None] | None) -> None:
-    _require(W3C)
-    assert case is not None
+def test_w3c_formal_semantics(case: tuple[Path, Path | None]) -> None:
     policy_file, request_file = case
     data = json.loads(policy_file.read_text())
     if request_file is None:
@@ -93,10 +84,7 @@ def test_w3c_formal_semantics(case: tuple[Path, Path | None] | None) -> None:
 
 
 def _solid_cases() -> list[Any]:
-    if not (SOLID / "index.ttl").exists():
-        return [pytest.param(None, id="solidlab-absent")]
-    rdflib = pytest.importorskip("rdflib")
-    index = rdflib.Graph().parse(SOLID / "index.ttl")
+    index = rdflib.Graph().parse(data_path("standards", "odrl-test-suite-solidlab", "data", "index.ttl"))
     cases = []
     for case in sorted(set(index.subjects(rdflib.URIRef(EX + "policySource"), None))):
 
@@ -114,12 +102,11 @@ def _solid_cases() -> list[Any]:
         expected = src("expectedReportSource")
         files = (src("policySource"), src("requestSource"), src("sotwSource"), expected, title)
         cases.append(pytest.param(files, id=f"solidlab-{expected.stem}"))
+    assert cases, f"no SolidLab ODRL test cases in {SOLID / 'index.ttl'}"
     return cases
 
 
 def _tree(g: Any, node: Any, depth: int = 0) -> dict[str, Any]:
-    import rdflib
-
     out: dict[str, Any] = {}
     if isinstance(node, rdflib.URIRef):
         out["@id"] = str(node)
@@ -143,8 +130,6 @@ def _tree(g: Any, node: Any, depth: int = 0) -> dict[str, Any]:
 
 
 def _solid_expected(g: Any) -> bool:
-    import rdflib
-
     active = rdflib.URIRef(REPORT + "Active")
     perm = any(
         g.value(r, rdflib.URIRef(REPORT + "activationState")) == active
@@ -158,10 +143,7 @@ def _solid_expected(g: Any) -> bool:
 
 
 @pytest.mark.parametrize("case", _solid_cases())
-def test_solidlab_suite(case: tuple[Path, Path, Path, Path, str] | None) -> None:
-    _require(SOLID / "index.ttl")
-    rdflib = pytest.importorskip("rdflib")
-    assert case is not None
+def test_solidlab_suite(case: tuple[Path, Path, Path, Path, str]) -> None:
     policy_file, request_file, sotw_file, expected_file, title = case
     pg = rdflib.Graph().parse(policy_file)
     (policy_node,) = set(pg.subjects(rdflib.URIRef(RDF_TYPE), rdflib.URIRef(ODRL + "Set")))

@@ -1,0 +1,35 @@
+"""process deadlines and who suspended a transfer
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-01 09:30:00
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('negotiations') as batch:
+        batch.add_column(sa.Column('deadline_at', sa.BigInteger(), nullable=True))
+        batch.create_index(batch.f('ix_negotiations_deadline_at'), ['deadline_at'], unique=False)
+    with op.batch_alter_table('transfers') as batch:
+        batch.add_column(sa.Column('suspended_by', sa.String(length=16), nullable=True))
+        batch.add_column(sa.Column('deadline_at', sa.BigInteger(), nullable=True))
+        batch.create_index(batch.f('ix_transfers_deadline_at'), ['deadline_at'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('transfers') as batch:
+        batch.drop_index(batch.f('ix_transfers_deadline_at'))
+        batch.drop_column('deadline_at')
+        batch.drop_column('suspended_by')
+    with op.batch_alter_table('negotiations') as batch:
+        batch.drop_index(batch.f('ix_negotiations_deadline_at'))
+        batch.drop_column('deadline_at')
