@@ -220,6 +220,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.protocol_port,
             settings.shutdown_timeout,
             "protocol",
+            settings.max_header_bytes,
         )
         stack.push_async_callback(server.stop, served_protocol)
         served_management = await server.serve(
@@ -228,6 +229,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.management_port,
             settings.shutdown_timeout,
             "management",
+            settings.max_header_bytes,
         )
         stack.push_async_callback(server.stop, served_management)
         node = Node(settings, store, peer, identity, served_management.port, served_protocol.port)

@@ -96,6 +96,15 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, le=1_073_741_824, description="Largest request body accepted, in bytes."
     )
     max_json_depth: int = Field(default=32, ge=4, le=256, description="Deepest JSON nesting accepted in a body.")
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=8190,
+        le=65_536,
+        description=(
+            "Longest request line or header field accepted on either surface, in bytes (a self-issued token that "
+            "embeds a presentation can pass 8 KiB); longer ones get 400 with the surface's error body."
+        ),
+    )
     catalog_title: str | None = Field(
         default=None,
         description="Title of the public DCAT-AP catalog (default: Battery passports of <participant id>).",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
+from connector.domain.addresses import is_public_address
 from connector.domain.errors import PeerError, PeerTimeout
-from connector.transport.peer import PeerClient, PeerLimits, _PublicOnlyResolver, is_public_address
+from connector.transport.peer import PeerClient, PeerLimits, _PublicOnlyResolver
 
 
 async def _slow(request: web.Request) -> web.Response:
@@ -99,6 +102,19 @@ async def test_unreachable_peer_is_reported(local_client: PeerClient) -> None:
         "http://[::1]/x",
         "http://169.254.169.254/latest/meta-data/",
         "http://localhost:8282/x",
+        "http://api.localhost/x",
+        # IPv6 transition forms and special IPv4 ranges around the metadata service and the node itself.
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[2002:a9fe:a9fe::1]/latest/meta-data/",
+        "http://[::a9fe:a9fe]/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/latest/meta-data/",
+        "http://[::ffff:a9fe:a9fe]/latest/meta-data/",
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/x",
+        "http://[64:ff9b::7f00:1]:8282/x",
+        "http://[fe80::1%25eth0]/x",
+        "http://192.0.0.8/x",
+        "http://198.18.0.1/x",
+        "http://0.0.0.0:8282/x",
         "ftp://example.com/x",
         "https://user:pw@example.com/x",
     ],
@@ -119,6 +135,46 @@ async def test_names_resolving_to_private_addresses_are_refused() -> None:
             await resolver.resolve("localhost", 80)
     finally:
         await resolver.close()
+
+
+class _Answers(AbstractResolver):
+    """A name server that answers every name with the given addresses (real DNS cannot be told what to say)."""
+
+    def __init__(self, *addresses: str) -> None:
+        self._addresses = addresses
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(
+                hostname=host,
+                host=a,
+                port=port,
+                family=socket.AF_INET6 if ":" in a else socket.AF_INET,
+                proto=0,
+                flags=0,
+            )
+            for a in self._addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [("64:ff9b::a9fe:a9fe",), ("2002:a9fe:a9fe::1",), ("::ffff:169.254.169.254",), ("8.8.8.8", "192.0.0.8")],
+)
+async def test_a_name_resolving_to_a_transition_form_of_a_private_address_is_refused(
+    addresses: tuple[str, ...],
+) -> None:
+    resolver = _PublicOnlyResolver()
+    resolver._inner = _Answers(*addresses)  # type: ignore[assignment]
+    with pytest.raises(PeerError, match="non-public address"):
+        await resolver.resolve("peer.example.com", 443)
+    resolver._inner = _Answers("8.8.8.8", "2001:4860:4860::8888")  # type: ignore[assignment]
+    assert [r["host"] for r in await resolver.resolve("peer.example.com", 443)] == ["8.8.8.8", "2001:4860:4860::8888"]
 
 
 @pytest.mark.parametrize(

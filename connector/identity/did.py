@@ -19,6 +19,8 @@ from urllib.parse import quote, unquote, urlsplit
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
 
+from connector.domain.addresses import is_loopback_address
+
 from .errors import DidDocumentError, DidError
 from .keys import NodeKey
 
@@ -40,18 +42,9 @@ _HOST_LABEL: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _IDCHARS: Final = re.compile(r"^(?:[A-Za-z0-9._-]|%[0-9A-Fa-f]{2})+$")
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_host(host: str, did: str) -> None:
     if host.startswith("["):
-        if not host.endswith("]") or not _loopback(host):
+        if not host.endswith("]") or not is_loopback_address(host):
             raise DidError(f"{did}: IP address hosts are not allowed (except loopback)")
         return
     try:
@@ -59,7 +52,7 @@ def _check_host(host: str, did: str) -> None:
     except ValueError:
         pass
     else:
-        if not _loopback(host):
+        if not is_loopback_address(host):
             raise DidError(f"{did}: IP address hosts are not allowed (except loopback)")
         return
     labels = host.split(".")
@@ -111,7 +104,7 @@ def did_web_to_url(did: str, *, allow_http_loopback: bool = False) -> str:
         decoded = unquote(seg)
         if decoded in {".", ".."} or "/" in decoded or "\\" in decoded or "\x00" in decoded:
             raise DidError(f"{shown}: path segment {seg!r} is not allowed")
-    scheme = "http" if allow_http_loopback and _loopback(host) else "https"
+    scheme = "http" if allow_http_loopback and is_loopback_address(host) else "https"
     netloc = f"{host}:{port}" if port else host
     suffix = "/".join([*path, "did.json"]) if path else ".well-known/did.json"
     return f"{scheme}://{netloc}/{suffix}"

@@ -9,14 +9,15 @@ headers and audit headers naming the agreement and the consumer. Each access is 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from urllib.parse import quote
+from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 import policies
 from connector.domain.assets import BATTERY_PASSPORT, HTTP_DATA, Asset
+from connector.domain.backend_urls import PathRefused, join_below
 from connector.domain.errors import ConnectorError, PeerError
 from connector.domain.participants import Participant
 from connector.domain.transfer import Transfer
@@ -32,6 +33,7 @@ from connector.transport.peer import PeerClient
 
 log = logging.getLogger("connector.dataplane")
 
+PUBLIC = "/public"  # where the data plane is mounted on the protocol surface
 CHUNK = 64 * 1024
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "host"}
@@ -54,14 +56,22 @@ def _flag(asset: Asset, name: str) -> bool:
     return asset.data_address.properties.get(name) == "true"
 
 
-def backend_request(asset: Asset, grant: Grant, tail: str, query: str) -> tuple[str, str, dict[str, str]]:
-    """Return (method, url, headers) for the backend call of an HttpData asset."""
+def backend_request(
+    asset: Asset, grant: Grant, raw_sub_path: str = "", query: Iterable[tuple[str, str]] = ()
+) -> tuple[str, URL, dict[str, str]]:
+    """Return (method, url, headers) for the backend call of an HttpData asset; raise PathRefused.
+
+    `raw_sub_path` is what the consumer wrote after `/public/` (still percent-encoded) and `query` its decoded
+    parameters; each is passed on only when the asset says so, and only through `join_below`, which refuses
+    anything that would leave the asset's baseUrl. The URL goes out exactly as built (no client normalisation).
+    """
     props = asset.data_address.properties
-    url = str(props["baseUrl"]).rstrip("/") if tail and _flag(asset, "proxyPath") else str(props["baseUrl"])
-    if tail and _flag(asset, "proxyPath"):
-        url += "/" + "/".join(quote(part, safe="") for part in tail.split("/"))
-    if query and _flag(asset, "proxyQueryParams"):
-        url += ("&" if "?" in url else "?") + query
+    base = str(URL(str(props["baseUrl"])))  # the operator's URL as the client would send it
+    url = join_below(
+        base,
+        raw_sub_path if _flag(asset, "proxyPath") else "",
+        query if _flag(asset, "proxyQueryParams") else (),
+    )
     headers = {
         "X-Agreement-Id": grant.agreement.id,
         "X-Consumer-Id": grant.transfer.counterparty_id,
@@ -70,11 +80,27 @@ def backend_request(asset: Asset, grant: Grant, tail: str, query: str) -> tuple[
     secrets = asset.data_address.secrets
     if "authKey" in secrets or "authCode" in secrets:
         headers[secrets.get("authKey", "Authorization")] = secrets.get("authCode", "")
-    return str(props.get("method") or "GET"), url, headers
+    return str(props.get("method") or "GET"), URL(url, encoded=True), headers
 
 
 def _denied(status: int, reason: str) -> web.Response:
     return json_response({"error": "Unauthorized" if status == 401 else "Forbidden", "reason": reason}, status=status)
+
+
+def raw_sub_path(request: web.Request) -> str:
+    """Return what a data request names after `/public/`, as sent (percent-encoded); raise PathRefused.
+
+    The router matches the decoded path, which cannot tell `/` from `%2F`: the sub-path is cut from the raw one.
+    """
+    raw = request.rel_url.raw_path
+    if raw == PUBLIC:
+        return ""
+    if not raw.startswith(PUBLIC + "/"):
+        raise PathRefused(
+            f"the request is refused: {PUBLIC}/ must be written plainly (not percent-encoded); "
+            "a data request may not leave the dataset's address"
+        )
+    return raw[len(PUBLIC) + 1 :]
 
 
 async def public(request: web.Request) -> web.StreamResponse:
@@ -120,7 +146,13 @@ async def _serve(request: web.Request, grant: Grant, tail: str, sent: list[int])
         await service.give_back(grant)
         sent[0] = -1  # settled: given back
         return json_response({"error": "Not Implemented", "reason": reason}, status=501)
-    method, url, headers = backend_request(asset, grant, tail, request.query_string)
+    try:
+        method, url, headers = backend_request(asset, grant, raw_sub_path(request), request.query.items())
+    except PathRefused as exc:
+        access_log.record(grant, request.method, request.path, 400, 0, exc.message)
+        await service.give_back(grant)
+        sent[0] = -1  # settled: given back
+        return json_response({"error": "Bad Request", "reason": exc.message}, status=400)
     if _flag(asset, "proxyMethod"):
         method = request.method
     body = request.content if request.can_read_body and _flag(asset, "proxyBody") else None
@@ -210,9 +242,9 @@ def add_routes(
     app[DATA_PLANE] = service
     app[ACCESS_LOG] = access_log
     app[BACKEND] = backend
-    app.router.add_post("/public/token", refresh)
-    app.router.add_route("*", "/public", public)
-    app.router.add_route("*", "/public/{tail:.*}", public)
+    app.router.add_post(f"{PUBLIC}/token", refresh)
+    app.router.add_route("*", PUBLIC, public)
+    app.router.add_route("*", PUBLIC + r"/{tail:[\s\S]*}", public)  # any character, newlines too
 
 
 class HttpMover:
@@ -258,7 +290,7 @@ class HttpMover:
     async def _push(
         self, transfer: Transfer, agreement: Agreement, asset: Asset, destination: dict[str, str]
     ) -> tuple[int, object]:
-        method, url, headers = backend_request(asset, Grant(transfer, agreement, asset), "", "")
+        method, url, headers = backend_request(asset, Grant(transfer, agreement, asset))
         out_headers = {"X-Agreement-Id": agreement.id, "X-Transfer-Process-Id": transfer.peer_pid or ""}
         if destination.get("authorization"):
             kind = destination.get("authType", "bearer")

@@ -69,6 +69,14 @@ async def handle(request: web.Request, error_type: str, call: Call, body: bool =
         return json_response(render_error(error_type, status, reasons, **pids), status=status)
 
 
+def unreadable_request(status: int, detail: str) -> web.Response:
+    """Answer a request the HTTP parser refused, in the DSP error shape.
+
+    The endpoint was not read, so the body takes the one DSP error type that names no process (CatalogError).
+    """
+    return json_response(render_error("CatalogError", status, [detail]), status=status)
+
+
 def dsp_json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """Answer a DSP message."""
     return json_response(body, status=status, headers=headers)

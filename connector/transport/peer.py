@@ -21,6 +21,7 @@ import orjson
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from connector.domain.addresses import is_loopback_address, is_public_address
 from connector.domain.errors import PeerError, PeerTimeout
 
 USER_AGENT = "battery-passport-connector"
@@ -49,14 +50,6 @@ class PeerResponse:
     def ok(self) -> bool:
         """Tell whether the status is 2xx."""
         return 200 <= self.status < 300
-
-
-def is_public_address(address: str) -> bool:
-    """Tell whether an IP address is a public unicast address."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
 
 
 class _PublicOnlyResolver(AbstractResolver):
@@ -117,15 +110,13 @@ class PeerClient:
         try:
             literal = ipaddress.ip_address(parts.hostname)
         except ValueError:
-            if parts.hostname.lower() in ("localhost", "localhost.localdomain") or parts.hostname.endswith(
-                ".localhost"
-            ):
+            if is_loopback_address(parts.hostname):
                 raise PeerError(
                     f"refusing to contact {parts.hostname}: local peers are off "
                     "(set CONNECTOR_ALLOW_LOCAL_PEERS=true for local development)"
                 ) from None
-            return
-        if not is_public_address(str(literal)):
+            return  # a name: every address it resolves to is checked by the resolver, on each connection
+        if not is_public_address(literal):
             raise PeerError(
                 f"refusing to contact {parts.hostname}: not a public address "
                 "(set CONNECTOR_ALLOW_LOCAL_PEERS=true for local development)"

@@ -26,9 +26,10 @@ from connector.services.identity import NodeIdentity
 from connector.services.negotiations import NegotiationService
 from connector.services.tck import TCK_PARTICIPANT
 from connector.services.transfers import TransferService
-from connector.transport.dsp import AUTHENTICATOR, Authenticator, dsp_json, handle
+from connector.transport.dsp import AUTHENTICATOR, Authenticator, dsp_json, handle, unreadable_request
 from connector.transport.http import MAX_BODY, MAX_DEPTH, json_response, read_json, request_context
 from connector.transport.problems import status_of
+from connector.transport.server import ERROR_BODY
 
 DSP_ROOT = "/api/dsp"
 DSP_VERSION = "2025-1"
@@ -335,6 +336,7 @@ def create_app(services: ProtocolServices, max_body: int, max_depth: int) -> web
     app[PARTICIPANT_ID] = services.participant_id
     app[SERVICES] = services
     app[AUTHENTICATOR] = services.authenticator
+    app[ERROR_BODY] = unreadable_request  # what the HTTP parser refuses is answered as DSP errors are
     app[MAX_BODY] = max_body
     app[MAX_DEPTH] = max_depth
     app.router.add_get("/.well-known/dspace-version", dspace_version_at_host_root)
