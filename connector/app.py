@@ -18,6 +18,7 @@ from connector.identity.sealing import SecretSealer
 from connector.jobs.deadlines import DeadlineWatch
 from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
+from connector.jobs.pruning import Pruner
 from connector.services import tck
 from connector.services.catalog import CatalogService
 from connector.services.dataplane import AccessLog, DataPlaneService
@@ -33,6 +34,7 @@ from connector.services.offers import (
     evaluable,
 )
 from connector.services.passports import PassportService
+from connector.services.retention import RetentionService
 from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
@@ -75,17 +77,19 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         # The DID names the port, so a "any free port" node picks its port before it has an identity.
         settings = settings.model_copy(update={"protocol_port": _free_port(settings.protocol_host)})
     if settings.auto_migrate:
-        await migrate.upgrade(settings.effective_database_url)
+        await migrate.upgrade(settings.effective_database_url, connect_timeout=settings.database_connect_timeout)
     async with AsyncExitStack() as stack:
         key = node_key(settings)
         store = Store(
             settings.effective_database_url,
             pool_size=settings.database_pool_size,
             sealer=SecretSealer.for_node(key),
+            connect_timeout=settings.database_connect_timeout,
         )
         stack.push_async_callback(store.close)
         await check_schema(settings)
-        await store.optimize()
+        async with store.reaching():
+            await store.optimize()
         peer = PeerClient(
             PeerLimits(
                 timeout=settings.peer_timeout,
@@ -150,6 +154,9 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         deadlines = DeadlineWatch(store, [negotiations.engine, transfers.engine], settings.peer_deadline_seconds, wake)
         await deadlines.start()
         stack.push_async_callback(deadlines.stop)
+        pruner = Pruner(RetentionService(store, settings.access_log_retention_days), settings.prune_interval_seconds)
+        await pruner.start()
+        stack.push_async_callback(pruner.stop)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),
@@ -302,7 +309,7 @@ class SchemaOutOfDate(Exception):
 
 async def check_schema(settings: Settings) -> None:
     """Raise SchemaOutOfDate unless the database is at the newest schema revision."""
-    current = await migrate.current(settings.effective_database_url)
+    current = await migrate.current(settings.effective_database_url, connect_timeout=settings.database_connect_timeout)
     if current != migrate.head():
         raise SchemaOutOfDate(
             f"the database is at schema revision {current or 'none'} but this version needs {migrate.head()}: "

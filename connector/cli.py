@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from connector import __version__, logs
-from connector.domain.errors import ConnectorError
+from connector.domain.errors import ConnectorError, DatabaseUnavailable
 from connector.settings import Settings, SettingsError, load_settings, setting_names
 
 EXIT_SETTINGS = 2
 EXIT_FAILURE = 1
+# The shells' conventions: 128 + the signal's number (SIGINT 2, SIGPIPE 13).
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,7 +106,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status (130 after Ctrl-C, 141 when stdout's reader has gone)."""
+    try:
+        code = _main(argv)
+        # Flush here, not at interpreter exit, where a closed pipe is an "Exception ignored" message.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `connector passports export ID | head -1`: the reader has all it wanted; end as `cat` would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
@@ -218,61 +237,27 @@ class ProgressBar:
 
 
 async def _passports(settings: Settings, args: argparse.Namespace) -> int:
-    import orjson
-
     from connector.app import SchemaOutOfDate, check_schema
-    from connector.services.passport_sources import Source, SourceError
-    from connector.services.passports import PassportService, export
+    from connector.services.passport_sources import SourceError
     from connector.store import Store, migrate
 
+    url, timeout = settings.effective_database_url, settings.database_connect_timeout
     if settings.auto_migrate:
-        await migrate.upgrade(settings.effective_database_url)
+        await migrate.upgrade(url, connect_timeout=timeout)
     try:
         await check_schema(settings)
     except SchemaOutOfDate as exc:
         print(f"connector: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    store = Store(settings.effective_database_url, pool_size=2)
+    store = Store(url, pool_size=2, connect_timeout=timeout)
     try:
-        service = PassportService(store, settings.effective_public_url)
-        if args.passports_command == "export":
-            record = await service.get(args.passport_id)
-            print(orjson.dumps(export(record.data, args.format), option=orjson.OPT_INDENT_2).decode())
-            return 0
-        if args.batch < 1:
-            print("connector: --batch must be at least 1", file=sys.stderr)
-            return EXIT_SETTINGS
-        source = Source(args.path)
-        if args.restart:
-            await service.forget_import(source.key)
-        start = await service.resume_position(source.key)
-        if start:
-            print(f"resuming an interrupted import of {args.path} after record {start:,}", file=sys.stderr)
-        bar = ProgressBar(source.estimate(), sys.stderr.isatty() and not args.no_progress)
-        summary = await service.import_records(
-            source.records(start), source=source.key, batch=args.batch, progress=bar, start=start
-        )
-        bar.close()
-        rate = (summary.position - start) / summary.seconds if summary.seconds > 0 else 0.0
-        print(
-            f"{summary.accepted:,} accepted ({summary.created:,} new, {summary.updated:,} changed, "
-            f"{summary.unchanged:,} unchanged), {summary.rejected:,} rejected, in {summary.seconds:.1f} s "
-            f"({rate:,.0f} records/s)"
-        )
-        for rejection in summary.rejections[: max(args.show, 0)]:
-            print(f"rejected {rejection['where']}: {rejection['reason']}")
-        if summary.rejected > args.show:
-            print(f"... and {summary.rejected - args.show:,} more rejections")
-        if args.publish:
-            published = await service.publish()
-            print(
-                f"published {len(published.assets)} new datasets, {len(published.contract_definitions)} new "
-                "contract definitions"
-            )
-        return 0 if summary.rejected == 0 else EXIT_FAILURE
+        async with store.reaching():
+            return await _passports_command(store, settings, args)
     except SourceError as exc:
         print(f"connector: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except DatabaseUnavailable:
+        raise
     except ConnectorError as exc:
         print(f"connector: {exc.message}", file=sys.stderr)
         return EXIT_FAILURE
@@ -280,14 +265,108 @@ async def _passports(settings: Settings, args: argparse.Namespace) -> int:
         await store.close()
 
 
+async def _passports_command(store: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from connector.services.passports import PassportService
+
+    service = PassportService(store, settings.effective_public_url)
+    if args.passports_command == "export":
+        return await _export(service, args)
+    return await _import(service, args)
+
+
+async def _export(service: Any, args: argparse.Namespace) -> int:
+    import orjson
+
+    from connector.services.passports import export
+
+    record = await service.get(args.passport_id)
+    print(orjson.dumps(export(record.data, args.format), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+async def _import(service: Any, args: argparse.Namespace) -> int:
+    from connector.services.passport_sources import Source
+
+    if args.batch < 1:
+        print("connector: --batch must be at least 1", file=sys.stderr)
+        return EXIT_SETTINGS
+    source = Source(args.path)
+    if args.restart:
+        await service.forget_import(source.key)
+    start = await service.resume_position(source.key)
+    if start:
+        print(f"resuming an interrupted import of {args.path} after record {start:,}", file=sys.stderr)
+    bar = ProgressBar(source.estimate(), sys.stderr.isatty() and not args.no_progress)
+    committed: dict[str, int] = {}
+
+    def progress(summary: Any) -> None:
+        # Called after each batch has committed: what a rerun will not import again.
+        committed.update(position=summary.position, accepted=summary.accepted, rejected=summary.rejected)
+        bar(summary)
+
+    try:
+        summary = await service.import_records(
+            source.records(start), source=source.key, batch=args.batch, progress=progress, start=start
+        )
+    except asyncio.CancelledError:  # Ctrl-C: asyncio cancels the command; the batch under way is rolled back
+        bar.close()
+        await _interrupted(service, source.key, committed)
+        return EXIT_INTERRUPTED
+    bar.close()
+    rate = (summary.position - start) / summary.seconds if summary.seconds > 0 else 0.0
+    print(
+        f"{summary.accepted:,} accepted ({summary.created:,} new, {summary.updated:,} changed, "
+        f"{summary.unchanged:,} unchanged), {summary.rejected:,} rejected, in {summary.seconds:.1f} s "
+        f"({rate:,.0f} records/s)"
+    )
+    for rejection in summary.rejections[: max(args.show, 0)]:
+        print(f"rejected {rejection['where']}: {rejection['reason']}")
+    if summary.rejected > args.show:
+        print(f"... and {summary.rejected - args.show:,} more rejections")
+    if args.publish:
+        published = await service.publish()
+        print(
+            f"published {len(published.assets)} new datasets, {len(published.contract_definitions)} new "
+            "contract definitions"
+        )
+    return 0 if summary.rejected == 0 else EXIT_FAILURE
+
+
+async def _interrupted(service: Any, source_key: str, committed: dict[str, int]) -> None:
+    try:
+        async with asyncio.timeout(2):
+            position = await service.resume_position(source_key)
+    except (TimeoutError, ConnectorError):
+        position = committed.get("position", 0)
+    counts = ""
+    if committed.get("position") == position:
+        counts = f" ({committed['accepted']:,} accepted, {committed['rejected']:,} rejected so far)"
+    print(
+        f"connector: import interrupted after record {position:,}{counts}; it is saved up to there: "
+        "run the same command again to resume (--restart starts over)",
+        file=sys.stderr,
+    )
+
+
 def _run(coroutine: Coroutine[Any, Any, int]) -> int:
     try:
-        import uvloop
+        return _run_loop(coroutine)
+    except DatabaseUnavailable as exc:
+        print(f"connector: {exc.message}", file=sys.stderr)
+        hint = "check CONNECTOR_DATABASE_URL"
+        if exc.timed_out:
+            hint += ", or allow a slow database more time with CONNECTOR_DATABASE_CONNECT_TIMEOUT"
+        print(f"hint: {hint}", file=sys.stderr)
+        return EXIT_FAILURE
 
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(coroutine)
+
+def _run_loop(coroutine: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
     except ImportError:
         return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
 
 
 async def _serve(settings: Settings) -> int:
@@ -300,6 +379,8 @@ async def _serve(settings: Settings) -> int:
     except (BindError, SchemaOutOfDate, KeyFileError) as exc:
         print(f"connector: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except DatabaseUnavailable:
+        raise
     except ConnectorError as exc:
         print(f"connector: cannot start: {exc.message}", file=sys.stderr)
         return EXIT_FAILURE
@@ -312,16 +393,12 @@ async def _serve(settings: Settings) -> int:
 async def _db(settings: Settings, action: str) -> int:
     from connector.store import migrate
 
-    url = settings.effective_database_url
-    try:
-        if action == "upgrade":
-            revision = await migrate.upgrade(url)
-            print(f"database at revision {revision}")
-        else:
-            print(await migrate.current(url) or "none")
-    except OSError as exc:
-        print(f"connector: cannot reach the database: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    url, timeout = settings.effective_database_url, settings.database_connect_timeout
+    if action == "upgrade":
+        revision = await migrate.upgrade(url, connect_timeout=timeout)
+        print(f"database at revision {revision}")
+    else:
+        print(await migrate.current(url, connect_timeout=timeout) or "none")
     return 0
 
 

@@ -1,4 +1,11 @@
-"""Structured logs: one JSON object per line, with the request id of the request being served."""
+"""Structured logs: one JSON object per line, with the request id of the request being served.
+
+No log call can raise because of its `extra`: the node's loggers are `ContextLogger`s, which move a key that
+would overwrite a LogRecord attribute (`message`, `created`, `args`, ...) or a field of the JSON line (`ts`,
+`level`, ...) to `ctx_<key>`. The class is installed when the `connector` package is imported (so every
+`connector.*` logger made by the node's modules has it), and loggers made earlier are converted then and
+again by `configure`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import contextvars
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -13,6 +21,52 @@ import orjson
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# Fields every JSON line has; a caller's key of the same name must not replace them.
+_LINE_FIELDS = frozenset({"ts", "level", "logger", "msg", "request_id", "exc"})
+CONTEXT_PREFIX = "ctx_"
+NODE_LOGGERS = "connector"
+
+
+def _free_name(key: object, taken: Any) -> str:
+    name = str(key)
+    while name in taken or name in _STANDARD or name in _LINE_FIELDS:
+        name = CONTEXT_PREFIX + name
+    return name
+
+
+class ContextLogger(logging.Logger):
+    """A logger whose `extra` keys never collide with the record's own attributes (they get `ctx_`)."""
+
+    def makeRecord(
+        self,
+        name: str,
+        level: int,
+        fn: str,
+        lno: int,
+        msg: object,
+        args: Any,
+        exc_info: Any,
+        func: str | None = None,
+        extra: Mapping[str, object] | None = None,
+        sinfo: str | None = None,
+    ) -> logging.LogRecord:
+        """Make the record as the standard library does, then add `extra` under names that are free."""
+        record = super().makeRecord(name, level, fn, lno, msg, args, exc_info, func, None, sinfo)
+        if extra:
+            fields = record.__dict__
+            for key, value in extra.items():
+                fields[_free_name(key, fields)] = value
+        return record
+
+
+def install() -> None:
+    """Make every `connector.*` logger a ContextLogger, those that exist already and those made later."""
+    if logging.getLoggerClass() is logging.Logger:
+        logging.setLoggerClass(ContextLogger)
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        # A plain Logger converts in place: it keeps its handlers, level and every reference to it.
+        if (name == NODE_LOGGERS or name.startswith(NODE_LOGGERS + ".")) and type(logger) is logging.Logger:
+            logger.__class__ = ContextLogger
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,7 +85,8 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = rid
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                # Records of other libraries' loggers may still carry a key the line uses itself.
+                entry[key if key not in entry else _free_name(key, entry)] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
@@ -69,6 +124,7 @@ def configure(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(MalformedRequestFilter())
+    install()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         description="Run migrations at start (default: yes for SQLite, no for PostgreSQL).",
     )
     database_pool_size: int = Field(default=10, ge=1, le=200, description="Connections per database pool.")
+    database_connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Seconds the database may take to accept a connection; then the node or command stops, naming it.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field(default="json", description="Log line format.")
     max_body_bytes: int = Field(
@@ -147,6 +153,18 @@ class Settings(BaseSettings):
     )
     policy_monitor_seconds: float = Field(
         default=30.0, gt=0, le=86_400, description="Interval of the policy monitor over running transfers."
+    )
+    access_log_retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=36_500,
+        description="Days the data-plane access log keeps each entry (0: for ever); older ones are pruned.",
+    )
+    prune_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        le=604_800,
+        description="Interval of the pruning of the access log and of expired token ids (also run at start).",
     )
     token_lifetime_seconds: int = Field(
         default=300, ge=10, le=3600, description="Lifetime of data-plane access tokens (refreshable)."

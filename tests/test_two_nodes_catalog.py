@@ -98,7 +98,7 @@ async def _request_catalog(client: Management, provider: Node, with_id: bool = T
 
 
 async def test_consumers_see_exactly_what_their_credentials_allow(
-    node_factory: Any, http: aiohttp.ClientSession, tmp_path: Path
+    node_factory: Any, http: aiohttp.ClientSession, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     provider, issuer_dir = await _provider(node_factory, tmp_path)
     await _publish(Management(http, provider))
@@ -142,14 +142,26 @@ async def test_consumers_see_exactly_what_their_credentials_allow(
     status, dataset = await recycler_api.call("POST", "/management/v3/catalog/dataset/request", body)
     assert status == 200 and dataset["@id"] == "bat-M0-0"
 
-    # Revoking the credential takes the recycler-only datasets away at the next request.
+    # Revoking the credential takes the recycler-only datasets away at the next request, and only them: the
+    # recycler is still who it proved to be, and sees what anyone sees.
     registry = issuer.load_registry(issuer_dir)
     found = registry.find(credential_id)
     assert found is not None
     issuer.save_registry(issuer_dir, registry.revoke(found.index))
-    status, problem = await _request_catalog(recycler_api, provider)
-    assert status == 502
-    assert "401" in problem["detail"] and "revoked" in problem["detail"]
+    caplog.set_level(logging.INFO, logger="connector.identity")
+    status, seen = await _request_catalog(recycler_api, provider)
+    assert status == 200, seen
+    assert _dataset_ids(seen) == [f"bat-M1-{i}" for i in range(3)]
+    status, problem = await recycler_api.call("POST", "/management/v3/catalog/dataset/request", body)
+    assert status == 502 and "404" in problem["detail"]
+    # One line per request (claims are not cached here), saying whose credential was refused and why.
+    refusals = [r for r in caplog.records if r.getMessage().startswith("credential refused")]
+    assert len(refusals) == 2
+    for refused in refusals:
+        assert refused.levelno == logging.WARNING
+        assert getattr(refused, "reason", None) == "revoked" and credential_id in getattr(refused, "credential", "")
+        assert getattr(refused, "participant", None) == recycler.settings.effective_did
+    assert jwt not in caplog.text and jwt.split(".")[2] not in caplog.text
 
 
 async def test_dsp_catalog_endpoint_refuses_bad_tokens_and_pages_with_links(

@@ -62,6 +62,16 @@ class PeerTimeout(PeerError):
     type = "GatewayTimeout"
 
 
+class DatabaseUnavailable(ConnectorError):
+    """The node's database cannot be used (unreachable, missing, silent, corrupt); the message names it and why."""
+
+    type = "ServiceUnavailable"
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
 @dataclass(frozen=True, slots=True)
 class ProblemList:
     """Collects problems while validating, so a caller sees all of them at once."""

@@ -21,7 +21,17 @@ any type with ``useCase``               ``framework_agreements`` += ``useCase`` 
 =====================================  =========================================================================
 
 Two credentials stating different BPNs are refused (the requester's BPN would be ambiguous). Collections are
-frozensets; claims of credentials that fail any check never reach the mapping, because the presentation is refused.
+frozensets.
+
+What is refused where. A check about the *holder's presentation* refuses the whole presentation
+(PresentationRejected): its shape and ``typ``, a holder other than the token's subject, the holder's
+signature, the audience, its expiry, the nonce, more than 32 credentials or an entry that is no credential at
+all, and two credentials stating different BPNs. A check about *one credential* refuses that credential only:
+it is listed in ``VerifiedClaims.refused`` with its reason, its claims never reach the mapping, and the other
+credentials still count. Per credential are: a malformed VC-JWT, a bad or unknown issuer key, an issuer
+whose DID cannot be resolved, outside its validity window (expired, not yet valid), an issuer not trusted for
+its types, issued to another subject than the holder, revoked or suspended, and a status that cannot be
+checked (status list unreachable, unverifiable or by another issuer: fail closed, for that credential).
 """
 
 from __future__ import annotations
@@ -243,12 +253,23 @@ class VerifiedCredential:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedCredential:
+    """A credential of a presentation that failed a check of its own: its claims are left out, nothing else."""
+
+    credential: str
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class VerifiedClaims:
-    """The outcome of a verified presentation: the holder, its credentials, and the policy engine's claims."""
+    """The outcome of a verified presentation: the holder, its credentials, the policy engine's claims, and the
+    credentials refused (each with why)."""
 
     holder: str
     credentials: tuple[VerifiedCredential, ...]
     claims: Mapping[str, object]
+    refused: tuple[RefusedCredential, ...] = ()
 
 
 def _label(index: int, payload: Mapping[str, Any] | None = None) -> str:
@@ -431,7 +452,8 @@ async def verify_presentation(
 ) -> VerifiedClaims:
     """Verify a VP-JWT from ``expected_holder`` (the DCP token's subject) and every credential in it.
 
-    Raise PresentationRejected naming the credential and the failed check. A credential carrying a status entry
+    Raise PresentationRejected when the presentation itself fails a check; a credential that fails one of its
+    own is left out and listed in ``refused`` (see the module docstring). A credential carrying a status entry
     is refused when no ``status_checker`` is given: revocation is never silently skipped.
     """
     try:
@@ -467,25 +489,50 @@ async def verify_presentation(
     if nonce is not None and payload.get("nonce") != nonce:
         raise PresentationRejected(Reason.NONCE, "nonce does not match the one requested")
     verified: list[VerifiedCredential] = []
+    refused: list[RefusedCredential] = []
     for i, vc_jwt in enumerate(_credential_jwts(payload)):
-        vc = await verify_credential(vc_jwt, resolver, now=at, leeway=leeway, index=i)
-        label = _label(i, vc.payload)
-        untrusted = trusted_issuers.untrusted_types(vc.issuer, vc.types)
-        if untrusted:
-            raise PresentationRejected(
-                Reason.UNTRUSTED_ISSUER, f"issuer {vc.issuer[:100]} is not trusted for {', '.join(untrusted)}", label
+        try:
+            verified.append(
+                await _verify_presented(vc_jwt, i, holder, resolver, trusted_issuers, status_checker, at, leeway)
             )
-        if vc.subject != holder:
-            raise PresentationRejected(
-                Reason.HOLDER_MISMATCH, f"issued to {vc.subject[:100]}, presented by {holder[:100]}", label
-            )
-        for entry in vc.status:
-            if status_checker is None:
-                raise PresentationRejected(Reason.STATUS_UNCHECKED, "has a status entry but no status checker", label)
-            if await status_checker(entry, vc.issuer):
-                raise PresentationRejected(Reason.REVOKED, f"{entry.purpose} bit {entry.index} is set", label)
-        verified.append(vc)
-    return VerifiedClaims(holder, tuple(verified), claims_from_credentials(verified))
+        except PresentationRejected as exc:
+            refused.append(RefusedCredential(exc.credential or f"#{i}", exc.reason, exc.detail))
+    return VerifiedClaims(holder, tuple(verified), claims_from_credentials(verified), tuple(refused))
+
+
+async def _verify_presented(
+    vc_jwt: str,
+    index: int,
+    holder: str,
+    resolver: DidResolver,
+    trusted_issuers: TrustedIssuers,
+    status_checker: StatusChecker | None,
+    at: datetime,
+    leeway: timedelta,
+) -> VerifiedCredential:
+    """Check one credential of a presentation; raise PresentationRejected naming it and the failed check."""
+    vc = await verify_credential(vc_jwt, resolver, now=at, leeway=leeway, index=index)
+    label = _label(index, vc.payload)
+    untrusted = trusted_issuers.untrusted_types(vc.issuer, vc.types)
+    if untrusted:
+        raise PresentationRejected(
+            Reason.UNTRUSTED_ISSUER, f"issuer {vc.issuer[:100]} is not trusted for {', '.join(untrusted)}", label
+        )
+    if vc.subject != holder:
+        raise PresentationRejected(
+            Reason.HOLDER_MISMATCH, f"issued to {vc.subject[:100]}, presented by {holder[:100]}", label
+        )
+    for entry in vc.status:
+        if status_checker is None:
+            raise PresentationRejected(Reason.STATUS_UNCHECKED, "has a status entry but no status checker", label)
+        try:
+            revoked = await status_checker(entry, vc.issuer)
+        except PresentationRejected as exc:
+            # The checker does not know which credential asked: name it here.
+            raise PresentationRejected(exc.reason, exc.detail, label) from None
+        if revoked:
+            raise PresentationRejected(Reason.REVOKED, f"{entry.purpose} bit {entry.index} is set", label)
+    return vc
 
 
 def _strings(value: object) -> list[str]:

@@ -66,6 +66,7 @@ class PresentationRejected(Unauthorized):
         super().__init__(f"{where}{message} ({reason.value})")
         self.reason = reason
         self.credential = credential
+        self.detail = message
 
 
 class StatusListError(InvalidInput):

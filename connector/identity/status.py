@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Final
 
+from connector.domain.errors import PeerError
+
 from .credentials import (
     StatusEntry,
     VerifiedCredential,
@@ -175,7 +177,8 @@ class StatusListChecker:
                 if vc.issuer != issuer:
                     raise StatusListError(f"status list {entry.list_url} is not issued by {issuer[:100]}")
                 bits = read_status_list(vc, entry.list_url, entry.purpose)
-            except (StatusListError, PresentationRejected) as exc:
+            except (StatusListError, PresentationRejected, PeerError) as exc:
+                # Unreachable, unverifiable or not the issuer's: the credential cannot be shown unrevoked.
                 raise PresentationRejected(Reason.STATUS_UNCHECKED, f"status list unusable: {exc.message}") from None
             hit = (self._clock() + self._ttl, bits)
             self._cache[key] = hit

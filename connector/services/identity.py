@@ -72,22 +72,19 @@ class _ReusableAccessToken:
 
 
 class StoreReplayCache:
-    """Remembers accepted token ids in the database, so a replay is refused on every replica."""
+    """Remembers accepted token ids in the database, so a replay is refused on every replica.
 
-    _PURGE_EVERY = 500
+    Each id is kept until its token expires (`expires_at`); the pruner (jobs/pruning.py) deletes the expired
+    ones in small batches, off the request path.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._calls = 0
 
     async def remember(self, issuer: str, jti: str, expires_at: int, now: int) -> bool:
         """Record a token id; False when it was seen before."""
-        self._calls += 1
         async with self._store.transaction() as tx:
-            fresh = await tx.seen_tokens.remember(issuer, jti, expires_at)
-            if self._calls % self._PURGE_EVERY == 0:
-                await tx.seen_tokens.forget_expired(now)
-        return fresh
+            return await tx.seen_tokens.remember(issuer, jti, expires_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +202,17 @@ class NodeIdentity:
             await vc.verify_presentation(p, self.did, caller, self._resolver, self.config.trusted_issuers, self._status)
             for p in presentations
         ]
+        for refused in (r for v in verified for r in v.refused):
+            # The caller is still who its token proves; only this credential's claims are left out.
+            log.warning(
+                "credential refused; its claims are left out",
+                extra={
+                    "participant": caller,
+                    "credential": refused.credential,
+                    "reason": refused.reason.value,
+                    "detail": refused.message,
+                },
+            )
         return vc.claims_from_credentials(c for v in verified for c in v.credentials)
 
     # Our Credential Service (the DCP resolution API).

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from connector.store.engine import create_engines
+from connector.store.engine import DEFAULT_CONNECT_TIMEOUT, create_engines, reaching
 from connector.store.negotiations import AgreementRepository, NegotiationRepository, OutboxRepository
 from connector.store.passports import PassportRepository
 from connector.store.repositories import (
@@ -20,6 +20,7 @@ from connector.store.repositories import (
     PolicyDefinitionRepository,
     SeenTokenRepository,
 )
+from connector.store.retention import RetentionRepository
 from connector.store.sealing import PLAIN, Sealer
 from connector.store.transfers import AccessLogRepository, TransferRepository, UsageRepository
 
@@ -41,6 +42,7 @@ class Transaction:
     access_log: AccessLogRepository
     passports: PassportRepository
     usage: UsageRepository
+    retention: RetentionRepository
     # Called once the transaction has committed (a cache forgetting what it changed, say).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -49,11 +51,21 @@ class Store:
     """The node's database: opens transactions and hands out repositories."""
 
     def __init__(
-        self, url: str, pool_size: int = 10, connect_args: dict[str, Any] | None = None, sealer: Sealer = PLAIN
+        self,
+        url: str,
+        pool_size: int = 10,
+        connect_args: dict[str, Any] | None = None,
+        sealer: Sealer = PLAIN,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         self.url = url
+        self.connect_timeout = connect_timeout
         self._sealer = sealer
-        self._write, self._read = create_engines(url, pool_size, connect_args)
+        self._write, self._read = create_engines(url, pool_size, connect_args, connect_timeout)
+
+    def reaching(self) -> AbstractAsyncContextManager[None]:
+        """Return a context in which a database that cannot be used raises DatabaseUnavailable naming it."""
+        return reaching(self.url, self.connect_timeout)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -106,4 +118,5 @@ def _bind(connection: AsyncConnection, sealer: Sealer = PLAIN) -> Transaction:
         access_log=AccessLogRepository(connection),
         passports=PassportRepository(connection),
         usage=UsageRepository(connection),
+        retention=RetentionRepository(connection),
     )

@@ -2,12 +2,19 @@
 
 On SQLite, reads run on the event loop's thread (see InlineSqlite and docs/decisions/0004-sqlite-inline-reads.md);
 writes keep aiosqlite's worker thread, since a write may wait for another process's write lock.
+
+A database that cannot be used is reported as DatabaseUnavailable, one line naming the database (driver,
+host, port, name; never the password) and why: `reaching` translates the drivers' errors, and `probe`
+opens the first connection within the connect timeout (also asyncpg's own connect timeout).
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,13 +22,18 @@ from typing import Any
 import aiosqlite
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from connector.domain.errors import DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # Reads run on the event loop's thread: a reader that finds the database busy (WAL recovery after a crash,
 # an outside tool's checkpoint; never an ordinary writer) waits this long at most, not the writers' 5 s.
 SQLITE_READ_BUSY_TIMEOUT_MS = 250
+DEFAULT_CONNECT_TIMEOUT = 5.0
+POSTGRES_PORT = 5432
 
 
 def _to_json(value: Any) -> str:
@@ -32,15 +44,108 @@ def _to_json(value: Any) -> str:
 _JSON: dict[str, Any] = {"json_serializer": _to_json, "json_deserializer": orjson.loads}
 
 
+def describe(url: str) -> str:
+    """Name a database for a person: driver, host, port and name (or the SQLite file), never a password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "(an unreadable database URL)"
+    if parsed.get_backend_name() == "sqlite":
+        return f"{parsed.drivername}:///{parsed.database or ':memory:'}"
+    # The query is left out: it may carry a password (?password=...) or other connection secrets.
+    user = f"{parsed.username}@" if parsed.username else ""
+    return f"{parsed.drivername}://{user}{_endpoint(parsed)}/{parsed.database or ''}"
+
+
+def _endpoint(parsed: URL) -> str:
+    return f"{parsed.host or 'localhost'}:{parsed.port or POSTGRES_PORT}"
+
+
+def _reason(exc: BaseException, url: str, timeout: float) -> str:
+    parsed = make_url(url)
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s (is it a database server, and reachable?)"
+    if isinstance(exc, socket.gaierror):
+        return f"host {parsed.host!r} not found ({exc.strerror})"
+    if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc):
+        return f"connection refused (nothing listens on {_endpoint(parsed)})"
+    if isinstance(exc, DBAPIError):
+        driver_error = exc.orig if exc.orig is not None else exc
+        text = (str(driver_error).strip().splitlines() or [""])[0]
+        if text == "file is not a database":
+            return "the file is not a SQLite database (corrupt, or another kind of file)"
+        if text == "unable to open database file":
+            return "the file cannot be opened (a directory stands in its place, or it is not readable)"
+        return text or type(driver_error).__name__
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or str(exc) or type(exc).__name__}{where}"
+    return str(exc) or type(exc).__name__
+
+
+def unavailable(url: str, exc: BaseException, timeout: float) -> DatabaseUnavailable:
+    """Return the DatabaseUnavailable that says which database failed and why."""
+    return DatabaseUnavailable(
+        f"database {describe(url)}: {_reason(exc, url, timeout)}", timed_out=isinstance(exc, TimeoutError)
+    )
+
+
+# Errors of the node's own SQL (a bug, not a database that cannot be used) keep their traceback.
+_OWN_ERRORS = (IntegrityError, ProgrammingError, DataError)
+
+
+def _is_database_failure(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError):
+        return not isinstance(exc, _OWN_ERRORS)
+    if isinstance(exc, BrokenPipeError):
+        return False  # a pipe of the process (stdout's reader has gone), not the database's socket
+    # What asyncpg raises when it cannot connect: refused, reset, unknown host, no answer, or an OSError
+    # gathering several of those (one per address of the host).
+    return isinstance(exc, ConnectionError | TimeoutError | socket.gaierror) or (
+        type(exc) is OSError and exc.errno is None
+    )
+
+
+@asynccontextmanager
+async def reaching(url: str, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> AsyncIterator[None]:
+    """Turn a failure to reach, open or read the database inside the block into DatabaseUnavailable."""
+    try:
+        yield
+    except (OSError, DBAPIError) as exc:
+        if not _is_database_failure(exc):
+            raise
+        raise unavailable(url, exc, connect_timeout) from None
+
+
+async def probe(engine: AsyncEngine, url: str, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+    """Open a connection and read the schema within the timeout; raise DatabaseUnavailable naming the database."""
+    statement = "SELECT count(*) FROM sqlite_master" if engine.dialect.name == "sqlite" else "SELECT 1"
+    async with reaching(url, connect_timeout):
+        try:
+            async with asyncio.timeout(connect_timeout), engine.connect() as connection:
+                # SQLite opens any file lazily: reading the schema is what finds a corrupt one.
+                await connection.exec_driver_sql(statement)
+        except TimeoutError as exc:
+            raise unavailable(url, exc, connect_timeout) from None
+
+
 def create_engines(
-    url: str, pool_size: int = 10, connect_args: dict[str, Any] | None = None
+    url: str,
+    pool_size: int = 10,
+    connect_args: dict[str, Any] | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
 ) -> tuple[AsyncEngine, AsyncEngine]:
     """Return (write engine, read engine). On PostgreSQL both are the same engine."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseUnavailable(
+                    f"database {describe(url)}: its directory cannot be made ({exc.strerror}: {exc.filename})"
+                ) from None
         # SQLite has one writer at a time: one write connection per process makes writers queue fairly in
         # asyncio instead of sleeping in SQLite's busy handler (which stalled writers for seconds under load).
         write = create_async_engine(url, pool_size=1, max_overflow=0, **_JSON)
@@ -59,7 +164,8 @@ def create_engines(
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        connect_args=connect_args or {},
+        # asyncpg's own connect timeout is 60 s; a silent server should not hold a start-up that long.
+        connect_args={"timeout": connect_timeout, **(connect_args or {})},
         **_JSON,
     )
     return engine, engine
@@ -107,5 +213,11 @@ async def _inline_connection(database: str) -> InlineSqlite:
     connect = partial(sqlite3.connect, database, check_same_thread=False, timeout=SQLITE_READ_BUSY_TIMEOUT_MS / 1000)
     connection = InlineSqlite(connect, 64)
     connection._thread.daemon = True  # as SQLAlchemy makes aiosqlite's own: a forgotten connection never holds up exit
-    await connection
+    try:
+        await connection
+    except Exception:
+        # aiosqlite stops its worker thread after a failed connect but does not wait for it; the thread then
+        # reports to this loop, which may be closed by then (a command that fails at once): a traceback at exit.
+        await asyncio.get_running_loop().run_in_executor(None, connection._thread.join, 1.0)
+        raise
     return connection

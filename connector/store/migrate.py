@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from connector.store.engine import create_engines
+from connector.store.engine import DEFAULT_CONNECT_TIMEOUT, create_engines, probe, reaching
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -23,11 +23,20 @@ def _config(connection: Connection) -> Config:
     return config
 
 
-async def upgrade(url: str, revision: str = "head", connect_args: dict[str, Any] | None = None) -> str | None:
-    """Upgrade the database at `url` to `revision`; return the revision it is at afterwards."""
-    write, read = create_engines(url, pool_size=1, connect_args=connect_args)
+async def upgrade(
+    url: str,
+    revision: str = "head",
+    connect_args: dict[str, Any] | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> str | None:
+    """Upgrade the database at `url` to `revision`; return the revision it is at afterwards.
+
+    Raise DatabaseUnavailable (naming the database and why) when it cannot be reached within `connect_timeout`.
+    """
+    write, read = create_engines(url, pool_size=1, connect_args=connect_args, connect_timeout=connect_timeout)
     try:
-        async with write.begin() as connection:
+        await probe(read, url, connect_timeout)
+        async with reaching(url, connect_timeout), write.begin() as connection:
             await connection.run_sync(lambda sync: command.upgrade(_config(sync), revision))
             return await connection.run_sync(_current)
     finally:
@@ -36,11 +45,14 @@ async def upgrade(url: str, revision: str = "head", connect_args: dict[str, Any]
             await read.dispose()
 
 
-async def current(url: str, connect_args: dict[str, Any] | None = None) -> str | None:
-    """Return the revision the database is at (None when never migrated)."""
-    write, read = create_engines(url, pool_size=1, connect_args=connect_args)
+async def current(
+    url: str, connect_args: dict[str, Any] | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+) -> str | None:
+    """Return the revision the database is at (None when never migrated); DatabaseUnavailable as `upgrade`."""
+    write, read = create_engines(url, pool_size=1, connect_args=connect_args, connect_timeout=connect_timeout)
     try:
-        async with read.connect() as connection:
+        await probe(read, url, connect_timeout)
+        async with reaching(url, connect_timeout), read.connect() as connection:
             return await connection.run_sync(_current)
     finally:
         await write.dispose()

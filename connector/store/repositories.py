@@ -348,11 +348,6 @@ class SeenTokenRepository:
         result = await self._c.execute(statement)
         return bool(result.rowcount)
 
-    async def forget_expired(self, now: int) -> int:
-        """Delete the ids of tokens that have expired; return how many."""
-        result = await self._c.execute(delete(seen_tokens).where(seen_tokens.c.expires_at < now))
-        return int(result.rowcount or 0)
-
 
 @dataclass(frozen=True, slots=True)
 class HeldCredential:

@@ -10,6 +10,7 @@ from aiohttp import web
 from connector.domain.errors import (
     Conflict,
     ConnectorError,
+    DatabaseUnavailable,
     InvalidInput,
     NotFound,
     PeerError,
@@ -26,6 +27,7 @@ _STATUS: list[tuple[type[ConnectorError], int, str]] = [
     (Conflict, 409, "Conflict"),
     (PeerTimeout, 504, "Peer timed out"),
     (PeerError, 502, "Peer error"),
+    (DatabaseUnavailable, 503, "Database unavailable"),
 ]
 
 

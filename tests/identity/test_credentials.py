@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from connector.domain.errors import PeerError
 from connector.identity.credentials import (
+    RefusedCredential,
     StatusEntry,
     TrustedIssuers,
     issue_credential,
@@ -123,14 +125,27 @@ async def _reject(
     return info.value
 
 
+async def _refuse(
+    vp: str, provider: Party, consumer: Party, issuer: Party, resolver: StaticResolver, reason: Reason, **kw: Any
+) -> tuple[RefusedCredential, Any]:
+    """Verify a presentation with one bad credential: it is left out (with the reason), the presentation holds."""
+    result = await _verify(vp, provider, consumer, issuer, resolver, **kw)
+    (refused,) = result.refused
+    assert refused.reason is reason, refused.message
+    for jwt_part in vp.split("."):
+        assert jwt_part not in refused.message and jwt_part not in refused.credential
+    return refused, result
+
+
 async def test_untrusted_issuer(
     provider: Party, consumer: Party, issuer: Party, other: Party, resolver: StaticResolver
 ) -> None:
     vc = _vc(other, consumer.did, ["MembershipCredential"], {}, credential_id="urn:uuid:forged")
     vp = present(consumer.key, consumer.did, [vc], provider.did, now=NOW)
-    err = await _reject(vp, provider, consumer, issuer, resolver, Reason.UNTRUSTED_ISSUER)
-    assert err.credential is not None and "urn:uuid:forged" in err.credential and "MembershipCredential" in err.message
+    err, result = await _refuse(vp, provider, consumer, issuer, resolver, Reason.UNTRUSTED_ISSUER)
+    assert "urn:uuid:forged" in err.credential and "MembershipCredential" in err.message
     assert vc.split(".")[2] not in err.message
+    assert result.credentials == () and result.claims == {}
 
 
 async def test_issuer_trusted_for_another_type_only(
@@ -139,7 +154,8 @@ async def test_issuer_trusted_for_another_type_only(
     vc = _vc(other, consumer.did, ["RoleCredential"], {"role": "notified_body"})
     vp = present(consumer.key, consumer.did, [vc], provider.did, now=NOW)
     trust = TrustedIssuers.of({"MembershipCredential": {other.did}, "RoleCredential": {issuer.did}})
-    await _reject(vp, provider, consumer, issuer, resolver, Reason.UNTRUSTED_ISSUER, trust=trust)
+    _, result = await _refuse(vp, provider, consumer, issuer, resolver, Reason.UNTRUSTED_ISSUER, trust=trust)
+    assert "roles" not in result.claims
     wildcard = TrustedIssuers.of({"*": {other.did}})
     assert (await _verify(vp, provider, consumer, issuer, resolver, trust=wildcard)).claims["roles"] == {
         "notified_body"
@@ -163,8 +179,8 @@ async def test_credential_outside_validity(
         provider.did,
         now=NOW,
     )
-    err = await _reject(vp, provider, consumer, issuer, resolver, reason)
-    assert err.credential is not None and err.credential.startswith("#0")
+    err, result = await _refuse(vp, provider, consumer, issuer, resolver, reason)
+    assert err.credential.startswith("#0") and "membership" not in result.claims
 
 
 async def test_credential_of_another_holder(
@@ -172,8 +188,8 @@ async def test_credential_of_another_holder(
 ) -> None:
     vc = _vc(issuer, other.did, ["MembershipCredential"], {})  # other's credential, presented by consumer
     vp = present(consumer.key, consumer.did, [vc], provider.did, now=NOW)
-    err = await _reject(vp, provider, consumer, issuer, resolver, Reason.HOLDER_MISMATCH)
-    assert other.did in err.message
+    err, result = await _refuse(vp, provider, consumer, issuer, resolver, Reason.HOLDER_MISMATCH)
+    assert other.did in err.message and result.claims == {}
 
 
 async def test_presentation_by_another_holder_than_the_token_subject(
@@ -200,7 +216,8 @@ async def test_vc_with_bad_signature(
     payload = _payload(_vc(issuer, consumer.did, ["MembershipCredential"], {}))
     forged = sign(other.key, f"{issuer.did}#{issuer.key.kid}", "vc+jwt", payload)
     vp = present(consumer.key, consumer.did, [forged], provider.did, now=NOW)
-    await _reject(vp, provider, consumer, issuer, resolver, Reason.BAD_SIGNATURE)
+    _, result = await _refuse(vp, provider, consumer, issuer, resolver, Reason.BAD_SIGNATURE)
+    assert result.claims == {}
 
 
 async def test_wrong_audience_expiry_and_nonce(
@@ -233,10 +250,31 @@ async def test_revoked_credential(provider: Party, consumer: Party, issuer: Part
     vp = present(consumer.key, consumer.did, [good], provider.did, now=NOW)
     assert (await _verify(vp, provider, consumer, issuer, resolver, status_checker=checker)).claims["membership"]
     vp = present(consumer.key, consumer.did, [good, bad], provider.did, now=NOW)
-    err = await _reject(vp, provider, consumer, issuer, resolver, Reason.REVOKED, status_checker=checker)
-    assert err.credential is not None and err.credential.startswith("#1") and "RoleCredential" in err.credential
+    # The revoked credential takes its own claims away, not the holder's other ones.
+    err, result = await _refuse(vp, provider, consumer, issuer, resolver, Reason.REVOKED, status_checker=checker)
+    assert err.credential.startswith("#1") and "RoleCredential" in err.credential
+    assert dict(result.claims) == {"membership": True}
     # Without a checker a credential with a status entry is refused, never accepted unchecked.
-    await _reject(vp, provider, consumer, issuer, resolver, Reason.STATUS_UNCHECKED)
+    result = await _verify(vp, provider, consumer, issuer, resolver)
+    assert [r.reason for r in result.refused] == [Reason.STATUS_UNCHECKED, Reason.STATUS_UNCHECKED]
+    assert result.claims == {}
+
+
+async def test_an_unreachable_status_list_refuses_only_the_credentials_that_name_it(
+    provider: Party, consumer: Party, issuer: Party, resolver: StaticResolver
+) -> None:
+    async def fetch(url: str) -> str:
+        raise PeerError(f"{url} could not be reached: connection refused")
+
+    checker = StatusListChecker(fetch, resolver)
+    listed = _vc(issuer, consumer.did, ["RoleCredential"], {"role": "recycler"}, status=StatusEntry("https://s/1", 3))
+    unlisted = _vc(issuer, consumer.did, ["MembershipCredential"], {})
+    vp = present(consumer.key, consumer.did, [listed, unlisted], provider.did, now=NOW)
+    err, result = await _refuse(
+        vp, provider, consumer, issuer, resolver, Reason.STATUS_UNCHECKED, status_checker=checker
+    )
+    assert "could not be reached" in err.message and "RoleCredential" in err.credential
+    assert dict(result.claims) == {"membership": True}
 
 
 async def test_status_list_by_another_issuer_is_not_trusted(
@@ -250,7 +288,7 @@ async def test_status_list_by_another_issuer_is_not_trusted(
     vc = _vc(issuer, consumer.did, ["MembershipCredential"], {}, status=StatusEntry(url, 1))
     vp = present(consumer.key, consumer.did, [vc], provider.did, now=NOW)
     checker = StatusListChecker(fetch, resolver)
-    await _reject(vp, provider, consumer, issuer, resolver, Reason.STATUS_UNCHECKED, status_checker=checker)
+    await _refuse(vp, provider, consumer, issuer, resolver, Reason.STATUS_UNCHECKED, status_checker=checker)
 
 
 async def test_conflicting_bpns_are_refused(

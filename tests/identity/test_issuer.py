@@ -10,7 +10,7 @@ import pytest
 from connector.domain.errors import InvalidInput
 from connector.identity.credentials import StatusEntry, TrustedIssuers, present, verify_presentation
 from connector.identity.did import parse_did_document
-from connector.identity.errors import PresentationRejected, Reason
+from connector.identity.errors import Reason
 from connector.identity.issuer import (
     create_issuer,
     init_registry,
@@ -67,9 +67,12 @@ async def test_issue_revoke_and_render(tmp_path: Path, provider: Party, consumer
     save_registry(tmp_path, registry)
     assert load_registry(tmp_path).revoked_indices() == {role_record.index}
     published[URL] = render_status_list(ident, registry)
-    with pytest.raises(PresentationRejected) as info:
-        await verify_presentation(vp, provider.did, consumer.did, resolver, trust, StatusListChecker(fetch, resolver))
-    assert info.value.reason is Reason.REVOKED and "RoleCredential" in str(info.value)
+    claims = await verify_presentation(
+        vp, provider.did, consumer.did, resolver, trust, StatusListChecker(fetch, resolver)
+    )
+    # Revoking the role credential takes its roles away; the holder's membership and BPN stay.
+    assert [(r.reason, "RoleCredential" in r.credential) for r in claims.refused] == [(Reason.REVOKED, True)]
+    assert "roles" not in claims.claims and claims.claims["bpn"] == "BPNL000000000001" and claims.claims["membership"]
 
 
 def test_registry_errors(tmp_path: Path) -> None:

@@ -1,0 +1,153 @@
+"""Commands that are interrupted end as a person expects: a short message, the usual exit status, no traceback.
+
+Ctrl-C (SIGINT) during `connector passports import` says how far the import got and that running it again
+resumes there, and exits 130; `connector passports export | head -1` ends quietly when the reader has gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from connector.domain.passport.synthetic import generate
+
+RECORDS = 20_000
+FILES = 20
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "CONNECTOR_DATA_DIR": str(tmp_path / "data"),
+        "CONNECTOR_LOG_LEVEL": "WARNING",
+    }
+
+
+async def _connector(tmp_path: Path, *args: str, **kwargs: object) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "connector.cli", *args, cwd=tmp_path, env=_env(tmp_path), **kwargs
+    )
+
+
+def _checkpoint(database: Path) -> int:
+    if not database.exists():
+        return 0
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as connection:
+        try:
+            row = connection.execute("SELECT max(position) FROM passport_imports").fetchone()
+        except sqlite3.OperationalError:  # not migrated yet
+            return 0
+    return int(row[0] or 0)
+
+
+def _stored(database: Path) -> int:
+    with sqlite3.connect(database) as connection:
+        return int(connection.execute("SELECT count(*) FROM passports").fetchone()[0])
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder of generated passports, large enough that an import is still running when interrupted."""
+    source = tmp_path / "passports"
+    source.mkdir()
+    per_file = RECORDS // FILES
+    for f in range(FILES):
+        lines = (orjson.dumps(generate(i)) for i in range(f * per_file, (f + 1) * per_file))
+        (source / f"part{f:02d}.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    return source
+
+
+async def test_ctrl_c_during_an_import_says_where_it_stopped_and_resumes_there(tmp_path: Path, folder: Path) -> None:
+    database = tmp_path / "data" / "connector.db"
+    process = await _connector(
+        tmp_path,
+        "passports",
+        "import",
+        str(folder),
+        "--batch",
+        "100",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(120):
+        # Interrupt once the import has committed a few batches (and is not finished).
+        while _checkpoint(database) < 1000:
+            assert process.returncode is None, "the import ended before it could be interrupted"
+            await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = await process.communicate()
+    said = stderr.decode()
+    assert process.returncode == 130, said
+    assert "Traceback" not in said and "KeyboardInterrupt" not in said and "CancelledError" not in said, said
+    lines = [line for line in said.splitlines() if line.strip()]
+    assert len(lines) <= 2, said
+    stopped = re.search(r"interrupted after record ([\d,]+)", said)
+    assert stopped is not None, said
+    position = int(stopped.group(1).replace(",", ""))
+    assert 1000 <= position < RECORDS
+    assert position == _checkpoint(database), "the message names the checkpoint the next run resumes from"
+    assert "run the same command again" in said
+
+    again = await _connector(
+        tmp_path, "passports", "import", str(folder), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(again.communicate(), 180)
+    assert again.returncode == 0, err.decode()
+    assert f"after record {position:,}" in err.decode()
+    assert _stored(database) == RECORDS
+
+
+async def _one_passport(tmp_path: Path) -> str:
+    passport = generate(1)
+    # Far more than a pipe holds (64 KB), so the export is still writing when its reader has gone.
+    passport["dismantling"]["component_part_numbers"] = [f"PART-{k:06d}" for k in range(12_000)]
+    source = tmp_path / "one.json"
+    source.write_bytes(orjson.dumps(passport))
+    loaded = await _connector(tmp_path, "passports", "import", str(source), stdout=asyncio.subprocess.DEVNULL)
+    assert await asyncio.wait_for(loaded.wait(), 60) == 0
+    return str(passport["identity"]["passport_id"])
+
+
+def _quiet(stderr: bytes) -> None:
+    said = stderr.decode()
+    assert "Traceback" not in said and "Exception ignored" not in said and "BrokenPipe" not in said, said
+
+
+async def test_export_into_a_reader_that_closes_after_one_line_ends_quietly(tmp_path: Path) -> None:
+    passport_id = await _one_passport(tmp_path)
+    errors = tmp_path / "stderr.txt"
+    pipeline = (
+        f"{shlex.quote(sys.executable)} -m connector.cli passports export {shlex.quote(passport_id)} "
+        f"2> {shlex.quote(str(errors))} | head -n 1; exit ${{PIPESTATUS[0]}}"
+    )
+    process = await asyncio.create_subprocess_exec(
+        "bash", "-c", pipeline, cwd=tmp_path, env=_env(tmp_path), stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert stdout == b"{\n"
+    assert process.returncode in (0, 141)
+    _quiet(errors.read_bytes())
+
+
+async def test_export_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    passport_id = await _one_passport(tmp_path)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte
+    try:
+        process = await _connector(
+            tmp_path, "passports", "export", passport_id, stdout=write_end, stderr=asyncio.subprocess.PIPE
+        )
+    finally:
+        os.close(write_end)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 141
+    _quiet(stderr)
