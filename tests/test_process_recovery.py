@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from connector.app import Node
+from connector.domain.query import QuerySpec
 from tests.conftest import API_KEY, EDC_CONTEXT, Management, NodeFactory
 from tests.tck_harness import (
     TCK_PARTICIPANT,
@@ -107,7 +108,8 @@ async def source() -> AsyncIterator[Backend]:
 
 
 async def _cut(node_factory: NodeFactory, **settings: Any) -> Node:
-    return await node_factory(tck_mode=True, tck_authorization=TOKEN, outbox_retry_seconds=0.2, **settings)
+    values = {"outbox_retry_seconds": 0.2, **settings}
+    return await node_factory(tck_mode=True, tck_authorization=TOKEN, **values)
 
 
 async def _ack(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -469,3 +471,158 @@ async def test_a_resume_issues_fresh_tokens_and_only_the_side_that_suspended_may
             await asyncio.sleep(0.05)
     assert await status_with(third) == 200
     assert await status_with(second) == 403, "a token issued before the suspension works again after a resume"
+
+
+# What a review of the engine found: each rule with the scenario that broke it.
+
+
+async def _provider_transfer(node: Node, peer: Peer, agreement: str) -> tuple[str, str, dict[str, Any]]:
+    """Open a transfer on the node as provider; return (consumer pid, provider pid, the start it sent)."""
+    consumer_pid = pid()
+    peer.on("POST", f"/transfers/{consumer_pid}/start", _ack)
+    request = transfer_request(consumer_pid, agreement, peer.url)
+    status, created = await peer.post(node.protocol_url + "/api/dsp/2025-1/transfers/request", request)
+    assert status == 201, created
+    start = await peer.wait_for(f"/transfers/{consumer_pid}/start")
+    await _until(lambda: _awaits(node, created["providerPid"], None))
+    return consumer_pid, created["providerPid"], start
+
+
+def _message(kind: str, provider_pid: str, consumer_pid: str) -> dict[str, Any]:
+    from tests.tck_harness import transfer_message
+
+    return transfer_message(kind, provider_pid, consumer_pid)
+
+
+async def _unavailable(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    return 503, {"error": "try again later"}
+
+
+async def test_a_termination_on_its_way_cannot_be_undone_by_the_consumer(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, peer: Peer
+) -> None:
+    node = await _cut(node_factory, outbox_retry_seconds=1)
+    consumer_pid, provider_pid, start = await _provider_transfer(node, peer, "ATP0201")
+    peer.on("POST", f"/transfers/{consumer_pid}/termination", _unavailable)
+    body = {"@context": EDC_CONTEXT, "@type": "TerminateTransfer", "reason": "contract ended"}
+    api = Management(http, node, api_key=None)
+    assert (await api.call("POST", f"/management/v3/transferprocesses/{provider_pid}/terminate", body))[0] == 204
+    await peer.wait_for(f"/transfers/{consumer_pid}/termination")
+    base = node.protocol_url + f"/api/dsp/2025-1/transfers/{provider_pid}"
+    status, refused = await peer.post(
+        base + "/suspension", _message("TransferSuspensionMessage", provider_pid, consumer_pid)
+    )
+    assert status == 400 and "terminating" in " ".join(refused["reason"]), refused
+    peer.on("POST", f"/transfers/{consumer_pid}/termination", _ack)
+    await _until(lambda: _state_is(node, provider_pid, "TERMINATED"))
+    token = next(p["value"] for p in start["dataAddress"]["endpointProperties"] if p["name"] == "authorization")
+    async with http.get(node.protocol_url + "/public/x", headers={"Authorization": token}) as response:
+        assert response.status == 403
+
+
+async def test_the_side_that_did_not_suspend_cannot_resume_over_the_protocol(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, peer: Peer
+) -> None:
+    node = await _cut(node_factory)
+    consumer_pid, provider_pid, _ = await _provider_transfer(node, peer, "ATP0202")
+    peer.on("POST", f"/transfers/{consumer_pid}/suspension", _ack)
+    body = {"@context": EDC_CONTEXT, "@type": "SuspendTransfer", "reason": "maintenance"}
+    api = Management(http, node, api_key=None)
+    assert (await api.call("POST", f"/management/v3/transferprocesses/{provider_pid}/suspend", body))[0] == 204
+    await _until(lambda: _state_is(node, provider_pid, "SUSPENDED"))
+    assert (await _transfer(node, provider_pid)).suspended_by == "PROVIDER"
+    url = node.protocol_url + f"/api/dsp/2025-1/transfers/{provider_pid}/start"
+    status, refused = await peer.post(url, transfer_start(provider_pid, consumer_pid, with_address=False))
+    assert status == 400 and "suspended by the provider" in " ".join(refused["reason"]), refused
+    assert (await _transfer(node, provider_pid)).state == "SUSPENDED"
+
+
+async def test_a_suspension_makes_a_pending_start_moot(node_factory: NodeFactory, peer: Peer) -> None:
+    node = await _cut(node_factory, outbox_retry_seconds=1)
+    consumer_pid, provider_pid, _ = await _provider_transfer(node, peer, "ATP0203")
+    base = node.protocol_url + f"/api/dsp/2025-1/transfers/{provider_pid}"
+    suspension = _message("TransferSuspensionMessage", provider_pid, consumer_pid)
+    assert (await peer.post(base + "/suspension", suspension))[0] == 200
+    # The consumer resumes; the provider owes it fresh tokens, which do not get through at first.
+    peer.on("POST", f"/transfers/{consumer_pid}/start", _unavailable)
+    assert (await peer.post(base + "/start", transfer_start(provider_pid, consumer_pid, with_address=False)))[0] == 200
+    await peer.wait_for(f"/transfers/{consumer_pid}/start", times=2)
+    # Then the consumer suspends again: the start the provider owed from STARTED is moot.
+    assert (await peer.post(base + "/suspension", suspension))[0] == 200
+    transfer = await _transfer(node, provider_pid)
+    assert transfer.state == "SUSPENDED" and transfer.awaiting_ack is None
+    async with node.store.read() as tx:
+        assert await tx.outbox.pending(provider_pid) == []
+
+
+async def test_crossing_completion_and_suspension_end_alike(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, peer: Peer
+) -> None:
+    node = await _cut(node_factory, outbox_retry_seconds=0.5)
+    consumer_pid, provider_pid, _ = await _provider_transfer(node, peer, "ATP0204")
+    peer.on("POST", f"/transfers/{consumer_pid}/completion", _unavailable)
+    api = Management(http, node, api_key=None)
+    assert (await api.call("POST", f"/management/v3/transferprocesses/{provider_pid}/complete"))[0] == 204
+    await peer.wait_for(f"/transfers/{consumer_pid}/completion")
+    # The consumer suspends while the provider's completion is on its way: the provider's message wins.
+    suspension = _message("TransferSuspensionMessage", provider_pid, consumer_pid)
+    url = node.protocol_url + f"/api/dsp/2025-1/transfers/{provider_pid}/suspension"
+    status, refused = await peer.post(url, suspension)
+    assert status == 409, refused
+    peer.on("POST", f"/transfers/{consumer_pid}/completion", _ack)
+    await _until(lambda: _state_is(node, provider_pid, "COMPLETED"))
+
+
+async def test_a_consumer_transfer_the_provider_never_acknowledged_can_be_terminated(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    node = await _cut(node_factory)
+    await _trigger_transfer(http, node, "ATPC0301", "http://127.0.0.1:9")
+    api = Management(http, node, api_key=None)
+    status, listed = await api.call("POST", "/management/v3/transferprocesses/request")
+    assert status == 200 and len(listed) == 1 and listed[0]["state"] == "INITIAL"
+    body = {"@context": EDC_CONTEXT, "@type": "TerminateTransfer", "reason": "wrong provider"}
+    status, answer = await api.call("POST", f"/management/v3/transferprocesses/{listed[0]['@id']}/terminate", body)
+    assert status == 204, answer
+    assert (await _transfer(node, listed[0]["@id"])).state == "TERMINATED"
+
+
+async def test_a_request_handled_twice_at_once_opens_one_negotiation(node_factory: NodeFactory, peer: Peer) -> None:
+    node = await _cut(node_factory)
+    consumer_pid = pid()
+    request = contract_request(consumer_pid, "CD123:ACN0202:456", "ACN0202", peer.url)
+    url = node.protocol_url + "/api/dsp/2025-1/negotiations/request"
+    answers = await asyncio.gather(*(peer.post(url, request) for _ in range(6)))
+    assert all(status in (200, 201) for status, _ in answers), answers
+    assert len({body["providerPid"] for _, body in answers}) == 1
+    async with node.store.read() as tx:
+        rows = await tx.negotiations.query(QuerySpec(limit=50))
+    assert [n.consumer_pid for n in rows].count(consumer_pid) == 1
+
+
+async def test_a_failed_message_the_process_no_longer_awaits_changes_nothing(node_factory: NodeFactory) -> None:
+    node = await _cut(node_factory)
+    from connector.domain.negotiation import Message as N
+    from connector.domain.negotiation import Negotiation, NegotiationState, Role
+    from connector.services.negotiations import NegotiationService
+
+    service = NegotiationService(node.store, None, "did:web:me", "http://me", lambda: None)  # type: ignore[arg-type]
+    live = Negotiation(
+        "urn:uuid:n-1",
+        Role.PROVIDER,
+        NegotiationState.ACCEPTED,
+        "urn:uuid:n-1",
+        "c-1",
+        "did:web:peer",
+        "http://peer",
+        {},
+        "a",
+    )
+    async with node.store.transaction() as tx:
+        await tx.negotiations.add(live)
+        await tx.outbox.owe(live.id, N.OFFER.value, "http://peer/negotiations/c-1/offers", {}, "did:web:peer", 0)
+        (item,) = await tx.outbox.claim("owner-1", 10, 60_000, 5)
+    # The offer's retry failed after the consumer's acceptance had implied it arrived.
+    await service.on_undeliverable(item, "answered 400: not in this state", "owner-1")
+    async with node.store.read() as tx:
+        assert (await tx.negotiations.get(live.id)).state == NegotiationState.ACCEPTED

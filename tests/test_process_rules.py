@@ -124,3 +124,22 @@ def test_only_the_side_that_suspended_may_resume() -> None:
         advance_transfer(suspended, TM.START, P, 2)
     resumed = advance_transfer(suspended, TM.START, C, 2)
     assert resumed.state is T.STARTED and resumed.suspended_by is None
+
+
+def test_a_crossed_provider_start_stays_owed_since_it_carries_the_tokens() -> None:
+    resuming = _transfer(T.SUSPENDED, P, TM.START)
+    moved, ours = process.crossing(TRANSFER, resuming, TM.START, C)
+    assert ours is TM.START and moved.state is T.STARTED and moved.awaiting_ack == TM.START.value
+
+
+def test_glare_is_two_messages_leading_to_different_states() -> None:
+    completing = _transfer(T.STARTED, P, TM.COMPLETION)
+    assert process.glare(TRANSFER, completing, TM.SUSPENSION, C)
+    assert not process.glare(TRANSFER, completing, TM.COMPLETION, C)  # a crossing, not glare
+    assert not process.glare(TRANSFER, completing, TM.TERMINATION, C)  # a termination always wins
+    assert not process.glare(TRANSFER, _transfer(T.STARTED, P), TM.SUSPENSION, C)
+
+
+def test_a_message_its_sender_never_sends_is_no_redelivery() -> None:
+    assert process.repeat(NEGOTIATION, _negotiation(N.AGREED, P), NM.AGREEMENT, C) is False
+    assert process.repeat(NEGOTIATION, _negotiation(N.AGREED, C), NM.AGREEMENT, P) is True

@@ -44,6 +44,10 @@ class Conflict(ConnectorError):
     type = "ObjectConflict"
 
 
+class AlreadyExists(Conflict):
+    """A process the peer opened is stored already (the same opening message, handled by another replica)."""
+
+
 class Unauthorized(ConnectorError):
     """The caller did not prove who it is."""
 

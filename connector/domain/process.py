@@ -14,8 +14,8 @@ are acknowledged); the functions here apply them to any process:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -81,6 +81,13 @@ class Lifecycle(Generic[StateT, MessageT]):
     repeats: Mapping[MessageT, frozenset[StateT]]
     error: type[InvalidInput]
     messages: type[MessageT]
+    # A check beyond the table, given (process, message, sender): raises the lifecycle's error to refuse.
+    guard: Callable[[Any, MessageT, Role], None] | None = None
+    # What entering a state does to the process besides its state, given (before, after, sender).
+    entered: Callable[[Any, Any, Role], Any] | None = None
+    # Messages that carry what the peer needs (a provider's start carries the tokens): never dropped as
+    # superseded when the peer's message crosses them.
+    carries: frozenset[tuple[MessageT, Role]] = field(default_factory=frozenset)
 
     def next(self, state: StateT, message: MessageT, sender: Role) -> StateT:
         """Return the state a message leads to, or raise the lifecycle's InvalidTransition naming what was refused."""
@@ -93,6 +100,16 @@ class Lifecycle(Generic[StateT, MessageT]):
     def allows(self, state: StateT, message: MessageT, sender: Role) -> bool:
         """Tell whether the table has this transition."""
         return (state, message, sender) in self.transitions
+
+    def sends(self, message: MessageT, sender: Role) -> bool:
+        """Tell whether `sender` ever sends `message`."""
+        return any(m == message and by is sender for (_, m, by) in self.transitions)
+
+    def protocol(self, awaiting: str | None) -> MessageT | None:
+        """Return the message a process awaits the acknowledgement of, when it is one of the protocol's."""
+        if awaiting is None or awaiting not in {m.value for m in self.messages}:
+            return None
+        return self.messages(awaiting)
 
     def expected(self, state: StateT, sender: Role) -> list[MessageT]:
         """Return the messages (other than a termination) that `sender` may send in `state`."""
@@ -112,10 +129,19 @@ def advance(
 ) -> ProcessT:
     """Return the process after a message (ours acknowledged, or the peer's received), with other changes."""
     state = life.next(process.state, message, sender)
+    if life.guard is not None:
+        life.guard(process, message, sender)
     moved: dict[str, Any] = {"state": state, "updated_at": now, "version": process.version + 1}
     if state != process.state:
         moved["deadline_at"] = None  # a new state waits afresh (see `deadline`)
-    return replace(process, **{**moved, **changes})  # type: ignore[type-var]
+    return _entered(life, process, replace(process, **{**moved, **changes}), sender)  # type: ignore[type-var]
+
+
+def _entered(life: Lifecycle[Any, Any], before: ProcessT, after: ProcessT, sender: Role) -> ProcessT:
+    if life.entered is None or before.state == after.state:
+        return after
+    result: ProcessT = life.entered(before, after, sender)
+    return result
 
 
 def terminate(life: Lifecycle[Any, Any], process: ProcessT, now: int, **changes: Any) -> ProcessT:
@@ -132,7 +158,7 @@ def terminate(life: Lifecycle[Any, Any], process: ProcessT, now: int, **changes:
 
 def repeat(life: Lifecycle[Any, Any], process: Process, message: Any, sender: Role) -> bool:
     """Tell whether a message from `sender` is a redelivery the process already reflects (acknowledge it)."""
-    if process.role is sender:
+    if process.role is sender or not life.sends(message, sender):
         return False
     return process.state in life.repeats.get(message, frozenset())
 
@@ -143,36 +169,49 @@ def implied(life: Lifecycle[Any, Any], process: ProcessT, message: Any, sender: 
     Returns the process (moved on when so) and the message of ours that is now known to be delivered (its
     outbox row is then moot), or None.
     """
-    awaiting = process.awaiting_ack
-    if awaiting is None or awaiting not in {m.value for m in life.messages}:
+    pending = life.protocol(process.awaiting_ack)
+    if pending is None or life.allows(process.state, message, sender):
         return process, None
-    if life.allows(process.state, message, sender):
-        return process, None
-    pending = life.messages(awaiting)
     reached = life.transitions.get((process.state, pending, process.role))
     if reached is None or not life.allows(reached, message, sender):
         return process, None
     changes: dict[str, Any] = {"state": reached, "awaiting_ack": None}
     if reached != process.state:
         changes["deadline_at"] = None
-    return replace(process, **changes), pending  # type: ignore[type-var]
+    moved = _entered(life, process, replace(process, **changes), process.role)  # type: ignore[type-var]
+    return moved, pending
 
 
 def crossing(life: Lifecycle[Any, Any], process: ProcessT, message: Any, sender: Role) -> tuple[ProcessT, Any | None]:
     """Apply our pending message when the peer's message leads where ours does (both sides resumed at once,
     or the peer's answer to ours overtook the acknowledgement): the process is where both messages lead, and the
-    peer's message is then a repeat. Returns the process and our message, or (process, None) when not so."""
-    awaiting = process.awaiting_ack
-    if awaiting is None or awaiting not in {m.value for m in life.messages}:
+    peer's message is then a repeat. Returns the process and our message, or (process, None) when not so; our
+    message stays owed (and awaited) when the peer needs what it carries (`Lifecycle.carries`)."""
+    pending = life.protocol(process.awaiting_ack)
+    if pending is None:
         return process, None
-    ours = life.transitions.get((process.state, life.messages(awaiting), process.role))
+    ours = life.transitions.get((process.state, pending, process.role))
     theirs = life.transitions.get((process.state, message, sender))
     if ours is None or ours != theirs or ours in life.terminal:
         return process, None
-    changes: dict[str, Any] = {"state": ours, "awaiting_ack": None}
+    # Ours stays owed when the peer needs what it carries (the provider's fresh tokens after a resume).
+    keep = (pending, process.role) in life.carries
+    changes: dict[str, Any] = {"state": ours, "awaiting_ack": process.awaiting_ack if keep else None}
     if ours != process.state:
         changes["deadline_at"] = None
-    return replace(process, **changes), life.messages(awaiting)  # type: ignore[type-var]
+    moved = _entered(life, process, replace(process, **changes), sender)  # type: ignore[type-var]
+    return moved, pending
+
+
+def glare(life: Lifecycle[Any, Any], process: Process, message: Any, sender: Role) -> bool:
+    """Tell whether the peer's message and our pending one cross and lead to different states (a completion
+    against a suspension, say): then the provider's message wins, and the consumer's is dropped."""
+    pending = life.protocol(process.awaiting_ack)
+    if pending is None or pending == life.termination or message == life.termination:
+        return False
+    ours = life.transitions.get((process.state, pending, process.role))
+    theirs = life.transitions.get((process.state, message, sender))
+    return ours is not None and theirs is not None and ours != theirs
 
 
 def waiting(life: Lifecycle[Any, Any], process: Process) -> bool:

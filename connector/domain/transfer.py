@@ -74,27 +74,6 @@ class InvalidTransferTransition(InvalidInput):
     type = "InvalidTransition"
 
 
-TRANSFER: Lifecycle[TransferState, TransferMessage] = Lifecycle(
-    name="transfer process",
-    initial=S.INITIAL,
-    transitions=TRANSFER_TRANSITIONS,
-    terminal=TRANSFER_TERMINAL,
-    terminated=S.TERMINATED,
-    termination=M.TERMINATION,
-    # A start repeated while STARTED is a redelivery (the provider did not see our acknowledgement) or the
-    # provider's fresh tokens after a resume; either way it is acknowledged. Starts after COMPLETED or
-    # TERMINATED stay errors, as the conformance kit requires.
-    repeats={
-        M.START: frozenset({S.STARTED}),
-        M.SUSPENSION: frozenset({S.SUSPENDED}),
-        M.COMPLETION: frozenset({S.COMPLETED}),
-        M.TERMINATION: frozenset({S.TERMINATED}),
-    },
-    error=InvalidTransferTransition,
-    messages=TransferMessage,
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Transfer:
     """One transfer process as this node keeps it. `id` is this node's pid for it."""
@@ -139,10 +118,7 @@ class Transfer:
 def next_transfer_state(transfer: Transfer, message: TransferMessage, sender: Role) -> TransferState:
     """Return the state a message leads to, or raise InvalidTransferTransition naming what was refused."""
     found = TRANSFER.next(transfer.state, message, sender)
-    if message is M.START and transfer.state is S.SUSPENDED and not may_resume(transfer, sender):
-        suspender = process.who(transfer.suspended_by or process.other(sender))
-        detail = f"the transfer process was suspended by the {suspender}; only the {suspender} can resume it"
-        raise InvalidTransferTransition(detail)
+    _may_resume(transfer, message, sender)
     return found
 
 
@@ -151,12 +127,44 @@ def may_resume(transfer: Transfer, sender: Role) -> bool:
     return transfer.suspended_by is None or transfer.suspended_by is sender
 
 
+def _may_resume(transfer: Transfer, message: TransferMessage, sender: Role) -> None:
+    if message is M.START and transfer.state is S.SUSPENDED and not may_resume(transfer, sender):
+        suspender = process.who(transfer.suspended_by or process.other(sender))
+        detail = f"the transfer process was suspended by the {suspender}; only the {suspender} can resume it"
+        raise InvalidTransferTransition(detail)
+
+
+def _suspender(before: Transfer, after: Transfer, sender: Role) -> Transfer:
+    """Remember who suspended a transfer (only that side may resume it); forget it once it moves on."""
+    if after.state is S.SUSPENDED:
+        return replace(after, suspended_by=sender)
+    return replace(after, suspended_by=None) if after.suspended_by is not None else after
+
+
+TRANSFER: Lifecycle[TransferState, TransferMessage] = Lifecycle(
+    name="transfer process",
+    initial=S.INITIAL,
+    transitions=TRANSFER_TRANSITIONS,
+    terminal=TRANSFER_TERMINAL,
+    terminated=S.TERMINATED,
+    termination=M.TERMINATION,
+    # A start repeated while STARTED is a redelivery (the provider did not see our acknowledgement) or the
+    # provider's fresh tokens after a resume; either way it is acknowledged. Starts after COMPLETED or
+    # TERMINATED stay errors, as the conformance kit requires.
+    repeats={
+        M.START: frozenset({S.STARTED}),
+        M.SUSPENSION: frozenset({S.SUSPENDED}),
+        M.COMPLETION: frozenset({S.COMPLETED}),
+        M.TERMINATION: frozenset({S.TERMINATED}),
+    },
+    error=InvalidTransferTransition,
+    messages=TransferMessage,
+    guard=lambda transfer, message, sender: _may_resume(transfer, message, sender),
+    entered=lambda before, after, sender: _suspender(before, after, sender),
+    carries=frozenset({(M.START, P)}),
+)
+
+
 def advance_transfer(transfer: Transfer, message: TransferMessage, sender: Role, now: int, **changes: Any) -> Transfer:
     """Return the transfer after a message (sent and acknowledged, or received), with other changes."""
-    next_transfer_state(transfer, message, sender)
-    moved = process.advance(TRANSFER, transfer, message, sender, now, **changes)
-    if moved.state is S.SUSPENDED and transfer.state is not S.SUSPENDED:
-        return replace(moved, suspended_by=changes.get("suspended_by", sender))
-    if moved.state is not S.SUSPENDED and moved.suspended_by is not None:
-        return replace(moved, suspended_by=None)
-    return moved
+    return process.advance(TRANSFER, transfer, message, sender, now, **changes)

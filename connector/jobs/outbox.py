@@ -93,12 +93,15 @@ class OutboxDispatcher:
 
     async def stop(self) -> None:
         """Stop the loop and wait for messages being sent (their leases expire if the node dies instead)."""
-        for task in (self._task, self._renewer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await self.drain()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.drain()  # leases are renewed meanwhile, so a long push is not taken over halfway
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
 
     async def renew_once(self) -> None:
         """Extend the leases of the messages being sent."""
@@ -167,6 +170,10 @@ class OutboxDispatcher:
         if item.message.startswith("Transfer") or item.message == PUSH_JOB:
             assert self._transfers is not None
             handler = self._transfers
+        if item.unreadable:
+            reason = "its stored message does not open with this node's key (was the key file replaced?)"
+            await handler.on_undeliverable(item, reason, self._owner)
+            return
         try:
             if item.message == PUSH_JOB:
                 assert self._push is not None

@@ -19,7 +19,7 @@ from typing import Any
 
 import policies
 from connector.domain import process
-from connector.domain.errors import InvalidInput, NotFound, Problem
+from connector.domain.errors import AlreadyExists, InvalidInput, NotFound, Problem
 from connector.domain.negotiation import (
     NEGOTIATION,
     TERMINAL,
@@ -237,27 +237,36 @@ class NegotiationService:
             created_at=at,
             updated_at=at,
         )
-        async with self._store.transaction() as tx:
-            if reason is not None:
-                log.info(
-                    "negotiation refused", extra={"negotiation": pid, "participant": participant.id, "reason": reason}
-                )
-                negotiation = replace(negotiation, awaiting_ack=Message.TERMINATION.value)
-                await self._owe_termination(tx, negotiation, "400", reason)
-            elif act is Act.TERMINATE:
-                negotiation = await self._terminate_scripted(tx, negotiation, Step.ON_REQUEST)
-            elif act is Act.OFFER:
-                negotiation = replace(negotiation, awaiting_ack=Message.OFFER.value)
-                await self._owe_offer(tx, negotiation, message.offer["@id"])
-            elif act is Act.NOTHING:
-                pass
-            elif hold:
-                log.info("negotiation held for approval", extra={"negotiation": pid, "participant": participant.id})
-            else:
-                assert agreement is not None
-                negotiation = replace(negotiation, awaiting_ack=Message.AGREEMENT.value)
-                await self._owe_agreement(tx, negotiation, agreement)
-            negotiation = await self.engine.save(tx, negotiation, new=True)
+        try:
+            async with self._store.transaction() as tx:
+                if reason is not None:
+                    log.info(
+                        "negotiation refused",
+                        extra={"negotiation": pid, "participant": participant.id, "reason": reason},
+                    )
+                    negotiation = replace(negotiation, awaiting_ack=Message.TERMINATION.value)
+                    await self._owe_termination(tx, negotiation, "400", reason)
+                elif act is Act.TERMINATE:
+                    negotiation = await self._terminate_scripted(tx, negotiation, Step.ON_REQUEST)
+                elif act is Act.OFFER:
+                    negotiation = replace(negotiation, awaiting_ack=Message.OFFER.value)
+                    await self._owe_offer(tx, negotiation, message.offer["@id"])
+                elif act is Act.NOTHING:
+                    pass
+                elif hold:
+                    log.info("negotiation held for approval", extra={"negotiation": pid, "participant": participant.id})
+                else:
+                    assert agreement is not None
+                    negotiation = replace(negotiation, awaiting_ack=Message.AGREEMENT.value)
+                    await self._owe_agreement(tx, negotiation, agreement)
+                negotiation = await self.engine.save(tx, negotiation, new=True)
+        except AlreadyExists:
+            # Another replica (or a redelivery racing this one) opened it first: answer with that one.
+            async with self._store.read() as tx:
+                existing = await tx.negotiations.find_by_peer(Role.PROVIDER, participant.id, message.consumer_pid)
+            if existing is None:
+                raise
+            return existing, False
         self._wake()
         return negotiation, True
 

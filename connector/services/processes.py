@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from connector.domain import process as rules
-from connector.domain.errors import InvalidInput, NotFound
+from connector.domain.errors import Conflict, InvalidInput, NotFound
 from connector.domain.participants import Participant
 from connector.domain.process import Lifecycle, Process, Role
 from connector.store import Store, Transaction
@@ -123,21 +123,43 @@ class ProcessEngine(Generic[P]):
             return Arrival(found, sender, repeat=True)
         crossed, ours = rules.crossing(self.life, found, message, sender)
         if ours is not None:
-            await tx.outbox.forget(crossed.id, ours.value)
+            if (ours, found.role) not in self.life.carries:
+                await tx.outbox.forget(crossed.id, ours.value)
             return Arrival(_replace(crossed, version=crossed.version + 1), sender, repeat=True, changed=True)
         moved, delivered = rules.implied(self.life, found, message, sender)
         if delivered is not None:
             # The peer received our message: it must not be sent again.
             await tx.outbox.forget(moved.id, delivered.value)
+        if rules.glare(self.life, moved, message, sender) and moved.role is Role.PROVIDER:
+            # Both sides moved at once, to different states: the provider's message wins; the consumer
+            # retries its own (409) and, once ours has arrived, finds it moot.
+            raise Conflict(
+                f"the {self.life.name} crosses this node's {moved.awaiting_ack}, which is on its way; "
+                "retry once it has arrived"
+            )
         self.life.next(moved.state, message, sender)  # refuses what the state does not allow, before anything else
+        if moved.awaiting_ack == self.life.termination.value and message != self.life.termination:
+            # This node is ending the process: nothing the peer sends meanwhile revives it.
+            raise self.life.error(
+                f"this node is terminating the {self.life.name} (its termination is on its way); "
+                f"a {message.value} changes nothing"
+            )
+        if self.life.guard is not None:
+            self.life.guard(moved, message, sender)
+        if moved.awaiting_ack is not None and message != self.life.termination:
+            # The peer moved the process on: what this node owed from the earlier state is moot.
+            await tx.outbox.forget(moved.id, moved.awaiting_ack)
+            moved = _replace(moved, awaiting_ack=None)
         return Arrival(moved, sender)
 
     # Delivery results.
 
     async def pending_for(self, tx: Transaction, item: OutboxItem, owner: str) -> P | None:
         """Forget a delivered message; return its process (locked) if it still waits for that acknowledgement."""
-        await tx.outbox.done(item.id, owner)
+        # The process row is locked before the outbox row, in the same order as receiving does (no deadlock).
         found = await self._repository(tx).get(item.negotiation_id, for_update=True)
+        if not await tx.outbox.done(item.id, owner):
+            return None  # another dispatcher took the message over meanwhile
         if found is None or found.awaiting_ack != item.message:
             return None  # the peer's next message already implied this acknowledgement
         return found
@@ -163,10 +185,11 @@ class ProcessEngine(Generic[P]):
         peer, so a peer that refused a message because it sees the process differently ends in the same state.
         """
         async with store.transaction() as tx:
-            await tx.outbox.done(item.id, owner)
             found = await self._repository(tx).get(item.negotiation_id, for_update=True)
-            if found is None or found.state in self.life.terminal:
-                return None
+            if not await tx.outbox.done(item.id, owner):
+                return None  # another dispatcher took the message over meanwhile
+            if found is None or found.state in self.life.terminal or found.awaiting_ack != item.message:
+                return None  # the process no longer waits for this message: its failure changes nothing
             if item.message == self.life.termination.value and found.error_detail:
                 detail = f"{found.error_detail} (and the termination could not be delivered: {detail})"
             ended = await self._end(tx, found, detail, tell=item.message != self.life.termination.value, code=code)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import policies
 from connector.domain import process
-from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem
+from connector.domain.errors import AlreadyExists, Conflict, InvalidInput, NotFound, Problem
 from connector.domain.negotiation import NegotiationState, Role
 from connector.domain.participants import Participant
 from connector.domain.transfer import (
@@ -408,15 +408,25 @@ class TransferService:
             updated_at=at,
         )
         act = self._react(Step.ON_TRANSFER_REQUEST, agreement.id) if refusal is None else Act.DEFAULT
-        async with self._store.transaction() as tx:
-            if refusal is not None:
-                log.info("transfer refused", extra={"transfer": pid, "participant": participant.id, "reason": refusal})
-                transfer = await self._owe_message(tx, transfer, M.TERMINATION, "400", refusal)
-            elif act is Act.TERMINATE:
-                transfer = await self._follow_up(tx, transfer, Step.ON_TRANSFER_REQUEST)
-            elif act is not Act.NOTHING:
-                transfer = await self._owe_start(tx, transfer)
-            transfer = await self._save(tx, transfer, new=True)
+        try:
+            async with self._store.transaction() as tx:
+                if refusal is not None:
+                    log.info(
+                        "transfer refused", extra={"transfer": pid, "participant": participant.id, "reason": refusal}
+                    )
+                    transfer = await self._owe_message(tx, transfer, M.TERMINATION, "400", refusal)
+                elif act is Act.TERMINATE:
+                    transfer = await self._follow_up(tx, transfer, Step.ON_TRANSFER_REQUEST)
+                elif act is not Act.NOTHING:
+                    transfer = await self._owe_start(tx, transfer)
+                transfer = await self._save(tx, transfer, new=True)
+        except AlreadyExists:
+            # Another replica (or a redelivery racing this one) opened it first: answer with that one.
+            async with self._store.read() as tx:
+                existing = await tx.transfers.find_by_peer(Role.PROVIDER, participant.id, message.consumer_pid)
+            if existing is None:
+                raise
+            return existing, False
         self._wake()
         return transfer, True
 
@@ -565,11 +575,13 @@ class TransferService:
             next_transfer_state(transfer, message, transfer.role)
             await tx.outbox.drop_for(transfer.id)
             at = now_ms()
-            transfer = replace(transfer, updated_at=at, version=transfer.version + 1)
             if transfer.peer_pid is None:
                 # The provider never acknowledged: nothing to tell it.
                 transfer = process.terminate(TRANSFER, transfer, at, error_detail=f"terminated by {by}: {reason}")
-            elif message is M.START and transfer.role is Role.PROVIDER:
+                transfer = await self._save(tx, transfer)
+                return transfer
+            transfer = replace(transfer, updated_at=at, version=transfer.version + 1)
+            if message is M.START and transfer.role is Role.PROVIDER:
                 transfer = await self._owe_start(tx, transfer)
             elif message is M.TERMINATION:
                 transfer = replace(transfer, error_detail=f"terminated by {by}: {reason}")

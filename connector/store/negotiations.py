@@ -9,9 +9,10 @@ from typing import Any
 import orjson
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from connector.domain.errors import Conflict
+from connector.domain.errors import AlreadyExists, Conflict
 from connector.domain.negotiation import Negotiation, NegotiationState, Role
 from connector.domain.query import QuerySpec
 from connector.store import query
@@ -89,8 +90,13 @@ class NegotiationRepository:
         self._c = connection
 
     async def add(self, negotiation: Negotiation) -> None:
-        """Store a new negotiation."""
-        await self._c.execute(insert(negotiations).values(**_row(negotiation)))
+        """Store a new negotiation (AlreadyExists when the peer's pid is taken: its request, handled twice)."""
+        try:
+            await self._c.execute(insert(negotiations).values(**_row(negotiation)))
+        except IntegrityError as exc:
+            raise AlreadyExists(
+                f"negotiation {negotiation.consumer_pid} of {negotiation.counterparty_id} exists"
+            ) from exc
 
     async def save(self, negotiation: Negotiation) -> None:
         """Store a changed negotiation whose version is one more than the stored one; Conflict otherwise."""
@@ -235,6 +241,8 @@ class OutboxItem:
     counterparty: str
     attempts: int
     next_attempt_at: int
+    # Its sealed payload did not open with this node's key (the key file was replaced): it cannot be sent.
+    unreadable: bool = False
 
 
 # An outbox payload as stored: the message sealed whole (it may carry tokens: an EDR in a start, a push
@@ -252,15 +260,15 @@ class OutboxRepository:
     def _seal(self, item_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         return {SEALED: self._sealer.seal(orjson.dumps(payload).decode(), f"outbox/{item_id}/payload")}
 
-    def _open(self, item_id: str, stored: dict[str, Any]) -> dict[str, Any]:
+    def _open(self, item_id: str, stored: dict[str, Any]) -> dict[str, Any] | None:
         sealed = stored.get(SEALED)
         if len(stored) != 1 or not isinstance(sealed, str):
             return stored  # written before payloads were sealed
         opened = open_or_none(self._sealer, sealed, f"outbox/{item_id}/payload")
         if opened is None:
-            return {}
+            return None
         value = orjson.loads(opened)
-        return value if isinstance(value, dict) else {}
+        return value if isinstance(value, dict) else None
 
     async def owe(
         self,
@@ -312,19 +320,23 @@ class OutboxRepository:
             .returning(*outbox.c)
         )
         rows = (await self._c.execute(statement)).mappings().all()
-        return [
-            OutboxItem(
-                r["id"],
-                r["negotiation_id"],
-                r["message"],
-                r["url"],
-                self._open(r["id"], dict(r["payload"])),
-                r["counterparty"],
-                int(r["attempts"]),
-                int(r["next_attempt_at"]),
+        items = []
+        for r in rows:
+            payload = self._open(r["id"], dict(r["payload"]))
+            items.append(
+                OutboxItem(
+                    r["id"],
+                    r["negotiation_id"],
+                    r["message"],
+                    r["url"],
+                    payload or {},
+                    r["counterparty"],
+                    int(r["attempts"]),
+                    int(r["next_attempt_at"]),
+                    unreadable=payload is None,
+                )
             )
-            for r in rows
-        ]
+        return items
 
     async def done(self, item_id: str, owner: str) -> bool:
         """Remove a delivered message (only by its lease holder)."""

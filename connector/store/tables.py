@@ -140,6 +140,8 @@ negotiations = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False),
+    # One process per pid of the consumer's: a request handled twice (two replicas) cannot open two.
+    Index("uq_negotiations_peer", "role", "counterparty_id", "consumer_pid", unique=True),
 )
 
 agreements = Table(
@@ -177,6 +179,7 @@ transfers = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False),
+    Index("uq_transfers_peer", "role", "counterparty_id", "consumer_pid", unique=True),
 )
 
 # One row per data-plane request: who, under which agreement, which dataset, the result and the bytes.

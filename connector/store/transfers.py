@@ -11,9 +11,10 @@ from sqlalchemy import case, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from connector.domain.errors import Conflict
+from connector.domain.errors import AlreadyExists, Conflict
 from connector.domain.negotiation import Role
 from connector.domain.query import QuerySpec
 from connector.domain.transfer import Transfer, TransferState
@@ -135,8 +136,11 @@ class TransferRepository:
         self._sealer = sealer
 
     async def add(self, transfer: Transfer) -> None:
-        """Store a new transfer."""
-        await self._c.execute(insert(transfers).values(**_row(transfer, self._sealer)))
+        """Store a new transfer (AlreadyExists when the peer's pid is taken: its request, handled twice)."""
+        try:
+            await self._c.execute(insert(transfers).values(**_row(transfer, self._sealer)))
+        except IntegrityError as exc:
+            raise AlreadyExists(f"transfer {transfer.consumer_pid} of {transfer.counterparty_id} exists") from exc
 
     async def save(self, transfer: Transfer) -> None:
         """Store a changed transfer whose version is one more than the stored one; Conflict otherwise."""
