@@ -626,3 +626,35 @@ async def test_a_failed_message_the_process_no_longer_awaits_changes_nothing(nod
     await service.on_undeliverable(item, "answered 400: not in this state", "owner-1")
     async with node.store.read() as tx:
         assert (await tx.negotiations.get(live.id)).state == NegotiationState.ACCEPTED
+
+
+async def test_a_transfer_request_implies_the_consumer_received_the_finalized_event(
+    node_factory: NodeFactory, peer: Peer
+) -> None:
+    node = await _cut(node_factory, outbox_retry_seconds=1)
+    consumer_pid = pid()
+
+    async def agreed(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return 200, negotiation(body["providerPid"], consumer_pid, "AGREED")
+
+    peer.on("POST", f"/negotiations/{consumer_pid}/agreement", agreed)
+    peer.on("POST", f"/negotiations/{consumer_pid}/events", _unavailable)  # the event's answer gets lost
+    request = contract_request(consumer_pid, "CD123:ACN0104:456", "ACN0104", peer.url)
+    status, created = await peer.post(node.protocol_url + "/api/dsp/2025-1/negotiations/request", request)
+    assert status == 201, created
+    provider_pid = created["providerPid"]
+    agreement = (await peer.wait_for(f"/negotiations/{consumer_pid}/agreement"))["agreement"]
+    url = node.protocol_url + f"/api/dsp/2025-1/negotiations/{provider_pid}/agreement/verification"
+    assert (await peer.post(url, verification(provider_pid, consumer_pid)))[0] == 200
+    await peer.wait_for(f"/negotiations/{consumer_pid}/events")
+    transfer_pid = pid()
+    peer.on("POST", f"/transfers/{transfer_pid}/start", _ack)
+    status, body = await peer.post(
+        node.protocol_url + "/api/dsp/2025-1/transfers/request",
+        transfer_request(transfer_pid, agreement["@id"], peer.url),
+    )
+    assert status == 201, body
+    async with node.store.read() as tx:
+        finalized = await tx.negotiations.get(provider_pid)
+        owed = await tx.outbox.pending(provider_pid)
+    assert finalized.state == "FINALIZED" and owed == []

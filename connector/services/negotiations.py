@@ -674,6 +674,22 @@ class NegotiationService:
             negotiation = await self.engine.save(tx, negotiation)
         self._wake()
 
+    async def finalized(self, negotiation_id: str) -> Negotiation | None:
+        """Apply the acknowledgement of our FINALIZED event that the consumer's use of the agreement implies
+        (a transfer request under it), when the event's own acknowledgement was lost; return the negotiation."""
+        async with self._store.transaction() as tx:
+            negotiation = await tx.negotiations.get(negotiation_id, for_update=True)
+            if (
+                negotiation is None
+                or negotiation.role is not Role.PROVIDER
+                or negotiation.state is not S.VERIFIED
+                or negotiation.awaiting_ack != Message.FINALIZED.value
+            ):
+                return negotiation
+            await tx.outbox.forget(negotiation.id, Message.FINALIZED.value)
+            negotiation = advance(negotiation, Message.FINALIZED, Role.PROVIDER, now_ms(), awaiting_ack=None)
+            return await self.engine.save(tx, negotiation)
+
     async def get(self, negotiation_id: str) -> Negotiation:
         """Return one negotiation (management view)."""
         async with self._store.read() as tx:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import policies
 from connector.domain import process
 from connector.domain.errors import AlreadyExists, Conflict, InvalidInput, NotFound, Problem
-from connector.domain.negotiation import NegotiationState, Role
+from connector.domain.negotiation import Negotiation, NegotiationState, Role
 from connector.domain.participants import Participant
 from connector.domain.transfer import (
     SUFFIX,
@@ -169,6 +169,8 @@ class TransferService:
         self._react: Reactions = reactions or DefaultReactions()
         # Called with a transfer's id whenever this node changes it (the data plane drops what it cached).
         self.listeners: list[Callable[[str], None]] = []
+        # Applies the implied acknowledgement of a negotiation's FINALIZED event (NegotiationService.finalized).
+        self.finalize: Callable[[str], Awaitable[Negotiation | None]] | None = None
 
     async def _save(self, tx: Transaction, transfer: Transfer, new: bool = False) -> Transfer:
         return await self.engine.save(tx, transfer, new)
@@ -367,6 +369,13 @@ class TransferService:
                 f"agreement {message.agreement_id!r} is not an agreement between this provider and {participant.id}",
                 [Problem("unknown agreement", "agreementId", message.agreement_id)],
             )
+        if (
+            negotiation is not None
+            and negotiation.state is not NegotiationState.FINALIZED
+            and self.finalize is not None
+        ):
+            # A transfer request under the agreement shows the consumer received our FINALIZED event.
+            negotiation = await self.finalize(negotiation.id)
         if negotiation is not None and negotiation.state is not NegotiationState.FINALIZED:
             raise TransferError(
                 f"the negotiation of agreement {agreement.id!r} is {negotiation.state.value}, not FINALIZED",
