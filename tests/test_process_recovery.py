@@ -658,3 +658,27 @@ async def test_a_transfer_request_implies_the_consumer_received_the_finalized_ev
         finalized = await tx.negotiations.get(provider_pid)
         owed = await tx.outbox.pending(provider_pid)
     assert finalized.state == "FINALIZED" and owed == []
+
+
+async def test_processes_waiting_when_deadlines_are_switched_on_get_one(
+    tmp_path: Any, http: aiohttp.ClientSession, peer: Peer
+) -> None:
+    from connector.app import running_node
+    from tests.conftest import make_settings
+
+    provider_pid = pid()
+
+    async def answer(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return 201, transfer_process(provider_pid, body["consumerPid"], "REQUESTED")
+
+    peer.on("POST", "/transfers/request", answer)
+    peer.on("POST", f"/transfers/{provider_pid}/termination", _ack)
+    common = {"tck_mode": True, "tck_authorization": TOKEN, "outbox_retry_seconds": 0.2, "data_dir": tmp_path / "data"}
+    async with running_node(make_settings(tmp_path, peer_deadline_seconds=0, **common)) as node:
+        await _trigger_transfer(http, node, "ATPC0102", peer.url)
+        consumer_pid = (await peer.wait_for("/transfers/request"))["consumerPid"]
+        await _until(lambda: _awaits(node, consumer_pid, None))
+        assert (await _transfer(node, consumer_pid)).deadline_at is None
+    async with running_node(make_settings(tmp_path, peer_deadline_seconds=1, **common)) as node:
+        await peer.wait_for(f"/transfers/{provider_pid}/termination")
+        assert (await _transfer(node, consumer_pid)).state == "TERMINATED"

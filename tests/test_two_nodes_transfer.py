@@ -49,6 +49,15 @@ class Backend:
             return web.json_response({"error": "no secret"}, status=401)
         if request.path.endswith("/missing"):
             return web.json_response({"error": "no such passport"}, status=404)
+        if request.path.endswith("/moved"):
+            return web.Response(
+                status=302,
+                headers={"Location": "http://10.1.2.3/internal/passports", "Set-Cookie": "backend-session=s3cr3t"},
+            )
+        if request.path.endswith("/headers"):
+            return web.json_response(
+                PASSPORT, headers={"Server": "internal-passport-db/4.2 (10.1.2.3)", "X-Backend-Host": "db-7.internal"}
+            )
         return web.json_response({**PASSPORT, "path": request.path_qs})
 
     async def _sink(self, request: web.Request) -> web.Response:
@@ -507,3 +516,22 @@ async def test_a_push_takes_a_counted_use(
     ended = await _wait_for_end(consumer_api, second["@id"])
     assert ended["state"] == "TERMINATED" and "count" in ended["errorDetail"]
     assert len(backend.pushed) == 1
+
+
+async def test_the_data_plane_passes_no_backend_redirects_or_backend_headers(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    _, address = await _started_pull(provider, consumer, http, backend)
+    headers = {"Authorization": address["authorization"]}
+    async with http.get(address["endpoint"] + "/moved", headers=headers, allow_redirects=False) as response:
+        body = await response.text()
+        assert response.status == 502, body
+        assert "Location" not in response.headers and "Set-Cookie" not in response.headers
+    assert "10.1.2.3" not in body and "redirect" in body
+    async with http.get(address["endpoint"] + "/headers", headers=headers) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert "Server" not in response.headers or "internal" not in response.headers["Server"]
+        assert "X-Backend-Host" not in response.headers

@@ -58,6 +58,11 @@ class DeadlineWatch:
         return ended
 
     async def _run(self) -> None:
+        try:
+            for engine in self._engines:
+                await engine.stamp_waiting(self._store)
+        except Exception:
+            log.exception("stamping deadlines failed")
         while True:
             await asyncio.sleep(self._interval)
             try:

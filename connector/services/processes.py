@@ -60,6 +60,7 @@ class Repository(Protocol[P]):
     async def add(self, process: P) -> None: ...
     async def save(self, process: P) -> None: ...
     async def overdue(self, now: int, limit: int) -> list[P]: ...
+    async def unstamped(self, limit: int, after: str = "") -> list[P]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +206,28 @@ class ProcessEngine(Generic[P]):
         return await self.save(tx, ended)
 
     # Deadlines.
+
+    async def stamp_waiting(self, store: Store, batch: int = 500) -> int:
+        """Give a deadline to every process that waits on its peer without one (deadlines were off when it
+        started waiting, say); return how many got one."""
+        if self.deadline_ms <= 0:
+            return 0
+        stamped, after = 0, ""
+        while True:
+            async with store.read() as tx:
+                candidates = await self._repository(tx).unstamped(batch, after)
+            for candidate in candidates:
+                if not rules.waiting(self.life, candidate):
+                    continue
+                async with store.transaction() as tx:
+                    found = await self._repository(tx).get(candidate.id, for_update=True)
+                    if found is None or found.deadline_at is not None or not rules.waiting(self.life, found):
+                        continue
+                    await self.save(tx, _replace(found, version=found.version + 1))
+                    stamped += 1
+            if len(candidates) < batch:
+                return stamped
+            after = candidates[-1].id
 
     async def expire_overdue(self, store: Store, batch: int = 100) -> list[P]:
         """End the processes whose peer did not make its next move before their deadline; return them."""

@@ -137,6 +137,21 @@ class NegotiationRepository:
         )
         return [_negotiation(r) for r in (await self._c.execute(statement)).mappings()]
 
+    async def unstamped(self, limit: int, after: str = "") -> list[Negotiation]:
+        """Return negotiations that have not ended, owe nothing and have no deadline, by id (to stamp them)."""
+        statement = (
+            select(negotiations)
+            .where(
+                negotiations.c.deadline_at.is_(None),
+                negotiations.c.awaiting_ack.is_(None),
+                negotiations.c.state.not_in([NegotiationState.FINALIZED.value, NegotiationState.TERMINATED.value]),
+                negotiations.c.id > after,
+            )
+            .order_by(negotiations.c.id)
+            .limit(limit)
+        )
+        return [_negotiation(r) for r in (await self._c.execute(statement)).mappings()]
+
     async def ongoing_for_asset(self, asset_id: str) -> list[str]:
         """Return the ids of negotiations on an asset that have not ended."""
         statement = (

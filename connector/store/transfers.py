@@ -176,6 +176,21 @@ class TransferRepository:
         )
         return [_transfer(r, self._sealer) for r in (await self._c.execute(statement)).mappings()]
 
+    async def unstamped(self, limit: int, after: str = "") -> list[Transfer]:
+        """Return transfers that have not ended, owe nothing and have no deadline, by id (to stamp them)."""
+        statement = (
+            select(transfers)
+            .where(
+                transfers.c.deadline_at.is_(None),
+                transfers.c.awaiting_ack.is_(None),
+                transfers.c.state.not_in([TransferState.COMPLETED.value, TransferState.TERMINATED.value]),
+                transfers.c.id > after,
+            )
+            .order_by(transfers.c.id)
+            .limit(limit)
+        )
+        return [_transfer(r, self._sealer) for r in (await self._c.execute(statement)).mappings()]
+
     async def running(self, limit: int = 500, after: str = "") -> list[Transfer]:
         """Return provider transfers not yet ended, by id (for the policy monitor)."""
         statement = (

@@ -35,8 +35,22 @@ log = logging.getLogger("connector.dataplane")
 
 PUBLIC = "/public"  # where the data plane is mounted on the protocol surface
 CHUNK = 64 * 1024
-_HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "host"}
+# The backend's response headers a consumer gets: those that describe the content, nothing about the backend
+# (no Location, Set-Cookie, Server, or headers naming internal hosts).
+_PASSED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-encoding",
+        "content-language",
+        "content-disposition",
+        "content-range",
+        "accept-ranges",
+        "etag",
+        "last-modified",
+        "cache-control",
+        "expires",
+        "vary",
+    }
 )
 
 DATA_PLANE: web.AppKey[DataPlaneService] = web.AppKey("data_plane", DataPlaneService)
@@ -162,9 +176,16 @@ async def _serve(request: web.Request, grant: Grant, tail: str, sent: list[int])
         async with request.app[BACKEND].request(
             method, url, headers=headers, data=body, allow_redirects=False
         ) as answer:
+            if 300 <= answer.status < 400:
+                # Not followed, and not passed on: its Location would show the consumer the backend's addresses.
+                reason = f"the data source answered {answer.status} (a redirect), which the data plane does not follow"
+                access_log.record(grant, request.method, request.path, 502, 0, reason)
+                await service.give_back(grant)
+                sent[0] = -1  # settled: given back
+                return json_response({"error": "Bad Gateway", "reason": reason}, status=502)
             response = web.StreamResponse(status=answer.status)
             for name, value in answer.headers.items():
-                if name.lower() not in _HOP_BY_HOP:
+                if name.lower() in _PASSED_HEADERS:
                     response.headers[name] = value
             if answer.content_length is not None:
                 response.content_length = answer.content_length
