@@ -7,44 +7,26 @@ another one is deleting.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
+from connector.jobs.periodic import Periodic
 from connector.services.retention import RetentionService
 
 log = logging.getLogger("connector.retention")
 
 
-class Pruner:
-    """Runs `RetentionService.prune_once` at start and every `interval` seconds as an asyncio task."""
+class Pruner(Periodic):
+    """Runs `RetentionService.prune_once` at start and every `interval` seconds."""
 
     def __init__(self, retention: RetentionService, interval: float) -> None:
         self._retention = retention
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        super().__init__("pruner", interval, self.prune_once, log, at_start=True)
 
-    async def start(self) -> None:
-        """Start the loop."""
-        self._task = asyncio.create_task(self._run(), name="pruner")
-
-    async def stop(self) -> None:
-        """Stop the loop (a batch under way is rolled back)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                pruned = await self._retention.prune_once()
-            except Exception:
-                log.exception("pruning pass failed")
-            else:
-                if pruned.access_log or pruned.replay_cache:
-                    log.info(
-                        "pruned",
-                        extra={"access_log_entries": pruned.access_log, "replay_cache_entries": pruned.replay_cache},
-                    )
-            await asyncio.sleep(self._interval)
+    async def prune_once(self) -> None:
+        """Prune once, logging what went."""
+        pruned = await self._retention.prune_once()
+        if pruned.access_log or pruned.replay_cache:
+            log.info(
+                "pruned",
+                extra={"access_log_entries": pruned.access_log, "replay_cache_entries": pruned.replay_cache},
+            )
