@@ -1,20 +1,27 @@
-"""Catena-X BatteryPass 6.0.0 / 6.1.0 to and from the node's passport, losing nothing.
+"""Catena-X BatteryPass 6.0.0 / 6.1.0 to and from the node's passport, losing and changing nothing.
 
-Scalar values at fixed paths are *moved* into the node's groups (checked there: units, ranges, dates);
-a value that fails the node's check stays where it was, verbatim. Everything not moved is kept as
-extension data, split by the Annex XIII point its section belongs to (`SECTIONS`, most specific path
-wins; an unknown section is treated as authority-only). Export puts the moved values back into the kept
-remainder, so `to_catenax(from_catenax(doc)) == doc`.
+A document is checked first (`validation.check`: the official schema and the node's rules) and refused
+whole, naming every failing path, when anything fails: nothing is kept aside. Scalar values at fixed paths
+are then *moved* into the node's groups (`MOVED`), where the node's model checks them once more (a rated
+capacity above 0), a fault reported at its Catena-X path. Everything not moved is kept as extension data,
+split by the Annex XIII point its section belongs to (`SECTIONS`, most specific path wins; an unknown
+section is treated as authority-only). Each extension also records where its keys stood in the containers
+the mapping takes apart (`order`), so export gives back the same values in the same key order:
+`orjson.dumps(to_catenax(from_catenax(doc))) == orjson.dumps(doc)`.
+
+Reading copies only the containers on the way to a moved value: the passport shares every other subtree
+with the document (so a document must not be changed after it was read), and the document itself is left
+as it was.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from pydantic import ValidationError
 
-from .model import GROUPS, Extension, Passport, PassportInvalid, Tag, invalid
+from . import formats, validation
+from .model import GROUPS, Extension, Passport, PassportInvalid, Tag, canonical_id, invalid
 
 ASPECT_6_0 = "urn:samm:io.catenax.battery.battery_pass:6.0.0#BatteryPass"
 ASPECT_6_1 = "urn:samm:io.catenax.battery.battery_pass:6.1.0#BatteryPass"
@@ -90,21 +97,40 @@ MOVED: tuple[tuple[str, str, str], ...] = (
     ("performance.dynamic.fullCycles.value", "condition", "full_cycles"),
 )
 _FIELD_PATH = {(group, name): path for path, group, name in MOVED}
+# Where a field the node derives (not moves) comes from, for naming a fault at its Catena-X path.
+_DERIVED = {
+    ("identity", "battery_id"): "identification.identification.serial",
+    ("identity", "predecessor_passport_ids"): "metadata.predecessor",
+}
+# Values spelt differently by Catena-X and the node (Catena-X path -> Catena-X value -> node value).
+SPELLING: dict[str, dict[str, str]] = {"sustainability.status": {"re-used": "reused"}}
+_SPOKEN = {path: {node: cx for cx, node in table.items()} for path, table in SPELLING.items()}
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def _prefixes(path: str) -> list[str]:
+    keys = path.split(".")
+    return [".".join(keys[:depth]) for depth in range(1, len(keys))]
+
+
+# Containers whose keys belong to more than one tag: every key's position is recorded.
+SPLIT = ("", *sorted({p for section in SECTIONS for p in _prefixes(section)}))
 
 
 def is_catenax(document: dict[str, Any]) -> bool:
-    """Tell a Catena-X BatteryPass document by its spec version or its shape."""
-    spec = document.get("specVersion")
-    if isinstance(spec, str) and "battery_pass:6." in spec:
-        return True
-    metadata = document.get("metadata")
-    return isinstance(metadata, dict) and "passportIdentifier" in metadata and "identification" in document
+    """Tell a Catena-X BatteryPass document (6.0.0 or 6.1.0) from its aspect URN or its shape."""
+    try:
+        return formats.detect(document).startswith("catenax")
+    except PassportInvalid:
+        return False
 
 
 def version(document: dict[str, Any]) -> str:
-    """Return "catenax-6.1" or "catenax-6.0" (6.0 documents carry no specVersion)."""
-    spec = document.get("specVersion")
-    return "catenax-6.1" if isinstance(spec, str) and "6.1" in spec else "catenax-6.0"
+    """Return "catenax-6.1" or "catenax-6.0" (raise PassportInvalid for a document that is neither)."""
+    fmt = formats.detect(document)
+    if not fmt.startswith("catenax"):
+        raise PassportInvalid([("(passport)", f"not a Catena-X BatteryPass document (it reads as {fmt})")])
+    return fmt
 
 
 def _get(document: dict[str, Any], path: str) -> tuple[bool, Any]:
@@ -114,18 +140,6 @@ def _get(document: dict[str, Any], path: str) -> tuple[bool, Any]:
             return False, None
         node = node[key]
     return True, node
-
-
-def _pop(document: dict[str, Any], path: str) -> None:
-    keys = path.split(".")
-    parents = [document]
-    for key in keys[:-1]:
-        parents.append(parents[-1][key])
-    del parents[-1][keys[-1]]
-    for depth in range(len(keys) - 1, 0, -1):  # drop containers the move left empty
-        if parents[depth]:
-            break
-        del parents[depth - 1][keys[depth - 1]]
 
 
 def _put(document: dict[str, Any], path: str, value: Any) -> None:
@@ -157,6 +171,54 @@ def _split(remainder: dict[str, Any], prefix: str, out: dict[Tag, dict[str, Any]
             _put(out.setdefault(tag_of(path), {}), path, value)
 
 
+class _Order:
+    """Where keys stood in the document's containers, per tag: container path -> key -> index."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.by_tag: dict[Tag, dict[str, dict[str, int]]] = {}
+
+    def note(self, container: str, key: str, index: int) -> None:
+        path = f"{container}.{key}" if container else key
+        self.by_tag.setdefault(tag_of(path), {}).setdefault(container, {})[key] = index
+
+    def note_split(self) -> None:
+        for container in SPLIT:
+            found, node = (True, self.document) if not container else _get(self.document, container)
+            if found and isinstance(node, dict):
+                for index, key in enumerate(node):
+                    self.note(container, key, index)
+
+
+def _without(document: dict[str, Any], paths: list[str], order: _Order) -> dict[str, Any]:
+    """Return the document without the values at `paths`, copying only the containers on their way.
+
+    A container the removals leave empty is left out too. The positions of what is removed are noted in
+    `order`, so export can put each value back where it was.
+    """
+    out = dict(document)
+    copies: dict[str, dict[str, Any]] = {"": out}
+    for path in paths:
+        keys = path.split(".")
+        node, originals, where = out, [document], ""
+        for key in keys[:-1]:
+            inner = f"{where}.{key}" if where else key
+            if inner not in copies:
+                copies[inner] = node[key] = dict(node[key])
+            originals.append(originals[-1][key])
+            node, where = copies[inner], inner
+        order.note(where, keys[-1], list(originals[-1]).index(keys[-1]))
+        del node[keys[-1]]
+        for depth in range(len(keys) - 1, 0, -1):  # drop the containers the move left empty
+            container = ".".join(keys[:depth])
+            if copies[container]:
+                break
+            parent = ".".join(keys[: depth - 1])
+            order.note(parent, keys[depth - 1], list(originals[depth - 1]).index(keys[depth - 1]))
+            del copies[parent][keys[depth - 1]]
+    return out
+
+
 def _battery_id(document: dict[str, Any], passport_id: str) -> str:
     serials = _get(document, "identification.identification.serial")[1]
     if isinstance(serials, list):
@@ -167,60 +229,111 @@ def _battery_id(document: dict[str, Any], passport_id: str) -> str:
     return str(dmc) if isinstance(dmc, str) and dmc else passport_id
 
 
-def from_catenax(document: dict[str, Any]) -> Passport:
-    """Map a Catena-X BatteryPass 6.x document into the node's passport (raise PassportInvalid if unusable)."""
-    found, passport_id = _get(document, "metadata.passportIdentifier")
-    if not found or not isinstance(passport_id, str) or not passport_id:
-        raise PassportInvalid([("metadata.passportIdentifier", "required: the passport's unique identifier")])
-    remainder = copy.deepcopy(document)
+def from_catenax(document: dict[str, Any], fmt: str | None = None) -> Passport:
+    """Map a Catena-X BatteryPass 6.x document into the node's passport (raise PassportInvalid naming every fault)."""
+    fmt = fmt or version(document)
+    errors = validation.check(fmt, document)
+    try:
+        passport = _read(document, fmt)
+    except PassportInvalid as exc:
+        errors = validation.in_document_order(document, errors + exc.errors)
+    if errors:
+        raise PassportInvalid(errors)
+    return passport
+
+
+def _read(document: dict[str, Any], fmt: str) -> Passport:
     groups: dict[str, dict[str, Any]] = {}
+    moved: list[str] = []
     for path, group, name in MOVED:
         present, value = _get(document, path)
-        if not present or isinstance(value, dict | list) or value is None:
-            continue
-        candidate = {**groups.get(group, {}), name: value}
-        if group == "identity":
-            candidate.setdefault("passport_id", passport_id)
-            candidate.setdefault("battery_id", "-")
-        try:
-            GROUPS[group].model_validate(candidate)
-        except ValidationError:
-            continue  # not valid for the node: kept verbatim in the extension data, where it was
+        if not present or value is None or isinstance(value, dict | list):
+            continue  # absent, or not a value (the schema check names it)
+        if isinstance(value, str) and path in SPELLING:
+            value = SPELLING[path].get(value, value)
         groups.setdefault(group, {})[name] = value
-        _pop(remainder, path)
+        moved.append(path)
     identity = groups.setdefault("identity", {})
-    identity["battery_id"] = _battery_id(document, passport_id)
+    passport_id = identity.get("passport_id")
+    identity["battery_id"] = _battery_id(document, passport_id if isinstance(passport_id, str) else "-")
     predecessor = _get(document, "metadata.predecessor")[1]
-    if isinstance(predecessor, str) and predecessor and set(predecessor) - set("urn:uid0-"):
+    if isinstance(predecessor, str) and predecessor and canonical_id(predecessor) != NIL_UUID:
         identity["predecessor_passport_ids"] = [predecessor]
+    order = _Order(document)
+    order.note_split()
+    remainder = _without(document, moved, order)
     parts: dict[Tag, dict[str, Any]] = {}
     _split(remainder, "", parts)
-    fmt = version(document)
-    data = {
-        **groups,
-        "source_format": fmt,
-        "extensions": [{"format": FORMAT, "tag": tag.value, "data": parts[tag]} for tag in Tag if tag in parts],
-    }
+    extensions = [
+        {"format": FORMAT, "tag": tag.value, "data": parts.get(tag, {}), "order": order.by_tag.get(tag)}
+        for tag in Tag
+        if tag in parts or tag in order.by_tag
+    ]
+    data = {**groups, "source_format": fmt, "extensions": extensions}
     try:
         return Passport.model_validate(data)
     except ValidationError as exc:
-        raise invalid(exc) from None
+        raise PassportInvalid([(_catenax_path(path), message) for path, message in invalid(exc).errors]) from None
+
+
+def _catenax_path(node_path: str) -> str:
+    """Return the Catena-X path a fault in the node's groups came from (moved or derived values)."""
+    group, _, name = node_path.partition(".")
+    name = name.split(".")[0].split("[")[0]
+    return _FIELD_PATH.get((group, name)) or _DERIVED.get((group, name)) or node_path
 
 
 def _merge(into: dict[str, Any], data: dict[str, Any]) -> None:
+    """Merge extension data into the export, in fresh containers (the passport's own are never changed)."""
     for key, value in data.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
+        if isinstance(value, dict):
+            inner = into.get(key)
+            if not isinstance(inner, dict):
+                inner = into[key] = {}
+            _merge(inner, value)
         else:
-            into[key] = copy.deepcopy(value)
+            into[key] = value
+
+
+def _reorder(out: dict[str, Any], orders: dict[str, dict[str, int]]) -> None:
+    """Put each recorded key back at its position; keys not recorded keep their order in the free places."""
+    for container, positions in orders.items():
+        found, node = (True, out) if not container else _get(out, container)
+        if not found or not isinstance(node, dict) or len(node) < 2:
+            continue
+        keys = list(node)
+        if all(key in positions for key in keys):  # a split container, whole or in a view
+            ordered = sorted(keys, key=positions.__getitem__)
+            if ordered != keys:
+                items = {key: node[key] for key in ordered}
+                node.clear()
+                node.update(items)
+            continue
+        placed: list[str | None] = [None] * len(keys)
+        late: list[str] = []
+        for key in sorted((k for k in keys if k in positions), key=positions.__getitem__):
+            index = positions[key]
+            if index < len(keys) and placed[index] is None:
+                placed[index] = key
+            else:
+                late.append(key)
+        rest = iter([k for k in keys if k not in positions] + late)
+        ordered = [key if key is not None else next(rest) for key in placed]
+        if ordered != keys:
+            items = {key: node[key] for key in ordered}
+            node.clear()
+            node.update(items)
 
 
 def to_catenax(passport: Passport) -> dict[str, Any]:
     """Render a passport (or a view's subset of one) as a Catena-X BatteryPass document."""
     out: dict[str, Any] = {}
+    orders: dict[str, dict[str, int]] = {}
     for extension in passport.extensions:
         if extension.format == FORMAT:
             _merge(out, extension.data)
+            for container, positions in (extension.order or {}).items():
+                orders.setdefault(container, {}).update(positions)
     for group_name in GROUPS:
         group = getattr(passport, group_name)
         if group is None:
@@ -228,9 +341,10 @@ def to_catenax(passport: Passport) -> dict[str, Any]:
         for name, value in group.model_dump(mode="json", exclude_none=True).items():
             path = _FIELD_PATH.get((group_name, name))
             if path is not None:
-                _put(out, path, value)
+                _put(out, path, _SPOKEN.get(path, {}).get(value, value) if isinstance(value, str) else value)
     if passport.source_format != "catenax-6.0" and "specVersion" not in out:
         out["specVersion"] = "urn:io.catenax.battery.battery_pass:6.1.0"
+    _reorder(out, orders)
     return out
 
 
