@@ -556,3 +556,43 @@ def test_check_accepts_a_copy_unchanged_and_is_repeatable() -> None:
     assert validation.check("catenax-6.1", document) == []
     assert validation.check("catenax-6.1", document) == []
     assert document == before
+
+
+@pytest.mark.parametrize(
+    ("value", "real"),
+    [
+        ("2023-12-07T10:39:13.576+01:00", True),
+        ("2000-01-01T14:23:00", True),  # no offset: XSD allows it, the IDTA examples use it
+        ("2024-02-29T00:00:00Z", True),
+        ("2000-02-29T24:00:00", True),  # the end of the day
+        ("2023-12-07T10:39:13-14:00", True),
+        ("2023-02-29T00:00:00Z", False),
+        ("1900-02-29T01:00:00", False),  # 1900 is no leap year
+        ("2023-04-31T10:00:00", False),
+        ("2023-12-07T24:00:00.5", False),
+        ("2023-12-07T10:60:00", False),
+        ("2023-12-07T10:39:13+14:01", False),
+        ("2023-12-07T10:39:13+15:00", False),
+        ("2023-12-07 10:39:13", False),
+        ("x2023-12-07T10:39:13Z", False),
+    ],
+)
+def test_a_timestamp_is_a_real_instant(value: str, real: bool) -> None:
+    document = example()
+    document["performance"]["dynamic"]["stateOfCharge"]["time"] = value
+    assert (validation.check("catenax-6.1", document) == []) is real
+
+
+def test_keys_the_schema_does_not_name_come_back_as_they_were() -> None:
+    document = example()
+    document["x.y"] = {"z": 1}  # one key with a dot in it, not a path
+    document["performance"]["performance.rated"] = "kept"
+    document["metadata"]["note"] = [1, {"a": True}]
+    original = dumps(document)
+    passport = model.load_document(document)
+    assert dumps(model.to_catenax(passport)) == original
+    public = model.view_catenax(passport, {"public"})
+    assert "x.y" not in public  # a section the node does not know: authorities only
+    assert public["performance"]["performance.rated"] == "kept"  # one key, inside a public section
+    assert public["metadata"]["note"] == [1, {"a": True}]
+    assert model.view_catenax(passport, {"authority"})["x.y"] == {"z": 1}

@@ -16,6 +16,7 @@ as it was.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -108,13 +109,54 @@ _SPOKEN = {path: {node: cx for cx, node in table.items()} for path, table in SPE
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 
 
-def _prefixes(path: str) -> list[str]:
-    keys = path.split(".")
-    return [".".join(keys[:depth]) for depth in range(1, len(keys))]
+def _moved_tree() -> dict[str, Any]:
+    """Return MOVED as a tree of Catena-X keys whose leaves are (path, group, field)."""
+    tree: dict[str, Any] = {}
+    for path, group, name in MOVED:
+        *parents, leaf = path.split(".")
+        node = tree
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = (path, group, name)
+    return tree
 
 
-# Containers whose keys belong to more than one tag: every key's position is recorded.
-SPLIT = ("", *sorted({p for section in SECTIONS for p in _prefixes(section)}))
+_MOVED_TREE = _moved_tree()
+
+
+_SECTION_KEYS = {tuple(section.split(".")): tag for section, tag in SECTIONS.items()}
+
+
+def tag_of(path: str) -> Tag:
+    """Return the Annex XIII tag of a Catena-X path (most specific section wins; unknown: authority)."""
+    return _tag(tuple(path.split(".")))
+
+
+@lru_cache(maxsize=4096)
+def _tag(keys: tuple[str, ...]) -> Tag:
+    """Return the tag of a path given as its keys (a key may hold a dot: it is one key)."""
+    for depth in range(len(keys), 0, -1):
+        found = _SECTION_KEYS.get(keys[:depth])
+        if found is not None:
+            return found
+    return Tag.AUTHORITY
+
+
+def _split_containers() -> frozenset[str]:
+    """Return the containers whose keys belong to more than one tag (a section inside differs)."""
+    found = set()
+    for section in SECTIONS:
+        keys = section.split(".")
+        for depth in range(1, len(keys)):
+            container = ".".join(keys[:depth])
+            if any(SECTIONS[s] is not tag_of(container) for s in SECTIONS if s.startswith(container + ".")):
+                found.add(container)
+    return frozenset(found)
+
+
+# Split by key on the way in (each key to its tag), every key's position recorded.
+SPLIT = _split_containers()
+_SPLIT_KEYS = frozenset(tuple(container.split(".")) for container in SPLIT)
 
 
 def is_catenax(document: dict[str, Any]) -> bool:
@@ -150,73 +192,71 @@ def _put(document: dict[str, Any], path: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def tag_of(path: str) -> Tag:
-    """Return the Annex XIII tag of a Catena-X path (most specific section wins; unknown: authority)."""
-    keys = path.split(".")
-    for depth in range(len(keys), 0, -1):
-        found = SECTIONS.get(".".join(keys[:depth]))
-        if found is not None:
-            return found
-    return Tag.AUTHORITY
-
-
-def _split(remainder: dict[str, Any], prefix: str, out: dict[Tag, dict[str, Any]]) -> None:
-    """Distribute the remainder over tags: a subtree goes whole to its tag unless a more specific section differs."""
+def _split(remainder: dict[str, Any], prefix: tuple[str, ...], out: dict[Tag, dict[str, Any]]) -> None:
+    """Distribute the remainder over tags: a subtree goes whole to its tag unless a section inside differs."""
     for key, value in remainder.items():
-        path = f"{prefix}.{key}" if prefix else key
-        inner = [s for s in SECTIONS if s.startswith(path + ".")]
-        if isinstance(value, dict) and any(SECTIONS[s] is not tag_of(path) for s in inner):
-            _split(value, path, out)
+        keys = (*prefix, key)
+        if isinstance(value, dict) and keys in _SPLIT_KEYS:
+            _split(value, keys, out)
         else:
-            _put(out.setdefault(tag_of(path), {}), path, value)
+            node = out.setdefault(_tag(keys), {})
+            for step in prefix:
+                node = node.setdefault(step, {})
+            node[key] = value
 
 
 class _Order:
     """Where keys stood in the document's containers, per tag: container path -> key -> index."""
 
-    def __init__(self, document: dict[str, Any]) -> None:
-        self.document = document
+    def __init__(self) -> None:
         self.by_tag: dict[Tag, dict[str, dict[str, int]]] = {}
 
     def note(self, container: str, key: str, index: int) -> None:
-        path = f"{container}.{key}" if container else key
-        self.by_tag.setdefault(tag_of(path), {}).setdefault(container, {})[key] = index
+        keys = (*container.split("."), key) if container else (key,)
+        self.by_tag.setdefault(_tag(keys), {}).setdefault(container, {})[key] = index
 
-    def note_split(self) -> None:
-        for container in SPLIT:
-            found, node = (True, self.document) if not container else _get(self.document, container)
-            if found and isinstance(node, dict):
-                for index, key in enumerate(node):
-                    self.note(container, key, index)
+    def note_split(self, document: dict[str, Any], container: str = "") -> None:
+        for index, (key, value) in enumerate(document.items()):
+            self.note(container, key, index)
+            path = f"{container}.{key}" if container else key
+            if isinstance(value, dict) and path in SPLIT:  # containers of the static tables: no dotted keys
+                self.note_split(value, path)
 
 
-def _without(document: dict[str, Any], paths: list[str], order: _Order) -> dict[str, Any]:
-    """Return the document without the values at `paths`, copying only the containers on their way.
+def _take(
+    document: dict[str, Any], tree: dict[str, Any], order: _Order, taken: list[tuple[Any, Any]], where: str = ""
+) -> dict[str, Any]:
+    """Take the values at the tree's leaves out of the document; return what remains.
 
-    A container the removals leave empty is left out too. The positions of what is removed are noted in
-    `order`, so export can put each value back where it was.
+    Only the containers on the way to a taken value are copied (the document is not changed); one the
+    taking leaves empty is left out. A value that is absent, null, an object or a list is not taken (the
+    schema check names it). The positions of what is taken out are noted in `order`, so export can put
+    each value back where it was.
     """
-    out = dict(document)
-    copies: dict[str, dict[str, Any]] = {"": out}
-    for path in paths:
-        keys = path.split(".")
-        node, originals, where = out, [document], ""
-        for key in keys[:-1]:
-            inner = f"{where}.{key}" if where else key
-            if inner not in copies:
-                copies[inner] = node[key] = dict(node[key])
-            originals.append(originals[-1][key])
-            node, where = copies[inner], inner
-        order.note(where, keys[-1], list(originals[-1]).index(keys[-1]))
-        del node[keys[-1]]
-        for depth in range(len(keys) - 1, 0, -1):  # drop the containers the move left empty
-            container = ".".join(keys[:depth])
-            if copies[container]:
-                break
-            parent = ".".join(keys[: depth - 1])
-            order.note(parent, keys[depth - 1], list(originals[depth - 1]).index(keys[depth - 1]))
-            del copies[parent][keys[depth - 1]]
-    return out
+    out: dict[str, Any] | None = None
+    for key, inner in tree.items():
+        if key not in document:
+            continue
+        value = document[key]
+        if isinstance(inner, tuple):
+            if value is None or isinstance(value, dict | list):
+                continue
+            taken.append((inner, value))
+            out = dict(document) if out is None else out
+            del out[key]
+        elif isinstance(value, dict):
+            kept = _take(value, inner, order, taken, f"{where}.{key}" if where else key)
+            if kept is value:
+                continue
+            out = dict(document) if out is None else out
+            if kept:
+                out[key] = kept
+                continue
+            del out[key]
+        else:
+            continue
+        order.note(where, key, list(document).index(key))
+    return document if out is None else out
 
 
 def _battery_id(document: dict[str, Any], passport_id: str) -> str:
@@ -243,27 +283,23 @@ def from_catenax(document: dict[str, Any], fmt: str | None = None) -> Passport:
 
 
 def _read(document: dict[str, Any], fmt: str) -> Passport:
+    order = _Order()
+    order.note_split(document)
+    taken: list[tuple[Any, Any]] = []
+    remainder = _take(document, _MOVED_TREE, order, taken)
     groups: dict[str, dict[str, Any]] = {}
-    moved: list[str] = []
-    for path, group, name in MOVED:
-        present, value = _get(document, path)
-        if not present or value is None or isinstance(value, dict | list):
-            continue  # absent, or not a value (the schema check names it)
+    for (path, group, name), value in taken:
         if isinstance(value, str) and path in SPELLING:
             value = SPELLING[path].get(value, value)
         groups.setdefault(group, {})[name] = value
-        moved.append(path)
     identity = groups.setdefault("identity", {})
     passport_id = identity.get("passport_id")
     identity["battery_id"] = _battery_id(document, passport_id if isinstance(passport_id, str) else "-")
     predecessor = _get(document, "metadata.predecessor")[1]
     if isinstance(predecessor, str) and predecessor and canonical_id(predecessor) != NIL_UUID:
         identity["predecessor_passport_ids"] = [predecessor]
-    order = _Order(document)
-    order.note_split()
-    remainder = _without(document, moved, order)
     parts: dict[Tag, dict[str, Any]] = {}
-    _split(remainder, "", parts)
+    _split(remainder, (), parts)
     extensions = [
         {"format": FORMAT, "tag": tag.value, "data": parts.get(tag, {}), "order": order.by_tag.get(tag)}
         for tag in Tag
@@ -296,33 +332,35 @@ def _merge(into: dict[str, Any], data: dict[str, Any]) -> None:
 
 
 def _reorder(out: dict[str, Any], orders: dict[str, dict[str, int]]) -> None:
-    """Put each recorded key back at its position; keys not recorded keep their order in the free places."""
+    """Put each recorded key back at its position (the export's containers are its own, changed in place)."""
     for container, positions in orders.items():
         found, node = (True, out) if not container else _get(out, container)
-        if not found or not isinstance(node, dict) or len(node) < 2:
-            continue
-        keys = list(node)
-        if all(key in positions for key in keys):  # a split container, whole or in a view
-            ordered = sorted(keys, key=positions.__getitem__)
+        if found and isinstance(node, dict) and len(node) > 1:
+            keys = list(node)
+            ordered = _in_order(keys, positions)
             if ordered != keys:
                 items = {key: node[key] for key in ordered}
                 node.clear()
                 node.update(items)
-            continue
-        placed: list[str | None] = [None] * len(keys)
-        late: list[str] = []
-        for key in sorted((k for k in keys if k in positions), key=positions.__getitem__):
-            index = positions[key]
-            if index < len(keys) and placed[index] is None:
-                placed[index] = key
-            else:
-                late.append(key)
-        rest = iter([k for k in keys if k not in positions] + late)
-        ordered = [key if key is not None else next(rest) for key in placed]
-        if ordered != keys:
-            items = {key: node[key] for key in ordered}
-            node.clear()
-            node.update(items)
+
+
+def _in_order(keys: list[str], positions: dict[str, int]) -> list[str]:
+    """Return the keys in their recorded order.
+
+    In a split container every key has a position (a view may hold only some: they sort). Elsewhere only
+    the taken-out keys have one: they go back to it, the others keep their order in the free places.
+    """
+    if all(key in positions for key in keys):
+        return sorted(keys, key=positions.__getitem__)
+    placed: list[str | None] = [None] * len(keys)
+    late: list[str] = []
+    for key in sorted((k for k in keys if k in positions), key=positions.__getitem__):
+        if positions[key] < len(keys) and placed[positions[key]] is None:
+            placed[positions[key]] = key
+        else:
+            late.append(key)
+    rest = iter([k for k in keys if k not in positions] + late)
+    return [key if key is not None else next(rest) for key in placed]
 
 
 def to_catenax(passport: Passport) -> dict[str, Any]:

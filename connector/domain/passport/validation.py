@@ -28,7 +28,6 @@ import copy
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -40,8 +39,22 @@ from .model import canonical_id, json_type, shown
 
 Issue = tuple[str, str]
 
-TIMESTAMP = "node-timestamp"
+# A real XSD dateTime, as one regular expression so that the compiled validator checks it: a real day
+# (leap years included), a real time (or 24:00:00, the end of the day), an optional offset up to ±14:00.
+_DAY = (
+    r"(?:\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+    r"|02-(?:0[1-9]|1\d|2[0-8]))|(?:\d{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)"
+)
+TIMESTAMP = (
+    rf"^{_DAY}T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?|24:00:00(?:\.0+)?)"
+    r"(?:Z|[+-](?:(?:0\d|1[0-3]):[0-5]\d|14:00))?$"
+)
 CANONICAL_UUID = r"^(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# The official schemas' own timestamp pattern (unanchored: it would take a timestamp inside other text).
+SAMM_TIMESTAMP = (
+    r"-?([1-9][0-9]{3,}|0[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T(([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]+)?|(24:00:00(\.0+)?))(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))?"
+)
 
 # format -> (folder of the upstream copy under tests/data/passports, file name); shipped in schemas/.
 SCHEMAS: dict[str, tuple[str, str]] = {
@@ -87,7 +100,7 @@ _COUNT = {"minimum": 0, "multipleOf": 1}
 RULES: dict[str, dict[str, dict[str, Any]]] = {
     "catenax": {
         "DateTrait": {"format": "date"},
-        "Timestamp": {"format": TIMESTAMP},
+        "Timestamp": {"pattern": TIMESTAMP},
         "UuidV4Trait": {"pattern": CANONICAL_UUID},
         "PercentMeasurement": _SHARE,  # state of charge, fades, efficiencies, depth of discharge, thresholds
         "QuantityValueCharacteristic": _AMOUNT,  # dimensions and mass
@@ -103,7 +116,7 @@ RULES: dict[str, dict[str, dict[str, Any]]] = {
         "DegreeMeasurement": _TEMPERATURE,
     },
     "idta": {
-        "Timestamp": {"format": TIMESTAMP},
+        "Timestamp": {"pattern": TIMESTAMP},
         "StateOfChargeValue": _SHARE,
         "StateOfCertifiedEnergyValue": _SHARE,
         "RemainingRoundTripEnergyEfficiencyValue": _SHARE,
@@ -148,7 +161,10 @@ _VALUE = {
     "additionalProperties": {"$ref": "#/components/schemas/NodeValue"},
     "items": {"$ref": "#/components/schemas/NodeValue"},
 }
+_REAL_TIMESTAMP = "a real date and time (YYYY-MM-DDThh:mm:ss, optional fraction and offset up to ±14:00)"
 PATTERNS = {
+    TIMESTAMP: _REAL_TIMESTAMP,
+    SAMM_TIMESTAMP: _REAL_TIMESTAMP,
     CANONICAL_UUID: "a canonical lower-case UUID",
     "^BPNL[a-zA-Z0-9]{12}$": "a BPNL (BPNL and 12 letters or digits)",
     "^BPNA[a-zA-Z0-9]{12}$": "a BPNA (BPNA and 12 letters or digits)",
@@ -156,15 +172,11 @@ PATTERNS = {
 }
 FORMATS = {
     "date": "a real calendar date (YYYY-MM-DD)",
-    TIMESTAMP: "a real date and time (YYYY-MM-DDThh:mm:ss, optional fraction and offset up to ±14:00)",
     "uri": "a URI",
 }
 TOLERATED = "accepted as published"
 _TYPE_NAMES = {"object": "an object", "array": "an array", "integer": "an integer", "null": "null"}
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
-_XSD_DATETIME = re.compile(
-    r"(\d{4,})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-](\d{2}):(\d{2}))?",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,26 +207,6 @@ def inspect(fmt: str, document: Any) -> Findings:
     errors = _schema_errors(fmt, document)
     errors += _catenax_rules(document)
     return Findings(in_document_order(document, errors))
-
-
-def is_timestamp(value: str) -> bool:
-    """Tell an XSD dateTime naming a real instant: a real day, a real time (or 24:00:00), an offset up to ±14:00."""
-    found = _XSD_DATETIME.fullmatch(value)
-    if found is None:
-        return False
-    year, month, day, hour, minute, second = (int(found.group(i)) for i in range(1, 7))
-    fraction, zone, zone_hours, zone_minutes = found.group(7), found.group(8), found.group(9), found.group(10)
-    try:
-        date(year, month, day)
-    except ValueError:
-        return False
-    if hour == 24:  # the end of the day, as XSD allows
-        time_ok = minute == second == 0 and (fraction is None or set(fraction[1:]) == {"0"})
-    else:
-        time_ok = hour < 24 and minute < 60 and second < 60
-    if zone is None or zone == "Z":
-        return time_ok
-    return time_ok and int(zone_minutes) < 60 and (int(zone_hours), int(zone_minutes)) <= (14, 0)
 
 
 def in_document_order(document: Any, issues: list[Issue]) -> list[Issue]:
@@ -270,7 +262,7 @@ def _compiled(fmt: str) -> _Compiled:
             node["additionalProperties"] = {"type": "string"}  # {"<language>": "<text>"}
         else:
             node["additionalProperties"] = {"$ref": "#/components/schemas/NodeValue"}
-    validator = jsonschema_rs.Draft4Validator(schema, validate_formats=True, formats={TIMESTAMP: is_timestamp})
+    validator = jsonschema_rs.Draft4Validator(schema, validate_formats=True)
     return _Compiled(validator, schema)
 
 
