@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.domain import passport as model
 from connector.domain.passport import validation
@@ -596,3 +598,79 @@ def test_keys_the_schema_does_not_name_come_back_as_they_were() -> None:
     assert public["performance"]["performance.rated"] == "kept"  # one key, inside a public section
     assert public["metadata"]["note"] == [1, {"a": True}]
     assert model.view_catenax(passport, {"authority"})["x.y"] == {"z": 1}
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            out += _paths(value, (*prefix, index))
+    return out
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _edited(document: dict[str, Any], edits: list[tuple[tuple[Any, ...], Any]]) -> dict[str, Any]:
+    for path, value in edits:
+        node: Any = document
+        try:  # an earlier edit may have replaced a container on the way: then this edit does nothing
+            for step in path[:-1]:
+                node = node[step]
+            if isinstance(node, dict) or (isinstance(node, list) and isinstance(path[-1], int)):
+                node[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            pass
+    return document
+
+
+def idta_bundle() -> dict[str, Any]:
+    return {"idta": {name: idta_part(name) for name in IDTA_PARTS}}
+
+
+def node_passport() -> dict[str, Any]:
+    return model.generate(5)
+
+
+@pytest.mark.parametrize("base", [example, idta_bundle, node_passport], ids=["catenax", "idta", "node"])
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_edit_of_a_record_is_read_or_refused_with_paths_never_an_exception(
+    base: Callable[[], dict[str, Any]], data: st.DataObject
+) -> None:
+    paths = _paths(base())
+    edits = data.draw(st.lists(st.tuples(st.sampled_from(paths), JSON_VALUES), min_size=1, max_size=4))
+    document = _edited(base(), edits)
+    original = dumps_lax(document)
+    try:
+        reading = model.read_document(document)
+    except model.PassportInvalid as exc:
+        assert exc.errors and all(path and reason for path, reason in exc.errors)
+    else:
+        if reading.format.startswith("catenax"):
+            assert dumps(model.to_catenax(reading.passport)) == dumps(document)
+        dumps(reading.passport.to_json())  # what the store writes: always JSON
+    assert dumps_lax(document) == original  # the document is never changed
+
+
+def test_odd_keys_are_named_as_they_are() -> None:
+    document = example()
+    document["metadata"][""] = {"x": None}
+    document["metadata"]["0"] = float("nan")
+    document["metadata"]["a.b"] = None
+    assert refused(document) == [
+        ('metadata[""].x', "must not be null (leave the property out)"),
+        ("metadata.0", "must be a finite number, got NaN"),
+        ('metadata["a.b"]', "must not be null (leave the property out)"),
+    ]
+
+
+def dumps_lax(value: Any) -> str:
+    return repr(value)  # NaN has no JSON form; repr compares it too

@@ -176,6 +176,8 @@ FORMATS = {
 }
 TOLERATED = "accepted as published"
 _TYPE_NAMES = {"object": "an object", "array": "an array", "integer": "an integer", "null": "null"}
+_PLAIN = re.compile(r"^[^.\[\]\"]+$")
+_STEPS = re.compile(r'\["(?:[^"\\]|\\.)*"\]|\[\d+\]|[^.\[\]]+')
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
@@ -197,15 +199,17 @@ def inspect(fmt: str, document: Any) -> Findings:
     if not isinstance(document, dict):
         return Findings([("(passport)", f"must be a JSON object, got {json_type(document)}")])
     if fmt == "node":
-        return Findings(_non_finite(document, ""))
-    if fmt == "idta":
-        return _bundle(document)
-    if fmt not in SCHEMAS:
+        return Findings(_not_json(document, ()))
+    if fmt != "idta" and fmt not in SCHEMAS:
         raise ValueError(f"no schema for the format {fmt!r}")
-    if fmt.startswith("idta."):
-        return _part(fmt, document)
-    errors = _schema_errors(fmt, document)
-    errors += _catenax_rules(document)
+    try:
+        if fmt == "idta":
+            return _bundle(document)
+        if fmt.startswith("idta."):
+            return _part(fmt, document)
+        errors = _schema_errors(fmt, document) + _catenax_rules(document)
+    except _NotJson as exc:
+        return Findings(exc.issues)
     return Findings(in_document_order(document, errors))
 
 
@@ -292,12 +296,44 @@ def _constrained(component: dict[str, Any], rule: dict[str, Any]) -> dict[str, A
 # --- checking --------------------------------------------------------------------------------------------
 
 
+def _errors(compiled: _Compiled, document: Any) -> list[Any]:
+    """Return the validator's errors; a document that is no JSON (a key that is not a string) is one."""
+    try:
+        return list(compiled.validator.iter_errors(document))
+    except ValueError:
+        raise _NotJson(_not_json(document, ())) from None
+
+
+class _NotJson(Exception):
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = issues or [("(passport)", "must be JSON: objects, arrays, strings, numbers, booleans")]
+
+
+def _not_json(value: Any, location: tuple[Any, ...]) -> list[Issue]:
+    """Return where a Python value is no JSON: a key that is not a string, NaN, infinity, another type."""
+    if isinstance(value, dict):
+        issues = []
+        for key, item in value.items():
+            if not isinstance(key, str):
+                issues.append((_path(location), f"a key must be a string, got {json_type(key)} {shown(key)}"))
+            else:
+                issues += _not_json(item, (*location, key))
+        return issues
+    if isinstance(value, list | tuple):
+        return [issue for i, item in enumerate(value) for issue in _not_json(item, (*location, i))]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(_path(location), f"must be a finite number, got {shown(value)}")]
+    if value is None or isinstance(value, str | int | float):
+        return []
+    return [(_path(location), f"must be a JSON value, got {type(value).__name__}")]
+
+
 def _schema_errors(fmt: str, document: Any) -> list[Issue]:
-    compiled = _compiled(fmt)
-    return [
-        (_path(error.instance_path, error.kind), _reason(document, error))
-        for error in compiled.validator.iter_errors(document)
-    ]
+    issues = []
+    for error in _errors(_compiled(fmt), document):
+        location, value = _locate(document, error)
+        issues.append((_path(location, error.kind), _reason(value, error)))
+    return issues
 
 
 def _catenax_rules(document: dict[str, Any]) -> list[Issue]:
@@ -318,7 +354,10 @@ def _bundle(document: dict[str, Any]) -> Findings:
     warnings: list[Issue] = []
     for name, payload in parts.items():
         if name in IDTA_PARTS and isinstance(payload, dict):
-            found = _part(f"idta.{name}", payload)
+            try:
+                found = _part(f"idta.{name}", payload)
+            except _NotJson as exc:
+                found = Findings(exc.issues)
             errors += _prefixed(f"idta.{name}", found.errors)
             warnings += _prefixed(f"idta.{name}", found.warnings)
     return Findings(errors, warnings)
@@ -327,18 +366,18 @@ def _bundle(document: dict[str, Any]) -> Findings:
 def _part(fmt: str, payload: dict[str, Any]) -> Findings:
     """Check one IDTA part payload; the two published bare-list shapes are warnings, not errors."""
     compiled = _compiled(fmt)
-    errors = list(compiled.validator.iter_errors(payload))
-    bare = {tuple(e.instance_path): shape for e in errors if (shape := _bare_shape(compiled, payload, e))}
+    found = [(*_locate(payload, e), e) for e in _errors(compiled, payload)]
+    bare = {loc: shape for loc, value, e in found if (shape := _bare_shape(compiled, value, e))}
     if bare:  # check again with each bare value in a list: what still fails is an error
         wrapped = copy.deepcopy(payload)
         for location in bare:
             _replace(wrapped, location, [_at(payload, location)])
-        errors = list(compiled.validator.iter_errors(wrapped))
-    issues = [(_path(e.instance_path, e.kind), _reason(payload, e)) for e in errors if not _inside(e, bare)]
+        found = [(*_locate(wrapped, e), e) for e in _errors(compiled, wrapped)]
+    issues = [(_path(loc, e.kind), _reason(value, e)) for loc, value, e in found if not _under_any(loc, bare)]
     warnings: list[Issue] = []
     for location, shape in bare.items():
         value = _at(payload, location)
-        if any(_inside(e, {location: shape}) for e in errors):
+        if any(_under_any(loc, {location: shape}) for loc, _, _ in found):
             issues.append((_path(location), f"must be an array, got {json_type(value)} {shown(value)}"))
         else:
             warnings.append(
@@ -353,13 +392,12 @@ def _prefixed(prefix: str, issues: list[Issue]) -> list[Issue]:
     ]
 
 
-def _bare_shape(compiled: _Compiled, payload: Any, error: Any) -> str | None:
+def _bare_shape(compiled: _Compiled, value: Any, error: Any) -> str | None:
     """Return "language text" or "string" if the error is one such value where its list is wanted."""
     if error.kind.name != "type" or error.kind.as_dict().get("types") != ["array"]:
         return None
     wanted = _resolve(compiled.schema, list(error.schema_path)[:-1])
     items = _deref(compiled.schema, wanted.get("items", {})) if isinstance(wanted, dict) else {}
-    value = _at(payload, tuple(error.instance_path))
     if isinstance(value, str) and items.get("type") == "string":
         return "string"
     language_text = str(items.get("x-samm-aspect-model-urn", "")).endswith("#MultiLanguageText")
@@ -371,23 +409,11 @@ def _bare_shape(compiled: _Compiled, payload: Any, error: Any) -> str | None:
     return None
 
 
-def _non_finite(value: Any, path: str) -> list[Issue]:
-    """Return the paths of NaN and infinite numbers (the node-format check: its model checks the rest)."""
-    if isinstance(value, float):
-        return [] if math.isfinite(value) else [(path or "(passport)", f"must be a finite number, got {shown(value)}")]
-    if isinstance(value, dict):
-        return [issue for key, item in value.items() for issue in _non_finite(item, f"{path}.{key}" if path else key)]
-    if isinstance(value, list | tuple):
-        return [issue for i, item in enumerate(value) for issue in _non_finite(item, f"{path}[{i}]")]
-    return []
-
-
 # --- reasons and paths -----------------------------------------------------------------------------------
 
 
-def _reason(document: Any, error: Any) -> str:
+def _reason(value: Any, error: Any) -> str:
     kind, details = error.kind.name, error.kind.as_dict()
-    value = _at(document, tuple(error.instance_path)) if kind != "required" else None
     if kind == "type":
         if isinstance(value, float) and not math.isfinite(value):
             return f"must be a finite number, got {shown(value)}"
@@ -418,27 +444,59 @@ def _reason(document: Any, error: Any) -> str:
 
 
 def _path(location: list[Any] | tuple[Any, ...], kind: Any = None) -> str:
+    """Render a location as a JSON path: `a.b[0].c`, a key that is not a plain name as `["a.b"]`."""
     parts = list(location)
     if kind is not None and kind.name == "required":
         parts.append(kind.as_dict()["property"])
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _PLAIN.match(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{orjson.dumps(part).decode()}]"
     return out or "(passport)"
+
+
+def _locate(document: Any, error: Any) -> tuple[tuple[Any, ...], Any]:
+    """Return where an error is in the document and the value there.
+
+    The validator's path turns a key "0" into the number 0 and leaves out an empty key; this walks the
+    document to give the key as it is. The value is the document's (NaN reaches the validator as null).
+    """
+    node: Any = document
+    location: list[Any] = []
+    steps = list(error.instance_path)
+    for step in steps:
+        while isinstance(node, dict) and str(step) not in node and "" in node:
+            node, location = node[""], [*location, ""]
+        if isinstance(node, list) and isinstance(step, int) and step < len(node):
+            node, location = node[step], [*location, step]
+        elif isinstance(node, dict) and str(step) in node:
+            node, location = node[str(step)], [*location, str(step)]
+        else:
+            return tuple(location), error.instance
+    if error.kind.name != "required":
+        while isinstance(node, dict) and "" in node and node != error.instance:
+            node, location = node[""], [*location, ""]
+    return tuple(location), node
 
 
 def _position(document: Any, path: str) -> tuple[int, ...]:
     """Return where a path is in the document: the index of each step (missing steps sort last)."""
     out: list[int] = []
     node = document
-    for step in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        if step.startswith("["):
+    for step in _STEPS.findall(path):
+        if step.startswith("[") and step[1:-1].isdigit():
             index = int(step[1:-1])
             out.append(index)
             node = node[index] if isinstance(node, list) and index < len(node) else None
-        elif isinstance(node, dict) and step in node:
-            out.append(list(node).index(step))
-            node = node[step]
+            continue
+        key = orjson.loads(step[1:-1]) if step.startswith('["') else step
+        if isinstance(node, dict) and key in node:
+            out.append(list(node).index(key))
+            node = node[key]
         else:
             out.append(1 << 30)
             node = None
@@ -456,12 +514,8 @@ def _replace(document: Any, location: tuple[Any, ...], value: Any) -> None:
     _at(document, location[:-1])[location[-1]] = value
 
 
-def _under(path: list[Any], location: tuple[Any, ...]) -> bool:
-    return tuple(path[: len(location)]) == location
-
-
-def _inside(error: Any, locations: dict[tuple[Any, ...], str]) -> bool:
-    return any(_under(error.instance_path, loc) for loc in locations)
+def _under_any(location: tuple[Any, ...], places: dict[tuple[Any, ...], str]) -> bool:
+    return any(location[: len(place)] == place for place in places)
 
 
 def _resolve(schema: dict[str, Any], path: list[Any]) -> Any:
