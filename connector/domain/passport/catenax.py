@@ -215,12 +215,12 @@ class _Order:
         keys = (*container.split("."), key) if container else (key,)
         self.by_tag.setdefault(_tag(keys), {}).setdefault(container, {})[key] = index
 
-    def note_split(self, document: dict[str, Any], container: str = "") -> None:
+    def note_split(self, document: dict[str, Any], prefix: tuple[str, ...] = ()) -> None:
+        container = ".".join(prefix)  # a split container is one of SECTIONS': no key in it has a dot
         for index, (key, value) in enumerate(document.items()):
             self.note(container, key, index)
-            path = f"{container}.{key}" if container else key
-            if isinstance(value, dict) and path in SPLIT:  # containers of the static tables: no dotted keys
-                self.note_split(value, path)
+            if isinstance(value, dict) and (*prefix, key) in _SPLIT_KEYS:
+                self.note_split(value, (*prefix, key))
 
 
 def _take(

@@ -34,6 +34,7 @@ from typing import Any
 
 import jsonschema_rs
 import orjson
+from jsonschema_rs import ValidationError, ValidationErrorKind
 
 from .model import canonical_id, json_type, shown
 
@@ -241,7 +242,7 @@ def schema_bytes(fmt: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
-    validator: Any  # jsonschema_rs.Draft4Validator (the package ships no type information)
+    validator: jsonschema_rs.Draft4Validator
     schema: dict[str, Any]  # the official schema with the node's rules, to resolve an error's schema path
 
 
@@ -251,14 +252,14 @@ def _compiled(fmt: str) -> _Compiled:
     components: dict[str, Any] = schema.setdefault("components", {}).setdefault("schemas", {})
     family = "idta" if fmt.startswith("idta.") else "catenax"
     if family == "catenax" and "ResistanceIncreaseCharacteristic" in components:
-        components["ResistanceIncreaseRecord"] = _INCREASE
+        components["ResistanceIncreaseRecord"] = copy.deepcopy(_INCREASE)
         increase = components["ResistanceIncreaseCharacteristic"]["properties"]
         for name in increase:
             increase[name] = {**increase[name], "$ref": "#/components/schemas/ResistanceIncreaseRecord"}
     for name, rule in RULES[family].items():
         if name in components and rule:
             components[name] = _constrained(components[name], rule)
-    components["NodeValue"] = _VALUE
+    components["NodeValue"] = copy.deepcopy(_VALUE)
     for node in _schema_nodes(schema):
         if node.get("type") != "object" or "additionalProperties" in node:
             continue
@@ -296,7 +297,7 @@ def _constrained(component: dict[str, Any], rule: dict[str, Any]) -> dict[str, A
 # --- checking --------------------------------------------------------------------------------------------
 
 
-def _errors(compiled: _Compiled, document: Any) -> list[Any]:
+def _errors(compiled: _Compiled, document: Any) -> list[ValidationError]:
     """Return the validator's errors; a document that is no JSON (a key that is not a string) is one."""
     try:
         return list(compiled.validator.iter_errors(document))
@@ -392,7 +393,7 @@ def _prefixed(prefix: str, issues: list[Issue]) -> list[Issue]:
     ]
 
 
-def _bare_shape(compiled: _Compiled, value: Any, error: Any) -> str | None:
+def _bare_shape(compiled: _Compiled, value: Any, error: ValidationError) -> str | None:
     """Return "language text" or "string" if the error is one such value where its list is wanted."""
     if error.kind.name != "type" or error.kind.as_dict().get("types") != ["array"]:
         return None
@@ -412,7 +413,7 @@ def _bare_shape(compiled: _Compiled, value: Any, error: Any) -> str | None:
 # --- reasons and paths -----------------------------------------------------------------------------------
 
 
-def _reason(value: Any, error: Any) -> str:
+def _reason(value: Any, error: ValidationError) -> str:
     kind, details = error.kind.name, error.kind.as_dict()
     if kind == "type":
         if isinstance(value, float) and not math.isfinite(value):
@@ -443,7 +444,7 @@ def _reason(value: Any, error: Any) -> str:
     return str(error.message)
 
 
-def _path(location: list[Any] | tuple[Any, ...], kind: Any = None) -> str:
+def _path(location: list[Any] | tuple[Any, ...], kind: ValidationErrorKind | None = None) -> str:
     """Render a location as a JSON path: `a.b[0].c`, a key that is not a plain name as `["a.b"]`."""
     parts = list(location)
     if kind is not None and kind.name == "required":
@@ -459,7 +460,7 @@ def _path(location: list[Any] | tuple[Any, ...], kind: Any = None) -> str:
     return out or "(passport)"
 
 
-def _locate(document: Any, error: Any) -> tuple[tuple[Any, ...], Any]:
+def _locate(document: Any, error: ValidationError) -> tuple[tuple[Any, ...], Any]:
     """Return where an error is in the document and the value there.
 
     The validator's path turns a key "0" into the number 0 and leaves out an empty key; this walks the
