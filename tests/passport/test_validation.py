@@ -75,6 +75,10 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+def dumps_lax(value: Any) -> str:
+    return repr(value)  # NaN has no JSON form; repr compares it too
+
+
 def at(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     """Return an edit that sets the value at a dotted path (a number segment indexes a list)."""
 
@@ -670,7 +674,3 @@ def test_odd_keys_are_named_as_they_are() -> None:
         ("metadata.0", "must be a finite number, got NaN"),
         ('metadata["a.b"]', "must not be null (leave the property out)"),
     ]
-
-
-def dumps_lax(value: Any) -> str:
-    return repr(value)  # NaN has no JSON form; repr compares it too
