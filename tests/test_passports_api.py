@@ -26,7 +26,9 @@ V1 = "/management/v1/passports"
 
 def _catenax_example() -> dict[str, Any]:
     path = data_path("passports", "catenax-sldt", "io.catenax.battery.battery_pass", "6.1.0", "gen", "BatteryPass.json")
-    return dict(json.loads(path.read_text()))
+    document = dict(json.loads(path.read_text()))
+    document["operation"]["intoServiceDate"] = "2024-02-29"  # published "7172-75-08" names no day: refused
+    return document
 
 
 @pytest.fixture

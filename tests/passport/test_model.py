@@ -28,8 +28,11 @@ IDTA_PARTS = {
 
 
 def catenax(version: str) -> dict[str, Any]:
+    """Return a published Catena-X example with its one value that names no day made real (test_validation.py)."""
     path = data_path("passports", "catenax-sldt", "io.catenax.battery.battery_pass", version, "gen")
-    return dict(json.loads((path / "BatteryPass.json").read_text()))
+    document = dict(json.loads((path / "BatteryPass.json").read_text()))
+    document["operation"]["intoServiceDate"] = "2024-02-29"  # published: "7172-75-08" / "9494-37-15"
+    return document
 
 
 def idta_bundle() -> dict[str, Any]:
@@ -38,6 +41,7 @@ def idta_bundle() -> dict[str, Any]:
         part, ver = folder.split("/")
         base: Path = data_path("passports", "idta-smt", f"io.admin-shell.idta.batterypass.{part}", ver, "gen")
         parts[name] = json.loads((base / f"{stem}.json").read_text())
+    parts["circularity"]["RenewableContent"] = 12.5  # published: -12143.4 (a share; test_validation.py)
     return {"idta": parts}
 
 
@@ -62,14 +66,12 @@ def test_a_changed_value_is_exported_at_its_catenax_path() -> None:
     assert model.to_catenax(changed)["performance"]["dynamic"]["stateOfCharge"]["value"] == 12.5
 
 
-def test_a_catenax_value_the_node_finds_invalid_is_kept_where_it_was() -> None:
+def test_a_catenax_value_the_node_finds_invalid_refuses_the_document() -> None:
     original = catenax("6.1.0")
-    assert original["operation"]["intoServiceDate"] == "7172-75-08"  # schema-valid, not a date
-    passport = model.load_document(original)
-    assert passport.condition is not None and passport.condition.put_into_service is None
-    assert model.to_catenax(passport)["operation"]["intoServiceDate"] == "7172-75-08"
-    # And it is still served only at its level (Annex VII part B: legitimate interest).
-    assert "intoServiceDate" not in model.view_catenax(passport, {"public"}).get("operation", {})
+    original["operation"]["intoServiceDate"] = "7172-75-08"  # schema pattern matches; names no day
+    with pytest.raises(model.PassportInvalid) as caught:
+        model.load_document(original)
+    assert [path for path, _ in caught.value.errors] == ["operation.intoServiceDate"]
 
 
 def test_the_public_view_has_exactly_the_public_fields() -> None:

@@ -5,39 +5,67 @@ See docs/passport-model.md.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from .catenax import ASPECT_6_0, ASPECT_6_1, from_catenax, is_catenax, to_catenax
-from .idta import from_idta, is_idta, to_idta
-from .model import GROUPS, Extension, Passport, PassportInvalid, Tag, parse_passport
+from . import formats, validation
+from .catenax import ASPECT_6_0, ASPECT_6_1, from_catenax, to_catenax
+from .idta import from_idta, to_idta
+from .model import GROUPS, Extension, Passport, PassportInvalid, Tag, canonical_id, parse_passport
 from .synthetic import generate
 from .views import READER_TAGS, tags_for, view, view_catenax, view_json
 
 
-def detect_format(document: dict[str, Any]) -> str:
-    """Return the format of a passport document: node, catenax-6.0, catenax-6.1 or idta."""
-    if is_idta(document):
-        return "idta"
-    if is_catenax(document):
-        return "catenax-6.1" if "6.1" in str(document.get("specVersion", "")) else "catenax-6.0"
-    if "identity" in document:
-        return "node"
-    raise PassportInvalid(
-        [("(passport)", "not a passport this node reads: node JSON, Catena-X BatteryPass 6.x or an IDTA bundle")]
-    )
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A passport read from a document: the passport, the document's format, and what was tolerated."""
+
+    passport: Passport
+    format: str
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+
+def detect_format(document: Any) -> str:
+    """Return the format of a passport document: node, catenax-6.0, catenax-6.1 or idta (else PassportInvalid)."""
+    return formats.detect(document)
+
+
+def read_document(document: Any) -> Reading:
+    """Read a passport in any supported format, checked against its schema and the node's rules.
+
+    Raise PassportInvalid naming every fault (path and reason); nothing of a refused document is kept.
+    """
+    fmt = formats.detect(document)
+    if fmt.startswith("catenax"):
+        return Reading(from_catenax(document, fmt), fmt)
+    if fmt == "idta":
+        return _read_idta(document)
+    errors = validation.check("node", document)
+    try:
+        passport = parse_passport(document)
+    except PassportInvalid as exc:
+        errors = validation.in_document_order(document, errors + exc.errors)
+    if errors:
+        raise PassportInvalid(errors)
+    return Reading(passport, fmt)
 
 
 def load_document(document: Any) -> Passport:
-    """Read a passport in any supported format (raise PassportInvalid naming the fields at fault)."""
-    if not isinstance(document, dict):
-        raise PassportInvalid([("(passport)", f"must be a JSON object, not {type(document).__name__}")])
-    fmt = detect_format(document)
-    if fmt == "idta":
-        passport_id = document.get("passport_id")
-        return from_idta(document["idta"], passport_id if isinstance(passport_id, str) else None)
-    if fmt.startswith("catenax"):
-        return from_catenax(document)
-    return parse_passport(document)
+    """Read a passport in any supported format (raise PassportInvalid naming every fault)."""
+    return read_document(document).passport
+
+
+def _read_idta(document: dict[str, Any]) -> Reading:
+    findings = validation.inspect("idta", document)
+    errors = list(findings.errors)
+    passport_id = document.get("passport_id")
+    try:
+        passport = from_idta(document["idta"], passport_id if isinstance(passport_id, str) else None)
+    except PassportInvalid as exc:
+        errors += [issue for issue in exc.errors if issue[0] not in dict(errors)]
+    if errors:
+        raise PassportInvalid(errors)
+    return Reading(passport, "idta", findings.warnings)
 
 
 __all__ = [
@@ -48,16 +76,20 @@ __all__ = [
     "Extension",
     "Passport",
     "PassportInvalid",
+    "Reading",
     "Tag",
+    "canonical_id",
     "detect_format",
     "from_catenax",
     "from_idta",
     "generate",
     "load_document",
     "parse_passport",
+    "read_document",
     "tags_for",
     "to_catenax",
     "to_idta",
+    "validation",
     "view",
     "view_catenax",
     "view_json",

@@ -1,20 +1,28 @@
-"""Catena-X BatteryPass 6.0.0 / 6.1.0 to and from the node's passport, losing nothing.
+"""Catena-X BatteryPass 6.0.0 / 6.1.0 to and from the node's passport, losing and changing nothing.
 
-Scalar values at fixed paths are *moved* into the node's groups (checked there: units, ranges, dates);
-a value that fails the node's check stays where it was, verbatim. Everything not moved is kept as
-extension data, split by the Annex XIII point its section belongs to (`SECTIONS`, most specific path
-wins; an unknown section is treated as authority-only). Export puts the moved values back into the kept
-remainder, so `to_catenax(from_catenax(doc)) == doc`.
+A document is checked first (`validation.check`: the official schema and the node's rules) and refused
+whole, naming every failing path, when anything fails: nothing is kept aside. Scalar values at fixed paths
+are then *moved* into the node's groups (`MOVED`), where the node's model checks them once more (a rated
+capacity above 0), a fault reported at its Catena-X path. Everything not moved is kept as extension data,
+split by the Annex XIII point its section belongs to (`SECTIONS`, most specific path wins; an unknown
+section is treated as authority-only). Each extension also records where its keys stood in the containers
+the mapping takes apart (`order`), so export gives back the same values in the same key order:
+`orjson.dumps(to_catenax(from_catenax(doc))) == orjson.dumps(doc)`.
+
+Reading copies only the containers on the way to a moved value: the passport shares every other subtree
+with the document (so a document must not be changed after it was read), and the document itself is left
+as it was.
 """
 
 from __future__ import annotations
 
-import copy
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
 
-from .model import GROUPS, Extension, Passport, PassportInvalid, Tag, invalid
+from . import formats, validation
+from .model import GROUPS, Extension, Passport, PassportInvalid, Tag, canonical_id, invalid
 
 ASPECT_6_0 = "urn:samm:io.catenax.battery.battery_pass:6.0.0#BatteryPass"
 ASPECT_6_1 = "urn:samm:io.catenax.battery.battery_pass:6.1.0#BatteryPass"
@@ -90,21 +98,81 @@ MOVED: tuple[tuple[str, str, str], ...] = (
     ("performance.dynamic.fullCycles.value", "condition", "full_cycles"),
 )
 _FIELD_PATH = {(group, name): path for path, group, name in MOVED}
+# Where a field the node derives (not moves) comes from, for naming a fault at its Catena-X path.
+_DERIVED = {
+    ("identity", "battery_id"): "identification.identification.serial",
+    ("identity", "predecessor_passport_ids"): "metadata.predecessor",
+}
+# Values spelt differently by Catena-X and the node (Catena-X path -> Catena-X value -> node value).
+SPELLING: dict[str, dict[str, str]] = {"sustainability.status": {"re-used": "reused"}}
+_SPOKEN = {path: {node: cx for cx, node in table.items()} for path, table in SPELLING.items()}
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def _moved_tree() -> dict[str, Any]:
+    """Return MOVED as a tree of Catena-X keys whose leaves are (path, group, field)."""
+    tree: dict[str, Any] = {}
+    for path, group, name in MOVED:
+        *parents, leaf = path.split(".")
+        node = tree
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = (path, group, name)
+    return tree
+
+
+_MOVED_TREE = _moved_tree()
+
+
+_SECTION_KEYS = {tuple(section.split(".")): tag for section, tag in SECTIONS.items()}
+
+
+def tag_of(path: str) -> Tag:
+    """Return the Annex XIII tag of a Catena-X path (most specific section wins; unknown: authority)."""
+    return _tag(tuple(path.split(".")))
+
+
+@lru_cache(maxsize=4096)
+def _tag(keys: tuple[str, ...]) -> Tag:
+    """Return the tag of a path given as its keys (a key may hold a dot: it is one key)."""
+    for depth in range(len(keys), 0, -1):
+        found = _SECTION_KEYS.get(keys[:depth])
+        if found is not None:
+            return found
+    return Tag.AUTHORITY
+
+
+def _split_containers() -> frozenset[str]:
+    """Return the containers whose keys belong to more than one tag (a section inside differs)."""
+    found = set()
+    for section in SECTIONS:
+        keys = section.split(".")
+        for depth in range(1, len(keys)):
+            container = ".".join(keys[:depth])
+            if any(SECTIONS[s] is not tag_of(container) for s in SECTIONS if s.startswith(container + ".")):
+                found.add(container)
+    return frozenset(found)
+
+
+# Split by key on the way in (each key to its tag), every key's position recorded.
+SPLIT = _split_containers()
+_SPLIT_KEYS = frozenset(tuple(container.split(".")) for container in SPLIT)
 
 
 def is_catenax(document: dict[str, Any]) -> bool:
-    """Tell a Catena-X BatteryPass document by its spec version or its shape."""
-    spec = document.get("specVersion")
-    if isinstance(spec, str) and "battery_pass:6." in spec:
-        return True
-    metadata = document.get("metadata")
-    return isinstance(metadata, dict) and "passportIdentifier" in metadata and "identification" in document
+    """Tell a Catena-X BatteryPass document (6.0.0 or 6.1.0) from its aspect URN or its shape."""
+    try:
+        return formats.detect(document).startswith("catenax")
+    except PassportInvalid:
+        return False
 
 
 def version(document: dict[str, Any]) -> str:
-    """Return "catenax-6.1" or "catenax-6.0" (6.0 documents carry no specVersion)."""
-    spec = document.get("specVersion")
-    return "catenax-6.1" if isinstance(spec, str) and "6.1" in spec else "catenax-6.0"
+    """Return "catenax-6.1" or "catenax-6.0" (raise PassportInvalid for a document that is neither)."""
+    fmt = formats.detect(document)
+    if not fmt.startswith("catenax"):
+        raise PassportInvalid([("(passport)", f"not a Catena-X BatteryPass document (it reads as {fmt})")])
+    return fmt
 
 
 def _get(document: dict[str, Any], path: str) -> tuple[bool, Any]:
@@ -116,18 +184,6 @@ def _get(document: dict[str, Any], path: str) -> tuple[bool, Any]:
     return True, node
 
 
-def _pop(document: dict[str, Any], path: str) -> None:
-    keys = path.split(".")
-    parents = [document]
-    for key in keys[:-1]:
-        parents.append(parents[-1][key])
-    del parents[-1][keys[-1]]
-    for depth in range(len(keys) - 1, 0, -1):  # drop containers the move left empty
-        if parents[depth]:
-            break
-        del parents[depth - 1][keys[depth - 1]]
-
-
 def _put(document: dict[str, Any], path: str, value: Any) -> None:
     keys = path.split(".")
     node = document
@@ -136,25 +192,71 @@ def _put(document: dict[str, Any], path: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def tag_of(path: str) -> Tag:
-    """Return the Annex XIII tag of a Catena-X path (most specific section wins; unknown: authority)."""
-    keys = path.split(".")
-    for depth in range(len(keys), 0, -1):
-        found = SECTIONS.get(".".join(keys[:depth]))
-        if found is not None:
-            return found
-    return Tag.AUTHORITY
-
-
-def _split(remainder: dict[str, Any], prefix: str, out: dict[Tag, dict[str, Any]]) -> None:
-    """Distribute the remainder over tags: a subtree goes whole to its tag unless a more specific section differs."""
+def _split(remainder: dict[str, Any], prefix: tuple[str, ...], out: dict[Tag, dict[str, Any]]) -> None:
+    """Distribute the remainder over tags: a subtree goes whole to its tag unless a section inside differs."""
     for key, value in remainder.items():
-        path = f"{prefix}.{key}" if prefix else key
-        inner = [s for s in SECTIONS if s.startswith(path + ".")]
-        if isinstance(value, dict) and any(SECTIONS[s] is not tag_of(path) for s in inner):
-            _split(value, path, out)
+        keys = (*prefix, key)
+        if isinstance(value, dict) and keys in _SPLIT_KEYS:
+            _split(value, keys, out)
         else:
-            _put(out.setdefault(tag_of(path), {}), path, value)
+            node = out.setdefault(_tag(keys), {})
+            for step in prefix:
+                node = node.setdefault(step, {})
+            node[key] = value
+
+
+class _Order:
+    """Where keys stood in the document's containers, per tag: container path -> key -> index."""
+
+    def __init__(self) -> None:
+        self.by_tag: dict[Tag, dict[str, dict[str, int]]] = {}
+
+    def note(self, container: str, key: str, index: int) -> None:
+        keys = (*container.split("."), key) if container else (key,)
+        self.by_tag.setdefault(_tag(keys), {}).setdefault(container, {})[key] = index
+
+    def note_split(self, document: dict[str, Any], prefix: tuple[str, ...] = ()) -> None:
+        container = ".".join(prefix)  # a split container is one of SECTIONS': no key in it has a dot
+        for index, (key, value) in enumerate(document.items()):
+            self.note(container, key, index)
+            if isinstance(value, dict) and (*prefix, key) in _SPLIT_KEYS:
+                self.note_split(value, (*prefix, key))
+
+
+def _take(
+    document: dict[str, Any], tree: dict[str, Any], order: _Order, taken: list[tuple[Any, Any]], where: str = ""
+) -> dict[str, Any]:
+    """Take the values at the tree's leaves out of the document; return what remains.
+
+    Only the containers on the way to a taken value are copied (the document is not changed); one the
+    taking leaves empty is left out. A value that is absent, null, an object or a list is not taken (the
+    schema check names it). The positions of what is taken out are noted in `order`, so export can put
+    each value back where it was.
+    """
+    out: dict[str, Any] | None = None
+    for key, inner in tree.items():
+        if key not in document:
+            continue
+        value = document[key]
+        if isinstance(inner, tuple):
+            if value is None or isinstance(value, dict | list):
+                continue
+            taken.append((inner, value))
+            out = dict(document) if out is None else out
+            del out[key]
+        elif isinstance(value, dict):
+            kept = _take(value, inner, order, taken, f"{where}.{key}" if where else key)
+            if kept is value:
+                continue
+            out = dict(document) if out is None else out
+            if kept:
+                out[key] = kept
+                continue
+            del out[key]
+        else:
+            continue
+        order.note(where, key, list(document).index(key))
+    return document if out is None else out
 
 
 def _battery_id(document: dict[str, Any], passport_id: str) -> str:
@@ -167,60 +269,109 @@ def _battery_id(document: dict[str, Any], passport_id: str) -> str:
     return str(dmc) if isinstance(dmc, str) and dmc else passport_id
 
 
-def from_catenax(document: dict[str, Any]) -> Passport:
-    """Map a Catena-X BatteryPass 6.x document into the node's passport (raise PassportInvalid if unusable)."""
-    found, passport_id = _get(document, "metadata.passportIdentifier")
-    if not found or not isinstance(passport_id, str) or not passport_id:
-        raise PassportInvalid([("metadata.passportIdentifier", "required: the passport's unique identifier")])
-    remainder = copy.deepcopy(document)
+def from_catenax(document: dict[str, Any], fmt: str | None = None) -> Passport:
+    """Map a Catena-X BatteryPass 6.x document into the node's passport (raise PassportInvalid naming every fault)."""
+    fmt = fmt or version(document)
+    errors = validation.check(fmt, document)
+    try:
+        passport = _read(document, fmt)
+    except PassportInvalid as exc:
+        errors = validation.in_document_order(document, errors + exc.errors)
+    if errors:
+        raise PassportInvalid(errors)
+    return passport
+
+
+def _read(document: dict[str, Any], fmt: str) -> Passport:
+    order = _Order()
+    order.note_split(document)
+    taken: list[tuple[Any, Any]] = []
+    remainder = _take(document, _MOVED_TREE, order, taken)
     groups: dict[str, dict[str, Any]] = {}
-    for path, group, name in MOVED:
-        present, value = _get(document, path)
-        if not present or isinstance(value, dict | list) or value is None:
-            continue
-        candidate = {**groups.get(group, {}), name: value}
-        if group == "identity":
-            candidate.setdefault("passport_id", passport_id)
-            candidate.setdefault("battery_id", "-")
-        try:
-            GROUPS[group].model_validate(candidate)
-        except ValidationError:
-            continue  # not valid for the node: kept verbatim in the extension data, where it was
+    for (path, group, name), value in taken:
+        if isinstance(value, str) and path in SPELLING:
+            value = SPELLING[path].get(value, value)
         groups.setdefault(group, {})[name] = value
-        _pop(remainder, path)
     identity = groups.setdefault("identity", {})
-    identity["battery_id"] = _battery_id(document, passport_id)
+    passport_id = identity.get("passport_id")
+    identity["battery_id"] = _battery_id(document, passport_id if isinstance(passport_id, str) else "-")
     predecessor = _get(document, "metadata.predecessor")[1]
-    if isinstance(predecessor, str) and predecessor and set(predecessor) - set("urn:uid0-"):
+    if isinstance(predecessor, str) and predecessor and canonical_id(predecessor) != NIL_UUID:
         identity["predecessor_passport_ids"] = [predecessor]
     parts: dict[Tag, dict[str, Any]] = {}
-    _split(remainder, "", parts)
-    fmt = version(document)
-    data = {
-        **groups,
-        "source_format": fmt,
-        "extensions": [{"format": FORMAT, "tag": tag.value, "data": parts[tag]} for tag in Tag if tag in parts],
-    }
+    _split(remainder, (), parts)
+    extensions = [
+        {"format": FORMAT, "tag": tag.value, "data": parts.get(tag, {}), "order": order.by_tag.get(tag)}
+        for tag in Tag
+        if tag in parts or tag in order.by_tag
+    ]
+    data = {**groups, "source_format": fmt, "extensions": extensions}
     try:
         return Passport.model_validate(data)
     except ValidationError as exc:
-        raise invalid(exc) from None
+        raise PassportInvalid([(_catenax_path(path), message) for path, message in invalid(exc).errors]) from None
+
+
+def _catenax_path(node_path: str) -> str:
+    """Return the Catena-X path a fault in the node's groups came from (moved or derived values)."""
+    group, _, name = node_path.partition(".")
+    name = name.split(".")[0].split("[")[0]
+    return _FIELD_PATH.get((group, name)) or _DERIVED.get((group, name)) or node_path
 
 
 def _merge(into: dict[str, Any], data: dict[str, Any]) -> None:
+    """Merge extension data into the export, in fresh containers (the passport's own are never changed)."""
     for key, value in data.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
+        if isinstance(value, dict):
+            inner = into.get(key)
+            if not isinstance(inner, dict):
+                inner = into[key] = {}
+            _merge(inner, value)
         else:
-            into[key] = copy.deepcopy(value)
+            into[key] = value
+
+
+def _reorder(out: dict[str, Any], orders: dict[str, dict[str, int]]) -> None:
+    """Put each recorded key back at its position (the export's containers are its own, changed in place)."""
+    for container, positions in orders.items():
+        found, node = (True, out) if not container else _get(out, container)
+        if found and isinstance(node, dict) and len(node) > 1:
+            keys = list(node)
+            ordered = _in_order(keys, positions)
+            if ordered != keys:
+                items = {key: node[key] for key in ordered}
+                node.clear()
+                node.update(items)
+
+
+def _in_order(keys: list[str], positions: dict[str, int]) -> list[str]:
+    """Return the keys in their recorded order.
+
+    In a split container every key has a position (a view may hold only some: they sort). Elsewhere only
+    the taken-out keys have one: they go back to it, the others keep their order in the free places.
+    """
+    if all(key in positions for key in keys):
+        return sorted(keys, key=positions.__getitem__)
+    placed: list[str | None] = [None] * len(keys)
+    late: list[str] = []
+    for key in sorted((k for k in keys if k in positions), key=positions.__getitem__):
+        if positions[key] < len(keys) and placed[positions[key]] is None:
+            placed[positions[key]] = key
+        else:
+            late.append(key)
+    rest = iter([k for k in keys if k not in positions] + late)
+    return [key if key is not None else next(rest) for key in placed]
 
 
 def to_catenax(passport: Passport) -> dict[str, Any]:
     """Render a passport (or a view's subset of one) as a Catena-X BatteryPass document."""
     out: dict[str, Any] = {}
+    orders: dict[str, dict[str, int]] = {}
     for extension in passport.extensions:
         if extension.format == FORMAT:
             _merge(out, extension.data)
+            for container, positions in (extension.order or {}).items():
+                orders.setdefault(container, {}).update(positions)
     for group_name in GROUPS:
         group = getattr(passport, group_name)
         if group is None:
@@ -228,9 +379,10 @@ def to_catenax(passport: Passport) -> dict[str, Any]:
         for name, value in group.model_dump(mode="json", exclude_none=True).items():
             path = _FIELD_PATH.get((group_name, name))
             if path is not None:
-                _put(out, path, value)
+                _put(out, path, _SPOKEN.get(path, {}).get(value, value) if isinstance(value, str) else value)
     if passport.source_format != "catenax-6.0" and "specVersion" not in out:
         out["specVersion"] = "urn:io.catenax.battery.battery_pass:6.1.0"
+    _reorder(out, orders)
     return out
 
 

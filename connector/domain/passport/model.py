@@ -12,14 +12,46 @@ a passport exports back to its source format unchanged and a view never shows wh
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
-Number = int | float
+
+def _json_number(value: Any) -> Any:
+    """Take a JSON number as it is: no string, no boolean, no NaN (a lax model would turn "1.5" into 1.5)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        got = f"{json_type(value)} {shown(value)}"
+        raise PydanticCustomError("number", "must be a number, got {got}", {"got": got})
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("finite", "must be a finite number, got {got}", {"got": shown(value)})
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    value = _json_number(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise PydanticCustomError("whole", "must be a whole number, got {got}", {"got": shown(value)})
+    return value
+
+
+# Numbers keep their JSON type (an int stays an int, a float a float), so they leave the node as they came.
+Number = Annotated[int | float, BeforeValidator(_json_number)]
+Count = Annotated[int | float, BeforeValidator(_whole_number), Field(ge=0)]
 Percent = Annotated[Number, Field(ge=0, le=100)]
 Positive = Annotated[Number, Field(gt=0)]
 NonNegative = Annotated[Number, Field(ge=0)]
@@ -44,15 +76,52 @@ class PassportInvalid(Exception):
         self.errors = errors
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """Render a value as JSON for a message (NaN and infinities by name), shortened."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, float):
+        return repr(value)  # 150.0 stays 150.0 (orjson would agree; repr is what the value is)
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def json_type(value: Any) -> str:
+    """Name the JSON type of a value: null, boolean, number, string, array or object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def canonical_id(value: str) -> str:
+    """Return a passport id in the form ids are compared in: a UUID lower case and without "urn:uuid:"."""
+    lowered = value.strip().lower()
+    return lowered.removeprefix("urn:uuid:")
+
+
 def check_date(value: str | None) -> str | None:
     """Accept YYYY-MM or YYYY-MM-DD naming a real month or day."""
     if value is None:
         return None
-    if not _DATE.match(value):
-        raise ValueError("must be a date, YYYY-MM-DD or YYYY-MM")
-    year, month, *day = (int(part) for part in value.split("-"))
-    date(year, month, day[0] if day else 1)  # raises ValueError for a month 13 or a 31 April
-    return value
+    if _DATE.match(value):
+        year, month, *day = (int(part) for part in value.split("-"))
+        try:
+            date(year, month, day[0] if day else 1)  # a month 13 or a 31 April is no date
+            return value
+        except ValueError:
+            pass
+    raise ValueError(f"must be a real date, YYYY-MM-DD or YYYY-MM, got {shown(value)}")
 
 
 class Group(BaseModel):
@@ -92,6 +161,14 @@ class Identity(Group):
     predecessor_passport_ids: tuple[str, ...] = ()
 
     _date = field_validator("manufacturing_date")(check_date)
+
+    @field_validator("predecessor_passport_ids")
+    @classmethod
+    def _not_its_own_predecessor(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        own = info.data.get("passport_id")
+        if isinstance(own, str) and any(canonical_id(p) == canonical_id(own) for p in value):
+            raise PydanticCustomError("predecessor", "must not name the passport itself (identity.passport_id)")
+        return value
 
 
 class CarbonFootprint(Group):
@@ -140,7 +217,7 @@ class Performance(Group):
     voltage_nominal_v: NonNegative | None = None
     voltage_max_v: NonNegative | None = None
     original_power_w: NonNegative | None = None
-    expected_lifetime_cycles: Annotated[int, Field(ge=0)] | None = None
+    expected_lifetime_cycles: Count | None = None
     capacity_threshold_exhaustion_pct: Percent | None = None
     idle_temperature_min_c: Annotated[Number, Field(ge=-273.15)] | None = None
     idle_temperature_max_c: Annotated[Number, Field(ge=-273.15)] | None = None
@@ -154,7 +231,7 @@ class Labels(Group):
 
     declaration_of_conformity_id: str | None = None
     declaration_of_conformity_urls: tuple[str, ...] = ()
-    separate_collection_symbol: bool | None = None
+    separate_collection_symbol: StrictBool | None = None
     extinguishing_agents: tuple[str, ...] = ()
 
 
@@ -199,8 +276,8 @@ class Condition(Group):
     remaining_energy_kwh: NonNegative | None = None
     capacity_fade_pct: Percent | None = None
     power_fade_pct: Percent | None = None
-    full_cycles: Annotated[int, Field(ge=0)] | None = None
-    deep_discharge_events: Annotated[int, Field(ge=0)] | None = None
+    full_cycles: Count | None = None
+    deep_discharge_events: Count | None = None
     last_update: str | None = None
 
     _date = field_validator("put_into_service")(check_date)
@@ -227,6 +304,9 @@ class Extension(BaseModel):
     format: str = Field(min_length=1)
     tag: Tag
     data: dict[str, Any]
+    # Where this tag's keys stood in the source document's containers (container path -> key -> index),
+    # for a source format whose export must give back the same key order (catenax.py).
+    order: dict[str, dict[str, int]] | None = None
 
 
 class Passport(BaseModel):
@@ -283,13 +363,44 @@ def _path(location: tuple[int | str, ...]) -> str:
     return out
 
 
+_REASONS = {
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "string_too_long": "must be at most {max_length} characters",
+    "string_too_short": "must be at least {min_length} characters",
+    "string_pattern_mismatch": "must match {pattern}",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "enum": "must be one of {expected}",
+    "missing": "required",
+    "extra_forbidden": "not a field of this group",
+}
+
+
+def reason(item: Any) -> str:
+    """Say what is wrong with a value in the node's words ("must be at most 100, got 130")."""
+    template = _REASONS.get(item["type"])
+    if template is None:
+        message = str(item["msg"]).removeprefix("Value error, ")
+        return message[:1].lower() + message[1:]
+    text = template.format(**item.get("ctx", {}))
+    if item["type"] in ("missing", "extra_forbidden"):
+        return text
+    value = item.get("input")
+    got = f"{len(value)}" if item["type"].startswith("string_too") else shown(value)
+    return f"{text}, got {json_type(value) + ' ' if item['type'].endswith('_type') else ''}{got}"
+
+
 def invalid(error: ValidationError, prefix: str = "") -> PassportInvalid:
-    """Turn pydantic's errors into (path, message) pairs."""
-    errors = []
+    """Turn pydantic's errors into (path, reason) pairs, one per field."""
+    errors: dict[str, str] = {}
     for item in error.errors(include_url=False):
-        path = _path(tuple(p for p in item["loc"] if p not in ("function-after[check_date(), str]",)))
-        errors.append((f"{prefix}{path}" if path else prefix.rstrip(".") or "(passport)", item["msg"]))
-    return PassportInvalid(errors)
+        steps = tuple(p for p in item["loc"] if not (isinstance(p, str) and ("[" in p or p in ("int", "float"))))
+        path = _path(steps)
+        errors.setdefault(f"{prefix}{path}" if path else prefix.rstrip(".") or "(passport)", reason(item))
+    return PassportInvalid(list(errors.items()))
 
 
 def parse_passport(data: Any) -> Passport:
