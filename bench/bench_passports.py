@@ -15,7 +15,8 @@
    repeated (`--repeat`, median).
 3. At the tenth size, also: the import again (every record unchanged: the digest comparison path), the
    import with the cyclic garbage collector off (what collection costs), and the former figure, small
-   records in the node's own format (about 3 KB, no mapping).
+   records in the node's own format (about 3 KB, no mapping). The tenth-size runs of each round are
+   interleaved, so a moment when the machine is busy slows every kind alike.
 4. Renders views in this process from stored node JSON: the public and legitimate-interest views in the
    node's shape (what the public URL and the data plane serve), and the Catena-X shape of the Catena-X
    example's public view; reports views per second, against `json.dumps` of the same passport as baseline.
@@ -45,7 +46,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -63,34 +64,36 @@ SHOWN = 15  # functions listed per ordering by --profile
 
 
 def _child(kind: str, path: Path) -> dict[str, Any]:
-    """Import `path` in this process; return seconds, exit status and peak memory."""
-    # Both kinds import their modules before the clock starts: they time the work, not Python's start.
+    """Import `path` in this process; return wall and CPU seconds, exit status and peak memory."""
+    # Every kind imports its modules before the clock starts: they time the work, not Python's start.
     import connector.app
     import connector.cli
     import connector.services.passport_sources
     import connector.services.passports
     import connector.store.migrate
 
+    argv = ["passports", "import", str(path), "--no-progress"]
+    profiler = cProfile.Profile() if kind == "profile" else None
+    if kind == "import-nogc":
+        gc.disable()
+    cpu, started = _cpu(), time.perf_counter()
     if kind == "floor":
-        started = time.perf_counter()
         code = _run_loop(_floor(path))
-        seconds = time.perf_counter() - started
+    elif profiler is not None:
+        code = profiler.runcall(connector.cli.main, argv)
     else:
-        argv = ["passports", "import", str(path), "--no-progress"]
-        if kind == "profile":
-            profiler = cProfile.Profile()
-            started = time.perf_counter()
-            code = profiler.runcall(connector.cli.main, argv)
-            seconds = time.perf_counter() - started
-            _print_profile(pstats.Stats(profiler))
-        else:
-            if kind == "import-nogc":
-                gc.disable()
-            started = time.perf_counter()
-            code = connector.cli.main(argv)
-            seconds = time.perf_counter() - started
+        code = connector.cli.main(argv)
+    seconds, cpu = time.perf_counter() - started, _cpu() - cpu
+    if profiler is not None:
+        _print_profile(pstats.Stats(profiler))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
-    return {"seconds": seconds, "exit": code, "peak_mb": peak_kb / 1024}
+    return {"seconds": seconds, "cpu_seconds": cpu, "exit": code, "peak_mb": peak_kb / 1024}
+
+
+def _cpu() -> float:
+    """Return the CPU seconds this process used so far (every thread: SQLite writes in aiosqlite's)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _run_loop(coroutine: Any) -> int:
@@ -204,17 +207,43 @@ def _run(kind: str, path: Path, data_dir: Path) -> dict[str, Any]:
     return result
 
 
-def _measure(kind: str, path: Path, count: int, workdir: Path, repeat: int) -> tuple[float, float, str]:
-    """Run `repeat` fresh imports; return the median rate, the highest peak memory and the last summary."""
-    rates, peaks, summary = [], [], ""
-    for _ in range(repeat):
-        data_dir = Path(tempfile.mkdtemp(prefix="node-", dir=workdir))
-        result = _run(kind, path, data_dir)
-        shutil.rmtree(data_dir)
-        rates.append(count / result["seconds"])
-        peaks.append(result["peak_mb"])
-        summary = result["summary"]
-    return statistics.median(rates), max(peaks), summary
+class Figures(NamedTuple):
+    """What the runs of one kind measured: medians of the rates, the highest peak memory."""
+
+    rate: float  # passports per second of wall-clock time
+    cpu_rate: float  # passports per CPU second: what a busy shared machine changes least
+    peak_mb: float
+    summary: str  # the command's own summary line, from the last run
+
+
+def _rounds(path: Path, count: int, workdir: Path, rounds: int, kinds: tuple[str, ...]) -> dict[str, Figures]:
+    """Run each kind once per round, interleaved (a busy moment of the machine hits every kind alike).
+
+    Each runs in a fresh process on a fresh database, but "again" imports into the database the round's
+    "import" just filled. Return, per kind, the median rate, the highest peak memory and a summary line.
+    """
+    samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    for _ in range(rounds):
+        imported: Path | None = None
+        for kind in kinds:
+            data_dir = imported if kind == "again" else Path(tempfile.mkdtemp(prefix="node-", dir=workdir))
+            assert data_dir is not None, "'again' needs an 'import' before it in the round"
+            samples[kind].append(_run("import" if kind == "again" else kind, path, data_dir))
+            if kind == "import":
+                imported = data_dir
+            else:
+                shutil.rmtree(data_dir)
+        if imported is not None and imported.exists():
+            shutil.rmtree(imported)
+    return {
+        kind: Figures(
+            statistics.median(count / r["seconds"] for r in results),
+            statistics.median(count / r["cpu_seconds"] for r in results),
+            max(r["peak_mb"] for r in results),
+            results[-1]["summary"],
+        )
+        for kind, results in samples.items()
+    }
 
 
 def _imports(count: int, repeat: int, workdir: Path) -> None:
@@ -226,40 +255,41 @@ def _imports(count: int, repeat: int, workdir: Path) -> None:
         f"generated {large:,} Catena-X 6.1 passports ({size / 1e6:,.0f} MB JSON Lines, {size / large / 1000:.1f} KB "
         f"each) in {time.perf_counter() - started:.1f} s, the first {small:,} of them also as a second file"
     )
-    peaks: dict[str, list[float]] = {"import": [], "floor": []}
-    for n, path, runs in ((small, small_file, repeat), (large, large_file, 1)):
-        full, full_peak, summary = _measure("import", path, n, workdir, runs)
-        floor, floor_peak, _ = _measure("floor", path, n, workdir, runs)
-        peaks["import"].append(full_peak)
-        peaks["floor"].append(floor_peak)
+    found = {
+        small: _rounds(small_file, small, workdir, repeat, ("import", "again", "import-nogc", "floor")),
+        large: _rounds(large_file, large, workdir, 1, ("import", "floor")),
+    }
+    for n, runs in ((small, repeat), (large, 1)):
+        full, floor = found[n]["import"], found[n]["floor"]
         how = f"median of {runs}" if runs > 1 else "one run"
         print(
-            f"{n:,} passports ({how}): full import {full:,.0f}/s, parse + store alone {floor:,.0f}/s, "
-            f"ratio {full / floor:.2f}; peak memory {full_peak:,.0f} MB importing, {floor_peak:,.0f} MB parse + store"
+            f"{n:,} passports ({how}): full import {full.rate:,.0f}/s, parse + store alone {floor.rate:,.0f}/s, "
+            f"ratio {full.rate / floor.rate:.2f} (per CPU second {full.cpu_rate:,.0f} and {floor.cpu_rate:,.0f}, "
+            f"ratio {full.cpu_rate / floor.cpu_rate:.2f}); peak memory {full.peak_mb:,.0f} MB importing, "
+            f"{floor.peak_mb:,.0f} MB parse + store"
         )
-        print(f"   {summary}")
+        print(f"   {full.summary}")
     print(
-        f"peak memory from {small:,} to {large:,} passports: importing {peaks['import'][0]:,.0f} -> "
-        f"{peaks['import'][1]:,.0f} MB, parse + store {peaks['floor'][0]:,.0f} -> {peaks['floor'][1]:,.0f} MB"
+        f"peak memory from {small:,} to {large:,} passports: importing {found[small]['import'].peak_mb:,.0f} -> "
+        f"{found[large]['import'].peak_mb:,.0f} MB, parse + store {found[small]['floor'].peak_mb:,.0f} -> "
+        f"{found[large]['floor'].peak_mb:,.0f} MB"
     )
-
-    data_dir = Path(tempfile.mkdtemp(prefix="node-", dir=workdir))
-    _run("import", small_file, data_dir)
-    again = _run("import", small_file, data_dir)
-    shutil.rmtree(data_dir)
-    print(f"{small:,} passports imported again (every one unchanged): {small / again['seconds']:,.0f}/s")
-    full, _, _ = _measure("import", small_file, small, workdir, 1)
-    nogc, _, _ = _measure("import-nogc", small_file, small, workdir, 1)
+    full, again, nogc = (found[small][kind] for kind in ("import", "again", "import-nogc"))
     print(
-        f"{small:,} passports, cyclic garbage collector off: {nogc:,.0f}/s against {full:,.0f}/s with it "
-        f"(collection takes {100 * (1 - full / nogc):.0f} % of the import)"
+        f"{small:,} passports imported again, every one unchanged: {again.rate:,.0f}/s "
+        f"({again.cpu_rate:,.0f} per CPU second)"
+    )
+    print(
+        f"{small:,} passports, cyclic garbage collector off: {nogc.rate:,.0f}/s against {full.rate:,.0f}/s with it "
+        f"(per CPU second {nogc.cpu_rate:,.0f} against {full.cpu_rate:,.0f}: collection takes "
+        f"{100 * (1 - full.cpu_rate / nogc.cpu_rate):.0f} % of the import)"
     )
     node_file = workdir / "node.jsonl"
     node_size = _write(node_file, (model.generate(i) for i in range(small)))
-    rate, peak, _ = _measure("import", node_file, small, workdir, 1)
+    node = _rounds(node_file, small, workdir, repeat, ("import",))["import"]
     print(
         f"{small:,} small passports in the node's format ({node_size / small / 1000:.1f} KB each, no mapping): "
-        f"{rate:,.0f}/s, peak memory {peak:,.0f} MB"
+        f"{node.rate:,.0f}/s ({node.cpu_rate:,.0f} per CPU second), peak memory {node.peak_mb:,.0f} MB"
     )
 
 
