@@ -22,7 +22,8 @@
    example's public view; reports views per second, against `json.dumps` of the same passport as baseline.
 
 `--profile` instead runs the full import of `--count` passports under cProfile and prints the functions
-that cost most, by own and by cumulative time. Figures are informational and never fail on time.
+that cost most, by own and by cumulative time, then times each stage of making a record on its own
+(parsing, mapping, the record, encoding) without a profiler. Figures are informational and never fail on time.
 
 Run: python bench/bench_passports.py [--count N] [--repeat N] [--views N] [--profile]
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import cProfile
 import gc
 import hashlib
@@ -58,6 +60,8 @@ from connector.domain.passport.synthetic import catenax_documents
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 500  # the import's default batch: one transaction each
 SHOWN = 15  # functions listed per ordering by --profile
+CHAIN = 0.95  # a function with more of the profiled time than this is the command's call chain
+STAGES = 1000  # passports each stage is measured on, by --profile
 
 
 # The importing processes (this script run again with --child): each prints one JSON line last.
@@ -166,7 +170,9 @@ def _print_profile(stats: pstats.Stats) -> None:
 
     for title, column in (("own time", 2), ("cumulative time", 3)):
         print(f"top {SHOWN} by {title} (of {total:.1f} s profiled; % of that):", file=sys.stderr)
-        ranked = sorted(entries.items(), key=lambda item: item[1][column], reverse=True)[:SHOWN]
+        # By cumulative time, the command's call chain (main ... import_records, all near 100 %) is left out.
+        shown = [item for item in entries.items() if column == 2 or item[1][3] < CHAIN * total]
+        ranked = sorted(shown, key=lambda item: item[1][column], reverse=True)[:SHOWN]
         for key, (_, calls, own, cumulative, _) in ranked:
             shares = f"{100 * own / total:5.1f} % own  {100 * cumulative / total:5.1f} % cum"
             print(f"  {shares}  {calls:>10,} calls  {name(key)}", file=sys.stderr)
@@ -300,6 +306,37 @@ def _profile(count: int, workdir: Path) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="node-", dir=workdir))
     result = _run("profile", path, data_dir)
     print(f"{result['summary']}\n(profiled: {count / result['seconds']:,.0f}/s; cProfile slows Python-heavy code most)")
+    _stages(path)
+
+
+def _stages(path: Path) -> None:
+    """Time each stage of making a record on its own, without a profiler, in microseconds per passport."""
+    from connector.services.passports import digest, load, record_of
+    from connector.store.engine import encode_json
+
+    with path.open("rb") as lines:
+        raw = [line for line, _ in zip(lines, range(STAGES), strict=False)]
+    documents = [orjson.loads(line) for line in raw]
+    loaded = [load(orjson.loads(line)) for line in raw]
+    records = [record_of(passport, fmt) for passport, fmt in loaded]
+    stages: list[tuple[str, Callable[[int], object]]] = [
+        ("parse: json.loads (the reader today)", lambda i: json.loads(raw[i])),
+        ("parse: orjson.loads", lambda i: orjson.loads(raw[i])),
+        ("parse with orjson, then map and check: load (from_catenax)", lambda i: load(orjson.loads(raw[i]))),
+        ("   of which copy.deepcopy of the document", lambda i: copy.deepcopy(documents[i])),
+        ("record: record_of (node JSON and digest)", lambda i: record_of(*loaded[i])),
+        ("   of which digest (sorted-key orjson and SHA-256)", lambda i: digest(records[i].data)),
+        ("store: encode the data for its JSON columns", lambda i: encode_json(records[i].data)),
+    ]
+    print(f"stages on their own, per passport (first {len(raw):,} passports, no profiler; without GC pauses):")
+    for label, work in stages:
+        gc.disable()
+        started = time.perf_counter()
+        for i in range(len(raw)):
+            work(i)
+        elapsed = time.perf_counter() - started
+        gc.enable()
+        print(f"  {1e6 * elapsed / len(raw):7.1f} us  {label}")
 
 
 def _rate(label: str, count: int, work: Callable[[], object], baseline: float | None = None) -> float:
