@@ -8,6 +8,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
+from datetime import date, datetime
 from typing import Any
 
 import jsonschema
@@ -88,6 +89,33 @@ def test_ids_dates_numbers_and_lists_vary() -> None:
     predecessors = {d["metadata"]["predecessor"] for d in documents}
     assert "urn:uuid:00000000-0000-0000-0000-000000000000" in predecessors and len(predecessors) > 1
     assert not set(ids) & predecessors  # never its own predecessor
+
+
+def values(document: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """Every scalar of a document with the key it is under."""
+    if isinstance(document, dict):
+        for inner_key, inner in document.items():
+            yield from values(inner, inner_key)
+    elif isinstance(document, list):
+        for item in document:
+            yield from values(item, key)
+    else:
+        yield key, document
+
+
+def test_generated_passports_keep_the_node_s_product_rules() -> None:
+    # What the node checks beyond the schema: shares and concentrations within 0-100 whatever their unit,
+    # no negative amounts (only a temperature may be below zero), real dates and timestamps.
+    for i in SAMPLE:
+        for key, value in values(generate_catenax(i)):
+            if key in ("recycled", "renewable", "concentration"):
+                assert 0 <= value <= 100, f"passport {i}: {key} {value}"
+            elif isinstance(value, int | float) and not isinstance(value, bool) and key != "lower":
+                assert value >= 0, f"passport {i}: {key} {value}"
+            elif key in ("issueDate", "expirationDate", "lastModification", "placedOnMarket") or key.endswith(
+                ("Date", "time")
+            ):
+                (date.fromisoformat if len(value) == 10 else datetime.fromisoformat)(value)
 
 
 def test_generated_passports_are_deterministic_per_number_and_seed() -> None:

@@ -220,8 +220,9 @@ def _substance(rng: random.Random, entry: tuple[str, str, str, str], part: str, 
 def generate_catenax(i: int, *, seed: int = 0) -> dict[str, Any]:
     """Return Catena-X BatteryPass 6.1.0 document number `i`, every section filled, the same for the same (i, seed).
 
-    Valid against the official 6.1.0 JSON schema and the node's product rules (real dates, shares within
-    0-100, canonical lower-case UUIDs); 10-15 KB of compact JSON; ids, dates, numbers and list lengths vary.
+    Valid against the official 6.1.0 JSON schema and the node's product rules (real dates, every share and
+    concentration within 0-100 whatever its unit, canonical lower-case UUIDs, a predecessor that is not the
+    passport itself); 10-15 KB of compact JSON; ids, dates, numbers and list lengths vary.
     """
     rng = random.Random(f"catenax-6.1:{seed}:{i}")
     part, name, category, chemistry, (nominal, v_min, v_max), ah, kwh, watts, kg = CATENAX_MODELS[
@@ -433,8 +434,8 @@ def generate_catenax(i: int, *, seed: int = 0) -> dict[str, Any]:
                     {
                         **_substance(rng, entry, part, year),
                         "impactOfSubstances": _documents(rng, "impact-other", part, year),
-                        "concentration": round(rng.uniform(100, 20000), 1),
-                        "materialUnit": "unit:partPerMillion",
+                        "concentration": round(rng.uniform(0.1, 15), 2),
+                        "materialUnit": "unit:percent",
                     }
                     for entry in rng.sample(_HAZARDOUS_OTHER, rng.randint(1, 2))
                 ],
