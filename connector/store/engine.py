@@ -15,6 +15,7 @@ import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,24 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 POSTGRES_PORT = 5432
 
 
-def _to_json(value: Any) -> str:
+@dataclass(frozen=True, slots=True)
+class EncodedJSON:
+    """A JSON column's value encoded already, stored as it is: one encoding for several rows."""
+
+    text: str
+
+
+def encode_json(value: Any) -> EncodedJSON:
+    """Encode a value for JSON columns once (a passport's data goes to its row and to its version's)."""
+    return EncodedJSON(_encode(value))
+
+
+def _encode(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _to_json(value: Any) -> str:
+    return value.text if type(value) is EncodedJSON else _encode(value)
 
 
 # JSON columns through orjson (the standard library's decoder was the largest single cost of reading a passport).

@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from connector.store.engine import encode_json
 from connector.store.tables import passport_imports, passport_versions, passports
 
 
@@ -131,13 +132,14 @@ class PassportRepository:
                 outcomes.append("unchanged")
                 continue
             version = (found[1] if found else 0) + 1
+            data = encode_json(record.data)  # once for both rows, not once per row
             columns = {
                 "battery_id": record.battery_id,
                 "model_id": record.model_id,
                 "manufacturer_id": record.manufacturer_id,
                 "category": record.category,
                 "version": version,
-                "data": record.data,
+                "data": data,
                 "digest": record.digest,
                 "source_format": record.source_format,
                 "updated_at": now,
@@ -153,7 +155,7 @@ class PassportRepository:
                 {
                     "passport_id": record.id,
                     "version": version,
-                    "data": record.data,
+                    "data": data,
                     "digest": record.digest,
                     "source_format": record.source_format,
                     "recorded_at": now,

@@ -1,0 +1,84 @@
+"""What the store keeps of a passport: its record's data is exactly the passport's node JSON in every source
+format, and the current row and its version row hold the same JSON, on every store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import orjson
+import pytest
+
+from connector.domain import passport as model
+from connector.domain.passport.synthetic import generate_catenax
+from connector.services.passports import digest, load, record_of
+from connector.store import Store, migrate
+from tests.conftest import DATA, data_path
+
+
+def catenax_example(version: str) -> dict[str, Any]:
+    path = data_path("passports", "catenax-sldt", "io.catenax.battery.battery_pass", version, "gen")
+    document = dict(json.loads((path / "BatteryPass.json").read_text()))
+    document["operation"]["intoServiceDate"] = "2024-02-29"  # published: a date that names no day
+    return document
+
+
+def idta_example() -> dict[str, Any]:
+    parts = {}
+    for path in sorted((DATA / "passports" / "idta-smt").glob("*/*/gen/*.json")):
+        if not path.name.endswith("-schema.json"):
+            parts[path.parts[-4].removeprefix("io.admin-shell.idta.batterypass.")] = json.loads(path.read_text())
+    parts["circularity"]["RenewableContent"] = 12.5  # published: -12143.4, a share
+    return {"idta": parts}
+
+
+DOCUMENTS = {
+    "node": lambda: model.generate(3),
+    "catenax-6.0 example": lambda: catenax_example("6.0.0"),
+    "catenax-6.1 example": lambda: catenax_example("6.1.0"),
+    "catenax-6.1 generated": lambda: generate_catenax(11),
+    "idta example": idta_example,
+}
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_a_record_holds_exactly_the_passports_node_json(name: str) -> None:
+    # record_of takes extension data as it is instead of dumping it through pydantic again: whatever the
+    # model gains later, a record must still be what to_json says, value for value and byte for byte.
+    passport, fmt = load(DOCUMENTS[name]())
+    record = record_of(passport, fmt)
+    expected = passport.to_json()
+    assert record.data == expected
+    assert orjson.dumps(record.data) == orjson.dumps(expected)
+    assert record.digest == digest(expected)
+    assert model.parse_passport(json.loads(orjson.dumps(record.data))) == passport
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    await migrate.upgrade(database_url)
+    opened = Store(database_url, pool_size=2)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_the_current_row_and_the_version_row_hold_the_same_json(store: Store) -> None:
+    # put_many encodes each passport's data once for both rows.
+    passport, fmt = load(generate_catenax(5))
+    first = record_of(passport, fmt)
+    data = {**first.data, "note": 'ünïcode ✓ and "quotes"', "numbers": [0, -1.5, 1e300, 2**53 + 1]}
+    second = replace(first, data=data, digest=digest(data))
+    async with store.transaction() as tx:
+        assert await tx.passports.put_many([first], 1000) == ["created"]
+    async with store.transaction() as tx:
+        assert await tx.passports.put_many([second], 2000) == ["updated"]
+    async with store.read() as tx:
+        current = await tx.passports.get(first.id)
+        history = await tx.passports.history(first.id)
+    assert current is not None and current.data == data and current.version == 2
+    assert [v.data for v in history] == [first.data, data]
+    assert [v.digest for v in history] == [first.digest, second.digest]
