@@ -540,8 +540,9 @@ def _value(document: dict[str, Any], path: str) -> Any:
     return node
 
 
-def test_a_catenax_passport_exports_as_idta_parts_and_back_losing_nothing_idta_carries() -> None:
-    original = catenax_example()
+@pytest.mark.parametrize("version", ["6.0.0", "6.1.0"])
+def test_a_catenax_passport_exports_as_idta_parts_and_back_losing_nothing_idta_carries(version: str) -> None:
+    original = catenax_example(version)
     passport = load(original)
     bundle, problems = exports.render_document(passport, "idta")
     nameplate = bundle["idta"]["digital_nameplate"]
@@ -660,3 +661,19 @@ def test_the_cli_refuses_an_incomplete_export_naming_what_is_missing(tmp_path: P
     assert exported.returncode == 1 and exported.stdout == ""
     assert "cannot be exported complete as idta: idta.digital_nameplate.URIOfTheProduct: required" in exported.stderr
     assert run("export", "urn:uuid:550e8400-e29b-41d4-a716-446655440000", "--format", "catenax").returncode == 0
+
+
+def test_a_property_the_schema_does_not_know_is_kept_for_authorities_only() -> None:
+    bundle = parts()
+    bundle["digital_nameplate"]["BatteryColour"] = "blue"
+    bundle["technical_data"]["GeneralInformation"]["Sticker"] = {"text": "x"}
+    passport = load({"idta": bundle})
+    assert kept(passport)["authority"]["digital_nameplate"] == {
+        "ResultsOfTestReportsProvingCompliance": ["Q"],
+        "BatteryColour": "blue",
+    }
+    assert "BatteryColour" not in idta.view_idta(passport, {"public", "legitimate_interest"})["digital_nameplate"]
+    assert idta.view_idta(passport, {"authority"})["digital_nameplate"]["BatteryColour"] == "blue"
+    # Inside a known property, an unknown key goes with the property.
+    assert idta.view_idta(passport, {"public"})["technical_data"]["GeneralInformation"]["Sticker"] == {"text": "x"}
+    assert exact(idta.to_idta(passport), bundle)

@@ -498,7 +498,7 @@ def _validation_errors(error: ValidationError, origin: dict[tuple[Any, ...], str
         loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         for depth in range(len(loc), 0, -1):
             if loc[:depth] in origin:
-                path = origin[loc[:depth]] + _dotted(("", *loc[depth:]))[1:] if loc[depth:] else origin[loc[:depth]]
+                path = origin[loc[:depth]] + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in loc[depth:])
                 break
         else:
             path = f"(node) {_dotted(loc)}"
