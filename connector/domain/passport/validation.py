@@ -233,8 +233,8 @@ def idta_part_of(document: dict[str, Any]) -> str | None:
 
 def schema_bytes(fmt: str) -> bytes:
     """Return the shipped official schema of a format, as it is on disk."""
-    folder = "idta" if fmt.startswith("idta.") else fmt.replace("catenax-", "catenax_").replace(".", "_")
-    return resources.files(__package__).joinpath("schemas", folder, SCHEMAS[fmt][1]).read_bytes()
+    folder, name = SCHEMAS[fmt]
+    return resources.files(__package__).joinpath("schemas", *folder.split("/"), name).read_bytes()
 
 
 # --- compiling -------------------------------------------------------------------------------------------
