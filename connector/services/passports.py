@@ -95,12 +95,13 @@ def load(document: Any) -> tuple[model.Passport, str]:
     if not isinstance(document, dict):
         raise InvalidInput(f"a passport must be a JSON object, got {type(document).__name__}")
     try:
-        return model.load_document(document), model.detect_format(document)
+        reading = model.read_document(document)  # the format is told once, by the reading
     except model.PassportInvalid as exc:
         raise InvalidInput(
             f"the passport is not valid: {'; '.join(f'{p}: {m}' for p, m in exc.errors[:5])}",
             [Problem(message, path) for path, message in exc.errors[:100]],
         ) from exc
+    return reading.passport, reading.format
 
 
 def render(data: Mapping[str, Any], levels: Iterable[str], fmt: str = "node") -> dict[str, Any]:

@@ -1,38 +1,73 @@
-"""The official JSON schemas the node ships (`schemas/`), and what the passport mappings read from them.
+"""The official JSON schemas the node ships (`schemas/`, see SOURCES.md there), and what the mappings read from them.
 
-Each schema is read once, on first use. From a schema the node takes an aspect's semantic id
-(`x-samm-aspect-model-urn`), the order of its properties (exports write them in that order, which is the
-order of the SAMM tooling and of the published examples), and its required properties and enumerations
-(an export that lacks one is refused, `problems`). This is not validation: values whose shape differs
-from the schema's are left alone here.
+`SCHEMAS` names each format's schema file; `schema_bytes` is the one reader of those files (validation
+compiles its checks from them, with the node's rules added) and `schema` gives one parsed, read-only copy.
+From a schema the mappings take an aspect's semantic id (`x-samm-aspect-model-urn`), the order of its
+properties (exports write them in that order, which is the order of the SAMM tooling and of the published
+examples) and the schema of a property path. Checking a document against a schema is `validation.py`'s.
 """
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from importlib import resources
 from typing import Any
 
-# Schema files by format, relative to schemas/.
-CATENAX_SCHEMAS = {
-    "catenax-6.0": "catenax-sldt/io.catenax.battery.battery_pass/6.0.0/gen/BatteryPass-schema.json",
-    "catenax-6.1": "catenax-sldt/io.catenax.battery.battery_pass/6.1.0/gen/BatteryPass-schema.json",
-}
+import orjson
 
-Problem = tuple[str, str]  # (JSON path, what is wrong)
+# format -> (folder under schemas/, the same as under tests/data/passports; file name). IDTA parts in the
+# order of their numbers in IDTA-02035 (1 nameplate ... 7 circularity).
+SCHEMAS: dict[str, tuple[str, str]] = {
+    "catenax-6.0": ("catenax-sldt/io.catenax.battery.battery_pass/6.0.0/gen", "BatteryPass-schema.json"),
+    "catenax-6.1": ("catenax-sldt/io.catenax.battery.battery_pass/6.1.0/gen", "BatteryPass-schema.json"),
+    "idta.digital_nameplate": (
+        "idta-smt/io.admin-shell.idta.batterypass.digital_nameplate/1.0.0/gen",
+        "NameplateBattery-schema.json",
+    ),
+    "idta.handover_documentation": (
+        "idta-smt/io.admin-shell.idta.batterypass.handover_documentation/1.0.0/gen",
+        "HandoverDocumentationBattery-schema.json",
+    ),
+    "idta.carbon_footprint": (
+        "idta-smt/io.admin-shell.idta.batterypass.carbon_footprint/1.0.0/gen",
+        "CarbonFootprintBattery-schema.json",
+    ),
+    "idta.technical_data": (
+        "idta-smt/io.admin-shell.idta.batterypass.technical_data/1.0.1/gen",
+        "TechnicalDataBattery-schema.json",
+    ),
+    "idta.product_condition": (
+        "idta-smt/io.admin-shell.idta.batterypass.product_condition/1.0.1/gen",
+        "ProductConditionBattery-schema.json",
+    ),
+    "idta.material_composition": (
+        "idta-smt/io.admin-shell.idta.batterypass.material_composition/1.0.1/gen",
+        "MaterialCompositionBattery-schema.json",
+    ),
+    "idta.circularity": (
+        "idta-smt/io.admin-shell.idta.batterypass.circularity/1.0.0/gen",
+        "CircularityBattery-schema.json",
+    ),
+}
+IDTA_PARTS = tuple(fmt.removeprefix("idta.") for fmt in SCHEMAS if fmt.startswith("idta."))
+
+
+def schema_bytes(fmt: str) -> bytes:
+    """Return the shipped official schema of a format, as it is on disk."""
+    folder, name = SCHEMAS[fmt]
+    return resources.files(__package__).joinpath("schemas", *folder.split("/"), name).read_bytes()
 
 
 @cache
-def load(relative: str) -> dict[str, Any]:
-    """Return a shipped schema by its path under schemas/ (read once)."""
-    text = resources.files(__package__).joinpath("schemas", *relative.split("/")).read_text("utf-8")
-    return dict(json.loads(text))
+def schema(fmt: str) -> dict[str, Any]:
+    """Return the parsed schema of a format (read once; shared, so never change it)."""
+    parsed: dict[str, Any] = orjson.loads(schema_bytes(fmt))
+    return parsed
 
 
-def semantic_id(schema: dict[str, Any]) -> str:
+def semantic_id(root: dict[str, Any]) -> str:
     """Return the aspect's semantic id, e.g. urn:samm:io.admin-shell.idta.batterypass.circularity:1.0.0#Circularity."""
-    return str(schema["x-samm-aspect-model-urn"])
+    return str(root["x-samm-aspect-model-urn"])
 
 
 def resolve(root: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -100,31 +135,4 @@ def ordered(root: dict[str, Any], value: Any, node: dict[str, Any] | None = None
     known = properties(root, node)
     out = {key: ordered(root, value[key], known[key]) for key in known if key in value}
     out.update((key, item) for key, item in value.items() if key not in known)
-    return out
-
-
-def problems(root: dict[str, Any], value: Any, prefix: str = "", node: dict[str, Any] | None = None) -> list[Problem]:
-    """List the required properties `value` lacks and the values outside their enumeration, with their paths."""
-    node = resolve(root, root if node is None else node)
-    out: list[Problem] = []
-    kind = node.get("type")
-    if kind == "array" and isinstance(value, list):
-        if len(value) < node.get("minItems", 0):
-            out.append((prefix, f"needs at least {node['minItems']} item(s); the node's passport has none"))
-        for index, item in enumerate(value):
-            out += problems(root, item, f"{prefix}[{index}]", node["items"])
-    elif kind == "object" and isinstance(value, dict):
-        known = properties(root, node)
-        required = list(node.get("required", ()))
-        for part in node.get("allOf", ()):
-            required += resolve(root, part).get("required", ())
-        join = f"{prefix}." if prefix else ""
-        for key in required:
-            if key not in value:
-                out.append((join + key, "required by the schema; the node's passport has no value for it"))
-        for key, item in value.items():
-            if key in known:
-                out += problems(root, item, join + key, known[key])
-    elif "enum" in node and isinstance(value, str | int | float) and value not in node["enum"]:
-        out.append((prefix, f"{value!r} is not one of the schema's values ({', '.join(map(str, node['enum']))})"))
     return out

@@ -2,20 +2,23 @@
 schema requires.
 
 A passport exports in any format whatever format it came in (the node's fields are written in each format's
-places); what a format requires and the node's passport has no value for, or a value the format cannot
-express, makes the export incomplete: `export_document` raises `ExportIncomplete` naming every such path,
-`render_document` returns the partial document with the same list.
+places). The document is then checked as an import would check it (`validation.check`: the format's
+official schema with the node's rules), so a complete export is one the node itself would read back. What
+the format requires and the node's passport has no value for, a value the format cannot express (the
+writer says so) or one its schema refuses makes the export incomplete: `export_document` raises
+`ExportIncomplete` naming every such path, `render_document` returns the partial document with the same list.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import aspects, catenax, idta
+from . import catenax, idta, validation
 from .model import Passport
 
 FORMATS = ("catenax", "idta")
 Problem = tuple[str, str]
+MISSING = "required by the schema; the node's passport has no value for it"
 
 
 class ExportIncomplete(Exception):
@@ -43,10 +46,11 @@ def render_document(passport: Passport, fmt: str) -> tuple[dict[str, Any], list[
     """Return a passport's document in a format ("catenax" or "idta") and what it lacks ([] if complete)."""
     if fmt == "catenax":
         document = catenax.to_catenax(passport)
-        return document, aspects.problems(aspects.load(aspects.CATENAX_SCHEMAS[catenax_version(passport)]), document)
+        return document, _checked(catenax_version(passport), document, [])
     if fmt == "idta":
-        parts, problems = idta.render(passport)
-        return {"passport_id": passport.passport_id, "idta": parts}, problems
+        parts, unwritten = idta.render(passport)
+        document = {"passport_id": passport.passport_id, "idta": parts}
+        return document, _checked("idta", document, unwritten)
     raise ValueError(f"not a format passports export in: {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
@@ -56,3 +60,9 @@ def export_document(passport: Passport, fmt: str) -> dict[str, Any]:
     if problems:
         raise ExportIncomplete(fmt, problems)
     return document
+
+
+def _checked(fmt: str, document: dict[str, Any], unwritten: list[Problem]) -> list[Problem]:
+    """Return what the writer could not write and what the format's check refuses, once per path, in document order."""
+    found = [(path, MISSING if why == "required" else why) for path, why in validation.check(fmt, document)]
+    return validation.in_document_order(document, unwritten + found)

@@ -1,16 +1,21 @@
 """IDTA-02035 Digital Battery Passport parts 1-7 (value-only payloads) to and from the node's passport.
 
 A bundle is `{"idta": {"<part>": <payload>, ...}}` with the part names of `PARTS`, plus an optional
-`"passport_id"`. Each property the node has a field for is moved into it (`idta_fields.FIELDS`), checked by
-the node's model; a value the model refuses refuses the bundle, naming the IDTA path. What the node has no
+`"passport_id"`. Reading (`read_bundle`, `from_idta`) is one path: each part is checked against its schema
+with the node's rules (`validation.py`, which also tolerates the published examples' bare language texts,
+as warnings), then mapped. Each property the node has a field for is moved into it (`idta_fields.FIELDS`)
+and checked by the node's model; a fault is named once, at its IDTA path, with the schema's reason where the
+schema sees it and the mapping's (in the model's words) where only the mapping does. What the node has no
 field for is kept as extension data under the Annex XIII tag of its path (`idta_fields.TAGS`, else the
 part's); a handover document takes the tag of what refers to it. A value the node holds in another shape (a
 text with its language, a duration in years, a list sent as one string) also stays where it was, as the
-shape to write back while the node's field still says the same.
+shape to write back while the node's field still says the same. Values spelt differently from the node's
+(`re-used`) go through `model.SPELLINGS`, the table the Catena-X mapping uses too.
 
 Export builds each part from the node's fields and the kept data and writes it in its schema's property
 order, so a passport from any source exports as IDTA parts, and a bundle imported as IDTA exports as it came.
-`render` also lists what an export lacks; `exports.export_document` refuses such an export.
+`render` also lists the node values IDTA cannot express; `exports.export_document` adds the schema's check
+and refuses an export that is not complete.
 """
 
 from __future__ import annotations
@@ -25,9 +30,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import aspects, catenax, views
+from . import aspects, catenax, validation, views
 from .idta_fields import DOCUMENT_REFERENCES, FIELDS, PARTS, TAGS
-from .model import GROUPS, Passport, PassportInvalid, Tag, check_date, check_timestamp
+from .model import (
+    GROUPS,
+    Passport,
+    PassportInvalid,
+    Tag,
+    check_date,
+    check_timestamp,
+    family_spelling,
+    node_spelling,
+    reason,
+)
 
 FORMAT = "idta"
 Problem = tuple[str, str]
@@ -93,9 +108,10 @@ def _strings(raw: Any) -> Any:
 
 
 def _text(raw: Any) -> Any:
-    """Read a language-tagged text: `[{"en": "..."}]`, or `{"en": "..."}` as in the published examples, or a string."""
-    if isinstance(raw, str):
-        return raw
+    """Read a language-tagged text: `[{"en": "..."}]`, or `{"en": "..."}` as the published examples give it.
+
+    The second is the shape validation tolerates (with a warning); the English text is the node's, else the first.
+    """
     texts: dict[str, Any] = {}
     if isinstance(raw, dict):
         texts = raw
@@ -132,46 +148,43 @@ def _timestamp(raw: Any) -> Any:
     return check_timestamp(_string(raw))
 
 
-_STATUS = {"original": "original", "repurposed": "repurposed", "re-used": "reused", "remanufactured": "remanufactured"}
-_STATUS["waste"] = "waste"
-_STATUS_BACK = {node: idta for idta, node in _STATUS.items()}
-
-
 def _status(raw: Any) -> Any:
-    value = _string(raw)
-    if value not in _STATUS:
-        raise ValueError(f"must be one of {', '.join(_STATUS)}")
-    return _STATUS[value]
+    return node_spelling(FORMAT, "condition.status", _string(raw))
 
 
 def _write_status(value: Any) -> Any:
-    if value not in _STATUS_BACK:
-        raise Unrepresentable(f"the battery status {value!r} has no IDTA-02035 counterpart")
-    return _STATUS_BACK[value]
+    return family_spelling(FORMAT, "condition.status", value)
 
 
-_CATEGORIES = ("lmt", "ev", "industrial", "stationary")
+def _category(raw: Any) -> Any:
+    return node_spelling(FORMAT, "identity.category", _string(raw))
+
+
+@cache
+def _categories() -> tuple[str, ...]:
+    """The battery categories IDTA-02035 names (the technical data's enumeration)."""
+    found = aspects.at(schema("technical_data"), ["GeneralInformation", "BatteryCategory"]) or {}
+    return tuple(found.get("enum", ()))
 
 
 def _write_category(value: Any) -> Any:
-    if not isinstance(value, str) or value.lower() not in _CATEGORIES:
+    # A passport stored before the node spelt categories as IDTA does may hold Catena-X's spelling (`EV`).
+    spelt = family_spelling(FORMAT, "identity.category", node_spelling(catenax.FORMAT, "identity.category", value))
+    if spelt not in _categories():
         raise Unrepresentable(
-            f"the battery category {value!r} has no IDTA-02035 counterpart ({', '.join(_CATEGORIES)})"
+            f"the battery category {value!r} has no IDTA-02035 counterpart ({', '.join(_categories())})"
         )
-    return value.lower()
+    return spelt
 
 
-_DURATION = re.compile(r"^P(?!$)((\d+Y)?(\d+M)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?|T(?=\d)(\d+H)?(\d+M)?(\d+S)?)$")
 _MONTHS = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?$")
 
 
 def _months(raw: Any) -> Any:
-    value = _string(raw)
-    if not _DURATION.match(value):
-        raise ValueError("must be an ISO 8601 duration, e.g. P96M")
-    found = _MONTHS.match(value)
+    """Read a duration (its form is the schema's to check) as whole months; days or hours stay as they came."""
+    found = _MONTHS.match(_string(raw))
     if found is None:
-        raise NotMapped  # days or hours: the node counts whole months
+        raise NotMapped
     years, months = found.groups()
     return int(years or 0) * 12 + int(months or 0)
 
@@ -206,7 +219,7 @@ CODECS: dict[str, Codec] = {
     "date": Codec(_date, _write_date),
     "timestamp": Codec(_timestamp),
     "status": Codec(_status, _write_status),
-    "category": Codec(_string, _write_category),
+    "category": Codec(_category, _write_category),
     "months": Codec(_months, _write_months),
 }
 
@@ -279,10 +292,9 @@ def rows() -> tuple[Row, ...]:
     return tuple(_row(part, path, target, codec, seen) for part, path, target, codec in FIELDS)
 
 
-@cache
 def schema(part: str) -> dict[str, Any]:
-    """Return the JSON schema of a part."""
-    return aspects.load(PARTS[part].schema)
+    """Return the JSON schema of a part (shared: never change it)."""
+    return aspects.schema(f"idta.{part}")
 
 
 def semantic_id(part: str) -> str:
@@ -502,12 +514,50 @@ def _validation_errors(error: ValidationError, origin: dict[tuple[Any, ...], str
                 break
         else:
             path = f"(node) {_dotted(loc)}"
-        out.append((path, item["msg"]))
+        out.append((path, reason(item)))
     return out
 
 
+def read_bundle(document: dict[str, Any]) -> tuple[Passport, list[Problem]]:
+    """Read a bundle `{"passport_id": ..., "idta": {...}}`: each part checked against its schema, then mapped.
+
+    Return the passport and the warnings of the one tolerance (validation.py). Raise PassportInvalid naming
+    every fault once, in document order: where the schema with the node's rules sees a fault its reason is
+    given (it shows the value); the mapping adds what only it sees (an unknown part, no nameplate or serial
+    number, two list items for one material, a rule of the node's model the schema does not carry).
+    """
+    findings = validation.inspect(FORMAT, document)
+    errors = list(findings.errors)
+    parts, passport_id = document.get("idta"), document.get("passport_id")
+    refused = {path for path, _ in errors}
+    passport: Passport | None = None
+    if isinstance(parts, dict):
+        try:
+            passport = _mapped(parts, passport_id if isinstance(passport_id, str) and passport_id else None, refused)
+        except PassportInvalid as exc:
+            errors += exc.errors
+    if errors or passport is None:
+        raise PassportInvalid(validation.in_document_order(document, errors))
+    return passport, findings.warnings
+
+
 def from_idta(parts: dict[str, Any], passport_id: str | None = None) -> Passport:
-    """Map IDTA-02035 part payloads into the node's passport (raise PassportInvalid naming every path at fault)."""
+    """Read IDTA-02035 part payloads into the node's passport, as `read_bundle` does (raise PassportInvalid)."""
+    document = {"idta": parts} if passport_id is None else {"passport_id": passport_id, "idta": parts}
+    return read_bundle(document)[0]
+
+
+def _covered(where: str, refused: set[str]) -> bool:
+    """Tell whether the schema refused the value at a path, or something inside it."""
+    return any(path == where or path.startswith((where + ".", where + "[")) for path in refused)
+
+
+def _mapped(parts: dict[str, Any], passport_id: str | None, refused: set[str]) -> Passport:
+    """Map part payloads into the node's passport (raise PassportInvalid naming the faults the mapping sees).
+
+    `refused` are the paths the schema check refused: a value the mapping cannot read there is the same
+    fault (a list of strings with a number in it), so it is not named again at its container.
+    """
     errors = [(f"idta.{name}", "not an IDTA-02035 part this node knows") for name in parts if name not in PARTS]
     errors += [(f"idta.{name}", "must be a JSON object") for name, v in parts.items() if not isinstance(v, dict)]
     if not isinstance(parts.get("digital_nameplate"), dict):
@@ -552,7 +602,8 @@ def from_idta(parts: dict[str, Any], passport_id: str | None = None) -> Passport
             except NotMapped:
                 continue
             except ValueError as exc:
-                errors.append((where, str(exc)))
+                if not _covered(where, refused):
+                    errors.append((where, str(exc)))
                 continue
             current = _node_get(values, row, index)
             if current is not _UNSET:
@@ -744,22 +795,14 @@ def _numbered() -> list[str]:
 
 
 def render(passport: Passport) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
-    """Return the IDTA parts of a passport and what they lack (required values, values IDTA cannot express)."""
+    """Return the IDTA parts of a passport and the node values IDTA cannot express (the schema check is exports')."""
     kept, node = _kept(passport), _node(passport)
     parts: dict[str, dict[str, Any]] = {}
     problems: list[Problem] = []
     for name in _numbered():
-        written: list[Problem] = []
-        out = _render_part(name, kept, node, written)
-        if out is None:
-            continue
-        parts[name] = out
-        reported = {path for path, _ in written}
-        problems += written
-        for path, reason in aspects.problems(schema(name), out):
-            where = f"idta.{name}.{path}" if path else f"idta.{name}"
-            if where not in reported:
-                problems.append((where, reason))
+        out = _render_part(name, kept, node, problems)
+        if out is not None:
+            parts[name] = out
     if "digital_nameplate" not in parts:
         problems.append(("idta.digital_nameplate", "required: the node's passport has no nameplate values"))
     return parts, problems

@@ -22,24 +22,20 @@ P, LM, A, LB = Tag.PUBLIC, Tag.LEGITIMATE_INTEREST_MODEL, Tag.AUTHORITY, Tag.LEG
 
 
 class Part(NamedTuple):
-    """One IDTA-02035 part: its number in the standard, its schema (under schemas/), its Annex XIII tag."""
+    """One IDTA-02035 part: its number in the standard and its Annex XIII tag (its schema: aspects.SCHEMAS)."""
 
     number: int
-    schema: str
     tag: Tag
 
 
-_SMT = "idta-smt/io.admin-shell.idta.batterypass."
 PARTS: dict[str, Part] = {
-    "digital_nameplate": Part(1, _SMT + "digital_nameplate/1.0.0/gen/NameplateBattery-schema.json", P),
-    "handover_documentation": Part(
-        2, _SMT + "handover_documentation/1.0.0/gen/HandoverDocumentationBattery-schema.json", P
-    ),
-    "carbon_footprint": Part(3, _SMT + "carbon_footprint/1.0.0/gen/CarbonFootprintBattery-schema.json", P),
-    "technical_data": Part(4, _SMT + "technical_data/1.0.1/gen/TechnicalDataBattery-schema.json", P),
-    "product_condition": Part(5, _SMT + "product_condition/1.0.1/gen/ProductConditionBattery-schema.json", LB),
-    "material_composition": Part(6, _SMT + "material_composition/1.0.1/gen/MaterialCompositionBattery-schema.json", P),
-    "circularity": Part(7, _SMT + "circularity/1.0.0/gen/CircularityBattery-schema.json", P),
+    "digital_nameplate": Part(1, P),
+    "handover_documentation": Part(2, P),
+    "carbon_footprint": Part(3, P),
+    "technical_data": Part(4, P),
+    "product_condition": Part(5, LB),
+    "material_composition": Part(6, P),
+    "circularity": Part(7, P),
 }
 
 # (part, path) -> Annex XIII point, where it differs from the part's (the battery-passport study's table).

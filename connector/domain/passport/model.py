@@ -333,6 +333,32 @@ class BatteryStatus(StrEnum):
     WASTE = "waste"
 
 
+# Values a source format spells differently from the node: node field -> format family -> {theirs: node's}.
+# The one table both mappings read, in and out. The node spells the status as Annex XIII does (`reused`;
+# Catena-X and IDTA-02035 write `re-used`) and the category in lower case, as IDTA-02035 does (Catena-X
+# writes `SLI`, `LMT`, `EV`). A value without an entry is the same in both.
+SPELLINGS: dict[str, dict[str, dict[str, str]]] = {
+    "condition.status": {"catenax": {"re-used": "reused"}, "idta": {"re-used": "reused"}},
+    "identity.category": {"catenax": {"SLI": "sli", "LMT": "lmt", "EV": "ev"}},
+}
+_SPOKEN = {
+    field: {family: {node: theirs for theirs, node in table.items()} for family, table in families.items()}
+    for field, families in SPELLINGS.items()
+}
+
+
+def node_spelling(family: str, field: str, value: Any) -> Any:
+    """Return a format family's value of a node field (`group.field`) as the node spells it."""
+    table = SPELLINGS.get(field, {}).get(family)
+    return table.get(value, value) if table and isinstance(value, str) else value
+
+
+def family_spelling(family: str, field: str, value: Any) -> Any:
+    """Return a node field's value as a format family spells it (the converse of node_spelling)."""
+    table = _SPOKEN.get(field, {}).get(family)
+    return table.get(value, value) if table and isinstance(value, str) else value
+
+
 class Condition(Group):
     """The individual battery's state of health, status and use (Annex XIII point 4; Annex VII)."""
 
