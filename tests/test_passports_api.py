@@ -19,16 +19,14 @@ from connector.domain import passport as model
 from connector.services.passport_sources import Source, SourceRecord
 from connector.services.passports import PassportService
 from connector.store import Store
-from tests.conftest import API_KEY, Management, NodeFactory, data_path
+from tests.conftest import API_KEY, Management, NodeFactory
+from tests.passport import examples
 
 V1 = "/management/v1/passports"
 
 
 def _catenax_example() -> dict[str, Any]:
-    path = data_path("passports", "catenax-sldt", "io.catenax.battery.battery_pass", "6.1.0", "gen", "BatteryPass.json")
-    document = dict(json.loads(path.read_text()))
-    document["operation"]["intoServiceDate"] = "2024-02-29"  # published "7172-75-08" names no day: refused
-    return document
+    return examples.catenax("6.1.0")  # with only its noise made real (tests/passport/examples.py)
 
 
 @pytest.fixture

@@ -32,6 +32,12 @@ class InvalidInput(ConnectorError):
     type = "ValidationFailure"
 
 
+class Unprocessable(ConnectorError):
+    """The request is understood but cannot be carried out as asked (an export that could not be complete)."""
+
+    type = "Unprocessable"
+
+
 class NotFound(ConnectorError):
     """The object asked for does not exist."""
 

@@ -24,7 +24,8 @@ from connector import jsonld
 from connector.domain import passport as model
 from connector.domain.assets import BATTERY_PASSPORT, Asset, ContractDefinition, Criterion, DataAddress
 from connector.domain.assets import PolicyDefinition as StoredPolicy
-from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem
+from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem, Unprocessable
+from connector.domain.passport import exports
 from connector.services.passport_sources import SourceRecord
 from connector.services.recent import Recent
 from connector.store import Store
@@ -113,12 +114,13 @@ def load(document: Any) -> tuple[model.Passport, str]:
     if not isinstance(document, dict):
         raise InvalidInput(f"a passport must be a JSON object, got {type(document).__name__}")
     try:
-        return model.load_document(document), model.detect_format(document)
+        reading = model.read_document(document)  # the format is told once, by the reading
     except model.PassportInvalid as exc:
         raise InvalidInput(
             f"the passport is not valid: {'; '.join(f'{p}: {m}' for p, m in exc.errors[:5])}",
             [Problem(message, path) for path, message in exc.errors[:100]],
         ) from exc
+    return reading.passport, reading.format
 
 
 def render(data: Mapping[str, Any], levels: Iterable[str], fmt: str = "node") -> dict[str, Any]:
@@ -132,17 +134,17 @@ def render(data: Mapping[str, Any], levels: Iterable[str], fmt: str = "node") ->
 
 
 def export(data: Mapping[str, Any], fmt: str) -> dict[str, Any]:
-    """Return a whole stored passport (every level) in a format: node, catenax or idta."""
+    """Return a whole stored passport (every level) in a format: node, catenax or idta (422 when incomplete)."""
     if fmt == "node":
         return dict(data)
-    passport = model.parse_passport(dict(data))
-    if fmt == "catenax":
-        return model.to_catenax(passport)
-    if fmt == "idta":
-        return {"idta": model.to_idta(passport)}
-    raise InvalidInput(
-        f"format {fmt!r} is unknown; use one of {', '.join(FORMATS)}", [Problem("unknown", "format", fmt)]
-    )
+    if fmt not in exports.FORMATS:
+        raise InvalidInput(
+            f"format {fmt!r} is unknown; use one of {', '.join(FORMATS)}", [Problem("unknown", "format", fmt)]
+        )
+    try:
+        return exports.export_document(model.parse_passport(dict(data)), fmt)
+    except exports.ExportIncomplete as exc:
+        raise Unprocessable(str(exc), [Problem(why, path) for path, why in exc.problems[:100]]) from exc
 
 
 @dataclass(slots=True)

@@ -620,6 +620,8 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
                 responses["404"] = _problem("no object with this id")
             if route.method in ("POST", "DELETE") and not route.path.endswith("/request"):
                 responses["409"] = _problem("duplicate id, or the object is still referenced")
+            if route.path.endswith("/export"):
+                responses["422"] = _problem("the format requires a value the passport lacks; every path is listed")
             if route.path.endswith("/approve"):
                 responses["400"] = _problem("the negotiation is not waiting for approval")
             if route.path.endswith("/terminate"):

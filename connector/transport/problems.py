@@ -16,6 +16,7 @@ from connector.domain.errors import (
     PeerError,
     PeerTimeout,
     Unauthorized,
+    Unprocessable,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -25,6 +26,7 @@ _STATUS: list[tuple[type[ConnectorError], int, str]] = [
     (Unauthorized, 401, "Unauthorized"),
     (NotFound, 404, "Not found"),
     (Conflict, 409, "Conflict"),
+    (Unprocessable, 422, "Unprocessable content"),
     (PeerTimeout, 504, "Peer timed out"),
     (PeerError, 502, "Peer error"),
     (DatabaseUnavailable, 503, "Database unavailable"),

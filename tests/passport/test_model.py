@@ -1,11 +1,10 @@
-"""The passport model on real examples: Catena-X round trips, the fields each access level sees, IDTA
-parts (including examples that fail their own schema), and validation errors that name the field."""
+"""The passport model on real examples: Catena-X round trips, the fields each access level sees, and
+validation errors that name the field (IDTA parts: test_idta.py)."""
 
 from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,36 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.domain import passport as model
-from tests.conftest import data_path
+from tests.passport import examples
 
-CATENAX = ("6.0.0", "6.1.0")
-IDTA_PARTS = {
-    "digital_nameplate": ("digital_nameplate/1.0.0", "NameplateBattery"),
-    "handover_documentation": ("handover_documentation/1.0.0", "HandoverDocumentationBattery"),
-    "product_condition": ("product_condition/1.0.1", "ProductConditionBattery"),
-    "technical_data": ("technical_data/1.0.1", "TechnicalDataBattery"),
-    "material_composition": ("material_composition/1.0.1", "MaterialCompositionBattery"),
-    "carbon_footprint": ("carbon_footprint/1.0.0", "CarbonFootprintBattery"),
-    "circularity": ("circularity/1.0.0", "CircularityBattery"),
-}
-
-
-def catenax(version: str) -> dict[str, Any]:
-    """Return a published Catena-X example with its one value that names no day made real (test_validation.py)."""
-    path = data_path("passports", "catenax-sldt", "io.catenax.battery.battery_pass", version, "gen")
-    document = dict(json.loads((path / "BatteryPass.json").read_text()))
-    document["operation"]["intoServiceDate"] = "2024-02-29"  # published: "7172-75-08" / "9494-37-15"
-    return document
-
-
-def idta_bundle() -> dict[str, Any]:
-    parts = {}
-    for name, (folder, stem) in IDTA_PARTS.items():
-        part, ver = folder.split("/")
-        base: Path = data_path("passports", "idta-smt", f"io.admin-shell.idta.batterypass.{part}", ver, "gen")
-        parts[name] = json.loads((base / f"{stem}.json").read_text())
-    parts["circularity"]["RenewableContent"] = 12.5  # published: -12143.4 (a share; test_validation.py)
-    return {"idta": parts}
+CATENAX = examples.CATENAX_VERSIONS
+catenax = examples.catenax  # the published examples with only their noise made real
 
 
 @pytest.mark.parametrize("version", CATENAX)
@@ -68,10 +41,11 @@ def test_a_changed_value_is_exported_at_its_catenax_path() -> None:
 
 def test_a_catenax_value_the_node_finds_invalid_refuses_the_document() -> None:
     original = catenax("6.1.0")
-    original["operation"]["intoServiceDate"] = "7172-75-08"  # schema pattern matches; names no day
+    ((path, day),) = examples.noise("catenax-6.1")
+    original["operation"]["intoServiceDate"] = day  # the published value: the schema's pattern matches; no day
     with pytest.raises(model.PassportInvalid) as caught:
         model.load_document(original)
-    assert [path for path, _ in caught.value.errors] == ["operation.intoServiceDate"]
+    assert [p for p, _ in caught.value.errors] == [path]
 
 
 def test_the_public_view_has_exactly_the_public_fields() -> None:
@@ -117,37 +91,6 @@ def test_the_authority_view_has_test_reports_but_not_the_battery_condition() -> 
     assert "dynamic" not in view["performance"]
     both = model.view_catenax(passport, {"authority", "legitimate_interest"})
     assert both == catenax("6.1.0")
-
-
-def test_idta_parts_round_trip_and_split_by_level() -> None:
-    bundle = idta_bundle()
-    passport = model.load_document(copy.deepcopy(bundle))
-    assert model.to_idta(passport) == bundle["idta"]
-    assert passport.battery_id  # read from the nameplate
-    public = model.view(passport, {"public"})
-    public_parts = {name for e in public["extensions"] for name in e["data"]}
-    assert "product_condition" not in public_parts
-    public_nameplate = next(
-        e["data"]["digital_nameplate"] for e in public["extensions"] if "digital_nameplate" in e["data"]
-    )
-    assert "DateOfPuttingIntoService" not in public_nameplate
-
-
-def test_an_idta_example_failing_its_schema_in_language_text_is_accepted() -> None:
-    nameplate = idta_bundle()["idta"]["digital_nameplate"]
-    assert isinstance(nameplate["ManufacturerName"], dict)  # the schema wants a list of {language, text}
-    passport = model.load_document({"idta": {"digital_nameplate": nameplate}})
-    assert passport.identity.manufacturer_name == "Muster AG"
-
-
-def test_an_unclear_idta_bundle_is_rejected_with_the_path() -> None:
-    parts = idta_bundle()["idta"]
-    with pytest.raises(model.PassportInvalid) as caught:
-        model.load_document({"idta": {"product_condition": parts["product_condition"]}})
-    assert caught.value.errors == [("idta.digital_nameplate", "required: it carries the battery's identity")]
-    with pytest.raises(model.PassportInvalid) as caught:
-        model.load_document({"idta": {"digital_nameplate": {"ManufacturerName": "x"}, "unknown_part": {}}})
-    assert ("idta.unknown_part", "not an IDTA-02035 part this node knows") in caught.value.errors
 
 
 @pytest.mark.parametrize(

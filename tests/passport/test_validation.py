@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,50 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.domain import passport as model
-from connector.domain.passport import validation
+from connector.domain.passport import aspects, idta_fields, validation
 from tests.conftest import data_path
+from tests.passport import examples
 
-PASSPORT_ID = "urn:uuid:550e8400-e29b-41d4-a716-446655440000"
-# The published examples' operation.intoServiceDate is a generator artefact that names no day ("7172-75-08",
-# "9494-37-15"); the node refuses it (test below), so the examples are used with this one value made real.
-REAL_DAY = "2024-02-29"
-IDTA_PARTS = {
-    "digital_nameplate": ("1.0.0", "NameplateBattery"),
-    "handover_documentation": ("1.0.0", "HandoverDocumentationBattery"),
-    "product_condition": ("1.0.1", "ProductConditionBattery"),
-    "technical_data": ("1.0.1", "TechnicalDataBattery"),
-    "material_composition": ("1.0.1", "MaterialCompositionBattery"),
-    "carbon_footprint": ("1.0.0", "CarbonFootprintBattery"),
-    "circularity": ("1.0.0", "CircularityBattery"),
-}
-
-
-def example_bytes(version: str) -> bytes:
-    path = data_path("passports", "catenax-sldt", "io.catenax.battery.battery_pass", version, "gen")
-    return (path / "BatteryPass.json").read_bytes()
-
-
-def published(version: str) -> dict[str, Any]:
-    return dict(json.loads(example_bytes(version)))
-
-
-def example(version: str = "6.1.0") -> dict[str, Any]:
-    document = published(version)
-    document["operation"]["intoServiceDate"] = REAL_DAY
-    return document
-
-
-def idta_published(name: str) -> dict[str, Any]:
-    version, stem = IDTA_PARTS[name]
-    base: Path = data_path("passports", "idta-smt", f"io.admin-shell.idta.batterypass.{name}", version, "gen")
-    return dict(json.loads((base / f"{stem}.json").read_text()))
-
-
-def idta_part(name: str) -> dict[str, Any]:
-    payload = idta_published(name)
-    if name == "circularity":  # the published example's renewable share is -12143.4 % (test below)
-        payload["RenewableContent"] = 12.5
-    return payload
+PASSPORT_ID = examples.PASSPORT_ID
+ROOT = Path(__file__).resolve().parents[2]
+REAL_DAY = examples.NOISE[("catenax-6.1", ("operation", "intoServiceDate"))][1]  # the examples' made-real day
+example = examples.catenax
+published = examples.catenax_published
 
 
 def refused(document: Any) -> list[tuple[str, str]]:
@@ -276,13 +242,11 @@ def test_every_fault_of_a_record_is_named_not_only_the_first() -> None:
     ]
 
 
-@pytest.mark.parametrize("version", ["6.0.0", "6.1.0"])
+@pytest.mark.parametrize("version", examples.CATENAX_VERSIONS)
 def test_the_published_examples_are_refused_only_for_their_into_service_date(version: str) -> None:
-    document = published(version)
-    day = document["operation"]["intoServiceDate"]
-    assert refused(document) == [
-        ("operation.intoServiceDate", f'must be a real calendar date (YYYY-MM-DD), got "{day}"'),
-    ]
+    ((path, day),) = examples.noise(f"catenax-{version[:3]}")
+    assert path == "operation.intoServiceDate"
+    assert refused(published(version)) == [(path, f'must be a real calendar date (YYYY-MM-DD), got "{day}"')]
 
 
 @pytest.mark.parametrize("version", ["6.0.0", "6.1.0"])
@@ -300,6 +264,20 @@ def test_the_status_re_used_is_read_and_written_back_in_the_catenax_spelling() -
     passport = model.load_document(document)
     assert passport.condition is not None and passport.condition.status == "reused"
     assert model.to_catenax(passport)["sustainability"]["status"] == "re-used"
+
+
+def test_a_category_in_catenax_spelling_is_the_nodes_and_goes_back_as_it_came() -> None:
+    document = example()
+    document["identification"]["category"] = "EV"
+    passport = model.load_document(document)
+    assert passport.identity.category == "ev"  # the node spells categories as IDTA-02035 does
+    assert model.to_catenax(passport)["identification"]["category"] == "EV"
+    # A passport stored before the node spelt it so holds "EV": it exports the same in both families.
+    stored = passport.to_json()
+    stored["identity"]["category"] = "EV"
+    legacy = model.parse_passport(stored)
+    assert model.to_catenax(legacy)["identification"]["category"] == "EV"
+    assert model.to_idta(legacy)["technical_data"]["GeneralInformation"]["BatteryCategory"] == "ev"
 
 
 # --- values never change on the way out -----------------------------------------------------------------
@@ -435,7 +413,7 @@ def test_the_format_is_detected_from_the_document(document: dict[str, Any], expe
             "a Catena-X Product Carbon Footprint (urn:io.catenax.pcf:datamodel:version:7.0.0), not a battery passport",
         ),
         (
-            idta_part("digital_nameplate"),
+            examples.idta_part("digital_nameplate"),
             'an IDTA-02035 digital_nameplate part on its own; send the parts as {"idta": {"digital_nameplate": {...}, ...}}',
         ),
     ],
@@ -459,7 +437,7 @@ def test_an_unknown_document_says_what_was_looked_for() -> None:
 
 
 def test_every_idta_example_part_is_accepted_with_its_language_text_shapes_as_warnings() -> None:
-    bundle = {"idta": {name: idta_part(name) for name in IDTA_PARTS}}
+    bundle = {"idta": examples.idta_parts()}
     original = dumps(bundle)
     findings = validation.inspect("idta", bundle)
     assert findings.errors == []
@@ -486,10 +464,14 @@ def test_every_idta_example_part_is_accepted_with_its_language_text_shapes_as_wa
     assert dumps(bundle) == original
 
 
-def test_the_published_circularity_example_is_refused_only_for_its_renewable_share() -> None:
-    bundle = {"idta": {name: idta_part(name) for name in IDTA_PARTS}}
-    bundle["idta"]["circularity"] = idta_published("circularity")
-    assert refused(bundle) == [("idta.circularity.RenewableContent", "must be at least 0, got -12143.4")]
+@pytest.mark.parametrize("part", ["circularity", "technical_data"])
+def test_a_published_idta_example_is_refused_only_for_its_noise(part: str) -> None:
+    # The renewable share (-12143.4 %) and the C-rate (-57931.4): the schema with the node's rules refuses them.
+    bundle = {"idta": examples.idta_parts()}
+    bundle["idta"][part] = examples.idta_published(part)
+    ((path, value),) = examples.noise(f"idta.{part}")
+    assert refused(bundle) == [(f"idta.{part}.{path}", f"must be at least 0, got {value}")]
+    assert validation.check(f"idta.{part}", bundle["idta"][part]) == [(path, f"must be at least 0, got {value}")]
 
 
 @pytest.mark.parametrize(
@@ -541,7 +523,7 @@ def test_the_published_circularity_example_is_refused_only_for_its_renewable_sha
 def test_an_idta_part_that_fails_its_schema_is_refused_with_the_path(
     part: str, edit: Callable[[dict[str, Any]], None], expected: list[tuple[str, str]]
 ) -> None:
-    bundle = {"idta": {name: idta_part(name) for name in IDTA_PARTS}}
+    bundle = {"idta": examples.idta_parts()}
     edit(bundle["idta"][part])
     errors = refused(bundle)
     assert errors == expected
@@ -550,10 +532,18 @@ def test_an_idta_part_that_fails_its_schema_is_refused_with_the_path(
     ]
 
 
-def test_the_shipped_schemas_are_the_official_files() -> None:
-    for fmt, (upstream, name) in validation.SCHEMAS.items():
-        shipped = validation.schema_bytes(fmt)
+def test_the_shipped_schemas_are_the_official_files_and_ship_in_the_package() -> None:
+    for fmt, (upstream, name) in aspects.SCHEMAS.items():
+        shipped = aspects.schema_bytes(fmt)
         assert shipped == data_path("passports", *upstream.split("/"), name).read_bytes(), fmt
+    assert set(aspects.IDTA_PARTS) == set(idta_fields.PARTS)
+    package = ROOT / "connector" / "domain" / "passport"
+    assert (package / "schemas" / "idta-smt" / "LICENSE").exists()
+    assert (package / "schemas" / "catenax-sldt" / "LICENSE").exists()
+    # And a wheel carries them: the package data globs reach every file several folders down.
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    covered = {path for pattern in globs["connector.domain.passport"] for path in package.glob(pattern)}
+    assert {path for path in (package / "schemas").rglob("*") if path.is_file()} == covered
 
 
 def test_check_accepts_a_copy_unchanged_and_is_repeatable() -> None:
@@ -636,7 +626,7 @@ def _edited(document: dict[str, Any], edits: list[tuple[tuple[Any, ...], Any]]) 
 
 
 def idta_bundle() -> dict[str, Any]:
-    return {"idta": {name: idta_part(name) for name in IDTA_PARTS}}
+    return {"idta": examples.idta_parts()}
 
 
 def node_passport() -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import formats, validation
 from .catenax import ASPECT_6_0, ASPECT_6_1, from_catenax, to_catenax
-from .idta import from_idta, to_idta
+from .idta import from_idta, read_bundle, to_idta
 from .model import GROUPS, Extension, Passport, PassportInvalid, Tag, canonical_id, parse_passport
 from .synthetic import generate
 from .views import READER_TAGS, tags_for, view, view_catenax, view_json
@@ -39,7 +39,8 @@ def read_document(document: Any) -> Reading:
     if fmt.startswith("catenax"):
         return Reading(from_catenax(document, fmt), fmt)
     if fmt == "idta":
-        return _read_idta(document)
+        passport, warnings = read_bundle(document)
+        return Reading(passport, fmt, warnings)
     errors = validation.check("node", document)
     try:
         passport = parse_passport(document)
@@ -53,19 +54,6 @@ def read_document(document: Any) -> Reading:
 def load_document(document: Any) -> Passport:
     """Read a passport in any supported format (raise PassportInvalid naming every fault)."""
     return read_document(document).passport
-
-
-def _read_idta(document: dict[str, Any]) -> Reading:
-    findings = validation.inspect("idta", document)
-    errors = list(findings.errors)
-    passport_id = document.get("passport_id")
-    try:
-        passport = from_idta(document["idta"], passport_id if isinstance(passport_id, str) else None)
-    except PassportInvalid as exc:
-        errors += [issue for issue in exc.errors if issue[0] not in dict(errors)]
-    if errors:
-        raise PassportInvalid(errors)
-    return Reading(passport, "idta", findings.warnings)
 
 
 __all__ = [

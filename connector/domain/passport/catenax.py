@@ -22,7 +22,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import formats, validation
-from .model import GROUPS, Extension, Passport, PassportInvalid, Tag, canonical_id, invalid
+from .model import (
+    GROUPS,
+    Extension,
+    Passport,
+    PassportInvalid,
+    Tag,
+    canonical_id,
+    family_spelling,
+    invalid,
+    node_spelling,
+)
 
 ASPECT_6_0 = "urn:samm:io.catenax.battery.battery_pass:6.0.0#BatteryPass"
 ASPECT_6_1 = "urn:samm:io.catenax.battery.battery_pass:6.1.0#BatteryPass"
@@ -103,9 +113,6 @@ _DERIVED = {
     ("identity", "battery_id"): "identification.identification.serial",
     ("identity", "predecessor_passport_ids"): "metadata.predecessor",
 }
-# Values spelt differently by Catena-X and the node (Catena-X path -> Catena-X value -> node value).
-SPELLING: dict[str, dict[str, str]] = {"sustainability.status": {"re-used": "reused"}}
-_SPOKEN = {path: {node: cx for cx, node in table.items()} for path, table in SPELLING.items()}
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 
 
@@ -288,10 +295,8 @@ def _read(document: dict[str, Any], fmt: str) -> Passport:
     taken: list[tuple[Any, Any]] = []
     remainder = _take(document, _MOVED_TREE, order, taken)
     groups: dict[str, dict[str, Any]] = {}
-    for (path, group, name), value in taken:
-        if isinstance(value, str) and path in SPELLING:
-            value = SPELLING[path].get(value, value)
-        groups.setdefault(group, {})[name] = value
+    for (_, group, name), value in taken:
+        groups.setdefault(group, {})[name] = node_spelling(FORMAT, f"{group}.{name}", value)
     identity = groups.setdefault("identity", {})
     passport_id = identity.get("passport_id")
     identity["battery_id"] = _battery_id(document, passport_id if isinstance(passport_id, str) else "-")
@@ -379,7 +384,7 @@ def to_catenax(passport: Passport) -> dict[str, Any]:
         for name, value in group.model_dump(mode="json", exclude_none=True).items():
             path = _FIELD_PATH.get((group_name, name))
             if path is not None:
-                _put(out, path, _SPOKEN.get(path, {}).get(value, value) if isinstance(value, str) else value)
+                _put(out, path, family_spelling(FORMAT, f"{group_name}.{name}", value))
     if passport.source_format != "catenax-6.0" and "specVersion" not in out:
         out["specVersion"] = "urn:io.catenax.battery.battery_pass:6.1.0"
     _reorder(out, orders)

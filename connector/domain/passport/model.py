@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
 import orjson
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -124,6 +125,20 @@ def check_date(value: str | None) -> str | None:
     raise ValueError(f"must be a real date, YYYY-MM-DD or YYYY-MM, got {shown(value)}")
 
 
+def check_timestamp(value: str) -> str:
+    """Accept an ISO 8601 date and time naming a real instant (an offset is optional)."""
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a date and time, YYYY-MM-DDThh:mm:ss with an optional offset") from None
+    if "T" not in value:
+        raise ValueError("must be a date and time, YYYY-MM-DDThh:mm:ss with an optional offset")
+    return value
+
+
+Timestamp = Annotated[str, AfterValidator(check_timestamp)]
+
+
 class Group(BaseModel):
     """An attribute group with its access tag."""
 
@@ -139,6 +154,42 @@ class Substance(BaseModel):
     cas: str | None = Field(default=None, pattern=r"^\d{2,7}-\d{2}-\d$")
     concentration_pct: Percent | None = None
     location: str | None = None
+    component_id: str | None = None
+    mass_kg: NonNegative | None = None
+    critical: StrictBool | None = None  # a critical raw material (Annex VI part A(10))
+    hazard_class: str | None = None
+    # Lists added since the first release default to None, not (): a passport stored before keeps its node
+    # JSON and its digest (to_json leaves None out), so importing it again changes nothing.
+    impacts: tuple[str, ...] | None = None
+
+
+class PowerAtSoc(BaseModel):
+    """A power capability measured at a state of charge."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    soc_pct: Percent
+    power_w: NonNegative
+
+
+class NegativeEvent(BaseModel):
+    """A negative event in the battery's use (an accident, an overcharge), with when it was recorded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event: str = Field(min_length=1)
+    at: Timestamp | None = None
+
+
+class FootprintDeclaration(BaseModel):
+    """One product carbon footprint declaration: kg CO2e for a reference quantity over given life-cycle phases."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    co2e_kg: NonNegative
+    reference_unit: str | None = None
+    reference_quantity: Positive | None = None
+    life_cycle_phases: tuple[str, ...] = ()
+    calculation_methods: tuple[str, ...] = ()
+    performance_class: str | None = None
+    study_document_ids: tuple[str, ...] = ()
 
 
 class Identity(Group):
@@ -153,9 +204,13 @@ class Identity(Group):
     manufacturer_id: str | None = Field(default=None, max_length=256)
     manufacturer_name: str | None = None
     manufacturing_place: str | None = None
+    manufacturing_facility_id: str | None = None
+    operator_id: str | None = None  # the economic operator responsible for the passport
+    product_uri: str | None = None  # the product instance's URI (the QR code's target)
     manufacturing_date: str | None = None
     category: str | None = Field(default=None, max_length=32)
     chemistry: str | None = None
+    chemistry_name: str | None = None
     mass_kg: Positive | None = None
     warranty_months: NonNegative | None = None
     predecessor_passport_ids: tuple[str, ...] = ()
@@ -181,6 +236,7 @@ class CarbonFootprint(Group):
     share_main_production_pct: Percent | None = None
     share_distribution_pct: Percent | None = None
     share_end_of_life_pct: Percent | None = None
+    declarations: tuple[FootprintDeclaration, ...] | None = None
 
 
 class DueDiligence(Group):
@@ -204,6 +260,14 @@ class Circularity(Group):
     recycled_lithium_pct: Percent | None = None
     recycled_nickel_pct: Percent | None = None
     recycled_lead_pct: Percent | None = None
+    recycled_cobalt_pre_consumer_pct: Percent | None = None
+    recycled_cobalt_post_consumer_pct: Percent | None = None
+    recycled_lithium_pre_consumer_pct: Percent | None = None
+    recycled_lithium_post_consumer_pct: Percent | None = None
+    recycled_nickel_pre_consumer_pct: Percent | None = None
+    recycled_nickel_post_consumer_pct: Percent | None = None
+    recycled_lead_pre_consumer_pct: Percent | None = None
+    recycled_lead_post_consumer_pct: Percent | None = None
     renewable_content_pct: Percent | None = None
     end_user_info_urls: tuple[str, ...] = ()
 
@@ -217,13 +281,19 @@ class Performance(Group):
     voltage_nominal_v: NonNegative | None = None
     voltage_max_v: NonNegative | None = None
     original_power_w: NonNegative | None = None
+    original_power_capability: tuple[PowerAtSoc, ...] | None = None
+    max_permitted_power_w: NonNegative | None = None
+    power_to_energy_ratio_w_per_wh: NonNegative | None = None
     expected_lifetime_cycles: Count | None = None
+    c_rate_cycle_life_test: NonNegative | None = None
     capacity_threshold_exhaustion_pct: Percent | None = None
     idle_temperature_min_c: Annotated[Number, Field(ge=-273.15)] | None = None
     idle_temperature_max_c: Annotated[Number, Field(ge=-273.15)] | None = None
     initial_round_trip_efficiency_pct: Percent | None = None
     round_trip_efficiency_50pct_life_pct: Percent | None = None
     internal_resistance_pack_ohm: NonNegative | None = None
+    internal_resistance_cell_ohm: NonNegative | None = None
+    internal_resistance_module_ohm: NonNegative | None = None
 
 
 class Labels(Group):
@@ -263,6 +333,32 @@ class BatteryStatus(StrEnum):
     WASTE = "waste"
 
 
+# Values a source format spells differently from the node: node field -> format family -> {theirs: node's}.
+# The one table both mappings read, in and out. The node spells the status as Annex XIII does (`reused`;
+# Catena-X and IDTA-02035 write `re-used`) and the category in lower case, as IDTA-02035 does (Catena-X
+# writes `SLI`, `LMT`, `EV`). A value without an entry is the same in both.
+SPELLINGS: dict[str, dict[str, dict[str, str]]] = {
+    "condition.status": {"catenax": {"re-used": "reused"}, "idta": {"re-used": "reused"}},
+    "identity.category": {"catenax": {"SLI": "sli", "LMT": "lmt", "EV": "ev"}},
+}
+_SPOKEN = {
+    field: {family: {node: theirs for theirs, node in table.items()} for family, table in families.items()}
+    for field, families in SPELLINGS.items()
+}
+
+
+def node_spelling(family: str, field: str, value: Any) -> Any:
+    """Return a format family's value of a node field (`group.field`) as the node spells it."""
+    table = SPELLINGS.get(field, {}).get(family)
+    return table.get(value, value) if table and isinstance(value, str) else value
+
+
+def family_spelling(family: str, field: str, value: Any) -> Any:
+    """Return a node field's value as a format family spells it (the converse of node_spelling)."""
+    table = _SPOKEN.get(field, {}).get(family)
+    return table.get(value, value) if table and isinstance(value, str) else value
+
+
 class Condition(Group):
     """The individual battery's state of health, status and use (Annex XIII point 4; Annex VII)."""
 
@@ -279,8 +375,38 @@ class Condition(Group):
     full_cycles: Count | None = None
     deep_discharge_events: Count | None = None
     last_update: str | None = None
+    # Performance and durability values at placing on the market and at each status change (point 4(a)).
+    expected_lifetime_years: NonNegative | None = None
+    round_trip_efficiency_fade_pct: Percent | None = None
+    initial_self_discharge_rate_pct: Percent | None = None
+    internal_resistance_increase_cell_pct: NonNegative | None = None
+    internal_resistance_increase_pack_pct: NonNegative | None = None
+    internal_resistance_increase_module_pct: NonNegative | None = None
+    # Use data (points 4(b), 4(d); Annex VII).
+    energy_throughput_kwh: NonNegative | None = None
+    capacity_throughput_ah: NonNegative | None = None
+    remaining_power_w: NonNegative | None = None
+    remaining_power_at_soc_pct: Percent | None = None
+    remaining_round_trip_efficiency_pct: Percent | None = None
+    current_self_discharge_rate_pct: Percent | None = None
+    self_discharge_evolution_pct: Number | None = None
+    temperature_c: Annotated[Number, Field(ge=-273.15)] | None = None
+    minutes_above_temp: NonNegative | None = None
+    minutes_below_temp: NonNegative | None = None
+    minutes_charging_above_temp: NonNegative | None = None
+    minutes_charging_below_temp: NonNegative | None = None
+    negative_events: tuple[NegativeEvent, ...] | None = None
+    measured_at: dict[str, Timestamp] | None = None  # condition field name -> when it was last measured
 
     _date = field_validator("put_into_service")(check_date)
+
+    @field_validator("measured_at")
+    @classmethod
+    def _measured_fields(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        unknown = sorted(set(value or ()) - (set(cls.model_fields) - {"measured_at"}))
+        if unknown:
+            raise ValueError(f"names no condition field: {', '.join(unknown)}")
+        return value
 
 
 GROUPS: dict[str, type[Group]] = {

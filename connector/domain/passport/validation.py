@@ -6,12 +6,13 @@ warnings of the one tolerance (below). Formats: `catenax-6.0`, `catenax-6.1`, `i
 `{"idta": {part: payload}}`), `idta.<part>` (one IDTA-02035 part payload) and `node` (only the JSON values:
 the node's model checks the rest).
 
-The schemas are the official files, shipped unchanged in `schemas/` (see SOURCES.md there). The node's
-rules are added to them when they are compiled, as data (`RULES`): each constrains a schema component by
-its SAMM name (a share is 0-100, a mass or an energy is not negative, a count is whole, a date names a
-real day, a passport id is a canonical lower-case UUID), so a rule follows its characteristic wherever the
-schema uses it. The one rule a schema cannot say (a predecessor that is not the passport itself) is
-checked after. The validator is jsonschema-rs (compiled, reports every error; docs/decisions/0010).
+The schemas are the official files, shipped unchanged in `schemas/` and read by `aspects.schema_bytes`
+(see SOURCES.md there). The node's rules are added to them when they are compiled, as data (`RULES`): each
+constrains a schema component by its SAMM name (a share is 0-100, a mass or an energy is not negative, a
+count is whole, a date names a real day, a passport id is a canonical lower-case UUID), so a rule follows
+its characteristic wherever the schema uses it. The one rule a schema cannot say (a predecessor that is not
+the passport itself) is checked after. The validator is jsonschema-rs (compiled, reports every error;
+docs/decisions/0010). The same check runs on exports (`exports.py`).
 
 Two node rules hold for every format's values, because a value must leave the node exactly as it came:
 no NaN or infinity (JSON has none, and the store would write null) and no null (no property of these
@@ -19,7 +20,11 @@ formats takes one, and the node's JSON leaves null out).
 
 The one tolerance: several published IDTA-02035 examples give one language text `{"de": "Muster AG"}`, or
 one string, bare where the schema wants a list of them. Their meaning is clear, so in IDTA parts exactly
-these two shapes are accepted as published, value unchanged, each reported as a warning.
+these two shapes are accepted as published, value unchanged, each reported as a warning (the IDTA mapping
+reads these two shapes and no other).
+
+A bundle is checked for its own keys (`passport_id`, a non-empty string, and `idta`; nothing else is
+dropped unnamed) and each part it names that has a schema; which parts a bundle needs is the mapping's.
 """
 
 from __future__ import annotations
@@ -29,13 +34,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import jsonschema_rs
 import orjson
 from jsonschema_rs import ValidationError, ValidationErrorKind
 
+from .aspects import IDTA_PARTS, SCHEMAS, schema_bytes
 from .model import canonical_id, json_type, shown
 
 Issue = tuple[str, str]
@@ -57,43 +62,9 @@ SAMM_TIMESTAMP = (
     r"(\.[0-9]+)?|(24:00:00(\.0+)?))(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))?"
 )
 
-# format -> (folder of the upstream copy under tests/data/passports, file name); shipped in schemas/.
-SCHEMAS: dict[str, tuple[str, str]] = {
-    "catenax-6.0": ("catenax-sldt/io.catenax.battery.battery_pass/6.0.0/gen", "BatteryPass-schema.json"),
-    "catenax-6.1": ("catenax-sldt/io.catenax.battery.battery_pass/6.1.0/gen", "BatteryPass-schema.json"),
-    "idta.digital_nameplate": (
-        "idta-smt/io.admin-shell.idta.batterypass.digital_nameplate/1.0.0/gen",
-        "NameplateBattery-schema.json",
-    ),
-    "idta.handover_documentation": (
-        "idta-smt/io.admin-shell.idta.batterypass.handover_documentation/1.0.0/gen",
-        "HandoverDocumentationBattery-schema.json",
-    ),
-    "idta.product_condition": (
-        "idta-smt/io.admin-shell.idta.batterypass.product_condition/1.0.1/gen",
-        "ProductConditionBattery-schema.json",
-    ),
-    "idta.technical_data": (
-        "idta-smt/io.admin-shell.idta.batterypass.technical_data/1.0.1/gen",
-        "TechnicalDataBattery-schema.json",
-    ),
-    "idta.material_composition": (
-        "idta-smt/io.admin-shell.idta.batterypass.material_composition/1.0.1/gen",
-        "MaterialCompositionBattery-schema.json",
-    ),
-    "idta.carbon_footprint": (
-        "idta-smt/io.admin-shell.idta.batterypass.carbon_footprint/1.0.0/gen",
-        "CarbonFootprintBattery-schema.json",
-    ),
-    "idta.circularity": (
-        "idta-smt/io.admin-shell.idta.batterypass.circularity/1.0.0/gen",
-        "CircularityBattery-schema.json",
-    ),
-}
-IDTA_PARTS = tuple(fmt.removeprefix("idta.") for fmt in SCHEMAS if fmt.startswith("idta."))
-
 _SHARE = {"minimum": 0, "maximum": 100}
 _AMOUNT = {"minimum": 0}
+_POSITIVE = {"minimum": 0, "exclusiveMinimum": True}
 _TEMPERATURE = {"minimum": -273.15}
 _COUNT = {"minimum": 0, "multipleOf": 1}
 
@@ -116,6 +87,9 @@ RULES: dict[str, dict[str, dict[str, Any]]] = {
         "IntegerCharacteristic": _COUNT,  # cycles, years
         "DegreeMeasurement": _TEMPERATURE,
     },
+    # IDTA-02035 gives most values a component of their own: each has the rule of the node field it moves
+    # into (idta_fields.FIELDS), so a value is refused here, with its value in the reason, for every rule
+    # the node's model has on it (a mass and a rated capacity above 0, as the model's fields say).
     "idta": {
         "Timestamp": {"pattern": TIMESTAMP},
         "StateOfChargeValue": _SHARE,
@@ -127,6 +101,8 @@ RULES: dict[str, dict[str, dict[str, Any]]] = {
         "CapacityThresholdForExhaustion": _SHARE,
         "EnergyEfficiency": _SHARE,
         "RoundTripEfficiencyAt50PercentCycleLife": _SHARE,
+        "energyRoundTripEfficiencyFadeValue": _SHARE,
+        "BatteryDischargingRate": _SHARE,
         "PowerFade": _SHARE,
         "AtSoC": _SHARE,
         "RenewableContent": _SHARE,
@@ -134,13 +110,24 @@ RULES: dict[str, dict[str, dict[str, Any]]] = {
         "CapacityThroughputValue": _AMOUNT,
         "RemainingCapacityValue": _AMOUNT,
         "UBERemainingValue": _AMOUNT,
-        "BatteryMassMeasurable": _AMOUNT,
+        "BatteryMassMeasurable": _POSITIVE,
         "WeightInKilogram": _AMOUNT,
-        "RatedCapacity": _AMOUNT,
+        "RatedCapacity": _POSITIVE,
         "RatedEnergy": _AMOUNT,
         "Voltage": _AMOUNT,
         "InternalResistance": _AMOUNT,
+        "ResistanceIncrease": _AMOUNT,
+        "PowerCapabilityAtSoc": _AMOUNT,
+        "PowerCapabilityRatio": _AMOUNT,
+        "CRateLifeCycleTest": _AMOUNT,
+        "ExpectedNumberOfCycles": _COUNT,
+        "NumberOfFullCyclesValue": _COUNT,
+        "TimeExtremeHighTemp": _AMOUNT,
+        "TimeExtremeLowTemp": _AMOUNT,
+        "TimeExtremeHighTempCharging": _AMOUNT,
+        "TimeExtremeLowTempCharging": _AMOUNT,
         "PcfCo2eqCharacteristic": _AMOUNT,
+        "QuantityOfMeasureForCalculationCharacteristic": _POSITIVE,
         "HazardousSubstanceConcentrationCharacteristic": _AMOUNT,
         "Temperature": _TEMPERATURE,
         "TemperatureRangeBoundary": _TEMPERATURE,
@@ -170,12 +157,17 @@ PATTERNS = {
     "^BPNL[a-zA-Z0-9]{12}$": "a BPNL (BPNL and 12 letters or digits)",
     "^BPNA[a-zA-Z0-9]{12}$": "a BPNA (BPNA and 12 letters or digits)",
     r"^\d{4}-\d{2}-\d{2}$": "a real calendar date (YYYY-MM-DD)",
+    r"^P(?!$)((\d+Y)?(\d+M)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?|T(?=\d)(\d+H)?(\d+M)?(\d+S)?)$": (
+        "an ISO 8601 duration (e.g. P96M)"
+    ),
+    r"^\d{2,7}-\d{2}-\d{1}$": "a CAS number (e.g. 7439-93-2)",
 }
 FORMATS = {
     "date": "a real calendar date (YYYY-MM-DD)",
     "uri": "a URI",
 }
 TOLERATED = "accepted as published"
+BUNDLE_KEYS = ("passport_id", "idta")
 _TYPE_NAMES = {"object": "an object", "array": "an array", "integer": "an integer", "null": "null"}
 _PLAIN = re.compile(r"^[^.\[\]\"]+$")
 _STEPS = re.compile(r'\["(?:[^"\\]|\\.)*"\]|\[\d+\]|[^.\[\]]+')
@@ -229,12 +221,6 @@ def idta_part_of(document: dict[str, Any]) -> str | None:
         if set(schema.get("required", ())) <= document.keys() <= schema.get("properties", {}).keys():
             return part
     return None
-
-
-def schema_bytes(fmt: str) -> bytes:
-    """Return the shipped official schema of a format, as it is on disk."""
-    folder = "idta" if fmt.startswith("idta.") else fmt.replace("catenax-", "catenax_").replace(".", "_")
-    return resources.files(__package__).joinpath("schemas", folder, SCHEMAS[fmt][1]).read_bytes()
 
 
 # --- compiling -------------------------------------------------------------------------------------------
@@ -348,10 +334,20 @@ def _catenax_rules(document: dict[str, Any]) -> list[Issue]:
 
 
 def _bundle(document: dict[str, Any]) -> Findings:
+    """Check a bundle's parts against their schemas (the mapping names a part it does not know)."""
+    errors: list[Issue] = [
+        (_path((key,)), f"not part of an IDTA bundle (its keys are {', '.join(BUNDLE_KEYS)})")
+        if isinstance(key, str)
+        else ("(passport)", f"a key must be a string, got {json_type(key)} {shown(key)}")
+        for key in document
+        if key not in BUNDLE_KEYS
+    ]
+    passport_id = document.get("passport_id", "-")
+    if not isinstance(passport_id, str) or not passport_id:
+        errors.append(("passport_id", f"must be a passport id (a non-empty string), got {shown(passport_id)}"))
     parts = document.get("idta")
     if not isinstance(parts, dict):
-        return Findings([("idta", "must be a JSON object of IDTA-02035 part payloads")])
-    errors: list[Issue] = []
+        return Findings([("idta", "must be a JSON object of IDTA-02035 part payloads"), *errors])
     warnings: list[Issue] = []
     for name, payload in parts.items():
         if name in IDTA_PARTS and isinstance(payload, dict):
@@ -361,7 +357,7 @@ def _bundle(document: dict[str, Any]) -> Findings:
                 found = Findings(exc.issues)
             errors += _prefixed(f"idta.{name}", found.errors)
             warnings += _prefixed(f"idta.{name}", found.warnings)
-    return Findings(errors, warnings)
+    return Findings(in_document_order(document, errors), in_document_order(document, warnings))
 
 
 def _part(fmt: str, payload: dict[str, Any]) -> Findings:
@@ -433,12 +429,16 @@ def _reason(value: Any, error: ValidationError) -> str:
         return f"must be {FORMATS.get(details['format'], details['format'])}, got {shown(value)}"
     if kind == "minimum":
         return f"must be at least {_limit(details['limit'])}, got {shown(value)}"
+    if kind == "exclusiveMinimum":
+        return f"must be greater than {_limit(details['limit'])}, got {shown(value)}"
     if kind == "maximum":
         return f"must be at most {_limit(details['limit'])}, got {shown(value)}"
     if kind == "multipleOf" and details.get("multiple_of") == 1:
         return f"must be a whole number, got {shown(value)}"
     if kind == "maxLength":
         return f"must be at most {details['limit']} characters, got {len(value) if isinstance(value, str) else '?'}"
+    if kind == "minItems":
+        return f"must have at least {details['limit']} item(s), got {len(value) if isinstance(value, list) else '?'}"
     if kind == "minLength":
         return f"must be at least {details['limit']} characters, got {len(value) if isinstance(value, str) else '?'}"
     return str(error.message)
