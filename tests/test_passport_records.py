@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
 
 import orjson
 import pytest
@@ -15,29 +14,12 @@ from connector.domain import passport as model
 from connector.domain.passport.synthetic import generate_catenax
 from connector.services.passports import digest, load, record_of
 from connector.store import Store, migrate
-from tests.conftest import DATA, data_path
-
-
-def catenax_example(version: str) -> dict[str, Any]:
-    path = data_path("passports", "catenax-sldt", "io.catenax.battery.battery_pass", version, "gen")
-    document = dict(json.loads((path / "BatteryPass.json").read_text()))
-    document["operation"]["intoServiceDate"] = "2024-02-29"  # published: a date that names no day
-    return document
-
-
-def idta_example() -> dict[str, Any]:
-    parts = {}
-    for path in sorted((DATA / "passports" / "idta-smt").glob("*/*/gen/*.json")):
-        if not path.name.endswith("-schema.json"):
-            parts[path.parts[-4].removeprefix("io.admin-shell.idta.batterypass.")] = json.loads(path.read_text())
-    parts["circularity"]["RenewableContent"] = 12.5  # published: -12143.4, a share
-    return {"idta": parts}
-
+from tests.passport import examples
 
 DOCUMENTS = {
     "node": lambda: model.generate(3),
-    "catenax-6.0 example": lambda: catenax_example("6.0.0"),
-    "catenax-6.1 example": lambda: catenax_example("6.1.0"),
+    "catenax-6.0 example": lambda: examples.catenax("6.0.0"),
+    "catenax-6.1 example": lambda: examples.catenax("6.1.0"),
     "catenax-6.1 generated": lambda: generate_catenax(11),
     "idta example": idta_example,
 }
