@@ -21,7 +21,7 @@ DOCUMENTS = {
     "catenax-6.0 example": lambda: examples.catenax("6.0.0"),
     "catenax-6.1 example": lambda: examples.catenax("6.1.0"),
     "catenax-6.1 generated": lambda: generate_catenax(11),
-    "idta example": idta_example,
+    "idta example": examples.idta_bundle,
 }
 
 
