@@ -23,6 +23,8 @@ _CONTEXT_FILES = {
     "https://www.w3.org/ns/odrl.jsonld": "odrl.jsonld",
     vocab.DSP_CONTEXT_URL: "dspace-2025-1.jsonld",
     vocab.DSP_ODRL_PROFILE_URL: "dspace-2025-1-odrl-profile.jsonld",
+    vocab.CX_POLICY_CONTEXT_URL: "catenax-2025-9-policy-context.jsonld",
+    vocab.CX_ODRL_CONTEXT_URL: "catenax-2025-9-policy-odrl.jsonld",
 }
 
 # Compact forms the node writes: prefixes for IRIs in value position, and the vocabulary for keys.
