@@ -204,3 +204,24 @@ async def test_the_node_s_own_policies_keep_their_freedom(management: Management
     }
     status, answer = await management.call("POST", "/management/v3/policydefinitions", body)
     assert status == 200, answer
+
+
+def test_a_dsp_message_leaves_the_held_contexts_as_they_are() -> None:
+    """pyld merges an @import into the document it caches: after a DSP 2025-1 message the DSP ODRL profile carried
+    the DSP terms and @propagate, and the Tractus-X body (which names that profile first) failed to expand."""
+    from connector import jsonld
+
+    catalog = {
+        "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
+        "@type": "Catalog",
+        "@id": "urn:catalog",
+        "dataset": [{"@id": "d", "hasPolicy": [{"@id": "o", "@type": "Offer", "permission": [{"action": "use"}]}]}],
+    }
+    jsonld.expand_peer_document(catalog)
+    (node,) = jsonld.expand(access_policy())
+    assert node["@id"] == "membership-deg"
+    # A DSP term is not defined by the ODRL profile alone: with the EDC vocabulary it stays an EDC term.
+    (profile_only,) = jsonld.expand(
+        {"@context": [TX_CONTEXT[0], TX_CONTEXT[2]], "@id": "x", "callbackAddress": "http://cb"}
+    )
+    assert "https://w3id.org/edc/v0.0.1/ns/callbackAddress" in profile_only

@@ -290,6 +290,10 @@ class NodeIdentity:
             for c in held
             if wanted & {vc.type_name(t) for t in c.types} and (c.valid_until is None or c.valid_until > now)
         ]
+        log.info(
+            "presentation query answered",
+            extra={"participant": self.did, "verifier": verifier, "scopes": scopes, "credentials": len(chosen)},
+        )
         # One presentation per data model, as Tractus-X's wallet answers: VCDM 1.1 credentials in a VCDM 1.1 one.
         return vc.presentation_response_message(vc.presentations(self._key, self.did, chosen, verifier))
 
