@@ -225,3 +225,43 @@ def test_a_dsp_message_leaves_the_held_contexts_as_they_are() -> None:
         {"@context": [TX_CONTEXT[0], TX_CONTEXT[2]], "@id": "x", "callbackAddress": "http://cb"}
     )
     assert "https://w3id.org/edc/v0.0.1/ns/callbackAddress" in profile_only
+
+
+def test_a_tractus_x_catalog_offer_expands_with_the_held_contexts() -> None:
+    """A Tractus-X DSP catalog compacts Catena-X terms with the 2025-9 context (TX docs 04_catalog.md); held
+    locally, they expand to the 2025-9 namespace with no network, and the offer reads as the policy it was made of."""
+    import policies
+    from connector import jsonld
+
+    catalog = {
+        "@context": [
+            "https://w3id.org/tractusx/auth/v1.0.0",
+            "https://w3id.org/catenax/2025/9/policy/context.jsonld",
+            "https://w3id.org/dspace/2025/1/context.jsonld",
+            "https://w3id.org/edc/dspace/v0.0.1",
+        ],
+        "@id": "urn:catalog",
+        "@type": "Catalog",
+        "participantId": "BPNL00000003AYRE",
+        "dataset": {
+            "@id": "asset-1",
+            "@type": "Dataset",
+            "hasPolicy": {
+                "@id": "MQ==:MQ==:M2Zm",
+                "@type": "Offer",
+                "permission": {
+                    "action": "use",
+                    "constraint": {"and": [FRAMEWORK, {**DPP_PURPOSE, "rightOperand": "cx.circular.dpp:1"}]},
+                },
+                "prohibition": [],
+                "obligation": [],
+            },
+            "distribution": [],
+        },
+    }
+    (node,) = jsonld.expand_peer_document(catalog)
+    offer = node["http://www.w3.org/ns/dcat#dataset"][0]["http://www.w3.org/ns/odrl/2/hasPolicy"][0]
+    parsed = policies.parse_policy(offer)
+    assert policies.validate(parsed) == []
+    written = policies.parse_policy({"@context": SDK_CONTEXT[:2], **usage_policy()["policy"]})
+    assert policies.same_rules(parsed, written)

@@ -308,3 +308,35 @@ def test_business_partner_groups_setting() -> None:
     }
     with pytest.raises(ValueError, match="BPN=group"):
         parse_business_partner_groups("gold")
+
+
+def test_the_issuer_command_issues_the_framework_credential(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CONNECTOR_DATA_DIR": str(tmp_path / "data")}
+
+    def connector(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "connector.cli", "issuer", *args]
+        return subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+
+    assert connector("init").returncode == 0
+    subject = "did:web:consumer.example"
+    done = connector(
+        "issue",
+        "--subject",
+        subject,
+        "--type",
+        "dataexchangegovernance",
+        "--bpn",
+        "BPNL00000003AYRE",
+        "--format",
+        "vcdm1",
+    )
+    assert done.returncode == 0, done.stderr
+    vc = parse(done.stdout.strip()).payload["vc"]
+    assert vc["type"] == ["VerifiableCredential", "DataExchangeGovernanceCredential"]
+    assert vc["credentialSubject"]["contractVersion"] == "1.0"
+    missing = connector("issue", "--subject", subject, "--type", "dataexchangegovernance")
+    assert missing.returncode != 0 and "needs --bpn" in missing.stderr
