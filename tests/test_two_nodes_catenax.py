@@ -16,9 +16,9 @@ import pytest
 from connector.app import Node
 from connector.identity import issuer
 from connector.identity.signature import parse
-from tests.conftest import API_KEY, EDC_CONTEXT, Management
+from tests.conftest import API_KEY, EDC_CONTEXT, Management, free_port
 from tests.test_catenax_policies import TX_CONTEXT, access_policy, usage_policy
-from tests.test_two_nodes_catalog import _dataset_ids, _provider, _request_catalog
+from tests.test_two_nodes_catalog import _dataset_ids, _request_catalog
 from tests.test_two_nodes_transfer import Backend, _pull_request, _wait
 from tests.test_two_nodes_transfer import backend as backend
 
@@ -29,6 +29,24 @@ TRACTUS_X_SCOPES = {
     "org.eclipse.tractusx.vc.type:DataExchangeGovernanceCredential:read",
     "org.eclipse.tractusx.vc.type:BpnCredential:read",
 }
+
+
+async def _provider(node_factory: Any, tmp_path: Path) -> tuple[Node, Path]:
+    """Start a provider that is also the dataspace's issuer, and keeps the member's BPN in the group "gold"."""
+    port = free_port()
+    data_dir = tmp_path / "provider"
+    issuer_did = f"did:web:127.0.0.1%3A{port}:issuer"
+    identity = issuer.create_issuer(data_dir / "issuer", issuer_did)
+    issuer.init_registry(data_dir / "issuer", identity.did, f"http://127.0.0.1:{port}/issuer/status")
+    node = await node_factory(
+        api_key=API_KEY,
+        protocol_port=port,
+        data_dir=data_dir,
+        trusted_issuers=issuer_did,
+        claims_cache_seconds=0,
+        business_partner_groups=f"{MEMBER_BPN}=gold|silver,{OTHER_BPN}=",
+    )
+    return node, data_dir / "issuer"
 
 
 def _grant(issuer_dir: Path, subject: str, bpn: str, *kinds: str) -> list[str]:
@@ -60,7 +78,7 @@ async def _hold(node: Node, http: aiohttp.ClientSession, credentials: list[str])
 async def _publish(provider: Node, http: aiohttp.ClientSession, backend: Backend) -> None:
     """Three assets under Catena-X access policies, all with the passport usage policy (CX-0160) as contract."""
     api = Management(http, provider)
-    for asset_id in ("passports-cx", "passports-bpn", "passports-open"):
+    for asset_id in ("passports-cx", "passports-bpn", "passports-gold", "passports-open"):
         asset = {
             "@context": EDC_CONTEXT,
             "@id": asset_id,
@@ -92,13 +110,17 @@ async def _publish(provider: Node, http: aiohttp.ClientSession, backend: Backend
             ],
         },
     }
+    gold_access = access_policy(
+        "gold-access", {"leftOperand": "BusinessPartnerGroup", "operator": "isAnyOf", "rightOperand": ["gold"]}
+    )
     open_access = {"@context": TX_CONTEXT, "@type": "PolicyDefinition", "@id": "open", "policy": {"@type": "Set"}}
-    for body in (access_policy(), usage_policy(), bpn_access, open_access):
+    for body in (access_policy(), usage_policy(), bpn_access, gold_access, open_access):
         status, answer = await api.call("POST", "/management/v3/policydefinitions", body)
         assert status == 200, answer
     for cd, access, asset_id in (
         ("cd-cx", "membership-deg", "passports-cx"),
         ("cd-bpn", "bpn-access", "passports-bpn"),
+        ("cd-gold", "gold-access", "passports-gold"),
         ("cd-open", "open", "passports-open"),
     ):
         definition = {
@@ -168,8 +190,9 @@ async def test_catena_x_policies_decide_catalog_negotiation_and_transfer(
         assert status == 200, catalog
         seen[name] = _dataset_ids(catalog)
     assert seen == {
-        "member": ["passports-bpn", "passports-cx", "passports-open"],
-        "other": ["passports-cx", "passports-open"],  # another BPN than the one the BPN policy lists
+        "member": ["passports-bpn", "passports-cx", "passports-gold", "passports-open"],
+        # Another BPN than the one the BPN policy lists, and in no group of this provider.
+        "other": ["passports-cx", "passports-open"],
         "undersigned": ["passports-open"],  # Membership alone does not satisfy the framework agreement
         "stranger": ["passports-open"],
     }
