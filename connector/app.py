@@ -24,7 +24,12 @@ from connector.services.catalog import CatalogService
 from connector.services.dataplane import AccessLog, DataPlaneService
 from connector.services.dsp_client import DspClient, PeerCatalogs
 from connector.services.edrs import EdrRefresher
-from connector.services.identity import IdentityConfig, NodeIdentity, parse_trusted_issuers
+from connector.services.identity import (
+    IdentityConfig,
+    NodeIdentity,
+    parse_business_partner_groups,
+    parse_trusted_issuers,
+)
 from connector.services.negotiations import NegotiationService, now_ms
 from connector.services.offers import (
     AssetService,
@@ -301,6 +306,8 @@ def identity_config(settings: Settings) -> IdentityConfig:
         allow_local=settings.allow_local_peers,
         claims_ttl=settings.claims_cache_seconds,
         issuer_dir=settings.issuer_dir,
+        scope_alias=settings.credential_scope_alias,
+        business_partner_groups=parse_business_partner_groups(settings.business_partner_groups),
     )
 
 

@@ -83,8 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     issuer = commands.add_parser(
         "issuer",
         help="make this node a credential issuer for a dataspace (served at <public URL>/issuer/...)",
-        description="Issue and revoke credentials (VC-JWT, VCDM 2.0) for participants. The issuer's DID document "
-        "and status list are served by this node's protocol surface, so the node must run for peers to verify.",
+        description="Issue and revoke credentials (VC-JWT: VCDM 2.0, or VCDM 1.1 as Tractus-X's issuer writes them) "
+        "for participants. The issuer's DID document and status list are served by this node's protocol surface, "
+        "so the node must run for peers to verify.",
     )
     issuer_commands = issuer.add_subparsers(dest="issuer_command", required=True, metavar="ACTION")
     init = issuer_commands.add_parser("init", help="create the issuer identity (key, DID, status list)")
@@ -93,10 +94,29 @@ def _parser() -> argparse.ArgumentParser:
     grant = issuer_commands.add_parser("issue", help="issue a credential to a participant; prints the VC-JWT")
     grant.add_argument("--config", type=Path, metavar="FILE")
     grant.add_argument("--subject", required=True, help="the participant's DID")
-    grant.add_argument("--type", required=True, choices=["membership", "role", "bpn"], dest="credential_type")
+    grant.add_argument(
+        "--type",
+        required=True,
+        choices=["membership", "role", "bpn", "dataexchangegovernance"],
+        dest="credential_type",
+        help="dataexchangegovernance: the Catena-X framework credential (DataExchangeGovernanceCredential)",
+    )
     grant.add_argument("--role", action="append", default=[], help="a role (repeatable), for --type role")
-    grant.add_argument("--bpn", help="a business-partner number, for --type bpn (or with membership)")
+    grant.add_argument(
+        "--bpn", help="a business-partner number, for --type bpn and dataexchangegovernance (or with membership)"
+    )
     grant.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    grant.add_argument(
+        "--format",
+        choices=["vcdm2", "vcdm1"],
+        default="vcdm2",
+        dest="data_model",
+        help="vcdm2: a VCDM 2.0 vc+jwt (default); vcdm1: a VCDM 1.1 JWT, the shape Tractus-X's issuer writes",
+    )
+    grant.add_argument(
+        "--contract-version", default="1.0", help="contractVersion, for --type dataexchangegovernance (default 1.0)"
+    )
+    grant.add_argument("--contract-template", help="contractTemplate URL, for --type dataexchangegovernance")
     revoke = issuer_commands.add_parser("revoke", help="revoke an issued credential by its id")
     revoke.add_argument("--config", type=Path, metavar="FILE")
     revoke.add_argument("--id", required=True, dest="credential_id")
@@ -185,20 +205,42 @@ def _issuer(settings: Settings, args: argparse.Namespace) -> int:
         print(f"revoked {found.id}; peers see it at their next status list fetch")
         return 0
     identity = issuer.create_issuer(directory, registry.did)
-    now = datetime.now(UTC)
-    validity = {"valid_from": now, "valid_until": now + timedelta(days=args.days)}
+    start = datetime.now(UTC)
+    until = start + timedelta(days=args.days)
+    model = args.data_model
     if args.credential_type == "membership":
-        jwt, registry = issuer.issue_membership(identity, registry, args.subject, bpn=args.bpn, **validity)
+        jwt, registry = issuer.issue_membership(
+            identity, registry, args.subject, bpn=args.bpn, valid_from=start, valid_until=until, data_model=model
+        )
     elif args.credential_type == "role":
         if not args.role:
             print("connector: --type role needs at least one --role", file=sys.stderr)
             return EXIT_FAILURE
-        jwt, registry = issuer.issue_role(identity, registry, args.subject, args.role, **validity)
-    else:
+        jwt, registry = issuer.issue_role(
+            identity, registry, args.subject, args.role, valid_from=start, valid_until=until, data_model=model
+        )
+    elif args.credential_type == "bpn":
         if not args.bpn:
             print("connector: --type bpn needs --bpn", file=sys.stderr)
             return EXIT_FAILURE
-        jwt, registry = issuer.issue_bpn(identity, registry, args.subject, args.bpn, **validity)
+        jwt, registry = issuer.issue_bpn(
+            identity, registry, args.subject, args.bpn, valid_from=start, valid_until=until, data_model=model
+        )
+    else:
+        if not args.bpn:
+            print("connector: --type dataexchangegovernance needs --bpn (the holder's BPNL)", file=sys.stderr)
+            return EXIT_FAILURE
+        jwt, registry = issuer.issue_data_exchange_governance(
+            identity,
+            registry,
+            args.subject,
+            args.bpn,
+            version=args.contract_version,
+            contract_template=args.contract_template,
+            valid_from=start,
+            valid_until=until,
+            data_model=model,
+        )
     issuer.save_registry(directory, registry)
     print(jwt)
     return 0

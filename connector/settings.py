@@ -56,8 +56,17 @@ class Settings(BaseSettings):
         description="Credential issuers trusted, comma-separated: a DID (trusted for every type) or TYPE=DID.",
     )
     requested_credentials: str = Field(
-        default="MembershipCredential,RoleCredential,BpnCredential,AccessLevelCredential",
+        default="MembershipCredential,DataExchangeGovernanceCredential,BpnCredential,RoleCredential,AccessLevelCredential",
         description="Credential types asked of every peer's credential service, comma-separated.",
+    )
+    credential_scope_alias: str = Field(
+        default="org.eclipse.tractusx.vc.type",
+        description="Alias of the DCP scopes asking for credentials (<alias>:<type>:read): Tractus-X's, or "
+        "org.eclipse.dspace.dcp.vc.type (EDC 0.17+ wallets) or org.eclipse.edc.vc.type (EDC up to 0.16).",
+    )
+    business_partner_groups: str = Field(
+        default="",
+        description="Business partner groups for cx-policy:BusinessPartnerGroup, comma-separated BPN=group|group.",
     )
     claims_cache_seconds: float = Field(
         default=300.0, ge=0, le=86400, description="Seconds a peer's verified credential claims are reused."
@@ -208,6 +217,23 @@ class Settings(BaseSettings):
         for item in (part.strip() for part in value.split(",")):
             if item and not item.rpartition("=")[2].strip().startswith("did:"):
                 raise ValueError(f"{item!r} is not a DID or TYPE=DID")
+        return value
+
+    @field_validator("credential_scope_alias")
+    @classmethod
+    def _scope_alias_known(cls, value: str) -> str:
+        aliases = ("org.eclipse.tractusx.vc.type", "org.eclipse.dspace.dcp.vc.type", "org.eclipse.edc.vc.type")
+        if value not in aliases:
+            raise ValueError(f"{value!r} is not one of {', '.join(aliases)}")
+        return value
+
+    @field_validator("business_partner_groups")
+    @classmethod
+    def _groups_shape(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            bpn, sep, _ = item.partition("=")
+            if item and (not sep or not re.fullmatch(r"BPNL[0-9A-Z]{12}", bpn.strip())):
+                raise ValueError(f"{item!r} is not BPN=group|group (a BPNL and its groups)")
         return value
 
     @field_validator("requested_credentials")

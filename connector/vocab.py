@@ -11,6 +11,9 @@ BPC = "https://w3id.org/battery-passport-connector/ns/"
 ODRL_CONTEXT_URL = "http://www.w3.org/ns/odrl.jsonld"
 DSP_CONTEXT_URL = "https://w3id.org/dspace/2025/1/context.jsonld"
 DSP_ODRL_PROFILE_URL = "https://w3id.org/dspace/2025/1/odrl-profile.jsonld"
+# The Catena-X ODRL profile of 2025-9 (the contexts Tractus-X EDC 0.12 and 0.13 send and bundle).
+CX_POLICY_CONTEXT_URL = "https://w3id.org/catenax/2025/9/policy/context.jsonld"
+CX_ODRL_CONTEXT_URL = "https://w3id.org/catenax/2025/9/policy/odrl.jsonld"
 
 # The context of every management API answer, as EDC's Management API v3 writes it.
 EDC_OUTPUT_CONTEXT = {"@vocab": EDC, "edc": EDC, "odrl": ODRL}

@@ -263,10 +263,20 @@ class _Compiler:
                 rights.append(compile_right(v, hint))
             except ValueError as exc:
                 self.problem(where, str(exc))
-        if op is not None and len(rights) == len(c.right_operand):
+        if op is not None and operand is not None and operand.operators is not None and op not in operand.operators:
+            self.problem(
+                f"{path}.operator", f"{short(operand.iri)} allows only {', '.join(operand.operators)}, not {op}"
+            )
+        elif op is not None and len(rights) == len(c.right_operand):
             self._check_types(op, operand.value_type if operand else ANY, rights, path, operand)
+            if operand is not None and operand.check is not None and len(self.problems) == start:
+                message = operand.check(op, tuple(rights))
+                if message is not None:
+                    self.problem(f"{path}.rightOperand", message)
         if len(self.problems) > start or operand is None or op is None:
             return None
+        if operand.decide is not None:
+            return _decided(operand.iri, operand, op, tuple(rights), path)
         if op in SCALAR_OPERATORS:
             return _scalar(operand.iri, operand, op, rights[0], path)
         return _set(operand.iri, operand, op, frozenset(rights), path)
@@ -334,6 +344,35 @@ def _left_value(iri: str, operand: Any, op: str, expected: object, path: str) ->
         return None, value
 
     return left
+
+
+def _decided(iri: str, operand: Any, op: str, rights: tuple[object, ...], path: str) -> Check:
+    """Build the check of an operand that judges its constraint itself (a profile's constraint function)."""
+    decide = operand.decide
+    scopes = operand.scopes
+    deferrable = operand.deferred_outside_scopes
+    expected = _expected(rights)
+
+    def check(ctx: EvaluationContext, scope: Scope, out: list[ConstraintResult]) -> int:
+        if scope not in scopes:
+            if deferrable:
+                out.append(
+                    ConstraintResult(path, iri, op, expected, None, "deferred", f"not applicable in {scope} scope")
+                )
+                return DEFERRED
+            out.append(ConstraintResult(path, iri, op, expected, None, "error", f"not available in {scope} scope"))
+            return ERROR
+        try:
+            satisfied, actual = decide(ctx, op, rights)
+        except Exception as exc:  # a profile function failing must deny, not crash the request
+            out.append(ConstraintResult(path, iri, op, expected, None, "error", f"resolver failed: {exc!r}"))
+            return ERROR
+        if satisfied:
+            return TRUE
+        out.append(ConstraintResult(path, iri, op, expected, describe(actual), "not_satisfied"))
+        return FALSE
+
+    return check
 
 
 def _scalar(iri: str, operand: Any, op: str, right: object, path: str) -> Check:
@@ -475,6 +514,8 @@ class Plan:
         for i, rule in enumerate(policy.obligations):
             self._duty(comp, rule, f"obligation[{i}]")
         self.obligations = policy.obligations
+        for profile_check in registry.policy_checks:
+            comp.problems.extend(profile_check(policy))
         self.problems: tuple[Problem, ...] = tuple(comp.problems)
         self.operands = frozenset(comp.operands)
         #: True when a decision depends on the clock or on usage counters (so it must not be cached).

@@ -29,6 +29,7 @@ from .model import (
     Value,
 )
 from .vocab import (
+    CONTEXT_TERMS,
     DEFAULT_PREFIXES,
     KNOWN_CONTEXTS,
     LOGICAL_OPERATORS,
@@ -102,6 +103,7 @@ class _Parser:
             vocab = KNOWN_CONTEXTS[ctx]
             if vocab is not None:
                 self.vocab = vocab
+            self.terms.update(CONTEXT_TERMS.get(ctx, {}))
             return
         if not isinstance(ctx, Mapping):
             self.error(path, "@context must be a string, an object or a list")

@@ -16,13 +16,19 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from .context import ALL_SCOPES, CLAIM_SCOPES, USAGE_SCOPES, EvaluationContext, Scope
-from .model import LiteralValue, Value
+from .model import LiteralValue, Policy, Problem, Value
 from .values import DT, DUR, NUM, STR, typed
 from .vocab import ACTION_PARENT, BPC, CX_POLICY, EDC, ODRL, TX
 
 Resolver = Callable[[EvaluationContext], object]
 #: Compiles one right-operand value; may return a ``ContextValue`` for values relative to the context.
 RightCompiler = Callable[[Value, str | None], object]
+#: Checks an operand's compiled right-operand values for an operator: a problem message, or None when valid.
+RightCheck = Callable[[str, tuple[object, ...]], str | None]
+#: Decides a constraint on its own (as Tractus-X's constraint functions do): (satisfied, the value it judged).
+Decider = Callable[[EvaluationContext, str, tuple[object, ...]], tuple[bool, object]]
+#: Checks a whole policy against a profile's rules (which rules and operands go together): its problems.
+PolicyCheck = Callable[[Policy], list[Problem]]
 
 ANY: Final = "any"
 
@@ -50,7 +56,10 @@ class Operand:
     right operands and to reject wrong right-operand types at creation); ``multi`` means the resolver
     returns a collection (only set operators make sense then). ``deferred_when_absent``: scopes where a value
     the caller did not supply defers the constraint instead of denying (a purpose is declared on use, so a
-    catalog or a negotiation without one leaves the check to the data request).
+    catalog or a negotiation without one leaves the check to the data request). ``operators``: the only
+    operators the operand takes (others are refused when the policy is compiled); ``check``: a profile's rule
+    on the right-operand values (a problem message, or None); ``decide``: when given, the operand judges the
+    constraint itself from the context, the operator and the right values, and ``resolve`` is not used.
     """
 
     iri: str
@@ -63,6 +72,9 @@ class Operand:
     time_dependent: bool
     description: str
     deferred_when_absent: frozenset[Scope] = frozenset()
+    operators: tuple[str, ...] | None = None
+    check: RightCheck | None = None
+    decide: Decider | None = None
 
 
 class Registry:
@@ -71,7 +83,9 @@ class Registry:
     def __init__(self) -> None:
         self._operands: dict[str, Operand] = {}
         self._actions: dict[str, str | None] = {ODRL + a: (ODRL + p if p else None) for a, p in ACTION_PARENT.items()}
+        self._same: dict[str, str] = {}
         self._covers: dict[tuple[str, str], bool] = {}
+        self.policy_checks: tuple[PolicyCheck, ...] = ()
         self._lock = threading.Lock()
         self.version = 0
         self.plans: OrderedDict[tuple[Any, int], Any] = OrderedDict()
@@ -93,6 +107,9 @@ class Registry:
         description: str = "",
         replace: bool = False,
         deferred_when_absent: Iterable[Scope] = (),
+        operators: Iterable[str] | None = None,
+        check: RightCheck | None = None,
+        decide: Decider | None = None,
     ) -> None:
         """Register (or with ``replace=True`` override) the resolver of a left operand IRI."""
         with self._lock:
@@ -109,6 +126,9 @@ class Registry:
                 time_dependent,
                 description,
                 frozenset(deferred_when_absent),
+                None if operators is None else tuple(operators),
+                check,
+                decide,
             )
             self._changed()
 
@@ -122,11 +142,26 @@ class Registry:
 
     # -- actions --------------------------------------------------------------------------------------------
 
-    def register_action(self, iri: str, parent: str | None = ODRL + "use") -> None:
-        """Declare an action (``parent`` is the action it is included in, per ``odrl:includedIn``)."""
+    def register_action(self, iri: str, parent: str | None = ODRL + "use", *, same_as: str | None = None) -> None:
+        """Declare an action (``parent`` is the action it is included in, per ``odrl:includedIn``).
+
+        With ``same_as``, the action is another name of a known action: a rule on either covers requests for
+        both, as a profile's own name for ``use`` would (Catena-X's ``access``).
+        """
         with self._lock:
+            if same_as is not None:
+                if same_as not in self._actions:
+                    raise ValueError(f"action {same_as} is not known")
+                self._same[iri] = same_as
+                parent = self._actions[same_as]
             self._actions[iri] = parent
             self._covers.clear()
+            self._changed()
+
+    def register_policy_check(self, check: PolicyCheck) -> None:
+        """Add a rule every policy must pass (its problems make the policy invalid, as an unknown operand does)."""
+        with self._lock:
+            self.policy_checks = (*self.policy_checks, check)
             self._changed()
 
     def action_known(self, iri: str) -> bool:
@@ -139,8 +174,9 @@ class Registry:
         hit = self._covers.get(key)
         if hit is not None:
             return hit
+        granted = self._same.get(granted, granted)
         result = False
-        current: str | None = requested
+        current: str | None = self._same.get(requested, requested)
         seen = 0
         while current is not None and seen < 32:
             if current == granted:
@@ -163,6 +199,9 @@ class Registry:
         from .passport import install_access_level  # passport imports this module
 
         install_access_level(reg)
+        from .catenax import install_catenax  # catenax imports this module
+
+        install_catenax(reg)
         return reg
 
 
@@ -187,6 +226,14 @@ CLAIM_MEMBERSHIP: Final = "membership"
 CLAIM_BPN: Final = "bpn"
 CLAIM_ACCESS_LEVEL: Final = "access_level"
 CLAIM_FRAMEWORK_AGREEMENTS: Final = "framework_agreements"
+#: The types of the requester's verified credentials, by bare name (``MembershipCredential``).
+CLAIM_CREDENTIAL_TYPES: Final = "credential_types"
+#: ``<credential type>:<contractVersion>`` of each verified credential whose subject states a contractVersion.
+CLAIM_CONTRACT_VERSIONS: Final = "contract_versions"
+#: The business partner number a verified ``BpnCredential`` states (its subject claim ending in ``bpn``).
+CLAIM_BPN_CREDENTIAL: Final = "bpn_credential"
+#: The business partner groups this node assigns to the requester's BPN (absent: the BPN is in no group list).
+CLAIM_PARTNER_GROUPS: Final = "business_partner_groups"
 
 
 def claim_set(claims: Mapping[str, object], *keys: str) -> frozenset[str]:
@@ -239,10 +286,6 @@ def _bpn(ctx: EvaluationContext) -> object:
     return value if isinstance(value, str) else None
 
 
-def _frameworks(ctx: EvaluationContext) -> object:
-    return claim_set(ctx.claims, CLAIM_FRAMEWORK_AGREEMENTS)
-
-
 _RELATIVE_RE: Final = re.compile(r"^\s*contractAgreement\s*(?:([+-])\s*(\d+)\s*([smhd]))?\s*$")
 _UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -291,16 +334,16 @@ def install_builtin_operands(reg: Registry) -> None:
         time_dependent=True,
         description="uses so far (EvaluationContext.count); deferred before usage",
     )
-    # A purpose is what the consumer commits to by agreeing, and declares on each use: there is none yet when a
-    # catalog is built or an offer is agreed, so it is checked at transfer start and on every data request.
-    for iri in (ODRL + "purpose", CX_POLICY + "UsagePurpose"):
-        reg.register(
-            iri,
-            _purpose,
-            value_type=STR,
-            deferred_when_absent=BEFORE_USE,
-            description="declared purpose(s); without one, deferred in catalog and negotiation",
-        )
+    # The node's own purpose is what the consumer commits to by agreeing, and declares on each use: there is none
+    # yet when a catalog is built or an offer is agreed, so it is checked at transfer start and on every data
+    # request. (Catena-X's UsagePurpose is a commitment only: policies/catenax.py.)
+    reg.register(
+        ODRL + "purpose",
+        _purpose,
+        value_type=STR,
+        deferred_when_absent=BEFORE_USE,
+        description="declared purpose(s); without one, deferred in catalog and negotiation",
+    )
     reg.register(ODRL + "spatial", lambda c: c.spatial, value_type=STR, description="requester location")
     reg.register(
         BPC + "participantId",
@@ -349,12 +392,4 @@ def install_builtin_operands(reg: Registry) -> None:
         scopes=CLAIM_SCOPES,
         deferred_outside_scopes=True,
     )
-    reg.register(
-        CX_POLICY + "FrameworkAgreement",
-        _frameworks,
-        value_type=STR,
-        multi=True,
-        description="claims['framework_agreements']",
-        scopes=CLAIM_SCOPES,
-        deferred_outside_scopes=True,
-    )
+    # cx-policy:FrameworkAgreement of the older namespace is registered with the Catena-X profile (catenax.py).

@@ -15,7 +15,12 @@ RDF: Final = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 DCT: Final = "http://purl.org/dc/terms/"
 EDC: Final = "https://w3id.org/edc/v0.0.1/ns/"
 DSPACE: Final = "https://w3id.org/dspace/2025/1/"
+#: The Catena-X policy namespace before 2025-9 (Tractus-X EDC up to 0.11; DSP 0.8 in 0.12 and 0.13).
 CX_POLICY: Final = "https://w3id.org/catenax/policy/"
+#: The Catena-X ODRL profile of 2025-9 (Tractus-X EDC 0.12 and 0.13 on DSP 2025-1).
+CX_POLICY_2025: Final = "https://w3id.org/catenax/2025/9/policy/"
+#: The namespace of the Catena-X credential types and their claims.
+CX_CREDENTIALS: Final = "https://w3id.org/catenax/credentials/"
 TX: Final = "https://w3id.org/tractusx/v0.0.1/ns/"
 BPC: Final = "https://w3id.org/battery-passport-connector/ns/"
 
@@ -27,7 +32,8 @@ DEFAULT_PREFIXES: Final[dict[str, str]] = {
     "dct": DCT,
     "edc": EDC,
     "dspace": DSPACE,
-    "cx-policy": CX_POLICY,
+    # As the Catena-X context of 2025-9 defines it (the older namespace has no default prefix).
+    "cx-policy": CX_POLICY_2025,
     "tx": TX,
     "bpc": BPC,
 }
@@ -42,6 +48,46 @@ KNOWN_CONTEXTS: Final[dict[str, str | None]] = {
     # EDC's management context sets @vocab to the EDC namespace.
     "https://w3id.org/edc/connector/management/v0.0.1": EDC,
     "https://w3id.org/edc/connector/management/v2": EDC,
+    # The Catena-X contexts of 2025-9: their terms are CX_POLICY_TERMS (context.jsonld) and ODRL's (odrl.jsonld).
+    "https://w3id.org/catenax/2025/9/policy/context.jsonld": None,
+    "https://w3id.org/catenax/2025/9/policy/odrl.jsonld": None,
+}
+
+#: The terms ``https://w3id.org/catenax/2025/9/policy/context.jsonld`` defines, each as ``cx-policy:<term>``.
+CX_POLICY_TERMS: Final = (
+    "access",
+    "AffiliatesBpnl",
+    "AffiliatesRegion",
+    "BusinessPartnerGroup",
+    "BusinessPartnerNumber",
+    "ConfidentialInformationMeasures",
+    "ConfidentialInformationSharing",
+    "ContractReference",
+    "ContractTermination",
+    "DataFrequency",
+    "DataProvisioningEndDate",
+    "DataProvisioningEndDurationDays",
+    "DataUsageEndDate",
+    "DataUsageEndDurationDays",
+    "DataUsageEndDefinition",
+    "ExclusiveUsage",
+    "FrameworkAgreement",
+    "JurisdictionLocation",
+    "JurisdictionLocationReference",
+    "Liability",
+    "Membership",
+    "Precedence",
+    "UsagePurpose",
+    "UsageRestriction",
+    "VersionChanges",
+    "Warranty",
+    "WarrantyDurationMonths",
+    "WarrantyDefinition",
+)
+
+#: Term definitions of the known contexts that are not ODRL's own (read by the compacted-form parser).
+CONTEXT_TERMS: Final[dict[str, dict[str, str]]] = {
+    "https://w3id.org/catenax/2025/9/policy/context.jsonld": {t: CX_POLICY_2025 + t for t in CX_POLICY_TERMS},
 }
 
 POLICY_TYPES: Final = ("Set", "Offer", "Agreement", "Policy")

@@ -47,6 +47,9 @@ from typing import Any, Final, Protocol
 from policies.registry import (
     CLAIM_ACCESS_LEVEL,
     CLAIM_BPN,
+    CLAIM_BPN_CREDENTIAL,
+    CLAIM_CONTRACT_VERSIONS,
+    CLAIM_CREDENTIAL_TYPES,
     CLAIM_FRAMEWORK_AGREEMENTS,
     CLAIM_MEMBERSHIP,
     CLAIM_ROLES,
@@ -59,6 +62,12 @@ from .resolver import DidResolver
 from .signature import Compact, MalformedJws, parse, sign, verify
 
 VC_CONTEXT: Final = "https://www.w3.org/ns/credentials/v2"
+VC1_CONTEXT: Final = "https://www.w3.org/2018/credentials/v1"
+PRESENTATION_EXCHANGE_CONTEXT: Final = "https://identity.foundation/presentation-exchange/submission/v1"
+#: The two data models a VC-JWT may carry: VCDM 2.0 (vc+jwt) and VCDM 1.1 (a JWT with a ``vc`` claim).
+VCDM2: Final = "vcdm2"
+VCDM1: Final = "vcdm1"
+CX_CREDENTIALS: Final = "https://w3id.org/catenax/credentials/"
 DCP_CONTEXT: Final = "https://w3id.org/dspace-dcp/v1.0/dcp.jsonld"
 VERIFIABLE_CREDENTIAL: Final = "VerifiableCredential"
 VERIFIABLE_PRESENTATION: Final = "VerifiablePresentation"
@@ -73,6 +82,7 @@ MEMBERSHIP_CREDENTIAL: Final = "MembershipCredential"
 ROLE_CREDENTIAL: Final = "RoleCredential"
 BPN_CREDENTIAL: Final = "BpnCredential"
 ACCESS_LEVEL_CREDENTIAL: Final = "AccessLevelCredential"
+DATA_EXCHANGE_GOVERNANCE_CREDENTIAL: Final = "DataExchangeGovernanceCredential"
 STATUS_ENTRY_TYPE: Final = "BitstringStatusListEntry"
 
 # Presentations are addressed to one verifier, for one request: minutes, not hours.
@@ -167,6 +177,53 @@ def issue_credential(
     return sign(issuer_key, key_id(issuer_did, issuer_key), "vc+jwt", credential)
 
 
+def issue_credential_vcdm1(
+    issuer_key: NodeKey,
+    issuer_did: str,
+    subject_did: str,
+    types: Sequence[str],
+    claims: Mapping[str, Any],
+    valid_from: datetime,
+    valid_until: datetime | None = None,
+    status: StatusEntry | None = None,
+    credential_id: str | None = None,
+) -> str:
+    """Return a signed VCDM 1.1 JWT (the credential in a ``vc`` claim), shaped as Tractus-X's issuer issues them.
+
+    The credential has only the W3C base context, so its types are bare names; ``iss``, ``sub``, ``nbf``, ``exp``
+    and ``jti`` carry the issuer, the subject, the validity and the id, as VCDM 1.1's JWT encoding says.
+    """
+    if "id" in claims:
+        raise ValueError("claims must not contain 'id': the subject is subject_did")
+    if valid_until is not None and valid_until <= valid_from:
+        raise ValueError("valid_until must be after valid_from")
+    cid = credential_id or str(uuid.uuid4())
+    credential: dict[str, Any] = {
+        "@context": [VC1_CONTEXT],
+        "id": cid,
+        "type": [VERIFIABLE_CREDENTIAL, *(t for t in types if t != VERIFIABLE_CREDENTIAL)],
+        "issuer": issuer_did,
+        "issuanceDate": format_datetime(valid_from),
+        "credentialSubject": {"id": subject_did, **claims},
+    }
+    if valid_until is not None:
+        credential["expirationDate"] = format_datetime(valid_until)
+    if status is not None:
+        # Tractus-X's issuer writes the index as a number and the entry's own id as an opaque one.
+        credential["credentialStatus"] = {**status.to_json(), "statusListIndex": status.index}
+    payload: dict[str, Any] = {
+        "iss": issuer_did,
+        "sub": subject_did,
+        "iat": int(time.time()),
+        "nbf": int(valid_from.timestamp()),
+        "jti": cid,
+        "vc": credential,
+    }
+    if valid_until is not None:
+        payload["exp"] = int(valid_until.timestamp())
+    return sign(issuer_key, key_id(issuer_did, issuer_key), "JWT", payload)
+
+
 def enveloped_credential(vc_jwt: str) -> dict[str, Any]:
     """Return the EnvelopedVerifiableCredential object that carries a VC-JWT inside a presentation."""
     return {"@context": [VC_CONTEXT], "id": VC_DATA_PREFIX + vc_jwt, "type": ENVELOPED_VC}
@@ -202,6 +259,57 @@ def present(
     return sign(holder_key, key_id(holder_did, holder_key), "vp+jwt", payload)
 
 
+def present_vcdm1(
+    holder_key: NodeKey,
+    holder_did: str,
+    credentials: Iterable[str],
+    audience: str,
+    *,
+    nonce: str | None = None,
+    lifetime: int = DEFAULT_VP_LIFETIME,
+    now: datetime | None = None,
+) -> str:
+    """Return a signed VCDM 1.1 VP-JWT (a ``vp`` claim) presenting VCDM 1.1 VC-JWTs, as Tractus-X's wallet does."""
+    at = int(_now(now).timestamp())
+    payload: dict[str, Any] = {
+        "iss": holder_did,
+        "aud": audience,
+        "iat": at,
+        "nbf": at,
+        "exp": at + lifetime,
+        "jti": str(uuid.uuid4()),
+        "vp": {
+            "@context": [VC1_CONTEXT, PRESENTATION_EXCHANGE_CONTEXT],
+            "type": VERIFIABLE_PRESENTATION,
+            "verifiableCredential": list(credentials),
+        },
+    }
+    if nonce is not None:
+        payload["nonce"] = nonce
+    return sign(holder_key, key_id(holder_did, holder_key), "JWT", payload)
+
+
+def presentations(
+    holder_key: NodeKey,
+    holder_did: str,
+    credentials: Iterable[str],
+    audience: str,
+    *,
+    nonce: str | None = None,
+    now: datetime | None = None,
+) -> list[str]:
+    """Return one VP-JWT per data model of the given VC-JWTs (VCDM 1.1 ones in a VCDM 1.1 presentation)."""
+    by_model: dict[str, list[str]] = {}
+    for jwt in credentials:
+        by_model.setdefault(credential_format(jwt), []).append(jwt)
+    out: list[str] = []
+    if by_model.get(VCDM2):
+        out.append(present(holder_key, holder_did, by_model[VCDM2], audience, nonce=nonce, now=now))
+    if by_model.get(VCDM1):
+        out.append(present_vcdm1(holder_key, holder_did, by_model[VCDM1], audience, nonce=nonce, now=now))
+    return out
+
+
 def presentation_response_message(presentations: Iterable[str]) -> dict[str, Any]:
     """Return the DCP PresentationResponseMessage a Credential Service answers with (VP-JWTs as strings)."""
     return {"@context": [DCP_CONTEXT], "type": "PresentationResponseMessage", "presentation": list(presentations)}
@@ -222,7 +330,8 @@ class TrustedIssuers:
         """Return the credential types (besides VerifiableCredential) ``issuer`` is not trusted for."""
         if issuer in self.by_type.get("*", frozenset()):
             return []
-        return [t for t in types if t != VERIFIABLE_CREDENTIAL and issuer not in self.by_type.get(t, frozenset())]
+        names = (type_name(t) for t in types)
+        return [t for t in names if t != VERIFIABLE_CREDENTIAL and issuer not in self.by_type.get(t, frozenset())]
 
 
 class StatusChecker(Protocol):
@@ -336,6 +445,118 @@ def _status_entries(payload: Mapping[str, Any], label: str) -> tuple[StatusEntry
     return tuple(out)
 
 
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What a credential states, whichever data model carries it."""
+
+    credential: Mapping[str, Any]
+    types: tuple[str, ...]
+    issuer: str
+    subject: Mapping[str, Any]
+    valid_from: datetime | None
+    valid_until: datetime | None
+
+
+def _issuer_of(credential: Mapping[str, Any]) -> object:
+    issuer = credential.get("issuer")
+    return issuer.get("id") if isinstance(issuer, dict) else issuer
+
+
+def _types_of(credential: Mapping[str, Any], label: str) -> tuple[str, ...]:
+    types = credential.get("type")
+    if not isinstance(types, list) or VERIFIABLE_CREDENTIAL not in types or not all(isinstance(t, str) for t in types):
+        raise PresentationRejected(Reason.MALFORMED, "type must be a list including VerifiableCredential", label)
+    return tuple(types)
+
+
+def _read_vcdm2(compact: Compact, label: str) -> _Reading:
+    """Read a VCDM 2.0 VC-JWT: the payload is the credential (typ vc+jwt)."""
+    payload = compact.payload
+    if compact.header.get("typ") not in VC_TYP:
+        raise PresentationRejected(Reason.WRONG_TYPE, "header typ is not vc+jwt", label)
+    contexts = payload.get("@context")
+    if not isinstance(contexts, list) or not contexts or contexts[0] != VC_CONTEXT:
+        raise PresentationRejected(Reason.MALFORMED, f"@context must start with {VC_CONTEXT}", label)
+    types = _types_of(payload, label)
+    issuer = _issuer_of(payload)
+    if not isinstance(issuer, str) or not issuer:
+        raise PresentationRejected(Reason.MALFORMED, "issuer is missing", label)
+    if payload.get("iss", issuer) != issuer:
+        raise PresentationRejected(Reason.ISSUER_MISMATCH, "JWT iss differs from the credential issuer", label)
+    subject = payload.get("credentialSubject")
+    if not isinstance(subject, dict) or not isinstance(subject.get("id"), str):
+        raise PresentationRejected(Reason.MALFORMED, "credentialSubject must be one object with an id", label)
+    if payload.get("sub", subject["id"]) != subject["id"]:
+        raise PresentationRejected(Reason.HOLDER_MISMATCH, "JWT sub differs from credentialSubject.id", label)
+    return _Reading(
+        payload,
+        types,
+        issuer,
+        subject,
+        _parse_datetime(payload.get("validFrom"), "validFrom", label),
+        _parse_datetime(payload.get("validUntil"), "validUntil", label),
+    )
+
+
+def _read_vcdm1(compact: Compact, label: str) -> _Reading:
+    """Read a VCDM 1.1 JWT (the form Tractus-X's issuers issue): the credential is the ``vc`` claim.
+
+    As the VC-JWT rules of VCDM 1.1 say: ``iss`` is the issuer, ``sub`` the subject, ``nbf`` and ``exp`` the
+    validity, ``jti`` the id; where the credential states them too, both must agree.
+    """
+    payload = compact.payload
+    typ = compact.header.get("typ")
+    if typ is not None and str(typ).upper() != "JWT":
+        raise PresentationRejected(
+            Reason.WRONG_TYPE, f"header typ {str(typ)[:40]!r}: a VCDM 1.1 credential (vc claim) is typ JWT", label
+        )
+    credential = payload["vc"]
+    if not isinstance(credential, dict):
+        raise PresentationRejected(Reason.MALFORMED, "the vc claim is not a JSON object", label)
+    contexts = credential.get("@context")
+    contexts = [contexts] if isinstance(contexts, str) else contexts
+    if not isinstance(contexts, list) or not contexts or contexts[0] != VC1_CONTEXT:
+        raise PresentationRejected(Reason.MALFORMED, f"vc.@context must start with {VC1_CONTEXT}", label)
+    types = _types_of(credential, label)
+    stated = _issuer_of(credential)
+    issuer = payload.get("iss", stated)
+    if not isinstance(issuer, str) or not issuer:
+        raise PresentationRejected(Reason.MALFORMED, "issuer is missing (neither iss nor vc.issuer)", label)
+    if stated is not None and stated != issuer:
+        raise PresentationRejected(Reason.ISSUER_MISMATCH, "JWT iss differs from vc.issuer", label)
+    subject = credential.get("credentialSubject")
+    if isinstance(subject, list) and len(subject) == 1:
+        subject = subject[0]
+    if not isinstance(subject, dict):
+        raise PresentationRejected(Reason.MALFORMED, "vc.credentialSubject must be one object", label)
+    subject_id = subject.get("id", payload.get("sub"))
+    if not isinstance(subject_id, str) or not subject_id:
+        raise PresentationRejected(Reason.MALFORMED, "the subject has no id (no sub, no credentialSubject.id)", label)
+    if payload.get("sub", subject_id) != subject_id:
+        raise PresentationRejected(Reason.HOLDER_MISMATCH, "JWT sub differs from credentialSubject.id", label)
+    cid = credential.get("id", payload.get("jti"))
+    view = {**credential, "id": cid} if isinstance(cid, str) else dict(credential)
+    issued = credential.get("issuanceDate", credential.get("validFrom"))
+    expires = credential.get("expirationDate", credential.get("validUntil"))
+    return _Reading(
+        view,
+        types,
+        issuer,
+        {**subject, "id": subject_id},
+        _parse_datetime(issued, "vc.issuanceDate", label),
+        _parse_datetime(expires, "vc.expirationDate", label),
+    )
+
+
+def credential_format(vc_jwt: str) -> str:
+    """Return the data model of a VC-JWT: VCDM1 (a ``vc`` claim) or VCDM2 (the payload is the credential)."""
+    try:
+        payload = parse(vc_jwt).payload
+    except MalformedJws:
+        return VCDM2
+    return VCDM1 if "vc" in payload else VCDM2
+
+
 async def verify_credential(
     vc_jwt: str,
     resolver: DidResolver,
@@ -346,38 +567,21 @@ async def verify_credential(
 ) -> VerifiedCredential:
     """Verify a VC-JWT's shape, issuer signature (key in assertionMethod) and validity window.
 
-    Trust in the issuer, holder binding and status are the caller's checks (``verify_presentation`` does them).
+    Both data models are read: VCDM 2.0 (``vc+jwt``, the payload is the credential) and VCDM 1.1 (a JWT whose
+    ``vc`` claim is the credential, as Tractus-X's issuers issue them). Trust in the issuer, holder binding and
+    status are the caller's checks (``verify_presentation`` does them).
     """
     try:
         compact = parse(vc_jwt)
     except MalformedJws as exc:
         raise PresentationRejected(Reason.MALFORMED, f"not a usable VC-JWT: {exc}", _label(index)) from None
     payload = compact.payload
-    label = _label(index, payload)
-    if compact.header.get("typ") not in VC_TYP:
-        raise PresentationRejected(Reason.WRONG_TYPE, "header typ is not vc+jwt", label)
-    contexts = payload.get("@context")
-    if not isinstance(contexts, list) or not contexts or contexts[0] != VC_CONTEXT:
-        raise PresentationRejected(Reason.MALFORMED, f"@context must start with {VC_CONTEXT}", label)
-    types = payload.get("type")
-    if not isinstance(types, list) or VERIFIABLE_CREDENTIAL not in types or not all(isinstance(t, str) for t in types):
-        raise PresentationRejected(Reason.MALFORMED, "type must be a list including VerifiableCredential", label)
-    issuer = payload.get("issuer")
-    if isinstance(issuer, dict):
-        issuer = issuer.get("id")
-    if not isinstance(issuer, str) or not issuer:
-        raise PresentationRejected(Reason.MALFORMED, "issuer is missing", label)
-    if payload.get("iss", issuer) != issuer:
-        raise PresentationRejected(Reason.ISSUER_MISMATCH, "JWT iss differs from the credential issuer", label)
-    subject = payload.get("credentialSubject")
-    if not isinstance(subject, dict) or not isinstance(subject.get("id"), str):
-        raise PresentationRejected(Reason.MALFORMED, "credentialSubject must be one object with an id", label)
-    if payload.get("sub", subject["id"]) != subject["id"]:
-        raise PresentationRejected(Reason.HOLDER_MISMATCH, "JWT sub differs from credentialSubject.id", label)
-    await _check_signature(compact, issuer, VC_KEY_RELATIONSHIP, resolver, label)
+    vcdm1 = "vc" in payload
+    label = _label(index, payload["vc"] if vcdm1 and isinstance(payload["vc"], dict) else payload)
+    reading = _read_vcdm1(compact, label) if vcdm1 else _read_vcdm2(compact, label)
+    await _check_signature(compact, reading.issuer, VC_KEY_RELATIONSHIP, resolver, label)
     at = _now(now)
-    valid_from = _parse_datetime(payload.get("validFrom"), "validFrom", label)
-    valid_until = _parse_datetime(payload.get("validUntil"), "validUntil", label)
+    valid_from, valid_until = reading.valid_from, reading.valid_until
     if valid_from is not None and valid_from - leeway > at:
         raise PresentationRejected(Reason.NOT_YET_VALID, f"not valid before {format_datetime(valid_from)}", label)
     if valid_until is not None and valid_until + leeway < at:
@@ -390,17 +594,17 @@ async def verify_credential(
             bound = datetime.fromtimestamp(value, UTC)
             if (claim == "nbf" and bound - leeway > at) or (claim == "exp" and bound + leeway < at):
                 raise PresentationRejected(reason, f"JWT claim {claim} is {format_datetime(bound)}", label)
-    cid = payload.get("id")
+    cid = reading.credential.get("id")
     return VerifiedCredential(
         cid if isinstance(cid, str) else None,
-        tuple(types),
-        issuer,
-        subject["id"],
-        MappingProxyType(dict(subject)),
+        reading.types,
+        reading.issuer,
+        reading.subject["id"],
+        MappingProxyType(dict(reading.subject)),
         valid_from,
         valid_until,
-        _status_entries(payload, label),
-        MappingProxyType(dict(payload)),
+        _status_entries(reading.credential, label),
+        MappingProxyType(dict(reading.credential)),
     )
 
 
@@ -426,6 +630,29 @@ def _credential_jwts(presentation: Mapping[str, Any]) -> list[str]:
                 Reason.MALFORMED, "verifiableCredential entry is neither a VC-JWT nor an enveloped one", f"#{i}"
             )
     return out
+
+
+def _read_presentation(compact: Compact) -> Mapping[str, Any]:
+    """Return the presentation a VP-JWT carries: its payload (VCDM 2.0, vp+jwt) or its ``vp`` claim (VCDM 1.1)."""
+    payload = compact.payload
+    typ = compact.header.get("typ")
+    if "vp" in payload:
+        # Tractus-X's wallet (EDC IdentityHub) signs VCDM 1.1 presentations without a typ of their own.
+        if typ is not None and str(typ).upper() != "JWT" and typ not in VP_TYP:
+            raise PresentationRejected(Reason.WRONG_TYPE, f"header typ {str(typ)[:40]!r} is not JWT or vp+jwt")
+        claim = payload["vp"]
+        if not isinstance(claim, dict):
+            raise PresentationRejected(Reason.MALFORMED, "the vp claim is not a JSON object")
+        presentation: Mapping[str, Any] = claim
+    else:
+        if typ not in VP_TYP:
+            raise PresentationRejected(Reason.WRONG_TYPE, "header typ is not vp+jwt")
+        presentation = payload
+    types = presentation.get("type")
+    types = [types] if isinstance(types, str) else types
+    if not isinstance(types, list) or VERIFIABLE_PRESENTATION not in types:
+        raise PresentationRejected(Reason.MALFORMED, "type must include VerifiablePresentation")
+    return presentation
 
 
 def unwrap_presentation(value: str | Mapping[str, Any]) -> str:
@@ -461,12 +688,8 @@ async def verify_presentation(
     except MalformedJws as exc:
         raise PresentationRejected(Reason.MALFORMED, f"not a usable VP-JWT: {exc}") from None
     payload = compact.payload
-    if compact.header.get("typ") not in VP_TYP:
-        raise PresentationRejected(Reason.WRONG_TYPE, "header typ is not vp+jwt")
-    types = payload.get("type")
-    if not isinstance(types, list) or VERIFIABLE_PRESENTATION not in types:
-        raise PresentationRejected(Reason.MALFORMED, "type must include VerifiablePresentation")
-    holder = payload.get("holder", payload.get("iss"))
+    presentation = _read_presentation(compact)
+    holder = presentation.get("holder", payload.get("iss"))
     if not isinstance(holder, str) or payload.get("iss", holder) != holder:
         raise PresentationRejected(Reason.ISSUER_MISMATCH, "holder and JWT iss are missing or differ")
     if holder != expected_holder:
@@ -490,7 +713,7 @@ async def verify_presentation(
         raise PresentationRejected(Reason.NONCE, "nonce does not match the one requested")
     verified: list[VerifiedCredential] = []
     refused: list[RefusedCredential] = []
-    for i, vc_jwt in enumerate(_credential_jwts(payload)):
+    for i, vc_jwt in enumerate(_credential_jwts(presentation)):
         try:
             verified.append(
                 await _verify_presented(vc_jwt, i, holder, resolver, trusted_issuers, status_checker, at, leeway)
@@ -543,28 +766,54 @@ def _strings(value: object) -> list[str]:
     return []
 
 
+def type_name(credential_type: str) -> str:
+    """Return a credential type by its bare name (a Catena-X credential IRI stripped of its namespace).
+
+    Tractus-X's issuers write bare names with only the W3C base context; with the Catena-X context the type may be
+    the full IRI. Both name the same type, as Tractus-X's CredentialTypePredicate matches them.
+    """
+    return credential_type[len(CX_CREDENTIALS) :] if credential_type.startswith(CX_CREDENTIALS) else credential_type
+
+
+def _subject_claim(subject: Mapping[str, Any], name: str) -> object:
+    """Return a subject claim by its plain name or its Catena-X credentials IRI (as Tractus-X reads them)."""
+    return subject.get(name, subject.get(CX_CREDENTIALS + name))
+
+
 def claims_from_credentials(credentials: Iterable[VerifiedCredential]) -> Mapping[str, object]:
     """Map verified credentials to the policy engine's claim keys (see the module docstring)."""
     roles: set[str] = set()
     levels: set[str] = set()
     frameworks: set[str] = set()
     bpns: set[str] = set()
+    held: set[str] = set()
+    versions: set[str] = set()
+    bpn_credential: str | None = None
     membership = False
     for vc in credentials:
         s = vc.subject_claims
-        if MEMBERSHIP_CREDENTIAL in vc.types:
+        types = {type_name(t) for t in vc.types} - {VERIFIABLE_CREDENTIAL}
+        held |= types
+        version = _subject_claim(s, "contractVersion")
+        if isinstance(version, str | int | float) and not isinstance(version, bool):
+            versions.update(f"{t}:{version}" for t in types)
+        if MEMBERSHIP_CREDENTIAL in types:
             membership = True
             bpns.update(_strings(s.get("holderIdentifier")) + _strings(s.get("bpn")))
-        if ROLE_CREDENTIAL in vc.types:
+        if ROLE_CREDENTIAL in types:
             roles.update(_strings(s.get("role")) + _strings(s.get("roles")))
-        if BPN_CREDENTIAL in vc.types:
+        if BPN_CREDENTIAL in types:
             bpns.update(_strings(s.get("bpn")) or _strings(s.get("holderIdentifier")))
-        if ACCESS_LEVEL_CREDENTIAL in vc.types:
+            # Tractus-X 0.13 reads the first subject claim whose name ends in "bpn".
+            stated = next((v for k, v in s.items() if k.endswith("bpn") and isinstance(v, str)), None)
+            bpn_credential = bpn_credential or stated
+            if stated:
+                bpns.add(stated)
+        if ACCESS_LEVEL_CREDENTIAL in types:
             levels.update(_strings(s.get("accessLevel")) + _strings(s.get("access_level")))
         use_case = s.get("useCase")
         if isinstance(use_case, str):
             frameworks.add(use_case)
-            version = s.get("contractVersion")
             if isinstance(version, str | int | float) and not isinstance(version, bool):
                 frameworks.add(f"{use_case}:{version}")
     if len(bpns) > 1:
@@ -580,4 +829,10 @@ def claims_from_credentials(credentials: Iterable[VerifiedCredential]) -> Mappin
         claims[CLAIM_ACCESS_LEVEL] = frozenset(levels)
     if frameworks:
         claims[CLAIM_FRAMEWORK_AGREEMENTS] = frozenset(frameworks)
+    if held:
+        claims[CLAIM_CREDENTIAL_TYPES] = frozenset(held)
+    if versions:
+        claims[CLAIM_CONTRACT_VERSIONS] = frozenset(versions)
+    if bpn_credential:
+        claims[CLAIM_BPN_CREDENTIAL] = bpn_credential
     return MappingProxyType(claims)

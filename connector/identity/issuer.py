@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
@@ -21,11 +22,15 @@ from connector.domain.errors import InvalidInput
 
 from .credentials import (
     BPN_CREDENTIAL,
+    DATA_EXCHANGE_GOVERNANCE_CREDENTIAL,
     MEMBERSHIP_CREDENTIAL,
     ROLE_CREDENTIAL,
+    VCDM1,
+    VCDM2,
     StatusEntry,
     format_datetime,
     issue_credential,
+    issue_credential_vcdm1,
 )
 from .did import build_did_document, did_web_to_url
 from .keys import KeyKind, NodeKey, load_or_create_key
@@ -33,6 +38,11 @@ from .status import MIN_SIZE, create_status_list_credential
 
 REGISTRY_FILE_NAME: Final = "issuer-registry.json"
 FORMAT_VERSION: Final = 1
+#: The data models the issuer writes: VCDM 2.0 (vc+jwt, the default) or VCDM 1.1 (Tractus-X's shape).
+DATA_MODELS: Final = (VCDM2, VCDM1)
+#: The Data Exchange Governance version Catena-X's framework agreement policy asks for.
+DATA_EXCHANGE_GOVERNANCE_VERSION: Final = "1.0"
+BPNL: Final = re.compile(r"^BPNL[0-9A-Z]{12}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,15 +202,22 @@ def issue(
     *,
     valid_from: datetime | None = None,
     valid_until: datetime | None = None,
+    data_model: str = VCDM2,
 ) -> tuple[str, IssuerRegistry]:
-    """Issue a revocable credential and return it with the registry that records it (the caller saves it)."""
+    """Issue a revocable credential and return it with the registry that records it (the caller saves it).
+
+    ``data_model`` is VCDM2 (a VCDM 2.0 vc+jwt) or VCDM1 (a VCDM 1.1 JWT, as Tractus-X's issuer writes them).
+    """
     if registry.did != issuer.did:
         raise InvalidInput(f"registry belongs to {registry.did}, not to issuer {issuer.did}")
+    if data_model not in DATA_MODELS:
+        raise InvalidInput(f"data model {data_model!r}: use one of {', '.join(DATA_MODELS)}")
     start = valid_from or datetime.now(UTC).replace(microsecond=0)
     index = registry.free_index()
     entry = StatusEntry(registry.status_list_url, index)
     cid = f"urn:uuid:{uuid.uuid4()}"
-    vc = issue_credential(issuer.key, issuer.did, subject_did, types, claims, start, valid_until, entry, cid)
+    write = issue_credential_vcdm1 if data_model == VCDM1 else issue_credential
+    vc = write(issuer.key, issuer.did, subject_did, types, claims, start, valid_until, entry, cid)
     record = IssuedCredential(
         index,
         cid,
@@ -212,6 +229,12 @@ def issue(
     return vc, replace(registry, credentials=(*registry.credentials, record))
 
 
+def _bpnl(bpn: str) -> str:
+    if not BPNL.match(bpn):
+        raise InvalidInput(f"bpn: {bpn!r} is not a legal entity BPN ({BPNL.pattern})")
+    return bpn
+
+
 def issue_membership(
     issuer: IssuerIdentity,
     registry: IssuerRegistry,
@@ -220,11 +243,58 @@ def issue_membership(
     bpn: str | None = None,
     valid_from: datetime | None = None,
     valid_until: datetime | None = None,
+    data_model: str = VCDM2,
 ) -> tuple[str, IssuerRegistry]:
     """Issue a MembershipCredential (the holder is a member of the dataspace), optionally naming its BPN."""
     claims = {"holderIdentifier": bpn} if bpn else {}
     return issue(
-        issuer, registry, subject_did, [MEMBERSHIP_CREDENTIAL], claims, valid_from=valid_from, valid_until=valid_until
+        issuer,
+        registry,
+        subject_did,
+        [MEMBERSHIP_CREDENTIAL],
+        claims,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        data_model=data_model,
+    )
+
+
+def issue_data_exchange_governance(
+    issuer: IssuerIdentity,
+    registry: IssuerRegistry,
+    subject_did: str,
+    bpn: str,
+    *,
+    version: str = DATA_EXCHANGE_GOVERNANCE_VERSION,
+    contract_template: str | None = None,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    data_model: str = VCDM2,
+) -> tuple[str, IssuerRegistry]:
+    """Issue the Catena-X framework credential (DataExchangeGovernanceCredential) the framework agreement asks for.
+
+    The subject is the one of Tractus-X's credential profile: holderIdentifier, group, useCase, contractVersion
+    (``1.0`` satisfies ``cx-policy:FrameworkAgreement eq "DataExchangeGovernance:1.0"``) and contractTemplate.
+    """
+    if not version.strip():
+        raise InvalidInput("version: must not be blank")
+    claims: dict[str, Any] = {
+        "holderIdentifier": _bpnl(bpn),
+        "group": "UseCaseFramework",
+        "useCase": "DataExchangeGovernance",
+        "contractVersion": version,
+    }
+    if contract_template:
+        claims["contractTemplate"] = contract_template
+    return issue(
+        issuer,
+        registry,
+        subject_did,
+        [DATA_EXCHANGE_GOVERNANCE_CREDENTIAL],
+        claims,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        data_model=data_model,
     )
 
 
@@ -236,6 +306,7 @@ def issue_role(
     *,
     valid_from: datetime | None = None,
     valid_until: datetime | None = None,
+    data_model: str = VCDM2,
 ) -> tuple[str, IssuerRegistry]:
     """Issue a RoleCredential stating the holder's role(s), e.g. ``recycler`` or ``market_surveillance_authority``."""
     roles = [role] if isinstance(role, str) else list(role)
@@ -250,6 +321,7 @@ def issue_role(
         {"role": value},
         valid_from=valid_from,
         valid_until=valid_until,
+        data_model=data_model,
     )
 
 
@@ -261,12 +333,22 @@ def issue_bpn(
     *,
     valid_from: datetime | None = None,
     valid_until: datetime | None = None,
+    data_model: str = VCDM2,
 ) -> tuple[str, IssuerRegistry]:
-    """Issue a BpnCredential stating the holder's business partner number."""
+    """Issue a BpnCredential stating the holder's business partner number (and, in VCDM 1.1, as holderIdentifier)."""
     if not bpn.strip():
         raise InvalidInput("bpn: must not be blank")
+    # Tractus-X's issuer states the BPN twice (bpn and holderIdentifier); the node's VCDM 2.0 form only once.
+    claims = {"bpn": bpn, "holderIdentifier": bpn} if data_model == VCDM1 else {"bpn": bpn}
     return issue(
-        issuer, registry, subject_did, [BPN_CREDENTIAL], {"bpn": bpn}, valid_from=valid_from, valid_until=valid_until
+        issuer,
+        registry,
+        subject_did,
+        [BPN_CREDENTIAL],
+        claims,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        data_model=data_model,
     )
 
 

@@ -23,6 +23,8 @@ _CONTEXT_FILES = {
     "https://www.w3.org/ns/odrl.jsonld": "odrl.jsonld",
     vocab.DSP_CONTEXT_URL: "dspace-2025-1.jsonld",
     vocab.DSP_ODRL_PROFILE_URL: "dspace-2025-1-odrl-profile.jsonld",
+    vocab.CX_POLICY_CONTEXT_URL: "catenax-2025-9-policy-context.jsonld",
+    vocab.CX_ODRL_CONTEXT_URL: "catenax-2025-9-policy-odrl.jsonld",
 }
 
 # Compact forms the node writes: prefixes for IRIs in value position, and the vocabulary for keys.
@@ -43,9 +45,42 @@ def output_context(prefixes: Prefixes) -> dict[str, str]:
 
 
 @cache
-def _context_document(url: str) -> JSON:
+def _context_text(url: str) -> str:
     name = _CONTEXT_FILES[url]
-    return json.loads(resources.files("connector.jsonld").joinpath("contexts", name).read_text("utf-8"))
+    return resources.files("connector.jsonld").joinpath("contexts", name).read_text("utf-8")
+
+
+@cache
+def _context_document_text(url: str) -> str:
+    return json.dumps(_inline_imports(json.loads(_context_text(url))))
+
+
+def _context_document(url: str) -> JSON:
+    """Return a held context, its ``@import``s already merged in, as a fresh object (pyld may write into it)."""
+    return json.loads(_context_document_text(url))
+
+
+def _inline_imports(value: JSON, depth: int = 0) -> JSON:
+    """Merge every ``@import`` of a held context into the context that imports it, as JSON-LD 1.1 defines it.
+
+    pyld merges an import by writing the importing context into the imported document it keeps in its shared
+    cache, so after one DSP 2025-1 message the cached DSP ODRL profile carried the DSP terms (protected, with
+    ``@propagate``), and the next document naming that profile failed to expand ("string indices must be
+    integers"). A context that reaches pyld with its imports merged leaves nothing for it to write into.
+    """
+    if isinstance(value, list):
+        return [_inline_imports(v, depth) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _inline_imports(v, depth) for k, v in value.items()}
+    url = out.get("@import")
+    if isinstance(url, str) and url in _CONTEXT_FILES and depth < 4:
+        imported = json.loads(_context_text(url)).get("@context")
+        if isinstance(imported, dict) and "@import" not in imported:
+            merged = {**_inline_imports(imported, depth + 1), **out}
+            del merged["@import"]
+            return merged
+    return out
 
 
 def known_context_urls() -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,11 +31,15 @@ from connector.identity.tokens import VerifiedToken, issue_token, verify_token
 from connector.store import Store
 from connector.store.repositories import HeldCredential
 from connector.transport.peer import PeerClient
+from policies.catenax import BPNL
+from policies.registry import CLAIM_BPN, CLAIM_PARTNER_GROUPS
 
 log = logging.getLogger("connector.identity")
 
-# Scope prefixes for "the credential of type X": DCP 1.0's, and EDC's older one ("...:X:read").
-_SCOPE_PREFIXES = ("org.eclipse.dspace.dcp.vc.type:", "org.eclipse.edc.vc.type:")
+# Scope aliases for "the credential of type X" (`<alias>:<type>:<operation>`): Tractus-X's (what Tractus-X EDC asks
+# for and its wallet accepts), DCP's (EDC 0.17 and later) and EDC's older one (up to 0.16). Matched ignoring case.
+SCOPE_ALIASES = ("org.eclipse.tractusx.vc.type", "org.eclipse.dspace.dcp.vc.type", "org.eclipse.edc.vc.type")
+SCOPE_OPERATIONS = ("read", "*", "all")
 TOKEN_LIFETIME = 300
 MAX_DID_DOCUMENT_BYTES = 65_536
 MAX_STATUS_LIST_BYTES = 1_048_576
@@ -54,14 +58,44 @@ def parse_trusted_issuers(text: str) -> vc.TrustedIssuers:
     return vc.TrustedIssuers.of(mapping)
 
 
+def parse_business_partner_groups(text: str) -> dict[str, frozenset[str]]:
+    """Read `BPNL...=gold|silver, BPNL...=gold`: the business partner groups of each BPN (`BPN=`: in no group)."""
+    groups: dict[str, frozenset[str]] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        bpn, sep, names = item.partition("=")
+        listed = frozenset(n.strip() for n in names.split("|") if n.strip())
+        if not sep or not BPNL.match(bpn.strip()):
+            raise ValueError(f"{item!r} is not BPN=group|group (a BPNL and its groups)")
+        groups[bpn.strip()] = groups.get(bpn.strip(), frozenset()) | listed
+    return groups
+
+
+def credential_type_of(scope: str) -> str:
+    """Return the credential type a DCP scope asks for; raise ValueError naming what is wrong with it.
+
+    A scope is `<alias>:<credential type>:<operation>` as Tractus-X's and EDC's wallets read it; the operation may be
+    left out (this node's earlier versions did).
+    """
+    tokens = scope.split(":")
+    if len(tokens) not in (2, 3) or not tokens[1]:
+        raise ValueError(f"scope {scope[:200]!r} is not <alias>:<credential type>:<operation>")
+    if tokens[0].lower() not in SCOPE_ALIASES:
+        raise ValueError(f"scope {scope[:200]!r}: the alias must be one of {', '.join(SCOPE_ALIASES)}")
+    if len(tokens) == 3 and tokens[2] not in SCOPE_OPERATIONS:
+        raise ValueError(f"scope {scope[:200]!r}: the operation must be one of {', '.join(SCOPE_OPERATIONS)}")
+    return tokens[1]
+
+
 def credential_types_of(scopes: list[str]) -> set[str]:
-    """Return the credential types a list of DCP scopes asks for."""
-    types = set()
-    for scope in scopes:
-        for prefix in _SCOPE_PREFIXES:
-            if scope.startswith(prefix):
-                types.add(scope[len(prefix) :].split(":", 1)[0])
-    return types
+    """Return the credential types a list of DCP scopes asks for (ValueError for a scope that cannot be read)."""
+    return {vc.type_name(credential_type_of(scope)) for scope in scopes}
+
+
+def scope_for(credential_type: str, alias: str = SCOPE_ALIASES[0]) -> str:
+    """Return the DCP scope asking for the credentials of one type, as Tractus-X EDC writes it."""
+    return f"{alias}:{credential_type}:read"
 
 
 class _ReusableAccessToken:
@@ -99,6 +133,8 @@ class IdentityConfig:
     allow_local: bool
     claims_ttl: float
     issuer_dir: Path | None = None
+    scope_alias: str = SCOPE_ALIASES[0]
+    business_partner_groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 class NodeIdentity:
@@ -182,7 +218,7 @@ class NodeIdentity:
         query = {
             "@context": [vc.DCP_CONTEXT],
             "type": "PresentationQueryMessage",
-            "scope": [f"{_SCOPE_PREFIXES[0]}{t}" for t in self.config.requested_credentials],
+            "scope": [scope_for(t, self.config.scope_alias) for t in self.config.requested_credentials],
         }
         token = issue_token(self._key, self.did, caller, lifetime=60, access_token=access_token)
         url = service.rstrip("/") + "/presentations/query"
@@ -213,7 +249,13 @@ class NodeIdentity:
                     "detail": refused.message,
                 },
             )
-        return vc.claims_from_credentials(c for v in verified for c in v.credentials)
+        return self._with_groups(vc.claims_from_credentials(c for v in verified for c in v.credentials))
+
+    def _with_groups(self, claims: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Add the business partner groups this node assigns to the caller's verified BPN (when it lists it)."""
+        bpn = claims.get(CLAIM_BPN)
+        groups = self.config.business_partner_groups.get(bpn) if isinstance(bpn, str) else None
+        return claims if groups is None else {**claims, CLAIM_PARTNER_GROUPS: groups}
 
     # Our Credential Service (the DCP resolution API).
 
@@ -236,13 +278,24 @@ class NodeIdentity:
         scopes = body.get("scope")
         if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
             raise InvalidInput("scope must be an array of strings", [Problem("bad scope", "scope", scopes)])
-        wanted = credential_types_of(scopes)
+        try:
+            wanted = credential_types_of(scopes)
+        except ValueError as exc:
+            raise InvalidInput(f"scope cannot be read: {exc}", [Problem(str(exc), "scope", scopes)]) from None
         now = int(time.time())
         async with self._store.read() as tx:
             held = await tx.credentials.all()
-        chosen = [c.jwt for c in held if wanted & set(c.types) and (c.valid_until is None or c.valid_until > now)]
-        presentation = vc.present(self._key, self.did, chosen, verifier)
-        return vc.presentation_response_message([presentation] if chosen else [])
+        chosen = [
+            c.jwt
+            for c in held
+            if wanted & {vc.type_name(t) for t in c.types} and (c.valid_until is None or c.valid_until > now)
+        ]
+        log.info(
+            "presentation query answered",
+            extra={"participant": self.did, "verifier": verifier, "scopes": scopes, "credentials": len(chosen)},
+        )
+        # One presentation per data model, as Tractus-X's wallet answers: VCDM 1.1 credentials in a VCDM 1.1 one.
+        return vc.presentation_response_message(vc.presentations(self._key, self.did, chosen, verifier))
 
     # Credentials the node holds.
 

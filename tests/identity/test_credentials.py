@@ -100,6 +100,8 @@ async def test_presentation_round_trip_gives_policy_claims(
         "membership": True,
         "roles": frozenset({"recycler", "repairer"}),
         "bpn": "BPNL000000000001",
+        "bpn_credential": "BPNL000000000001",
+        "credential_types": frozenset({"MembershipCredential", "RoleCredential", "BpnCredential"}),
     }
     # The mapping is what the engine reads: recyclers hold the legitimate-interest level.
     ctx = EvaluationContext(participant_id=consumer.did, claims=result.claims)
@@ -253,7 +255,7 @@ async def test_revoked_credential(provider: Party, consumer: Party, issuer: Part
     # The revoked credential takes its own claims away, not the holder's other ones.
     err, result = await _refuse(vp, provider, consumer, issuer, resolver, Reason.REVOKED, status_checker=checker)
     assert err.credential.startswith("#1") and "RoleCredential" in err.credential
-    assert dict(result.claims) == {"membership": True}
+    assert dict(result.claims) == {"membership": True, "credential_types": frozenset({"MembershipCredential"})}
     # Without a checker a credential with a status entry is refused, never accepted unchecked.
     result = await _verify(vp, provider, consumer, issuer, resolver)
     assert [r.reason for r in result.refused] == [Reason.STATUS_UNCHECKED, Reason.STATUS_UNCHECKED]
@@ -274,7 +276,7 @@ async def test_an_unreachable_status_list_refuses_only_the_credentials_that_name
         vp, provider, consumer, issuer, resolver, Reason.STATUS_UNCHECKED, status_checker=checker
     )
     assert "could not be reached" in err.message and "RoleCredential" in err.credential
-    assert dict(result.claims) == {"membership": True}
+    assert dict(result.claims) == {"membership": True, "credential_types": frozenset({"MembershipCredential"})}
 
 
 async def test_status_list_by_another_issuer_is_not_trusted(
@@ -319,6 +321,8 @@ async def test_access_level_and_framework_claims(provider: Party, consumer: Part
     assert result.claims == {
         "access_level": frozenset({"authority"}),
         "framework_agreements": frozenset({"DataExchangeGovernance", "DataExchangeGovernance:1.0"}),
+        "credential_types": frozenset({"AccessLevelCredential", "DataExchangeGovernanceCredential"}),
+        "contract_versions": frozenset({"DataExchangeGovernanceCredential:1.0"}),
     }
 
 
@@ -328,4 +332,7 @@ async def test_p256_issuer(provider: Party, consumer: Party) -> None:
     vp = present(
         consumer.key, consumer.did, [_vc(issuer, consumer.did, ["MembershipCredential"], {})], provider.did, now=NOW
     )
-    assert (await _verify(vp, provider, consumer, issuer, resolver)).claims == {"membership": True}
+    assert (await _verify(vp, provider, consumer, issuer, resolver)).claims == {
+        "membership": True,
+        "credential_types": frozenset({"MembershipCredential"}),
+    }
