@@ -23,6 +23,7 @@ _CONTEXT_FILES = {
     "https://www.w3.org/ns/odrl.jsonld": "odrl.jsonld",
     vocab.DSP_CONTEXT_URL: "dspace-2025-1.jsonld",
     vocab.DSP_ODRL_PROFILE_URL: "dspace-2025-1-odrl-profile.jsonld",
+    vocab.EDC_MANAGEMENT_V2_CONTEXT_URL: "edc-management-v2.jsonld",
 }
 
 # Compact forms the node writes: prefixes for IRIs in value position, and the vocabulary for keys.
@@ -35,6 +36,8 @@ CATALOG_PREFIXES: Prefixes = (
     ("dct:", vocab.DCT),
     ("dspace:", vocab.DSPACE),
 )
+# Management API v4 answers: the prefixes EDC's management context v2 defines (EDC terms are bare in properties).
+MANAGEMENT_V2_PREFIXES: Prefixes = (("edc:", vocab.EDC), ("dct:", vocab.DCT), ("dcat:", vocab.DCAT))
 
 
 def output_context(prefixes: Prefixes) -> dict[str, str]:
@@ -225,23 +228,23 @@ def expand_peer_document(document: JSON) -> list[JSON]:
     return expand(document)
 
 
-def compact_properties(props: Mapping[str, JSON]) -> dict[str, JSON]:
+def compact_properties(props: Mapping[str, JSON], prefixes: Prefixes = EDC_PREFIXES) -> dict[str, JSON]:
     """Compact a dict of IRI -> plain value for output."""
-    return {compact_key(k): _compact_plain(v) for k, v in props.items()}
+    return {compact_key(k, prefixes): _compact_plain(v, prefixes) for k, v in props.items()}
 
 
-def _compact_plain(value: JSON) -> JSON:
+def _compact_plain(value: JSON, prefixes: Prefixes) -> JSON:
     if isinstance(value, list):
-        return [_compact_plain(v) for v in value]
+        return [_compact_plain(v, prefixes) for v in value]
     if isinstance(value, dict):
         if "@value" in value:
             out = dict(value)
             if "@type" in out:
-                out["@type"] = compact_iri(out["@type"])
+                out["@type"] = compact_iri(out["@type"], prefixes)
             return out
         return {
-            ("@id" if k == "@id" else "@type" if k == "@type" else compact_key(k)): (
-                compact_iri(v) if k == "@id" and isinstance(v, str) else _compact_plain(v)
+            ("@id" if k == "@id" else "@type" if k == "@type" else compact_key(k, prefixes)): (
+                compact_iri(v, prefixes) if k == "@id" and isinstance(v, str) else _compact_plain(v, prefixes)
             )
             for k, v in value.items()
         }
