@@ -5,6 +5,7 @@ Remote contexts are never fetched: a context URL the node does not hold is an in
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from functools import cache
@@ -48,7 +49,27 @@ def output_context(prefixes: Prefixes) -> dict[str, str]:
 @cache
 def _context_document(url: str) -> JSON:
     name = _CONTEXT_FILES[url]
-    return json.loads(resources.files("connector.jsonld").joinpath("contexts", name).read_text("utf-8"))
+    document = json.loads(resources.files("connector.jsonld").joinpath("contexts", name).read_text("utf-8"))
+    return _imports_inlined(document)
+
+
+def _imports_inlined(value: JSON) -> JSON:
+    """Replace every `@import` of a held context by that context's definitions, overridden by the local ones.
+
+    This is what JSON-LD 1.1 context processing does with @import. It is done here, once, because pyld does
+    it by merging the importing context into its process-wide cached copy of the imported one: the next
+    import of that context then carries the first importer's terms (the DSP context's Dataset terms leaked
+    into its messages' scopes, and EDC's v4 PolicyDefinition scope failed once a DSP message had been read).
+    """
+    if isinstance(value, list):
+        return [_imports_inlined(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    local = {k: _imports_inlined(v) for k, v in value.items() if k != "@import"}
+    if "@import" not in value:
+        return local
+    imported = _context_document(value["@import"])["@context"]
+    return {**copy.deepcopy(imported), **local}
 
 
 def known_context_urls() -> list[str]:
@@ -68,7 +89,7 @@ def _load_document(url: str, options: Mapping[str, Any] | None = None) -> dict[s
         "contentType": "application/ld+json",
         "contextUrl": None,
         "documentUrl": url,
-        "document": _context_document(url),
+        "document": copy.deepcopy(_context_document(url)),  # pyld keeps it, and may change what it keeps
     }
 
 
@@ -76,6 +97,13 @@ def expand(document: JSON, default_context: JSON | None = None) -> list[JSON]:
     """Expand a JSON-LD document with local contexts; raise InvalidInput naming what is wrong."""
     if default_context is not None and isinstance(document, dict) and "@context" not in document:
         document = {"@context": default_context, **document}
+    if _has_import(document):
+        # pyld would merge the body's definitions into its shared copy of the imported context, changing how
+        # every later document that uses that context is read.
+        raise InvalidInput(
+            "invalid JSON-LD: @import in a context is not supported; name the context URL in @context instead",
+            [Problem("@import is not supported", "@context")],
+        )
     try:
         result: list[JSON] = jsonld.expand(document, {"documentLoader": _load_document, "base": None})
     except jsonld.JsonLdError as exc:
@@ -84,6 +112,17 @@ def expand(document: JSON, default_context: JSON | None = None) -> list[JSON]:
         # pyld reports some malformed input (relative IRIs without a base, odd value shapes) this way.
         raise InvalidInput(f"invalid JSON-LD: {exc}") from None
     return result
+
+
+def _has_import(value: JSON, in_context: bool = False) -> bool:
+    """Tell whether a context anywhere in the document uses @import."""
+    if isinstance(value, dict):
+        if in_context and "@import" in value:
+            return True
+        return any(_has_import(v, in_context or k == "@context") for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_import(v, in_context) for v in value)
+    return False
 
 
 def _jsonld_message(exc: Exception) -> str:
