@@ -546,3 +546,13 @@ async def test_tractusx_sdk_catalog_request_reaches_the_provider(node_factory: A
     dataset = catalog["dcat:dataset"]
     assert dataset["@id"] == "digital-twin-registry"
     assert dataset["dct:type"] == {"@id": "https://w3id.org/catenax/taxonomy#DigitalTwinRegistry"}
+
+
+async def test_a_battery_passport_address_with_a_base_url_needs_an_http_url(management: Management) -> None:
+    body = asset_body()
+    body["dataAddress"] = {"type": "BatteryPassport", "accessLevel": "public", "baseUrl": "\u000fnot a URL"}
+    status, problem = await management.call("POST", "/management/v3/assets", body)
+    assert status == 400, problem
+    assert [e["path"] for e in problem["errors"]] == ["dataAddress.baseUrl"]
+    body["dataAddress"] = {"type": "BatteryPassport", "accessLevel": "public"}
+    assert (await management.call("POST", "/management/v3/assets", body))[0] == 200

@@ -97,6 +97,34 @@ def _rules() -> dict[str, JSON]:
     }
 
 
+_FLAG = {"enum": ["true", "false", True, False]}
+
+# A data address as this node reads it, in both versions (the v3 document shows it too). EDC checks no data
+# address against a schema; the node refuses a type its data plane does not serve, and names the field.
+DATA_ADDRESS: dict[str, JSON] = {
+    "type": "object",
+    "required": ["type"],
+    "description": (
+        "HttpData: baseUrl (required, http or https), proxyPath, proxyQueryParams, proxyMethod, proxyBody "
+        "('true'/'false'), method, authKey and authCode (secrets: stored apart and never returned). "
+        "BatteryPassport: passports stored by this node; accessLevel (public, legitimate_interest, authority), "
+        "batteryModel, batteryId, manufacturer. The fields of a nested properties object are read as if they "
+        "were given beside type, as EDC reads them."
+    ),
+    "properties": {
+        "@type": {"const": "DataAddress"},
+        "type": {"enum": ["HttpData", "BatteryPassport"]},
+        "baseUrl": {"type": "string", "format": "uri"},
+        "proxyPath": _FLAG,
+        "proxyQueryParams": _FLAG,
+        "proxyMethod": _FLAG,
+        "proxyBody": _FLAG,
+        "authKey": {"type": "string", "writeOnly": True},
+        "authCode": {"type": "string", "writeOnly": True},
+        "accessLevel": {"enum": ["public", "legitimate_interest", "authority"]},
+    },
+}
+
 _REASON_BODY = {
     "@context": ref("Context"),
     "reason": {"type": "string", "minLength": 1, "description": "told to the peer"},
@@ -121,21 +149,7 @@ SCHEMAS: dict[str, JSON] = {
     },
     "QuerySpec": _query_spec(root=True),
     "EmbeddedQuerySpec": _query_spec(root=False),
-    "DataAddress": {
-        "type": "object",
-        "required": ["type"],
-        "description": (
-            "HttpData: baseUrl (required), proxyPath, proxyQueryParams, proxyMethod, proxyBody ('true'/'false'), "
-            "authKey and authCode (secrets: stored apart and never returned). BatteryPassport: passports stored "
-            "by this node; accessLevel (public, legitimate_interest, authority), batteryModel, batteryId, "
-            "manufacturer."
-        ),
-        "properties": {
-            "@type": {"const": "DataAddress"},
-            "type": {"enum": ["HttpData", "BatteryPassport"]},
-            "baseUrl": {"type": "string"},
-        },
-    },
+    "DataAddress": DATA_ADDRESS,
     "DataplaneMetadata": {
         "type": "object",
         "description": "labels and profiles that select a data plane; this node has one, so they are not used",

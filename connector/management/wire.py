@@ -206,6 +206,8 @@ def parse_data_address(
         _check_http_data(properties, problems, path)
     elif address_type == BATTERY_PASSPORT:
         _check_battery_passport(properties, problems, path)
+        if "baseUrl" in properties and not _is_http_url(properties["baseUrl"]):
+            problems.add("baseUrl must be an http(s) URL", f"{path}.baseUrl", properties["baseUrl"])
     return DataAddress(type=address_type, properties=properties, secrets=secrets)
 
 
@@ -220,9 +222,13 @@ def address_fields(node: Mapping[str, JSON]) -> dict[str, JSON]:
     return fields
 
 
+def _is_http_url(value: JSON) -> bool:
+    return isinstance(value, str) and re.match(r"^https?://[^\s/]+", value) is not None
+
+
 def _check_http_data(props: dict[str, JSON], problems: ProblemList, path: str) -> None:
     base_url = props.get("baseUrl")
-    if not isinstance(base_url, str) or not re.match(r"^https?://[^\s/]+", base_url):
+    if not _is_http_url(base_url):
         problems.add("baseUrl is required and must be an http(s) URL", f"{path}.baseUrl", base_url)
     for flag in ("proxyPath", "proxyQueryParams", "proxyMethod", "proxyBody"):
         if flag in props:

@@ -21,28 +21,7 @@ _CRITERION = {
     },
 }
 
-_DATA_ADDRESS = {
-    "type": "object",
-    "required": ["type"],
-    "description": (
-        "HttpData: baseUrl (required), proxyPath, proxyQueryParams, proxyMethod, proxyBody ('true'/'false'), "
-        "authKey and authCode (secrets: stored apart and never returned). "
-        "BatteryPassport: passports stored by this node; accessLevel (public, legitimate_interest, authority), "
-        "batteryModel, batteryId, manufacturer."
-    ),
-    "properties": {
-        "@type": {"const": "DataAddress"},
-        "type": {"enum": ["HttpData", "BatteryPassport"]},
-        "baseUrl": {"type": "string", "format": "uri"},
-        "proxyPath": {"enum": ["true", "false"]},
-        "proxyQueryParams": {"enum": ["true", "false"]},
-        "proxyMethod": {"enum": ["true", "false"]},
-        "proxyBody": {"enum": ["true", "false"]},
-        "authKey": {"type": "string", "writeOnly": True},
-        "authCode": {"type": "string", "writeOnly": True},
-        "accessLevel": {"enum": ["public", "legitimate_interest", "authority"]},
-    },
-}
+_DATA_ADDRESS = v4_schemas.DATA_ADDRESS
 
 _CONTEXT = {
     "description": "JSON-LD context",
