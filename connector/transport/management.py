@@ -775,6 +775,8 @@ EDC_ROUTES: tuple[EdcRoute, ...] = (
     ),
 )
 
+# Every route. A route of EDC's API in both versions goes in EDC_ROUTES; one of a single version (the EDR
+# API exists in v3 only) or of this node's own API is a plain Route here, with its full path.
 ROUTES: tuple[Route, ...] = (
     *(route for edc in EDC_ROUTES for route in edc.routes()),
     Route(
