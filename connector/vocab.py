@@ -17,3 +17,6 @@ CX_ODRL_CONTEXT_URL = "https://w3id.org/catenax/2025/9/policy/odrl.jsonld"
 
 # The context of every management API answer, as EDC's Management API v3 writes it.
 EDC_OUTPUT_CONTEXT = {"@vocab": EDC, "edc": EDC, "odrl": ODRL}
+
+# EDC's Management API v4 context: every v4 body names it in its @context array, every v4 answer carries it.
+EDC_MANAGEMENT_V2_CONTEXT_URL = "https://w3id.org/edc/connector/management/v2"

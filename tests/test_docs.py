@@ -72,3 +72,25 @@ async def test_openapi_documents_every_management_route(node: Node, management: 
             assert operation["summary"], f"{method} {path} has no summary"
             for schema in re.findall(r"#/components/schemas/(\w+)", str(operation)):
                 assert schema in served["components"]["schemas"], f"{method} {path} refers to missing {schema}"
+
+
+async def test_openapi_shows_both_versions_and_the_v4_schemas_it_enforces(node: Node, management: Management) -> None:
+    from connector.management import schemas
+
+    _, served = await management.call("GET", "/management/openapi.json")
+    paths = served["paths"]
+    for resource in ("assets", "policydefinitions", "contractdefinitions", "contractnegotiations", "transferprocesses"):
+        assert f"/management/v3/{resource}" in paths and f"/management/v4/{resource}" in paths
+    assert "/management/v3/edrs/request" in paths and not [p for p in paths if p.startswith("/management/v4/edrs")]
+    for path, operations in paths.items():
+        if not path.startswith("/management/v4/"):
+            continue
+        for method, operation in operations.items():
+            if "requestBody" in operation:
+                ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                assert ref.startswith("#/components/schemas/V4"), f"{method} {path} documents {ref}"
+    # What is shown is what is checked: the same objects.
+    components = served["components"]["schemas"]
+    assert components["V4Criterion"]["required"] == ["@type", "operandLeft", "operator", "operandRight"]
+    for name, schema in schemas.components().items():
+        assert components[name] == schema, name

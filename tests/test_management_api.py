@@ -451,3 +451,108 @@ async def test_unknown_action_is_refused_and_known_operands_accepted(management:
     ] == 200
     empty = policy_body("empty", permissions=[])
     assert (await management.call("POST", "/management/v3/policydefinitions", empty))[0] == 200
+
+
+# EDC's @vocab rule: a v3 body whose @context is a JSON object without @vocab is read with EDC's vocabulary.
+
+# The asset the Tractus-X SDK (0.8.x, BaseConnectorProviderService.create_asset) sends for a Digital Twin Registry.
+TRACTUSX_SDK_ASSET = {
+    "@context": {
+        "edc": "https://w3id.org/edc/v0.0.1/ns/",
+        "cx-common": "https://w3id.org/catenax/ontology/common#",
+        "cx-taxo": "https://w3id.org/catenax/taxonomy#",
+        "dct": "http://purl.org/dc/terms/",
+    },
+    "@type": "Asset",
+    "@id": "digital-twin-registry",
+    "properties": {
+        "dct:type": {"@id": "https://w3id.org/catenax/taxonomy#DigitalTwinRegistry"},
+        "cx-common:version": "3.0",
+    },
+    "privateProperties": {},
+    "dataAddress": {
+        "@type": "DataAddress",
+        "type": "HttpData",
+        "baseUrl": "https://dtr.example.com/api/v3",
+        "proxyQueryParams": "false",
+        "proxyPath": "true",
+        "proxyMethod": "true",
+        "proxyBody": "false",
+    },
+}
+
+
+async def test_object_context_without_vocab_is_read_with_edcs_vocabulary(management: Management) -> None:
+    status, created = await management.call("POST", "/management/v3/assets", TRACTUSX_SDK_ASSET)
+    assert status == 200, created
+    status, asset = await management.call("GET", "/management/v3/assets/digital-twin-registry")
+    assert status == 200, asset
+    assert asset["properties"]["http://purl.org/dc/terms/type"] == {
+        "@id": "https://w3id.org/catenax/taxonomy#DigitalTwinRegistry"
+    }
+    assert asset["properties"]["https://w3id.org/catenax/ontology/common#version"] == "3.0"
+    assert asset["dataAddress"]["baseUrl"] == "https://dtr.example.com/api/v3"
+    assert asset["dataAddress"]["proxyMethod"] == "true"
+
+
+async def test_vocab_is_added_only_to_an_object_context(management: Management) -> None:
+    # An array or a URL as @context gets no vocabulary: EDC then finds no fields, and neither does this node.
+    for context in ([{"edc": EDC}], ODRL_CONTEXT):
+        body = {**TRACTUSX_SDK_ASSET, "@context": context}
+        status, problem = await management.call("POST", "/management/v3/assets", body)
+        assert status == 400, problem
+        assert [e["path"] for e in problem["errors"]] == ["dataAddress"]
+    # A context object that names its own @vocab keeps it.
+    mine = {**TRACTUSX_SDK_ASSET, "@context": {"@vocab": "https://example.com/ns/"}}
+    status, problem = await management.call("POST", "/management/v3/assets", mine)
+    assert status == 400 and [e["path"] for e in problem["errors"]] == ["dataAddress"]
+
+
+async def test_tractusx_sdk_catalog_request_reaches_the_provider(node_factory: Any, http: Any) -> None:
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    provider_api, consumer_api = Management(http, provider), Management(http, consumer)
+    assert (await provider_api.call("POST", "/management/v3/assets", TRACTUSX_SDK_ASSET))[0] == 200
+    open_policy = {"@context": EDC_CONTEXT, "@id": "open", "policy": {"@context": ODRL_CONTEXT, "@type": "Set"}}
+    assert (await provider_api.call("POST", "/management/v3/policydefinitions", open_policy))[0] == 200
+    definition = {"@context": EDC_CONTEXT, "@id": "cd", "accessPolicyId": "open", "contractPolicyId": "open"}
+    assert (await provider_api.call("POST", "/management/v3/contractdefinitions", definition))[0] == 200
+    # As the SDK's ConnectorConsumerService sends it (research: captured against an echo server).
+    body = {
+        "@context": {
+            "edc": "https://w3id.org/edc/v0.0.1/ns/",
+            "odrl": "http://www.w3.org/ns/odrl/2/",
+            "dct": "https://purl.org/dc/terms/",
+        },
+        "@type": "CatalogRequest",
+        "counterPartyAddress": provider.settings.dsp_base_url,
+        "counterPartyId": provider.settings.effective_did,
+        "protocol": "dataspace-protocol-http:2025-1",
+        "additionalScopes": [],
+        "querySpec": {
+            "@context": {"@vocab": "https://w3id.org/edc/v0.0.1/ns/"},
+            "@type": "QuerySpec",
+            "filterExpression": [
+                {
+                    "operandLeft": "'http://purl.org/dc/terms/type'.'@id'",
+                    "operator": "=",
+                    "operandRight": "https://w3id.org/catenax/taxonomy#DigitalTwinRegistry",
+                }
+            ],
+        },
+    }
+    status, catalog = await consumer_api.call("POST", "/management/v3/catalog/request", body)
+    assert status == 200, catalog
+    dataset = catalog["dcat:dataset"]
+    assert dataset["@id"] == "digital-twin-registry"
+    assert dataset["dct:type"] == {"@id": "https://w3id.org/catenax/taxonomy#DigitalTwinRegistry"}
+
+
+async def test_a_battery_passport_address_with_a_base_url_needs_an_http_url(management: Management) -> None:
+    body = asset_body()
+    body["dataAddress"] = {"type": "BatteryPassport", "accessLevel": "public", "baseUrl": "\u000fnot a URL"}
+    status, problem = await management.call("POST", "/management/v3/assets", body)
+    assert status == 400, problem
+    assert [e["path"] for e in problem["errors"]] == ["dataAddress.baseUrl"]
+    body["dataAddress"] = {"type": "BatteryPassport", "accessLevel": "public"}
+    assert (await management.call("POST", "/management/v3/assets", body))[0] == 200

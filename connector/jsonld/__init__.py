@@ -5,6 +5,7 @@ Remote contexts are never fetched: a context URL the node does not hold is an in
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from functools import cache
@@ -25,6 +26,7 @@ _CONTEXT_FILES = {
     vocab.DSP_ODRL_PROFILE_URL: "dspace-2025-1-odrl-profile.jsonld",
     vocab.CX_POLICY_CONTEXT_URL: "catenax-2025-9-policy-context.jsonld",
     vocab.CX_ODRL_CONTEXT_URL: "catenax-2025-9-policy-odrl.jsonld",
+    vocab.EDC_MANAGEMENT_V2_CONTEXT_URL: "edc-management-v2.jsonld",
 }
 
 # Compact forms the node writes: prefixes for IRIs in value position, and the vocabulary for keys.
@@ -37,6 +39,8 @@ CATALOG_PREFIXES: Prefixes = (
     ("dct:", vocab.DCT),
     ("dspace:", vocab.DSPACE),
 )
+# Management API v4 answers: the prefixes EDC's management context v2 defines (EDC terms are bare in properties).
+MANAGEMENT_V2_PREFIXES: Prefixes = (("edc:", vocab.EDC), ("dct:", vocab.DCT), ("dcat:", vocab.DCAT))
 
 
 def output_context(prefixes: Prefixes) -> dict[str, str]:
@@ -100,7 +104,7 @@ def _load_document(url: str, options: Mapping[str, Any] | None = None) -> dict[s
         "contentType": "application/ld+json",
         "contextUrl": None,
         "documentUrl": url,
-        "document": _context_document(url),
+        "document": copy.deepcopy(_context_document(url)),  # pyld keeps it, and may change what it keeps
     }
 
 
@@ -108,6 +112,13 @@ def expand(document: JSON, default_context: JSON | None = None) -> list[JSON]:
     """Expand a JSON-LD document with local contexts; raise InvalidInput naming what is wrong."""
     if default_context is not None and isinstance(document, dict) and "@context" not in document:
         document = {"@context": default_context, **document}
+    if _has_import(document):
+        # pyld would merge the body's definitions into its shared copy of the imported context, changing how
+        # every later document that uses that context is read.
+        raise InvalidInput(
+            "invalid JSON-LD: @import in a context is not supported; name the context URL in @context instead",
+            [Problem("@import is not supported", "@context")],
+        )
     try:
         result: list[JSON] = jsonld.expand(document, {"documentLoader": _load_document, "base": None})
     except jsonld.JsonLdError as exc:
@@ -116,6 +127,17 @@ def expand(document: JSON, default_context: JSON | None = None) -> list[JSON]:
         # pyld reports some malformed input (relative IRIs without a base, odd value shapes) this way.
         raise InvalidInput(f"invalid JSON-LD: {exc}") from None
     return result
+
+
+def _has_import(value: JSON, in_context: bool = False) -> bool:
+    """Tell whether a context anywhere in the document uses @import."""
+    if isinstance(value, dict):
+        if in_context and "@import" in value:
+            return True
+        return any(_has_import(v, in_context or k == "@context") for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_import(v, in_context) for v in value)
+    return False
 
 
 def _jsonld_message(exc: Exception) -> str:
@@ -260,23 +282,23 @@ def expand_peer_document(document: JSON) -> list[JSON]:
     return expand(document)
 
 
-def compact_properties(props: Mapping[str, JSON]) -> dict[str, JSON]:
+def compact_properties(props: Mapping[str, JSON], prefixes: Prefixes = EDC_PREFIXES) -> dict[str, JSON]:
     """Compact a dict of IRI -> plain value for output."""
-    return {compact_key(k): _compact_plain(v) for k, v in props.items()}
+    return {compact_key(k, prefixes): _compact_plain(v, prefixes) for k, v in props.items()}
 
 
-def _compact_plain(value: JSON) -> JSON:
+def _compact_plain(value: JSON, prefixes: Prefixes) -> JSON:
     if isinstance(value, list):
-        return [_compact_plain(v) for v in value]
+        return [_compact_plain(v, prefixes) for v in value]
     if isinstance(value, dict):
         if "@value" in value:
             out = dict(value)
             if "@type" in out:
-                out["@type"] = compact_iri(out["@type"])
+                out["@type"] = compact_iri(out["@type"], prefixes)
             return out
         return {
-            ("@id" if k == "@id" else "@type" if k == "@type" else compact_key(k)): (
-                compact_iri(v) if k == "@id" and isinstance(v, str) else _compact_plain(v)
+            ("@id" if k == "@id" else "@type" if k == "@type" else compact_key(k, prefixes)): (
+                compact_iri(v, prefixes) if k == "@id" and isinstance(v, str) else _compact_plain(v, prefixes)
             )
             for k, v in value.items()
         }

@@ -1,6 +1,8 @@
-"""EDC Management API v3 wire format: expanded JSON-LD in, domain objects out, and back to compacted JSON-LD.
+"""EDC Management API wire format (v3 and v4): expanded JSON-LD in, domain objects out, and back to compacted JSON-LD.
 
-One parse/render pair per resource. No JSON-LD dict travels past this module.
+One parse/render pair per resource, shared by both versions: a body is expanded to the same JSON-LD whichever
+version it came in, so every parser serves both; an answer differs only by its `Dialect` (its @context, the
+prefixes of its IRIs, the form of its policies). No JSON-LD dict travels past this module.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from connector.domain.negotiation import Negotiation
 from connector.domain.query import DEFAULT_LIMIT, MAX_LIMIT, OPERATORS, QuerySpec, SortOrder
 from connector.domain.transfer import Transfer
 from connector.dsp.transfer import endpoint_properties
+from connector.management import schemas
 from connector.store.negotiations import Agreement
 
 JSON = Any
 EDC = vocab.EDC
+DSP_PROTOCOL = "dataspace-protocol-http:2025-1"
 
-# Input without an @context is read with the EDC vocabulary, so a plain JSON body still works.
+# A v3 body without an @context is read with the EDC vocabulary, so a plain JSON body still works.
 DEFAULT_INPUT_CONTEXT = {"@vocab": EDC, "edc": EDC, "odrl": vocab.ODRL}
 
 _ID_PATTERN = re.compile(r"^[^\s]{1,512}$")
@@ -41,11 +45,69 @@ _ID_PATTERN = re.compile(r"^[^\s]{1,512}$")
 ACCESS_LEVELS = ("public", "legitimate_interest", "authority")
 
 
-def expand_body(body: JSON, what: str) -> dict[str, JSON]:
-    """Expand a management API body and return its single top node."""
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """One version of EDC's Management API: how its bodies are read and how its answers are written."""
+
+    name: str  # v3, v4
+    path: str  # the prefix of its routes
+    context: JSON  # the @context of every answer
+    prefixes: jsonld.Prefixes  # compact IRIs in answers' properties
+    checked: bool  # bodies are checked against the v4 JSON Schemas first, and read with their own @context only
+    dsp_policies: bool  # policies in DSP 2025-1 terms (permission, action "use"), not EDC's odrl: prefixed form
+    profile: bool  # negotiations name their dataspace profile
+    peer_documents_as_sent: bool  # a peer's catalog is answered as the peer sent it, not re-compacted
+
+
+V3 = Dialect(
+    "v3",
+    "/management/v3",
+    vocab.EDC_OUTPUT_CONTEXT,
+    jsonld.EDC_PREFIXES,
+    checked=False,
+    dsp_policies=False,
+    profile=False,
+    peer_documents_as_sent=False,
+)
+V4 = Dialect(
+    "v4",
+    "/management/v4",
+    [vocab.EDC_MANAGEMENT_V2_CONTEXT_URL],
+    jsonld.MANAGEMENT_V2_PREFIXES,
+    checked=True,
+    dsp_policies=True,
+    profile=True,
+    peer_documents_as_sent=True,
+)
+DIALECTS = (V3, V4)
+
+
+def expand_body(body: JSON, what: str, api: Dialect = V3) -> dict[str, JSON]:
+    """Expand a management API body of type `what` (Asset, QuerySpec, ...) and return its single top node.
+
+    v4: the body is checked against its JSON Schema first, as EDC 0.18 does. v3: a body whose @context is a
+    JSON object without @vocab gets EDC's vocabulary as @vocab (as EDC does), and a body without an @context
+    is read with the EDC vocabulary.
+    """
     if not isinstance(body, dict):
         raise InvalidInput(f"{what}: the body must be a JSON object, got {type(body).__name__}")
-    return jsonld.single_node(jsonld.expand(body, DEFAULT_INPUT_CONTEXT), what)
+    if api.checked:
+        problems = ProblemList(schemas.check(body, what))
+        problems.raise_if_any(f"invalid {what} (Management API {api.name})")
+        return jsonld.single_node(jsonld.expand(body), what)
+    return jsonld.single_node(jsonld.expand(with_edc_vocab(body), DEFAULT_INPUT_CONTEXT), what)
+
+
+def with_edc_vocab(body: dict[str, JSON]) -> dict[str, JSON]:
+    """Add EDC's vocabulary as @vocab when the body's @context is a JSON object without one (EDC's rule).
+
+    Only then: a context that is a URL or an array, or a body without one, is left as it is. Clients such as
+    the Tractus-X SDK send `{"edc": ..., "odrl": ...}` and rely on this for their bare terms.
+    """
+    context = body.get("@context")
+    if isinstance(context, dict) and "@vocab" not in context:
+        return {**body, "@context": {**context, "@vocab": EDC}}
+    return body
 
 
 def _check_id(value: JSON, problems: ProblemList, path: str = "@id") -> str | None:
@@ -114,7 +176,7 @@ def parse_data_address(
     node: Mapping[str, JSON], problems: ProblemList, path: str = "dataAddress"
 ) -> DataAddress | None:
     """Read a DataAddress; secrets (authCode, ...) are split off so they are never rendered."""
-    fields = jsonld.properties_map(node)
+    fields = address_fields(node)
     address_type = fields.pop(EDC + "type", None)
     if address_type is None and node.get("@type"):
         address_type = None
@@ -144,12 +206,29 @@ def parse_data_address(
         _check_http_data(properties, problems, path)
     elif address_type == BATTERY_PASSPORT:
         _check_battery_passport(properties, problems, path)
+        if "baseUrl" in properties and not _is_http_url(properties["baseUrl"]):
+            problems.add("baseUrl must be an http(s) URL", f"{path}.baseUrl", properties["baseUrl"])
     return DataAddress(type=address_type, properties=properties, secrets=secrets)
+
+
+def address_fields(node: Mapping[str, JSON]) -> dict[str, JSON]:
+    """Return a DataAddress's fields by IRI, with those of a nested `properties` object lifted up, as EDC reads them."""
+    fields = jsonld.properties_map(node)
+    nested = fields.pop(EDC + "properties", None)
+    if isinstance(nested, dict):
+        for iri, value in nested.items():
+            if not iri.startswith("@"):
+                fields.setdefault(iri, value)
+    return fields
+
+
+def _is_http_url(value: JSON) -> bool:
+    return isinstance(value, str) and re.match(r"^https?://[^\s/]+", value) is not None
 
 
 def _check_http_data(props: dict[str, JSON], problems: ProblemList, path: str) -> None:
     base_url = props.get("baseUrl")
-    if not isinstance(base_url, str) or not re.match(r"^https?://[^\s/]+", base_url):
+    if not _is_http_url(base_url):
         problems.add("baseUrl is required and must be an http(s) URL", f"{path}.baseUrl", base_url)
     for flag in ("proxyPath", "proxyQueryParams", "proxyMethod", "proxyBody"):
         if flag in props:
@@ -172,23 +251,27 @@ def _check_battery_passport(props: dict[str, JSON], problems: ProblemList, path:
             problems.add("must be a string", f"{path}.{name}", props[name])
 
 
-def render_data_address(address: DataAddress) -> dict[str, JSON]:
+def render_data_address(address: DataAddress, api: Dialect = V3) -> dict[str, JSON]:
     """Render a DataAddress without its secrets."""
-    return {"@type": "DataAddress", "type": address.type, **jsonld.compact_properties(address.properties)}
+    return {
+        "@type": "DataAddress",
+        "type": address.type,
+        **jsonld.compact_properties(address.properties, api.prefixes),
+    }
 
 
-def render_asset(asset: Asset) -> dict[str, JSON]:
-    """Render an Asset the way EDC's Management API v3 does (secrets left out)."""
-    properties = jsonld.compact_properties(asset.properties)
+def render_asset(asset: Asset, api: Dialect = V3) -> dict[str, JSON]:
+    """Render an Asset the way EDC's Management API does (secrets left out)."""
+    properties = jsonld.compact_properties(asset.properties, api.prefixes)
     properties["id"] = asset.id
     return {
         "@id": asset.id,
         "@type": "Asset",
         "properties": properties,
-        "privateProperties": jsonld.compact_properties(asset.private_properties),
-        "dataAddress": render_data_address(asset.data_address),
+        "privateProperties": jsonld.compact_properties(asset.private_properties, api.prefixes),
+        "dataAddress": render_data_address(asset.data_address, api),
         "createdAt": asset.created_at,
-        "@context": vocab.EDC_OUTPUT_CONTEXT,
+        "@context": api.context,
     }
 
 
@@ -224,20 +307,30 @@ def parse_policy_definition(node: Mapping[str, JSON], created_at: int) -> Policy
     )
 
 
-def render_policy_definition(definition: PolicyDefinition) -> dict[str, JSON]:
-    """Render a PolicyDefinition as EDC does: EDC terms bare, ODRL terms with the odrl: prefix."""
-    policy = jsonld.compact(definition.policy)
-    for key in ("odrl:permission", "odrl:prohibition", "odrl:obligation"):
-        value = policy.get(key, [])
-        policy[key] = value if isinstance(value, list) else [value]
+def render_policy_definition(definition: PolicyDefinition, api: Dialect = V3) -> dict[str, JSON]:
+    """Render a PolicyDefinition as EDC does: v3 with odrl: prefixed ODRL terms, v4 in DSP terms."""
+    policy = _dsp_policy(definition.policy) if api.dsp_policies else None
+    if policy is None:
+        policy = jsonld.compact(definition.policy)
+        for key in ("odrl:permission", "odrl:prohibition", "odrl:obligation"):
+            value = policy.get(key, [])
+            policy[key] = value if isinstance(value, list) else [value]
     return {
         "@id": definition.id,
         "@type": "PolicyDefinition",
         "createdAt": definition.created_at,
         "policy": policy,
-        "privateProperties": jsonld.compact_properties(definition.private_properties),
-        "@context": vocab.EDC_OUTPUT_CONTEXT,
+        "privateProperties": jsonld.compact_properties(definition.private_properties, api.prefixes),
+        "@context": api.context,
     }
+
+
+def _dsp_policy(expanded: Mapping[str, JSON]) -> dict[str, JSON] | None:
+    """Render a stored (expanded) policy in DSP 2025-1 terms, as v4 shows policies; None if it cannot be read."""
+    try:
+        return policies.render_dsp(policies.parse_policy(dict(expanded)))
+    except policies.PolicyError:
+        return None
 
 
 # Contract definitions.
@@ -266,7 +359,7 @@ def parse_contract_definition(node: Mapping[str, JSON], created_at: int) -> Cont
     )
 
 
-def render_contract_definition(definition: ContractDefinition) -> dict[str, JSON]:
+def render_contract_definition(definition: ContractDefinition, api: Dialect = V3) -> dict[str, JSON]:
     """Render a ContractDefinition as EDC does."""
     return {
         "@id": definition.id,
@@ -274,9 +367,9 @@ def render_contract_definition(definition: ContractDefinition) -> dict[str, JSON
         "accessPolicyId": definition.access_policy_id,
         "contractPolicyId": definition.contract_policy_id,
         "assetsSelector": [render_criterion(c) for c in definition.assets_selector],
-        "privateProperties": jsonld.compact_properties(definition.private_properties),
+        "privateProperties": jsonld.compact_properties(definition.private_properties, api.prefixes),
         "createdAt": definition.created_at,
-        "@context": vocab.EDC_OUTPUT_CONTEXT,
+        "@context": api.context,
     }
 
 
@@ -320,11 +413,11 @@ def parse_criteria(nodes: list[JSON], path: str, problems: ProblemList) -> list[
 # QuerySpec.
 
 
-def parse_query_spec(body: JSON) -> QuerySpec:
-    """Read an optional QuerySpec body (None or empty means the defaults)."""
-    if body is None or body == {}:
+def parse_query_spec(body: JSON, api: Dialect = V3) -> QuerySpec:
+    """Read an optional QuerySpec body (no body means the defaults; in v3 an empty object does too)."""
+    if body is None or (body == {} and not api.checked):
         return QuerySpec()
-    node = expand_body(body, "QuerySpec")
+    node = expand_body(body, "QuerySpec", api)
     problems = ProblemList()
     offset = _int(node, "offset", 0, problems, minimum=0, maximum=10**12)
     limit = _int(node, "limit", DEFAULT_LIMIT, problems, minimum=1, maximum=MAX_LIMIT)
@@ -359,13 +452,13 @@ def _int(node: Mapping[str, JSON], name: str, default: int, problems: ProblemLis
     return value
 
 
-def id_response(object_id: str, created_at: int) -> dict[str, JSON]:
+def id_response(object_id: str, created_at: int, api: Dialect = V3) -> dict[str, JSON]:
     """Render EDC's IdResponse."""
     return {
         "@type": "IdResponse",
         "@id": object_id,
         "createdAt": created_at,
-        "@context": vocab.EDC_OUTPUT_CONTEXT,
+        "@context": api.context,
     }
 
 
@@ -381,6 +474,7 @@ class PeerCatalogRequest:
     protocol: str | None
     page: tuple[int, int] | None
     dataset_id: str | None = None
+    protocol_field: str = "protocol"  # or profile, whichever named it
 
 
 def parse_peer_catalog_request(node: Mapping[str, JSON], dataset: bool = False) -> PeerCatalogRequest:
@@ -389,7 +483,7 @@ def parse_peer_catalog_request(node: Mapping[str, JSON], dataset: bool = False) 
     raw: list[Problem] = []
     address = jsonld.string(node, EDC + "counterPartyAddress", "counterPartyAddress", raw)
     counterparty = jsonld.string(node, EDC + "counterPartyId", "counterPartyId", raw, required=False)
-    protocol = jsonld.string(node, EDC + "protocol", "protocol", raw, required=False)
+    protocol, protocol_field = _protocol(node, raw)
     problems.items.extend(raw)
     if address is not None and not re.match(r"^https?://[^\s/]+", address):
         problems.add(
@@ -408,11 +502,19 @@ def parse_peer_catalog_request(node: Mapping[str, JSON], dataset: bool = False) 
         page = (offset, limit)
     problems.raise_if_any("invalid catalog request")
     assert address is not None
-    return PeerCatalogRequest(address.rstrip("/"), counterparty, protocol, page, dataset_id)
+    return PeerCatalogRequest(address.rstrip("/"), counterparty, protocol, page, dataset_id, protocol_field)
 
 
-def render_peer_document(document: JSON) -> dict[str, JSON]:
-    """Re-compact a peer's DSP catalog or dataset the way EDC's Management API returns it (dcat:dataset, ...)."""
+def _protocol(node: Mapping[str, JSON], problems: list[Problem]) -> tuple[str | None, str]:
+    """Return the protocol a request names, and the field that named it (v4 may name it `profile`)."""
+    protocol = jsonld.string(node, EDC + "protocol", "protocol", problems, required=False)
+    if protocol is not None or not jsonld.values(node, EDC + "profile"):
+        return protocol, "protocol"
+    return jsonld.string(node, EDC + "profile", "profile", problems, required=False), "profile"
+
+
+def render_peer_document(document: JSON, api: Dialect = V3) -> dict[str, JSON]:
+    """Answer a peer's DSP catalog or dataset: v3 re-compacted EDC style (dcat:dataset, ...), v4 as the peer sent it."""
     try:
         expanded = jsonld.expand_peer_document(document)
     except InvalidInput as exc:
@@ -420,6 +522,8 @@ def render_peer_document(document: JSON) -> dict[str, JSON]:
     nodes = [n for n in expanded if isinstance(n, dict)]
     if len(nodes) != 1:
         raise PeerError(f"the peer's answer holds {len(nodes)} JSON-LD nodes, expected one")
+    if api.peer_documents_as_sent and isinstance(document, dict):
+        return document
     compacted = jsonld.compact(nodes[0], jsonld.CATALOG_PREFIXES)
     assert isinstance(compacted, dict)
     compacted["@context"] = jsonld.output_context(jsonld.CATALOG_PREFIXES)
@@ -437,6 +541,7 @@ class ContractRequest:
     counterparty_id: str | None
     protocol: str | None
     offer: dict[str, JSON]
+    protocol_field: str = "protocol"
 
 
 def parse_contract_request(node: Mapping[str, JSON]) -> ContractRequest:
@@ -445,7 +550,7 @@ def parse_contract_request(node: Mapping[str, JSON]) -> ContractRequest:
     raw: list[Problem] = []
     address = jsonld.string(node, EDC + "counterPartyAddress", "counterPartyAddress", raw)
     counterparty = jsonld.string(node, EDC + "counterPartyId", "counterPartyId", raw, required=False)
-    protocol = jsonld.string(node, EDC + "protocol", "protocol", raw, required=False)
+    protocol, protocol_field = _protocol(node, raw)
     problems.items.extend(raw)
     policy_nodes = jsonld.values(node, EDC + "policy")
     offer: dict[str, JSON] = {}
@@ -471,16 +576,16 @@ def parse_contract_request(node: Mapping[str, JSON]) -> ContractRequest:
                 counterparty = counterparty or parsed.assigner
     problems.raise_if_any("invalid contract request")
     assert address is not None
-    return ContractRequest(address.rstrip("/"), counterparty, protocol, offer)
+    return ContractRequest(address.rstrip("/"), counterparty, protocol, offer, protocol_field)
 
 
-def render_negotiation(negotiation: Negotiation) -> dict[str, JSON]:
-    """Render a ContractNegotiation the way EDC's Management API v3 does."""
+def render_negotiation(negotiation: Negotiation, api: Dialect = V3) -> dict[str, JSON]:
+    """Render a ContractNegotiation the way EDC's Management API does."""
     body: dict[str, JSON] = {
         "@type": "ContractNegotiation",
         "@id": negotiation.id,
         "type": negotiation.role.value,
-        "protocol": "dataspace-protocol-http:2025-1",
+        "protocol": DSP_PROTOCOL,
         "state": negotiation.state.value,
         "counterPartyId": negotiation.counterparty_id,
         "counterPartyAddress": negotiation.counterparty_address,
@@ -488,8 +593,10 @@ def render_negotiation(negotiation: Negotiation) -> dict[str, JSON]:
         "assetId": negotiation.asset_id,
         "pending": negotiation.pending,
         "createdAt": negotiation.created_at,
-        "@context": vocab.EDC_OUTPUT_CONTEXT,
+        "@context": api.context,
     }
+    if api.profile:
+        body["profile"] = DSP_PROTOCOL  # EDC 0.18 names the dataspace profile, which is the protocol here
     if negotiation.agreement_id and negotiation.state.value in ("AGREED", "VERIFIED", "FINALIZED"):
         body["contractAgreementId"] = negotiation.agreement_id
     if negotiation.error_detail:
@@ -497,12 +604,11 @@ def render_negotiation(negotiation: Negotiation) -> dict[str, JSON]:
     return body
 
 
-def render_agreement(agreement: Agreement) -> dict[str, JSON]:
-    """Render a ContractAgreement the way EDC's Management API v3 does (policy with odrl: prefixes)."""
+def render_agreement(agreement: Agreement, api: Dialect = V3) -> dict[str, JSON]:
+    """Render a ContractAgreement the way EDC's Management API does (v3: odrl: prefixes; v4: DSP terms)."""
     try:
-        policy = policies.render_edc(
-            policies.parse_policy({k: v for k, v in agreement.policy.items() if k != "timestamp"}), with_context=False
-        )
+        parsed = policies.parse_policy({k: v for k, v in agreement.policy.items() if k != "timestamp"})
+        policy = policies.render_dsp(parsed) if api.dsp_policies else policies.render_edc(parsed, with_context=False)
     except policies.PolicyError:
         policy = dict(agreement.policy)
     return {
@@ -513,17 +619,17 @@ def render_agreement(agreement: Agreement) -> dict[str, JSON]:
         "consumerId": agreement.consumer_id,
         "contractSigningDate": agreement.signed_at // 1000,
         "policy": policy,
-        "@context": vocab.EDC_OUTPUT_CONTEXT,
+        "@context": api.context,
     }
 
 
-def parse_terminate(body: JSON) -> str:
-    """Read a TerminateNegotiation command; return the reason."""
-    node = expand_body(body if isinstance(body, dict) else {}, "TerminateNegotiation")
+def parse_terminate(body: JSON, what: str = "TerminateNegotiation", api: Dialect = V3) -> str:
+    """Read a TerminateNegotiation, TerminateTransfer or SuspendTransfer command; return the reason."""
+    node = expand_body(body if isinstance(body, dict) else {}, what, api)
     raw: list[Problem] = []
     reason = jsonld.string(node, EDC + "reason", "reason", raw)
     if raw or reason is None:
-        raise InvalidInput("reason is required to terminate a negotiation", raw or [Problem("missing", "reason")])
+        raise InvalidInput(f"reason is required ({what})", raw or [Problem("missing", "reason")])
     return reason
 
 
@@ -537,6 +643,7 @@ class TransferRequest:
     protocol: str | None
     counterparty_id: str | None
     destination: dict[str, JSON] | None
+    protocol_field: str = "protocol"
 
 
 def parse_transfer_request(node: Mapping[str, JSON]) -> TransferRequest:
@@ -546,7 +653,7 @@ def parse_transfer_request(node: Mapping[str, JSON]) -> TransferRequest:
     address = jsonld.string(node, EDC + "counterPartyAddress", "counterPartyAddress", raw)
     contract = jsonld.string(node, EDC + "contractId", "contractId", raw)
     transfer_type = jsonld.string(node, EDC + "transferType", "transferType", raw)
-    protocol = jsonld.string(node, EDC + "protocol", "protocol", raw, required=False)
+    protocol, protocol_field = _protocol(node, raw)
     counterparty = jsonld.string(node, EDC + "counterPartyId", "counterPartyId", raw, required=False)
     problems.items.extend(raw)
     destination: dict[str, JSON] | None = None
@@ -555,11 +662,16 @@ def parse_transfer_request(node: Mapping[str, JSON]) -> TransferRequest:
         if len(nodes) != 1 or not isinstance(nodes[0], dict):
             problems.add("dataDestination must be one object", "dataDestination")
         else:
-            fields = jsonld.properties_map(nodes[0])
+            fields = address_fields(nodes[0])
             plain = {(k[len(EDC) :] if k.startswith(EDC) else k): v for k, v in fields.items()}
             endpoint = plain.get("baseUrl") or plain.get("endpoint")
             if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
-                problems.add("dataDestination.baseUrl must be an http(s) URL", "dataDestination.baseUrl", endpoint)
+                problems.add(
+                    "dataDestination.baseUrl must be an http(s) URL (in v4 give it beside type: the keys of a "
+                    "nested properties object are only read with the edc: prefix)",
+                    "dataDestination.baseUrl",
+                    endpoint,
+                )
             else:
                 properties = {"authType": "bearer"} if plain.get("authorization") else {}
                 for name in ("authorization", "authType"):
@@ -576,16 +688,18 @@ def parse_transfer_request(node: Mapping[str, JSON]) -> TransferRequest:
                 }
     problems.raise_if_any("invalid transfer request")
     assert address is not None and contract is not None and transfer_type is not None
-    return TransferRequest(address.rstrip("/"), contract, transfer_type, protocol, counterparty, destination)
+    return TransferRequest(
+        address.rstrip("/"), contract, transfer_type, protocol, counterparty, destination, protocol_field
+    )
 
 
-def render_transfer(transfer: Transfer) -> dict[str, JSON]:
-    """Render a TransferProcess the way EDC's Management API v3 does."""
+def render_transfer(transfer: Transfer, api: Dialect = V3) -> dict[str, JSON]:
+    """Render a TransferProcess the way EDC's Management API does."""
     body: dict[str, JSON] = {
         "@type": "TransferProcess",
         "@id": transfer.id,
         "type": transfer.role.value,
-        "protocol": "dataspace-protocol-http:2025-1",
+        "protocol": DSP_PROTOCOL,
         "state": transfer.state.value,
         "stateTimestamp": transfer.updated_at,
         "contractId": transfer.agreement_id,
@@ -596,7 +710,7 @@ def render_transfer(transfer: Transfer) -> dict[str, JSON]:
         "correlationId": transfer.peer_pid,
         "callbackAddresses": [],
         "createdAt": transfer.created_at,
-        "@context": vocab.EDC_OUTPUT_CONTEXT,
+        "@context": api.context,
     }
     if transfer.error_detail:
         body["errorDetail"] = transfer.error_detail

@@ -14,12 +14,12 @@ DSP_PROTOCOL = "dataspace-protocol-http:2025-1"
 ACCEPTED_PROTOCOLS = (DSP_PROTOCOL, "dataspace-protocol-http")
 
 
-def check_protocol(protocol: str | None) -> None:
-    """Refuse a protocol id this node does not speak."""
+def check_protocol(protocol: str | None, field: str = "protocol") -> None:
+    """Refuse a protocol id this node does not speak (`field`: where the request named it, protocol or profile)."""
     if protocol is not None and protocol not in ACCEPTED_PROTOCOLS:
         raise InvalidInput(
-            f"protocol {protocol!r} is not supported; this node speaks {DSP_PROTOCOL}",
-            [Problem("unsupported protocol", "protocol", protocol)],
+            f"{field} {protocol!r} is not supported; this node speaks {DSP_PROTOCOL}",
+            [Problem(f"unsupported {field}", field, protocol)],
         )
 
 

@@ -1,11 +1,13 @@
-"""The management surface: EDC Management API v3 routes, health, readiness and the OpenAPI document.
+"""The management surface: EDC Management API v3 and v4 routes, health, readiness and the OpenAPI document.
 
-Every handler has the same shape: read, parse (management.wire), one service call, render, respond.
+Every handler has the same shape: read, parse (management.wire), one service call, render, respond. The
+handlers of EDC's resources serve both versions: `EDC_ROUTES` lists each once, and the version (a
+`wire.Dialect`) is bound to the handler per route.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 
 from aiohttp import web
@@ -36,7 +38,6 @@ from connector.transport.http import (
     request_context,
 )
 from connector.transport.problems import problem_response
-from connector.vocab import EDC_OUTPUT_CONTEXT as EDC_CONTEXT
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,46 +66,43 @@ def _services(request: web.Request) -> ManagementServices:
     return request.app[SERVICES]
 
 
-# Assets.
+# EDC's Management API (v3 and v4): each handler serves both versions, told which by `api`.
 
 
-async def create_asset(request: web.Request) -> web.Response:
-    node = wire.expand_body(await read_json(request), "Asset")
+async def create_asset(request: web.Request, api: wire.Dialect) -> web.Response:
+    node = wire.expand_body(await read_json(request), "Asset", api)
     asset = await _services(request).assets.create(wire.parse_asset(node, created_at=now_ms()))
-    return json_response(wire.id_response(asset.id, asset.created_at))
+    return json_response(wire.id_response(asset.id, asset.created_at, api))
 
 
-async def update_asset(request: web.Request) -> web.Response:
-    node = wire.expand_body(await read_json(request), "Asset")
+async def update_asset(request: web.Request, api: wire.Dialect) -> web.Response:
+    node = wire.expand_body(await read_json(request), "Asset", api)
     await _services(request).assets.update(wire.parse_asset(node, created_at=now_ms(), id_required=True))
     return no_content()
 
 
-async def get_asset(request: web.Request) -> web.Response:
-    return json_response(wire.render_asset(await _services(request).assets.get(request.match_info["id"])))
+async def get_asset(request: web.Request, api: wire.Dialect) -> web.Response:
+    return json_response(wire.render_asset(await _services(request).assets.get(request.match_info["id"]), api))
 
 
-async def query_assets(request: web.Request) -> web.Response:
-    spec = wire.parse_query_spec(await read_json(request, optional=True))
-    return json_response([wire.render_asset(a) for a in await _services(request).assets.query(spec)])
+async def query_assets(request: web.Request, api: wire.Dialect) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True), api)
+    return json_response([wire.render_asset(a, api) for a in await _services(request).assets.query(spec)])
 
 
-async def delete_asset(request: web.Request) -> web.Response:
+async def delete_asset(request: web.Request, api: wire.Dialect) -> web.Response:
     await _services(request).assets.delete(request.match_info["id"])
     return no_content()
 
 
-# Policy definitions.
-
-
-async def create_policy(request: web.Request) -> web.Response:
-    node = wire.expand_body(await read_json(request), "PolicyDefinition")
+async def create_policy(request: web.Request, api: wire.Dialect) -> web.Response:
+    node = wire.expand_body(await read_json(request), "PolicyDefinition", api)
     definition = await _services(request).policies.create(wire.parse_policy_definition(node, created_at=now_ms()))
-    return json_response(wire.id_response(definition.id, definition.created_at))
+    return json_response(wire.id_response(definition.id, definition.created_at, api))
 
 
-async def update_policy(request: web.Request) -> web.Response:
-    node = wire.expand_body(await read_json(request), "PolicyDefinition")
+async def update_policy(request: web.Request, api: wire.Dialect) -> web.Response:
+    node = wire.expand_body(await read_json(request), "PolicyDefinition", api)
     definition = wire.parse_policy_definition(node, created_at=now_ms())
     path_id = request.match_info["id"]
     if definition.id and definition.id != path_id:
@@ -113,49 +111,46 @@ async def update_policy(request: web.Request) -> web.Response:
     return no_content()
 
 
-async def get_policy(request: web.Request) -> web.Response:
+async def get_policy(request: web.Request, api: wire.Dialect) -> web.Response:
     definition = await _services(request).policies.get(request.match_info["id"])
-    return json_response(wire.render_policy_definition(definition))
+    return json_response(wire.render_policy_definition(definition, api))
 
 
-async def query_policies(request: web.Request) -> web.Response:
-    spec = wire.parse_query_spec(await read_json(request, optional=True))
+async def query_policies(request: web.Request, api: wire.Dialect) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True), api)
     found = await _services(request).policies.query(spec)
-    return json_response([wire.render_policy_definition(p) for p in found])
+    return json_response([wire.render_policy_definition(p, api) for p in found])
 
 
-async def delete_policy(request: web.Request) -> web.Response:
+async def delete_policy(request: web.Request, api: wire.Dialect) -> web.Response:
     await _services(request).policies.delete(request.match_info["id"])
     return no_content()
 
 
-# Contract definitions.
-
-
-async def create_contract(request: web.Request) -> web.Response:
-    node = wire.expand_body(await read_json(request), "ContractDefinition")
+async def create_contract(request: web.Request, api: wire.Dialect) -> web.Response:
+    node = wire.expand_body(await read_json(request), "ContractDefinition", api)
     definition = await _services(request).contracts.create(wire.parse_contract_definition(node, created_at=now_ms()))
-    return json_response(wire.id_response(definition.id, definition.created_at))
+    return json_response(wire.id_response(definition.id, definition.created_at, api))
 
 
-async def update_contract(request: web.Request) -> web.Response:
-    node = wire.expand_body(await read_json(request), "ContractDefinition")
+async def update_contract(request: web.Request, api: wire.Dialect) -> web.Response:
+    node = wire.expand_body(await read_json(request), "ContractDefinition", api)
     await _services(request).contracts.update(wire.parse_contract_definition(node, created_at=now_ms()))
     return no_content()
 
 
-async def get_contract(request: web.Request) -> web.Response:
+async def get_contract(request: web.Request, api: wire.Dialect) -> web.Response:
     definition = await _services(request).contracts.get(request.match_info["id"])
-    return json_response(wire.render_contract_definition(definition))
+    return json_response(wire.render_contract_definition(definition, api))
 
 
-async def query_contracts(request: web.Request) -> web.Response:
-    spec = wire.parse_query_spec(await read_json(request, optional=True))
+async def query_contracts(request: web.Request, api: wire.Dialect) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True), api)
     found = await _services(request).contracts.query(spec)
-    return json_response([wire.render_contract_definition(c) for c in found])
+    return json_response([wire.render_contract_definition(c, api) for c in found])
 
 
-async def delete_contract(request: web.Request) -> web.Response:
+async def delete_contract(request: web.Request, api: wire.Dialect) -> web.Response:
     await _services(request).contracts.delete(request.match_info["id"])
     return no_content()
 
@@ -163,66 +158,69 @@ async def delete_contract(request: web.Request) -> web.Response:
 # Peers' catalogs (consumer side).
 
 
-async def request_catalog(request: web.Request) -> web.Response:
-    wanted = wire.parse_peer_catalog_request(wire.expand_body(await read_json(request), "CatalogRequest"))
+async def request_catalog(request: web.Request, api: wire.Dialect) -> web.Response:
+    wanted = wire.parse_peer_catalog_request(wire.expand_body(await read_json(request), "CatalogRequest", api))
+    check_protocol(wanted.protocol, wanted.protocol_field)
     found = await _services(request).catalogs.catalog(
         wanted.address, wanted.counterparty_id, wanted.protocol, wanted.page
     )
-    return json_response(wire.render_peer_document(found))
+    return json_response(wire.render_peer_document(found, api))
 
 
-async def request_dataset(request: web.Request) -> web.Response:
-    node = wire.expand_body(await read_json(request), "DatasetRequest")
+async def request_dataset(request: web.Request, api: wire.Dialect) -> web.Response:
+    node = wire.expand_body(await read_json(request), "DatasetRequest", api)
     wanted = wire.parse_peer_catalog_request(node, dataset=True)
+    check_protocol(wanted.protocol, wanted.protocol_field)
     assert wanted.dataset_id is not None
     found = await _services(request).catalogs.dataset(
         wanted.address, wanted.counterparty_id, wanted.protocol, wanted.dataset_id
     )
-    return json_response(wire.render_peer_document(found))
+    return json_response(wire.render_peer_document(found, api))
 
 
 # Contract negotiations and agreements.
 
 
-async def start_negotiation(request: web.Request) -> web.Response:
-    wanted = wire.parse_contract_request(wire.expand_body(await read_json(request), "ContractRequest"))
-    check_protocol(wanted.protocol)
+async def start_negotiation(request: web.Request, api: wire.Dialect) -> web.Response:
+    wanted = wire.parse_contract_request(wire.expand_body(await read_json(request), "ContractRequest", api))
+    check_protocol(wanted.protocol, wanted.protocol_field)
     services = _services(request)
     counterparty = await services.dsp.counterparty_id(wanted.address, wanted.counterparty_id)
     negotiation = await services.negotiations.start(wanted.address, counterparty, wanted.offer)
-    return json_response(wire.id_response(negotiation.id, negotiation.created_at))
+    return json_response(wire.id_response(negotiation.id, negotiation.created_at, api))
 
 
-async def get_negotiation(request: web.Request) -> web.Response:
-    return json_response(wire.render_negotiation(await _services(request).negotiations.get(request.match_info["id"])))
-
-
-async def get_negotiation_state(request: web.Request) -> web.Response:
+async def get_negotiation(request: web.Request, api: wire.Dialect) -> web.Response:
     negotiation = await _services(request).negotiations.get(request.match_info["id"])
-    return json_response({"@type": "NegotiationState", "state": negotiation.state.value, "@context": EDC_CONTEXT})
+    return json_response(wire.render_negotiation(negotiation, api))
 
 
-async def get_negotiation_agreement(request: web.Request) -> web.Response:
+async def get_negotiation_state(request: web.Request, api: wire.Dialect) -> web.Response:
+    negotiation = await _services(request).negotiations.get(request.match_info["id"])
+    return json_response({"@type": "NegotiationState", "state": negotiation.state.value, "@context": api.context})
+
+
+async def get_negotiation_agreement(request: web.Request, api: wire.Dialect) -> web.Response:
     negotiation = await _services(request).negotiations.get(request.match_info["id"])
     if negotiation.agreement_id is None:
         raise NotFound(f"negotiation {negotiation.id!r} has no agreement (state {negotiation.state.value})")
-    return json_response(wire.render_agreement(await _agreement(request, negotiation.agreement_id)))
+    return json_response(wire.render_agreement(await _agreement(request, negotiation.agreement_id), api))
 
 
-async def query_negotiations(request: web.Request) -> web.Response:
-    spec = wire.parse_query_spec(await read_json(request, optional=True))
+async def query_negotiations(request: web.Request, api: wire.Dialect) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True), api)
     async with _services(request).store.read() as tx:
         found = await tx.negotiations.query(spec)
-    return json_response([wire.render_negotiation(n) for n in found])
+    return json_response([wire.render_negotiation(n, api) for n in found])
 
 
-async def terminate_negotiation(request: web.Request) -> web.Response:
-    reason = wire.parse_terminate(await read_json(request))
+async def terminate_negotiation(request: web.Request, api: wire.Dialect) -> web.Response:
+    reason = wire.parse_terminate(await read_json(request), "TerminateNegotiation", api)
     await _services(request).negotiations.terminate(request.match_info["id"], reason)
     return no_content()
 
 
-async def approve_negotiation(request: web.Request) -> web.Response:
+async def approve_negotiation(request: web.Request, api: wire.Dialect) -> web.Response:
     await _services(request).negotiations.approve(request.match_info["id"])
     return no_content()
 
@@ -235,67 +233,74 @@ async def _agreement(request: web.Request, agreement_id: str) -> Agreement:
     return found
 
 
-async def get_agreement(request: web.Request) -> web.Response:
-    return json_response(wire.render_agreement(await _agreement(request, request.match_info["id"])))
+async def get_agreement(request: web.Request, api: wire.Dialect) -> web.Response:
+    return json_response(wire.render_agreement(await _agreement(request, request.match_info["id"]), api))
 
 
-async def query_agreements(request: web.Request) -> web.Response:
-    spec = wire.parse_query_spec(await read_json(request, optional=True))
+async def query_agreements(request: web.Request, api: wire.Dialect) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True), api)
     async with _services(request).store.read() as tx:
         found = await tx.agreements.query(spec)
-    return json_response([wire.render_agreement(a) for a in found])
+    return json_response([wire.render_agreement(a, api) for a in found])
 
 
-async def get_agreement_negotiation(request: web.Request) -> web.Response:
+async def get_agreement_negotiation(request: web.Request, api: wire.Dialect) -> web.Response:
     agreement = await _agreement(request, request.match_info["id"])
     negotiation = await _services(request).negotiations.get(agreement.negotiation_id)
-    return json_response(wire.render_negotiation(negotiation))
+    return json_response(wire.render_negotiation(negotiation, api))
 
 
-# Transfer processes and endpoint data references.
+# Transfer processes.
 
 
-async def start_transfer(request: web.Request) -> web.Response:
-    wanted = wire.parse_transfer_request(wire.expand_body(await read_json(request), "TransferRequest"))
-    check_protocol(wanted.protocol)
+async def start_transfer(request: web.Request, api: wire.Dialect) -> web.Response:
+    wanted = wire.parse_transfer_request(wire.expand_body(await read_json(request), "TransferRequest", api))
+    check_protocol(wanted.protocol, wanted.protocol_field)
     transfer = await _services(request).transfers.start(
         wanted.address, wanted.agreement_id, wanted.transfer_type, wanted.destination, wanted.counterparty_id
     )
-    return json_response(wire.id_response(transfer.id, transfer.created_at))
+    return json_response(wire.id_response(transfer.id, transfer.created_at, api))
 
 
-async def get_transfer(request: web.Request) -> web.Response:
-    return json_response(wire.render_transfer(await _services(request).transfers.get(request.match_info["id"])))
-
-
-async def get_transfer_state(request: web.Request) -> web.Response:
+async def get_transfer(request: web.Request, api: wire.Dialect) -> web.Response:
     transfer = await _services(request).transfers.get(request.match_info["id"])
-    return json_response({"@type": "TransferState", "state": transfer.state.value, "@context": EDC_CONTEXT})
+    return json_response(wire.render_transfer(transfer, api))
 
 
-async def query_transfers(request: web.Request) -> web.Response:
-    spec = wire.parse_query_spec(await read_json(request, optional=True))
+async def get_transfer_state(request: web.Request, api: wire.Dialect) -> web.Response:
+    transfer = await _services(request).transfers.get(request.match_info["id"])
+    return json_response({"@type": "TransferState", "state": transfer.state.value, "@context": api.context})
+
+
+async def query_transfers(request: web.Request, api: wire.Dialect) -> web.Response:
+    spec = wire.parse_query_spec(await read_json(request, optional=True), api)
     async with _services(request).store.read() as tx:
         found = await tx.transfers.query(spec)
-    return json_response([wire.render_transfer(t) for t in found])
+    return json_response([wire.render_transfer(t, api) for t in found])
 
 
-def _transfer_command(message: TransferMessage, needs_reason: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def route(request: web.Request) -> web.Response:
+def _transfer_command(message: TransferMessage, body: str | None) -> VersionedHandler:
+    """Return the handler of a transfer command; `body` names the command's body type when it takes a reason."""
+
+    async def route(request: web.Request, api: wire.Dialect) -> web.Response:
         reason = None
-        body = await read_json(request, optional=True)
-        if needs_reason:
-            reason = wire.parse_terminate(body)
+        found = await read_json(request, optional=True)
+        if body is not None:
+            # v3 reads both commands as a TerminateTransfer, as EDC v3 does; v4 names each.
+            reason = wire.parse_terminate(found, body if api.checked else "TerminateTransfer", api)
         await _services(request).transfers.command(request.match_info["id"], message, reason)
         return no_content()
 
     return route
 
 
-async def deprovision_transfer(request: web.Request) -> web.Response:
+async def deprovision_transfer(request: web.Request, api: wire.Dialect) -> web.Response:
     # Nothing is provisioned for HttpData transfers; EDC clients call this after completion.
     await _services(request).transfers.get(request.match_info["id"])
     return no_content()
+
+
+# Endpoint data references (v3 only: EDC's v4 has no EDR API).
 
 
 async def query_edrs(request: web.Request) -> web.Response:
@@ -431,69 +436,98 @@ class Route:
     body_types: tuple[str, ...] = ()  # besides JSON; the browser guard refuses any other body
 
 
-ROUTES: tuple[Route, ...] = (
-    Route("POST", f"{V3}/assets", create_asset, "Create an asset", "Assets", "AssetInput", "IdResponse"),
-    Route(
-        "PUT",
-        f"{V3}/assets",
-        update_asset,
-        "Replace an asset (its @id names it)",
-        "Assets",
-        "AssetInput",
-        None,
-        204,
+VersionedHandler = Callable[[web.Request, wire.Dialect], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class EdcRoute:
+    """A route of EDC's Management API: one handler, served under the prefix of each version in `versions`."""
+
+    method: str
+    path: str  # below the version's prefix: /assets/{id}
+    handler: VersionedHandler
+    summary: str
+    tag: str
+    body: str | None = None  # the body's EDC type (Asset, QuerySpec, ...); it names the body's schema per version
+    response: str | None = None
+    status: int = 200
+    versions: tuple[wire.Dialect, ...] = wire.DIALECTS
+
+    def routes(self) -> Iterator[Route]:
+        """Return this route under each of its versions."""
+        for api in self.versions:
+            request = openapi.body_schema(self.body, api.name) if self.body else None
+            yield Route(
+                self.method,
+                api.path + self.path,
+                _bound(self.handler, api),
+                self.summary,
+                self.tag,
+                request,
+                self.response,
+                self.status,
+            )
+
+
+def _bound(handler: VersionedHandler, api: wire.Dialect) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def route(request: web.Request) -> web.StreamResponse:
+        return await handler(request, api)
+
+    return route
+
+
+_V3_ONLY = (wire.V3,)
+_NEGOTIATIONS, _AGREEMENTS, _TRANSFERS = "Contract negotiations", "Contract agreements", "Transfer processes"
+
+# EDC's resources, in v3 and v4 alike (EDC 0.18 dropped deprovision from v4; approve and complete are this node's).
+EDC_ROUTES: tuple[EdcRoute, ...] = (
+    EdcRoute("POST", "/assets", create_asset, "Create an asset", "Assets", "Asset", "IdResponse"),
+    EdcRoute("PUT", "/assets", update_asset, "Replace an asset (its @id names it)", "Assets", "Asset", None, 204),
+    EdcRoute(
+        "POST", "/assets/request", query_assets, "List assets matching a QuerySpec", "Assets", "QuerySpec", "AssetList"
     ),
-    Route(
+    EdcRoute("GET", "/assets/{id}", get_asset, "Get an asset", "Assets", None, "Asset"),
+    EdcRoute("DELETE", "/assets/{id}", delete_asset, "Delete an asset", "Assets", None, None, 204),
+    EdcRoute(
         "POST",
-        f"{V3}/assets/request",
-        query_assets,
-        "List assets matching a QuerySpec",
-        "Assets",
-        "QuerySpec",
-        "AssetList",
-    ),
-    Route("GET", f"{V3}/assets/{{id}}", get_asset, "Get an asset", "Assets", None, "Asset"),
-    Route("DELETE", f"{V3}/assets/{{id}}", delete_asset, "Delete an asset", "Assets", None, None, 204),
-    Route(
-        "POST",
-        f"{V3}/policydefinitions",
+        "/policydefinitions",
         create_policy,
         "Create a policy definition",
         "Policy definitions",
-        "PolicyDefinitionInput",
+        "PolicyDefinition",
         "IdResponse",
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/policydefinitions/request",
+        "/policydefinitions/request",
         query_policies,
         "List policy definitions matching a QuerySpec",
         "Policy definitions",
         "QuerySpec",
         "PolicyDefinitionList",
     ),
-    Route(
+    EdcRoute(
         "GET",
-        f"{V3}/policydefinitions/{{id}}",
+        "/policydefinitions/{id}",
         get_policy,
         "Get a policy definition",
         "Policy definitions",
         None,
         "PolicyDefinition",
     ),
-    Route(
+    EdcRoute(
         "PUT",
-        f"{V3}/policydefinitions/{{id}}",
+        "/policydefinitions/{id}",
         update_policy,
         "Replace a policy definition",
         "Policy definitions",
-        "PolicyDefinitionInput",
+        "PolicyDefinition",
         None,
         204,
     ),
-    Route(
+    EdcRoute(
         "DELETE",
-        f"{V3}/policydefinitions/{{id}}",
+        "/policydefinitions/{id}",
         delete_policy,
         "Delete a policy definition no contract definition uses",
         "Policy definitions",
@@ -501,46 +535,46 @@ ROUTES: tuple[Route, ...] = (
         None,
         204,
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/contractdefinitions",
+        "/contractdefinitions",
         create_contract,
         "Create a contract definition",
         "Contract definitions",
-        "ContractDefinitionInput",
+        "ContractDefinition",
         "IdResponse",
     ),
-    Route(
+    EdcRoute(
         "PUT",
-        f"{V3}/contractdefinitions",
+        "/contractdefinitions",
         update_contract,
         "Replace a contract definition (its @id names it)",
         "Contract definitions",
-        "ContractDefinitionInput",
+        "ContractDefinition",
         None,
         204,
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/contractdefinitions/request",
+        "/contractdefinitions/request",
         query_contracts,
         "List contract definitions matching a QuerySpec",
         "Contract definitions",
         "QuerySpec",
         "ContractDefinitionList",
     ),
-    Route(
+    EdcRoute(
         "GET",
-        f"{V3}/contractdefinitions/{{id}}",
+        "/contractdefinitions/{id}",
         get_contract,
         "Get a contract definition",
         "Contract definitions",
         None,
         "ContractDefinition",
     ),
-    Route(
+    EdcRoute(
         "DELETE",
-        f"{V3}/contractdefinitions/{{id}}",
+        "/contractdefinitions/{id}",
         delete_contract,
         "Delete a contract definition",
         "Contract definitions",
@@ -548,202 +582,203 @@ ROUTES: tuple[Route, ...] = (
         None,
         204,
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/catalog/request",
+        "/catalog/request",
         request_catalog,
         "Request a peer's catalog over DSP",
         "Catalog",
         "CatalogRequest",
         "PeerCatalog",
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/catalog/dataset/request",
+        "/catalog/dataset/request",
         request_dataset,
         "Request one dataset of a peer over DSP",
         "Catalog",
         "DatasetRequest",
         "PeerDataset",
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/contractnegotiations",
+        "/contractnegotiations",
         start_negotiation,
         "Start a contract negotiation with a provider",
-        "Contract negotiations",
+        _NEGOTIATIONS,
         "ContractRequest",
         "IdResponse",
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/contractnegotiations/request",
+        "/contractnegotiations/request",
         query_negotiations,
         "List contract negotiations matching a QuerySpec",
-        "Contract negotiations",
+        _NEGOTIATIONS,
         "QuerySpec",
         "ContractNegotiationList",
     ),
-    Route(
+    EdcRoute(
         "GET",
-        f"{V3}/contractnegotiations/{{id}}",
+        "/contractnegotiations/{id}",
         get_negotiation,
         "Get a contract negotiation",
-        "Contract negotiations",
+        _NEGOTIATIONS,
         None,
         "ContractNegotiation",
     ),
-    Route(
+    EdcRoute(
         "GET",
-        f"{V3}/contractnegotiations/{{id}}/state",
+        "/contractnegotiations/{id}/state",
         get_negotiation_state,
         "Get a negotiation's state",
-        "Contract negotiations",
+        _NEGOTIATIONS,
         None,
         "NegotiationState",
     ),
-    Route(
+    EdcRoute(
         "GET",
-        f"{V3}/contractnegotiations/{{id}}/agreement",
+        "/contractnegotiations/{id}/agreement",
         get_negotiation_agreement,
         "Get the agreement a negotiation reached",
-        "Contract negotiations",
+        _NEGOTIATIONS,
         None,
         "ContractAgreement",
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/contractnegotiations/{{id}}/terminate",
+        "/contractnegotiations/{id}/terminate",
         terminate_negotiation,
         "Terminate a negotiation, telling the peer why",
-        "Contract negotiations",
+        _NEGOTIATIONS,
         "TerminateNegotiation",
         None,
         204,
     ),
-    Route(
+    EdcRoute(
+        "POST",
+        "/contractnegotiations/{id}/approve",
+        approve_negotiation,
+        "Send the agreement of a negotiation held for approval (CONNECTOR_NEGOTIATION_APPROVAL=manual)",
+        _NEGOTIATIONS,
+        None,
+        None,
+        204,
+    ),
+    EdcRoute(
         "GET",
-        f"{V3}/contractagreements/{{id}}",
+        "/contractagreements/{id}",
         get_agreement,
         "Get a contract agreement",
-        "Contract agreements",
+        _AGREEMENTS,
         None,
         "ContractAgreement",
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/contractagreements/request",
+        "/contractagreements/request",
         query_agreements,
         "List contract agreements matching a QuerySpec",
-        "Contract agreements",
+        _AGREEMENTS,
         "QuerySpec",
         "ContractAgreementList",
     ),
-    Route(
+    EdcRoute(
         "GET",
-        f"{V3}/contractagreements/{{id}}/negotiation",
+        "/contractagreements/{id}/negotiation",
         get_agreement_negotiation,
         "Get the negotiation of an agreement",
-        "Contract agreements",
+        _AGREEMENTS,
         None,
         "ContractNegotiation",
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/contractnegotiations/{{id}}/approve",
-        approve_negotiation,
-        "Send the agreement of a negotiation held for approval (CONNECTOR_NEGOTIATION_APPROVAL=manual)",
-        "Contract negotiations",
-        None,
-        None,
-        204,
-    ),
-    Route(
-        "POST",
-        f"{V3}/transferprocesses",
+        "/transferprocesses",
         start_transfer,
         "Start a transfer under an agreement",
-        "Transfer processes",
+        _TRANSFERS,
         "TransferRequest",
         "IdResponse",
     ),
-    Route(
-        "GET",
-        f"{V3}/transferprocesses/{{id}}",
-        get_transfer,
-        "Get a transfer process",
-        "Transfer processes",
-        None,
-        "TransferProcess",
+    EdcRoute(
+        "GET", "/transferprocesses/{id}", get_transfer, "Get a transfer process", _TRANSFERS, None, "TransferProcess"
     ),
-    Route(
+    EdcRoute(
         "GET",
-        f"{V3}/transferprocesses/{{id}}/state",
+        "/transferprocesses/{id}/state",
         get_transfer_state,
         "Get a transfer process's state",
-        "Transfer processes",
+        _TRANSFERS,
         None,
         "TransferState",
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/transferprocesses/request",
+        "/transferprocesses/request",
         query_transfers,
         "List transfer processes matching a QuerySpec",
-        "Transfer processes",
+        _TRANSFERS,
         "QuerySpec",
         "TransferProcessList",
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/transferprocesses/{{id}}/terminate",
-        _transfer_command(TransferMessage.TERMINATION, True),
+        "/transferprocesses/{id}/terminate",
+        _transfer_command(TransferMessage.TERMINATION, "TerminateTransfer"),
         "Terminate a transfer, telling the peer why",
-        "Transfer processes",
+        _TRANSFERS,
         "TerminateTransfer",
         None,
         204,
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/transferprocesses/{{id}}/suspend",
-        _transfer_command(TransferMessage.SUSPENSION, True),
+        "/transferprocesses/{id}/suspend",
+        _transfer_command(TransferMessage.SUSPENSION, "SuspendTransfer"),
         "Suspend a transfer (its tokens stop working)",
-        "Transfer processes",
-        "TerminateTransfer",
+        _TRANSFERS,
+        "SuspendTransfer",
         None,
         204,
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/transferprocesses/{{id}}/resume",
-        _transfer_command(TransferMessage.START, False),
+        "/transferprocesses/{id}/resume",
+        _transfer_command(TransferMessage.START, None),
         "Resume a suspended transfer",
-        "Transfer processes",
+        _TRANSFERS,
         None,
         None,
         204,
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/transferprocesses/{{id}}/complete",
-        _transfer_command(TransferMessage.COMPLETION, False),
+        "/transferprocesses/{id}/complete",
+        _transfer_command(TransferMessage.COMPLETION, None),
         "Complete a transfer",
-        "Transfer processes",
+        _TRANSFERS,
         None,
         None,
         204,
     ),
-    Route(
+    EdcRoute(
         "POST",
-        f"{V3}/transferprocesses/{{id}}/deprovision",
+        "/transferprocesses/{id}/deprovision",
         deprovision_transfer,
         "Deprovision (nothing to do for HttpData)",
-        "Transfer processes",
+        _TRANSFERS,
         None,
         None,
         204,
+        _V3_ONLY,
     ),
+)
+
+# Every route. A route of EDC's API in both versions goes in EDC_ROUTES; one of a single version (the EDR
+# API exists in v3 only) or of this node's own API is a plain Route here, with its full path.
+ROUTES: tuple[Route, ...] = (
+    *(route for edc in EDC_ROUTES for route in edc.routes()),
     Route(
         "POST",
         f"{V3}/edrs/request",

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from connector import __version__
+from connector.management import schemas as v4_schemas
 
 _ANY_JSONLD = {"type": "object", "description": "JSON-LD; compacted with the EDC vocabulary as @context"}
 
@@ -20,28 +21,7 @@ _CRITERION = {
     },
 }
 
-_DATA_ADDRESS = {
-    "type": "object",
-    "required": ["type"],
-    "description": (
-        "HttpData: baseUrl (required), proxyPath, proxyQueryParams, proxyMethod, proxyBody ('true'/'false'), "
-        "authKey and authCode (secrets: stored apart and never returned). "
-        "BatteryPassport: passports stored by this node; accessLevel (public, legitimate_interest, authority), "
-        "batteryModel, batteryId, manufacturer."
-    ),
-    "properties": {
-        "@type": {"const": "DataAddress"},
-        "type": {"enum": ["HttpData", "BatteryPassport"]},
-        "baseUrl": {"type": "string", "format": "uri"},
-        "proxyPath": {"enum": ["true", "false"]},
-        "proxyQueryParams": {"enum": ["true", "false"]},
-        "proxyMethod": {"enum": ["true", "false"]},
-        "proxyBody": {"enum": ["true", "false"]},
-        "authKey": {"type": "string", "writeOnly": True},
-        "authCode": {"type": "string", "writeOnly": True},
-        "accessLevel": {"enum": ["public", "legitimate_interest", "authority"]},
-    },
-}
+_DATA_ADDRESS = v4_schemas.DATA_ADDRESS
 
 _CONTEXT = {
     "description": "JSON-LD context",
@@ -530,6 +510,25 @@ SCHEMAS.update(
     }
 )
 
+# Management API v4: the JSON Schemas every v4 body is checked against (connector/management/schemas.py).
+SCHEMAS.update(v4_schemas.components())
+
+# v3 bodies whose schema is named apart from their EDC type.
+_V3_BODIES = {
+    "Asset": "AssetInput",
+    "PolicyDefinition": "PolicyDefinitionInput",
+    "ContractDefinition": "ContractDefinitionInput",
+    "SuspendTransfer": "TerminateTransfer",
+}
+
+
+def body_schema(body: str, version: str) -> str:
+    """Return the name of the schema of an EDC body type (Asset, QuerySpec, ...) in one API version."""
+    if version == "v4":
+        return v4_schemas.PREFIX + body
+    return _V3_BODIES.get(body, body)
+
+
 QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "batteryId": {"type": "string"},
     "modelId": {"type": "string"},
@@ -605,7 +604,7 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
         if route.response is not None:
             ok["content"] = {"application/json": {"schema": _ref(route.response)}}
         responses: dict[str, Any] = {str(route.status): ok}
-        if route.path.startswith(("/management/v3", "/management/v1")):
+        if route.path.startswith(("/management/v3", "/management/v4", "/management/v1")):
             if secured:
                 responses["401"] = _problem("missing or wrong X-Api-Key")
             if route.request is not None or tuple(getattr(route, "query", ())):
@@ -639,8 +638,13 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
             "title": "Battery-passport connector: management API",
             "version": __version__,
             "description": (
-                "Compatible with the Eclipse EDC Management API v3: JSON-LD in (compacted, with the EDC "
-                "vocabulary https://w3id.org/edc/v0.0.1/ns/ as @context), compacted JSON-LD out. "
+                "Compatible with the Eclipse EDC Management API v3 and v4, served side by side by one "
+                "implementation. v3 (/management/v3): JSON-LD in (compacted, with the EDC vocabulary "
+                "https://w3id.org/edc/v0.0.1/ns/ as @context; a @context object without @vocab gets it), "
+                "compacted JSON-LD out. v4 (/management/v4, EDC 0.18): every body is checked against its "
+                "V4* schema first (an @context array containing https://w3id.org/edc/connector/management/v2, "
+                "the @type of each object), and answers carry that context with plain terms and DSP-style "
+                "policies. v4 has no EDR API: use /management/v3/edrs. "
                 "Authenticate with the X-Api-Key header when the node has CONNECTOR_API_KEY set."
             ),
         },
