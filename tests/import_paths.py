@@ -181,7 +181,8 @@ async def _http_import(work: Path, kind: str, records: Sequence[bytes], max_body
 
         async def post(path: str, body: bytes, content_type: str) -> tuple[int, Any]:
             sent = {**headers, "Content-Type": content_type}
-            async with http.post(node.management_url + path, data=body, headers=sent) as response:
+            data = io.BytesIO(body) if len(body) > 1_000_000 else body  # aiohttp wants large bodies as a stream
+            async with http.post(node.management_url + path, data=data, headers=sent) as response:
                 return response.status, json.loads(await response.read())
 
         if kind == "single":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -88,18 +88,32 @@ class Record:
     passport_id: str | None = None
 
 
+Expected = tuple[tuple[bool, str], ...]  # (accepted, reason pattern) per record
+
+
 @dataclass(frozen=True)
 class Case:
-    """A tricky input: its records in order, and the import paths it is sent through."""
+    """A tricky input: its records in order, the verdict of each in one import, and the verdicts when each
+    record is sent on its own (a file per import run, a POST per record), where those differ."""
 
     name: str
     records: tuple[Record, ...]
     needs_validation: bool = False
     # An unbalanced record cannot be an element of a JSON array: the array would end inside it.
     in_arrays: bool = True
-    # Cases about one import (duplicate ids) say nothing about single POSTs, which refuse an existing id (409).
-    single_post_reason: str | None = None
-    notes: dict[str, str] = field(default_factory=dict)
+    # A .json file holding an array is a source of records (the JSON array path), not one record.
+    in_files: bool = True
+    # Each record its own import (`connector passports import FILE`): a repeated id is a new version there.
+    one_per_run: Expected | None = None
+    # Each record its own POST: a repeated id is 409, the passport exists.
+    one_per_post: Expected | None = None
+    # The paths ("file", "post") where these verdicts need the validation branch (see NEEDS_VALIDATION).
+    alone_needs_validation: frozenset[str] = frozenset()
+
+    def expected(self, alone: str | None = None) -> Expected:
+        """Return the verdicts in one import, or with each record alone ("file" or "post")."""
+        given = {"file": self.one_per_run, "post": self.one_per_post}.get(alone or "")
+        return given if given is not None else tuple((r.accepted, r.reason) for r in self.records)
 
 
 def _refused(raw: bytes, reason: str, passport_id: str | None = None) -> Record:
@@ -237,6 +251,7 @@ def cases() -> list[Case]:
         Case(
             "an array, not an object",
             (_refused(compact([node(18)]), r"must be a JSON object", node_id(18)),),
+            in_files=False,
         ),
         Case(
             "a node passport with two invalid fields",
@@ -258,7 +273,8 @@ def cases() -> list[Case]:
                     node_id(20),
                 ),
             ),
-            single_post_reason=r"exists",
+            one_per_run=((True, ""), (True, "")),  # the second import stores a second version
+            one_per_post=((True, ""), (False, rf"passport '{node_id(20)}' exists")),
         ),
         Case(
             "the same id again after other records",
@@ -268,7 +284,8 @@ def cases() -> list[Case]:
                 _accepted(node(122), node_id(122)),
                 _refused(compact(catenax(21)), rf"passport id '{catenax_id(21)}' appeared already", catenax_id(21)),
             ),
-            single_post_reason=r"exists",
+            one_per_run=((True, ""),) * 4,  # the last import finds it unchanged
+            one_per_post=((True, ""),) * 3 + ((False, rf"passport '{catenax_id(21)}' exists"),),
         ),
         Case(
             "the same UUID in lower and upper case",
@@ -281,7 +298,10 @@ def cases() -> list[Case]:
                     catenax_id(22, upper=True),
                 ),
             ),
-            single_post_reason=r"exists|lower.case|canonical",
+            # Alone, only the canonical-id rule keeps the upper-case id from being a second passport.
+            one_per_run=((True, ""), (False, r"lower.case|canonical")),
+            one_per_post=((True, ""), (False, r"exists|lower.case|canonical")),
+            alone_needs_validation=frozenset({"file", "post"}),
         ),
         # What only the format's schema or the node's product rules refuse (the validation branch).
         Case(
