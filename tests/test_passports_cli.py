@@ -183,7 +183,9 @@ def test_the_progress_bar_and_log_lines_never_share_a_line(tmp_path: Path) -> No
     assert bars, shown
     assert "passports imported" in [entry["msg"] for entry in logs], shown
     for line in shown:
-        assert BAR.match(line) or line.startswith("{") and line.endswith("}"), f"a bar and a log on one line: {line!r}"
+        assert BAR.match(line) or (line.startswith("{") and line.endswith("}")), (
+            f"a bar and a log on one line: {line!r}"
+        )
     assert "401 read: 400 new, 0 changed, 0 unchanged, 1 refused" in stdout
 
 
