@@ -544,14 +544,17 @@ def _print_summary(summary: Any, start: int, show: int) -> None:
         f"{summary.unchanged:,} unchanged, {summary.refused:,} refused, in {summary.seconds:.1f} s "
         f"({rate:,.0f} records/s)"
     )
-    for refusal in summary.refusals[: max(show, 0)]:
+    shown = summary.refusals[: max(show, 0)]
+    for refusal in shown:
         print(f"refused {refusal['where']}: {refusal['reason']}")
         errors = [e for e in refusal["errors"] if e["path"] is not None]
         if len(errors) > 1 or (errors and errors[0]["message"] != refusal["reason"]):
             for error in errors:
                 print(f"  {error['path']}: {error['message']}")
-    if summary.refused > show:
-        print(f"... and {summary.refused - show:,} more refusals")
+    hidden = summary.refused - len(shown)
+    if hidden > 0:
+        earlier = " (with those read before the interruption, listed by that run)" if summary.resumed_from else ""
+        print(f"... and {hidden:,} more refusals{earlier}")
 
 
 async def _interrupted(service: Any, source_key: str, committed: dict[str, int]) -> None:

@@ -159,3 +159,10 @@ def test_generated_documents_agree_with_a_plain_parse() -> None:
         repeated = _repeat_a_key(raw.decode(), rng)
         if repeated is not None:
             assert "duplicate key" in refusal(repeated.encode(), limits).message, repeated
+
+
+def test_the_default_limits_are_the_settings_defaults() -> None:
+    from connector.settings import Settings
+
+    fields = Settings.model_fields
+    assert JsonLimits() == JsonLimits(fields["max_body_bytes"].default, fields["max_json_depth"].default)

@@ -138,3 +138,13 @@ def test_a_single_file_larger_than_a_record_is_refused_unread(tmp_path: Path) ->
     path.write_bytes(b'{"a": "' + b"x" * 10_000 + b'"}')
     (record,) = Source(path, LIMITS).records()
     assert record.error is not None and record.error.startswith("the record is larger than 2,000 bytes")
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 1024 * 1024])
+def test_the_estimate_counts_non_blank_lines_a_chunk_at_a_time(
+    tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(passport_sources, "READ_CHUNK", chunk)
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"a": 1}\n\n  \n{"b": 2}\r\n' + b"x" * 100 + b"\n \n{}")
+    assert Source(path, LIMITS).estimate() == 4

@@ -25,10 +25,9 @@ import orjson
 
 from connector.domain.errors import InvalidInput, Problem
 
+# The defaults of CONNECTOR_MAX_BODY_BYTES and CONNECTOR_MAX_JSON_DEPTH (a test holds them equal).
 DEFAULT_MAX_BYTES = 1_048_576
 DEFAULT_MAX_DEPTH = 32
-# orjson writes at most 254 levels; what the node stores wraps a document a few levels deeper.
-HIGHEST_MAX_DEPTH = 200
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ class Source:
             kind = _kind(file)
             if kind == "lines":
                 with file.open("rb") as handle:
-                    total += sum(1 for line in handle if line.strip())
+                    total += _count_lines(handle)
             elif kind == "array":
                 return None
             else:
@@ -131,6 +131,18 @@ class Source:
                     position = record.position + 1
                     if record.position >= start:
                         yield record
+
+
+def _count_lines(handle: BinaryIO) -> int:
+    """Count the non-blank lines of a stream, a chunk at a time (a huge line is never held whole)."""
+    total, open_line = 0, False
+    while chunk := handle.read(READ_CHUNK):
+        *ended, rest = chunk.split(b"\n")
+        for line in ended:
+            total += open_line or bool(line.strip())
+            open_line = False
+        open_line = open_line or bool(rest.strip())
+    return total + open_line
 
 
 def _line_of(name: str) -> Where:
@@ -177,7 +189,7 @@ def _single(handle: BinaryIO, where: str, limits: JsonLimits, position: int, sta
     head = handle.read(4)
     handle.seek(0)
     if _codec(head) == "utf-16":
-        raw = handle.read(4 * limits.max_bytes + 3)  # a UTF-8 character takes at most twice its UTF-16 bytes
+        raw = handle.read(2 * limits.max_bytes + 3)  # UTF-16 text takes at most twice its UTF-8 bytes
         if handle.read(1):
             yield _too_large(position, where, limits)
             return
