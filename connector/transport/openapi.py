@@ -488,23 +488,35 @@ SCHEMAS.update(
         },
         "ImportSummary": {
             "type": "object",
-            "required": ["accepted", "rejected", "rejections"],
+            "description": "new + changed + unchanged + refused == read",
+            "required": ["read", "new", "changed", "unchanged", "refused", "refusals"],
             "properties": {
                 "source": {"type": ["string", "null"]},
                 "resumedFrom": {"type": "integer"},
-                "accepted": {"type": "integer"},
-                "created": {"type": "integer"},
-                "updated": {"type": "integer"},
-                "unchanged": {"type": "integer"},
-                "rejected": {"type": "integer"},
-                "rejections": {
+                "read": {"type": "integer", "description": "records read"},
+                "new": {"type": "integer", "description": "passports stored for the first time"},
+                "changed": {"type": "integer", "description": "passports stored as a new version"},
+                "unchanged": {"type": "integer", "description": "records equal to the stored version"},
+                "refused": {"type": "integer", "description": "records not stored, each in refusals"},
+                "refusals": {
                     "type": "array",
+                    "description": "the first 1000 refusals, in record order",
                     "items": {
                         "type": "object",
                         "properties": {
                             "position": {"type": "integer"},
                             "where": {"type": "string"},
                             "reason": {"type": "string"},
+                            "errors": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "path": {"type": ["string", "null"]},
+                                        "message": {"type": "string"},
+                                    },
+                                },
+                            },
                         },
                     },
                 },
