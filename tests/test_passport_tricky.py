@@ -6,7 +6,7 @@ The paths: the CLI with one file per import, a JSON Lines file (default batch an
 repeated id falls in another batch), a folder of files, a JSON array file; the import endpoint with JSON
 Lines and with a JSON array; and a POST per record. Every path runs once for the module (a CLI run per
 path, or per record for the file path; a real node for the HTTP paths), and each (case, path) pair is its
-own test. The cases only schema validation refuses are expected to fail until it is merged (strict xfail).
+own test.
 """
 
 from __future__ import annotations
@@ -63,16 +63,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[PathRes
 
 
 def _pairs() -> list[Any]:
-    pairs = []
-    for case in CASES:
-        for path, (_, alone, _) in PATHS.items():
-            if case not in _sent(path):
-                continue
-            marks = []
-            if case.needs_validation or (alone is not None and alone in case.alone_needs_validation):
-                marks.append(pytest.mark.xfail(strict=True, reason=tricky.NEEDS_VALIDATION))
-            pairs.append(pytest.param(case, path, id=f"{case.name}|{path}", marks=marks))
-    return pairs
+    return [
+        pytest.param(case, path, id=f"{case.name}|{path}") for case in CASES for path in PATHS if case in _sent(path)
+    ]
 
 
 @pytest.mark.parametrize(("case", "path"), _pairs())
