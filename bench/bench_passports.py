@@ -126,7 +126,7 @@ async def _floor(path: Path) -> int:
         now = int(time.time() * 1000)
         async with store.transaction() as tx:
             await tx.passports.put_many(pending, now)
-            await tx.passports.save_checkpoint(Checkpoint("bench:floor", position, position, 0, 0), now)
+            await tx.passports.save_checkpoint(Checkpoint("bench:floor", position, position, 0, 0, 0), now)
         pending.clear()
 
     try:
