@@ -78,7 +78,13 @@ def _parser() -> argparse.ArgumentParser:
         "--publish", action="store_true", help="afterwards, offer the passports as datasets per model and access level"
     )
     bulk.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when not a TTY)")
-    bulk.add_argument("--show", type=int, default=20, metavar="N", help="list at most N refusals (default 20)")
+    bulk.add_argument(
+        "--show",
+        type=int,
+        default=20,
+        metavar="N",
+        help="list at most N refusals and N records with warnings (default 20)",
+    )
     bulk.add_argument(
         "--json", action="store_true", help="print the summary as JSON (as the import endpoint answers), no progress"
     )
@@ -555,6 +561,16 @@ def _print_summary(summary: Any, start: int, show: int) -> None:
     if hidden > 0:
         earlier = " (with those read before the interruption, listed by that run)" if summary.resumed_from else ""
         print(f"... and {hidden:,} more refusals{earlier}")
+    # Stored, but their reading tolerated something (an IDTA list given bare): said, so it can be fixed at source.
+    warned = summary.warnings[: max(show, 0)]
+    for record in warned:
+        count = len(record["warnings"])
+        print(f"warned {record['where']}: imported with {count} warning{'s' if count != 1 else ''}")
+        for warning in record["warnings"]:
+            print(f"  {warning['path']}: {warning['message']}")
+    more = len(summary.warnings) - len(warned)
+    if more > 0:
+        print(f"... and {more:,} more record{'s' if more != 1 else ''} with warnings")
 
 
 async def _interrupted(service: Any, source_key: str, committed: dict[str, int]) -> None:

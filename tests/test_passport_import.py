@@ -14,12 +14,14 @@ import aiohttp
 import pytest
 
 from connector.app import Node
+from connector.domain import passport as model
 from connector.services.passport_sources import Source, SourceRecord
 from connector.services.passports import PassportService
 from connector.store import Store, migrate
 from tests import passport_records as records
-from tests.conftest import Management, NodeFactory
+from tests.conftest import API_KEY, Management, NodeFactory
 from tests.import_paths import run_cli
+from tests.passport import examples
 
 V1 = "/management/v1/passports"
 
@@ -164,7 +166,7 @@ def service_data(document: dict[str, Any]) -> dict[str, Any]:
     """Return the node JSON the service stores for a document."""
     from connector.services.passports import load, record_of
 
-    return record_of(*load(document)).data
+    return record_of(load(document)).data
 
 
 def _node_with_id(n: int, passport_id: str) -> bytes:
@@ -310,3 +312,66 @@ async def test_the_api_and_the_cli_report_new_changed_unchanged_refused(
     source = _lines(tmp_path / "p.jsonl", *(records.compact(d) for d in (records.node(1), changed, records.node(4))))
     run = await asyncio.to_thread(run_cli, tmp_path / "cli", "passports", "import", str(source))
     assert "3 read: 3 new, 0 changed, 0 unchanged, 0 refused" in run.out, run.out
+
+
+# What a reading tolerated (IDTA-02035's published bare lists) is said wherever a record is stored.
+
+
+def _idta(n: int) -> dict[str, Any]:
+    """Return the shared IDTA bundle (noise made real; it gives lists bare) as passport number `n`."""
+    return examples.idta_bundle(f"urn:uuid:1d7a0000-0000-4000-8000-{n:012x}")
+
+
+@pytest.fixture
+async def api_node(node_factory: NodeFactory, http: aiohttp.ClientSession) -> tuple[Node, Management]:
+    node = await node_factory(api_key=API_KEY)
+    return node, Management(http, node)
+
+
+def _warnings_of(document: dict[str, Any]) -> list[dict[str, str]]:
+    found = model.read_document(document).warnings
+    assert found, "the shared IDTA example gives lists bare: its reading has warnings"
+    return [{"path": path, "message": message} for path, message in found]
+
+
+async def test_a_single_post_or_put_answers_the_readings_warnings(api_node: tuple[Node, Management]) -> None:
+    _, management = api_node
+    bundle = _idta(1)
+    status, stored = await management.call("POST", V1, bundle)
+    assert status == 201, stored
+    assert stored["warnings"] == _warnings_of(bundle) and stored["sourceFormat"] == "idta"
+    status, again = await management.call("PUT", f"{V1}/{stored['id']}", bundle)
+    assert status == 200 and again["version"] == 1 and again["warnings"] == stored["warnings"]
+    status, plain = await management.call("POST", V1, records.node(1))
+    assert status == 201 and plain["warnings"] == []
+    # A stored passport has no reading: GET answers what is stored, without warnings.
+    assert "warnings" not in (await management.call("GET", f"{V1}/{stored['id']}"))[1]
+
+
+async def test_the_import_endpoint_lists_records_stored_with_warnings(api_node: tuple[Node, Management]) -> None:
+    _, management = api_node
+    batch = [records.node(1), _idta(2), _idta(2), _idta(3)]  # the second _idta(2) is refused: a duplicate
+    status, summary = await management.call("POST", f"{V1}/import", batch)
+    assert status == 200
+    assert (summary["new"], summary["refused"]) == (3, 1), summary
+    assert summary["warnings"] == [
+        {"position": 1, "where": "[1]", "warnings": _warnings_of(_idta(2))},
+        {"position": 3, "where": "[3]", "warnings": _warnings_of(_idta(3))},
+    ]
+    status, summary = await management.call("POST", f"{V1}/import", [records.node(4)])
+    assert status == 200 and summary["warnings"] == []
+
+
+def test_the_cli_lists_records_stored_with_warnings(tmp_path: Path) -> None:
+    source = _lines(tmp_path / "p.jsonl", records.compact(records.node(1)), records.compact(_idta(2)))
+    expected = _warnings_of(_idta(2))
+    run = run_cli(tmp_path / "json", "passports", "import", str(source), "--json")
+    assert run.code == 0, run.err
+    assert run.json()["warnings"] == [{"position": 1, "where": f"{source}:2", "warnings": expected}]
+    run = run_cli(tmp_path / "text", "passports", "import", str(source))
+    assert run.code == 0, run.err  # warnings do not fail an import
+    lines = run.out.splitlines()
+    at = lines.index(f"warned {source}:2: imported with {len(expected)} warnings")
+    assert lines[at + 1 : at + 1 + len(expected)] == [f"  {w['path']}: {w['message']}" for w in expected]
+    run = run_cli(tmp_path / "none", "passports", "import", str(source), "--show", "0")
+    assert "warned" not in run.out and "... and 1 more record with warnings" in run.out

@@ -98,7 +98,7 @@ def test_nothing_of_a_refused_record_is_stored(
         for record, verdict in zip(case.records, by_case[case.name], strict=True):
             if not verdict.accepted:
                 continue
-            stored = record_of(*load(_document(record.raw)))
+            stored = record_of(load(_document(record.raw)))
             versions, data = expected.get(stored.id, (0, None))
             expected[stored.id] = (versions + (data != stored.data), stored.data)
     assert result.stored.keys() == expected.keys()

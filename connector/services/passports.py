@@ -41,7 +41,7 @@ FORMATS = ("node", "catenax", "idta")
 LEVELS = tuple(level.value for level in policies.AccessLevel)
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
-MAX_REFUSALS_KEPT = 1000
+MAX_LISTED = 1000  # refusals, and records with warnings, an import summary lists
 
 
 def now_ms() -> int:
@@ -93,8 +93,9 @@ def _extension_json(extension: model.Extension) -> dict[str, Any]:
     return {name: dumped[name] for name in model.Extension.model_fields if name in dumped}
 
 
-def record_of(passport: model.Passport, source_format: str) -> PassportRecord:
-    """Return the store record of a validated passport."""
+def record_of(reading: model.Reading) -> PassportRecord:
+    """Return the store record of a validated passport, as `load` read it."""
+    passport = reading.passport
     data = node_json(passport)
     category = passport.category
     return PassportRecord(
@@ -105,12 +106,13 @@ def record_of(passport: model.Passport, source_format: str) -> PassportRecord:
         category=getattr(category, "value", category) if category is not None else None,
         data=data,
         digest=digest(data),
-        source_format=source_format,
+        source_format=reading.format,
     )
 
 
-def load(document: Any) -> tuple[model.Passport, str]:
-    """Read a passport in any supported format; return it and the format's name (400 naming the fields)."""
+def load(document: Any) -> model.Reading:
+    """Read a passport in any supported format: the passport, its format's name and what the reading
+    tolerated (IDTA's bare lists, as warnings). A document that does not validate is a 400 naming every field."""
     if not isinstance(document, dict):
         raise InvalidInput(f"a passport must be a JSON object, not {_json_type(document)}")
     try:
@@ -121,7 +123,12 @@ def load(document: Any) -> tuple[model.Passport, str]:
         raise InvalidInput(
             f"the passport is not valid: {shown}{more}", [Problem(message, path) for path, message in exc.errors]
         ) from exc
-    return reading.passport, reading.format
+    return reading
+
+
+def warnings_json(warnings: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """Return a reading's warnings as the API and the CLI show them: each with its path and message."""
+    return [{"path": path, "message": message} for path, message in warnings]
 
 
 def _json_type(value: Any) -> str:
@@ -168,7 +175,8 @@ def export(data: Mapping[str, Any], fmt: str) -> dict[str, Any]:
 @dataclass(slots=True)
 class ImportSummary:
     """What a bulk import did, in four counts that add up to the records read (the part before an
-    interruption included); each refusal carries its position, where it came from, why, and every error."""
+    interruption included); each refusal carries its position, where it came from, why, and every error.
+    A record imported with warnings (what its reading tolerated) is listed in `warnings` the same way."""
 
     source: str | None
     resumed_from: int = 0
@@ -177,6 +185,7 @@ class ImportSummary:
     unchanged: int = 0
     refused: int = 0
     refusals: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     position: int = 0
     seconds: float = 0.0
 
@@ -196,11 +205,22 @@ class ImportSummary:
             "unchanged": self.unchanged,
             "refused": self.refused,
             "refusals": self.refusals,
+            "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
         }
 
 
 Progress = Callable[[ImportSummary], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What a single write stored: the passport's current version, whether it changed anything, and the
+    warnings of its reading (path, message)."""
+
+    record: PassportRecord
+    changed: bool
+    warnings: list[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,10 +316,10 @@ class PassportService:
 
     # Single passports.
 
-    async def create(self, document: Any) -> PassportRecord:
+    async def create(self, document: Any) -> Saved:
         """Store a new passport; 409 when one with its id exists."""
-        passport, fmt = load(document)
-        record = record_of(passport, fmt)
+        reading = load(document)
+        record = record_of(reading)
         async with self._store.transaction() as tx:
             if await tx.passports.get(record.id) is not None:
                 raise Conflict(f"passport {record.id!r} exists; update it with PUT")
@@ -307,12 +327,12 @@ class PassportService:
             stored = await tx.passports.get(record.id)
         self._forget([record.id])
         assert stored is not None
-        return stored
+        return Saved(stored, True, reading.warnings)
 
-    async def update(self, passport_id: str, document: Any) -> tuple[PassportRecord, bool]:
-        """Store a new version of an existing passport; return it and whether anything changed."""
-        passport, fmt = load(document)
-        record = record_of(passport, fmt)
+    async def update(self, passport_id: str, document: Any) -> Saved:
+        """Store a new version of an existing passport (unchanged content keeps the version)."""
+        reading = load(document)
+        record = record_of(reading)
         if record.id != passport_id:
             raise InvalidInput(
                 f"the passport's id {record.id!r} differs from the id in the path {passport_id!r}",
@@ -325,7 +345,7 @@ class PassportService:
             stored = await tx.passports.get(passport_id)
         self._forget([passport_id])
         assert stored is not None
-        return stored, outcome != "unchanged"
+        return Saved(stored, outcome != "unchanged", reading.warnings)
 
     async def get(self, passport_id: str) -> PassportRecord:
         """Return a passport's current version."""
@@ -403,13 +423,13 @@ class PassportService:
             summary.new, summary.changed = previous.new, previous.changed
             summary.unchanged, summary.refused = previous.unchanged, previous.refused
         taken = _TakenIds(source)
-        pending: dict[str, tuple[SourceRecord, PassportRecord]] = {}  # by canonical id
+        pending: dict[str, tuple[SourceRecord, PassportRecord, list[tuple[str, str]]]] = {}  # by canonical id
         refusals: list[tuple[SourceRecord, str, list[Problem]]] = []
 
         async def flush() -> None:
             async with self._store.transaction() as tx:
                 earlier = await taken.find(tx, list(pending))
-                storing = [(key, item, record) for key, (item, record) in pending.items() if key not in earlier]
+                storing = [(key, item, record) for key, (item, record, _) in pending.items() if key not in earlier]
                 for key in earlier.keys() & pending.keys():
                     refusals.append((pending[key][0], *_duplicate(pending[key][1].id, earlier[key])))
                 outcomes = await tx.passports.put_many([r for _, _, r in storing], now_ms()) if storing else []
@@ -423,6 +443,8 @@ class PassportService:
                         summary.unchanged += 1
                 for item, reason, problems in sorted(refusals, key=lambda r: r[0].position):
                     self._refuse(summary, item, reason, problems)
+                for key, item, _ in storing:
+                    self._warn(summary, item, pending[key][2])
                 if source:
                     await tx.passports.save_checkpoint(
                         Checkpoint(
@@ -430,7 +452,7 @@ class PassportService:
                         ),
                         now_ms(),
                     )
-            self._forget(record.id for _, record in pending.values())
+            self._forget(record.id for _, record, _ in pending.values())
             pending.clear()
             refusals.clear()
             summary.seconds = time.perf_counter() - began
@@ -443,16 +465,17 @@ class PassportService:
                 refusals.append((item, item.error, [Problem(m, p) for p, m in item.errors]))
             else:
                 try:
-                    record = record_of(*load(item.document))
+                    reading = load(item.document)
                 except InvalidInput as exc:
                     refusals.append((item, exc.message, exc.problems))
                 else:
+                    record = record_of(reading)
                     key = model.canonical_id(record.id)
                     first = pending.get(key)
                     if first is not None:
                         refusals.append((item, *_duplicate(record.id, TakenId(key, first[0].position, first[0].where))))
                     else:
-                        pending[key] = (item, record)
+                        pending[key] = (item, record, reading.warnings)
             if summary.position % batch == 0:
                 await flush()
         await flush()
@@ -476,7 +499,7 @@ class PassportService:
     @staticmethod
     def _refuse(summary: ImportSummary, item: SourceRecord, reason: str, problems: Sequence[Problem]) -> None:
         summary.refused += 1
-        if len(summary.refusals) < MAX_REFUSALS_KEPT:
+        if len(summary.refusals) < MAX_LISTED:
             summary.refusals.append(
                 {
                     "position": item.position,
@@ -484,6 +507,13 @@ class PassportService:
                     "reason": reason,
                     "errors": [{"path": p.path, "message": p.message} for p in problems],
                 }
+            )
+
+    @staticmethod
+    def _warn(summary: ImportSummary, item: SourceRecord, warnings: Sequence[tuple[str, str]]) -> None:
+        if warnings and len(summary.warnings) < MAX_LISTED:
+            summary.warnings.append(
+                {"position": item.position, "where": item.where, "warnings": warnings_json(warnings)}
             )
 
     async def resume_position(self, source: str) -> int:

@@ -413,7 +413,7 @@ SCHEMAS: dict[str, Any] = {
 
 
 _ANY = {"type": "object", "additionalProperties": True}
-_STORED = {
+_STORED: dict[str, Any] = {
     "type": "object",
     "required": ["id", "version", "batteryId", "passport", "publicUrl"],
     "properties": {
@@ -431,6 +431,15 @@ _STORED = {
         "passport": {"type": "object", "description": "the passport in the node's JSON (docs/passport-model.md)"},
     },
 }
+# What a reading tolerated (IDTA-02035's published bare lists, docs/passport-model.md): the record is stored.
+_WARNINGS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["path", "message"],
+        "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
+    },
+}
 SCHEMAS.update(
     {
         "PassportInput": {
@@ -442,6 +451,11 @@ SCHEMAS.update(
             "additionalProperties": True,
         },
         "StoredPassport": _STORED,
+        "SavedPassport": {
+            **_STORED,
+            "required": [*_STORED["required"], "warnings"],
+            "properties": {**_STORED["properties"], "warnings": _WARNINGS},
+        },
         "PassportList": {
             "type": "object",
             "required": ["items", "next"],
@@ -489,7 +503,7 @@ SCHEMAS.update(
         "ImportSummary": {
             "type": "object",
             "description": "new + changed + unchanged + refused == read",
-            "required": ["read", "new", "changed", "unchanged", "refused", "refusals"],
+            "required": ["read", "new", "changed", "unchanged", "refused", "refusals", "warnings"],
             "properties": {
                 "source": {"type": ["string", "null"]},
                 "resumedFrom": {"type": "integer"},
@@ -517,6 +531,18 @@ SCHEMAS.update(
                                     },
                                 },
                             },
+                        },
+                    },
+                },
+                "warnings": {
+                    "type": "array",
+                    "description": "the first 1000 records stored with warnings, in record order",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "position": {"type": "integer"},
+                            "where": {"type": "string"},
+                            "warnings": _WARNINGS,
                         },
                     },
                 },

@@ -80,10 +80,14 @@ def _passports(request: web.Request) -> service.PassportService:
 # The management API.
 
 
+def _saved(passports: service.PassportService, saved: service.Saved) -> dict[str, Any]:
+    return {**passports.envelope(saved.record), "warnings": service.warnings_json(saved.warnings)}
+
+
 async def create_passport(request: web.Request) -> web.Response:
     passports = _passports(request)
-    record = await passports.create(await read_json(request))
-    return json_response(passports.envelope(record), status=201)
+    saved = await passports.create(await read_json(request))
+    return json_response(_saved(passports, saved), status=201)
 
 
 async def list_passports(request: web.Request) -> web.Response:
@@ -99,8 +103,8 @@ async def get_passport(request: web.Request) -> web.Response:
 
 async def update_passport(request: web.Request) -> web.Response:
     passports = _passports(request)
-    record, _ = await passports.update(request.match_info["id"], await read_json(request))
-    return json_response(passports.envelope(record))
+    saved = await passports.update(request.match_info["id"], await read_json(request))
+    return json_response(_saved(passports, saved))
 
 
 async def delete_passport(request: web.Request) -> web.Response:
@@ -174,7 +178,7 @@ ROUTES: tuple[RouteSpec, ...] = (
         create_passport,
         "Store a new passport (node JSON, Catena-X BatteryPass 6.x or IDTA parts)",
         "PassportInput",
-        "StoredPassport",
+        "SavedPassport",
         201,
     ),
     RouteSpec(
@@ -205,7 +209,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     ),
     RouteSpec("GET", f"{V1}/{{id}}", get_passport, "Get a passport's current version", None, "StoredPassport"),
     RouteSpec(
-        "PUT", f"{V1}/{{id}}", update_passport, "Store a new version of a passport", "PassportInput", "StoredPassport"
+        "PUT", f"{V1}/{{id}}", update_passport, "Store a new version of a passport", "PassportInput", "SavedPassport"
     ),
     RouteSpec("DELETE", f"{V1}/{{id}}", delete_passport, "Delete a passport (its history stays)", None, None, 204),
     RouteSpec("GET", f"{V1}/{{id}}/history", passport_history, "Every version of a passport", None, "PassportHistory"),
