@@ -27,7 +27,7 @@ from connector.domain.errors import InvalidInput, PeerError, Problem, ProblemLis
 from connector.domain.negotiation import Negotiation
 from connector.domain.query import DEFAULT_LIMIT, MAX_LIMIT, OPERATORS, QuerySpec, SortOrder
 from connector.domain.transfer import Transfer
-from connector.dsp.transfer import endpoint_properties
+from connector.dsp.transfer import endpoint_properties, render_destination
 from connector.store.negotiations import Agreement
 
 JSON = Any
@@ -557,23 +557,10 @@ def parse_transfer_request(node: Mapping[str, JSON]) -> TransferRequest:
         else:
             fields = jsonld.properties_map(nodes[0])
             plain = {(k[len(EDC) :] if k.startswith(EDC) else k): v for k, v in fields.items()}
-            endpoint = plain.get("baseUrl") or plain.get("endpoint")
-            if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
-                problems.add("dataDestination.baseUrl must be an http(s) URL", "dataDestination.baseUrl", endpoint)
-            else:
-                properties = {"authType": "bearer"} if plain.get("authorization") else {}
-                for name in ("authorization", "authType"):
-                    if isinstance(plain.get(name), str):
-                        properties[name] = str(plain[name])
-                destination = {
-                    "@type": "DataAddress",
-                    "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
-                    "endpoint": endpoint,
-                    "endpointProperties": [
-                        {"@type": "EndpointProperty", "name": EDC + "endpoint", "value": endpoint},
-                        *({"@type": "EndpointProperty", "name": k, "value": v} for k, v in properties.items()),
-                    ],
-                }
+            try:
+                destination = render_destination(plain)
+            except InvalidInput as exc:
+                problems.items.extend(exc.problems)
     problems.raise_if_any("invalid transfer request")
     assert address is not None and contract is not None and transfer_type is not None
     return TransferRequest(address.rstrip("/"), contract, transfer_type, protocol, counterparty, destination)
