@@ -408,7 +408,9 @@ def test_a_did_that_several_bpns_name_gives_no_bpn() -> None:
     assert snapshot.by_bpn[MEMBER_BPN] == "did:web:shared.example" and "did:web:shared.example" not in snapshot.by_did
 
 
-def test_a_broken_directory_file_is_named_and_a_later_broken_edit_keeps_the_last_good_one(tmp_path: Path) -> None:
+def test_a_broken_directory_file_is_named_and_a_later_broken_edit_keeps_the_last_good_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "directory.json"
     with pytest.raises(bdrs.BpnDirectoryFileError, match=f"the BPN directory file {path} cannot be read"):
         bdrs.FileDirectory(path)
@@ -419,6 +421,10 @@ def test_a_broken_directory_file_is_named_and_a_later_broken_edit_keeps_the_last
     directory = bdrs.FileDirectory(path)
     path.write_text('{"BPNL000000000001": ')  # an edit under way
     assert directory.did_of(PROVIDER_BPN) == "did:web:provider.example"
+    assert directory.did_of(PROVIDER_BPN) == "did:web:provider.example"
+    assert [r.getMessage() for r in caplog.records] == ["the BPN directory file was not reloaded"]  # once
+    path.write_text(json.dumps({PROVIDER_BPN: "did:web:moved.example"}))
+    assert directory.did_of(PROVIDER_BPN) == "did:web:moved.example"
 
 
 async def test_a_node_does_not_start_with_a_broken_directory_file(node_factory: NodeFactory, tmp_path: Path) -> None:

@@ -160,14 +160,15 @@ class FileDirectory:
     def _current(self) -> _Snapshot:
         try:
             stat = self.path.stat()
-            changed = (stat.st_mtime_ns, stat.st_size) != self._stamp
+            stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
         except OSError:
-            changed = True
-        if changed:
+            stamp = None
+        if stamp != self._stamp:
             try:
                 self._snapshot = _Snapshot.of(self._read(), 0.0)
             except BpnDirectoryFileError as exc:
-                # Keep what was read last: an edit under way must not stop resolution.
+                # Keep what was read last (an edit under way must not stop resolution); warn once per change.
+                self._stamp = stamp
                 log.warning("the BPN directory file was not reloaded", extra={"reason": exc.message})
         return self._snapshot
 
@@ -208,14 +209,14 @@ class BdrsDirectory:
     async def did_of(self, bpn: str) -> str | None:
         """Return the DID the BDRS gives a BPN; raise BpnDirectoryUnavailable when it cannot be read."""
         found = (await self._read(self._ttl)).by_bpn.get(bpn)
-        if found is None:
+        if found is None and self._miss_refresh < self._ttl:
             found = (await self._read(self._miss_refresh)).by_bpn.get(bpn)
         return found
 
     async def bpn_of(self, did: str) -> str | None:
         """Return the BPN the BDRS gives a DID (none when several BPNs name it)."""
         found = (await self._read(self._ttl)).by_did.get(did)
-        if found is None:
+        if found is None and self._miss_refresh < self._ttl:
             found = (await self._read(self._miss_refresh)).by_did.get(did)
         return found
 
@@ -229,7 +230,7 @@ class BdrsDirectory:
             if held is not None and now - held.read_at < max_age:
                 return held  # another lookup fetched it while this one waited
             if self._failed is not None and now - self._failed[0] < self._retry:
-                return self._held_or_raise(self._failed[1])
+                return self._held_or_raise(self._failed[1], warn=False)  # warned when it failed
             try:
                 raw = await self._fetch()
                 entries, left_out = read_directory(raw, self._limit, strict=False)
@@ -249,16 +250,19 @@ class BdrsDirectory:
 
     def _failed_now(self, reason: str) -> _Snapshot:
         self._failed = (self._clock(), reason)
-        return self._held_or_raise(reason)
+        return self._held_or_raise(reason, warn=True)
 
-    def _held_or_raise(self, reason: str) -> _Snapshot:
+    def _held_or_raise(self, reason: str, warn: bool) -> _Snapshot:
         held = self._snapshot
         if held is not None and self._clock() - held.read_at < 2 * self._ttl:
-            log.warning(
-                "the BDRS cannot be read; the directory held is used",
-                extra={"directory": self.url, "reason": reason, "age_s": round(self._clock() - held.read_at)},
-            )
+            if warn:
+                log.warning(
+                    "the BDRS cannot be read; the directory held is used",
+                    extra={"directory": self.url, "reason": reason, "age_s": round(self._clock() - held.read_at)},
+                )
             return held
+        if warn:
+            log.warning("the BDRS cannot be read", extra={"directory": self.url, "reason": reason})
         raise BpnDirectoryUnavailable(f"{self.source} cannot be read: {reason}")
 
 
