@@ -308,6 +308,9 @@ def identity_config(settings: Settings) -> IdentityConfig:
         issuer_dir=settings.issuer_dir,
         scope_alias=settings.credential_scope_alias,
         business_partner_groups=parse_business_partner_groups(settings.business_partner_groups),
+        bdrs_url=str(settings.bdrs_url) if settings.bdrs_url is not None else None,
+        bdrs_cache_seconds=settings.bdrs_cache_seconds,
+        bpn_directory_file=settings.bpn_directory_file,
     )
 
 

@@ -71,6 +71,22 @@ class Settings(BaseSettings):
     claims_cache_seconds: float = Field(
         default=300.0, ge=0, le=86400, description="Seconds a peer's verified credential claims are reused."
     )
+    bdrs_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Base URL of the dataspace's BPN-DID resolution service directory API (BDRS, CX-0167), e.g. "
+        "https://bdrs.example.net/api/directory; BPNs are resolved through <url>/bpn-directory.",
+    )
+    bdrs_cache_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        le=86400,
+        description="Seconds the BDRS directory is kept before it is fetched again (Tractus-X EDC: 900).",
+    )
+    bpn_directory_file: Path | None = Field(
+        default=None,
+        description='JSON file of BPN to DID ({"BPNL...": "did:web:..."}), read before the BDRS; for local '
+        "dataspaces and tests.",
+    )
     public_url: AnyHttpUrl | None = Field(
         default=None,
         description="Base URL peers use to reach the protocol surface (default: http://localhost:<protocol port>).",

@@ -59,6 +59,8 @@ def test_toml_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ({"CONNECTOR_DATABASE_URL": "mysql://x/y"}, "CONNECTOR_DATABASE_URL"),
         ({"CONNECTOR_LOG_LEVEL": "LOUD"}, "CONNECTOR_LOG_LEVEL"),
         ({"CONNECTOR_PROTOCL_PORT": "1"}, "CONNECTOR_PROTOCL_PORT"),
+        ({"CONNECTOR_BDRS_URL": "ftp://bdrs.example/api/directory"}, "CONNECTOR_BDRS_URL"),
+        ({"CONNECTOR_BDRS_CACHE_SECONDS": "-1"}, "CONNECTOR_BDRS_CACHE_SECONDS"),
     ],
 )
 def test_invalid_setting_is_named_in_one_line(environ: dict[str, str], named: str) -> None:

@@ -29,7 +29,7 @@ from connector.domain.errors import InvalidInput, PeerError, Problem, ProblemLis
 from connector.domain.negotiation import Negotiation
 from connector.domain.query import DEFAULT_LIMIT, MAX_LIMIT, OPERATORS, QuerySpec, SortOrder
 from connector.domain.transfer import Transfer
-from connector.dsp.transfer import endpoint_properties
+from connector.dsp.transfer import endpoint_properties, render_destination
 from connector.management import schemas
 from connector.store.negotiations import Agreement
 
@@ -673,19 +673,10 @@ def parse_transfer_request(node: Mapping[str, JSON]) -> TransferRequest:
                     endpoint,
                 )
             else:
-                properties = {"authType": "bearer"} if plain.get("authorization") else {}
-                for name in ("authorization", "authType"):
-                    if isinstance(plain.get(name), str):
-                        properties[name] = str(plain[name])
-                destination = {
-                    "@type": "DataAddress",
-                    "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
-                    "endpoint": endpoint,
-                    "endpointProperties": [
-                        {"@type": "EndpointProperty", "name": EDC + "endpoint", "value": endpoint},
-                        *({"@type": "EndpointProperty", "name": k, "value": v} for k, v in properties.items()),
-                    ],
-                }
+                try:
+                    destination = render_destination(plain)
+                except InvalidInput as exc:
+                    problems.items.extend(exc.problems)
     problems.raise_if_any("invalid transfer request")
     assert address is not None and contract is not None and transfer_type is not None
     return TransferRequest(

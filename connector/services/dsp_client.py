@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from connector.domain.errors import InvalidInput, PeerError, Problem
+from connector.domain.errors import ConnectorError, InvalidInput, PeerError, Problem
 from connector.services.identity import NodeIdentity
 from connector.transport.peer import PeerClient, PeerResponse
 
@@ -37,16 +37,20 @@ def _reasons(body: Any) -> str:
 
 
 class DspClient:
-    """Sends DSP messages to a peer's versioned base URL (its `counterPartyAddress`)."""
+    """Sends DSP messages to a peer's versioned base URL (its `counterPartyAddress`).
+
+    Every message is addressed (the token's audience) to the peer's DID: a counterparty named by its BPN is resolved
+    through the BPN directory, here, for every request and every message owed, as Tractus-X EDC's audience mapper does.
+    """
 
     def __init__(self, peer: PeerClient, identity: NodeIdentity) -> None:
         self._peer = peer
         self._identity = identity
 
     async def counterparty_id(self, address: str, given: str | None) -> str:
-        """Return the peer's DID: as given, or from the serviceId of its DSP version document."""
+        """Return the peer's DID: as given (a BPN resolved to its DID), or its version document's serviceId."""
         if given:
-            return given
+            return await self._identity.participant_did(given)
         root = address.rstrip("/").removesuffix("/2025-1")
         answer = await self._peer.request("GET", f"{root}/.well-known/dspace-version")
         versions = answer.body.get("protocolVersions") if isinstance(answer.body, dict) else None
@@ -63,7 +67,7 @@ class DspClient:
         )
 
     async def _send(self, method: str, url: str, counterparty: str, message: Any = None) -> PeerResponse:
-        headers = {"Authorization": self._identity.token_for(counterparty)}
+        headers = {"Authorization": self._identity.token_for(await self._identity.participant_did(counterparty))}
         answer = await self._peer.request(method, url, json=message, headers=headers)
         if not answer.ok:
             raise PeerError(f"{url} answered {answer.status}: {_reasons(answer.body)}")
@@ -73,7 +77,11 @@ class DspClient:
 
     async def deliver(self, url: str, counterparty: str, message: dict[str, Any]) -> tuple[int, Any]:
         """POST a message and return the peer's status and body, whatever the status (the outbox decides)."""
-        headers = {"Authorization": self._identity.token_for(counterparty)}
+        try:
+            audience = await self._identity.participant_did(counterparty)
+        except ConnectorError as exc:
+            raise PeerError(exc.message) from None  # retried, then the process ends with the reason
+        headers = {"Authorization": self._identity.token_for(audience)}
         answer = await self._peer.request("POST", url, json=message, headers=headers)
         return answer.status, answer.body
 

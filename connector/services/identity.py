@@ -6,6 +6,9 @@ against the caller's did:web document; then the caller's Credential Service is a
 presentation, whose credentials (from trusted issuers, bound to the caller, valid, not revoked) become
 the claims the policy engine reads. Verified claims are kept for a short time per caller, as Tractus-X
 does, because a negotiation alone is several DSP messages.
+
+Catena-X partners may be named by BPN: the BPN directory (a BDRS, a directory file, or both) gives the DID an outbound
+request is addressed to, and the BPN of an inbound caller whose credentials state none (docs/identity.md).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from connector.domain.errors import InvalidInput, PeerError, Problem
 from connector.domain.participants import Participant
+from connector.identity import bdrs
 from connector.identity import credentials as vc
 from connector.identity import did as didweb
 from connector.identity import issuer as issuing
@@ -135,6 +139,9 @@ class IdentityConfig:
     issuer_dir: Path | None = None
     scope_alias: str = SCOPE_ALIASES[0]
     business_partner_groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    bdrs_url: str | None = None
+    bdrs_cache_seconds: float = 900.0
+    bpn_directory_file: Path | None = None
 
 
 class NodeIdentity:
@@ -156,6 +163,17 @@ class NodeIdentity:
         self._status = StatusListChecker(self._fetch_status_list, self._resolver, ttl=config.claims_ttl)
         self._claims: dict[str, tuple[float, Mapping[str, Any]]] = {}
         self.issuer = self._load_issuer(config.issuer_dir)
+        self.bpn_directory = bdrs.BpnDirectory(
+            bdrs.FileDirectory(config.bpn_directory_file) if config.bpn_directory_file is not None else None,
+            bdrs.BdrsDirectory(
+                config.bdrs_url.rstrip("/"),
+                self._fetch_bpn_directory,
+                ttl=config.bdrs_cache_seconds,
+                limit=peer.limits.max_body_bytes,
+            )
+            if config.bdrs_url
+            else None,
+        )
 
     @staticmethod
     def _load_issuer(directory: Path | None) -> issuing.IssuerIdentity | None:
@@ -182,6 +200,47 @@ class NodeIdentity:
             raise PeerError(f"status list {url} answered {answer.status}")
         return answer.raw.decode("utf-8", errors="replace").strip()
 
+    async def _fetch_bpn_directory(self) -> bytes:
+        """GET the BDRS's directory with a presentation of this node's MembershipCredential as bearer (CX-0167)."""
+        assert self.config.bdrs_url is not None
+        url = self.config.bdrs_url.rstrip("/") + "/bpn-directory"
+        headers = {"Authorization": "Bearer " + await self.membership_presentation(), "Accept-Encoding": "gzip"}
+        # The body is read as bytes (within the peer client's limit, counted after decompression): it may be gzip
+        # without the header saying so, which bdrs.read_directory decompresses within the same limit.
+        answer = await self._peer.request("GET", url, headers=headers, decode=False)
+        if answer.status in (401, 403):
+            raise PeerError(
+                f"it answered {answer.status}: it did not accept this node's MembershipCredential "
+                "(is the credential's issuer the one the BDRS trusts?)"
+            )
+        if not answer.ok:
+            raise PeerError(f"it answered {answer.status}")
+        return answer.raw
+
+    async def membership_presentation(self) -> str:
+        """Return a VP-JWT, addressed to this node, of its MembershipCredentials (the VCDM 1.1 ones if it holds any)."""
+        now = int(time.time())
+        async with self._store.read() as tx:
+            held = await tx.credentials.all()
+        jwts = [
+            c.jwt
+            for c in held
+            if vc.MEMBERSHIP_CREDENTIAL in {vc.type_name(t) for t in c.types}
+            and (c.valid_until is None or c.valid_until > now)
+        ]
+        if not jwts:
+            raise PeerError(
+                "this node holds no valid MembershipCredential to present (import one: POST /management/v1/credentials)"
+            )
+        # The BDRS reads VCDM 1.1 JWT presentations (what Catena-X's issuers issue); the audience is this node, as
+        # Tractus-X EDC writes it (the BDRS does not check it).
+        vcdm1 = [jwt for jwt in jwts if vc.credential_format(jwt) == vc.VCDM1]
+        return vc.presentations(self._key, self.did, vcdm1 or jwts, self.did)[0]
+
+    async def participant_did(self, participant: str, field: str = "counterPartyId") -> str:
+        """Return the DID a participant is addressed by: a BPN resolved through the BPN directory, a DID as it is."""
+        return await self.bpn_directory.participant_did(participant, field)
+
     # Outbound.
 
     def self_issued(self, audience_did: str, access_token: str | None = None, lifetime: int = 60) -> str:
@@ -207,8 +266,30 @@ class NodeIdentity:
         if cached is not None and cached[0] > time.monotonic():
             return Participant(caller, cached[1])
         claims = await self._fetch_claims(caller, verified.document.credential_service_url, verified.access_token)
+        claims = self._with_groups(await self._with_directory_bpn(caller, claims))
         self._claims[caller] = (time.monotonic() + self.config.claims_ttl, claims)
         return Participant(caller, claims)
+
+    async def _with_directory_bpn(self, caller: str, claims: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Add the BPN the BPN directory gives the caller's DID, when its credentials state none (as Tractus-X does)."""
+        if not self.bpn_directory.configured:
+            return claims
+        try:
+            listed = await self.bpn_directory.bpn_of(caller)
+        except bdrs.BpnDirectoryUnavailable as exc:
+            log.warning("the caller's BPN was not looked up", extra={"participant": caller, "reason": exc.message})
+            return claims
+        stated = claims.get(CLAIM_BPN)
+        if listed is None or stated == listed:
+            return claims
+        if stated is not None:
+            # The credential is signed by a trusted issuer and bound to the caller: it is what the caller proves.
+            log.warning(
+                "the caller's credentials and the BPN directory name different BPNs; the credentials' one is used",
+                extra={"participant": caller, "credentials": stated, "directory": listed},
+            )
+            return claims
+        return {**claims, CLAIM_BPN: listed}
 
     async def _fetch_claims(self, caller: str, service: str | None, access_token: str | None) -> Mapping[str, Any]:
         if service is None or access_token is None:
@@ -249,7 +330,7 @@ class NodeIdentity:
                     "detail": refused.message,
                 },
             )
-        return self._with_groups(vc.claims_from_credentials(c for v in verified for c in v.credentials))
+        return vc.claims_from_credentials(c for v in verified for c in v.credentials)
 
     def _with_groups(self, claims: Mapping[str, Any]) -> Mapping[str, Any]:
         """Add the business partner groups this node assigns to the caller's verified BPN (when it lists it)."""

@@ -386,13 +386,16 @@ class TransferService:
                 f"format {message.format!r} is not served by this node; use one of {', '.join(FORMATS)}",
                 [Problem("unsupported format", "format", message.format)],
             )
-        if message.format == PUSH and (
-            message.data_address is None or not wire.endpoint_properties(message.data_address).get("endpoint")
-        ):
-            raise TransferError(
-                "an HttpData-PUSH request needs a dataAddress with an endpoint to push to",
-                [Problem("missing", "dataAddress.endpoint")],
-            )
+        if message.format == PUSH:
+            if message.data_address is None:
+                raise TransferError(
+                    "an HttpData-PUSH request needs a dataAddress (where to push to)",
+                    [Problem("missing", "dataAddress")],
+                )
+            try:
+                wire.parse_push_destination(message.data_address)
+            except InvalidInput as exc:
+                raise TransferError(exc.message, exc.problems) from None
         try:
             decision = usage_decision(agreement, participant, policies.Scope.TRANSFER, count=uses)
             refusal = None if decision.permitted else f"the usage policy is not satisfied: {decision.reason}"
@@ -506,7 +509,10 @@ class TransferService:
     async def _owe_push(self, tx: Transaction, transfer: Transfer) -> Transfer:
         """Owe the push itself: an outbox item the data mover performs, retried like any message."""
         assert transfer.destination is not None
-        await self._owe(tx, transfer, PUSH_JOB, wire.endpoint_properties(transfer.destination)["endpoint"], {})
+        # The item names where the data goes (shown and logged: never the query, which may carry a credential);
+        # the mover reads the destination itself from the transfer.
+        url = wire.parse_push_destination(transfer.destination).url.split("?", 1)[0]
+        await self._owe(tx, transfer, PUSH_JOB, url, {})
         return replace(transfer, awaiting_ack=PUSH_JOB)
 
     # Delivery results (from the dispatcher).

@@ -25,8 +25,14 @@ from connector.store.tables import agreement_uses, data_access, transfers
 log = logging.getLogger("connector.store")
 
 
-# Endpoint properties that are credentials (by bare name: EDC's and Tractus-X's namespaces are ignored).
+# Endpoint properties that are credentials (by bare name: EDC's and Tractus-X's namespaces are ignored), and the
+# extra headers of an EDC push destination (`header:<name>`), which may carry one.
 SECRET_PROPERTIES = frozenset({"authorization", "refreshToken", "authCode"})
+HEADER_PROPERTY = "header:"
+
+
+def _is_secret(name: str) -> bool:
+    return _bare(name) in SECRET_PROPERTIES or name.rsplit("/", 1)[-1].startswith(HEADER_PROPERTY)
 
 
 def _bare(name: str) -> str:
@@ -47,7 +53,7 @@ def _secrets(
     for entry in entries:
         name = entry.get("name") if isinstance(entry, dict) else None
         value = entry.get("value") if isinstance(entry, dict) else None
-        if isinstance(name, str) and isinstance(value, str) and _bare(name) in SECRET_PROPERTIES:
+        if isinstance(name, str) and isinstance(value, str) and _is_secret(name):
             new = change(value, f"{where}/{name}")
             if new is None:
                 continue

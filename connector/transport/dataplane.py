@@ -18,10 +18,10 @@ from yarl import URL
 import policies
 from connector.domain.assets import BATTERY_PASSPORT, HTTP_DATA, Asset
 from connector.domain.backend_urls import PathRefused, join_below
-from connector.domain.errors import ConnectorError, PeerError
+from connector.domain.errors import ConnectorError, InvalidInput, PeerError
 from connector.domain.participants import Participant
 from connector.domain.transfer import Transfer
-from connector.dsp.transfer import endpoint_properties
+from connector.dsp.transfer import PushDestination, endpoint_properties, parse_push_destination
 from connector.identity.access_tokens import AccessDenied
 from connector.services.dataplane import AccessLog, DataPlaneService, Forbidden, Grant, InvalidRefresh
 from connector.services.transfers import agreement_policy, counts_uses, give_back_use, take_use
@@ -286,8 +286,11 @@ class HttpMover:
             raise PeerError("the transfer, its agreement or its dataset no longer exists")
         if asset.data_address.type != HTTP_DATA:
             raise PeerError(f"pushing {asset.data_address.type} data is not supported yet")
-        destination = endpoint_properties(transfer.destination)
-        self._peer.check_url(destination["endpoint"])
+        try:
+            destination = parse_push_destination(transfer.destination)
+        except InvalidInput as exc:  # a destination stored before it was checked on receipt
+            raise PeerError(f"the push destination cannot be used: {exc.message}") from None
+        self._peer.check_url(destination.url)
         # A push is one use of the data: under a count limit it takes one first, and gives it back on failure.
         try:
             policy = agreement_policy(agreement)
@@ -309,19 +312,23 @@ class HttpMover:
         return status, body
 
     async def _push(
-        self, transfer: Transfer, agreement: Agreement, asset: Asset, destination: dict[str, str]
+        self, transfer: Transfer, agreement: Agreement, asset: Asset, destination: PushDestination
     ) -> tuple[int, object]:
         method, url, headers = backend_request(asset, Grant(transfer, agreement, asset))
-        out_headers = {"X-Agreement-Id": agreement.id, "X-Transfer-Process-Id": transfer.peer_pid or ""}
-        if destination.get("authorization"):
-            kind = destination.get("authType", "bearer")
-            value = destination["authorization"]
-            out_headers["Authorization"] = f"Bearer {value}" if kind.lower() == "bearer" else value
+        # The destination's own headers (its credential among them), then this node's, which it cannot replace.
+        ours = {"x-agreement-id", "x-transfer-process-id", "content-type"}
+        out_headers = {
+            **{k: v for k, v in destination.headers.items() if k.lower() not in ours},
+            "X-Agreement-Id": agreement.id,
+            "X-Transfer-Process-Id": transfer.peer_pid or "",
+        }
         try:
             async with self._backend.request(method, url, headers=headers, allow_redirects=False) as source:
                 if not 200 <= source.status < 300:
                     raise PeerError(f"the data source answered {source.status}")
-                out_headers["Content-Type"] = source.headers.get("Content-Type", "application/octet-stream")
+                out_headers["Content-Type"] = (
+                    destination.content_type or source.headers.get("Content-Type") or "application/octet-stream"
+                )
 
                 async def chunks() -> AsyncIterator[bytes]:
                     async for chunk in source.content.iter_chunked(CHUNK):
@@ -329,7 +336,11 @@ class HttpMover:
 
                 # No limit on the whole push (it may be large); each chunk must go out within the peer timeout.
                 answer = await self._peer.request(
-                    "POST", destination["endpoint"], data=chunks(), headers=out_headers, idle=self._peer.limits.timeout
+                    destination.method,
+                    destination.url,
+                    data=chunks(),
+                    headers=out_headers,
+                    idle=self._peer.limits.timeout,
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise PeerError(f"the data source failed: {type(exc).__name__}") from None

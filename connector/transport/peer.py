@@ -132,11 +132,14 @@ class PeerClient:
         within: float | None = None,
         data: Any = None,
         idle: float | None = None,
+        decode: bool = True,
     ) -> PeerResponse:
         """Send one request; raise PeerTimeout or PeerError naming the peer when it fails or misbehaves.
 
         With `idle` and a body of chunks (a push), there is no limit on the whole request: it fails when `idle`
-        seconds pass without a chunk going out (or, once all is sent, without the answer).
+        seconds pass without a chunk going out (or, once all is sent, without the answer). Without `decode` the body
+        is left as bytes (`raw`), whatever its content type says. A body sent with `Content-Encoding` is decompressed
+        as it arrives, and the limit counts the decompressed bytes.
         """
         self.check_url(url)
         host = urlsplit(url).netloc
@@ -165,7 +168,7 @@ class PeerClient:
                     if declared is not None and declared > limit:
                         raise PeerError(f"{host} sent a {declared}-byte body; the limit is {limit} bytes")
                     raw = await _read_capped(response, limit, host)
-                    body = _maybe_json(raw, response.content_type, host)
+                    body = _maybe_json(raw, response.content_type, host) if decode else None
                     return PeerResponse(response.status, dict(response.headers), body, raw)
         except TimeoutError:
             if idle is not None:
