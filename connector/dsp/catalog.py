@@ -1,15 +1,19 @@
-"""DSP 2025-1 catalog messages: CatalogRequestMessage in; Catalog, Dataset and CatalogError out."""
+"""DSP 2025-1 catalog messages: CatalogRequestMessage in; Catalog, Dataset and CatalogError out; and, on the
+consumer side, the offers of a peer's Catalog or Dataset."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from connector.domain.errors import InvalidInput, Problem
+import policies
+from connector import jsonld, vocab
+from connector.domain.errors import InvalidInput, PeerError, Problem
 from connector.dsp.common import check_message
 
 DEFAULT_PAGE = 50
@@ -95,3 +99,48 @@ def link_header(catalog_url: str, wanted: CatalogRequest, has_more: bool, last_k
         token = continuation_token(max(0, wanted.offset - wanted.limit), wanted.limit, None)
         links.append(f'<{catalog_url}?continuationToken={token}>; rel="previous"')
     return ", ".join(links) or None
+
+
+# A peer's catalog (consumer side).
+
+
+def _datasets(node: dict[str, Any], depth: int = 0) -> Iterator[dict[str, Any]]:
+    """Yield the dataset nodes of an expanded Catalog or Dataset, nested catalogs included."""
+    if vocab.DCAT + "Dataset" in node.get("@type", []) or vocab.ODRL + "hasPolicy" in node:
+        yield node
+    for child in jsonld.values(node, vocab.DCAT + "dataset"):
+        if isinstance(child, dict):
+            yield from _datasets(child, depth + 1)
+    if depth < 3:
+        for child in jsonld.values(node, vocab.DCAT + "catalog"):
+            if isinstance(child, dict):
+                yield from _datasets(child, depth + 1)
+
+
+def parse_dataset_offers(document: Any) -> dict[str, dict[str, Any]]:
+    """Return the offers of a peer's Catalog or Dataset by offer id, each in DSP form with its dataset as target.
+
+    The document is read as JSON-LD (with the contexts this node holds), so the same offer compacted with another
+    context, or with one-item arrays written as a single value (as Tractus-X EDC writes them), reads the same.
+    """
+    try:
+        nodes = [n for n in jsonld.expand_peer_document(document) if isinstance(n, dict)]
+    except InvalidInput as exc:
+        raise PeerError(f"the peer's catalog is not valid JSON-LD: {exc.message}") from None
+    offers: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        for dataset in _datasets(node):
+            dataset_id = dataset.get("@id")
+            for item in jsonld.values(dataset, vocab.ODRL + "hasPolicy"):
+                if not isinstance(item, dict) or not isinstance(item.get("@id"), str):
+                    continue
+                try:
+                    parsed = policies.parse_policy(item)
+                except policies.PolicyError:
+                    continue  # an offer this node cannot read is never one it agrees to
+                offer = {k: v for k, v in policies.render_dsp(parsed).items() if k != "@context"}
+                offer["@type"] = "Offer"
+                if isinstance(dataset_id, str):
+                    offer["target"] = dataset_id
+                offers[item["@id"]] = offer
+    return offers

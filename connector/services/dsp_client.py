@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from connector.domain.errors import InvalidInput, PeerError, Problem
+from connector.dsp.catalog import parse_dataset_offers
 from connector.services.identity import NodeIdentity
 from connector.transport.peer import PeerClient, PeerResponse
 
@@ -118,3 +119,26 @@ class PeerCatalogs:
         if answer.body.get("@type") not in ("Dataset", "dcat:Dataset"):
             raise PeerError(f"{address} answered a dataset request with a {answer.body.get('@type')!r}")
         return dict(answer.body)
+
+    async def published_offer(self, address: str, counterparty: str, dataset_id: str, offer_id: str) -> dict[str, Any]:
+        """Return an offer as the provider publishes it (DSP form, its dataset as target), read from the dataset.
+
+        EDC writes a fresh last part into its offer ids on every catalog request
+        (`base64(definition):base64(asset):base64(uuid)`), so an id of that shape that is no longer listed is
+        matched by its first two parts: the same contract definition on the same asset, hence the same rules.
+        """
+        document = await self.dataset(address, counterparty, None, dataset_id)
+        offers = parse_dataset_offers(document)
+        found = offers.get(offer_id)
+        if found is None and offer_id.count(":") == 2:
+            stem = offer_id.rsplit(":", 1)[0] + ":"
+            same = [o for i, o in offers.items() if i.count(":") == 2 and i.startswith(stem)]
+            found = same[0] if len(same) == 1 else None
+        if found is None:
+            listed = ", ".join(sorted(offers)[:5]) or "none"
+            raise InvalidInput(
+                f"the provider's dataset {dataset_id!r} has no offer {offer_id!r} (it offers {listed}); "
+                "request the catalog again and use one of its offers",
+                [Problem("unknown offer", "policy.@id", offer_id)],
+            )
+        return {**found, "@id": offer_id}

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +33,7 @@ from connector.domain.negotiation import (
 from connector.domain.participants import Participant
 from connector.dsp import negotiation as wire
 from connector.services.catalog import CatalogService, ResolvedOffer
+from connector.services.offers import has_rules, same_rules
 from connector.services.processes import ProcessEngine
 from connector.services.reactions import Act, DefaultReactions, Reactions, Step
 from connector.store import Store, Transaction
@@ -41,6 +42,8 @@ from connector.store.negotiations import Agreement, OutboxItem
 log = logging.getLogger("connector.negotiation")
 
 S = NegotiationState
+# (provider's DSP address, provider's id, dataset id, offer id) -> the offer as the provider publishes it.
+PublishedOffer = Callable[[str, str, str, str], Awaitable[dict[str, Any]]]
 # The states in which an agreement binds both sides; it is stored in the same transaction as the state.
 BINDING = frozenset({S.AGREED, S.VERIFIED, S.FINALIZED})
 
@@ -63,6 +66,7 @@ class NegotiationService:
         manual_approval: bool = False,
         reactions: Reactions | None = None,
         deadline_seconds: float = 0,
+        published_offer: PublishedOffer | None = None,
     ) -> None:
         self.engine: ProcessEngine[Negotiation] = ProcessEngine(
             NEGOTIATION,
@@ -79,6 +83,7 @@ class NegotiationService:
         self.participant_id = participant_id
         self.dsp_url = dsp_url
         self._wake = wake
+        self._published_offer = published_offer
 
     # Recording what is owed.
 
@@ -139,10 +144,18 @@ class NegotiationService:
     # Consumer: starting.
 
     async def start(self, address: str, counterparty_id: str, offer: dict[str, Any]) -> Negotiation:
-        """Ask a provider for an agreement on one of its offers (the offer as its catalog showed it)."""
+        """Ask a provider for an agreement on one of its offers (the offer as its catalog showed it).
+
+        A request that names only the offer (its id, target and assigner, as edc-client sends it) is completed
+        with the offer as the provider publishes it: that is what the request asks for, what the provider is
+        sent, and what its agreement is checked against.
+        """
         target = offer.get("target")
         if not isinstance(target, str) or not target:
             raise InvalidInput("the offer needs a target (the dataset id)", [Problem("missing", "policy.target")])
+        if not has_rules(offer) and self._published_offer is not None:
+            published = await self._published_offer(address, counterparty_id, target, str(offer["@id"]))
+            offer = {**published, **{k: offer[k] for k in ("assigner",) if k in offer}, "target": target}
         pid = "urn:uuid:" + str(uuid.uuid4())
         at = now_ms()
         negotiation = Negotiation(
@@ -370,14 +383,12 @@ class NegotiationService:
         target = offer.get("target")
         if target is not None and target != asset_id:
             return f"the offer {offer['@id']} is for dataset {asset_id}, not {target}", None, None, None
-        if any(key in offer for key in ("permission", "prohibition", "obligation")):
+        if has_rules(offer):
             try:
-                requested = policies.parse_policy(
-                    {k: v for k, v in offer.items() if k not in ("target", "assigner", "assignee")}
-                )
+                policies.parse_policy({k: v for k, v in offer.items() if k not in ("target", "assigner", "assignee")})
             except policies.PolicyError as exc:
                 return f"the offer's policy cannot be read: {exc}", None, None, None
-            if not policies.same_rules(requested, resolved.policy):
+            if not same_rules(offer, resolved.policy):
                 return "the offer's rules differ from the offer this provider made (it was altered)", None, None, None
         context = policies.EvaluationContext(
             participant_id=participant.id, claims=participant.claims, now=datetime.now(UTC), target=asset_id
@@ -537,7 +548,7 @@ class NegotiationService:
             raise InvalidInput(f"the offer is for {target!r}; this negotiation is about {negotiation.asset_id!r}")
         current = {**offer, "target": negotiation.asset_id}
         act = self._react(Step.ON_OFFER, negotiation.asset_id)
-        same = act is Act.ACCEPT or (act is Act.DEFAULT and self._same_rules(current, requested))
+        same = act is Act.ACCEPT or (act is Act.DEFAULT and same_rules(current, requested))
         if act in (Act.COUNTER, Act.TERMINATE):
             negotiation = advance(
                 negotiation, Message.OFFER, Role.PROVIDER, at, provider_pid=pids.provider_pid, offer=current
@@ -567,17 +578,6 @@ class NegotiationService:
         message = wire.render_event(self._pids(negotiation), "ACCEPTED")
         await self._owe(tx, negotiation, Message.ACCEPTED, self._peer_url(negotiation, "/events"), message)
 
-    @staticmethod
-    def _same_rules(first: dict[str, Any], second: dict[str, Any]) -> bool:
-        ignored = ("target", "assigner", "assignee", "timestamp")
-        try:
-            return policies.same_rules(
-                policies.parse_policy({k: v for k, v in first.items() if k not in ignored}),
-                policies.parse_policy({k: v for k, v in second.items() if k not in ignored}),
-            )
-        except policies.PolicyError:
-            return False
-
     def _check_agreement(self, negotiation: Negotiation, agreement: dict[str, Any]) -> str | None:
         if agreement.get("target") != negotiation.asset_id:
             return f"the agreement is for {agreement.get('target')!r}, the request was for {negotiation.asset_id!r}"
@@ -585,7 +585,7 @@ class NegotiationService:
             return (
                 f"the agreement is assigned to {agreement.get('assignee')!r}, not to this node ({self.participant_id})"
             )
-        if not self._same_rules(agreement, negotiation.offer):
+        if not same_rules(agreement, negotiation.offer):
             return "the agreement's rules differ from the offer this node agreed to (or cannot be read)"
         return None
 
