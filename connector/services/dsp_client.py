@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from connector.domain.assets import Criterion
 from connector.domain.errors import InvalidInput, PeerError, Problem
-from connector.dsp.catalog import parse_dataset_offers
+from connector.dsp.catalog import parse_dataset_offers, render_catalog_request
 from connector.services.identity import NodeIdentity
 from connector.transport.peer import PeerClient, PeerResponse
 
@@ -94,16 +95,18 @@ class PeerCatalogs:
         self._client = client
 
     async def catalog(
-        self, address: str, counterparty: str | None, protocol: str | None, page: tuple[int, int] | None
+        self,
+        address: str,
+        counterparty: str | None,
+        protocol: str | None,
+        page: tuple[int, int] | None,
+        criteria: tuple[Criterion, ...] = (),
     ) -> dict[str, Any]:
-        """Return a peer's catalog (one page) as its DSP JSON."""
+        """Return a peer's catalog (one page, of the datasets the criteria select) as its DSP JSON."""
         check_protocol(protocol)
         did = await self._client.counterparty_id(address, counterparty)
-        message: dict[str, Any] = {"@context": [DSP_CONTEXT], "@type": "CatalogRequestMessage"}
-        if page is not None:
-            # EDC providers read paging from a QuerySpec filter; this node's provider does too.
-            offset, limit = page
-            message["filter"] = [{"@type": "QuerySpec", "offset": offset, "limit": limit, "filterExpression": []}]
+        # EDC providers read paging and the filter from a QuerySpec in the message's filter; this node's does too.
+        message = render_catalog_request(page, criteria)
         answer = await self._client.post(address, "/catalog/request", did, message)
         if answer.body.get("@type") not in ("Catalog", "dcat:Catalog"):
             raise PeerError(f"{address} answered a catalog request with a {answer.body.get('@type')!r}")

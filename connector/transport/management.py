@@ -162,7 +162,7 @@ async def request_catalog(request: web.Request, api: wire.Dialect) -> web.Respon
     wanted = wire.parse_peer_catalog_request(wire.expand_body(await read_json(request), "CatalogRequest", api))
     check_protocol(wanted.protocol, wanted.protocol_field)
     found = await _services(request).catalogs.catalog(
-        wanted.address, wanted.counterparty_id, wanted.protocol, wanted.page
+        wanted.address, wanted.counterparty_id, wanted.protocol, wanted.page, wanted.criteria
     )
     return json_response(wire.render_peer_document(found, api))
 
