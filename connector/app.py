@@ -132,6 +132,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             deadline_seconds=settings.peer_deadline_seconds,
         )
         transfers.finalize = negotiations.finalized
+        negotiations.start_pull = transfers.start_pull
         passport_service = PassportService(store, settings.effective_public_url)
         backend = dataplane.backend_session(settings.peer_timeout)
         stack.push_async_callback(backend.close)

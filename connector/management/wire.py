@@ -28,7 +28,7 @@ from connector.domain.assets import (
 from connector.domain.errors import InvalidInput, PeerError, Problem, ProblemList
 from connector.domain.negotiation import Negotiation
 from connector.domain.query import DEFAULT_LIMIT, MAX_LIMIT, OPERATORS, QuerySpec, SortOrder
-from connector.domain.transfer import Transfer
+from connector.domain.transfer import EdrEntry, Transfer
 from connector.dsp.transfer import endpoint_properties
 from connector.management import schemas
 from connector.store.negotiations import Agreement
@@ -725,14 +725,15 @@ def render_transfer(transfer: Transfer, api: Dialect = V3) -> dict[str, JSON]:
     return body
 
 
-def render_edr_entry(transfer: Transfer, agreement: Agreement | None) -> dict[str, JSON]:
+def render_edr_entry(entry: EdrEntry) -> dict[str, JSON]:
     """Render an EndpointDataReferenceEntry (one per started pull transfer of this consumer)."""
+    transfer = entry.transfer
     return {
         "@type": "EndpointDataReferenceEntry",
         "@id": transfer.id,
         "transferProcessId": transfer.id,
         "agreementId": transfer.agreement_id,
-        "contractNegotiationId": agreement.negotiation_id if agreement else None,
+        "contractNegotiationId": entry.negotiation_id,
         "assetId": transfer.asset_id,
         "providerId": transfer.counterparty_id,
         "createdAt": transfer.created_at,

@@ -44,6 +44,8 @@ log = logging.getLogger("connector.negotiation")
 S = NegotiationState
 # (provider's DSP address, provider's id, dataset id, offer id) -> the offer as the provider publishes it.
 PublishedOffer = Callable[[str, str, str, str], Awaitable[dict[str, Any]]]
+# Opens a pull transfer under an agreement, in the given transaction: (tx, provider's DSP address, agreement).
+StartPull = Callable[[Transaction, str, Agreement], Awaitable[Any]]
 # The states in which an agreement binds both sides; it is stored in the same transaction as the state.
 BINDING = frozenset({S.AGREED, S.VERIFIED, S.FINALIZED})
 
@@ -84,6 +86,8 @@ class NegotiationService:
         self.dsp_url = dsp_url
         self._wake = wake
         self._published_offer = published_offer
+        # Set by the composition root (the transfer service imports this module, not the other way round).
+        self.start_pull: StartPull | None = None
 
     # Recording what is owed.
 
@@ -127,9 +131,19 @@ class NegotiationService:
         return replace(negotiation, awaiting_ack=Message.TERMINATION.value)
 
     async def _settle(self, tx: Transaction, negotiation: Negotiation) -> Negotiation:
-        """Store the agreement with the state that makes it binding, however that state was reached."""
+        """Store the agreement with the state that makes it binding, however that state was reached; and open the
+        pull transfer a negotiation started for an EDR waits for, once, when it is finalized."""
         if negotiation.state in BINDING and negotiation.agreement is not None:
-            await tx.agreements.add(self._agreement_record(negotiation, negotiation.agreement))
+            agreement = self._agreement_record(negotiation, negotiation.agreement)
+            await tx.agreements.add(agreement)
+            if (
+                negotiation.pull_when_finalized
+                and negotiation.state is S.FINALIZED
+                and negotiation.role is Role.CONSUMER
+                and self.start_pull is not None
+            ):
+                await self.start_pull(tx, negotiation.counterparty_address, agreement)
+                negotiation = replace(negotiation, pull_when_finalized=False)
         return negotiation
 
     async def _terminate_scripted(
@@ -143,12 +157,15 @@ class NegotiationService:
 
     # Consumer: starting.
 
-    async def start(self, address: str, counterparty_id: str, offer: dict[str, Any]) -> Negotiation:
+    async def start(
+        self, address: str, counterparty_id: str, offer: dict[str, Any], pull_when_finalized: bool = False
+    ) -> Negotiation:
         """Ask a provider for an agreement on one of its offers (the offer as its catalog showed it).
 
         A request that names only the offer (its id, target and assigner, as edc-client sends it) is completed
         with the offer as the provider publishes it: that is what the request asks for, what the provider is
-        sent, and what its agreement is checked against.
+        sent, and what its agreement is checked against. With `pull_when_finalized` (the Tractus-X EDR API), an
+        HttpData-PULL transfer is started under the agreement once the negotiation is finalized.
         """
         target = offer.get("target")
         if not isinstance(target, str) or not target:
@@ -169,6 +186,7 @@ class NegotiationService:
             offer=offer,
             asset_id=target,
             awaiting_ack=Message.REQUEST.value,
+            pull_when_finalized=pull_when_finalized,
             created_at=at,
             updated_at=at,
         )
