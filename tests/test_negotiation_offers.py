@@ -203,3 +203,33 @@ def test_an_empty_policy_and_use_without_conditions_are_the_same_rules() -> None
     assert same_rules(empty, use)
     assert not same_rules(empty, {"@type": "Offer", "prohibition": [{"action": "use"}]})
     assert not same_rules(use, {"@type": "Offer", "@context": "http://unknown.example/ctx"})
+
+
+def test_an_agreement_compacted_with_the_catena_x_context_is_read_in_its_messages_context() -> None:
+    """Tractus-X EDC compacts the agreement with the Catena-X context: `"leftOperand": "FrameworkAgreement"`."""
+    from connector.dsp.negotiation import agreement_rules
+
+    constraint = {"leftOperand": "UsagePurpose", "operator": "isAnyOf", "rightOperand": "cx.circular.dpp:1"}
+    framework = {"leftOperand": "FrameworkAgreement", "operator": "eq", "rightOperand": "DataExchangeGovernance:1.0"}
+    message = {
+        "@context": [
+            "https://w3id.org/catenax/2025/9/policy/context.jsonld",
+            "https://w3id.org/dspace/2025/1/context.jsonld",
+        ],
+        "@type": "ContractAgreementMessage",
+        "providerPid": "urn:uuid:p",
+        "consumerPid": "urn:uuid:c",
+        "agreement": {
+            "@id": "urn:uuid:agreement",
+            "@type": "Agreement",
+            "target": "asset-1",
+            "assigner": "did:web:p",
+            "assignee": "did:web:c",
+            "timestamp": "2026-12-01T00:00:00Z",
+            "permission": {"action": "use", "constraint": {"and": [framework, constraint]}},
+        },
+    }
+    offer = policies.render_dsp(policies.parse_policy(USAGE))
+    assert same_rules(agreement_rules(message), offer)
+    # Read without its context, the same agreement names other operands: it would be refused.
+    assert not same_rules(message["agreement"], offer)

@@ -128,3 +128,54 @@ async def test_edc_client_negotiates_and_transfers_under_the_catena_x_policies(
     _, agreements = await Management(http, member).call("POST", "/management/v3/contractagreements/request")
     assert [a["assetId"] for a in agreements] == ["passports-cx"]
     assert "https://w3id.org/catenax/2025/9/policy/UsagePurpose" in json.dumps(agreements[0]["policy"])
+
+
+def _start_push(consumer_url: str, provider: Node, agreement_id: str, sink: str) -> str:
+    """edc-client's start_push; return the error its typed answer raises (None when it raises none)."""
+    import pydantic
+    from edc_client.connector import Connector, Counterparty
+
+    consumer = Connector("samples", consumer_url, "consumer-id", "http://127.0.0.1:1/protocol", api_key=API_KEY)
+    counterparty = Counterparty(provider.settings.effective_participant_id, provider.settings.dsp_base_url)
+    try:
+        consumer.start_push(counterparty, agreement_id, sink)
+    except pydantic.ValidationError as exc:
+        return str(exc)
+    return ""
+
+
+@pytest.mark.filterwarnings("ignore:.* is deprecated:DeprecationWarning")
+async def test_edc_client_start_push_starts_the_transfer_and_then_trips_on_edcs_v3_context(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    """v3 answers keep EDC's own @context (an object); edc-client's typed IdResponse wants a list of strings.
+
+    The transfer is started before the client reads the answer, so the push goes ahead; the client's error is its
+    own, and it raises it against EDC itself too (docs/management-api.md, "edc-client").
+    """
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    await asyncio.to_thread(_publish_with_edc_client, provider.management_url + "/management", backend.url)
+    await asyncio.to_thread(_negotiate_and_transfer, consumer.management_url + "/management", provider, "asset-1")
+    api = Management(http, consumer)
+    _, agreements = await api.call("POST", "/management/v3/contractagreements/request")
+    error = await asyncio.to_thread(
+        _start_push, consumer.management_url + "/management", provider, agreements[0]["@id"], backend.url + "/sink"
+    )
+    assert "@context" in error and "list" in error.lower(), error
+    _, transfers = await api.call("POST", "/management/v3/transferprocesses/request")
+    assert sorted(t["transferType"] for t in transfers) == ["HttpData-PULL", "HttpData-PUSH"]
+    # The answer is EDC's v3 IdResponse, object context and all.
+    status, created = await api.call(
+        "POST",
+        "/management/v3/transferprocesses",
+        {
+            "@context": {"@vocab": "https://w3id.org/edc/v0.0.1/ns/"},
+            "@type": "TransferRequestDto",
+            "counterPartyAddress": provider.settings.dsp_base_url,
+            "contractId": agreements[0]["@id"],
+            "protocol": "dataspace-protocol-http:2025-1",
+            "transferType": "HttpData-PULL",
+        },
+    )
+    assert status == 200 and isinstance(created["@context"], dict) and created["@context"]["@vocab"], created

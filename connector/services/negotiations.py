@@ -446,6 +446,7 @@ class NegotiationService:
         """Handle a follow-up message for negotiation `pid` from the participant."""
         if message is Message.AGREEMENT:
             pids, agreement = wire.parse_agreement_message(body)
+            rules = wire.agreement_rules(body)
         elif message is Message.OFFER:
             pids, offer = wire.parse_offer_message(body)
         elif message is Message.TERMINATION:
@@ -479,7 +480,7 @@ class NegotiationService:
                 )
                 await tx.outbox.drop_for(negotiation.id)
             elif message is Message.AGREEMENT:
-                negotiation = await self._on_agreement(tx, negotiation, pids, agreement, at)
+                negotiation = await self._on_agreement(tx, negotiation, pids, agreement, rules, at)
             elif message is Message.OFFER:
                 negotiation = await self._on_offer(tx, negotiation, pids, offer, at)
             elif message is Message.VERIFICATION:
@@ -522,9 +523,15 @@ class NegotiationService:
         return replace(negotiation, awaiting_ack=Message.AGREEMENT.value)
 
     async def _on_agreement(
-        self, tx: Transaction, negotiation: Negotiation, pids: wire.Pids, agreement: dict[str, Any], at: int
+        self,
+        tx: Transaction,
+        negotiation: Negotiation,
+        pids: wire.Pids,
+        agreement: dict[str, Any],
+        rules: Any,
+        at: int,
     ) -> Negotiation:
-        problem = self._check_agreement(negotiation, agreement)
+        problem = self._check_agreement(negotiation, agreement, rules)
         if problem is not None:
             # The consumer must not accept an agreement it did not ask for: it terminates, with the reason.
             negotiation = replace(negotiation, provider_pid=pids.provider_pid, error_detail=problem)
@@ -596,14 +603,15 @@ class NegotiationService:
         message = wire.render_event(self._pids(negotiation), "ACCEPTED")
         await self._owe(tx, negotiation, Message.ACCEPTED, self._peer_url(negotiation, "/events"), message)
 
-    def _check_agreement(self, negotiation: Negotiation, agreement: dict[str, Any]) -> str | None:
+    def _check_agreement(self, negotiation: Negotiation, agreement: dict[str, Any], rules: Any) -> str | None:
+        """Say why a received agreement is not the offer this node asked for (`rules`: the agreement expanded)."""
         if agreement.get("target") != negotiation.asset_id:
             return f"the agreement is for {agreement.get('target')!r}, the request was for {negotiation.asset_id!r}"
         if agreement.get("assignee") != self.participant_id:
             return (
                 f"the agreement is assigned to {agreement.get('assignee')!r}, not to this node ({self.participant_id})"
             )
-        if not same_rules(agreement, negotiation.offer):
+        if not same_rules(rules, negotiation.offer):
             return "the agreement's rules differ from the offer this node agreed to (or cannot be read)"
         return None
 
