@@ -246,3 +246,95 @@ async def test_the_edr_call_refuses_a_bad_request_naming_what_is_wrong(
     # There is no v4 EDR API (EDC's v4 has none).
     status, _ = await api.call("POST", "/management/v4/edrs", body)
     assert status in (404, 405)
+
+
+# The Tractus-X SDK itself (Python 3.12), in a venv of its own: the consumer flow as its README shows it.
+SDK_VERSION = "0.8.3"
+SDK_SCRIPT = """
+import json, sys
+from tractusx_sdk.dataspace.services.connector import ServiceFactory
+from tractusx_sdk.dataspace.managers.connection import MemoryConnectionManager
+
+management, api_key, provider_id, provider_dsp, dtr_type = sys.argv[1:6]
+consumer = ServiceFactory.get_connector_consumer_service(
+    dataspace_version="saturn", base_url=management, dma_path="/management",
+    headers={"X-Api-Key": api_key, "Content-Type": "application/json"},
+    connection_manager=MemoryConnectionManager(), verbose=False)
+found = [consumer.get_filter_expression(key="'http://purl.org/dc/terms/type'.'@id'", operator="=", value=dtr_type)]
+answers = []
+for _ in range(2):  # the second call reuses the cached transfer
+    response = consumer.do_get(counter_party_id=provider_id, counter_party_address=provider_dsp,
+        filter_expression=found, path="/shell-descriptors", params={"limit": 5}, policies=None,
+        protocol="dataspace-protocol-http:2025-1", poll_interval=1, max_wait=60)
+    answers.append({"status": response.status_code, "body": response.json()})
+print(json.dumps(answers))
+"""
+
+
+def _sdk_python() -> tuple[str | None, str]:
+    """Return a Python 3.12 with the Tractus-X SDK (made once, in the user's cache), or None and why not."""
+    import os
+    import shutil
+    import subprocess
+
+    given = os.environ.get("CONNECTOR_TEST_TRACTUSX_SDK_PYTHON")
+    if given:
+        return given, ""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bpc-tests" / f"tractusx-sdk-{SDK_VERSION}"
+    python = cache / "bin" / "python"
+    if python.exists():
+        return str(python), ""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted(root.glob("3.12*/bin/python3.12")) + [Path(p) for p in [shutil.which("python3.12")] if p]
+    if not candidates:
+        return None, "the Tractus-X SDK needs Python 3.12 (none under pyenv nor on PATH)"
+    try:
+        subprocess.run([str(candidates[0]), "-m", "venv", str(cache)], check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"tractusx-sdk=={SDK_VERSION}"],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        shutil.rmtree(cache, ignore_errors=True)
+        return None, f"could not install tractusx-sdk {SDK_VERSION} for Python 3.12: {exc}"
+    return str(python), ""
+
+
+async def test_the_tractus_x_sdk_itself_reads_the_registry_through_our_consumer(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, tmp_path: Path, backend: Backend
+) -> None:
+    import json
+
+    import pytest
+
+    python, why = await asyncio.to_thread(_sdk_python)
+    if python is None:
+        pytest.skip(why)
+    provider, issuer_dir = await _provider(node_factory, tmp_path)
+    await _publish_registry(provider, http, backend)
+    consumer = await _consumer(node_factory, http, issuer_dir)
+    process = await asyncio.create_subprocess_exec(
+        python,
+        "-c",
+        SDK_SCRIPT,
+        consumer.management_url,
+        API_KEY,
+        provider.settings.effective_did,
+        provider.settings.dsp_base_url,
+        DTR_TYPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(180):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()[-3000:]
+    answers = json.loads(out.decode().strip().splitlines()[-1])
+    assert [a["status"] for a in answers] == [200, 200]
+    assert answers[0]["body"]["path"] == "/source/registry/shell-descriptors?limit=5"
+    # One negotiation and one transfer for both calls.
+    api = Management(http, consumer)
+    _, negotiations = await api.call("POST", "/management/v3/contractnegotiations/request")
+    _, transfers = await api.call("POST", "/management/v3/transferprocesses/request")
+    assert len(negotiations) == 1 and len(transfers) == 1
