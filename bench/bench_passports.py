@@ -126,7 +126,7 @@ async def _floor(path: Path) -> int:
         now = int(time.time() * 1000)
         async with store.transaction() as tx:
             await tx.passports.put_many(pending, now)
-            await tx.passports.save_checkpoint(Checkpoint("bench:floor", position, position, 0, 0), now)
+            await tx.passports.save_checkpoint(Checkpoint("bench:floor", position, position, 0, 0, 0), now)
         pending.clear()
 
     try:
@@ -318,13 +318,13 @@ def _stages(path: Path) -> None:
         raw = [line for line, _ in zip(lines, range(STAGES), strict=False)]
     documents = [orjson.loads(line) for line in raw]
     loaded = [load(orjson.loads(line)) for line in raw]
-    records = [record_of(passport, fmt) for passport, fmt in loaded]
+    records = [record_of(reading) for reading in loaded]
     stages: list[tuple[str, Callable[[int], object]]] = [
         ("parse: json.loads (the reader today)", lambda i: json.loads(raw[i])),
         ("parse: orjson.loads", lambda i: orjson.loads(raw[i])),
         ("parse with orjson, then map and check: load (from_catenax)", lambda i: load(orjson.loads(raw[i]))),
         ("   of which copy.deepcopy of the document", lambda i: copy.deepcopy(documents[i])),
-        ("record: record_of (node JSON and digest)", lambda i: record_of(*loaded[i])),
+        ("record: record_of (node JSON and digest)", lambda i: record_of(loaded[i])),
         ("   of which digest (sorted-key orjson and SHA-256)", lambda i: digest(records[i].data)),
         ("store: encode the data for its JSON columns", lambda i: encode_json(records[i].data)),
     ]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from connector import __version__, logs
 from connector.domain.errors import ConnectorError, DatabaseUnavailable
@@ -52,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
     passports = commands.add_parser(
         "passports",
-        help="battery passports stored by this node: import, export",
+        help="battery passports stored by this node: import, export, list, show, delete",
         description="Work on the passports this node stores (the node may be running: both use the database).",
     )
     passport_commands = passports.add_subparsers(dest="passports_command", required=True, metavar="ACTION")
@@ -60,9 +62,11 @@ def _parser() -> argparse.ArgumentParser:
         "import",
         help="import passports from a folder, a JSON Lines file or a JSON array file",
         description="Import passports (node JSON, Catena-X BatteryPass 6.x, or IDTA parts bundles; recognised per "
-        "record). A folder is read recursively (*.json, *.jsonl, *.ndjson). Each record is stored as a new version "
+        "record). A folder is read recursively (*.json, *.jsonl, *.ndjson). Every record is held to the node's JSON "
+        "limits (CONNECTOR_MAX_BODY_BYTES, CONNECTOR_MAX_JSON_DEPTH), as on the API. A passport id appears once "
+        "in an import: a later record with the same id is refused. Each record is stored as a new version "
         "unless it is unchanged, so running an import twice stores nothing twice; an interrupted import resumes "
-        "after the last committed batch. Exit status 0 when every record was accepted, 1 otherwise.",
+        "after the last committed batch. Exit status 0 when no record was refused, 1 otherwise.",
     )
     bulk.add_argument("path", type=Path, metavar="PATH")
     bulk.add_argument("--config", type=Path, metavar="FILE")
@@ -74,11 +78,57 @@ def _parser() -> argparse.ArgumentParser:
         "--publish", action="store_true", help="afterwards, offer the passports as datasets per model and access level"
     )
     bulk.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when not a TTY)")
-    bulk.add_argument("--show", type=int, default=20, metavar="N", help="list at most N rejections (default 20)")
+    bulk.add_argument(
+        "--show",
+        type=int,
+        default=20,
+        metavar="N",
+        help="list at most N refusals and N records with warnings (default 20)",
+    )
+    bulk.add_argument(
+        "--json", action="store_true", help="print the summary as JSON (as the import endpoint answers), no progress"
+    )
     out = passport_commands.add_parser("export", help="print one passport as JSON (node, catenax or idta format)")
     out.add_argument("passport_id", metavar="ID")
     out.add_argument("--config", type=Path, metavar="FILE")
     out.add_argument("--format", choices=["node", "catenax", "idta"], default="node")
+    listing = passport_commands.add_parser(
+        "list",
+        help="list stored passports, with the API's filters and paging",
+        description="List passports, oldest change first, a page at a time (the API's GET /management/v1/passports). "
+        "When there are more, the command to read the next page is printed on stderr.",
+    )
+    listing.add_argument("--config", type=Path, metavar="FILE")
+    listing.add_argument("--model", metavar="MODEL_ID", help="only this battery model")
+    listing.add_argument("--battery", metavar="BATTERY_ID", help="only this battery")
+    listing.add_argument("--manufacturer", metavar="ID", help="only this manufacturer")
+    listing.add_argument("--category", help="only this battery category")
+    listing.add_argument("--changed-since", type=int, metavar="MS", help="only passports changed after this time (ms)")
+    listing.add_argument("--include-deleted", action="store_true", help="deleted passports too")
+    listing.add_argument("--limit", type=_positive, default=100, metavar="N", help="at most N (default 100, most 1000)")
+    listing.add_argument("--cursor", help="continue after the page that printed this cursor")
+    listing.add_argument("--json", action="store_true", help="print the API's JSON answer instead of a table")
+    show_one = passport_commands.add_parser(
+        "show",
+        help="print one stored passport with its version and dates (JSON)",
+        description="Print a passport "
+        "as the API's GET /management/v1/passports/ID answers it, or every version with --history.",
+    )
+    show_one.add_argument("passport_id", metavar="ID")
+    show_one.add_argument("--config", type=Path, metavar="FILE")
+    show_one.add_argument("--history", action="store_true", help="every version, oldest first (deleted ones too)")
+    show_one.add_argument(
+        "--format", choices=["node", "catenax", "idta"], default="node", help="the passport's format (default node)"
+    )
+    remove = passport_commands.add_parser(
+        "delete",
+        help="delete passports (their history stays)",
+        description="Mark passports deleted: they leave listings, views and the data plane; their history stays and "
+        "storing one again brings it back. Asks first on a terminal; --yes deletes without asking.",
+    )
+    remove.add_argument("passport_ids", nargs="+", metavar="ID")
+    remove.add_argument("--config", type=Path, metavar="FILE")
+    remove.add_argument("--yes", action="store_true", help="delete without asking")
 
     issuer = commands.add_parser(
         "issuer",
@@ -123,6 +173,16 @@ def _parser() -> argparse.ArgumentParser:
     listing = issuer_commands.add_parser("list", help="list the credentials issued")
     listing.add_argument("--config", type=Path, metavar="FILE")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,12 +307,20 @@ def _issuer(settings: Settings, args: argparse.Namespace) -> int:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr: done/total, percent, records per second, time left."""
+    """A one-line progress bar on stderr: done/total, percent, records per second, time left.
 
-    def __init__(self, total: int | None, enabled: bool, width: int = 30) -> None:
+    It is drawn on a terminal only, and log lines never run into it: while it is shown (`around_logs`), the
+    handlers writing to its stream write through it, and it clears its line before a log line and draws
+    itself again after.
+    """
+
+    def __init__(self, total: int | None, enabled: bool, stream: TextIO | None = None, width: int = 30) -> None:
         self.total = total
         self.enabled = enabled
+        self.stream = stream or sys.stderr
         self.width = width
+        self._line = ""
+        self._shown = False
 
     def __call__(self, summary: Any) -> None:
         """Redraw the bar for an import summary."""
@@ -266,16 +334,73 @@ class ProgressBar:
             left = (self.total - done) / rate if rate > 0 else 0.0
             line = (
                 f"[{'#' * filled}{'.' * (self.width - filled)}] {done:,}/{self.total:,} {share:5.1%} "
-                f"{rate:,.0f}/s, {left:,.0f} s left, {summary.rejected:,} rejected"
+                f"{rate:,.0f}/s, {left:,.0f} s left, {summary.refused:,} refused"
             )
         else:
-            line = f"{done:,} records, {rate:,.0f}/s, {summary.rejected:,} rejected"
-        print("\r" + line.ljust(100), end="", file=sys.stderr, flush=True)
+            line = f"{done:,} records, {rate:,.0f}/s, {summary.refused:,} refused"
+        self._draw(line)
+
+    def _draw(self, line: str) -> None:
+        self.stream.write("\r" + line.ljust(len(self._line) if self._shown else 0))
+        self.stream.flush()
+        self._line, self._shown = line, True
+
+    def clear(self) -> None:
+        """Blank the bar's line, leaving the cursor at its start."""
+        if self._shown:
+            self.stream.write("\r" + " " * len(self._line) + "\r")
+            self._shown = False
+
+    def redraw(self) -> None:
+        """Draw the bar again after something else was written."""
+        if self.enabled and self._line and not self._shown:
+            self._draw(self._line)
+
+    @contextlib.contextmanager
+    def around_logs(self) -> Iterator[None]:
+        """While the bar is shown, route the log handlers that write to its stream through it."""
+        if not self.enabled:
+            yield
+            return
+        routed = [
+            handler
+            for handler in logging.getLogger().handlers
+            if isinstance(handler, logging.StreamHandler) and handler.stream is self.stream
+        ]
+        through = _AroundBar(self)
+        for handler in routed:
+            handler.setStream(through)
+        try:
+            yield
+        finally:
+            for handler in routed:
+                handler.setStream(self.stream)
 
     def close(self) -> None:
         """End the bar's line."""
-        if self.enabled:
-            print(file=sys.stderr)
+        if self.enabled and self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False
+
+
+class _AroundBar:
+    """The stream log handlers write to while a progress bar is shown: the bar steps aside for each line."""
+
+    def __init__(self, bar: ProgressBar) -> None:
+        self._bar = bar
+
+    def write(self, text: str) -> int:
+        """Write log text on a clean line, then put the bar back."""
+        self._bar.clear()
+        written = self._bar.stream.write(text)
+        if text.endswith("\n"):
+            self._bar.redraw()
+        return written
+
+    def flush(self) -> None:
+        """Flush the bar's stream."""
+        self._bar.stream.flush()
 
 
 async def _passports(settings: Settings, args: argparse.Namespace) -> int:
@@ -311,67 +436,183 @@ async def _passports_command(store: Any, settings: Settings, args: argparse.Name
     from connector.services.passports import PassportService
 
     service = PassportService(store, settings.effective_public_url)
-    if args.passports_command == "export":
+    command = args.passports_command
+    if command == "export":
         return await _export(service, args)
-    return await _import(service, args)
+    if command == "list":
+        return await _list(service, args)
+    if command == "show":
+        return await _show(service, args)
+    if command == "delete":
+        return await _delete(service, args)
+    return await _import(service, settings, args)
+
+
+def _print_json(data: Any) -> None:
+    import orjson
+
+    print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
 
 async def _export(service: Any, args: argparse.Namespace) -> int:
-    import orjson
-
     from connector.services.passports import export
 
     record = await service.get(args.passport_id)
-    print(orjson.dumps(export(record.data, args.format), option=orjson.OPT_INDENT_2).decode())
+    _print_json(export(record.data, args.format))
     return 0
 
 
-async def _import(service: Any, args: argparse.Namespace) -> int:
+async def _list(service: Any, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from connector.services.passports import decode_cursor
+    from connector.store.passports import PassportFilter
+
+    spec = PassportFilter(
+        battery_id=args.battery,
+        model_id=args.model,
+        manufacturer_id=args.manufacturer,
+        category=args.category,
+        changed_since=args.changed_since,
+        after=decode_cursor(args.cursor) if args.cursor else None,
+        include_deleted=args.include_deleted,
+        limit=args.limit,
+    )
+    page, following = await service.list(spec)
+    if args.json:
+        _print_json({"items": [service.envelope(r) for r in page], "next": following})
+        return 0
+    print("id\tversion\tmodel\tbattery\tupdated\tdeleted")
+    for record in page:
+        updated = datetime.fromtimestamp(record.updated_at / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        deleted = "deleted" if record.deleted_at is not None else "-"
+        print(f"{record.id}\t{record.version}\t{record.model_id or '-'}\t{record.battery_id}\t{updated}\t{deleted}")
+    if following is not None:
+        print(f"more: add --cursor {following} for the next page", file=sys.stderr)
+    return 0
+
+
+async def _show(service: Any, args: argparse.Namespace) -> int:
+    from connector.services.passports import export, version_json
+
+    def shown(data: Any) -> Any:
+        return export(data, args.format) if data is not None and args.format != "node" else data
+
+    if args.history:
+        versions = await service.history(args.passport_id)
+        items = [{**version_json(v), "passport": shown(v.data)} for v in versions]
+        _print_json({"id": args.passport_id, "versions": items})
+        return 0
+    record = await service.get(args.passport_id)
+    _print_json({**service.envelope(record), "passport": shown(record.data)})
+    return 0
+
+
+async def _delete(service: Any, args: argparse.Namespace) -> int:
+    from connector.domain.errors import NotFound
+
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("connector: add --yes to delete without being asked", file=sys.stderr)
+            return EXIT_SETTINGS
+        names = ", ".join(args.passport_ids)
+        print(f"delete {names} (the history stays)? [y/N] ", end="", file=sys.stderr, flush=True)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("nothing deleted", file=sys.stderr)
+            return EXIT_FAILURE
+    failed = 0
+    for passport_id in args.passport_ids:
+        try:
+            await service.delete(passport_id)
+        except NotFound as exc:
+            print(f"connector: {exc.message}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"deleted {passport_id} (its history stays)")
+    return EXIT_FAILURE if failed else 0
+
+
+async def _import(service: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from connector.domain.json_input import JsonLimits
     from connector.services.passport_sources import Source
 
     if args.batch < 1:
         print("connector: --batch must be at least 1", file=sys.stderr)
         return EXIT_SETTINGS
-    source = Source(args.path)
+    source = Source(args.path, JsonLimits(settings.max_body_bytes, settings.max_json_depth))
     if args.restart:
         await service.forget_import(source.key)
     start = await service.resume_position(source.key)
     if start:
         print(f"resuming an interrupted import of {args.path} after record {start:,}", file=sys.stderr)
-    bar = ProgressBar(source.estimate(), sys.stderr.isatty() and not args.no_progress)
+    shown = sys.stderr.isatty() and not args.no_progress and not args.json
+    bar = ProgressBar(source.estimate() if shown else None, shown)
     committed: dict[str, int] = {}
 
     def progress(summary: Any) -> None:
         # Called after each batch has committed: what a rerun will not import again.
-        committed.update(position=summary.position, accepted=summary.accepted, rejected=summary.rejected)
+        committed.update(
+            position=summary.position,
+            new=summary.new,
+            changed=summary.changed,
+            unchanged=summary.unchanged,
+            refused=summary.refused,
+        )
         bar(summary)
 
     try:
-        summary = await service.import_records(
-            source.records(start), source=source.key, batch=args.batch, progress=progress, start=start
-        )
+        with bar.around_logs():
+            summary = await service.import_records(
+                source.records(start), source=source.key, batch=args.batch, progress=progress, start=start
+            )
     except asyncio.CancelledError:  # Ctrl-C: asyncio cancels the command; the batch under way is rolled back
         bar.close()
         await _interrupted(service, source.key, committed)
         return EXIT_INTERRUPTED
     bar.close()
-    rate = (summary.position - start) / summary.seconds if summary.seconds > 0 else 0.0
-    print(
-        f"{summary.accepted:,} accepted ({summary.created:,} new, {summary.updated:,} changed, "
-        f"{summary.unchanged:,} unchanged), {summary.rejected:,} rejected, in {summary.seconds:.1f} s "
-        f"({rate:,.0f} records/s)"
-    )
-    for rejection in summary.rejections[: max(args.show, 0)]:
-        print(f"rejected {rejection['where']}: {rejection['reason']}")
-    if summary.rejected > args.show:
-        print(f"... and {summary.rejected - args.show:,} more rejections")
+    if args.json:
+        _print_json(summary.as_json())
+    else:
+        _print_summary(summary, start, args.show)
     if args.publish:
         published = await service.publish()
         print(
             f"published {len(published.assets)} new datasets, {len(published.contract_definitions)} new "
-            "contract definitions"
+            "contract definitions",
+            file=sys.stderr if args.json else sys.stdout,
         )
-    return 0 if summary.rejected == 0 else EXIT_FAILURE
+    return 0 if summary.refused == 0 else EXIT_FAILURE
+
+
+def _print_summary(summary: Any, start: int, show: int) -> None:
+    rate = (summary.position - start) / summary.seconds if summary.seconds > 0 else 0.0
+    resumed = f" (resumed after record {summary.resumed_from:,})" if summary.resumed_from else ""
+    print(
+        f"{summary.read:,} read{resumed}: {summary.new:,} new, {summary.changed:,} changed, "
+        f"{summary.unchanged:,} unchanged, {summary.refused:,} refused, in {summary.seconds:.1f} s "
+        f"({rate:,.0f} records/s)"
+    )
+    shown = summary.refusals[: max(show, 0)]
+    for refusal in shown:
+        print(f"refused {refusal['where']}: {refusal['reason']}")
+        errors = [e for e in refusal["errors"] if e["path"] is not None]
+        if len(errors) > 1 or (errors and errors[0]["message"] != refusal["reason"]):
+            for error in errors:
+                print(f"  {error['path']}: {error['message']}")
+    hidden = summary.refused - len(shown)
+    if hidden > 0:
+        earlier = " (with those read before the interruption, listed by that run)" if summary.resumed_from else ""
+        print(f"... and {hidden:,} more refusals{earlier}")
+    # Stored, but their reading tolerated something (an IDTA list given bare): said, so it can be fixed at source.
+    warned = summary.warnings[: max(show, 0)]
+    for record in warned:
+        count = len(record["warnings"])
+        print(f"warned {record['where']}: imported with {count} warning{'s' if count != 1 else ''}")
+        for warning in record["warnings"]:
+            print(f"  {warning['path']}: {warning['message']}")
+    more = len(summary.warnings) - len(warned)
+    if more > 0:
+        print(f"... and {more:,} more record{'s' if more != 1 else ''} with warnings")
 
 
 async def _interrupted(service: Any, source_key: str, committed: dict[str, int]) -> None:
@@ -382,7 +623,10 @@ async def _interrupted(service: Any, source_key: str, committed: dict[str, int])
         position = committed.get("position", 0)
     counts = ""
     if committed.get("position") == position:
-        counts = f" ({committed['accepted']:,} accepted, {committed['rejected']:,} rejected so far)"
+        counts = (
+            f" ({committed['new']:,} new, {committed['changed']:,} changed, {committed['unchanged']:,} unchanged, "
+            f"{committed['refused']:,} refused so far)"
+        )
     print(
         f"connector: import interrupted after record {position:,}{counts}; it is saved up to there: "
         "run the same command again to resume (--restart starts over)",

@@ -102,9 +102,20 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field(default="json", description="Log line format.")
     max_body_bytes: int = Field(
-        default=1_048_576, ge=1024, le=1_073_741_824, description="Largest request body accepted, in bytes."
+        default=1_048_576,
+        ge=1024,
+        le=1_073_741_824,
+        description="Largest request body accepted, in bytes; also the largest passport record an import reads.",
     )
-    max_json_depth: int = Field(default=32, ge=4, le=256, description="Deepest JSON nesting accepted in a body.")
+    max_json_depth: int = Field(
+        default=32,
+        ge=4,
+        le=200,
+        description=(
+            "Deepest JSON nesting accepted in a body or an imported passport record (at most 200: stored "
+            "passports wrap their source data a few levels deeper, and JSON is written at most 254 deep)."
+        ),
+    )
     max_header_bytes: int = Field(
         default=16_384,
         ge=8190,

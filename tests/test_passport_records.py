@@ -29,8 +29,8 @@ DOCUMENTS = {
 def test_a_record_holds_exactly_the_passports_node_json(name: str) -> None:
     # record_of takes extension data as it is instead of dumping it through pydantic again: whatever the
     # model gains later, a record must still be what to_json says, value for value and byte for byte.
-    passport, fmt = load(DOCUMENTS[name]())
-    record = record_of(passport, fmt)
+    reading = load(DOCUMENTS[name]())
+    passport, record = reading.passport, record_of(reading)
     expected = passport.to_json()
     assert record.data == expected
     assert orjson.dumps(record.data) == orjson.dumps(expected)
@@ -50,8 +50,7 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 
 async def test_the_current_row_and_the_version_row_hold_the_same_json(store: Store) -> None:
     # put_many encodes each passport's data once for both rows.
-    passport, fmt = load(generate_catenax(5))
-    first = record_of(passport, fmt)
+    first = record_of(load(generate_catenax(5)))
     data = {**first.data, "note": 'ünïcode ✓ and "quotes"', "numbers": [0, -1.5, 1e300, 2**53 + 1]}
     second = replace(first, data=data, digest=digest(data))
     async with store.transaction() as tx:

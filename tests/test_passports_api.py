@@ -114,7 +114,7 @@ async def test_listing_filters_pages_and_reads_changes_since(api: tuple[Node, Ma
     _, management = api
     documents = [model.generate(i) for i in range(25)]
     status, summary = await management.call("POST", f"{V1}/import", documents)
-    assert status == 200 and summary["accepted"] == 25 and summary["rejected"] == 0, summary
+    assert status == 200 and summary["new"] == 25 and summary["refused"] == 0, summary
     seen: list[str] = []
     cursor = None
     while True:
@@ -161,15 +161,15 @@ async def test_the_catenax_example_round_trips_through_the_node(api: tuple[Node,
     assert public == model.view(model.from_catenax(original), {"public"})
 
 
-async def test_import_rejects_bad_records_with_their_reason(api: tuple[Node, Management]) -> None:
+async def test_import_refuses_bad_records_with_their_reason(api: tuple[Node, Management]) -> None:
     _, management = api
     bad = model.generate(7)
     bad["identity"]["mass_kg"] = -1
     status, summary = await management.call("POST", f"{V1}/import", {"passports": [model.generate(6), bad, "x"]})
     assert status == 200
-    assert (summary["accepted"], summary["rejected"]) == (1, 2)
-    assert [r["position"] for r in summary["rejections"]] == [1, 2]
-    assert "mass_kg" in summary["rejections"][0]["reason"]
+    assert (summary["new"], summary["refused"]) == (1, 2)
+    assert [r["position"] for r in summary["refusals"]] == [1, 2]
+    assert "mass_kg" in summary["refusals"][0]["reason"]
 
 
 class Interrupted(Exception):
@@ -198,7 +198,7 @@ async def test_an_interrupted_import_resumes_without_duplicates(tmp_path: Path, 
         start = await service.resume_position(source.key)
         assert start == 700  # the batches committed before the crash
         summary = await service.import_records(source.records(start), source=source.key, batch=100, start=start)
-        assert summary.rejected == 0 and summary.created == 500
+        assert summary.refused == 0 and summary.new == 1200  # 700 before the interruption, 500 after
         assert await service.count() == 1200
         async with store.read() as tx:
             for i in (0, 699, 700, 1199):
@@ -230,12 +230,12 @@ def test_the_cli_imports_with_a_summary_and_a_second_run_changes_nothing(tmp_pat
         )
 
     first = run("import", str(source_file), "--batch", "64")
-    assert first.returncode == 1, first.stderr  # two records were rejected
-    assert "300 accepted (300 new, 0 changed, 0 unchanged), 2 rejected" in first.stdout, first.stdout
-    assert f"rejected {source_file}:301: not JSON" in first.stdout
-    assert f"rejected {source_file}:302:" in first.stdout
+    assert first.returncode == 1, first.stderr  # two records were refused
+    assert "302 read: 300 new, 0 changed, 0 unchanged, 2 refused" in first.stdout, first.stdout
+    assert f"refused {source_file}:301: not valid JSON" in first.stdout
+    assert f"refused {source_file}:302:" in first.stdout
     second = run("import", str(source_file), "--publish")
-    assert "300 accepted (0 new, 0 changed, 300 unchanged), 2 rejected" in second.stdout, second.stdout
+    assert "302 read: 0 new, 0 changed, 300 unchanged, 2 refused" in second.stdout, second.stdout
     assert "published" in second.stdout
     pid = model.parse_passport(model.generate(5)).passport_id
     exported = run("export", pid)
@@ -274,5 +274,5 @@ def test_a_badly_encoded_line_is_that_records_error(tmp_path: Path) -> None:
     records = list(Source(path).records())
     assert [r.position for r in records] == [0, 1, 2]
     assert records[0].document is not None and records[0].error is None
-    assert records[1].error is not None and records[1].error.startswith("not JSON")
+    assert records[1].error is not None and records[1].error.startswith("not valid UTF-8: byte 0xff at offset 0")
     assert records[2].document == {}

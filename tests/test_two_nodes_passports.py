@@ -72,7 +72,7 @@ async def test_a_legitimate_interest_consumer_pulls_exactly_its_level(
     maker, issuer_dir = await _provider(node_factory, tmp_path)
     maker_api = Management(http, maker)
     documents = [model.generate(i) for i in range(15)]
-    assert (await maker_api.call("POST", f"{V1}/import", documents))[1]["accepted"] == 15
+    assert (await maker_api.call("POST", f"{V1}/import", documents))[1]["new"] == 15
     assert (await maker_api.call("POST", f"{V1}/publish", {}))[0] == 200
     model_id = model.parse_passport(documents[0]).model_id
     of_model = [model.parse_passport(d) for d in documents if d["identity"]["model_id"] == model_id]

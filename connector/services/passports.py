@@ -28,8 +28,8 @@ from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem, U
 from connector.domain.passport import exports
 from connector.services.passport_sources import SourceRecord
 from connector.services.recent import Recent
-from connector.store import Store
-from connector.store.passports import Checkpoint, PassportFilter, PassportRecord, PassportVersion
+from connector.store import Store, Transaction
+from connector.store.passports import Checkpoint, PassportFilter, PassportRecord, PassportVersion, TakenId
 from connector.vocab import BPC
 
 log = logging.getLogger("connector.passports")
@@ -41,7 +41,7 @@ FORMATS = ("node", "catenax", "idta")
 LEVELS = tuple(level.value for level in policies.AccessLevel)
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
-MAX_REJECTIONS_KEPT = 1000
+MAX_LISTED = 1000  # refusals, and records with warnings, an import summary lists
 
 
 def now_ms() -> int:
@@ -93,8 +93,9 @@ def _extension_json(extension: model.Extension) -> dict[str, Any]:
     return {name: dumped[name] for name in model.Extension.model_fields if name in dumped}
 
 
-def record_of(passport: model.Passport, source_format: str) -> PassportRecord:
-    """Return the store record of a validated passport."""
+def record_of(reading: model.Reading) -> PassportRecord:
+    """Return the store record of a validated passport, as `load` read it."""
+    passport = reading.passport
     data = node_json(passport)
     category = passport.category
     return PassportRecord(
@@ -105,22 +106,46 @@ def record_of(passport: model.Passport, source_format: str) -> PassportRecord:
         category=getattr(category, "value", category) if category is not None else None,
         data=data,
         digest=digest(data),
-        source_format=source_format,
+        source_format=reading.format,
     )
 
 
-def load(document: Any) -> tuple[model.Passport, str]:
-    """Read a passport in any supported format; return it and the format's name (400 naming the fields)."""
+def load(document: Any) -> model.Reading:
+    """Read a passport in any supported format: the passport, its format's name and what the reading
+    tolerated (IDTA's bare lists, as warnings). A document that does not validate is a 400 naming every field."""
     if not isinstance(document, dict):
-        raise InvalidInput(f"a passport must be a JSON object, got {type(document).__name__}")
+        raise InvalidInput(f"a passport must be a JSON object, not {_json_type(document)}")
     try:
         reading = model.read_document(document)  # the format is told once, by the reading
     except model.PassportInvalid as exc:
+        shown = "; ".join(f"{p}: {m}" for p, m in exc.errors[:5])
+        more = f" (and {len(exc.errors) - 5} more)" if len(exc.errors) > 5 else ""
         raise InvalidInput(
-            f"the passport is not valid: {'; '.join(f'{p}: {m}' for p, m in exc.errors[:5])}",
-            [Problem(message, path) for path, message in exc.errors[:100]],
+            f"the passport is not valid: {shown}{more}", [Problem(message, path) for path, message in exc.errors]
         ) from exc
-    return reading.passport, reading.format
+    return reading
+
+
+def warnings_json(warnings: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """Return a reading's warnings as the API and the CLI show them: each with its path and message."""
+    return [{"path": path, "message": message} for path, message in warnings]
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def version_json(item: PassportVersion) -> dict[str, Any]:
+    """Return one entry of a passport's history as the API and the CLI show it."""
+    return {
+        "version": item.version,
+        "recordedAt": item.recorded_at,
+        "deleted": item.deleted,
+        "digest": item.digest,
+        "sourceFormat": item.source_format,
+        "passport": item.data,
+    }
 
 
 def render(data: Mapping[str, Any], levels: Iterable[str], fmt: str = "node") -> dict[str, Any]:
@@ -149,35 +174,53 @@ def export(data: Mapping[str, Any], fmt: str) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class ImportSummary:
-    """What a bulk import did; rejections carry their position, where they came from and why."""
+    """What a bulk import did, in four counts that add up to the records read (the part before an
+    interruption included); each refusal carries its position, where it came from, why, and every error.
+    A record imported with warnings (what its reading tolerated) is listed in `warnings` the same way."""
 
     source: str | None
     resumed_from: int = 0
-    accepted: int = 0
-    created: int = 0
-    updated: int = 0
+    new: int = 0
+    changed: int = 0
     unchanged: int = 0
-    rejected: int = 0
-    rejections: list[dict[str, Any]] = field(default_factory=list)
+    refused: int = 0
+    refusals: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     position: int = 0
     seconds: float = 0.0
 
+    @property
+    def read(self) -> int:
+        """Return how many records the import has read and judged."""
+        return self.new + self.changed + self.unchanged + self.refused
+
     def as_json(self) -> dict[str, Any]:
-        """Return the summary as plain JSON."""
+        """Return the summary as plain JSON (the import endpoint's answer, `connector passports import --json`)."""
         return {
             "source": self.source,
             "resumedFrom": self.resumed_from,
-            "accepted": self.accepted,
-            "created": self.created,
-            "updated": self.updated,
+            "read": self.read,
+            "new": self.new,
+            "changed": self.changed,
             "unchanged": self.unchanged,
-            "rejected": self.rejected,
-            "rejections": self.rejections,
+            "refused": self.refused,
+            "refusals": self.refusals,
+            "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
         }
 
 
 Progress = Callable[[ImportSummary], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What a single write stored: the passport's current version, whether it changed anything, and the
+    warnings of its reading (path, message)."""
+
+    record: PassportRecord
+    changed: bool
+    warnings: list[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +230,36 @@ class Published:
     assets: list[str]
     policies: list[str]
     contract_definitions: list[str]
+
+
+def _duplicate(passport_id: str, first: TakenId) -> tuple[str, list[Problem]]:
+    reason = (
+        f"passport id {passport_id!r} appeared already at {first.place} (record {first.position}); "
+        "a passport appears once in an import"
+    )
+    return reason, [Problem(reason)]
+
+
+class _TakenIds:
+    """The passport ids an import has taken: in the database for an import with a source key (it may be
+    resumed, and may read millions of records), in memory for one request's body."""
+
+    def __init__(self, source: str | None) -> None:
+        self._source = source
+        self._memory: dict[str, TakenId] = {}
+
+    async def find(self, tx: Transaction, keys: Sequence[str]) -> dict[str, TakenId]:
+        """Return which of the canonical ids `keys` are taken, and by which record."""
+        if self._source is None:
+            return {k: self._memory[k] for k in keys if k in self._memory}
+        return await tx.passports.taken_ids(self._source, keys)
+
+    async def add(self, tx: Transaction, taken: Sequence[TakenId]) -> None:
+        """Record ids as taken, in the transaction that stores their records."""
+        if self._source is None:
+            self._memory.update((t.passport_id, t) for t in taken)
+        else:
+            await tx.passports.take_ids(self._source, taken)
 
 
 class PassportService:
@@ -218,6 +291,23 @@ class PassportService:
         for passport_id in passport_ids:
             self._recent.forget(passport_id)
 
+    def envelope(self, record: PassportRecord) -> dict[str, Any]:
+        """Return a stored passport as the API and the CLI show it: its columns and its node JSON."""
+        return {
+            "id": record.id,
+            "version": record.version,
+            "batteryId": record.battery_id,
+            "modelId": record.model_id,
+            "manufacturerId": record.manufacturer_id,
+            "category": record.category,
+            "sourceFormat": record.source_format,
+            "createdAt": record.created_at,
+            "updatedAt": record.updated_at,
+            "deleted": record.deleted_at is not None,
+            "publicUrl": self.public_url(record.id),
+            "passport": record.data,
+        }
+
     def public_url(self, passport_id: str) -> str:
         """Return the stable public URL of a passport (what its QR code points to)."""
         from urllib.parse import quote
@@ -226,10 +316,10 @@ class PassportService:
 
     # Single passports.
 
-    async def create(self, document: Any) -> PassportRecord:
+    async def create(self, document: Any) -> Saved:
         """Store a new passport; 409 when one with its id exists."""
-        passport, fmt = load(document)
-        record = record_of(passport, fmt)
+        reading = load(document)
+        record = record_of(reading)
         async with self._store.transaction() as tx:
             if await tx.passports.get(record.id) is not None:
                 raise Conflict(f"passport {record.id!r} exists; update it with PUT")
@@ -237,12 +327,12 @@ class PassportService:
             stored = await tx.passports.get(record.id)
         self._forget([record.id])
         assert stored is not None
-        return stored
+        return Saved(stored, True, reading.warnings)
 
-    async def update(self, passport_id: str, document: Any) -> tuple[PassportRecord, bool]:
-        """Store a new version of an existing passport; return it and whether anything changed."""
-        passport, fmt = load(document)
-        record = record_of(passport, fmt)
+    async def update(self, passport_id: str, document: Any) -> Saved:
+        """Store a new version of an existing passport (unchanged content keeps the version)."""
+        reading = load(document)
+        record = record_of(reading)
         if record.id != passport_id:
             raise InvalidInput(
                 f"the passport's id {record.id!r} differs from the id in the path {passport_id!r}",
@@ -255,7 +345,7 @@ class PassportService:
             stored = await tx.passports.get(passport_id)
         self._forget([passport_id])
         assert stored is not None
-        return stored, outcome != "unchanged"
+        return Saved(stored, outcome != "unchanged", reading.warnings)
 
     async def get(self, passport_id: str) -> PassportRecord:
         """Return a passport's current version."""
@@ -319,40 +409,52 @@ class PassportService:
     ) -> ImportSummary:
         """Import records in batches, one transaction each, with the source's checkpoint in the same one.
 
-        A record that cannot be read or validated is rejected with its reason; the others are stored.
-        With a `source` key, each batch commits its checkpoint, so a rerun after an interruption starts
-        after the last committed record (`start` is where the caller began reading).
+        A record that cannot be read or validated is refused with its reason; so is a record whose passport
+        id (canonical form) an earlier record of the same import has taken, whatever the batch. With a
+        `source` key, each batch commits its checkpoint and the ids it took, so a rerun after an
+        interruption starts after the last committed record (`start` is where the caller began reading)
+        and still knows those ids; without one (an import request) the ids are kept in memory.
         """
         summary = ImportSummary(source=source, resumed_from=start, position=start)
         began = time.perf_counter()
-        pending: list[tuple[SourceRecord, PassportRecord]] = []
         async with self._store.read() as tx:
             previous = await tx.passports.checkpoint(source) if source else None
         if previous is not None and previous.position == start:
-            summary.accepted, summary.unchanged, summary.rejected = (
-                previous.accepted,
-                previous.unchanged,
-                previous.rejected,
-            )
+            summary.new, summary.changed = previous.new, previous.changed
+            summary.unchanged, summary.refused = previous.unchanged, previous.refused
+        taken = _TakenIds(source)
+        pending: dict[str, tuple[SourceRecord, PassportRecord, list[tuple[str, str]]]] = {}  # by canonical id
+        refusals: list[tuple[SourceRecord, str, list[Problem]]] = []
 
         async def flush() -> None:
             async with self._store.transaction() as tx:
-                outcomes = await tx.passports.put_many([r for _, r in pending], now_ms()) if pending else []
+                earlier = await taken.find(tx, list(pending))
+                storing = [(key, item, record) for key, (item, record, _) in pending.items() if key not in earlier]
+                for key in earlier.keys() & pending.keys():
+                    refusals.append((pending[key][0], *_duplicate(pending[key][1].id, earlier[key])))
+                outcomes = await tx.passports.put_many([r for _, _, r in storing], now_ms()) if storing else []
+                await taken.add(tx, [TakenId(key, item.position, item.where) for key, item, _ in storing])
                 for outcome in outcomes:
-                    summary.accepted += 1
                     if outcome == "created":
-                        summary.created += 1
+                        summary.new += 1
                     elif outcome == "updated":
-                        summary.updated += 1
+                        summary.changed += 1
                     else:
                         summary.unchanged += 1
+                for item, reason, problems in sorted(refusals, key=lambda r: r[0].position):
+                    self._refuse(summary, item, reason, problems)
+                for key, item, _ in storing:
+                    self._warn(summary, item, pending[key][2])
                 if source:
                     await tx.passports.save_checkpoint(
-                        Checkpoint(source, summary.position, summary.accepted, summary.unchanged, summary.rejected),
+                        Checkpoint(
+                            source, summary.position, summary.new, summary.changed, summary.unchanged, summary.refused
+                        ),
                         now_ms(),
                     )
-            self._forget(r.id for _, r in pending)
+            self._forget(record.id for _, record, _ in pending.values())
             pending.clear()
+            refusals.clear()
             summary.seconds = time.perf_counter() - began
             if progress is not None:
                 progress(summary)
@@ -360,14 +462,21 @@ class PassportService:
         for item in records:
             summary.position = item.position + 1
             if item.error is not None:
-                self._reject(summary, item, item.error)
+                refusals.append((item, item.error, [Problem(m, p) for p, m in item.errors]))
             else:
                 try:
-                    passport, fmt = load(item.document)
-                    pending.append((item, record_of(passport, fmt)))
+                    reading = load(item.document)
                 except InvalidInput as exc:
-                    self._reject(summary, item, exc.message)
-            if len(pending) >= batch or (summary.position % batch == 0):
+                    refusals.append((item, exc.message, exc.problems))
+                else:
+                    record = record_of(reading)
+                    key = model.canonical_id(record.id)
+                    first = pending.get(key)
+                    if first is not None:
+                        refusals.append((item, *_duplicate(record.id, TakenId(key, first[0].position, first[0].where))))
+                    else:
+                        pending[key] = (item, record, reading.warnings)
+            if summary.position % batch == 0:
                 await flush()
         await flush()
         if source:
@@ -378,19 +487,34 @@ class PassportService:
             "passports imported",
             extra={
                 "import_source": source,
-                "import_accepted": summary.accepted,
-                "import_new": summary.created,
+                "import_read": summary.read,
+                "import_new": summary.new,
+                "import_changed": summary.changed,
                 "import_unchanged": summary.unchanged,
-                "import_rejected": summary.rejected,
+                "import_refused": summary.refused,
             },
         )
         return summary
 
     @staticmethod
-    def _reject(summary: ImportSummary, item: SourceRecord, reason: str) -> None:
-        summary.rejected += 1
-        if len(summary.rejections) < MAX_REJECTIONS_KEPT:
-            summary.rejections.append({"position": item.position, "where": item.where, "reason": reason})
+    def _refuse(summary: ImportSummary, item: SourceRecord, reason: str, problems: Sequence[Problem]) -> None:
+        summary.refused += 1
+        if len(summary.refusals) < MAX_LISTED:
+            summary.refusals.append(
+                {
+                    "position": item.position,
+                    "where": item.where,
+                    "reason": reason,
+                    "errors": [{"path": p.path, "message": p.message} for p in problems],
+                }
+            )
+
+    @staticmethod
+    def _warn(summary: ImportSummary, item: SourceRecord, warnings: Sequence[tuple[str, str]]) -> None:
+        if warnings and len(summary.warnings) < MAX_LISTED:
+            summary.warnings.append(
+                {"position": item.position, "where": item.where, "warnings": warnings_json(warnings)}
+            )
 
     async def resume_position(self, source: str) -> int:
         """Return where an interrupted import of `source` stopped (0 when it never ran or finished)."""

@@ -11,7 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.store.engine import encode_json
-from connector.store.tables import passport_imports, passport_versions, passports
+from connector.store.tables import passport_import_ids, passport_imports, passport_versions, passports
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +61,23 @@ class PassportFilter:
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """How far an import from one source got."""
+    """How far an import from one source got, and what it counted up to there."""
 
     source: str
     position: int
-    accepted: int
+    new: int
+    changed: int
     unchanged: int
-    rejected: int
+    refused: int
+
+
+@dataclass(frozen=True, slots=True)
+class TakenId:
+    """A passport id an import under way has taken, and the record that took it."""
+
+    passport_id: str
+    position: int
+    place: str
 
 
 def _record(row: RowMapping) -> PassportRecord:
@@ -115,18 +125,18 @@ class PassportRepository:
     async def put_many(self, records: Sequence[PassportRecord], now: int) -> list[str]:
         """Store each record as a new version unless its content is unchanged; return each outcome.
 
-        Outcomes: "created", "updated" (also for a deleted passport stored again) or "unchanged". Records
-        with the same id in one call: the last one wins, the others count as unchanged.
+        Outcomes: "created", "updated" (also for a deleted passport stored again) or "unchanged". Two records
+        with the same id in one call are refused (ValueError): one of them would silently not be stored.
         """
-        last = {r.id: i for i, r in enumerate(records)}
-        existing = await self.digests(list(last))
+        ids = [r.id for r in records]
+        if len(set(ids)) != len(ids):
+            repeated = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"put_many got the same passport id more than once: {repeated[:3]}")
+        existing = await self.digests(ids)
         outcomes: list[str] = []
         new_rows: list[dict[str, Any]] = []
         versions: list[dict[str, Any]] = []
-        for i, record in enumerate(records):
-            if last[record.id] != i:
-                outcomes.append("unchanged")
-                continue
+        for record in records:
             found = existing.get(record.id)
             if found is not None and found[0] == record.digest and not found[2]:
                 outcomes.append("unchanged")
@@ -262,16 +272,22 @@ class PassportRepository:
         if row is None:
             return None
         return Checkpoint(
-            row["source"], int(row["position"]), int(row["accepted"]), int(row["unchanged"]), int(row["rejected"])
+            row["source"],
+            int(row["position"]),
+            int(row["new"]),
+            int(row["changed"]),
+            int(row["unchanged"]),
+            int(row["refused"]),
         )
 
     async def save_checkpoint(self, checkpoint: Checkpoint, now: int) -> None:
         """Record how far an import got (in the same transaction as the records it stored)."""
         values = {
             "position": checkpoint.position,
-            "accepted": checkpoint.accepted,
+            "new": checkpoint.new,
+            "changed": checkpoint.changed,
             "unchanged": checkpoint.unchanged,
-            "rejected": checkpoint.rejected,
+            "refused": checkpoint.refused,
             "updated_at": now,
         }
         done = await self._c.execute(
@@ -281,5 +297,28 @@ class PassportRepository:
             await self._c.execute(insert(passport_imports).values(source=checkpoint.source, **values))
 
     async def forget_checkpoint(self, source: str) -> None:
-        """Drop an import's checkpoint once it finished."""
+        """Drop an import's checkpoint and the ids it had taken, once it finished or is started over."""
         await self._c.execute(passport_imports.delete().where(passport_imports.c.source == source))
+        await self._c.execute(passport_import_ids.delete().where(passport_import_ids.c.source == source))
+
+    async def taken_ids(self, source: str, passport_ids: Sequence[str]) -> dict[str, TakenId]:
+        """Return which of `passport_ids` the import from `source` has taken already, and by which record."""
+        if not passport_ids:
+            return {}
+        rows = await self._c.execute(
+            select(passport_import_ids).where(
+                passport_import_ids.c.source == source, passport_import_ids.c.passport_id.in_(list(passport_ids))
+            )
+        )
+        return {r.passport_id: TakenId(r.passport_id, int(r.position), r.place) for r in rows}
+
+    async def take_ids(self, source: str, taken: Sequence[TakenId]) -> None:
+        """Record the ids the import from `source` has taken (in the transaction that stores their records)."""
+        if taken:
+            await self._c.execute(
+                insert(passport_import_ids),
+                [
+                    {"source": source, "passport_id": t.passport_id, "position": t.position, "place": t.place}
+                    for t in taken
+                ],
+            )

@@ -262,16 +262,29 @@ passport_versions = Table(
     Column("deleted", Boolean, nullable=False),
 )
 
-# How far a bulk import from one source got, so an interrupted import resumes where it stopped.
+# How far a bulk import from one source got, and its counts so far, so an interrupted import resumes where
+# it stopped and its totals still add up.
 passport_imports = Table(
     "passport_imports",
     metadata,
     Column("source", _text(512), primary_key=True),
     Column("position", BigInteger, nullable=False),
-    Column("accepted", BigInteger, nullable=False),
+    Column("new", BigInteger, nullable=False),
+    Column("changed", BigInteger, nullable=False),
     Column("unchanged", BigInteger, nullable=False),
-    Column("rejected", BigInteger, nullable=False),
+    Column("refused", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# The passport ids an import under way has taken (canonical form), with the record that took each: a later
+# record with the same id in that import is refused, naming it. Dropped when the import ends.
+passport_import_ids = Table(
+    "passport_import_ids",
+    metadata,
+    Column("source", _text(512), primary_key=True),
+    Column("passport_id", _text(256), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("place", Text, nullable=False),
 )
 
 # Counters bumped in the same transaction as a change, so every replica can tell its caches are stale.

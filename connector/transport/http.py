@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from connector.domain.errors import ConnectorError, InvalidInput, Problem, Unauthorized
+from connector.domain.errors import ConnectorError, InvalidInput, Unauthorized
+from connector.domain.json_input import JsonLimits, parse_json, too_large
 from connector.logs import request_id
 from connector.transport.problems import error_response, problem_response
 
@@ -85,7 +86,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         except ConnectorError as exc:
             response = error_response(exc, rid)
         except web.HTTPException as exc:
-            response = _http_exception(exc, rid)
+            response = _http_exception(exc, rid, request.app.get(MAX_BODY))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -114,9 +115,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         request_id.reset(token)
 
 
-def _http_exception(exc: web.HTTPException, rid: str) -> web.Response:
+def _http_exception(exc: web.HTTPException, rid: str, limit: int | None) -> web.Response:
     if exc.status == 413:
-        detail = f"the request body is larger than this node accepts ({exc.text or 'too large'})"
+        detail = f"the request body is {too_large(JsonLimits(limit)) if limit else 'larger than this node accepts'}"
         return problem_response(413, "Payload too large", detail, rid)
     if exc.status == 405:
         allowed = exc.headers.get("Allow", "")
@@ -141,16 +142,26 @@ async def api_key_check(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
-async def read_json(request: web.Request, optional: bool = False) -> Any:
-    """Read a JSON body within the size, time and nesting limits; raise InvalidInput naming the problem."""
+def json_limits(request: web.Request) -> JsonLimits:
+    """Return the limits every JSON document this application reads is held to (the node's settings)."""
+    return JsonLimits(request.app[MAX_BODY], request.app[MAX_DEPTH])
+
+
+async def read_body(request: web.Request) -> bytes:
+    """Read a request body within the size and time limits (413 when it is larger than the node takes)."""
     limit = request.app[MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     try:
         async with asyncio.timeout(BODY_READ_TIMEOUT):
-            raw = await request.read()
+            return await request.read()
     except TimeoutError:
         raise InvalidInput(f"the request body did not arrive within {BODY_READ_TIMEOUT:.0f} s") from None
+
+
+async def read_json(request: web.Request, optional: bool = False) -> Any:
+    """Read a JSON body with the node's one JSON reader, within its limits; raise InvalidInput naming the problem."""
+    raw = await read_body(request)
     if not raw.strip():
         if optional:
             return None
@@ -162,29 +173,7 @@ async def read_json(request: web.Request, optional: bool = False) -> Any:
         "application/octet-stream",
     ) and not content_type.endswith("+json"):
         raise InvalidInput(f"the body must be JSON (Content-Type application/json), not {content_type!r}")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", [Problem(f"not valid JSON: {exc}")]) from None
-    depth = json_depth(body, request.app[MAX_DEPTH])
-    if depth > request.app[MAX_DEPTH]:
-        raise InvalidInput(f"the body is nested deeper than {request.app[MAX_DEPTH]} levels")
-    return body
-
-
-def json_depth(value: Any, stop_after: int) -> int:
-    """Return the nesting depth of a JSON value, giving up (with stop_after + 1) once past the limit."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if deepest > stop_after:
-                return deepest
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return deepest
+    return parse_json(raw, json_limits(request), "the body")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

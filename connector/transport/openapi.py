@@ -393,7 +393,7 @@ SCHEMAS: dict[str, Any] = {
 
 
 _ANY = {"type": "object", "additionalProperties": True}
-_STORED = {
+_STORED: dict[str, Any] = {
     "type": "object",
     "required": ["id", "version", "batteryId", "passport", "publicUrl"],
     "properties": {
@@ -411,6 +411,15 @@ _STORED = {
         "passport": {"type": "object", "description": "the passport in the node's JSON (docs/passport-model.md)"},
     },
 }
+# What a reading tolerated (IDTA-02035's published bare lists, docs/passport-model.md): the record is stored.
+_WARNINGS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["path", "message"],
+        "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
+    },
+}
 SCHEMAS.update(
     {
         "PassportInput": {
@@ -422,6 +431,11 @@ SCHEMAS.update(
             "additionalProperties": True,
         },
         "StoredPassport": _STORED,
+        "SavedPassport": {
+            **_STORED,
+            "required": [*_STORED["required"], "warnings"],
+            "properties": {**_STORED["properties"], "warnings": _WARNINGS},
+        },
         "PassportList": {
             "type": "object",
             "required": ["items", "next"],
@@ -468,23 +482,47 @@ SCHEMAS.update(
         },
         "ImportSummary": {
             "type": "object",
-            "required": ["accepted", "rejected", "rejections"],
+            "description": "new + changed + unchanged + refused == read",
+            "required": ["read", "new", "changed", "unchanged", "refused", "refusals", "warnings"],
             "properties": {
                 "source": {"type": ["string", "null"]},
                 "resumedFrom": {"type": "integer"},
-                "accepted": {"type": "integer"},
-                "created": {"type": "integer"},
-                "updated": {"type": "integer"},
-                "unchanged": {"type": "integer"},
-                "rejected": {"type": "integer"},
-                "rejections": {
+                "read": {"type": "integer", "description": "records read"},
+                "new": {"type": "integer", "description": "passports stored for the first time"},
+                "changed": {"type": "integer", "description": "passports stored as a new version"},
+                "unchanged": {"type": "integer", "description": "records equal to the stored version"},
+                "refused": {"type": "integer", "description": "records not stored, each in refusals"},
+                "refusals": {
                     "type": "array",
+                    "description": "the first 1000 refusals, in record order",
                     "items": {
                         "type": "object",
                         "properties": {
                             "position": {"type": "integer"},
                             "where": {"type": "string"},
                             "reason": {"type": "string"},
+                            "errors": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "path": {"type": ["string", "null"]},
+                                        "message": {"type": "string"},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+                "warnings": {
+                    "type": "array",
+                    "description": "the first 1000 records stored with warnings, in record order",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "position": {"type": "integer"},
+                            "where": {"type": "string"},
+                            "warnings": _WARNINGS,
                         },
                     },
                 },

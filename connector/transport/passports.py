@@ -8,48 +8,19 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from connector.domain.errors import InvalidInput, Problem
 from connector.services import passports as service
-from connector.services.passport_sources import SourceRecord
-from connector.store.passports import PassportFilter, PassportRecord, PassportVersion
-from connector.transport.http import MAX_BODY, json_response, no_content, read_json
+from connector.services.passport_sources import body_records
+from connector.store.passports import PassportFilter, PassportRecord
+from connector.transport.http import json_limits, json_response, no_content, read_body, read_json
 
 PASSPORTS: web.AppKey[service.PassportService] = web.AppKey("passports", service.PassportService)
 
 V1 = "/management/v1/passports"
 # The JSON Lines media types an import takes besides JSON (the management surface refuses other bodies).
 JSON_LINES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
-
-
-def _envelope(record: PassportRecord, passports: service.PassportService) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "version": record.version,
-        "batteryId": record.battery_id,
-        "modelId": record.model_id,
-        "manufacturerId": record.manufacturer_id,
-        "category": record.category,
-        "sourceFormat": record.source_format,
-        "createdAt": record.created_at,
-        "updatedAt": record.updated_at,
-        "deleted": record.deleted_at is not None,
-        "publicUrl": passports.public_url(record.id),
-        "passport": record.data,
-    }
-
-
-def _version(item: PassportVersion) -> dict[str, Any]:
-    return {
-        "version": item.version,
-        "recordedAt": item.recorded_at,
-        "deleted": item.deleted,
-        "digest": item.digest,
-        "sourceFormat": item.source_format,
-        "passport": item.data,
-    }
 
 
 def _int(request: web.Request, name: str, default: int | None = None, low: int = 0) -> int | None:
@@ -109,27 +80,31 @@ def _passports(request: web.Request) -> service.PassportService:
 # The management API.
 
 
+def _saved(passports: service.PassportService, saved: service.Saved) -> dict[str, Any]:
+    return {**passports.envelope(saved.record), "warnings": service.warnings_json(saved.warnings)}
+
+
 async def create_passport(request: web.Request) -> web.Response:
     passports = _passports(request)
-    record = await passports.create(await read_json(request))
-    return json_response(_envelope(record, passports), status=201)
+    saved = await passports.create(await read_json(request))
+    return json_response(_saved(passports, saved), status=201)
 
 
 async def list_passports(request: web.Request) -> web.Response:
     passports = _passports(request)
     page, following = await passports.list(filter_from(request, allow_deleted=True))
-    return json_response({"items": [_envelope(r, passports) for r in page], "next": following})
+    return json_response({"items": [passports.envelope(r) for r in page], "next": following})
 
 
 async def get_passport(request: web.Request) -> web.Response:
     passports = _passports(request)
-    return json_response(_envelope(await passports.get(request.match_info["id"]), passports))
+    return json_response(passports.envelope(await passports.get(request.match_info["id"])))
 
 
 async def update_passport(request: web.Request) -> web.Response:
     passports = _passports(request)
-    record, _ = await passports.update(request.match_info["id"], await read_json(request))
-    return json_response(_envelope(record, passports))
+    saved = await passports.update(request.match_info["id"], await read_json(request))
+    return json_response(_saved(passports, saved))
 
 
 async def delete_passport(request: web.Request) -> web.Response:
@@ -140,7 +115,7 @@ async def delete_passport(request: web.Request) -> web.Response:
 async def passport_history(request: web.Request) -> web.Response:
     passport_id = request.match_info["id"]
     versions = await _passports(request).history(passport_id)
-    return json_response({"id": passport_id, "versions": [_version(v) for v in versions]})
+    return json_response({"id": passport_id, "versions": [service.version_json(v) for v in versions]})
 
 
 async def export_passport(request: web.Request) -> web.Response:
@@ -158,28 +133,8 @@ async def view_passport(request: web.Request) -> web.Response:
 
 async def import_passports(request: web.Request) -> web.Response:
     """Import a JSON array (or {"passports": [...]}) or JSON Lines (Content-Type application/x-ndjson)."""
-    limit = request.app[MAX_BODY]
-    if request.content_type in JSON_LINES:
-        if request.content_length is not None and request.content_length > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-        raw = await request.read()
-        records: list[SourceRecord] = []
-        for number, line in enumerate(raw.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(SourceRecord(len(records), f"line {number}", document=orjson.loads(line)))
-            except orjson.JSONDecodeError as exc:
-                records.append(SourceRecord(len(records), f"line {number}", error=f"not JSON: {exc}"))
-    else:
-        body = await read_json(request)
-        items = body.get("passports") if isinstance(body, dict) else body
-        if not isinstance(items, list):
-            raise InvalidInput(
-                'the body must be a JSON array of passports or {"passports": [...]}',
-                [Problem("expected an array", "passports")],
-            )
-        records = [SourceRecord(i, f"[{i}]", document=doc) for i, doc in enumerate(items)]
+    raw = await read_body(request)  # the surface's guard took only JSON or JSON Lines (415 otherwise)
+    records = body_records(raw, request.content_type in JSON_LINES, json_limits(request))
     summary = await _passports(request).import_records(records)
     return json_response(summary.as_json())
 
@@ -223,7 +178,7 @@ ROUTES: tuple[RouteSpec, ...] = (
         create_passport,
         "Store a new passport (node JSON, Catena-X BatteryPass 6.x or IDTA parts)",
         "PassportInput",
-        "StoredPassport",
+        "SavedPassport",
         201,
     ),
     RouteSpec(
@@ -254,7 +209,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     ),
     RouteSpec("GET", f"{V1}/{{id}}", get_passport, "Get a passport's current version", None, "StoredPassport"),
     RouteSpec(
-        "PUT", f"{V1}/{{id}}", update_passport, "Store a new version of a passport", "PassportInput", "StoredPassport"
+        "PUT", f"{V1}/{{id}}", update_passport, "Store a new version of a passport", "PassportInput", "SavedPassport"
     ),
     RouteSpec("DELETE", f"{V1}/{{id}}", delete_passport, "Delete a passport (its history stays)", None, None, 204),
     RouteSpec("GET", f"{V1}/{{id}}/history", passport_history, "Every version of a passport", None, "PassportHistory"),

@@ -112,6 +112,20 @@ def test_validation_errors_name_the_field(field: tuple[str, str], value: Any, pa
     assert [p for p, _ in caught.value.errors] == [path]
 
 
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [
+        ("urn:uuid:6A1D0000-0000-4000-8000-00000000001E", "6a1d0000-0000-4000-8000-00000000001e"),
+        ("URN:UUID:6a1d0000-0000-4000-8000-00000000001e", "6a1d0000-0000-4000-8000-00000000001e"),
+        ("6a1d0000-0000-4000-8000-00000000001e", "6a1d0000-0000-4000-8000-00000000001e"),
+        ("Battery-A", "Battery-A"),  # no UUID: compared as it is, "battery-a" is another passport
+        ("urn:uuid:not-a-uuid", "urn:uuid:not-a-uuid"),
+    ],
+)
+def test_canonical_ids_fold_only_uuids(given: str, canonical: str) -> None:
+    assert model.canonical_id(given) == canonical
+
+
 def test_a_catenax_document_without_a_passport_id_is_rejected() -> None:
     document = catenax("6.1.0")
     del document["metadata"]["passportIdentifier"]

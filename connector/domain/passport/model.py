@@ -58,6 +58,7 @@ Positive = Annotated[Number, Field(gt=0)]
 NonNegative = Annotated[Number, Field(ge=0)]
 
 _DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+_UUID = re.compile(r"(?:urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 class Tag(StrEnum):
@@ -106,9 +107,15 @@ def json_type(value: Any) -> str:
 
 
 def canonical_id(value: str) -> str:
-    """Return a passport id in the form ids are compared in: a UUID lower case and without "urn:uuid:"."""
-    lowered = value.strip().lower()
-    return lowered.removeprefix("urn:uuid:")
+    """Return a passport id in the form ids are compared in: a UUID lower case and without "urn:uuid:".
+
+    Any other id is compared as it is: it has no case-insensitive form, and "Battery-A" and "battery-a" are
+    two passports in the store (lower-casing them made an import refuse the second as a duplicate).
+    """
+    stripped = value.strip()
+    if _UUID.fullmatch(stripped) is None:
+        return value
+    return stripped.lower().removeprefix("urn:uuid:")
 
 
 def check_date(value: str | None) -> str | None:
