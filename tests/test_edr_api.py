@@ -281,13 +281,14 @@ def _sdk_python() -> tuple[str | None, str]:
     if given:
         return given, ""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bpc-tests" / f"tractusx-sdk-{SDK_VERSION}"
-    python = cache / "bin" / "python"
-    if python.exists():
+    python, installed = cache / "bin" / "python", cache / "installed"
+    if installed.exists():
         return str(python), ""
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
     candidates = sorted(root.glob("3.12*/bin/python3.12")) + [Path(p) for p in [shutil.which("python3.12")] if p]
     if not candidates:
         return None, "the Tractus-X SDK needs Python 3.12 (none under pyenv nor on PATH)"
+    shutil.rmtree(cache, ignore_errors=True)  # what an interrupted install left
     try:
         subprocess.run([str(candidates[0]), "-m", "venv", str(cache)], check=True, capture_output=True, timeout=120)
         subprocess.run(
@@ -299,6 +300,7 @@ def _sdk_python() -> tuple[str | None, str]:
     except (subprocess.SubprocessError, OSError) as exc:
         shutil.rmtree(cache, ignore_errors=True)
         return None, f"could not install tractusx-sdk {SDK_VERSION} for Python 3.12: {exc}"
+    installed.touch()  # only a finished install counts (an interrupted one is made again)
     return str(python), ""
 
 
