@@ -106,6 +106,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         identity = NodeIdentity(identity_config(settings), key, store, peer)
         catalog = CatalogService(store, settings.effective_participant_id, settings.dsp_base_url)
         dsp = DspClient(peer, identity)
+        peer_catalogs = PeerCatalogs(dsp)
         wake = _Wake()
         negotiations = NegotiationService(
             store,
@@ -116,6 +117,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             manual_approval=settings.negotiation_approval == "manual",
             reactions=tck.TckReactions() if settings.tck_mode else None,
             deadline_seconds=settings.peer_deadline_seconds,
+            published_offer=peer_catalogs.published_offer,
         )
         transfers = TransferService(
             store,
@@ -130,6 +132,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             deadline_seconds=settings.peer_deadline_seconds,
         )
         transfers.finalize = negotiations.finalized
+        negotiations.start_pull = transfers.start_pull
         passport_service = PassportService(store, settings.effective_public_url)
         backend = dataplane.backend_session(settings.peer_timeout)
         stack.push_async_callback(backend.close)
@@ -168,7 +171,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             assets=AssetService(store),
             policies=PolicyDefinitionService(store, policy_checker or evaluable),
             contracts=ContractDefinitionService(store),
-            catalogs=PeerCatalogs(dsp),
+            catalogs=peer_catalogs,
             identity=identity,
             negotiations=negotiations,
             dsp=dsp,

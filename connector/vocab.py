@@ -20,3 +20,6 @@ EDC_OUTPUT_CONTEXT = {"@vocab": EDC, "edc": EDC, "odrl": ODRL}
 
 # EDC's Management API v4 context: every v4 body names it in its @context array, every v4 answer carries it.
 EDC_MANAGEMENT_V2_CONTEXT_URL = "https://w3id.org/edc/connector/management/v2"
+
+# EDC's own context of DSP messages: it defines the QuerySpec and Criterion terms of a catalog request's filter.
+EDC_DSPACE_CONTEXT_URL = "https://w3id.org/edc/dspace/v0.0.1"

@@ -121,6 +121,9 @@ class Negotiation:
     pending: bool = False
     # When the negotiation gives up waiting for the peer's next move (epoch ms; None when not waiting on it).
     deadline_at: int | None = None
+    # Consumer: start an HttpData-PULL transfer under the agreement once finalized (the EDR API's one call);
+    # cleared when the transfer is opened, in the same transaction.
+    pull_when_finalized: bool = False
     created_at: int = 0
     updated_at: int = 0
     version: int = 0

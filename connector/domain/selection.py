@@ -36,6 +36,43 @@ def normalise_key(key: str) -> str:
     return vocab.EDC + key
 
 
+# What may follow a property key in EDC's path syntax: the property's node id or literal value, which are the
+# texts a property is matched by.
+_VALUE_PATHS = ("@id", "@value")
+
+
+def property_path(left: str) -> str:
+    """Return the property key an operandLeft names, reading EDC's quoted path syntax (`'<key>'.'@id'`).
+
+    A dot outside quotes separates path segments, as in EDC; a left operand without quotes is one key, so
+    `https://w3id.org/edc/v0.0.1/ns/id` keeps its dots. Only `@id` or `@value` may follow the key (what this node
+    matches a property by); anything deeper raises ValueError naming it.
+    """
+    if "'" not in left:
+        return left
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for ch in left:
+        if ch == "'":
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    if quoted:
+        raise ValueError(f"operandLeft {left!r} has an unclosed quote")
+    key, *rest = parts
+    if not key or len(rest) > 1 or (rest and rest[0] not in _VALUE_PATHS):
+        raise ValueError(
+            f"operandLeft {left!r}: this node matches a property by its value or its '@id' "
+            f"('<key>' or '<key>'.'@id'), not by the path {'.'.join(repr(p) for p in rest) or repr(key)}"
+        )
+    return key
+
+
 def scalar_texts(value: Any) -> list[tuple[str, float | None]]:
     """Return the indexable (text, number) pairs of a property value; lists give one pair per element."""
     if isinstance(value, list):

@@ -115,6 +115,14 @@ class Transfer:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class EdrEntry:
+    """An endpoint data reference this node holds as consumer: a started pull transfer, and its negotiation."""
+
+    transfer: Transfer
+    negotiation_id: str | None
+
+
 def next_transfer_state(transfer: Transfer, message: TransferMessage, sender: Role) -> TransferState:
     """Return the state a message leads to, or raise InvalidTransferTransition naming what was refused."""
     found = TRANSFER.next(transfer.state, message, sender)

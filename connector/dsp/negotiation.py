@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from connector import jsonld
 from connector.domain.errors import InvalidInput, Problem
 from connector.domain.negotiation import Message, Negotiation, NegotiationState
-from connector.dsp.common import DSP_CONTEXT, check_message
+from connector.dsp.common import DSP_CONTEXT, DSPACE, check_message
 
 MAX_REASON = 2000
 
@@ -79,6 +80,25 @@ def parse_agreement_message(body: Any) -> tuple[Pids, dict[str, Any]]:
         if not isinstance(agreement.get(field), str) or not agreement[field]:
             raise InvalidInput(f"agreement.{field} is required", [Problem("missing", f"agreement.{field}", None)])
     return pids, agreement
+
+
+def agreement_rules(body: Any) -> Any:
+    """Return a ContractAgreementMessage's agreement read in the message's @context (expanded JSON-LD).
+
+    A peer may compact the agreement with contexts of its own (Tractus-X EDC: the Catena-X policy context, so
+    `"leftOperand": "FrameworkAgreement"`); read outside them its terms would not be the rules it means. When
+    the message cannot be expanded the agreement is returned as sent.
+    """
+    agreement = body.get("agreement") if isinstance(body, dict) else None
+    if not isinstance(agreement, dict):
+        return agreement
+    try:
+        nodes = [n for n in jsonld.expand_peer_document(body) if isinstance(n, dict)]
+    except InvalidInput:
+        return agreement
+    # The agreement's terms are scoped to the message's `agreement` property: expand the message, take that.
+    found = [a for n in nodes for a in jsonld.values(n, DSPACE + "agreement") if isinstance(a, dict)]
+    return found[0] if len(found) == 1 else agreement
 
 
 def parse_offer_message(body: Any) -> tuple[Pids, dict[str, Any]]:

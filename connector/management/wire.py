@@ -28,7 +28,7 @@ from connector.domain.assets import (
 from connector.domain.errors import InvalidInput, PeerError, Problem, ProblemList
 from connector.domain.negotiation import Negotiation
 from connector.domain.query import DEFAULT_LIMIT, MAX_LIMIT, OPERATORS, QuerySpec, SortOrder
-from connector.domain.transfer import Transfer
+from connector.domain.transfer import EdrEntry, Transfer
 from connector.dsp.transfer import endpoint_properties, render_destination
 from connector.management import schemas
 from connector.store.negotiations import Agreement
@@ -475,6 +475,8 @@ class PeerCatalogRequest:
     page: tuple[int, int] | None
     dataset_id: str | None = None
     protocol_field: str = "protocol"  # or profile, whichever named it
+    # The querySpec's filterExpression, passed to the provider as it was written (the provider evaluates it).
+    criteria: tuple[Criterion, ...] = ()
 
 
 def parse_peer_catalog_request(node: Mapping[str, JSON], dataset: bool = False) -> PeerCatalogRequest:
@@ -495,14 +497,20 @@ def parse_peer_catalog_request(node: Mapping[str, JSON], dataset: bool = False) 
         if not isinstance(dataset_id, str) or not dataset_id:
             problems.add("@id (the dataset id) is required", "@id", dataset_id)
     page = None
+    criteria: list[Criterion] = []
     spec_nodes = jsonld.values(node, EDC + "querySpec")
     if spec_nodes and isinstance(spec_nodes[0], dict):
         offset = _int(spec_nodes[0], "offset", 0, problems, minimum=0, maximum=10**9)
         limit = _int(spec_nodes[0], "limit", DEFAULT_LIMIT, problems, minimum=1, maximum=MAX_LIMIT)
         page = (offset, limit)
+        criteria = parse_criteria(
+            jsonld.values(spec_nodes[0], EDC + "filterExpression"), "querySpec.filterExpression", problems
+        )
     problems.raise_if_any("invalid catalog request")
     assert address is not None
-    return PeerCatalogRequest(address.rstrip("/"), counterparty, protocol, page, dataset_id, protocol_field)
+    return PeerCatalogRequest(
+        address.rstrip("/"), counterparty, protocol, page, dataset_id, protocol_field, tuple(criteria)
+    )
 
 
 def _protocol(node: Mapping[str, JSON], problems: list[Problem]) -> tuple[str | None, str]:
@@ -708,14 +716,15 @@ def render_transfer(transfer: Transfer, api: Dialect = V3) -> dict[str, JSON]:
     return body
 
 
-def render_edr_entry(transfer: Transfer, agreement: Agreement | None) -> dict[str, JSON]:
+def render_edr_entry(entry: EdrEntry) -> dict[str, JSON]:
     """Render an EndpointDataReferenceEntry (one per started pull transfer of this consumer)."""
+    transfer = entry.transfer
     return {
         "@type": "EndpointDataReferenceEntry",
         "@id": transfer.id,
         "transferProcessId": transfer.id,
         "agreementId": transfer.agreement_id,
-        "contractNegotiationId": agreement.negotiation_id if agreement else None,
+        "contractNegotiationId": entry.negotiation_id,
         "assetId": transfer.asset_id,
         "providerId": transfer.counterparty_id,
         "createdAt": transfer.created_at,

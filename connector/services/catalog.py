@@ -212,12 +212,23 @@ class CatalogService:
         return Dataset(id=asset.id, offers=offers, distributions=distributions, metadata=dataset_metadata(asset))
 
     async def catalog(
-        self, participant: Participant, offset: int = 0, limit: int = 50, after: str | None = None
+        self,
+        participant: Participant,
+        offset: int = 0,
+        limit: int = 50,
+        after: str | None = None,
+        where: tuple[Criterion, ...] = (),
     ) -> CatalogPage:
-        """Return one page of the catalog this participant may see (after an id, or at an offset)."""
+        """Return one page of the catalog this participant may see (after an id, or at an offset).
+
+        `where` (a requester's filter) keeps the datasets whose public properties or id match all its criteria;
+        the page is a page of those.
+        """
         async with self._store.read() as tx:
             permitted = self._permitted(await self._definitions(tx), participant)
-            assets = await tx.assets.select_any([d.selector for d in permitted], offset, limit + 1, after=after)
+            assets = await tx.assets.select_any(
+                [d.selector for d in permitted], offset, limit + 1, after=after, where=where
+            )
         index = DefinitionIndex(permitted)
         datasets = [d for a in assets[:limit] if (d := self._dataset(a, index)) is not None]
         catalog = Catalog(

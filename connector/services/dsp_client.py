@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from connector.domain.assets import Criterion
 from connector.domain.errors import ConnectorError, InvalidInput, PeerError, Problem
+from connector.dsp.catalog import parse_dataset_offers, render_catalog_request
 from connector.services.identity import NodeIdentity
 from connector.transport.peer import PeerClient, PeerResponse
 
@@ -101,16 +103,18 @@ class PeerCatalogs:
         self._client = client
 
     async def catalog(
-        self, address: str, counterparty: str | None, protocol: str | None, page: tuple[int, int] | None
+        self,
+        address: str,
+        counterparty: str | None,
+        protocol: str | None,
+        page: tuple[int, int] | None,
+        criteria: tuple[Criterion, ...] = (),
     ) -> dict[str, Any]:
-        """Return a peer's catalog (one page) as its DSP JSON."""
+        """Return a peer's catalog (one page, of the datasets the criteria select) as its DSP JSON."""
         check_protocol(protocol)
         did = await self._client.counterparty_id(address, counterparty)
-        message: dict[str, Any] = {"@context": [DSP_CONTEXT], "@type": "CatalogRequestMessage"}
-        if page is not None:
-            # EDC providers read paging from a QuerySpec filter; this node's provider does too.
-            offset, limit = page
-            message["filter"] = [{"@type": "QuerySpec", "offset": offset, "limit": limit, "filterExpression": []}]
+        # EDC providers read paging and the filter from a QuerySpec in the message's filter; this node's does too.
+        message = render_catalog_request(page, criteria)
         answer = await self._client.post(address, "/catalog/request", did, message)
         if answer.body.get("@type") not in ("Catalog", "dcat:Catalog"):
             raise PeerError(f"{address} answered a catalog request with a {answer.body.get('@type')!r}")
@@ -126,3 +130,26 @@ class PeerCatalogs:
         if answer.body.get("@type") not in ("Dataset", "dcat:Dataset"):
             raise PeerError(f"{address} answered a dataset request with a {answer.body.get('@type')!r}")
         return dict(answer.body)
+
+    async def published_offer(self, address: str, counterparty: str, dataset_id: str, offer_id: str) -> dict[str, Any]:
+        """Return an offer as the provider publishes it (DSP form, its dataset as target), read from the dataset.
+
+        EDC writes a fresh last part into its offer ids on every catalog request
+        (`base64(definition):base64(asset):base64(uuid)`), so an id of that shape that is no longer listed is
+        matched by its first two parts: the same contract definition on the same asset, hence the same rules.
+        """
+        document = await self.dataset(address, counterparty, None, dataset_id)
+        offers = parse_dataset_offers(document)
+        found = offers.get(offer_id)
+        if found is None and offer_id.count(":") == 2:
+            stem = offer_id.rsplit(":", 1)[0] + ":"
+            same = [o for i, o in offers.items() if i.count(":") == 2 and i.startswith(stem)]
+            found = same[0] if len(same) == 1 else None
+        if found is None:
+            listed = ", ".join(sorted(offers)[:5]) or "none"
+            raise InvalidInput(
+                f"the provider's dataset {dataset_id!r} has no offer {offer_id!r} (it offers {listed}); "
+                "request the catalog again and use one of its offers",
+                [Problem("unknown offer", "policy.@id", offer_id)],
+            )
+        return {**found, "@id": offer_id}

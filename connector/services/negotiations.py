@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +33,7 @@ from connector.domain.negotiation import (
 from connector.domain.participants import Participant
 from connector.dsp import negotiation as wire
 from connector.services.catalog import CatalogService, ResolvedOffer
+from connector.services.offers import has_rules, same_rules
 from connector.services.processes import ProcessEngine
 from connector.services.reactions import Act, DefaultReactions, Reactions, Step
 from connector.store import Store, Transaction
@@ -41,6 +42,10 @@ from connector.store.negotiations import Agreement, OutboxItem
 log = logging.getLogger("connector.negotiation")
 
 S = NegotiationState
+# (provider's DSP address, provider's id, dataset id, offer id) -> the offer as the provider publishes it.
+PublishedOffer = Callable[[str, str, str, str], Awaitable[dict[str, Any]]]
+# Opens a pull transfer under an agreement, in the given transaction: (tx, provider's DSP address, agreement).
+StartPull = Callable[[Transaction, str, Agreement], Awaitable[Any]]
 # The states in which an agreement binds both sides; it is stored in the same transaction as the state.
 BINDING = frozenset({S.AGREED, S.VERIFIED, S.FINALIZED})
 
@@ -63,6 +68,7 @@ class NegotiationService:
         manual_approval: bool = False,
         reactions: Reactions | None = None,
         deadline_seconds: float = 0,
+        published_offer: PublishedOffer | None = None,
     ) -> None:
         self.engine: ProcessEngine[Negotiation] = ProcessEngine(
             NEGOTIATION,
@@ -79,6 +85,9 @@ class NegotiationService:
         self.participant_id = participant_id
         self.dsp_url = dsp_url
         self._wake = wake
+        self._published_offer = published_offer
+        # Set by the composition root (the transfer service imports this module, not the other way round).
+        self.start_pull: StartPull | None = None
 
     # Recording what is owed.
 
@@ -122,9 +131,19 @@ class NegotiationService:
         return replace(negotiation, awaiting_ack=Message.TERMINATION.value)
 
     async def _settle(self, tx: Transaction, negotiation: Negotiation) -> Negotiation:
-        """Store the agreement with the state that makes it binding, however that state was reached."""
+        """Store the agreement with the state that makes it binding, however that state was reached; and open the
+        pull transfer a negotiation started for an EDR waits for, once, when it is finalized."""
         if negotiation.state in BINDING and negotiation.agreement is not None:
-            await tx.agreements.add(self._agreement_record(negotiation, negotiation.agreement))
+            agreement = self._agreement_record(negotiation, negotiation.agreement)
+            await tx.agreements.add(agreement)
+            if (
+                negotiation.pull_when_finalized
+                and negotiation.state is S.FINALIZED
+                and negotiation.role is Role.CONSUMER
+                and self.start_pull is not None
+            ):
+                await self.start_pull(tx, negotiation.counterparty_address, agreement)
+                negotiation = replace(negotiation, pull_when_finalized=False)
         return negotiation
 
     async def _terminate_scripted(
@@ -138,11 +157,22 @@ class NegotiationService:
 
     # Consumer: starting.
 
-    async def start(self, address: str, counterparty_id: str, offer: dict[str, Any]) -> Negotiation:
-        """Ask a provider for an agreement on one of its offers (the offer as its catalog showed it)."""
+    async def start(
+        self, address: str, counterparty_id: str, offer: dict[str, Any], pull_when_finalized: bool = False
+    ) -> Negotiation:
+        """Ask a provider for an agreement on one of its offers (the offer as its catalog showed it).
+
+        A request that names only the offer (its id, target and assigner, as edc-client sends it) is completed
+        with the offer as the provider publishes it: that is what the request asks for, what the provider is
+        sent, and what its agreement is checked against. With `pull_when_finalized` (the Tractus-X EDR API), an
+        HttpData-PULL transfer is started under the agreement once the negotiation is finalized.
+        """
         target = offer.get("target")
         if not isinstance(target, str) or not target:
             raise InvalidInput("the offer needs a target (the dataset id)", [Problem("missing", "policy.target")])
+        if not has_rules(offer) and self._published_offer is not None:
+            published = await self._published_offer(address, counterparty_id, target, str(offer["@id"]))
+            offer = {**published, **{k: offer[k] for k in ("assigner",) if k in offer}, "target": target}
         pid = "urn:uuid:" + str(uuid.uuid4())
         at = now_ms()
         negotiation = Negotiation(
@@ -156,6 +186,7 @@ class NegotiationService:
             offer=offer,
             asset_id=target,
             awaiting_ack=Message.REQUEST.value,
+            pull_when_finalized=pull_when_finalized,
             created_at=at,
             updated_at=at,
         )
@@ -370,14 +401,12 @@ class NegotiationService:
         target = offer.get("target")
         if target is not None and target != asset_id:
             return f"the offer {offer['@id']} is for dataset {asset_id}, not {target}", None, None, None
-        if any(key in offer for key in ("permission", "prohibition", "obligation")):
+        if has_rules(offer):
             try:
-                requested = policies.parse_policy(
-                    {k: v for k, v in offer.items() if k not in ("target", "assigner", "assignee")}
-                )
+                policies.parse_policy({k: v for k, v in offer.items() if k not in ("target", "assigner", "assignee")})
             except policies.PolicyError as exc:
                 return f"the offer's policy cannot be read: {exc}", None, None, None
-            if not policies.same_rules(requested, resolved.policy):
+            if not same_rules(offer, resolved.policy):
                 return "the offer's rules differ from the offer this provider made (it was altered)", None, None, None
         context = policies.EvaluationContext(
             participant_id=participant.id, claims=participant.claims, now=datetime.now(UTC), target=asset_id
@@ -417,6 +446,7 @@ class NegotiationService:
         """Handle a follow-up message for negotiation `pid` from the participant."""
         if message is Message.AGREEMENT:
             pids, agreement = wire.parse_agreement_message(body)
+            rules = wire.agreement_rules(body)
         elif message is Message.OFFER:
             pids, offer = wire.parse_offer_message(body)
         elif message is Message.TERMINATION:
@@ -450,7 +480,7 @@ class NegotiationService:
                 )
                 await tx.outbox.drop_for(negotiation.id)
             elif message is Message.AGREEMENT:
-                negotiation = await self._on_agreement(tx, negotiation, pids, agreement, at)
+                negotiation = await self._on_agreement(tx, negotiation, pids, agreement, rules, at)
             elif message is Message.OFFER:
                 negotiation = await self._on_offer(tx, negotiation, pids, offer, at)
             elif message is Message.VERIFICATION:
@@ -493,9 +523,15 @@ class NegotiationService:
         return replace(negotiation, awaiting_ack=Message.AGREEMENT.value)
 
     async def _on_agreement(
-        self, tx: Transaction, negotiation: Negotiation, pids: wire.Pids, agreement: dict[str, Any], at: int
+        self,
+        tx: Transaction,
+        negotiation: Negotiation,
+        pids: wire.Pids,
+        agreement: dict[str, Any],
+        rules: Any,
+        at: int,
     ) -> Negotiation:
-        problem = self._check_agreement(negotiation, agreement)
+        problem = self._check_agreement(negotiation, agreement, rules)
         if problem is not None:
             # The consumer must not accept an agreement it did not ask for: it terminates, with the reason.
             negotiation = replace(negotiation, provider_pid=pids.provider_pid, error_detail=problem)
@@ -537,7 +573,7 @@ class NegotiationService:
             raise InvalidInput(f"the offer is for {target!r}; this negotiation is about {negotiation.asset_id!r}")
         current = {**offer, "target": negotiation.asset_id}
         act = self._react(Step.ON_OFFER, negotiation.asset_id)
-        same = act is Act.ACCEPT or (act is Act.DEFAULT and self._same_rules(current, requested))
+        same = act is Act.ACCEPT or (act is Act.DEFAULT and same_rules(current, requested))
         if act in (Act.COUNTER, Act.TERMINATE):
             negotiation = advance(
                 negotiation, Message.OFFER, Role.PROVIDER, at, provider_pid=pids.provider_pid, offer=current
@@ -567,25 +603,15 @@ class NegotiationService:
         message = wire.render_event(self._pids(negotiation), "ACCEPTED")
         await self._owe(tx, negotiation, Message.ACCEPTED, self._peer_url(negotiation, "/events"), message)
 
-    @staticmethod
-    def _same_rules(first: dict[str, Any], second: dict[str, Any]) -> bool:
-        ignored = ("target", "assigner", "assignee", "timestamp")
-        try:
-            return policies.same_rules(
-                policies.parse_policy({k: v for k, v in first.items() if k not in ignored}),
-                policies.parse_policy({k: v for k, v in second.items() if k not in ignored}),
-            )
-        except policies.PolicyError:
-            return False
-
-    def _check_agreement(self, negotiation: Negotiation, agreement: dict[str, Any]) -> str | None:
+    def _check_agreement(self, negotiation: Negotiation, agreement: dict[str, Any], rules: Any) -> str | None:
+        """Say why a received agreement is not the offer this node asked for (`rules`: the agreement expanded)."""
         if agreement.get("target") != negotiation.asset_id:
             return f"the agreement is for {agreement.get('target')!r}, the request was for {negotiation.asset_id!r}"
         if agreement.get("assignee") != self.participant_id:
             return (
                 f"the agreement is assigned to {agreement.get('assignee')!r}, not to this node ({self.participant_id})"
             )
-        if not self._same_rules(agreement, negotiation.offer):
+        if not same_rules(rules, negotiation.offer):
             return "the agreement's rules differ from the offer this node agreed to (or cannot be read)"
         return None
 

@@ -35,6 +35,33 @@ def effective_policy(policy: policies.Policy) -> policies.Policy:
     return _USE_WITHOUT_CONDITIONS
 
 
+_NOT_RULES = ("target", "assigner", "assignee", "timestamp")
+
+
+def has_rules(offer: dict[str, Any]) -> bool:
+    """Tell whether an offer (DSP form) states any rule, or only names the offer (its id, target, assigner)."""
+    return any(offer.get(key) for key in ("permission", "prohibition", "obligation"))
+
+
+def same_rules(first: Any, second: Any) -> bool:
+    """Tell whether two policies (an offer and an agreement, in any form the policy parser reads) grant the same.
+
+    Both are compared in the form the node enforces (`effective_policy`): an empty policy and one permission to
+    use without conditions are the same, as EDC reads them. Parties, targets, ids and timestamps are ignored; a
+    policy that cannot be read is never the same as anything.
+    """
+    try:
+        parsed = [
+            effective_policy(policies.parse_policy({k: v for k, v in p.items() if k not in _NOT_RULES}))
+            if isinstance(p, dict)
+            else effective_policy(policies.parse_policy(p))
+            for p in (first, second)
+        ]
+    except policies.PolicyError:
+        return False
+    return policies.same_rules(parsed[0], parsed[1])
+
+
 def evaluable(policy: Any) -> list[Problem]:
     """Return what the policy engine cannot evaluate in a policy (expanded JSON-LD), each with its path."""
     return [Problem(p.message, p.path) for p in policies.validate(policy)]

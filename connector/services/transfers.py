@@ -24,10 +24,12 @@ from connector.domain import process
 from connector.domain.errors import AlreadyExists, Conflict, InvalidInput, NotFound, Problem
 from connector.domain.negotiation import Negotiation, NegotiationState, Role
 from connector.domain.participants import Participant
+from connector.domain.query import QuerySpec
 from connector.domain.transfer import (
     SUFFIX,
     TRANSFER,
     TRANSFER_TERMINAL,
+    EdrEntry,
     InvalidTransferTransition,
     Transfer,
     TransferMessage,
@@ -323,6 +325,34 @@ class TransferService:
             )
         if counterparty_id is None:
             raise InvalidInput("the provider's id is unknown", [Problem("missing", "counterPartyId")])
+        async with self._store.transaction() as tx:
+            transfer = await self._open(
+                tx, address, agreement_id, asset_id, counterparty_id, transfer_type, destination
+            )
+        self._wake()
+        return transfer
+
+    async def start_pull(self, tx: Transaction, address: str, agreement: Agreement) -> Transfer:
+        """Ask a provider for an HttpData-PULL transfer of an agreement, in the caller's transaction.
+
+        The negotiation service calls it in the transaction that finalizes a negotiation started for an EDR
+        (POST /v3/edrs), so the agreement and the request it owes are stored together or not at all.
+        """
+        if agreement.consumer_id != self.participant_id:
+            raise InvalidInput(f"agreement {agreement.id!r} was not made with this node as consumer")
+        return await self._open(tx, address, agreement.id, agreement.asset_id, agreement.provider_id, PULL, None)
+
+    async def _open(
+        self,
+        tx: Transaction,
+        address: str,
+        agreement_id: str,
+        asset_id: str,
+        counterparty_id: str,
+        transfer_type: str,
+        destination: dict[str, Any] | None,
+    ) -> Transfer:
+        """Store a new consumer transfer and owe the provider its TransferRequestMessage."""
         pid = "urn:uuid:" + str(uuid.uuid4())
         at = now_ms()
         transfer = Transfer(
@@ -341,16 +371,14 @@ class TransferService:
             created_at=at,
             updated_at=at,
         )
-        async with self._store.transaction() as tx:
-            transfer = await self._save(tx, transfer, new=True)
-            await self._owe(
-                tx,
-                transfer,
-                M.REQUEST.value,
-                f"{transfer.counterparty_address}/transfers/request",
-                wire.render_request(transfer, self.dsp_url),
-            )
-        self._wake()
+        transfer = await self._save(tx, transfer, new=True)
+        await self._owe(
+            tx,
+            transfer,
+            M.REQUEST.value,
+            f"{transfer.counterparty_address}/transfers/request",
+            wire.render_request(transfer, self.dsp_url),
+        )
         return transfer
 
     # Provider: a consumer's request.
@@ -647,6 +675,11 @@ class TransferService:
             if len(running) < batch:
                 return ended
             after = running[-1].id
+
+    async def edr_entries(self, spec: QuerySpec) -> list[EdrEntry]:
+        """Return the endpoint data references this node holds as consumer that a QuerySpec selects."""
+        async with self._store.read() as tx:
+            return await tx.transfers.edr_entries(spec)
 
     async def forget_edr(self, transfer_id: str) -> None:
         """Forget the endpoint data reference a consumer holds (the transfer itself stays)."""

@@ -51,10 +51,12 @@ def _text(value: Any) -> str:
     return pairs[0][0]
 
 
-def _property_condition(criterion: Criterion, path: str) -> ColumnElement[bool]:
+def _property_condition(criterion: Criterion, path: str, public_only: bool = False) -> ColumnElement[bool]:
     key = normalise_key(criterion.operand_left)
     p = asset_properties
     base = and_(p.c.asset_id == assets.c.id, p.c.key == key)
+    if public_only:
+        base = and_(base, p.c.private == false())
     op, right = criterion.operator, criterion.operand_right
     is_number = selection.is_number(right)
     if op in ("<", "<=", ">", ">=") and is_number:
@@ -76,9 +78,9 @@ def _property_condition(criterion: Criterion, path: str) -> ColumnElement[bool]:
 
 
 def asset_condition(
-    criteria: tuple[Criterion, ...] | list[Criterion], path: str = "filterExpression"
+    criteria: tuple[Criterion, ...] | list[Criterion], path: str = "filterExpression", public_only: bool = False
 ) -> ColumnElement[bool]:
-    """Return the SQL condition that an asset matches every criterion."""
+    """Return the SQL condition that an asset matches every criterion (`public_only`: on its public properties)."""
     conditions: list[ColumnElement[bool]] = []
     for i, criterion in enumerate(criteria):
         where = f"{path}[{i}]"
@@ -88,7 +90,7 @@ def asset_condition(
         elif left in ASSET_CREATED_KEYS:
             conditions.append(_numeric_column(assets.c.created_at, criterion, where))
         else:
-            conditions.append(_property_condition(criterion, where))
+            conditions.append(_property_condition(criterion, where, public_only))
     return and_(true(), *conditions)
 
 

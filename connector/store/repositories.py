@@ -90,15 +90,23 @@ class AssetRepository:
         return [_asset(r, self._sealer) for r in (await self._c.execute(statement)).mappings()]
 
     async def select_any(
-        self, selectors: list[tuple[Criterion, ...]], offset: int, limit: int, after: str | None = None
+        self,
+        selectors: list[tuple[Criterion, ...]],
+        offset: int,
+        limit: int,
+        after: str | None = None,
+        where: tuple[Criterion, ...] = (),
     ) -> list[Asset]:
         """Return a page (by id) of the assets matching at least one selector (an empty selector matches all).
 
-        `after` pages by key (ids greater than it), which stays fast at any depth; `offset` skips rows.
+        `after` pages by key (ids greater than it), which stays fast at any depth; `offset` skips rows. `where`
+        narrows the page to the assets whose public properties (or id) match every one of its criteria.
         """
         if not selectors:
             return []
         condition = query.any_selector(selectors)
+        if where:
+            condition = and_(condition, query.asset_condition(where, public_only=True))
         if after is not None:
             condition = and_(assets.c.id > after, condition)
         statement = select(assets).where(condition).order_by(assets.c.id).offset(offset).limit(limit)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -137,6 +138,8 @@ negotiations = Table(
     Column("pending", Boolean, nullable=False, default=False),
     # When this node gives up waiting for the peer's next move (NULL when it does not wait on the peer).
     Column("deadline_at", BigInteger, nullable=True, index=True),
+    # The consumer opens a pull transfer when the negotiation is finalized (POST /v3/edrs).
+    Column("pull_when_finalized", Boolean, nullable=False, default=False, server_default=false()),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False),

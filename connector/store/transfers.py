@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from connector.domain.errors import AlreadyExists, Conflict
 from connector.domain.negotiation import Role
 from connector.domain.query import QuerySpec
-from connector.domain.transfer import Transfer, TransferState
+from connector.domain.transfer import EdrEntry, Transfer, TransferState
 from connector.store import query
 from connector.store.sealing import PLAIN, Sealer, open_or_none
-from connector.store.tables import agreement_uses, data_access, transfers
+from connector.store.tables import agreement_uses, agreements, data_access, transfers
 
 log = logging.getLogger("connector.store")
 
@@ -137,6 +137,20 @@ class TransferRepository:
         "createdAt": transfers.c.created_at,
     }
 
+    # The fields of Tractus-X's EndpointDataReferenceEntry, and the names its clients filter them by.
+    _EDR_COLUMNS = {
+        "id": transfers.c.id,
+        "transferProcessId": transfers.c.id,
+        "assetId": transfers.c.asset_id,
+        "agreementId": transfers.c.agreement_id,
+        "contractAgreementId": transfers.c.agreement_id,
+        "contractId": transfers.c.agreement_id,
+        "contractNegotiationId": agreements.c.negotiation_id,
+        "providerId": transfers.c.counterparty_id,
+        "counterPartyId": transfers.c.counterparty_id,
+        "createdAt": transfers.c.created_at,
+    }
+
     def __init__(self, connection: AsyncConnection, sealer: Sealer = PLAIN) -> None:
         self._c = connection
         self._sealer = sealer
@@ -218,6 +232,19 @@ class TransferRepository:
             base = base.where(transfers.c.role == Role.CONSUMER.value, transfers.c.data_address.is_not(None))
         statement = query.apply_column_query(base, spec, self._COLUMNS, transfers.c.id, "transfer processes")
         return [_transfer(r, self._sealer) for r in (await self._c.execute(statement)).mappings()]
+
+    async def edr_entries(self, spec: QuerySpec) -> list[EdrEntry]:
+        """Return the endpoint data references (consumer pull transfers holding one) a QuerySpec selects."""
+        base = (
+            select(transfers, agreements.c.negotiation_id.label("edr_negotiation_id"))
+            .select_from(transfers.outerjoin(agreements, agreements.c.id == transfers.c.agreement_id))
+            .where(transfers.c.role == Role.CONSUMER.value, transfers.c.data_address.is_not(None))
+        )
+        statement = query.apply_column_query(base, spec, self._EDR_COLUMNS, transfers.c.id, "endpoint data references")
+        return [
+            EdrEntry(_transfer(r, self._sealer), r["edr_negotiation_id"])
+            for r in (await self._c.execute(statement)).mappings()
+        ]
 
 
 @dataclass(frozen=True, slots=True)

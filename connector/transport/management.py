@@ -162,7 +162,7 @@ async def request_catalog(request: web.Request, api: wire.Dialect) -> web.Respon
     wanted = wire.parse_peer_catalog_request(wire.expand_body(await read_json(request), "CatalogRequest", api))
     check_protocol(wanted.protocol, wanted.protocol_field)
     found = await _services(request).catalogs.catalog(
-        wanted.address, wanted.counterparty_id, wanted.protocol, wanted.page
+        wanted.address, wanted.counterparty_id, wanted.protocol, wanted.page, wanted.criteria
     )
     return json_response(wire.render_peer_document(found, api))
 
@@ -181,12 +181,12 @@ async def request_dataset(request: web.Request, api: wire.Dialect) -> web.Respon
 # Contract negotiations and agreements.
 
 
-async def start_negotiation(request: web.Request, api: wire.Dialect) -> web.Response:
+async def start_negotiation(request: web.Request, api: wire.Dialect, pull: bool = False) -> web.Response:
     wanted = wire.parse_contract_request(wire.expand_body(await read_json(request), "ContractRequest", api))
     check_protocol(wanted.protocol, wanted.protocol_field)
     services = _services(request)
     counterparty = await services.dsp.counterparty_id(wanted.address, wanted.counterparty_id)
-    negotiation = await services.negotiations.start(wanted.address, counterparty, wanted.offer)
+    negotiation = await services.negotiations.start(wanted.address, counterparty, wanted.offer, pull)
     return json_response(wire.id_response(negotiation.id, negotiation.created_at, api))
 
 
@@ -303,17 +303,21 @@ async def deprovision_transfer(request: web.Request, api: wire.Dialect) -> web.R
 # Endpoint data references (v3 only: EDC's v4 has no EDR API).
 
 
+async def negotiate_edr(request: web.Request) -> web.Response:
+    # Tractus-X's one call: a v3 ContractRequest; the pull starts when the negotiation is finalized. The answer
+    # names the negotiation, as Tractus-X EDC's does.
+    return await start_negotiation(request, wire.V3, pull=True)
+
+
 async def query_edrs(request: web.Request) -> web.Response:
     spec = wire.parse_query_spec(await read_json(request, optional=True))
-    services = _services(request)
-    async with services.store.read() as tx:
-        found = await tx.transfers.query(spec, with_edr=True)
-        agreements = {t.agreement_id: await tx.agreements.get(t.agreement_id) for t in found}
-    return json_response([wire.render_edr_entry(t, agreements[t.agreement_id]) for t in found])
+    found = await _services(request).transfers.edr_entries(spec)
+    return json_response([wire.render_edr_entry(e) for e in found])
 
 
 async def get_edr_address(request: web.Request) -> web.Response:
-    auto = request.query.get("auto_refresh", "false").lower()
+    # Tractus-X EDC refreshes by default; its SDK sends auto_refresh=True (Java reads any case).
+    auto = request.query.get("auto_refresh", "true").lower()
     if auto not in ("true", "false"):
         raise InvalidInput("auto_refresh must be true or false", [Problem("invalid", "auto_refresh", auto)])
     services = _services(request)
@@ -779,6 +783,15 @@ EDC_ROUTES: tuple[EdcRoute, ...] = (
 # API exists in v3 only) or of this node's own API is a plain Route here, with its full path.
 ROUTES: tuple[Route, ...] = (
     *(route for edc in EDC_ROUTES for route in edc.routes()),
+    Route(
+        "POST",
+        f"{V3}/edrs",
+        negotiate_edr,
+        "Negotiate an offer and start its pull transfer in one call (Tractus-X EDR API); answers the negotiation id",
+        "EDRs",
+        "ContractRequest",
+        "IdResponse",
+    ),
     Route(
         "POST",
         f"{V3}/edrs/request",

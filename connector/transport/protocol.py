@@ -84,9 +84,9 @@ async def catalog_request(request: web.Request) -> web.StreamResponse:
     async def call(participant: Participant, message: Any) -> web.StreamResponse:
         wanted = parse_catalog_request(message, request.query.get("continuationToken"))
         if wanted.after is None:
-            page = await services.catalog.catalog(participant, wanted.offset, wanted.limit)
+            page = await services.catalog.catalog(participant, wanted.offset, wanted.limit, where=wanted.filter)
         else:
-            page = await services.catalog.catalog(participant, 0, wanted.limit, after=wanted.after)
+            page = await services.catalog.catalog(participant, 0, wanted.limit, after=wanted.after, where=wanted.filter)
         link = link_header(f"{services.dsp_url}/catalog/request", wanted, page.has_more, page.last_key)
         return dsp_json(render_catalog(page.catalog), headers={"Link": link} if link else None)
 

@@ -101,6 +101,31 @@ async def test_any_selector_matches_the_union(store: Store) -> None:
         assert found == expected, selectors
 
 
+async def test_a_requesters_filter_narrows_the_selection_on_public_properties_only(store: Store) -> None:
+    rng = random.Random(11)
+    assets = _assets(rng)
+    async with store.transaction() as tx:
+        for asset in assets:
+            await tx.assets.add(asset)
+    public = {a.id: Asset(a.id, a.properties, {}, a.data_address, a.created_at) for a in assets}
+    for _ in range(100):
+        where = tuple(_criterion(rng) for _ in range(rng.randrange(1, 3)))
+        # As if the asset had no private properties: a requester's filter never sees them.
+        expected = sorted(a.id for a in assets if selection.matches(public[a.id], where))
+        async with store.read() as tx:
+            found = [a.id for a in await tx.assets.select_any([()], 0, 1000, where=where)]
+        assert found == expected, where
+
+
+def test_edc_quoted_paths_name_the_property_key() -> None:
+    assert selection.property_path("'http://purl.org/dc/terms/type'.'@id'") == "http://purl.org/dc/terms/type"
+    assert selection.property_path("'a.b'.'@value'") == "a.b"
+    assert selection.property_path("https://w3id.org/edc/v0.0.1/ns/id") == "https://w3id.org/edc/v0.0.1/ns/id"
+    for bad in ("'a'.'b'", "'a", "'a'.'@id'.'x'", "''"):
+        with pytest.raises(ValueError, match="operandLeft"):
+            selection.property_path(bad)
+
+
 def test_definition_index_agrees_with_selector_matching() -> None:
     import policies
     from connector.domain.assets import ContractDefinition
