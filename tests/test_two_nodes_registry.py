@@ -19,6 +19,7 @@ from connector.domain import registry as wire
 from connector.identity import issuer
 from connector.services.passports import LEVELS
 from tests.conftest import API_KEY, EDC_CONTEXT, Management, NodeFactory, free_port
+from tests.test_registry_wire import assert_metamodel, assert_valid
 from tests.test_two_nodes_catenax import MEMBER_BPN, OTHER_BPN, _grant, _hold
 from tests.test_two_nodes_transfer import _pull_request, _wait
 
@@ -167,6 +168,9 @@ async def test_a_consumer_finds_a_battery_in_the_registry_and_reads_its_submodel
     passports = {model.parse_passport(d).passport_id: model.parse_passport(d) for d in space.documents}
     assert sorted(s["id"] for s in listed["result"]) == sorted(passports)
     assert listed["paging_metadata"] == {}
+    assert_valid("GetAssetAdministrationShellDescriptorsResult", listed)
+    for listed_shell in listed["result"]:
+        assert_metamodel(listed_shell)
     one = passports[listed["result"][0]["id"]]
     shell = listed["result"][0]
     names = {i["name"]: i["value"] for i in shell["specificAssetIds"]}
@@ -183,6 +187,7 @@ async def test_a_consumer_finds_a_battery_in_the_registry_and_reads_its_submodel
         http, f"{endpoint}/shell-descriptors/{_b64(one.passport_id)}/submodel-descriptors", token
     )
     assert status == 200 and submodels["result"] == shell["submodelDescriptors"]
+    assert_valid("GetSubmodelDescriptorsResult", submodels)
     battery_pass = next(
         d
         for d in shell["submodelDescriptors"]
@@ -194,6 +199,7 @@ async def test_a_consumer_finds_a_battery_in_the_registry_and_reads_its_submodel
         token,
     )
     assert status == 200 and single == battery_pass
+    assert_valid("SubmodelDescriptor", single)
 
     # Lookups by partInstanceId: POST (a list of links) and the GET form (base64url SpecificAssetId JSON).
     links = [{"name": "partInstanceId", "value": one.battery_id}, {"name": "digitalTwinType", "value": "PartInstance"}]
@@ -251,6 +257,7 @@ async def test_specific_asset_ids_are_visible_only_to_the_bpns_named(
     assert status == 200 and unseen["result"] == []  # its BPN is named on no specific asset id
     status, missing = await _get(http, f"{other_endpoint}/shell-descriptors/{_b64(one.passport_id)}", other_token)
     assert status == 404 and missing["messages"][0]["code"] == "404"
+    assert_valid("Result", missing)
     assert (await _post(http, other_endpoint + "/lookup/shellsByAssetLink", other_token, link))[1]["result"] == []
     found = await _post(http, member_endpoint + "/lookup/shellsByAssetLink", member_token, link)
     assert found[1]["result"] == [one.passport_id]
