@@ -213,6 +213,8 @@ async def test_a_consumer_finds_a_battery_in_the_registry_and_reads_its_submodel
         assetIds=_b64(json.dumps({"name": "partInstanceId", "value": one.battery_id})),
     )
     assert status == 200 and found["result"] == [one.passport_id]
+    status, links_of = await _get(http, f"{endpoint}/lookup/shells/{_b64(one.passport_id)}", token)
+    assert status == 200 and links_of == shell["specificAssetIds"]
     status, none = await _post(
         http, endpoint + "/lookup/shellsByAssetLink", token, [{"name": "partInstanceId", "value": "nope"}]
     )
@@ -317,6 +319,22 @@ async def test_paging_created_after_and_changes_are_seen_at_once(
     assert status == 400
     status, bad = await _get(http, endpoint + "/lookup/shells", token, assetIds="{ invalid }")
     assert status == 400 and bad["messages"][0]["text"] == wire.BAD_BASE64
+
+    status, bad = await _get(http, endpoint + "/shell-descriptors", token, limit=0)
+    assert status == 400 and "limit" in bad["messages"][0]["text"]
+    status, bad = await _get(http, endpoint + "/shell-descriptors/%%%", token)
+    assert status == 400 and "aasIdentifier" in bad["messages"][0]["text"]
+    status, bad = await _get(http, endpoint + "/no-such-resource", token)
+    assert status == 404 and "/shell-descriptors" in bad["messages"][0]["text"]
+    status, bad = await _get(http, endpoint + "/lookup/shellsByAssetLink", token)
+    assert status == 405
+    async with http.post(
+        endpoint + "/lookup/shellsByAssetLink", headers={"Authorization": token}, data=b"{not json"
+    ) as response:
+        assert response.status == 400 and "not JSON" in (await response.json())["messages"][0]["text"]
+    status, bad = await _post(http, endpoint + "/lookup/shellsByAssetLink", token, {"name": "partInstanceId"})
+    assert status == 400 and "JSON array" in bad["messages"][0]["text"]
+    assert_valid("Result", bad)
 
     # A new passport is a new shell, after the last createdAfter; a deleted one is gone from the registry.
     api = Management(http, space.provider)
