@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from functools import cache
 from typing import Any
 
@@ -115,6 +116,9 @@ def test_a_submodel_descriptor_points_through_the_data_plane_and_names_its_asset
     assert {b["dspEndpoint"] for b in bodies} == {WHERE.dsp_url}
     assert {e["interface"] for e in descriptor["endpoints"]} == {"SUBMODEL-3.0"}
     assert wire.submodel_id(shell["id"], "battery_pass") == descriptor["id"]  # stable
+    assert descriptor["id"] == "urn:uuid:" + str(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"bpc:passport:{shell['id']}#battery_pass")
+    )
     assert wire.submodel_id(shell["id"], "circularity") != descriptor["id"]
 
 
