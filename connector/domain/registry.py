@@ -142,6 +142,48 @@ def parse_subprotocol_body(body: str) -> dict[str, str]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class SubmodelTarget:
+    """Where a consumer reads a submodel: the href, and the asset to negotiate at which DSP endpoint first."""
+
+    href: str
+    asset_id: str
+    dsp_endpoint: str
+    semantic_id: str
+
+
+def lookup_links(part_instance_id: str) -> list[dict[str, str]]:
+    """Return the POST /lookup/shellsByAssetLink body that finds a battery by its id, as Catena-X consumers send it."""
+    return [
+        {"name": "partInstanceId", "value": part_instance_id},
+        {"name": "digitalTwinType", "value": DIGITAL_TWIN_TYPE},
+    ]
+
+
+def submodel_targets(shell: Mapping[str, Any], semantic_id_prefix: str = "") -> list[SubmodelTarget]:
+    """Return every DSP endpoint of a shell's submodels whose semantic id starts with a prefix, in descriptor order.
+
+    For example `submodel_targets(shell, "urn:samm:io.catenax.battery.battery_pass:")`. Endpoints that are not
+    `subprotocol` DSP, or whose body lacks `id` or `dspEndpoint`, are left out.
+    """
+    found: list[SubmodelTarget] = []
+    for descriptor in shell.get("submodelDescriptors", ()):
+        keys = (descriptor.get("semanticId") or {}).get("keys") or [{}]
+        semantic = str(keys[0].get("value", ""))
+        if not semantic.startswith(semantic_id_prefix):
+            continue
+        for endpoint in descriptor.get("endpoints", ()):
+            info = endpoint.get("protocolInformation") or {}
+            if info.get("subprotocol") != SUBPROTOCOL or not isinstance(info.get("href"), str):
+                continue
+            try:
+                body = parse_subprotocol_body(str(info.get("subprotocolBody", "")))
+            except InvalidInput:
+                continue
+            found.append(SubmodelTarget(info["href"], body["id"], body["dspEndpoint"], semantic))
+    return found
+
+
 def external_subject(readers: Sequence[str]) -> dict[str, Any]:
     """Return the externalSubjectId Reference naming the readers (BPNs or PUBLIC_READABLE)."""
     return {"type": "ExternalReference", "keys": [{"type": "GlobalReference", "value": r} for r in readers]}
