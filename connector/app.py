@@ -31,6 +31,7 @@ from connector.services.identity import (
     parse_business_partner_groups,
     parse_trusted_issuers,
 )
+from connector.services.lookup import PassportLookup
 from connector.services.negotiations import NegotiationService, now_ms
 from connector.services.offers import (
     AssetService,
@@ -193,6 +194,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             transfers=transfers,
             passports=passport_service,
             edrs=edrs,
+            lookup=PassportLookup(access),
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         authenticator: tck.TckAuthenticator | NodeIdentity = identity

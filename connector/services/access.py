@@ -453,6 +453,20 @@ class Access:
         A 401 or 403 (a token revoked or expired early) renews the EDR and tries once more. Only the EDR's own
         endpoint is ever sent its token: a `url` elsewhere is refused.
         """
+        return await self.request(partner, agreement, "GET", path, query, url=url, max_body_bytes=max_body_bytes)
+
+    async def request(
+        self,
+        partner: Partner,
+        agreement: Agreement,
+        method: str,
+        path: str = "",
+        query: Mapping[str, str] | None = None,
+        json: Any = None,
+        url: str | None = None,
+        max_body_bytes: int | None = None,
+    ) -> PeerResponse:
+        """Send one request to the data plane under an agreement, as `get` does, with any method and a JSON body."""
         edr = await self.edr(partner, agreement)
         for attempt in (1, 2):
             target = url if url is not None else edr.endpoint.rstrip("/") + path
@@ -463,8 +477,9 @@ class Access:
                     f"refusing to send the data plane token of {edr.endpoint[:200]} to {target.split('?', 1)[0][:200]}"
                 )
             answer = await self._peer.request(
-                "GET",
+                method,
                 target,
+                json=json,
                 headers={"Authorization": edr.authorization, "Accept": "application/json"},
                 max_body_bytes=max_body_bytes,
             )
@@ -472,6 +487,26 @@ class Access:
                 return answer
             edr = await self.renew(partner, agreement, edr)
         raise AssertionError("unreachable")
+
+    async def partner_at(self, partner: Partner, dsp_endpoint: str) -> Partner:
+        """Return the partner as reached at a DSP endpoint someone else named (a registry's `dspEndpoint`).
+
+        The endpoint must be the partner's: its own address, or one whose version document names the partner's
+        DID. Anything else is refused, so a registry cannot send this node to negotiate with a third party; the
+        version document is read through the peer client, with its limits on addresses, time and size.
+        """
+        endpoint = dsp_endpoint.strip().rstrip("/")
+        if endpoint == partner.address:
+            return partner
+        if not endpoint.startswith(("http://", "https://")):
+            raise PeerError(f"the DSP endpoint {endpoint[:200]!r} is not an http(s) URL")
+        address, did = await self._from_version_document(endpoint)
+        if did == partner.did or (did is None and same_origin(address, partner.address)):
+            return Partner(partner.did, address, partner.bpn)
+        raise PeerError(
+            f"the DSP endpoint {endpoint[:200]} is not {partner.did}'s (its version document names "
+            f"{did or 'no DID'}): refusing to negotiate there"
+        )
 
     # Waiting.
 
