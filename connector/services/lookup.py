@@ -283,7 +283,10 @@ class PassportLookup:
         key = (partner.did, tuple(e.asset_id for e in endpoints), wanted.level)
         hit = self._chosen.get(key)
         if hit is not None and hit[0] > self._clock():
-            return hit[1], await self._access.partner_at(partner, hit[1].dsp_endpoint), hit[2]
+            # The same assets as last time: the same choice, with this shell's href.
+            known = next(e for e in endpoints if e.asset_id == hit[1].asset_id)
+            known = Endpoint(known.href, known.asset_id, known.dsp_endpoint, hit[1].level)
+            return known, await self._access.partner_at(partner, known.dsp_endpoint), hit[2]
         sub_partner = await self._access.partner_at(partner, endpoints[0].dsp_endpoint)
         others = {e.dsp_endpoint for e in endpoints[1:]}
         for other in others - {endpoints[0].dsp_endpoint}:
