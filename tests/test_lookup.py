@@ -395,3 +395,52 @@ async def test_the_command_line_looks_up_through_the_running_node(
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 1 and not out
     assert "the lookup failed at step shell (404)" in err.decode()
+
+
+async def test_a_passport_published_by_a_provider_node_is_read_through_its_embedded_registry(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    from connector.domain import passport as model
+    from tests.test_two_nodes_registry import _dataspace
+
+    space = await _dataspace(node_factory, http, tmp_path, count=3)
+    passports = [model.parse_passport(d) for d in space.documents]
+    api = Management(http, space.member)
+    did = space.provider.settings.effective_did
+    for one in passports:
+        status, found = await api.call("POST", LOOKUP, {"partner": did, "batteryId": one.battery_id})
+        assert status == 200, found
+        # The member holds no role that grants legitimate interest: the public view, as the provider serves it.
+        assert found["passport"] == model.view_catenax(one, {"public"})
+        assert found["source"]["shell"] == one.passport_id
+        assert found["source"]["asset"] == "passport-submodel-battery-pass-public"
+        assert found["source"]["level"] == "public"
+        assert found["source"]["registry"]["asset"] == "digital-twin-registry"
+    assert await _count(space.member, "negotiations") == 2
+    assert await _count(space.member, "transfers") == 2
+
+    # By a specific asset id; an IDTA part by its semantic id.
+    from connector.domain import registry as wire
+
+    status, by_id = await api.call(
+        "POST",
+        LOOKUP,
+        {
+            "partner": did,
+            "specificAssetIds": [{"name": "partInstanceId", "value": passports[1].battery_id}],
+            "semanticId": wire.semantic_id("digital_nameplate"),
+        },
+    )
+    assert status == 200, by_id
+    assert by_id["source"]["asset"] == "passport-submodel-digital-nameplate-public"
+    assert await _count(space.member, "negotiations") == 3
+
+    status, problem = await api.call(
+        "POST", LOOKUP, {"partner": did, "batteryId": passports[0].battery_id, "level": "legitimate_interest"}
+    )
+    assert status == 403 and problem["step"] == "submodel", problem
+    # Another member, whose BPN the registry does not name as a reader, sees no shell for the battery.
+    status, problem = await Management(http, space.other).call(
+        "POST", LOOKUP, {"partner": did, "batteryId": passports[0].battery_id}
+    )
+    assert status == 404 and problem["step"] == "shell", problem

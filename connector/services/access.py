@@ -168,6 +168,7 @@ class Access:
         self._agreements: dict[tuple[str, str], Agreement] = {}  # (partner DID, dataset id) -> agreement
         self._held: dict[str, Edr] = {}  # agreement id -> EDR
         self._spent: set[str] = set()  # agreements the provider no longer honours (a transfer under one refused)
+        self._fresh: set[str] = set()  # negotiations this node started here (their agreements are new)
         self._flights = _SingleFlight()
 
     # The partner.
@@ -309,6 +310,7 @@ class Access:
             offer = {"assigner": partner.did, **offers[chosen], "@id": chosen, "target": dataset_id}
             negotiation = await self._negotiations.start(partner.address, partner.did, offer)
             under_way = negotiation.id
+            self._fresh.add(under_way)
         return await self._finalized(under_way)
 
     async def _ongoing_negotiation(self, partner: Partner, dataset_id: str) -> str | None:
@@ -412,6 +414,10 @@ class Access:
             return agreement, await self.edr(partner, agreement)
         except Refused:
             if agreement.id not in self._spent:
+                raise
+            if agreement.negotiation_id in self._fresh:
+                # Just agreed, and its transfer refused: asking again would be refused the same way.
+                self._spent.discard(agreement.id)
                 raise
         agreement = await self.agreement(partner, dataset, offer_id)
         return agreement, await self.edr(partner, agreement)

@@ -134,7 +134,8 @@ def parse_subprotocol_body(body: str) -> dict[str, str]:
 def level_of(asset_id: str, dataset: Mapping[str, Any] | None = None) -> str | None:
     """Return the access level an asset offers: its dataset's accessLevel property, else its id's last part."""
     for key, value in (dataset or {}).items():
-        if key.rsplit("/", 1)[-1].rsplit(":", 1)[-1].rsplit("#", 1)[-1] == "accessLevel" and value in LEVELS:
+        name = key.rsplit("/", 1)[-1].rsplit(":", 1)[-1].rsplit("#", 1)[-1]
+        if name in ("accessLevel", "passportAccessLevel") and value in LEVELS:
             return str(value)
     normal = asset_id.replace("_", "-")
     return next((level for level in LEVELS if normal.endswith("-" + level.replace("_", "-"))), None)
