@@ -444,3 +444,22 @@ async def test_a_passport_published_by_a_provider_node_is_read_through_its_embed
         "POST", LOOKUP, {"partner": did, "batteryId": passports[0].battery_id}
     )
     assert status == 404 and problem["step"] == "shell", problem
+
+
+async def test_a_registry_that_hides_global_asset_ids_is_asked_by_part_instance_id(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    from connector.domain import passport as model
+    from tests.test_two_nodes_registry import _dataspace
+
+    # PUBLIC_READABLE: everyone sees partInstanceId, nobody but the BPNs named sees the global asset id.
+    space = await _dataspace(node_factory, http, tmp_path, count=2, registry_readers="PUBLIC_READABLE")
+    api = Management(http, space.other)
+    for document in space.documents * 2:
+        one = model.parse_passport(document)
+        status, found = await api.call(
+            "POST", LOOKUP, {"partner": space.provider.settings.effective_did, "batteryId": one.battery_id}
+        )
+        assert status == 200, found
+        assert found["source"]["shell"] == one.passport_id and found["source"]["globalAssetId"] is None
+        assert found["passport"] == model.view_catenax(one, {"public"})

@@ -33,6 +33,7 @@ T = TypeVar("T")
 DTR_TYPE = "https://w3id.org/catenax/taxonomy#DigitalTwinRegistry"
 DCT_TYPE_CRITERION = "'http://purl.org/dc/terms/type'.'@id'"
 GLOBAL_ASSET_ID = "globalAssetId"
+PART_INSTANCE_ID = "partInstanceId"
 BATTERY_PASS_SEMANTIC_ID = "urn:samm:io.catenax.battery.battery_pass:6.1.0#BatteryPass"
 # Access levels, most to least privileged: without a level asked for, the best one offered to this node is read.
 LEVELS = ("authority", "legitimate_interest", "public")
@@ -189,6 +190,7 @@ class PassportLookup:
         self._clock = clock
         self._registries: dict[str, tuple[float, dict[str, Any]]] = {}  # partner DID -> its DTR dataset
         # (partner DID, the endpoints' asset ids, level asked for) -> the endpoint chosen and its dataset
+        self._by_serial: set[str] = set()  # partners whose registry finds batteries by partInstanceId only
         self._chosen: dict[tuple[str, tuple[str, ...], str | None], tuple[float, Endpoint, Any]] = {}
 
     async def lookup(self, wanted: LookupRequest) -> LookupResult:
@@ -243,7 +245,34 @@ class PassportLookup:
         return agreement
 
     async def _shell(self, partner: Partner, agreement: Agreement, wanted: LookupRequest) -> dict[str, Any]:
-        links = ([(GLOBAL_ASSET_ID, wanted.battery_id)] if wanted.battery_id else []) + list(wanted.specific_asset_ids)
+        extra = list(wanted.specific_asset_ids)
+        tries = [extra] if wanted.battery_id is None else [[(GLOBAL_ASSET_ID, wanted.battery_id), *extra]]
+        if wanted.battery_id is not None:
+            # A registry shows the global asset id only to the BPNs it names; to everyone else (PUBLIC_READABLE)
+            # the battery is found by its partInstanceId, which Catena-X sets to the same serial.
+            by_serial = [(PART_INSTANCE_ID, wanted.battery_id), *extra]
+            tries = [by_serial, *tries] if partner.did in self._by_serial else [*tries, by_serial]
+        ids: list[str] = []
+        for links in tries:
+            ids = await self._lookup(partner, agreement, links)
+            if ids:
+                if links[0][0] == PART_INSTANCE_ID:
+                    self._by_serial.add(partner.did)
+                else:
+                    self._by_serial.discard(partner.did)
+                break
+        if not ids:
+            shown = " or ".join(", ".join(f"{n}={v}" for n, v in links) for links in tries)
+            raise NotFound(f"the partner's registry has no shell visible to this node with {shown}")
+        answer = await self._access.get(partner, agreement, "/shell-descriptors/" + encode_id(ids[0]))
+        if answer.status == 404:
+            raise NotFound(f"the partner's registry lists shell {ids[0]!r} but has no descriptor for it")
+        if not answer.ok or not isinstance(answer.body, dict):
+            raise PeerError(f"the registry answered {answer.status} for shell {ids[0]!r}: {_aas_reason(answer)}")
+        return dict(answer.body)
+
+    async def _lookup(self, partner: Partner, agreement: Agreement, links: list[tuple[str, str]]) -> list[str]:
+        """Return the ids of the shells with every asset link (POST /lookup/shellsByAssetLink, else the GET form)."""
         body = [{"name": name, "value": value} for name, value in links]
         answer = await self._access.request(partner, agreement, "POST", "/lookup/shellsByAssetLink", json=body)
         if answer.status in (404, 405, 501) and not _result_ids(answer.body):
@@ -252,16 +281,7 @@ class PassportLookup:
             answer = await self._access.get(partner, agreement, "/lookup/shells?" + query)
         if not answer.ok:
             raise PeerError(f"the registry's lookup answered {answer.status}: {_aas_reason(answer)}")
-        ids = _result_ids(answer.body)
-        if not ids:
-            shown = ", ".join(f"{n}={v}" for n, v in links)
-            raise NotFound(f"the partner's registry has no shell visible to this node with {shown}")
-        answer = await self._access.get(partner, agreement, "/shell-descriptors/" + encode_id(ids[0]))
-        if answer.status == 404:
-            raise NotFound(f"the partner's registry lists shell {ids[0]!r} but has no descriptor for it")
-        if not answer.ok or not isinstance(answer.body, dict):
-            raise PeerError(f"the registry answered {answer.status} for shell {ids[0]!r}: {_aas_reason(answer)}")
-        return dict(answer.body)
+        return _result_ids(answer.body)
 
     async def _endpoint(
         self, partner: Partner, agreement: Agreement, shell: Mapping[str, Any], wanted: LookupRequest
