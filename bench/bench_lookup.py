@@ -76,7 +76,7 @@ async def start(workdir: Path, port: int, **settings: str) -> Process:
         "CONNECTOR_LOG_LEVEL": "WARNING",
         **{"CONNECTOR_" + k.upper(): v for k, v in settings.items()},
     }
-    workdir.mkdir(parents=True, exist_ok=True)
+    os.makedirs(workdir, exist_ok=True)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "connector.cli", "serve", cwd=workdir, env=env, stderr=asyncio.subprocess.DEVNULL
     )
