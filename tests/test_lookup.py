@@ -463,3 +463,34 @@ async def test_a_registry_that_hides_global_asset_ids_is_asked_by_part_instance_
         assert status == 200, found
         assert found["source"]["shell"] == one.passport_id and found["source"]["globalAssetId"] is None
         assert found["passport"] == model.view_catenax(one, {"public"})
+
+
+async def test_a_slow_negotiation_answers_504_at_its_step_and_a_revoked_edr_is_renewed(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, registry: Registry
+) -> None:
+    slow = await _provider(node_factory, http, registry, negotiation_approval="manual")
+    consumer = await node_factory(api_key=API_KEY, access_wait_seconds=0.5)
+    api = Management(http, consumer)
+    status, problem = await api.call("POST", LOOKUP, {"partner": slow.settings.effective_did, "batteryId": "BAT-1"})
+    assert status == 504 and problem["step"] == "registry-access", problem
+    assert "CONNECTOR_ACCESS_WAIT_SECONDS" in problem["detail"]
+
+    registry.shells.clear()
+    provider = await _provider(node_factory, http, registry)
+    body = {"partner": provider.settings.effective_did, "batteryId": "BAT-1"}
+    status, found = await api.call("POST", LOOKUP, body)
+    assert status == 200, found
+    # The provider ends the submodel's transfer: its token is refused, and the lookup starts another.
+    provider_api = Management(http, provider)
+    _, provided = await provider_api.call("POST", "/management/v3/transferprocesses/request")
+    ended = next(t for t in provided if t["assetId"] == "passport-bp-public")
+    status, _ = await provider_api.call(
+        "POST", f"/management/v3/transferprocesses/{ended['@id']}/terminate", {"@context": EDC_CONTEXT, "reason": "x"}
+    )
+    assert status == 204
+    status, again = await api.call("POST", LOOKUP, body)
+    assert status == 200, again
+    assert again["source"]["agreement"] == found["source"]["agreement"]
+    _, transfers = await api.call("POST", "/management/v3/transferprocesses/request")
+    mine = [t for t in transfers if t["counterPartyId"] == provider.settings.effective_did]
+    assert sorted(t["state"] for t in mine) == ["STARTED", "STARTED", "TERMINATED"]
