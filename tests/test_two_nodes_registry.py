@@ -19,6 +19,7 @@ from connector.domain import registry as wire
 from connector.identity import issuer
 from connector.services.passports import LEVELS
 from tests.conftest import API_KEY, EDC_CONTEXT, Management, NodeFactory, free_port
+from tests.test_registry_wire import assert_metamodel, assert_valid
 from tests.test_two_nodes_catenax import MEMBER_BPN, OTHER_BPN, _grant, _hold
 from tests.test_two_nodes_transfer import _pull_request, _wait
 
@@ -167,6 +168,9 @@ async def test_a_consumer_finds_a_battery_in_the_registry_and_reads_its_submodel
     passports = {model.parse_passport(d).passport_id: model.parse_passport(d) for d in space.documents}
     assert sorted(s["id"] for s in listed["result"]) == sorted(passports)
     assert listed["paging_metadata"] == {}
+    assert_valid("GetAssetAdministrationShellDescriptorsResult", listed)
+    for listed_shell in listed["result"]:
+        assert_metamodel(listed_shell)
     one = passports[listed["result"][0]["id"]]
     shell = listed["result"][0]
     names = {i["name"]: i["value"] for i in shell["specificAssetIds"]}
@@ -183,6 +187,7 @@ async def test_a_consumer_finds_a_battery_in_the_registry_and_reads_its_submodel
         http, f"{endpoint}/shell-descriptors/{_b64(one.passport_id)}/submodel-descriptors", token
     )
     assert status == 200 and submodels["result"] == shell["submodelDescriptors"]
+    assert_valid("GetSubmodelDescriptorsResult", submodels)
     battery_pass = next(
         d
         for d in shell["submodelDescriptors"]
@@ -194,6 +199,7 @@ async def test_a_consumer_finds_a_battery_in_the_registry_and_reads_its_submodel
         token,
     )
     assert status == 200 and single == battery_pass
+    assert_valid("SubmodelDescriptor", single)
 
     # Lookups by partInstanceId: POST (a list of links) and the GET form (base64url SpecificAssetId JSON).
     links = [{"name": "partInstanceId", "value": one.battery_id}, {"name": "digitalTwinType", "value": "PartInstance"}]
@@ -207,6 +213,8 @@ async def test_a_consumer_finds_a_battery_in_the_registry_and_reads_its_submodel
         assetIds=_b64(json.dumps({"name": "partInstanceId", "value": one.battery_id})),
     )
     assert status == 200 and found["result"] == [one.passport_id]
+    status, links_of = await _get(http, f"{endpoint}/lookup/shells/{_b64(one.passport_id)}", token)
+    assert status == 200 and links_of == shell["specificAssetIds"]
     status, none = await _post(
         http, endpoint + "/lookup/shellsByAssetLink", token, [{"name": "partInstanceId", "value": "nope"}]
     )
@@ -251,6 +259,7 @@ async def test_specific_asset_ids_are_visible_only_to_the_bpns_named(
     assert status == 200 and unseen["result"] == []  # its BPN is named on no specific asset id
     status, missing = await _get(http, f"{other_endpoint}/shell-descriptors/{_b64(one.passport_id)}", other_token)
     assert status == 404 and missing["messages"][0]["code"] == "404"
+    assert_valid("Result", missing)
     assert (await _post(http, other_endpoint + "/lookup/shellsByAssetLink", other_token, link))[1]["result"] == []
     found = await _post(http, member_endpoint + "/lookup/shellsByAssetLink", member_token, link)
     assert found[1]["result"] == [one.passport_id]
@@ -310,6 +319,22 @@ async def test_paging_created_after_and_changes_are_seen_at_once(
     assert status == 400
     status, bad = await _get(http, endpoint + "/lookup/shells", token, assetIds="{ invalid }")
     assert status == 400 and bad["messages"][0]["text"] == wire.BAD_BASE64
+
+    status, bad = await _get(http, endpoint + "/shell-descriptors", token, limit=0)
+    assert status == 400 and "limit" in bad["messages"][0]["text"]
+    status, bad = await _get(http, endpoint + "/shell-descriptors/%%%", token)
+    assert status == 400 and "aasIdentifier" in bad["messages"][0]["text"]
+    status, bad = await _get(http, endpoint + "/no-such-resource", token)
+    assert status == 404 and "/shell-descriptors" in bad["messages"][0]["text"]
+    status, bad = await _get(http, endpoint + "/lookup/shellsByAssetLink", token)
+    assert status == 405
+    async with http.post(
+        endpoint + "/lookup/shellsByAssetLink", headers={"Authorization": token}, data=b"{not json"
+    ) as response:
+        assert response.status == 400 and "not JSON" in (await response.json())["messages"][0]["text"]
+    status, bad = await _post(http, endpoint + "/lookup/shellsByAssetLink", token, {"name": "partInstanceId"})
+    assert status == 400 and "JSON array" in bad["messages"][0]["text"]
+    assert_valid("Result", bad)
 
     # A new passport is a new shell, after the last createdAfter; a deleted one is gone from the registry.
     api = Management(http, space.provider)

@@ -58,6 +58,11 @@ def semantic_id(part: str) -> str:
     return idta.semantic_id(part)
 
 
+def _b64decode(text: str) -> bytes:
+    """Decode unpadded base64url strictly: a character outside the alphabet is an error, not skipped."""
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+
+
 def encode_id(identifier: str) -> str:
     """Return an identifier base64url-encoded without padding, as AAS paths carry it."""
     return base64.urlsafe_b64encode(identifier.encode()).decode().rstrip("=")
@@ -66,8 +71,8 @@ def encode_id(identifier: str) -> str:
 def decode_id(encoded: str, what: str = "identifier") -> str:
     """Read a base64url identifier (padding optional; the standard alphabet is read too); 400 when broken."""
     try:
-        raw = encoded.replace("+", "-").replace("/", "_")
-        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        raw = encoded.replace("+", "-").replace("/", "_").rstrip("=")
+        return _b64decode(raw).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInput(
             f"the {what} is not base64url-encoded UTF-8 (AAS identifiers in paths are)",
@@ -323,7 +328,7 @@ def encode_cursor(position: Sequence[Any]) -> str:
 def decode_cursor(cursor: str, size: int) -> list[Any]:
     """Read a cursor from `encode_cursor` with `size` parts; 400 when it is not one this registry issued."""
     try:
-        found = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        found = orjson.loads(_b64decode(cursor))
     except (binascii.Error, ValueError):
         found = None
     if not isinstance(found, list) or len(found) != size:

@@ -75,6 +75,8 @@ async def _registry(request: web.Request, grant: Grant, tail: str) -> web.Respon
             bpn, links, limit=query.get("limit"), cursor=query.get("cursor"), created_after=query.get("createdAfter")
         )
         return json_response(found)
+    if len(steps) == 3 and steps[:2] == ["lookup", "shells"]:
+        return json_response((await service.shell(bpn, steps[2]))["specificAssetIds"])
     if steps == ["shell-descriptors"]:
         listed = await service.list_shells(
             bpn,
