@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from connector.app import Node
+from connector.domain.assets import Criterion
 from connector.domain.errors import InvalidInput, PeerError, PeerTimeout, Refused
 from connector.dsp.catalog import parse_dataset_offers
 from connector.services.access import Access, Partner, failed_at, same_origin
@@ -113,6 +114,9 @@ async def test_an_agreement_and_an_edr_are_made_once_and_reused_from_memory_and_
     access = _access(consumer)
     partner = await access.partner(provider.settings.effective_did)
 
+    by_id = Criterion("https://w3id.org/edc/v0.0.1/ns/id", "=", ASSET)
+    assert [d["@id"] for d in await access.datasets(partner, (by_id,), page=(0, 10))] == [ASSET]
+    assert await access.datasets(partner, (Criterion("https://w3id.org/edc/v0.0.1/ns/id", "=", "nope"),)) == []
     agreement = await access.agreement(partner, ASSET)
     assert agreement.asset_id == ASSET and agreement.provider_id == partner.did
     edr = await access.edr(partner, agreement)

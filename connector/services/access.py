@@ -245,9 +245,14 @@ class Access:
 
     # Datasets.
 
-    async def datasets(self, partner: Partner, criteria: tuple[Criterion, ...] = ()) -> list[dict[str, Any]]:
-        """Return the partner's datasets the criteria select (the first catalog page), each as its DSP JSON."""
-        catalog = await self._catalogs.catalog(partner.address, partner.did, None, None, criteria)
+    async def datasets(
+        self, partner: Partner, criteria: tuple[Criterion, ...] = (), page: tuple[int, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Return the partner's datasets the criteria select, each as its DSP JSON (with the catalog's @context).
+
+        `page` is (offset, limit), sent as EDC's QuerySpec; without it, the first page the partner answers.
+        """
+        catalog = await self._catalogs.catalog(partner.address, partner.did, None, page, criteria)
         found = catalog.get("dcat:dataset", catalog.get("dataset", []))
         items = found if isinstance(found, list) else [found]
         return [dict(d, **{"@context": catalog["@context"]}) if "@context" in catalog else dict(d) for d in items]
@@ -411,7 +416,9 @@ class Access:
         transfer is negotiated again, once."""
         agreement = await self.agreement(partner, dataset, offer_id)
         try:
-            return agreement, await self.edr(partner, agreement)
+            edr = await self.edr(partner, agreement)
+            self._fresh.discard(agreement.negotiation_id)
+            return agreement, edr
         except Refused:
             if agreement.id not in self._spent:
                 raise
