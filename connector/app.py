@@ -184,6 +184,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.effective_participant_id,
             wait_seconds=settings.access_wait_seconds,
         )
+        transfers.listeners.append(access.transfer_changed)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),

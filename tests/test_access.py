@@ -278,3 +278,26 @@ async def test_a_negotiation_that_takes_too_long_times_out_and_the_next_call_wai
     agreement = await waiting
     assert agreement.asset_id == ASSET
     assert await _count(consumer, "negotiations") == 1
+
+
+async def test_a_token_the_data_plane_refuses_is_renewed_and_the_read_retried_once(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    from dataclasses import replace
+
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    await _publish(provider, http, backend)
+    access = _access(consumer)
+    partner = await access.partner(provider.settings.effective_did)
+    agreement, edr = await access.grant(partner, ASSET)
+    # A token the provider does not accept (as if revoked without this node hearing of it yet).
+    access._hold(replace(edr, authorization="Bearer not-a-token"))
+    answer = await access.get(partner, agreement, "/BAT-4")
+    assert answer.status == 200, answer.body
+    renewed = await access.edr(partner, agreement)
+    assert renewed.transfer_id == edr.transfer_id and renewed.authorization not in (
+        edr.authorization,
+        "Bearer not-a-token",
+    )
+    assert await _count(consumer, "transfers") == 1

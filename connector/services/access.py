@@ -167,6 +167,7 @@ class Access:
         self._partners: dict[str, tuple[float, Partner]] = {}
         self._agreements: dict[tuple[str, str], Agreement] = {}  # (partner DID, dataset id) -> agreement
         self._held: dict[str, Edr] = {}  # agreement id -> EDR
+        self._held_by_transfer: dict[str, str] = {}  # transfer id -> agreement id, of the EDRs held
         self._spent: set[str] = set()  # agreements the provider no longer honours (a transfer under one refused)
         self._fresh: set[str] = set()  # negotiations this node started here (their agreements are new)
         self._flights = _SingleFlight()
@@ -357,7 +358,7 @@ class Access:
         if held is not None and held.fresh():
             return held
         found = await self._flights.run(("edr", agreement.id), lambda: self._obtain_edr(partner, agreement))
-        self._held[agreement.id] = found
+        self._hold(found)
         return found
 
     async def _obtain_edr(self, partner: Partner, agreement: Agreement) -> Edr:
@@ -429,6 +430,18 @@ class Access:
         agreement = await self.agreement(partner, dataset, offer_id)
         return agreement, await self.edr(partner, agreement)
 
+    def _hold(self, edr: Edr) -> None:
+        self._held[edr.agreement_id] = edr
+        self._held_by_transfer[edr.transfer_id] = edr.agreement_id
+
+    def transfer_changed(self, transfer_id: str) -> None:
+        """Forget the EDR held of a transfer this node changed (ended, suspended, refreshed): read it again."""
+        agreement_id = self._held_by_transfer.pop(transfer_id, None)
+        if agreement_id is not None:
+            held = self._held.get(agreement_id)
+            if held is not None and held.transfer_id == transfer_id:
+                del self._held[agreement_id]
+
     def forget_edr(self, edr: Edr) -> None:
         """Stop handing out an EDR (the provider refused its token); the next `edr` call refreshes or renews it."""
         if self._held.get(edr.agreement_id) == edr:
@@ -449,7 +462,7 @@ class Access:
             return await self._started(transfer.id)
 
         found = await self._flights.run(("renew", refused.transfer_id, refused.authorization), work)
-        self._held[agreement.id] = found
+        self._hold(found)
         return found
 
     async def get(
