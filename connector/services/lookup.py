@@ -13,7 +13,6 @@ wait for a negotiation or a transfer by CONNECTOR_ACCESS_WAIT_SECONDS.
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 import orjson
 
 from connector import vocab
+from connector.domain import registry as wire
 from connector.domain.assets import Criterion
 from connector.domain.errors import ConnectorError, InvalidInput, NotFound, PeerError, Problem, ProblemList, Refused
 from connector.services.access import Access, Partner, failed_at
@@ -30,7 +30,7 @@ from connector.transport.peer import PeerResponse
 
 T = TypeVar("T")
 
-DTR_TYPE = "https://w3id.org/catenax/taxonomy#DigitalTwinRegistry"
+DTR_TYPE = wire.DTR_TAXONOMY
 DCT_TYPE_CRITERION = "'http://purl.org/dc/terms/type'.'@id'"
 GLOBAL_ASSET_ID = "globalAssetId"
 PART_INSTANCE_ID = "partInstanceId"
@@ -117,21 +117,6 @@ class LookupResult:
         return {"passport": self.passport, "source": self.source, "elapsedMs": self.elapsed_ms}
 
 
-def encode_id(identifier: str) -> str:
-    """Return an identifier base64url-encoded without padding, as AAS paths and `assetIds` carry it."""
-    return base64.urlsafe_b64encode(identifier.encode()).decode().rstrip("=")
-
-
-def parse_subprotocol_body(body: str) -> dict[str, str]:
-    """Read a `subprotocolBody` (`id=<assetId>;dspEndpoint=<DSP URL>`, `;`-separated key=value)."""
-    found: dict[str, str] = {}
-    for item in body.split(";"):
-        key, sep, value = item.strip().partition("=")
-        if sep and key:
-            found[key.strip()] = value.strip()
-    return found
-
-
 def level_of(asset_id: str, dataset: Mapping[str, Any] | None = None) -> str | None:
     """Return the access level an asset offers: its dataset's accessLevel property, else its id's last part."""
     for key, value in (dataset or {}).items():
@@ -157,9 +142,11 @@ def endpoints_of(descriptor: Mapping[str, Any]) -> list[Endpoint]:
             continue
         if info.get("subprotocol") not in (None, "DSP"):
             continue
-        body = parse_subprotocol_body(str(info.get("subprotocolBody") or ""))
-        if body.get("id") and body.get("dspEndpoint"):
-            found.append(Endpoint(info["href"], body["id"], body["dspEndpoint"], level_of(body["id"])))
+        try:
+            body = wire.parse_subprotocol_body(str(info.get("subprotocolBody") or ""))
+        except InvalidInput:
+            continue  # no asset or no connector named: nothing this node could negotiate
+        found.append(Endpoint(info["href"], body["id"], body["dspEndpoint"], level_of(body["id"])))
     return found
 
 
@@ -264,7 +251,7 @@ class PassportLookup:
         if not ids:
             shown = " or ".join(", ".join(f"{n}={v}" for n, v in links) for links in tries)
             raise NotFound(f"the partner's registry has no shell visible to this node with {shown}")
-        answer = await self._access.get(partner, agreement, "/shell-descriptors/" + encode_id(ids[0]))
+        answer = await self._access.get(partner, agreement, "/shell-descriptors/" + wire.encode_id(ids[0]))
         if answer.status == 404:
             raise NotFound(f"the partner's registry lists shell {ids[0]!r} but has no descriptor for it")
         if not answer.ok or not isinstance(answer.body, dict):
@@ -277,7 +264,7 @@ class PassportLookup:
         answer = await self._access.request(partner, agreement, "POST", "/lookup/shellsByAssetLink", json=body)
         if answer.status in (404, 405, 501) and not _result_ids(answer.body):
             # A registry without the AAS 3.1 POST lookup (or a data plane that proxies GET only): the older GET.
-            query = "&".join("assetIds=" + encode_id(orjson.dumps(link).decode()) for link in body)
+            query = "&".join("assetIds=" + wire.encode_id(orjson.dumps(link).decode()) for link in body)
             answer = await self._access.get(partner, agreement, "/lookup/shells?" + query)
         if not answer.ok:
             raise PeerError(f"the registry's lookup answered {answer.status}: {_aas_reason(answer)}")
