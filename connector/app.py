@@ -20,6 +20,7 @@ from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.jobs.pruning import Pruner
 from connector.services import registry, tck
+from connector.services.access import Access
 from connector.services.catalog import CatalogService
 from connector.services.dataplane import AccessLog, DataPlaneService
 from connector.services.dsp_client import DspClient, PeerCatalogs
@@ -30,6 +31,7 @@ from connector.services.identity import (
     parse_business_partner_groups,
     parse_trusted_issuers,
 )
+from connector.services.lookup import PassportLookup
 from connector.services.negotiations import NegotiationService, now_ms
 from connector.services.offers import (
     AssetService,
@@ -60,6 +62,7 @@ class Node:
     identity: NodeIdentity
     management_port: int
     protocol_port: int
+    access: Access | None = None  # this node's access to partners' data as consumer (services.access)
 
     @property
     def management_url(self) -> str:
@@ -168,6 +171,20 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         pruner = Pruner(RetentionService(store, settings.access_log_retention_days), settings.prune_interval_seconds)
         await pruner.start()
         stack.push_async_callback(pruner.stop)
+        edrs = EdrRefresher(transfers, peer, identity.self_issued)
+        access = Access(
+            store,
+            negotiations,
+            transfers,
+            edrs,
+            peer_catalogs,
+            dsp,
+            identity,
+            peer,
+            settings.effective_participant_id,
+            wait_seconds=settings.access_wait_seconds,
+        )
+        transfers.listeners.append(access.transfer_changed)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),
@@ -179,7 +196,8 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             dsp=dsp,
             transfers=transfers,
             passports=passport_service,
-            edrs=EdrRefresher(transfers, peer, identity.self_issued),
+            edrs=edrs,
+            lookup=PassportLookup(access),
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         authenticator: tck.TckAuthenticator | NodeIdentity = identity
@@ -247,7 +265,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.max_header_bytes,
         )
         stack.push_async_callback(server.stop, served_management)
-        node = Node(settings, store, peer, identity, served_management.port, served_protocol.port)
+        node = Node(settings, store, peer, identity, served_management.port, served_protocol.port, access)
         log.info(
             "node started",
             extra={
