@@ -19,7 +19,7 @@ from connector.jobs.deadlines import DeadlineWatch
 from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.jobs.pruning import Pruner
-from connector.services import registry, tck
+from connector.services import notifications, registry, tck
 from connector.services.access import Access
 from connector.services.catalog import CatalogService
 from connector.services.dataplane import AccessLog, DataPlaneService
@@ -31,8 +31,10 @@ from connector.services.identity import (
     parse_business_partner_groups,
     parse_trusted_issuers,
 )
+from connector.services.lifecycle import LifecycleService
 from connector.services.lookup import PassportLookup
 from connector.services.negotiations import NegotiationService, now_ms
+from connector.services.notifications import NotificationService
 from connector.services.offers import (
     AssetService,
     ContractDefinitionService,
@@ -46,6 +48,7 @@ from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
 from connector.transport import dataplane, guard, management, passports, protocol, server
+from connector.transport import notifications as notifications_transport
 from connector.transport import registry as registry_transport
 from connector.transport.peer import PeerClient, PeerLimits
 
@@ -145,32 +148,6 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         access_log = AccessLog(store)
         await access_log.start()
         stack.push_async_callback(access_log.stop)
-        dispatcher = OutboxDispatcher(
-            store,
-            negotiations,
-            dsp.deliver,
-            OutboxSettings(
-                max_attempts=settings.outbox_max_attempts,
-                retry_base_seconds=settings.outbox_retry_seconds,
-                lease_seconds=settings.outbox_lease_seconds,
-                # The TCK answers 404 until it has registered its handler for the next message.
-                retry_not_found=settings.tck_mode,
-            ),
-            transfers=transfers,
-            push=mover.push,
-        )
-        wake.target = dispatcher.wake
-        await dispatcher.start()
-        stack.push_async_callback(dispatcher.stop)
-        monitor = PolicyMonitor(transfers, settings.policy_monitor_seconds)
-        await monitor.start()
-        stack.push_async_callback(monitor.stop)
-        deadlines = DeadlineWatch(store, [negotiations.engine, transfers.engine], settings.peer_deadline_seconds, wake)
-        await deadlines.start()
-        stack.push_async_callback(deadlines.stop)
-        pruner = Pruner(RetentionService(store, settings.access_log_retention_days), settings.prune_interval_seconds)
-        await pruner.start()
-        stack.push_async_callback(pruner.stop)
         edrs = EdrRefresher(transfers, peer, identity.self_issued)
         access = Access(
             store,
@@ -185,6 +162,54 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             wait_seconds=settings.access_wait_seconds,
         )
         transfers.listeners.append(access.transfer_changed)
+        lookup = PassportLookup(access)
+        notification_service = NotificationService(
+            store,
+            access,
+            settings.effective_did,
+            settings.effective_bpn,
+            identity.bpn_directory.bpn_of,
+            wake,
+        )
+        passport_service.publish_hooks.append(notifications.publish)
+        lifecycle_service = LifecycleService(
+            store,
+            passport_service,
+            access,
+            lookup,
+            notification_service,
+            peer,
+            settings.effective_did,
+            settings.dsp_base_url,
+        )
+        dispatcher = OutboxDispatcher(
+            store,
+            negotiations,
+            dsp.deliver,
+            OutboxSettings(
+                max_attempts=settings.outbox_max_attempts,
+                retry_base_seconds=settings.outbox_retry_seconds,
+                lease_seconds=settings.outbox_lease_seconds,
+                # The TCK answers 404 until it has registered its handler for the next message.
+                retry_not_found=settings.tck_mode,
+            ),
+            transfers=transfers,
+            push=mover.push,
+            notifications=notification_service,
+            notify=notification_service.deliver,
+        )
+        wake.target = dispatcher.wake
+        await dispatcher.start()
+        stack.push_async_callback(dispatcher.stop)
+        monitor = PolicyMonitor(transfers, settings.policy_monitor_seconds)
+        await monitor.start()
+        stack.push_async_callback(monitor.stop)
+        deadlines = DeadlineWatch(store, [negotiations.engine, transfers.engine], settings.peer_deadline_seconds, wake)
+        await deadlines.start()
+        stack.push_async_callback(deadlines.stop)
+        pruner = Pruner(RetentionService(store, settings.access_log_retention_days), settings.prune_interval_seconds)
+        await pruner.start()
+        stack.push_async_callback(pruner.stop)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),
@@ -197,7 +222,9 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             transfers=transfers,
             passports=passport_service,
             edrs=edrs,
-            lookup=PassportLookup(access),
+            lookup=lookup,
+            lifecycle=lifecycle_service,
+            notifications=notification_service,
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         authenticator: tck.TckAuthenticator | NodeIdentity = identity
@@ -232,6 +259,8 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.max_json_depth,
         )
         passports.add_public_routes(protocol_app, passport_service)
+        protocol_app[passports.PUBLIC_CHAIN] = lifecycle_service.public_part
+        notifications_transport.install(protocol_app, notification_service)
         dataplane.add_routes(
             protocol_app,
             DataPlaneService(

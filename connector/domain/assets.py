@@ -13,7 +13,9 @@ BATTERY_PASSPORT = "BatteryPassport"
 # The embedded Digital Twin Registry and the passports' submodels (docs/registry.md).
 DIGITAL_TWIN_REGISTRY = "DigitalTwinRegistry"
 PASSPORT_SUBMODEL = "PassportSubmodel"
-DATA_ADDRESS_TYPES = (HTTP_DATA, BATTERY_PASSPORT, DIGITAL_TWIN_REGISTRY, PASSPORT_SUBMODEL)
+# The Digital Twin Event API: notifications between nodes are POSTed to it (docs/lifecycle.md).
+DIGITAL_TWIN_EVENT_API = "DigitalTwinEventAPI"
+DATA_ADDRESS_TYPES = (HTTP_DATA, BATTERY_PASSPORT, DIGITAL_TWIN_REGISTRY, PASSPORT_SUBMODEL, DIGITAL_TWIN_EVENT_API)
 
 # Data-address fields that are secrets: stored apart, never echoed, never logged.
 SECRET_FIELDS = frozenset({"authCode", "authKey", "secret", "clientSecret", "password"})

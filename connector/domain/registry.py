@@ -223,6 +223,9 @@ def parse_created_after(raw: str) -> int:
     return int(parsed.timestamp() * 1000)
 
 
+SUCCESSOR_EXTENSION = "successorPassportId"
+
+
 @dataclass(frozen=True, slots=True)
 class ShellSource:
     """What a shell is built from: the stored passport's identifying columns."""
@@ -231,6 +234,7 @@ class ShellSource:
     battery_id: str
     model_id: str | None
     created_at: int
+    successors: tuple[str, ...] = ()  # the passports that succeed this one (docs/lifecycle.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +299,7 @@ def shell_descriptor(source: ShellSource, where: Publication) -> dict[str, Any]:
     ids.append(specific_asset_id("digitalTwinType", DIGITAL_TWIN_TYPE, readers))
     if where.manufacturer_bpn:
         ids.append(specific_asset_id("manufacturerId", where.manufacturer_bpn, readers))
-    return {
+    shell = {
         "id": source.passport_id,
         "idShort": id_short("BatteryPassport", source.battery_id),
         "globalAssetId": source.battery_id,
@@ -304,6 +308,13 @@ def shell_descriptor(source: ShellSource, where: Publication) -> dict[str, Any]:
         "submodelDescriptors": [submodel_descriptor(source, part, where) for part in PARTS],
         "createdAt": timestamp(source.created_at),
     }
+    if source.successors:
+        # A superseded passport (Art. 77(7)) points to its successors: AAS extensions on the shell descriptor.
+        shell["extensions"] = [
+            {"name": SUCCESSOR_EXTENSION, "valueType": "xs:string", "value": successor}
+            for successor in source.successors
+        ]
+    return shell
 
 
 def visible(
@@ -337,6 +348,8 @@ def visible(
         out = {"id": shell["id"], "specificAssetIds": kept, "submodelDescriptors": shell.get("submodelDescriptors", [])}
         if "createdAt" in shell:
             out["createdAt"] = shell["createdAt"]
+        if "extensions" in shell:
+            out["extensions"] = shell["extensions"]
         return out
     return {**shell, "specificAssetIds": kept}
 

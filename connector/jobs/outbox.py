@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from connector.domain.errors import PeerError
 from connector.services.negotiations import NegotiationService, now_ms
+from connector.services.notifications import EVENT_MESSAGE
 from connector.services.transfers import PUSH_JOB
 from connector.store import Store
 from connector.store.negotiations import OutboxItem
@@ -67,11 +68,15 @@ class OutboxDispatcher:
         settings: OutboxSettings,
         transfers: Handler | None = None,
         push: Push | None = None,
+        notifications: Handler | None = None,
+        notify: Push | None = None,
     ) -> None:
         self._store = store
         self._negotiations = negotiations
         self._transfers = transfers
         self._push = push
+        self._notifications = notifications
+        self._notify = notify
         self._send = send
         self._settings = settings
         self._owner = uuid.uuid4().hex
@@ -170,6 +175,9 @@ class OutboxDispatcher:
         if item.message.startswith("Transfer") or item.message == PUSH_JOB:
             assert self._transfers is not None
             handler = self._transfers
+        elif item.message == EVENT_MESSAGE:
+            assert self._notifications is not None
+            handler = self._notifications
         if item.unreadable:
             reason = "its stored message does not open with this node's key (was the key file replaced?)"
             await handler.on_undeliverable(item, reason, self._owner)
@@ -178,6 +186,9 @@ class OutboxDispatcher:
             if item.message == PUSH_JOB:
                 assert self._push is not None
                 status, body = await self._push(item)
+            elif item.message == EVENT_MESSAGE:
+                assert self._notify is not None
+                status, body = await self._notify(item)
             else:
                 status, body = await self._send(item.url, item.counterparty, item.payload)
         except PeerError as exc:

@@ -144,6 +144,8 @@ def version_json(item: PassportVersion) -> dict[str, Any]:
         "deleted": item.deleted,
         "digest": item.digest,
         "sourceFormat": item.source_format,
+        "changedBy": item.changed_by,
+        "changes": item.changes,
         "passport": item.data,
     }
 
@@ -294,6 +296,10 @@ class PassportService:
     def _forget(self, passport_ids: Iterable[str]) -> None:
         for passport_id in passport_ids:
             self._recent.forget(passport_id)
+
+    def forget(self, passport_ids: Iterable[str]) -> None:
+        """Forget what was read lately of passports another service changed (their lifecycle, say)."""
+        self._forget(passport_ids)
 
     def envelope(self, record: PassportRecord) -> dict[str, Any]:
         """Return a stored passport as the API and the CLI show it: its columns and its node JSON."""

@@ -43,6 +43,8 @@ class PassportVersion:
     source_format: str
     recorded_at: int
     deleted: bool
+    changed_by: str | None = None  # who recorded it (docs/lifecycle.md); None for versions stored before
+    changes: list[str] | None = None  # what it changed, one line per field
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +124,16 @@ class PassportRepository:
         )
         return {r.id: (r.digest, int(r.version), r.deleted_at is not None) for r in rows}
 
-    async def put_many(self, records: Sequence[PassportRecord], now: int) -> list[str]:
+    async def put_many(
+        self,
+        records: Sequence[PassportRecord],
+        now: int,
+        changed_by: str | None = None,
+        changes: Sequence[str] | None = None,
+    ) -> list[str]:
         """Store each record as a new version unless its content is unchanged; return each outcome.
+
+        `changed_by` and `changes` (who recorded the versions, what they change) go on every version stored.
 
         Outcomes: "created", "updated" (also for a deleted passport stored again) or "unchanged". Two records
         with the same id in one call are refused (ValueError): one of them would silently not be stored.
@@ -170,6 +180,8 @@ class PassportRepository:
                     "source_format": record.source_format,
                     "recorded_at": now,
                     "deleted": False,
+                    "changed_by": changed_by,
+                    "changes": list(changes) if changes is not None else None,
                 }
             )
         if new_rows:
@@ -218,6 +230,8 @@ class PassportRepository:
                 source_format=r["source_format"],
                 recorded_at=int(r["recorded_at"]),
                 deleted=bool(r["deleted"]),
+                changed_by=r["changed_by"],
+                changes=list(r["changes"]) if r["changes"] is not None else None,
             )
             for r in rows.mappings()
         ]

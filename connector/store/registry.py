@@ -8,7 +8,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.domain.registry import ShellSource
-from connector.store.tables import passports
+from connector.store.tables import passport_lifecycle, passports
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,17 @@ class ShellRepository:
             at, last = spec.after
             query = query.where(or_(c.created_at > at, and_(c.created_at == at, c.id > last)))
         query = query.order_by(c.created_at, c.id).limit(spec.limit)
-        return [ShellSource(r.id, r.battery_id, r.model_id, int(r.created_at)) for r in await self._c.execute(query)]
+        rows = list(await self._c.execute(query))
+        # The successors partners reported (docs/lifecycle.md): a superseded passport's shell points to them.
+        successors: dict[str, tuple[str, ...]] = {}
+        if rows:
+            found = await self._c.execute(
+                select(passport_lifecycle.c.passport_id, passport_lifecycle.c.successors).where(
+                    passport_lifecycle.c.passport_id.in_([r.id for r in rows])
+                )
+            )
+            successors = {r.passport_id: tuple(s["passportId"] for s in r.successors) for r in found if r.successors}
+        return [ShellSource(r.id, r.battery_id, r.model_id, int(r.created_at), successors.get(r.id, ())) for r in rows]
 
     async def get(self, passport_id: str) -> ShellSource | None:
         """Return the shell of one passport (None when there is none, or it was deleted)."""

@@ -261,6 +261,38 @@ passport_versions = Table(
     Column("source_format", String(64), nullable=False),
     Column("recorded_at", BigInteger, nullable=False),
     Column("deleted", Boolean, nullable=False),
+    # Who recorded the version and what it changed (docs/lifecycle.md); null for versions stored before.
+    Column("changed_by", Text, nullable=True),
+    Column("changes", Json, nullable=True),
+)
+
+# A passport's place in its battery's life (docs/lifecycle.md): its predecessors (on this node or a partner's),
+# the successors partners reported, and whether it is superseded. One row per passport that has any of those.
+passport_lifecycle = Table(
+    "passport_lifecycle",
+    metadata,
+    Column("passport_id", _text(256), primary_key=True),
+    Column("predecessors", Json, nullable=False),
+    Column("successors", Json, nullable=False),
+    Column("superseded_at", BigInteger, nullable=True),
+    Column("details", Json, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Digital Twin Event notifications (CX-0151) received (the inbox) and sent (with their delivery state).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("message_id", _text(256), primary_key=True),
+    Column("direction", String(8), primary_key=True),
+    Column("partner", _text(512), nullable=False),
+    Column("context", Text, nullable=False),
+    Column("passport_id", _text(256), nullable=True, index=True),
+    Column("message", Json, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 # How far a bulk import from one source got, and its counts so far, so an interrupted import resumes where

@@ -16,7 +16,7 @@ from aiohttp import web
 from yarl import URL
 
 import policies
-from connector.domain.assets import BATTERY_PASSPORT, HTTP_DATA, Asset
+from connector.domain.assets import BATTERY_PASSPORT, DIGITAL_TWIN_EVENT_API, HTTP_DATA, Asset
 from connector.domain.backend_urls import PathRefused, join_below
 from connector.domain.errors import ConnectorError, InvalidInput, PeerError
 from connector.domain.participants import Participant
@@ -27,7 +27,7 @@ from connector.services.dataplane import AccessLog, DataPlaneService, Forbidden,
 from connector.services.transfers import agreement_policy, counts_uses, give_back_use, take_use
 from connector.store import Store
 from connector.store.negotiations import Agreement, OutboxItem
-from connector.transport import passports, registry
+from connector.transport import notifications, passports, registry
 from connector.transport.http import json_response
 from connector.transport.peer import PeerClient
 
@@ -142,10 +142,13 @@ async def public(request: web.Request) -> web.StreamResponse:
 async def _serve(request: web.Request, grant: Grant, tail: str, sent: list[int]) -> web.StreamResponse:
     service, access_log = request.app[DATA_PLANE], request.app[ACCESS_LOG]
     asset = grant.asset
-    if asset.data_address.type == BATTERY_PASSPORT or asset.data_address.type in registry.TYPES:
+    served_here = (BATTERY_PASSPORT, DIGITAL_TWIN_EVENT_API, *registry.TYPES)
+    if asset.data_address.type in served_here:
         try:
             if asset.data_address.type == BATTERY_PASSPORT:
                 served, refusal = await passports.data_plane(request, asset.data_address.properties, tail)
+            elif asset.data_address.type == DIGITAL_TWIN_EVENT_API:
+                served, refusal = await notifications.data_plane(request, grant)
             else:
                 served, refusal = await registry.data_plane(request, grant, tail)
         except ConnectorError as exc:

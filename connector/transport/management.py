@@ -18,15 +18,17 @@ from connector.management import wire
 from connector.services.dsp_client import DspClient, PeerCatalogs, check_protocol
 from connector.services.edrs import EdrRefresher
 from connector.services.identity import NodeIdentity
+from connector.services.lifecycle import LifecycleService
 from connector.services.lookup import PassportLookup
 from connector.services.negotiations import NegotiationService
+from connector.services.notifications import NotificationService
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, now_ms
 from connector.services.passports import PassportService
 from connector.services.transfers import TransferService
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.repositories import HeldCredential
-from connector.transport import guard, lookup, openapi, passports
+from connector.transport import guard, lifecycle, lookup, notifications, openapi, passports
 from connector.transport.http import (
     API_KEY,
     MAX_BODY,
@@ -57,6 +59,8 @@ class ManagementServices:
     passports: PassportService
     edrs: EdrRefresher | None = None
     lookup: PassportLookup | None = None
+    lifecycle: LifecycleService | None = None
+    notifications: NotificationService | None = None
 
 
 SERVICES: web.AppKey[ManagementServices] = web.AppKey("services", ManagementServices)
@@ -878,6 +882,54 @@ ROUTES: tuple[Route, ...] = (
         "PassportLookup",
         "PassportLookupResult",
     ),
+    Route(
+        "POST",
+        lifecycle.SUCCESSORS,
+        lifecycle.create_successor,
+        "Store a successor passport for a battery taken over, linked to its predecessors (checked across nodes)",
+        "Lifecycle",
+        "SuccessorInput",
+        "SuccessorPassport",
+        201,
+    ),
+    Route(
+        "POST",
+        lifecycle.CHANGES,
+        lifecycle.record_change,
+        "Record a status change, state of health, capacity or events as a new version (who changed what)",
+        "Lifecycle",
+        "PassportChange",
+        "ChangedPassport",
+    ),
+    Route(
+        "GET",
+        lifecycle.CHAIN,
+        lifecycle.passport_lifecycle,
+        "A battery's life: the chain of passports across nodes, each at the level this node can read it",
+        "Lifecycle",
+        None,
+        "PassportLifecycle",
+    ),
+    Route(
+        "GET",
+        notifications.PATH,
+        notifications.list_notifications,
+        "Digital Twin Events received (the inbox) and sent, with their delivery state",
+        "Lifecycle",
+        None,
+        "NotificationList",
+        query=("direction", "passportId", "limit"),
+    ),
+    Route(
+        "GET",
+        notifications.PATH + "/{id}",
+        notifications.get_notification,
+        "One Digital Twin Event received or sent",
+        "Lifecycle",
+        None,
+        "Notification",
+        query=("direction",),
+    ),
     *(
         Route(
             r.method, r.path, r.handler, r.summary, "Passports", r.request, r.response, r.status, r.query, r.body_types
@@ -910,6 +962,10 @@ def create_app(
         app[passports.PASSPORTS] = services.passports
         if services.lookup is not None:
             app[lookup.LOOKUP] = services.lookup
+        if services.lifecycle is not None:
+            lifecycle.install(app, services.lifecycle)
+        if services.notifications is not None:
+            notifications.install(app, services.notifications)
     app[API_KEY] = api_key
     app[MAX_BODY] = max_body
     app[MAX_DEPTH] = max_depth

@@ -460,6 +460,15 @@ SCHEMAS.update(
                             "deleted": {"type": "boolean"},
                             "digest": {"type": "string"},
                             "sourceFormat": {"type": "string"},
+                            "changedBy": {
+                                "type": ["string", "null"],
+                                "description": "who recorded the version (docs/lifecycle.md); null before",
+                            },
+                            "changes": {
+                                "type": ["array", "null"],
+                                "items": {"type": "string"},
+                                "description": "what the version changed, one line per field",
+                            },
                             "passport": {"type": ["object", "null"]},
                         },
                     },
@@ -604,6 +613,159 @@ SCHEMAS.update(
                 "contractDefinitions": {"type": "array", "items": {"type": "string"}},
             },
         },
+    }
+)
+
+# A battery's life across nodes (docs/lifecycle.md).
+_LINK = {
+    "type": "object",
+    "required": ["passportId"],
+    "properties": {
+        "passportId": {"type": "string"},
+        "node": {"type": ["string", "null"], "description": "the DID of the node that holds it"},
+        "dspAddress": {"type": ["string", "null"]},
+        "bpn": {"type": ["string", "null"]},
+        "at": {"type": ["integer", "null"]},
+    },
+}
+_CHAIN_PART = {
+    "type": "object",
+    "description": "The chain's public part, also in the public view (`lifecycle`)",
+    "properties": {
+        "predecessors": {"type": "array", "items": _LINK},
+        "successors": {"type": "array", "items": _LINK},
+        "superseded": {"type": "boolean"},
+        "supersededAt": {"type": ["string", "null"]},
+        "operator": {"type": ["string", "null"]},
+        "node": {"type": "string"},
+        "recoveredMaterials": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_NOTIFICATION = {
+    "type": "object",
+    "required": ["messageId", "direction", "partner", "context", "state"],
+    "properties": {
+        "messageId": {"type": "string"},
+        "direction": {"enum": ["in", "out"]},
+        "partner": {"type": "string", "description": "the sender's (in) or receiver's (out) DID"},
+        "context": {"type": "string"},
+        "passportId": {"type": ["string", "null"]},
+        "state": {
+            "enum": ["received", "applied", "ignored", "pending", "delivered", "failed"],
+            "description": "in: received, applied or ignored; out: pending, delivered or failed (reason says why)",
+        },
+        "reason": {"type": ["string", "null"]},
+        "createdAt": {"type": "integer"},
+        "updatedAt": {"type": "integer"},
+        "message": {
+            "type": "object",
+            "description": "the Digital Twin Event (CX-0151): header {messageId, context, sentDateTime, senderBpn, "
+            "receiverBpn, version} and content",
+        },
+    },
+}
+SCHEMAS.update(
+    {
+        "SuccessorInput": {
+            "type": "object",
+            "required": ["passport", "predecessors", "status", "operator"],
+            "properties": {
+                "passport": {"type": "object", "description": "the successor passport, in any supported format"},
+                "predecessors": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 50,
+                    "items": {
+                        "type": "object",
+                        "required": ["passportId"],
+                        "properties": {
+                            "passportId": {"type": "string"},
+                            "partner": {
+                                "type": "string",
+                                "description": "the DID, BPN or DSP address of the node holding it; absent: this node",
+                            },
+                        },
+                    },
+                },
+                "status": {"enum": ["repurposed", "reused", "remanufactured", "waste"]},
+                "operator": {"type": "string", "description": "the economic operator now responsible (its BPN)"},
+                "changedBy": {"type": "string"},
+                "recoveredMaterials": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["material", "massKg"],
+                        "properties": {"material": {"type": "string"}, "massKg": {"type": "number", "minimum": 0}},
+                    },
+                },
+            },
+        },
+        "SuccessorPassport": {
+            **_STORED,
+            "properties": {**_STORED["properties"], "lifecycle": _CHAIN_PART},
+        },
+        "PassportChange": {
+            "type": "object",
+            "properties": {
+                "changedBy": {"type": "string", "description": "who records it (default: this node's BPN)"},
+                "condition": {
+                    "type": "object",
+                    "description": "condition fields to set, by their node names (status, state_of_health_pct, "
+                    "remaining_capacity_ah, ...)",
+                },
+                "events": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["event"],
+                        "properties": {"event": {"type": "string"}, "at": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "ChangedPassport": {
+            **_STORED,
+            "properties": {**_STORED["properties"], "changed": {"type": "boolean"}},
+        },
+        "PassportLifecycle": {
+            "type": "object",
+            "required": ["passportId", "chain", "complete"],
+            "properties": {
+                "passportId": {"type": "string"},
+                "complete": {"type": "boolean", "description": "every passport of the chain was read"},
+                "chain": {
+                    "type": "array",
+                    "description": "oldest first",
+                    "items": {
+                        "type": "object",
+                        "required": ["passportId", "node", "readable", "level"],
+                        "properties": {
+                            "passportId": {"type": "string"},
+                            "batteryId": {"type": ["string", "null"]},
+                            "node": {"type": "string"},
+                            "status": {"type": ["string", "null"]},
+                            "operator": {"type": ["string", "null"]},
+                            "superseded": {"type": ["boolean", "null"]},
+                            "readable": {"type": "boolean"},
+                            "level": {
+                                "type": ["string", "null"],
+                                "description": "owner (this node holds it), authority, legitimate_interest or public",
+                            },
+                            "reason": {"type": "string", "description": "why it could not be read (better)"},
+                            "predecessors": {"type": "array", "items": {"type": "string"}},
+                            "successors": {"type": "array", "items": {"type": "string"}},
+                            "recoveredMaterials": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                },
+            },
+        },
+        "NotificationList": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {"items": {"type": "array", "items": _NOTIFICATION}},
+        },
+        "Notification": _NOTIFICATION,
     }
 )
 

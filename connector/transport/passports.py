@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from connector.domain.errors import InvalidInput, Problem
@@ -17,6 +19,9 @@ from connector.store.passports import PassportFilter, PassportRecord
 from connector.transport.http import json_limits, json_response, no_content, read_body, read_json
 
 PASSPORTS: web.AppKey[service.PassportService] = web.AppKey("passports", service.PassportService)
+# The chain's public part of a passport, shown in its public view (services.lifecycle), when the node has one.
+PublicChain = Callable[[PassportRecord], Awaitable[dict[str, Any]]]
+PUBLIC_CHAIN: web.AppKey[PublicChain] = web.AppKey("public_chain", PublicChain)  # type: ignore[arg-type]
 
 V1 = "/management/v1/passports"
 # The JSON Lines media types an import takes besides JSON (the management surface refuses other bodies).
@@ -271,15 +276,23 @@ async def public_passport(request: web.Request) -> web.StreamResponse:
     if record is None:
         reason = f"no passport {request.match_info['id']!r}"
         return json_response({"error": "Not Found", "reason": reason}, status=404)
-    etag = f'"{record.digest[:32]}-{record.version}"'
+    chain = request.app.get(PUBLIC_CHAIN)
+    part = await chain(record) if chain is not None else None
+    # The chain's part changes without a new version (a successor reported): the tag tells it apart.
+    marker = f"-{len(part.get('successors', ()))}" if part else ""
+    etag = f'"{record.digest[:32]}-{record.version}{marker}"'
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers={"ETag": etag})
     headers = {"ETag": etag, "Cache-Control": "public, max-age=60", "Vary": "Accept"}
     accept = request.headers.get("Accept", "")
     if "text/html" in accept and "application/json" not in accept.split(",")[0]:
-        page = _page(service.render(record.data, (), fmt), record)
+        shown = service.render(record.data, (), fmt)
+        page = _page({**shown, "lifecycle": part} if part else shown, record)
         return web.Response(text=page, content_type="text/html", headers=headers)
     body = passports.view_bytes(record, "public", fmt)
+    if part is not None and fmt == "node":
+        # The chain's public part (docs/lifecycle.md): links to predecessors and successors, with their nodes.
+        body = orjson.dumps({**orjson.loads(body), "lifecycle": part})
     return web.Response(body=body, content_type="application/json", headers=headers)
 
 
