@@ -27,7 +27,8 @@ EVENT_ASSET_ID = "digital-twin-event-api"
 # This node's contexts (CX-0151 leaves the context to the use case; none is registered for battery succession).
 CONTEXT_SUCCEEDED = "BatteryPass-DigitalTwinEvent-PassportSucceeded:1.0.0"
 CONTEXT_UPDATED = "BatteryPass-DigitalTwinEvent-PassportUpdated:1.0.0"
-CONTEXTS = (CONTEXT_SUCCEEDED, CONTEXT_UPDATED)
+CONTEXT_INCORPORATED = "BatteryPass-DigitalTwinEvent-PassportIncorporated:1.0.0"
+CONTEXTS = (CONTEXT_SUCCEEDED, CONTEXT_UPDATED, CONTEXT_INCORPORATED)
 HEADER_VERSION = "3.0.0"
 # Annex XIII 4(c) statuses a successor passport starts with (original is the first passport's).
 SUCCESSOR_STATUSES = ("repurposed", "reused", "remanufactured", "waste")
@@ -76,8 +77,12 @@ class Lifecycle:
     predecessors: tuple[Link, ...] = ()
     successors: tuple[Link, ...] = ()
     superseded_at: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)  # recoveredMaterials, handedOverBy, ...
+    details: dict[str, Any] = field(default_factory=dict)  # recoveredMaterials, components, partOf, ...
     updated_at: int = 0
+
+    def links(self, name: str) -> tuple[Link, ...]:
+        """Return the component (`components`) or assembly (`partOf`) links kept in the details."""
+        return tuple(link_of(item) for item in self.details.get(name, ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +200,32 @@ def parse_successor_request(body: Any) -> SuccessorRequest:
         str(changed_by).strip() if changed_by else None,
         tuple({"material": str(m["material"]).strip(), "massKg": m["massKg"]} for m in materials),
     )
+
+
+def parse_components_request(body: Any) -> tuple[tuple[PredecessorRef, ...], str | None]:
+    """Read the components an assembly lists (a pack's cells or modules): [{passportId, partner}], changedBy."""
+    problems = ProblemList()
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object", [Problem("not an object", None)])
+    raw = body.get("components")
+    refs: list[PredecessorRef] = []
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_PREDECESSORS:
+        problems.add(f"components must be a list of 1 to {MAX_PREDECESSORS} {{passportId, partner}}", "components")
+    else:
+        for i, item in enumerate(raw):
+            pid = item.get("passportId") if isinstance(item, dict) else None
+            partner = item.get("partner") if isinstance(item, dict) else None
+            if not _text(pid):
+                problems.add("passportId is required", f"components[{i}].passportId", pid)
+            elif partner is not None and not _text(partner):
+                problems.add("partner must be a DID, a BPN or a DSP address", f"components[{i}].partner", partner)
+            else:
+                refs.append(PredecessorRef(str(pid).strip(), str(partner).strip() if partner else None))
+    changed_by = body.get("changedBy")
+    if changed_by is not None and not _text(changed_by):
+        problems.add("changedBy must be a non-empty string", "changedBy", changed_by)
+    problems.raise_if_any("the components are invalid")
+    return tuple(refs), str(changed_by).strip() if changed_by else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +366,7 @@ class Event:
     successor: Link | None
     status: str | None
     message: dict[str, Any]
+    assembly: Link | None = None
 
 
 def parse_event(body: Any) -> Event:
@@ -369,6 +401,13 @@ def parse_event(body: Any) -> Event:
             problems.add("content.successor {passportId, node, dspAddress, bpn} is required", "content.successor")
         else:
             successor = link_of(raw)
+    assembly = None
+    raw = content.get("assembly")
+    if context == CONTEXT_INCORPORATED:
+        if not isinstance(raw, dict) or not _text(raw.get("passportId")) or not _text(raw.get("node")):
+            problems.add("content.assembly {passportId, node, dspAddress, bpn} is required", "content.assembly")
+        else:
+            assembly = link_of(raw)
     status = content.get("status")
     if status is not None and not _text(status):
         problems.add("content.status must be a string", "content.status", status)
@@ -382,14 +421,23 @@ def parse_event(body: Any) -> Event:
         successor,
         str(status) if status is not None else None,
         dict(body),
+        assembly,
     )
 
 
 def public_part(lifecycle: Lifecycle | None, links: Sequence[str] = ()) -> dict[str, Any]:
     """Return what the public view shows of a passport's chain: its links and whether it is superseded."""
     if lifecycle is None:
-        return {"predecessors": [{"passportId": p} for p in links], "successors": [], "superseded": False}
+        return {
+            "predecessors": [{"passportId": p} for p in links],
+            "successors": [],
+            "components": [],
+            "partOf": [],
+            "superseded": False,
+        }
     return {
+        "components": list(lifecycle.details.get("components", [])),
+        "partOf": list(lifecycle.details.get("partOf", [])),
         "predecessors": [link.as_json() for link in lifecycle.predecessors] or [{"passportId": p} for p in links],
         "successors": [link.as_json() for link in lifecycle.successors],
         "superseded": lifecycle.superseded_at is not None,

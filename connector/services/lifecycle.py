@@ -211,18 +211,70 @@ class LifecycleService:
         tx.after_commit.append(lambda: self._forget([passport_id]))
         return True
 
+    async def _add_link(self, tx: Transaction, passport_id: str, name: str, link: lc.Link, at: int) -> bool:
+        """Add a component or assembly link to a passport's lifecycle details (again: nothing changes)."""
+        found = await tx.lifecycle.get(passport_id) or lc.Lifecycle(passport_id)
+        if any(canonical_id(other.passport_id) == canonical_id(link.passport_id) for other in found.links(name)):
+            return False
+        details = {**found.details, name: [*found.details.get(name, []), link.as_json()]}
+        await tx.lifecycle.put(replace(found, details=details, updated_at=at))
+        tx.after_commit.append(lambda: self._forget([passport_id]))
+        return True
+
+    async def add_components(
+        self, passport_id: str, refs: tuple[lc.PredecessorRef, ...], changed_by: str | None
+    ) -> dict[str, Any]:
+        """List the components of an assembly (a pack's cells), each checked readable; tell their nodes."""
+        record = await self._passports.get(passport_id)
+        checked: list[tuple[lc.Link, tuple[Partner, str] | None]] = []
+        for i, ref in enumerate(refs):
+            if canonical_id(ref.passport_id) == canonical_id(record.id):
+                raise InvalidInput("a passport is not its own component", [Problem("itself", f"components[{i}]")])
+            try:
+                link, partner, _ = await self._check_predecessor(ref)
+            except ConnectorError as exc:
+                raise type(exc)(
+                    f"components[{i}] {ref.passport_id!r}: {exc.message}",
+                    [Problem(exc.message, f"components[{i}]", ref.passport_id)],
+                ) from None
+            checked.append((link, (partner, await self._notifications.bpn_of(partner)) if partner else None))
+        at = ps.now_ms()
+        assembly = lc.Link(record.id, self.own_did, self.own_address, self._notifications.own_bpn, at)
+        async with self._store.transaction() as tx:
+            for link, owed in checked:
+                if not await self._add_link(tx, record.id, "components", link, at):
+                    continue
+                if owed is None:
+                    await self._add_link(tx, link.passport_id, "partOf", assembly, at)
+                else:
+                    content = {"passportId": link.passport_id, "assembly": assembly.as_json()}
+                    await self._notifications.owe(
+                        tx, owed[0], owed[1], lc.CONTEXT_INCORPORATED, link.passport_id, content
+                    )
+        log.info("components listed", extra={"passport_id": record.id, "changed_by": changed_by or self._me()})
+        self._forget([record.id])
+        return await self.public_part(await self._passports.get(record.id))
+
     # Events received.
 
     async def on_event(self, tx: Transaction, event: lc.Event, sender: str) -> tuple[str, str | None]:
         """Apply a Digital Twin Event: a successor reported marks the passport superseded."""
         record = await tx.passports.get(event.passport_id)
         if record is None:
+            if event.context == lc.CONTEXT_UPDATED:
+                # A partner's passport this node read: kept in the inbox (a sync job holding it runs at once).
+                return "received", f"{event.passport_id} changed at {sender} (status {event.status or 'unchanged'})"
             return "ignored", f"no passport {event.passport_id!r} on this node"
         if event.context == lc.CONTEXT_SUCCEEDED and event.successor is not None:
             link = replace(event.successor, at=ps.now_ms())
             if not await self._supersede(tx, record.id, link, ps.now_ms()):
                 return "ignored", f"successor {link.passport_id!r} was known already"
             return "applied", f"superseded by {link.passport_id} at {sender}"
+        if event.context == lc.CONTEXT_INCORPORATED and event.assembly is not None:
+            link = replace(event.assembly, at=ps.now_ms())
+            if not await self._add_link(tx, record.id, "partOf", link, ps.now_ms()):
+                return "ignored", f"assembly {link.passport_id!r} was known already"
+            return "applied", f"part of {link.passport_id} at {sender}"
         return "applied", f"{event.passport_id} changed at {sender} (status {event.status or 'unchanged'})"
 
     # Changes by the operator responsible.
@@ -287,7 +339,7 @@ class LifecycleService:
         found = await self._parts.get(record.id, read)
         ids = (record.data.get("identity") or {}).get("predecessor_passport_ids") or []
         part = lc.public_part(found, ids)
-        for link in part["predecessors"]:
+        for link in (*part["predecessors"], *part["components"], *part["partOf"], *part["successors"]):
             if link.get("node") is None and "node" in link:
                 link.update(node=self.own_did, dspAddress=self.own_address, bpn=self._notifications.own_bpn)
         part["operator"] = (record.data.get("identity") or {}).get("operator_id")
@@ -311,7 +363,7 @@ class LifecycleService:
                 break
             entry, part = await self._entry(pid, node, address)
             entries[key] = entry
-            for direction, step in (("predecessors", -1), ("successors", 1)):
+            for direction, step in (("predecessors", -1), ("components", -1), ("successors", 1), ("partOf", 1)):
                 for link in part.get(direction, []):
                     other = canonical_id(str(link["passportId"]))
                     depth.setdefault(other, depth[key] + step)
@@ -346,6 +398,8 @@ class LifecycleService:
                 "level": "owner",
                 "predecessors": [p["passportId"] for p in part["predecessors"]],
                 "successors": [s["passportId"] for s in part["successors"]],
+                "components": [c["passportId"] for c in part["components"]],
+                "partOf": [a["passportId"] for a in part["partOf"]],
             }
             if "recoveredMaterials" in part:
                 entry["recoveredMaterials"] = part["recoveredMaterials"]
@@ -364,6 +418,8 @@ class LifecycleService:
             "level": remote.level,
             "predecessors": [p["passportId"] for p in part.get("predecessors", [])],
             "successors": [s["passportId"] for s in part.get("successors", [])],
+            "components": [c["passportId"] for c in part.get("components", [])],
+            "partOf": [a["passportId"] for a in part.get("partOf", [])],
         }
         if "recoveredMaterials" in part:
             entry["recoveredMaterials"] = part["recoveredMaterials"]

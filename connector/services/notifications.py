@@ -140,6 +140,11 @@ class NotificationService:
                 f"the successor is said to be held by {event.successor.node}, but {sender_did} sent the message: "
                 "a node reports only the successors it holds"
             )
+        if event.assembly is not None and event.assembly.node != sender_did:
+            raise Refused(
+                f"the assembly is said to be held by {event.assembly.node}, but {sender_did} sent the message: "
+                "a node reports only the assemblies it holds"
+            )
         at = now_ms()
         item = lc.Notification(
             event.message_id,

@@ -14,6 +14,7 @@ LIFECYCLE: web.AppKey[LifecycleService] = web.AppKey("lifecycle", LifecycleServi
 SUCCESSORS = f"{passports.V1}/successors"
 CHANGES = f"{passports.V1}/{{id}}/changes"
 CHAIN = f"{passports.V1}/{{id}}/lifecycle"
+COMPONENTS = f"{passports.V1}/{{id}}/components"
 
 
 def install(app: web.Application, service: LifecycleService) -> None:
@@ -40,3 +41,9 @@ async def record_change(request: web.Request) -> web.Response:
 async def passport_lifecycle(request: web.Request) -> web.Response:
     """Follow a passport's predecessor and successor links across nodes."""
     return json_response(await request.app[LIFECYCLE].lifecycle(request.match_info["id"]))
+
+
+async def add_components(request: web.Request) -> web.Response:
+    """List an assembly's components (a pack's cells), each checked readable at its node."""
+    refs, changed_by = lc.parse_components_request(await read_json(request))
+    return json_response(await request.app[LIFECYCLE].add_components(request.match_info["id"], refs, changed_by))

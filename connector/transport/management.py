@@ -902,6 +902,15 @@ ROUTES: tuple[Route, ...] = (
         "ChangedPassport",
     ),
     Route(
+        "POST",
+        lifecycle.COMPONENTS,
+        lifecycle.add_components,
+        "List an assembly's components (a pack's cells or modules), each checked readable at its node",
+        "Lifecycle",
+        "ComponentsInput",
+        "PassportChainPart",
+    ),
+    Route(
         "GET",
         lifecycle.CHAIN,
         lifecycle.passport_lifecycle,

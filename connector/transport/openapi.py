@@ -638,6 +638,8 @@ _CHAIN_PART = {
         "supersededAt": {"type": ["string", "null"]},
         "operator": {"type": ["string", "null"]},
         "node": {"type": "string"},
+        "components": {"type": "array", "items": _LINK},
+        "partOf": {"type": "array", "items": _LINK},
         "recoveredMaterials": {"type": "array", "items": {"type": "object"}},
     },
 }
@@ -704,6 +706,24 @@ SCHEMAS.update(
             **_STORED,
             "properties": {**_STORED["properties"], "lifecycle": _CHAIN_PART},
         },
+        "ComponentsInput": {
+            "type": "object",
+            "required": ["components"],
+            "properties": {
+                "components": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 50,
+                    "items": {
+                        "type": "object",
+                        "required": ["passportId"],
+                        "properties": {"passportId": {"type": "string"}, "partner": {"type": "string"}},
+                    },
+                },
+                "changedBy": {"type": "string"},
+            },
+        },
+        "PassportChainPart": _CHAIN_PART,
         "PassportChange": {
             "type": "object",
             "properties": {
@@ -754,6 +774,8 @@ SCHEMAS.update(
                             "reason": {"type": "string", "description": "why it could not be read (better)"},
                             "predecessors": {"type": "array", "items": {"type": "string"}},
                             "successors": {"type": "array", "items": {"type": "string"}},
+                            "components": {"type": "array", "items": {"type": "string"}},
+                            "partOf": {"type": "array", "items": {"type": "string"}},
                             "recoveredMaterials": {"type": "array", "items": {"type": "object"}},
                         },
                     },
