@@ -250,7 +250,8 @@ async def _play(story: Story, http: aiohttp.ClientSession, issuer_dir: Path, say
     )
     story.seconds["components"] = time.perf_counter() - started
     say(
-        f"   the pack lists its cells, each read at the cell maker: components {[c['passportId'] for c in part['components']]}"
+        "   the pack lists its cells, each read at the cell maker: components "
+        f"{[c['passportId'] for c in part['components']]}"
     )
     await _wait(lambda: _delivered(apis["car maker"], story.cells[0], lc.CONTEXT_INCORPORATED), "the cells' event")
 
@@ -268,7 +269,8 @@ async def _play(story: Story, http: aiohttp.ClientSession, issuer_dir: Path, say
     story.seconds["successor"] = time.perf_counter() - started
     story.repurposed = made["id"]
     say(
-        f"2. second-life firm creates {story.repurposed} (repurposed), predecessor {story.pack} checked at the car maker"
+        f"2. second-life firm creates {story.repurposed} (repurposed), "
+        f"predecessor {story.pack} checked at the car maker"
     )
     sent = await _wait(lambda: _delivered(apis["second-life firm"], story.pack, lc.CONTEXT_SUCCEEDED), "the event")
     say(f"   event {sent['message']['header']['messageId']} to the car maker: {sent['state']}")
@@ -317,7 +319,8 @@ async def _play(story: Story, http: aiohttp.ClientSession, issuer_dir: Path, say
     story.down_received = inbox["items"]
     say(
         f"   car maker back on the same port and data: the update is {story.down_sent['state']}, car maker's inbox "
-        f"has {len(story.down_received)} for {story.repurposed} ({story.down_received[0]['state'] if inbox['items'] else '-'})"
+        f"has {len(story.down_received)} for {story.repurposed} "
+        f"({story.down_received[0]['state'] if inbox['items'] else '-'})"
     )
 
     # 5. The recycler takes the battery as waste, with the materials it recovered.
@@ -411,7 +414,8 @@ async def _play(story: Story, http: aiohttp.ClientSession, issuer_dir: Path, say
     shell = await access.get(partner, registry, "/shell-descriptors/" + wire.encode_id(story.repurposed))
     story.views["registry"] = shell.body.get("extensions") if isinstance(shell.body, dict) else shell.body
     say(
-        f"   the second-life firm's registry entry of {story.repurposed}, read by the recycler: {story.views['registry']}"
+        f"   the second-life firm's registry entry of {story.repurposed}, read by the recycler: "
+        f"{story.views['registry']}"
     )
     story.seconds["story"] = time.perf_counter() - began
     say(f"the story took {story.seconds['story']:.1f} s")
