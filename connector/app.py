@@ -66,6 +66,7 @@ class Node:
     management_port: int
     protocol_port: int
     access: Access | None = None  # this node's access to partners' data as consumer (services.access)
+    notifications: NotificationService | None = None  # Digital Twin Events sent and received (docs/lifecycle.md)
 
     @property
     def management_url(self) -> str:
@@ -294,7 +295,16 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.max_header_bytes,
         )
         stack.push_async_callback(server.stop, served_management)
-        node = Node(settings, store, peer, identity, served_management.port, served_protocol.port, access)
+        node = Node(
+            settings,
+            store,
+            peer,
+            identity,
+            served_management.port,
+            served_protocol.port,
+            access,
+            notification_service,
+        )
         log.info(
             "node started",
             extra={

@@ -385,6 +385,33 @@ async def _play(story: Story, http: aiohttp.ClientSession, issuer_dir: Path, say
     story.inbox_after = (await apis["second-life firm"].ok("GET", "/management/v1/notifications?direction=in"))["items"]
     after = await apis["second-life firm"].ok("GET", f"{V1}/{story.repurposed}/lifecycle")
     story.views["repeat unchanged"] = before == after
+    # A forged event (a successor said to be held by another node) and one for another BPN are refused.
+    header = {**sent["message"]["header"], "messageId": "urn:uuid:forged-1"}
+    forged = {"header": header, "content": {**sent["message"]["content"]}}
+    forged["content"]["successor"] = {**forged["content"]["successor"], "node": cell.did}
+    answer = await access.request(partner, agreement, "POST", "", json=forged)
+    story.refusals["forged successor"] = (answer.status, answer.body)
+    elsewhere = {
+        "header": {**header, "messageId": "urn:uuid:forged-2", "receiverBpn": car.bpn},
+        "content": sent["message"]["content"],
+    }
+    answer = await access.request(partner, agreement, "POST", "", json=elsewhere)
+    story.refusals["another receiver"] = (answer.status, answer.body)
+    unknown = await apis["recycler"].call(
+        "POST",
+        f"{V1}/successors",
+        {
+            "passport": _passport(7, 0),
+            "predecessors": [{"passportId": "urn:uuid:no-such-passport", "partner": second.bpn}],
+            "status": "waste",
+            "operator": recycler.bpn,
+        },
+    )
+    story.refusals["unknown predecessor"] = unknown
+    say(
+        f"   refused: a forged successor {story.refusals['forged successor'][0]}, an event for another BPN "
+        f"{story.refusals['another receiver'][0]}, a predecessor the partner does not have {unknown[0]}"
+    )
     say(
         f"6. the recycler's event {sent['message']['header']['messageId']} sent again: {again.status} "
         f"{(again.body or {}).get('reason')}; inbox {len(story.inbox_before)} -> {len(story.inbox_after)}, "
