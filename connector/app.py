@@ -260,7 +260,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.max_json_depth,
         )
         passports.add_public_routes(protocol_app, passport_service)
-        protocol_app[passports.PUBLIC_CHAIN] = lifecycle_service.public_part
+        protocol_app[passports.PUBLIC_CHAIN] = lifecycle_service.public_chain
         notifications_transport.install(protocol_app, notification_service)
         dataplane.add_routes(
             protocol_app,

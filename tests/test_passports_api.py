@@ -253,6 +253,7 @@ async def test_publishing_offers_one_dataset_per_model_and_level(api: tuple[Node
     status, published = await management.call("POST", f"{V1}/publish", {})
     assert status == 200, published
     assert sorted(published["contractDefinitions"]) == [
+        "digital-twin-event-api",  # notifications between nodes (docs/lifecycle.md)
         "digital-twin-registry",  # the embedded Digital Twin Registry (docs/registry.md)
         "passports-authority",
         "passports-legitimate-interest",
@@ -260,8 +261,9 @@ async def test_publishing_offers_one_dataset_per_model_and_level(api: tuple[Node
     ]
     by_model = [a for a in published["assets"] if a.startswith("passports-")]
     assert len(by_model) == 3 * len(models)
-    # The registry's asset, and one per submodel part (BatteryPass and the 7 IDTA-02035 parts) and level.
-    assert len(published["assets"]) - len(by_model) == 1 + 8 * 3
+    # The registry's asset, one per submodel part (BatteryPass and the 7 IDTA-02035 parts) and level, and the
+    # Digital Twin Event API's.
+    assert len(published["assets"]) - len(by_model) == 1 + 8 * 3 + 1
     status, asset = await management.call("GET", f"/management/v3/assets/passports-{models[0]}-legitimate-interest")
     assert status == 200, asset
     assert asset["dataAddress"]["type"] == "BatteryPassport"

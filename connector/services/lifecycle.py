@@ -346,6 +346,12 @@ class LifecycleService:
         part["node"] = self.own_did
         return part
 
+    async def public_chain(self, record: PassportRecord) -> dict[str, Any] | None:
+        """Return the chain's public part for the public view; None for a passport with no links at all."""
+        part = await self.public_part(record)
+        linked = ("predecessors", "successors", "components", "partOf")
+        return part if any(part[name] for name in linked) else None
+
     async def lifecycle(self, passport_id: str) -> dict[str, Any]:
         """Follow predecessor and successor links across nodes; answer each passport at this node's level."""
         record = await self._passports.get(passport_id)

@@ -819,6 +819,8 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "cursor": {"type": "string", "description": "the `next` of the previous page"},
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
     "includeDeleted": {"type": "boolean"},
+    "direction": {"enum": ["in", "out"], "description": "notifications received (in) or sent (out)"},
+    "passportId": {"type": "string", "description": "only the notifications about this passport"},
     "format": {"enum": ["node", "catenax", "idta"]},
     "level": {"enum": ["public", "legitimate_interest", "authority"]},
     "auto_refresh": {

@@ -20,7 +20,7 @@ from connector.transport.http import json_limits, json_response, no_content, rea
 
 PASSPORTS: web.AppKey[service.PassportService] = web.AppKey("passports", service.PassportService)
 # The chain's public part of a passport, shown in its public view (services.lifecycle), when the node has one.
-PublicChain = Callable[[PassportRecord], Awaitable[dict[str, Any]]]
+PublicChain = Callable[[PassportRecord], Awaitable[dict[str, Any] | None]]
 PUBLIC_CHAIN: web.AppKey[PublicChain] = web.AppKey("public_chain", PublicChain)  # type: ignore[arg-type]
 
 V1 = "/management/v1/passports"
