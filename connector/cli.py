@@ -12,7 +12,7 @@ from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from connector import __version__, logs
+from connector import __version__, cli_lifecycle, logs
 from connector.domain.errors import ConnectorError, DatabaseUnavailable
 from connector.settings import Settings, SettingsError, load_settings, setting_names
 
@@ -155,6 +155,9 @@ def _parser() -> argparse.ArgumentParser:
     find.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer (default 120)")
     find.add_argument("--json", action="store_true", help="print the whole answer (passport, source, timings)")
 
+    cli_lifecycle.add_passport_commands(passport_commands)
+    cli_lifecycle.add_notification_command(commands)
+
     issuer = commands.add_parser(
         "issuer",
         help="make this node a credential issuer for a dataspace (served at <public URL>/issuer/...)",
@@ -243,6 +246,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "passports" and args.passports_command == "lookup":
         return _lookup(settings, args)
+    if args.command == "notifications" or (
+        args.command == "passports" and args.passports_command in cli_lifecycle.COMMANDS
+    ):
+        return cli_lifecycle.run(settings, args)
     if args.command == "passports":
         return _run(_passports(settings, args))
     if args.command == "issuer":

@@ -210,6 +210,98 @@ async def test_a_notification_to_a_partner_that_never_answers_ends_with_its_reas
         assert found["state"] == "failed", found
         assert "after 3 attempts" in found["reason"] and str(gone) in found["reason"]
         status, problem = await api.call("GET", "/management/v1/notifications/urn:uuid:nope")
-        assert status == 404 and problem["type"] == "ObjectNotFound" or status == 404, problem
+        assert (status == 404 and problem["type"] == "ObjectNotFound") or status == 404, problem
         status, problem = await api.call("GET", "/management/v1/notifications?direction=sideways")
         assert status == 400, problem
+
+
+async def _cli(node_port: int, *argv: str) -> tuple[int, str, str]:
+    import os
+
+    env = {**os.environ, "CONNECTOR_API_KEY": API_KEY, "CONNECTOR_MANAGEMENT_PORT": str(node_port)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "connector.cli",
+        *argv,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_the_command_line_records_changes_and_a_successor_on_the_same_node(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    import json
+
+    import aiohttp
+
+    from connector.domain import passport as model
+
+    bpn = "BPNL0000000SECND"
+    node = await node_factory(api_key=API_KEY, bpn=bpn)
+    original = model.generate(1)
+    original["identity"]["operator_id"] = bpn
+    pid = original["identity"]["passport_id"]
+    async with aiohttp.ClientSession() as http:
+        assert (await Management(http, node).call("POST", "/management/v1/passports", original))[0] == 201
+        port = node.management_port
+        code, out, err = await _cli(
+            port,
+            "passports",
+            "change",
+            pid,
+            "--set",
+            "state_of_health_pct=80.5",
+            "--event",
+            "repair: fuse",
+            "--changed-by",
+            "workshop",
+        )
+        assert code == 0, err
+        changed = json.loads(out)
+        assert changed["changed"] is True and changed["version"] == 2
+        assert changed["passport"]["condition"]["state_of_health_pct"] == 80.5
+        assert changed["passport"]["condition"]["negative_events"][-1]["event"] == "repair: fuse"
+        code, out, err = await _cli(port, "passports", "change", pid, "--set", "state_of_health_pct=101")
+        assert code == 1 and "state_of_health_pct" in err, err  # validated as any version is
+
+        successor = model.generate(2)
+        (tmp_path / "successor.json").write_text(json.dumps(successor))
+        code, out, err = await _cli(
+            port,
+            "passports",
+            "successor",
+            str(tmp_path / "successor.json"),
+            "--predecessor",
+            pid,
+            "--status",
+            "reused",
+            "--operator",
+            bpn,
+        )
+        assert code == 0, err
+        made = json.loads(out)
+        assert made["passport"]["condition"]["status"] == "reused"
+        assert made["passport"]["identity"]["predecessor_passport_ids"] == [pid]
+        assert made["lifecycle"]["predecessors"][0]["node"] == node.settings.effective_did
+
+        code, out, err = await _cli(port, "passports", "lifecycle", pid)
+        assert code == 0, err
+        chain = json.loads(out)["chain"]
+        assert [(e["passportId"], e["status"], e["superseded"]) for e in chain] == [
+            (pid, original["condition"]["status"], True),
+            (successor["identity"]["passport_id"], "reused", False),
+        ]
+        code, out, err = await _cli(port, "passports", "change", pid, "--set", "state_of_health_pct=70")
+        assert code == 1 and "superseded" in err, err
+        code, out, err = await _cli(port, "notifications", "--direction", "out")
+        assert code == 0 and json.loads(out) == {"items": []}, (out, err)  # a local predecessor needs no message
+        async with http.get(f"{node.protocol_url}/passports/{pid}") as answer:
+            public = await answer.json()
+        assert public["lifecycle"]["superseded"] is True
+        assert [s["passportId"] for s in public["lifecycle"]["successors"]] == [successor["identity"]["passport_id"]]
