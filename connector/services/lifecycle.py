@@ -300,32 +300,34 @@ class LifecycleService:
         summary = lc.changes(record.data, updated.data)
         if not summary:
             return ps.Saved(record, False, [])
+        readers = await self._readers()  # resolved before the write transaction: no network call inside it
+        status = (updated.data.get("condition") or {}).get("status")
         async with self._store.transaction() as tx:
             await tx.passports.put_many([updated], at, change.changed_by or self._me(), summary)
             stored = await tx.passports.get(record.id)
-            await self._tell_readers(tx, record, updated)
+            for partner, bpn in readers:
+                content = {"passportId": updated.id, "status": status}
+                await self._notifications.owe(tx, partner, bpn, lc.CONTEXT_UPDATED, updated.id, content)
         self._passports.forget([record.id])
         assert stored is not None
         return ps.Saved(stored, True, [])
 
-    async def _tell_readers(self, tx: Transaction, before: PassportRecord, after: PassportRecord) -> None:
-        """Owe a PassportUpdated event to every partner holding an agreement on this node's passport data."""
+    async def _readers(self) -> list[tuple[Partner, str]]:
+        """Return the partners holding an agreement on this node's passport data, and their BPNs."""
         spec = QuerySpec(limit=200, filter_expression=(Criterion("providerId", "=", self.own_did),))
-        agreements = await tx.agreements.query(spec)
-        readers = sorted(
+        async with self._store.read() as tx:
+            agreements = await tx.agreements.query(spec)
+        dids = sorted(
             {a.consumer_id for a in agreements if a.asset_id.startswith("passport") and a.consumer_id != self.own_did}
         )
-        status = (after.data.get("condition") or {}).get("status")
-        for did in readers:
+        found = []
+        for did in dids:
             try:
                 partner = await self._access.partner(did)
-                bpn = await self._notifications.bpn_of(partner)
+                found.append((partner, await self._notifications.bpn_of(partner)))
             except ConnectorError as exc:
                 log.info("a reader cannot be told of a change", extra={"partner": did, "reason": exc.message})
-                continue
-            await self._notifications.owe(
-                tx, partner, bpn, lc.CONTEXT_UPDATED, after.id, {"passportId": after.id, "status": status}
-            )
+        return found
 
     # Reading.
 
