@@ -59,6 +59,7 @@ async def test_a_battery_s_life_on_four_nodes(tmp_path: Path) -> None:
                 assert entry["level"] == "legitimate_interest" and entry["status"] == statuses[pid], (name, entry)
             else:
                 assert entry["level"] == "public" and entry["status"] is None, (name, entry)
+                assert "public level only" in entry["reason"], entry
             assert entry["superseded"] is (pid in (story.pack, story.repurposed)), (name, entry)
         by_id = {e["passportId"]: e for e in answer["chain"]}
         assert by_id[story.pack]["components"] == story.cells

@@ -450,7 +450,9 @@ class LifecycleService:
             # The public view is readable by anyone (Art. 77(2)(a)); the rest is not, and why is told.
             return _Remote(public, "public", f"the lookup failed: {exc.message}", None)
         level = str(found.source.get("level") or "public")
-        return _Remote(public, level, None, _status_of(found.passport))
+        # The lookup reads the best level offered to this node: public means nothing more is offered to it.
+        why = "the partner offers this node the public level only (its policies, this node's credentials)"
+        return _Remote(public, level, why if level == "public" else None, _status_of(found.passport))
 
 
 def _chain_part(public: Mapping[str, Any] | None) -> dict[str, Any]:
