@@ -375,7 +375,8 @@ class LifecycleService:
                 for link in part.get(direction, []):
                     other = canonical_id(str(link["passportId"]))
                     depth.setdefault(other, depth[key] + step)
-                    link_node = link.get("node")
+                    # A link that names no node is held where the passport naming it is.
+                    link_node = link.get("node") or node
                     if link_node == self.own_did:
                         link_node = None
                     todo.append((str(link["passportId"]), link_node, link.get("dspAddress")))
