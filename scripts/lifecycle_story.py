@@ -309,6 +309,12 @@ async def _play(story: Story, http: aiohttp.ClientSession, issuer_dir: Path, say
     )
     await asyncio.sleep(1.0)  # two or three failed attempts
     say(f"4. car maker down; the update to it is {story.down_while['state']}")
+    story.lifecycles["while the car maker is down"] = await apis["second-life firm"].ok(
+        "GET", f"{V1}/{story.repurposed}/lifecycle"
+    )
+    down = story.lifecycles["while the car maker is down"]
+    say(f"   the second-life firm's lifecycle meanwhile, complete {down['complete']}:")
+    _show_chain(say, down)
     await car.start()
     story.down_sent = await _wait(
         lambda: _delivered(apis["second-life firm"], story.repurposed, lc.CONTEXT_UPDATED), "the update delivered"

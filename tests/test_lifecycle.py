@@ -48,6 +48,11 @@ async def test_a_battery_s_life_on_four_nodes(tmp_path: Path) -> None:
     legitimate = {"second-life firm", "recycler"}
     statuses = {story.pack: "original", story.repurposed: "repurposed", story.waste: "waste"}
     statuses.update({c: "original" for c in story.cells})
+    # While the car maker was down, its pack could not be read, and the chain beyond it (the cells) was not known.
+    down = story.lifecycles.pop("while the car maker is down")
+    assert down["complete"] is False
+    assert [e["passportId"] for e in down["chain"]] == [story.pack, story.repurposed]
+    assert down["chain"][0]["readable"] is False and "could not be reached" in down["chain"][0]["reason"]
     for name, answer in story.lifecycles.items():
         assert [e["passportId"] for e in answer["chain"]] == chain_ids, name
         assert answer["complete"] is True, name
