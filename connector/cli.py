@@ -534,6 +534,7 @@ async def _delete(service: Any, args: argparse.Namespace) -> int:
 
 async def _import(service: Any, settings: Settings, args: argparse.Namespace) -> int:
     from connector.domain.json_input import JsonLimits
+    from connector.services.passport_pipeline import workers_for
     from connector.services.passport_sources import Source
 
     if args.batch < 1:
@@ -563,7 +564,13 @@ async def _import(service: Any, settings: Settings, args: argparse.Namespace) ->
     try:
         with bar.around_logs():
             summary = await service.import_records(
-                source.records(start), source=source.key, batch=args.batch, progress=progress, start=start
+                source.records(start, parse=False),
+                source=source.key,
+                batch=args.batch,
+                progress=progress,
+                start=start,
+                limits=source.limits,
+                workers=workers_for(source.size, settings.import_workers),
             )
     except asyncio.CancelledError:  # Ctrl-C: asyncio cancels the command; the batch under way is rolled back
         bar.close()

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from connector.store.engine import encode_json
+from connector.store.engine import EncodedJSON, encode_json
 from connector.store.tables import passport_import_ids, passport_imports, passport_versions, passports
 
 
@@ -30,6 +30,35 @@ class PassportRecord:
     created_at: int = 0
     updated_at: int = 0
     deleted_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PassportWrite:
+    """A passport to store with its node JSON encoded already: what a bulk import's worker process hands
+    over (`PassportRecord.write`), so the storing process neither decodes nor encodes the data again."""
+
+    id: str
+    battery_id: str
+    model_id: str | None
+    manufacturer_id: str | None
+    category: str | None
+    data: EncodedJSON
+    digest: str
+    source_format: str
+
+
+def write_of(record: PassportRecord) -> PassportWrite:
+    """Return what storing a record writes: its columns and its node JSON, encoded once."""
+    return PassportWrite(
+        record.id,
+        record.battery_id,
+        record.model_id,
+        record.manufacturer_id,
+        record.category,
+        encode_json(record.data),
+        record.digest,
+        record.source_format,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +151,7 @@ class PassportRepository:
         )
         return {r.id: (r.digest, int(r.version), r.deleted_at is not None) for r in rows}
 
-    async def put_many(self, records: Sequence[PassportRecord], now: int) -> list[str]:
+    async def put_many(self, records: Sequence[PassportRecord | PassportWrite], now: int) -> list[str]:
         """Store each record as a new version unless its content is unchanged; return each outcome.
 
         Outcomes: "created", "updated" (also for a deleted passport stored again) or "unchanged". Two records
@@ -142,7 +171,8 @@ class PassportRepository:
                 outcomes.append("unchanged")
                 continue
             version = (found[1] if found else 0) + 1
-            data = encode_json(record.data)  # once for both rows, not once per row
+            # Encoded once for both rows (a PassportWrite comes encoded).
+            data = record.data if isinstance(record, PassportWrite) else encode_json(record.data)
             columns = {
                 "battery_id": record.battery_id,
                 "model_id": record.model_id,
