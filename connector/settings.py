@@ -133,7 +133,7 @@ class Settings(BaseSettings):
         ),
     )
     import_workers: int = Field(
-        default=1,
+        default=2,
         ge=0,
         le=64,
         description=(

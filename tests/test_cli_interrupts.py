@@ -66,7 +66,11 @@ def folder(tmp_path: Path) -> Path:
     return source
 
 
-async def test_ctrl_c_during_an_import_says_where_it_stopped_and_resumes_there(tmp_path: Path, folder: Path) -> None:
+@pytest.mark.parametrize("to_group", [False, True], ids=["to-the-command", "to-its-process-group"])
+async def test_ctrl_c_during_an_import_says_where_it_stopped_and_resumes_there(
+    tmp_path: Path, folder: Path, to_group: bool
+) -> None:
+    """The source (52 MB) is large enough for worker processes; a terminal's Ctrl-C reaches them too."""
     database = tmp_path / "data" / "connector.db"
     process = await _connector(
         tmp_path,
@@ -77,13 +81,17 @@ async def test_ctrl_c_during_an_import_says_where_it_stopped_and_resumes_there(t
         "100",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=to_group,
     )
     async with asyncio.timeout(120):
         # Interrupt once the import has committed a few batches (and is not finished).
         while _checkpoint(database) < 1000:
             assert process.returncode is None, "the import ended before it could be interrupted"
             await asyncio.sleep(0.05)
-        process.send_signal(signal.SIGINT)
+        if to_group:  # as a terminal sends it: to the command and its worker processes
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGINT)
         _, stderr = await process.communicate()
     said = stderr.decode()
     assert process.returncode == 130, said
