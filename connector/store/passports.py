@@ -126,15 +126,27 @@ def _record(row: RowMapping) -> PassportRecord:
     )
 
 
+# A current row with its data, read from the version row that holds it.
+_CURRENT = select(*passports.c, passport_versions.c.data).select_from(
+    passports.join(
+        passport_versions,
+        and_(
+            passport_versions.c.passport_id == passports.c.id, passport_versions.c.version == passports.c.data_version
+        ),
+    )
+)
+
+
 class PassportRepository:
-    """Passports and their versions; every write adds a version row in the same transaction."""
+    """Passports and their versions; every write adds a version row in the same transaction, which holds the
+    version's data (the current row points at it: the data is written once)."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
 
     async def get(self, passport_id: str, include_deleted: bool = False) -> PassportRecord | None:
         """Return the current version of a passport (None when absent or deleted, unless asked for)."""
-        query = select(passports).where(passports.c.id == passport_id)
+        query = _CURRENT.where(passports.c.id == passport_id)
         if not include_deleted:
             query = query.where(passports.c.deleted_at.is_(None))
         row = (await self._c.execute(query)).mappings().first()
@@ -171,7 +183,7 @@ class PassportRepository:
                 outcomes.append("unchanged")
                 continue
             version = (found[1] if found else 0) + 1
-            # Encoded once for both rows (a PassportWrite comes encoded).
+            # Stored once, in the version row (a PassportWrite comes encoded).
             data = record.data if isinstance(record, PassportWrite) else encode_json(record.data)
             columns = {
                 "battery_id": record.battery_id,
@@ -179,7 +191,7 @@ class PassportRepository:
                 "manufacturer_id": record.manufacturer_id,
                 "category": record.category,
                 "version": version,
-                "data": data,
+                "data_version": version,
                 "digest": record.digest,
                 "source_format": record.source_format,
                 "updated_at": now,
@@ -254,7 +266,7 @@ class PassportRepository:
 
     async def page(self, spec: PassportFilter) -> list[PassportRecord]:
         """Return passports matching a filter in (updated_at, id) order, at most `spec.limit`."""
-        query = select(passports)
+        query = _CURRENT
         if not spec.include_deleted:
             query = query.where(passports.c.deleted_at.is_(None))
         for column, value in (
