@@ -25,11 +25,13 @@ from collections.abc import AsyncGenerator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from connector.domain import passport as model
 from connector.domain.errors import InvalidInput, Problem
 from connector.domain.json_input import JsonLimits
 from connector.services.passport_sources import SourceRecord, parsed
+from connector.store.engine import EncodedJSON
 from connector.store.passports import PassportWrite, write_of
 
 # Records a worker prepares per task, and tasks in flight at most: enough to keep the worker busy while
@@ -73,8 +75,40 @@ def prepare(item: SourceRecord, limits: JsonLimits) -> Prepared:
 
 
 def prepare_chunk(items: list[SourceRecord], limits: JsonLimits) -> list[Prepared]:
-    """Make a chunk of records ready, in order (what a worker process runs)."""
+    """Make a chunk of records ready, in order."""
     return [prepare(item, limits) for item in items]
+
+
+# Between processes records travel as plain tuples: pickling a slotted dataclass costs several times more.
+_Sent = tuple[int, str, bytes | None, Any, str | None, tuple[tuple[str | None, str], ...]]
+_Write = tuple[str, str, str | None, str | None, str | None, str, str, str]
+_Back = tuple[int, str, str | None, _Write | None, list[tuple[str, str]], str | None, list[Problem]]
+
+
+def _sent(item: SourceRecord) -> _Sent:
+    return (item.position, item.where, item.raw, item.document, item.error, item.errors)
+
+
+def prepare_sent(sent: list[_Sent], limits: JsonLimits) -> list[_Back]:
+    """Make a chunk of records ready, in order (what a worker process runs, on records as `_sent` makes them)."""
+    back: list[_Back] = []
+    for position, where, raw, document, error, errors in sent:
+        ready = prepare(SourceRecord(position, where, document, error, errors, raw), limits)
+        write = ready.write
+        fields = None
+        if write is not None:
+            fields = (write.id, write.battery_id, write.model_id, write.manufacturer_id, write.category,
+                      write.data.text, write.digest, write.source_format)  # fmt: skip
+        back.append((position, where, ready.key, fields, ready.warnings, ready.reason, ready.problems))
+    return back
+
+
+def _received(back: _Back) -> Prepared:
+    position, where, key, fields, warnings, reason, problems = back
+    write = None
+    if fields is not None:
+        write = PassportWrite(*fields[:5], EncodedJSON(fields[5]), fields[6], fields[7])
+    return Prepared(position, where, key, write, warnings, reason, problems)
 
 
 def _worker_started() -> None:
@@ -134,17 +168,17 @@ async def prepared(
     # imports with workers must guard its start with `if __name__ == "__main__":` (the command does).
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_started)
-    in_flight: deque[asyncio.Future[list[Prepared]]] = deque()
+    in_flight: deque[asyncio.Future[list[_Back]]] = deque()
     finished = False
     try:
         for chunk in _chunks(records, CHUNK):
-            in_flight.append(loop.run_in_executor(pool, prepare_chunk, chunk, limits))
+            in_flight.append(loop.run_in_executor(pool, prepare_sent, [_sent(item) for item in chunk], limits))
             if len(in_flight) >= AHEAD:
-                for ready in await in_flight.popleft():
-                    yield ready
+                for back in await in_flight.popleft():
+                    yield _received(back)
         while in_flight:
-            for ready in await in_flight.popleft():
-                yield ready
+            for back in await in_flight.popleft():
+                yield _received(back)
         finished = True
     finally:
         for future in in_flight:

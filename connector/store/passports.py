@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -48,14 +49,18 @@ class PassportWrite:
 
 
 def write_of(record: PassportRecord) -> PassportWrite:
-    """Return what storing a record writes: its columns and its node JSON, encoded once."""
+    """Return what storing a record writes: its columns and its node JSON, encoded once.
+
+    A passport's node JSON has string keys only (it was validated), so it is encoded without orjson's
+    non-string-key option, which costs a third more and gives the same bytes for string keys.
+    """
     return PassportWrite(
         record.id,
         record.battery_id,
         record.model_id,
         record.manufacturer_id,
         record.category,
-        encode_json(record.data),
+        EncodedJSON(orjson.dumps(record.data).decode()),
         record.digest,
         record.source_format,
     )
