@@ -90,10 +90,12 @@ def node_json(passport: model.Passport) -> dict[str, Any]:
 
 
 def _extension_json(extension: model.Extension) -> dict[str, Any]:
-    dumped = extension.model_dump(mode="json", exclude={"data"}, exclude_none=True)
-    dumped["data"] = extension.data
-    # In the fields' order, as `to_json` writes them (the digest is of these bytes).
-    return {name: dumped[name] for name in model.Extension.model_fields if name in dumped}
+    # What `model_dump(mode="json", exclude_none=True)` gives, in the fields' order as `to_json` writes them
+    # (the digest is of these bytes), without pydantic's walk over the order's positions.
+    dumped: dict[str, Any] = {"format": extension.format, "tag": extension.tag.value, "data": extension.data}
+    if extension.order is not None:
+        dumped["order"] = extension.order
+    return dumped
 
 
 def record_of(reading: model.Reading) -> PassportRecord:
