@@ -28,7 +28,7 @@ from connector.domain.assets import PolicyDefinition as StoredPolicy
 from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem, Unprocessable
 from connector.domain.json_input import JsonLimits
 from connector.domain.passport import exports
-from connector.services.passport_pipeline import Prepared, bulk_collection, prepared
+from connector.services.passport_pipeline import Prepared, bulk_collection, collect_garbage, prepared
 from connector.services.passport_sources import SourceRecord
 from connector.services.recent import Recent
 from connector.store import Store, Transaction
@@ -480,6 +480,7 @@ class PassportService:
             self._forget(item.write.id for item in pending.values() if item.write is not None)
             pending.clear()
             refusals.clear()
+            collect_garbage()
             summary.seconds = time.perf_counter() - began
             if progress is not None:
                 progress(summary)
