@@ -5,13 +5,14 @@
    second file.
 2. Imports each file in a fresh process on a fresh SQLite database in a temporary directory, two ways:
    - the full import: `connector passports import FILE` run in that process (`connector.cli.main`), so
-     reading, format detection, the Catena-X mapping, the node's checks (and schema validation, once the
-     node does it) and storing, exactly as the command does them;
+     reading, format detection, schema validation and the node's checks, the Catena-X mapping and storing,
+     exactly as the command does them (with its worker processes, CONNECTOR_IMPORT_WORKERS at its default);
    - the floor, parsing and storing alone: the same lines parsed with orjson and stored with `put_many` in
      the same batches of 500, one transaction each with its checkpoint, as records taken from the document
      as it is (no mapping; the digest is that of the raw line).
-   It prints records per second for both, their ratio, and the peak memory (resource.getrusage maxrss) of
-   each importing process, at both sizes, so growth with the file's length shows. The tenth-size runs are
+   It prints records per second for both, their ratio (also per CPU second, the workers' CPU included), and
+   the peak memory (resource.getrusage maxrss) of each importing process and of its largest worker, at both
+   sizes, so growth with the file's length shows. The tenth-size runs are
    repeated (`--repeat`, median).
 3. At the tenth size, also: the import again (every record unchanged: the digest comparison path), the
    import with the cyclic garbage collector off (what collection costs), and the former figure, small
