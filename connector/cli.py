@@ -533,6 +533,8 @@ async def _delete(service: Any, args: argparse.Namespace) -> int:
 
 
 async def _import(service: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from concurrent.futures.process import BrokenProcessPool
+
     from connector.domain.json_input import JsonLimits
     from connector.services.passport_pipeline import workers_for
     from connector.services.passport_sources import Source
@@ -576,6 +578,11 @@ async def _import(service: Any, settings: Settings, args: argparse.Namespace) ->
         bar.close()
         await _interrupted(service, source.key, committed)
         return EXIT_INTERRUPTED
+    except BrokenProcessPool:  # a worker was killed (out of memory, a signal): the batch under way is rolled back
+        bar.close()
+        await _interrupted(service, source.key, committed, "a worker process ended unexpectedly")
+        print("hint: CONNECTOR_IMPORT_WORKERS=0 imports without worker processes", file=sys.stderr)
+        return EXIT_FAILURE
     bar.close()
     if args.json:
         _print_json(summary.as_json())
@@ -622,7 +629,7 @@ def _print_summary(summary: Any, start: int, show: int) -> None:
         print(f"... and {more:,} more record{'s' if more != 1 else ''} with warnings")
 
 
-async def _interrupted(service: Any, source_key: str, committed: dict[str, int]) -> None:
+async def _interrupted(service: Any, source_key: str, committed: dict[str, int], why: str = "") -> None:
     try:
         async with asyncio.timeout(2):
             position = await service.resume_position(source_key)
@@ -635,8 +642,8 @@ async def _interrupted(service: Any, source_key: str, committed: dict[str, int])
             f"{committed['refused']:,} refused so far)"
         )
     print(
-        f"connector: import interrupted after record {position:,}{counts}; it is saved up to there: "
-        "run the same command again to resume (--restart starts over)",
+        f"connector: import interrupted after record {position:,}{counts}{f' ({why})' if why else ''}; it is "
+        "saved up to there: run the same command again to resume (--restart starts over)",
         file=sys.stderr,
     )
 

@@ -114,6 +114,49 @@ async def test_ctrl_c_during_an_import_says_where_it_stopped_and_resumes_there(
     assert _stored(database) == RECORDS
 
 
+def _workers(pid: int) -> list[int]:
+    """Return the import's worker processes: the children of `pid` that run multiprocessing's spawn_main."""
+    found = []
+    for child in Path(f"/proc/{pid}/task").glob("*/children"):
+        for number in child.read_text().split():
+            try:
+                command = Path(f"/proc/{number}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in command:
+                found.append(int(number))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the workers through /proc")
+async def test_a_worker_killed_during_an_import_ends_it_cleanly_and_it_resumes(tmp_path: Path, folder: Path) -> None:
+    database = tmp_path / "data" / "connector.db"
+    process = await _connector(
+        tmp_path, "passports", "import", str(folder), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(120):
+        while _checkpoint(database) < 1000 or not _workers(process.pid):
+            assert process.returncode is None, "the import ended before a worker could be killed"
+            await asyncio.sleep(0.05)
+        os.kill(_workers(process.pid)[0], signal.SIGKILL)
+        _, stderr = await process.communicate()
+    said = stderr.decode()
+    assert process.returncode == 1, said
+    assert "Traceback" not in said, said
+    stopped = re.search(r"interrupted after record ([\d,]+).*a worker process ended unexpectedly", said)
+    assert stopped is not None, said
+    position = int(stopped.group(1).replace(",", ""))
+    assert position == _checkpoint(database) and "CONNECTOR_IMPORT_WORKERS=0" in said
+
+    again = await _connector(
+        tmp_path, "passports", "import", str(folder), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(again.communicate(), 180)
+    assert again.returncode == 0, err.decode()
+    assert f"after record {position:,}" in err.decode()
+    assert _stored(database) == RECORDS
+
+
 async def _one_passport(tmp_path: Path) -> str:
     passport = generate(1)
     # Far more than a pipe holds (64 KB), so the export is still writing when its reader has gone.
