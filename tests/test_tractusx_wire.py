@@ -127,6 +127,10 @@ async def test_a_tractus_x_consumer_negotiates_pulls_refreshes_and_completes_wit
     datasets = catalog["dataset"] if isinstance(catalog["dataset"], list) else [catalog["dataset"]]
     dataset = next(d for d in datasets if d["@id"] == "passports-cx")
     offer = dataset["hasPolicy"] if isinstance(dataset["hasPolicy"], dict) else dataset["hasPolicy"][0]
+    # What a Tractus-X consumer takes from a catalog: the provider's id, the offer id, a pull distribution.
+    assert catalog["participantId"] == our_did
+    distributions = dataset["distribution"] if isinstance(dataset["distribution"], list) else [dataset["distribution"]]
+    assert "HttpData-PULL" in {d["format"] for d in distributions}
     # Our node asked the peer's credential service with Tractus-X's scopes, as the peer's wallet expects.
     assert peer.presentation_queries and set(TX_SCOPES) <= set(peer.presentation_queries[-1][1])
 
@@ -256,7 +260,8 @@ async def test_a_tractus_x_consumer_terminates_a_transfer_and_the_token_stops(
     status, catalog = await peer.send(dsp + "/catalog/request", fixture("catalog-request-message.json"), our_did)
     assert status == 200, catalog
     datasets = catalog["dataset"] if isinstance(catalog["dataset"], list) else [catalog["dataset"]]
-    offer = next(d for d in datasets if d["@id"] == "passports-cx")["hasPolicy"]
+    policies = next(d for d in datasets if d["@id"] == "passports-cx")["hasPolicy"]
+    offer = policies if isinstance(policies, dict) else policies[0]
     consumer_pid = str(uuid.uuid4())
     request = fixture(
         "contract-request-message.json",
@@ -412,6 +417,17 @@ async def test_our_consumer_negotiates_and_pulls_from_a_tractus_x_provider_with_
     async with http.get(address["endpoint"] + "/BAT-8", headers={"Authorization": refreshed["authorization"]}) as r:
         assert r.status == 200, await r.text()
 
+    # Our side terminates: the provider gets a TransferTerminationMessage it can read, with its pids.
+    status, body = await api.call(
+        "POST",
+        f"/management/v3/transferprocesses/{transfer['@id']}/terminate",
+        {"@context": EDC_CONTEXT, "@type": "TerminateTransfer", "reason": "the recycler has what it needed"},
+    )
+    assert status in (200, 204), body
+    ended = await peer.wait_for("TransferTerminationMessage")
+    assert ended["providerPid"] in peer.transfers
+    assert "the recycler has what it needed" in str(ended.get("reason"))
+
     # The EDR API: negotiate and start the pull in one call against the same provider.
     created = await _negotiate_v3(api, peer, offer, "/management/v3/edrs")
     await _finalized(api, created["@id"], peer)
@@ -432,9 +448,35 @@ async def test_our_consumer_negotiates_and_pulls_from_a_tractus_x_provider_with_
             if entries:
                 break
             await asyncio.sleep(0.05)
+    await _wait(api, f"/management/v3/transferprocesses/{entries[0]['transferProcessId']}", {"STARTED"})
     status, address = await api.call("GET", f"/management/v3/edrs/{entries[0]['transferProcessId']}/dataaddress")
     assert status == 200, address
     async with http.get(address["endpoint"] + "/BAT-9", headers={"Authorization": address["authorization"]}) as r:
         assert r.status == 200, await r.text()
     assert len(peer.received["TransferRequestMessage"]) == 2
     assert not peer.failures, peer.failures
+
+
+def test_the_provider_reads_a_tractus_x_offer_in_the_contexts_it_was_compacted_with() -> None:
+    from connector import jsonld
+    from connector.dsp.negotiation import parse_contract_request
+    from connector.services.offers import same_rules
+    from tests.test_catenax_policies import TX_CONTEXT, usage_policy
+
+    values = {
+        "messageId": "m",
+        "consumerPid": "c",
+        "callbackAddress": "https://consumer.example/api/v1/dsp/2025-1",
+        "offerId": "o",
+        "providerId": "did:web:provider.example",
+        "assetId": "passports-cx",
+    }
+    published = jsonld.expand({"@context": TX_CONTEXT, **usage_policy()["policy"]})[0]
+    request = parse_contract_request(fixture("contract-request-message.json", **values))
+    assert same_rules(request.rules, published)
+    # Read without its contexts, `FrameworkAgreement` is not Catena-X's operand: the offer would seem altered.
+    assert not same_rules(request.offer, published)
+    # An offer really altered (another purpose) is still refused.
+    altered = fixture("contract-request-message.json", **values)
+    altered["offer"]["permission"]["constraint"]["and"][1]["rightOperand"] = "cx.core.industrycore:1"
+    assert not same_rules(parse_contract_request(altered).rules, published)
