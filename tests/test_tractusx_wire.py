@@ -118,7 +118,9 @@ async def test_a_tractus_x_consumer_negotiates_pulls_refreshes_and_completes_wit
     node, peer = peer_parts
     await _publish(node, http, backend)
     our_did = node.settings.effective_did
-    dsp = _dsp(node)
+    # The DSP address, found as Tractus-X's connector discovery finds it from the protocol URL.
+    dsp = await peer.discover(str(node.settings.public_url).rstrip("/") + "/api/dsp")
+    assert dsp == _dsp(node)
     peer.provider_identity = our_did
 
     # The catalog, asked as Tractus-X asks (filter: one QuerySpec); the framework-agreement offer is visible.

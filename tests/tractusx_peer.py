@@ -543,6 +543,19 @@ class TractusXPeer:
 
     # Consumer role: messages this peer sends to a provider (our node).
 
+    async def discover(self, root: str) -> str:
+        """Find a connector's DSP 2025-1 address as Tractus-X's connector discovery does (`/dspversionparams`).
+
+        GET `<root>/.well-known/dspace-version`, take the `protocolVersions` entry of version `2025-1` that has a
+        `path`, and join root and path with surrounding slashes removed.
+        """
+        async with self.http.get(root.rstrip("/") + "/.well-known/dspace-version") as response:
+            assert response.status == 200, await response.text()
+            versions = (await response.json(content_type=None)).get("protocolVersions")
+        assert isinstance(versions, list), versions
+        found = next(v for v in versions if v.get("version") == "2025-1" and v.get("path") is not None)
+        return root.strip("/") + "/" + str(found["path"]).strip("/")
+
     async def send(self, url: str, message: dict[str, Any], audience: str) -> tuple[int, Any]:
         """POST a DSP message as a Tractus-X consumer; return (status, parsed body or None)."""
         async with self.http.post(url, json=message, headers={"Authorization": self.token_for(audience)}) as response:
