@@ -247,9 +247,7 @@ def _refresh_proof(peer: TractusXPeer, audience: str, access_token: str) -> str:
         expiry=now + 300,
         uuid=str(uuid.uuid4()),
     )
-    return str(
-        jws.serialize_compact(shape["header"], json.dumps(shape["claims"]), peer.key, algorithms=["ES256"])
-    )
+    return str(jws.serialize_compact(shape["header"], json.dumps(shape["claims"]), peer.key, algorithms=["ES256"]))
 
 
 async def test_a_tractus_x_consumer_terminates_a_transfer_and_the_token_stops(

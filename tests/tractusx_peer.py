@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from joserfc import jws
-from joserfc.errors import SecurityWarning
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey
 
 from connector import jsonld
@@ -139,9 +139,9 @@ class TractusXPeer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def wait_for(self, message_type: str, count: int = 1, timeout: float = 20) -> dict[str, Any]:
+    async def wait_for(self, message_type: str, count: int = 1) -> dict[str, Any]:
         """Wait until `count` messages of a type arrived (or a check failed); return the last one."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(20):
             while len(self.received[message_type]) < count:
                 assert not self.failures, self.failures
                 for ended in ("ContractNegotiationTerminationMessage", "TransferTerminationMessage"):
@@ -217,7 +217,7 @@ class TractusXPeer:
                 # Our node signs with "EdDSA", which joserfc flags as deprecated (RFC 9864); EDC reads it.
                 warnings.simplefilter("ignore", SecurityWarning)
                 jws.deserialize_compact(token, key, algorithms=["ES256", "EdDSA", "Ed25519"], registry=_REGISTRY)
-        except Exception as exc:  # noqa: BLE001 - any verification failure is a refusal
+        except (JoseError, ValueError) as exc:  # any verification failure is a refusal
             raise Refused(401, f"signature of {issuer} does not verify: {type(exc).__name__}") from None
         if not isinstance(claims.get("exp"), int) or claims["exp"] < time.time() - 5:
             raise Refused(401, "token expired or without exp")
@@ -312,8 +312,13 @@ class TractusXPeer:
     def _sign_presentation(self, verifier: str, credentials: list[str]) -> str:
         now = int(time.time())
         shape = fixture(
-            "verifiable-presentation-jwt.json", did=self.did, verifier=verifier, now=now, expiry=now + 60,
-            uuid=str(uuid.uuid4()), vcJwt="",
+            "verifiable-presentation-jwt.json",
+            did=self.did,
+            verifier=verifier,
+            now=now,
+            expiry=now + 60,
+            uuid=str(uuid.uuid4()),
+            vcJwt="",
         )
         shape["claims"]["vp"]["verifiableCredential"] = credentials
         payload = json.dumps(shape["claims"], separators=(",", ":"))
@@ -339,8 +344,12 @@ class TractusXPeer:
         except Refused as exc:
             self._fail(f"{tail}: {exc}")
             return web.json_response(
-                {"@context": fixture("contract-negotiation-ack.json", providerPid="", consumerPid="")["@context"],
-                 "@type": "ContractNegotiationError", "code": str(exc.status), "reason": [str(exc)]},
+                {
+                    "@context": fixture("contract-negotiation-ack.json", providerPid="", consumerPid="")["@context"],
+                    "@type": "ContractNegotiationError",
+                    "code": str(exc.status),
+                    "reason": [str(exc)],
+                },
                 status=exc.status,
             )
         except AssertionError as exc:
@@ -410,8 +419,12 @@ class TractusXPeer:
             "participantId": self.did,
             "dataset": datasets[0] if len(datasets) == 1 else datasets,
             "service": [
-                {"@id": "dsp", "@type": "DataService", "endpointDescription": "dspace:connector",
-                 "endpointURL": self.dsp_url}
+                {
+                    "@id": "dsp",
+                    "@type": "DataService",
+                    "endpointDescription": "dspace:connector",
+                    "endpointURL": self.dsp_url,
+                }
             ],
             "@context": context,
         }

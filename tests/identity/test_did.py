@@ -214,10 +214,17 @@ def test_unknown_method_types_are_skipped_not_fatal() -> None:
 def _identity_hub_document(did: str, jwk: dict[str, Any]) -> dict[str, Any]:
     """A DID document as EDC IdentityHub (Tractus-X EDC's wallet) publishes it: keys only in verificationMethod."""
     return {
-        "service": [{"id": f"{did}#credential-service", "type": "CredentialService", "serviceEndpoint": "https://x/cs"}],
+        "service": [
+            {"id": f"{did}#credential-service", "type": "CredentialService", "serviceEndpoint": "https://x/cs"}
+        ],
         "verificationMethod": [
-            {"id": f"{did}#key-1", "type": "JsonWebKey2020", "controller": did, "publicKeyMultibase": None,
-             "publicKeyJwk": jwk}
+            {
+                "id": f"{did}#key-1",
+                "type": "JsonWebKey2020",
+                "controller": did,
+                "publicKeyMultibase": None,
+                "publicKeyJwk": jwk,
+            }
         ],
         "authentication": [],
         "id": did,
