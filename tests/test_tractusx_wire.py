@@ -32,6 +32,7 @@ from tests.tractusx_peer import (
     edc_property,
     fixture,
     rules,
+    stored_values,
 )
 
 CX = "https://w3id.org/catenax/2025/9/policy/"
@@ -480,3 +481,83 @@ def test_the_provider_reads_a_tractus_x_offer_in_the_contexts_it_was_compacted_w
     altered = fixture("contract-request-message.json", **values)
     altered["offer"]["permission"]["constraint"]["and"][1]["rightOperand"] = "cx.core.industrycore:1"
     assert not same_rules(parse_contract_request(altered).rules, published)
+
+
+async def test_a_tractus_x_consumer_agrees_to_an_offer_with_several_values_as_edc_writes_them(
+    peer_parts: tuple[Node, TractusXPeer], http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    """EDC 0.17 sends back a right operand of several values as the Java rendering of what it stored."""
+    from tests.test_catenax_policies import FRAMEWORK, TX_CONTEXT, usage_policy
+
+    node, peer = peer_parts
+    api = Management(http, node)
+    purposes = ["cx.circular.dpp:1", "cx.core.industrycore:1"]
+    asset = {
+        "@context": EDC_CONTEXT,
+        "@id": "passports-two",
+        "properties": {"name": "passports-two"},
+        "dataAddress": {"type": "HttpData", "baseUrl": backend.url + "/source/passports"},
+    }
+    assert (await api.call("POST", "/management/v3/assets", asset))[0] == 200
+    purpose = {"leftOperand": "UsagePurpose", "operator": "isAnyOf", "rightOperand": purposes}
+    open_access = {
+        "@context": TX_CONTEXT,
+        "@type": "PolicyDefinition",
+        "@id": "open-access",
+        "policy": {"@type": "Set"},
+    }
+    for body in (usage_policy("two-purposes", FRAMEWORK, purpose), open_access):
+        status, answer = await api.call("POST", "/management/v3/policydefinitions", body)
+        assert status == 200, answer
+    definition = {
+        "@context": EDC_CONTEXT,
+        "@id": "cd-two",
+        "accessPolicyId": "open-access",
+        "contractPolicyId": "two-purposes",
+        "assetsSelector": [{"operandLeft": EDC_NS + "id", "operator": "=", "operandRight": "passports-two"}],
+    }
+    assert (await api.call("POST", "/management/v3/contractdefinitions", definition))[0] == 200
+    our_did, dsp = node.settings.effective_did, _dsp(node)
+    peer.provider_identity = our_did
+    status, catalog = await peer.send(dsp + "/catalog/request", fixture("catalog-request-message.json"), our_did)
+    assert status == 200, catalog
+    datasets = catalog["dataset"] if isinstance(catalog["dataset"], list) else [catalog["dataset"]]
+    offered = next(d for d in datasets if d["@id"] == "passports-two")["hasPolicy"]
+    offer = offered if isinstance(offered, dict) else offered[0]
+    request = fixture(
+        "contract-request-message.json",
+        messageId=str(uuid.uuid4()),
+        consumerPid=str(uuid.uuid4()),
+        callbackAddress=peer.dsp_url,
+        offerId=offer["@id"],
+        providerId=our_did,
+        assetId="passports-two",
+    )
+    request["offer"]["permission"]["constraint"]["and"][1]["rightOperand"] = stored_values(purposes)
+    peer.expected_offer = rules(request, "offer")
+    status, ack = await peer.send(dsp + "/negotiations/request", request, our_did)
+    assert status in (200, 201), ack
+    agreement = (await peer.wait_for("ContractAgreementMessage"))["agreement"]
+    assert agreement["target"] == "passports-two"
+    # The same request with another purpose in the list is still refused as altered.
+    request["consumerPid"] = str(uuid.uuid4())
+    request["offer"]["permission"]["constraint"]["and"][1]["rightOperand"] = stored_values(
+        ["cx.circular.dpp:1", "cx.quality.notifications:1"]
+    )
+    status, ack = await peer.send(dsp + "/negotiations/request", request, our_did)
+    assert status in (200, 201), ack
+    terminated = await peer.wait_for("ContractNegotiationTerminationMessage")
+    assert terminated["consumerPid"] == request["consumerPid"]
+    assert "altered" in str(terminated["reason"])
+
+
+def test_edc_renderings_of_several_values_are_read_and_nothing_else() -> None:
+    from connector.services.offers import edc_list_values
+
+    assert edc_list_values(stored_values(["BPNL00000000AAAA", "BPNL00000000BBBB"])) == [
+        "BPNL00000000AAAA",
+        "BPNL00000000BBBB",
+    ]
+    assert edc_list_values('[{"@value":"gold"},{"@value":"silver"}]') == ["gold", "silver"]
+    for text in ("gold", "[gold]", '["gold"]', "[{@value={chars=a, string=b, valueType=STRING}}]", "[1, 2]", "[]"):
+        assert edc_list_values(text) is None, text

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 import warnings
@@ -607,8 +608,19 @@ def rules(message: dict[str, Any], field: str) -> dict[str, Any]:
     return {kind: _rules(kind) for kind in ("permission", "prohibition", "obligation")}
 
 
+# How EDC 0.17 writes a right operand of several values once it has stored it (tractusx-edc issue #3043).
+_STORED = re.compile(r"\{@value=\{chars=(.*?), string=\1, valueType=STRING\}\}")
+
+
+def stored_values(values: list[str]) -> str:
+    """Return EDC 0.17's rendering of a stored multi-valued right operand (what its messages carry)."""
+    return "[" + ", ".join(f"{{@value={{chars={v}, string={v}, valueType=STRING}}}}" for v in values) + "]"
+
+
 def _atomic(c: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]]:
     left = jsonld.values(c, ODRL + "leftOperand")[0]
     operator = jsonld.values(c, ODRL + "operator")[0]
-    right = tuple(sorted(str(v.get("@value", v.get("@id"))) for v in jsonld.values(c, ODRL + "rightOperand")))
-    return (str(left.get("@id", left)), str(operator.get("@id", operator)), right)
+    right = [str(v.get("@value", v.get("@id"))) for v in jsonld.values(c, ODRL + "rightOperand")]
+    if len(right) == 1 and _STORED.search(right[0]):
+        right = _STORED.findall(right[0])  # EDC compares the values it stored, not their rendering
+    return (str(left.get("@id", left)), str(operator.get("@id", operator)), tuple(sorted(right)))
