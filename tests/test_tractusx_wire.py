@@ -130,6 +130,8 @@ async def test_a_tractus_x_consumer_negotiates_pulls_refreshes_and_completes_wit
     datasets = catalog["dataset"] if isinstance(catalog["dataset"], list) else [catalog["dataset"]]
     dataset = next(d for d in datasets if d["@id"] == "passports-cx")
     offer = dataset["hasPolicy"] if isinstance(dataset["hasPolicy"], dict) else dataset["hasPolicy"][0]
+    # Its VCDM 1.1 credentials gave it membership, the framework agreement and its BPN (the group "gold").
+    assert sorted(d["@id"] for d in datasets) == ["passports-bpn", "passports-cx", "passports-gold", "passports-open"]
     # What a Tractus-X consumer takes from a catalog: the provider's id, the offer id, a pull distribution.
     assert catalog["participantId"] == our_did
     distributions = dataset["distribution"] if isinstance(dataset["distribution"], list) else [dataset["distribution"]]
