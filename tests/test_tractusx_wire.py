@@ -563,3 +563,87 @@ def test_edc_renderings_of_several_values_are_read_and_nothing_else() -> None:
     assert edc_list_values('[{"@value":"gold"},{"@value":"silver"}]') == ["gold", "silver"]
     for text in ("gold", "[gold]", '["gold"]', "[{@value={chars=a, string=b, valueType=STRING}}]", "[1, 2]", "[]"):
         assert edc_list_values(text) is None, text
+
+
+async def test_our_consumer_reads_a_tractus_x_providers_terminations(
+    peer_parts: tuple[Node, TractusXPeer], http: aiohttp.ClientSession
+) -> None:
+    node, peer = peer_parts
+    request = fixture(
+        "contract-request-message.json",
+        messageId="m",
+        consumerPid="c",
+        callbackAddress="http://x",
+        offerId="o",
+        providerId="p",
+        assetId="a",
+    )
+    offer_id = "dHgtcGFzc3BvcnRz:dHgtcGFzc3BvcnRz:" + uuid.uuid4().hex
+    peer.publish(
+        offer_id, "tx-passports", {k: request["offer"][k] for k in ("permission", "prohibition", "obligation")}
+    )
+    api = Management(http, node)
+
+    # A negotiation the provider refuses: TERMINATED, with the provider's reason.
+    peer.refuse_with = "Policy in scope contract.negotiation not fulfilled"
+    created = await _negotiate_v3(
+        api, peer, _catalog_offer(await _peer_catalog(api, peer)), "/management/v3/contractnegotiations"
+    )
+    async with asyncio.timeout(20):
+        while True:
+            _, negotiation = await api.call("GET", f"/management/v3/contractnegotiations/{created['@id']}")
+            if negotiation["state"] == "TERMINATED":
+                break
+            await asyncio.sleep(0.05)
+    assert "Policy in scope contract.negotiation not fulfilled" in negotiation["errorDetail"]
+
+    # A started transfer the provider terminates: TERMINATED, with the provider's reason.
+    peer.refuse_with = None
+    created = await _negotiate_v3(
+        api, peer, _catalog_offer(await _peer_catalog(api, peer)), "/management/v3/contractnegotiations"
+    )
+    negotiation = await _finalized(api, created["@id"], peer)
+    status, transfer = await api.call(
+        "POST",
+        "/management/v3/transferprocesses",
+        {
+            "@context": EDC_CONTEXT,
+            "@type": "TransferRequest",
+            "counterPartyAddress": peer.dsp_url,
+            "contractId": negotiation["contractAgreementId"],
+            "protocol": "dataspace-protocol-http:2025-1",
+            "transferType": "HttpData-PULL",
+        },
+    )
+    assert status == 200, transfer
+    await _wait(api, f"/management/v3/transferprocesses/{transfer['@id']}", {"STARTED"})
+    (provider_pid,) = list(peer.transfers)
+    await peer.terminate_transfer(provider_pid, "the agreement was retired")
+    async with asyncio.timeout(20):
+        while True:
+            _, current = await api.call("GET", f"/management/v3/transferprocesses/{transfer['@id']}")
+            if current["state"] == "TERMINATED":
+                break
+            await asyncio.sleep(0.05)
+    assert "the agreement was retired" in current["errorDetail"]
+    assert not peer.failures, peer.failures
+
+
+async def _peer_catalog(api: Management, peer: TractusXPeer) -> dict[str, Any]:
+    status, catalog = await api.call(
+        "POST",
+        "/management/v3/catalog/request",
+        {
+            "@context": EDC_CONTEXT,
+            "@type": "CatalogRequest",
+            "counterPartyAddress": peer.dsp_url,
+            "counterPartyId": peer.did,
+            "protocol": "dataspace-protocol-http:2025-1",
+        },
+    )
+    assert status == 200, catalog
+    return dict(catalog)
+
+
+def _catalog_offer(catalog: dict[str, Any]) -> dict[str, Any]:
+    return dict(catalog["dcat:dataset"]["odrl:hasPolicy"])

@@ -115,6 +115,7 @@ class TractusXPeer:
         self.transfers: dict[str, dict[str, Any]] = {}
         self.access_tokens: dict[str, str] = {}  # token -> provider pid
         self.refresh_tokens: dict[str, str] = {}
+        self.refuse_with: str | None = None  # a reason: the next contract requests are terminated with it
 
     # Lifecycle.
 
@@ -445,7 +446,10 @@ class TractusXPeer:
             "agreementId": str(uuid.uuid4()),
         }
         self.negotiations[provider_pid] = negotiation
-        self._later(self._send_agreement(negotiation))
+        if self.refuse_with is not None:
+            self._later(self._send_termination(negotiation, self.refuse_with))
+        else:
+            self._later(self._send_agreement(negotiation))
         ack = fixture("contract-negotiation-ack.json", providerPid=provider_pid, consumerPid=body["consumerPid"])
         return web.json_response(ack)
 
@@ -471,6 +475,35 @@ class TractusXPeer:
         message["agreement"].update(self.offers[offer_id][1])
         url = f"{negotiation['callback']}/negotiations/{negotiation['consumerPid']}/agreement"
         await self._post(url, message, negotiation["consumer"])
+
+    async def _send_termination(self, negotiation: dict[str, Any], reason: str) -> None:
+        message = fixture(
+            "contract-negotiation-termination-message.json",
+            messageId=str(uuid.uuid4()),
+            providerPid=negotiation["providerPid"],
+            consumerPid=negotiation["consumerPid"],
+            code="400",
+            reason=reason,
+        )
+        url = f"{negotiation['callback']}/negotiations/{negotiation['consumerPid']}/termination"
+        await self._post(url, message, negotiation["consumer"])
+
+    async def terminate_transfer(self, provider_pid: str, reason: str) -> None:
+        """Terminate a transfer as a Tractus-X provider does (its data plane stops serving it)."""
+        transfer = self.transfers[provider_pid]
+        for token in [t for t, pid in self.access_tokens.items() if pid == provider_pid]:
+            del self.access_tokens[token]
+        message = fixture(
+            "transfer-termination-message.json",
+            messageId=str(uuid.uuid4()),
+            providerPid=provider_pid,
+            consumerPid=transfer["consumerPid"],
+            code="Terminated",
+            reason=reason,
+        )
+        await self._post(
+            f"{transfer['callback']}/transfers/{transfer['consumerPid']}/termination", message, transfer["consumer"]
+        )
 
     async def _send_event(self, negotiation: dict[str, Any]) -> None:
         message = fixture(
