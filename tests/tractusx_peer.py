@@ -12,6 +12,7 @@ carry a readable timestamp and the rules of the offer. Messages are built from t
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import time
@@ -69,8 +70,6 @@ def fixture(name: str, **values: Any) -> Any:
 
 
 def _b64_claims(token: str) -> dict[str, Any]:
-    import base64
-
     part = token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
 
