@@ -19,7 +19,8 @@ from connector.jobs.deadlines import DeadlineWatch
 from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.jobs.pruning import Pruner
-from connector.services import tck
+from connector.services import registry, tck
+from connector.services.access import Access
 from connector.services.catalog import CatalogService
 from connector.services.dataplane import AccessLog, DataPlaneService
 from connector.services.dsp_client import DspClient, PeerCatalogs
@@ -30,6 +31,7 @@ from connector.services.identity import (
     parse_business_partner_groups,
     parse_trusted_issuers,
 )
+from connector.services.lookup import PassportLookup
 from connector.services.negotiations import NegotiationService, now_ms
 from connector.services.offers import (
     AssetService,
@@ -44,6 +46,7 @@ from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
 from connector.transport import dataplane, guard, management, passports, protocol, server
+from connector.transport import registry as registry_transport
 from connector.transport.peer import PeerClient, PeerLimits
 
 log = logging.getLogger("connector")
@@ -59,6 +62,7 @@ class Node:
     identity: NodeIdentity
     management_port: int
     protocol_port: int
+    access: Access | None = None  # this node's access to partners' data as consumer (services.access)
 
     @property
     def management_url(self) -> str:
@@ -134,6 +138,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         transfers.finalize = negotiations.finalized
         negotiations.start_pull = transfers.start_pull
         passport_service = PassportService(store, settings.effective_public_url)
+        passport_service.publish_hooks.append(registry.publish)
         backend = dataplane.backend_session(settings.peer_timeout)
         stack.push_async_callback(backend.close)
         mover = dataplane.HttpMover(store, peer, backend)
@@ -166,6 +171,20 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         pruner = Pruner(RetentionService(store, settings.access_log_retention_days), settings.prune_interval_seconds)
         await pruner.start()
         stack.push_async_callback(pruner.stop)
+        edrs = EdrRefresher(transfers, peer, identity.self_issued)
+        access = Access(
+            store,
+            negotiations,
+            transfers,
+            edrs,
+            peer_catalogs,
+            dsp,
+            identity,
+            peer,
+            settings.effective_participant_id,
+            wait_seconds=settings.access_wait_seconds,
+        )
+        transfers.listeners.append(access.transfer_changed)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),
@@ -177,7 +196,8 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             dsp=dsp,
             transfers=transfers,
             passports=passport_service,
-            edrs=EdrRefresher(transfers, peer, identity.self_issued),
+            edrs=edrs,
+            lookup=PassportLookup(access),
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         authenticator: tck.TckAuthenticator | NodeIdentity = identity
@@ -223,6 +243,10 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             access_log,
             backend,
         )
+        registry_transport.install(
+            protocol_app,
+            registry.RegistryService(store, registry_config(settings), identity.bpn_directory.bpn_of),
+        )
         served_protocol = await server.serve(
             protocol_app,
             settings.protocol_host,
@@ -241,7 +265,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.max_header_bytes,
         )
         stack.push_async_callback(server.stop, served_management)
-        node = Node(settings, store, peer, identity, served_management.port, served_protocol.port)
+        node = Node(settings, store, peer, identity, served_management.port, served_protocol.port, access)
         log.info(
             "node started",
             extra={
@@ -314,6 +338,18 @@ def identity_config(settings: Settings) -> IdentityConfig:
         bdrs_url=str(settings.bdrs_url) if settings.bdrs_url is not None else None,
         bdrs_cache_seconds=settings.bdrs_cache_seconds,
         bpn_directory_file=settings.bpn_directory_file,
+    )
+
+
+def registry_config(settings: Settings) -> registry.RegistryConfig:
+    """Return what the Digital Twin Registry needs from the settings."""
+    return registry.RegistryConfig(
+        data_plane_url=settings.effective_public_url + dataplane.PUBLIC,
+        dsp_url=settings.dsp_base_url,
+        owner_bpn=settings.effective_bpn,
+        readers=tuple(r.strip() for r in settings.registry_readers.split(",") if r.strip()),
+        public_names=frozenset(n.strip() for n in settings.registry_public_names.split(",") if n.strip()),
+        settle_ms=int(settings.registry_settle_seconds * 1000),
     )
 
 

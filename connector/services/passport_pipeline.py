@@ -3,7 +3,7 @@
 Making a record ready (parsing it with the node's JSON reader, detecting its format, the schema check, the
 mapping into the node's model, the node JSON, its digest and its encoding for the store) is nearly all of an
 import's CPU; storing it is the rest. On a machine with two cores a worker process prepares records while
-this process's event loop stores the ones before them (docs/decisions/0015-import-pipeline.md): raw records
+this process's event loop stores the ones before them (docs/decisions/0019-import-pipeline.md): raw records
 go to the worker in chunks, prepared ones come back in the same order, and only a few chunks are in flight
 at once, so memory stays flat with the file's length. A small input (or a request's body) is prepared here:
 starting a worker costs more than it saves.

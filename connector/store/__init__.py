@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from connector.store.engine import DEFAULT_CONNECT_TIMEOUT, create_engines, reaching
 from connector.store.negotiations import AgreementRepository, NegotiationRepository, OutboxRepository
 from connector.store.passports import PassportRepository
+from connector.store.registry import ShellRepository
 from connector.store.repositories import (
     AssetRepository,
     ContractDefinitionRepository,
@@ -43,6 +44,7 @@ class Transaction:
     passports: PassportRepository
     usage: UsageRepository
     retention: RetentionRepository
+    shells: ShellRepository
     # Called once the transaction has committed (a cache forgetting what it changed, say).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -119,4 +121,5 @@ def _bind(connection: AsyncConnection, sealer: Sealer = PLAIN) -> Transaction:
         passports=PassportRepository(connection),
         usage=UsageRepository(connection),
         retention=RetentionRepository(connection),
+        shells=ShellRepository(connection),
     )

@@ -249,6 +249,7 @@ passports = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("deleted_at", BigInteger, nullable=True),
     Index("ix_passports_changed", "updated_at", "id"),
+    Index("ix_passports_created", "created_at", "id"),  # the registry's shells, oldest first (createdAfter)
 )
 
 # Every version of every passport, in order (data is null for a deletion).

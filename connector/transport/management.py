@@ -18,6 +18,7 @@ from connector.management import wire
 from connector.services.dsp_client import DspClient, PeerCatalogs, check_protocol
 from connector.services.edrs import EdrRefresher
 from connector.services.identity import NodeIdentity
+from connector.services.lookup import PassportLookup
 from connector.services.negotiations import NegotiationService
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, now_ms
 from connector.services.passports import PassportService
@@ -25,7 +26,7 @@ from connector.services.transfers import TransferService
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.repositories import HeldCredential
-from connector.transport import guard, openapi, passports
+from connector.transport import guard, lookup, openapi, passports
 from connector.transport.http import (
     API_KEY,
     MAX_BODY,
@@ -55,6 +56,7 @@ class ManagementServices:
     transfers: TransferService
     passports: PassportService
     edrs: EdrRefresher | None = None
+    lookup: PassportLookup | None = None
 
 
 SERVICES: web.AppKey[ManagementServices] = web.AppKey("services", ManagementServices)
@@ -867,6 +869,15 @@ ROUTES: tuple[Route, ...] = (
         None,
         204,
     ),
+    Route(
+        "POST",
+        lookup.PATH,
+        lookup.lookup_passport,
+        "Read a partner's passport in one call: its registry, agreements and EDRs (reused), the shell, the submodel",
+        "Passports",
+        "PassportLookup",
+        "PassportLookupResult",
+    ),
     *(
         Route(
             r.method, r.path, r.handler, r.summary, "Passports", r.request, r.response, r.status, r.query, r.body_types
@@ -897,6 +908,8 @@ def create_app(
     app[SERVICES] = services
     if services is not None:  # None only when a test builds the app to list its routes
         app[passports.PASSPORTS] = services.passports
+        if services.lookup is not None:
+            app[lookup.LOOKUP] = services.lookup
     app[API_KEY] = api_key
     app[MAX_BODY] = max_body
     app[MAX_DEPTH] = max_depth

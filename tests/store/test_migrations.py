@@ -32,7 +32,7 @@ async def test_upgrade_is_idempotent(database_url: str) -> None:
 
 
 async def test_passport_data_moves_into_the_version_rows_and_back(database_url: str) -> None:
-    """0008 stores each version's data once (in its version row); passports stored before keep their data."""
+    """0009 stores each version's data once (in its version row); passports stored before keep their data."""
     import sqlalchemy as sa
     from alembic import command
 
@@ -40,7 +40,7 @@ async def test_passport_data_moves_into_the_version_rows_and_back(database_url: 
     from connector.store.passports import PassportRecord
     from connector.store.tables import Json
 
-    await migrate.upgrade(database_url, "0007")
+    await migrate.upgrade(database_url, "0008")
     old = sa.table(
         "passports",
         *(sa.column(name) for name in ("id", "battery_id", "model_id", "manufacturer_id", "category", "version")),
@@ -110,7 +110,7 @@ async def test_passport_data_moves_into_the_version_rows_and_back(database_url: 
     write, read = create_engines(database_url, pool_size=1)
     try:
         async with write.begin() as connection:
-            await connection.run_sync(lambda sync: command.downgrade(migrate._config(sync), "0007"))
+            await connection.run_sync(lambda sync: command.downgrade(migrate._config(sync), "0008"))
             rows = (await connection.execute(sa.select(old.c.id, old.c.version, old.c.data).order_by(old.c.id))).all()
     finally:
         await write.dispose()

@@ -1,7 +1,7 @@
 """passports: each version's data stored once, in its version row; the current row points at it
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 13:00:00
 
 Until this revision every stored passport's node JSON was written twice, in its current row and in its
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
