@@ -5,13 +5,14 @@
    second file.
 2. Imports each file in a fresh process on a fresh SQLite database in a temporary directory, two ways:
    - the full import: `connector passports import FILE` run in that process (`connector.cli.main`), so
-     reading, format detection, the Catena-X mapping, the node's checks (and schema validation, once the
-     node does it) and storing, exactly as the command does them;
+     reading, format detection, schema validation and the node's checks, the Catena-X mapping and storing,
+     exactly as the command does them (with its worker processes, CONNECTOR_IMPORT_WORKERS at its default);
    - the floor, parsing and storing alone: the same lines parsed with orjson and stored with `put_many` in
      the same batches of 500, one transaction each with its checkpoint, as records taken from the document
      as it is (no mapping; the digest is that of the raw line).
-   It prints records per second for both, their ratio, and the peak memory (resource.getrusage maxrss) of
-   each importing process, at both sizes, so growth with the file's length shows. The tenth-size runs are
+   It prints records per second for both, their ratio (also per CPU second, the workers' CPU included), and
+   the peak memory (resource.getrusage maxrss) of each importing process and of its largest worker, at both
+   sizes, so growth with the file's length shows. The tenth-size runs are
    repeated (`--repeat`, median).
 3. At the tenth size, also: the import again (every record unchanged: the digest comparison path), the
    import with the cyclic garbage collector off (what collection costs), and the former figure, small
@@ -91,13 +92,21 @@ def _child(kind: str, path: Path) -> dict[str, Any]:
     if profiler is not None:
         _print_profile(pstats.Stats(profiler))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
-    return {"seconds": seconds, "cpu_seconds": cpu, "exit": code, "peak_mb": peak_kb / 1024}
+    worker_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest worker process, if any
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "exit": code,
+        "peak_mb": peak_kb / 1024,
+        "worker_mb": worker_kb / 1024,
+    }
 
 
 def _cpu() -> float:
-    """Return the CPU seconds this process used so far (every thread: SQLite writes in aiosqlite's)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """Return the CPU seconds this process and its ended children used so far (every thread: SQLite writes in
+    aiosqlite's; the import's worker processes, which it waits for when the import ends)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _run_loop(coroutine: Any) -> int:
@@ -219,6 +228,7 @@ class Figures(NamedTuple):
     rate: float  # passports per second of wall-clock time
     cpu_rate: float  # passports per CPU second: what a busy shared machine changes least
     peak_mb: float
+    worker_mb: float  # the largest worker process's peak (0 without one)
     summary: str  # the command's own summary line, from the last run
 
 
@@ -246,6 +256,7 @@ def _rounds(path: Path, count: int, workdir: Path, rounds: int, kinds: tuple[str
             statistics.median(count / r["seconds"] for r in results),
             statistics.median(count / r["cpu_seconds"] for r in results),
             max(r["peak_mb"] for r in results),
+            max(r.get("worker_mb", 0.0) for r in results),
             results[-1]["summary"],
         )
         for kind, results in samples.items()
@@ -271,13 +282,15 @@ def _imports(count: int, repeat: int, workdir: Path) -> None:
         print(
             f"{n:,} passports ({how}): full import {full.rate:,.0f}/s, parse + store alone {floor.rate:,.0f}/s, "
             f"ratio {full.rate / floor.rate:.2f} (per CPU second {full.cpu_rate:,.0f} and {floor.cpu_rate:,.0f}, "
-            f"ratio {full.cpu_rate / floor.cpu_rate:.2f}); peak memory {full.peak_mb:,.0f} MB importing, "
+            f"ratio {full.cpu_rate / floor.cpu_rate:.2f}); peak memory {full.peak_mb:,.0f} MB importing"
+            f"{f' (and {full.worker_mb:,.0f} MB its worker process)' if full.worker_mb else ''}, "
             f"{floor.peak_mb:,.0f} MB parse + store"
         )
         print(f"   {full.summary}")
     print(
         f"peak memory from {small:,} to {large:,} passports: importing {found[small]['import'].peak_mb:,.0f} -> "
-        f"{found[large]['import'].peak_mb:,.0f} MB, parse + store {found[small]['floor'].peak_mb:,.0f} -> "
+        f"{found[large]['import'].peak_mb:,.0f} MB (its worker {found[small]['import'].worker_mb:,.0f} -> "
+        f"{found[large]['import'].worker_mb:,.0f} MB), parse + store {found[small]['floor'].peak_mb:,.0f} -> "
         f"{found[large]['floor'].peak_mb:,.0f} MB"
     )
     full, again, nogc = (found[small][kind] for kind in ("import", "again", "import-nogc"))

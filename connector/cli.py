@@ -635,7 +635,10 @@ async def _delete(service: Any, args: argparse.Namespace) -> int:
 
 
 async def _import(service: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from concurrent.futures.process import BrokenProcessPool
+
     from connector.domain.json_input import JsonLimits
+    from connector.services.passport_pipeline import workers_for
     from connector.services.passport_sources import Source
 
     if args.batch < 1:
@@ -665,12 +668,23 @@ async def _import(service: Any, settings: Settings, args: argparse.Namespace) ->
     try:
         with bar.around_logs():
             summary = await service.import_records(
-                source.records(start), source=source.key, batch=args.batch, progress=progress, start=start
+                source.records(start, parse=False),
+                source=source.key,
+                batch=args.batch,
+                progress=progress,
+                start=start,
+                limits=source.limits,
+                workers=workers_for(source.size, settings.import_workers),
             )
     except asyncio.CancelledError:  # Ctrl-C: asyncio cancels the command; the batch under way is rolled back
         bar.close()
         await _interrupted(service, source.key, committed)
         return EXIT_INTERRUPTED
+    except BrokenProcessPool:  # a worker was killed (out of memory, a signal): the batch under way is rolled back
+        bar.close()
+        await _interrupted(service, source.key, committed, "a worker process ended unexpectedly")
+        print("hint: CONNECTOR_IMPORT_WORKERS=0 imports without worker processes", file=sys.stderr)
+        return EXIT_FAILURE
     bar.close()
     if args.json:
         _print_json(summary.as_json())
@@ -717,7 +731,7 @@ def _print_summary(summary: Any, start: int, show: int) -> None:
         print(f"... and {more:,} more record{'s' if more != 1 else ''} with warnings")
 
 
-async def _interrupted(service: Any, source_key: str, committed: dict[str, int]) -> None:
+async def _interrupted(service: Any, source_key: str, committed: dict[str, int], why: str = "") -> None:
     try:
         async with asyncio.timeout(2):
             position = await service.resume_position(source_key)
@@ -730,8 +744,8 @@ async def _interrupted(service: Any, source_key: str, committed: dict[str, int])
             f"{committed['refused']:,} refused so far)"
         )
     print(
-        f"connector: import interrupted after record {position:,}{counts}; it is saved up to there: "
-        "run the same command again to resume (--restart starts over)",
+        f"connector: import interrupted after record {position:,}{counts}{f' ({why})' if why else ''}; it is "
+        "saved up to there: run the same command again to resume (--restart starts over)",
         file=sys.stderr,
     )
 

@@ -154,6 +154,15 @@ class Settings(BaseSettings):
             "passports wrap their source data a few levels deeper, and JSON is written at most 254 deep)."
         ),
     )
+    import_workers: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description=(
+            "Worker processes that parse, check and map passports for `connector passports import` while the "
+            "command stores them (0: all in the command's own process; a source under 16 MiB never uses one)."
+        ),
+    )
     max_header_bytes: int = Field(
         default=16_384,
         ge=8190,

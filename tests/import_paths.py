@@ -132,7 +132,17 @@ def _database(data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{data_dir / 'connector.db'}"
 
 
-def cli_import(work: Path, kind: str, records: Sequence[bytes], *extra: str) -> PathResult:
+def cli_import_in_workers(work: Path, kind: str, records: Sequence[bytes]) -> PathResult:
+    """Import records through the CLI as `kind` with two worker processes preparing them, as a large
+    source is (the size below which a source is prepared in the command's own process set to nothing)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("connector.services.passport_pipeline.WORKER_MIN_BYTES", 0)
+        return cli_import(work, kind, records, env={"CONNECTOR_IMPORT_WORKERS": "2"})
+
+
+def cli_import(
+    work: Path, kind: str, records: Sequence[bytes], *extra: str, env: dict[str, str] | None = None
+) -> PathResult:
     """Import records through the CLI as `kind`: file (one run per file), lines, folder or array."""
     data_dir = work / "data"
     source = work / "source"
@@ -142,7 +152,7 @@ def cli_import(work: Path, kind: str, records: Sequence[bytes], *extra: str) -> 
         for number, raw in enumerate(records):
             path = source / f"{number:03d}.json"
             path.write_bytes(raw)
-            run = run_cli(data_dir, "passports", "import", str(path), "--json", *extra)
+            run = run_cli(data_dir, "passports", "import", str(path), "--json", *extra, env=env)
             assert run.code in (0, 1), run.err
             result.verdicts += _from_summary(run.json(), 1)
     else:
@@ -157,7 +167,7 @@ def cli_import(work: Path, kind: str, records: Sequence[bytes], *extra: str) -> 
             path = source
             for number, raw in enumerate(records):
                 (source / f"{number:03d}.json").write_bytes(raw)
-        run = run_cli(data_dir, "passports", "import", str(path), "--json", *extra)
+        run = run_cli(data_dir, "passports", "import", str(path), "--json", *extra, env=env)
         assert run.code in (0, 1), run.err
         assert run.err == "", run.err  # --json: nothing but the summary, no progress
         result.verdicts = _from_summary(run.json(), len(records))

@@ -66,7 +66,11 @@ def folder(tmp_path: Path) -> Path:
     return source
 
 
-async def test_ctrl_c_during_an_import_says_where_it_stopped_and_resumes_there(tmp_path: Path, folder: Path) -> None:
+@pytest.mark.parametrize("to_group", [False, True], ids=["to-the-command", "to-its-process-group"])
+async def test_ctrl_c_during_an_import_says_where_it_stopped_and_resumes_there(
+    tmp_path: Path, folder: Path, to_group: bool
+) -> None:
+    """The source (52 MB) is large enough for worker processes; a terminal's Ctrl-C reaches them too."""
     database = tmp_path / "data" / "connector.db"
     process = await _connector(
         tmp_path,
@@ -77,13 +81,17 @@ async def test_ctrl_c_during_an_import_says_where_it_stopped_and_resumes_there(t
         "100",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=to_group,
     )
     async with asyncio.timeout(120):
         # Interrupt once the import has committed a few batches (and is not finished).
         while _checkpoint(database) < 1000:
             assert process.returncode is None, "the import ended before it could be interrupted"
             await asyncio.sleep(0.05)
-        process.send_signal(signal.SIGINT)
+        if to_group:  # as a terminal sends it: to the command and its worker processes
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGINT)
         _, stderr = await process.communicate()
     said = stderr.decode()
     assert process.returncode == 130, said
@@ -96,6 +104,49 @@ async def test_ctrl_c_during_an_import_says_where_it_stopped_and_resumes_there(t
     assert 1000 <= position < RECORDS
     assert position == _checkpoint(database), "the message names the checkpoint the next run resumes from"
     assert "run the same command again" in said
+
+    again = await _connector(
+        tmp_path, "passports", "import", str(folder), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(again.communicate(), 180)
+    assert again.returncode == 0, err.decode()
+    assert f"after record {position:,}" in err.decode()
+    assert _stored(database) == RECORDS
+
+
+def _workers(pid: int) -> list[int]:
+    """Return the import's worker processes: the children of `pid` that run multiprocessing's spawn_main."""
+    found = []
+    for child in Path(f"/proc/{pid}/task").glob("*/children"):
+        for number in child.read_text().split():
+            try:
+                command = Path(f"/proc/{number}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in command:
+                found.append(int(number))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the workers through /proc")
+async def test_a_worker_killed_during_an_import_ends_it_cleanly_and_it_resumes(tmp_path: Path, folder: Path) -> None:
+    database = tmp_path / "data" / "connector.db"
+    process = await _connector(
+        tmp_path, "passports", "import", str(folder), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(120):
+        while _checkpoint(database) < 1000 or not _workers(process.pid):
+            assert process.returncode is None, "the import ended before a worker could be killed"
+            await asyncio.sleep(0.05)
+        os.kill(_workers(process.pid)[0], signal.SIGKILL)
+        _, stderr = await process.communicate()
+    said = stderr.decode()
+    assert process.returncode == 1, said
+    assert "Traceback" not in said, said
+    stopped = re.search(r"interrupted after record ([\d,]+).*a worker process ended unexpectedly", said)
+    assert stopped is not None, said
+    position = int(stopped.group(1).replace(",", ""))
+    assert position == _checkpoint(database) and "CONNECTOR_IMPORT_WORKERS=0" in said
 
     again = await _connector(
         tmp_path, "passports", "import", str(folder), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

@@ -20,7 +20,7 @@ import pytest
 
 from connector.services.passports import load, record_of
 from tests import passport_records as tricky
-from tests.import_paths import PathResult, Verdict, cli_import, http_import
+from tests.import_paths import PathResult, Verdict, cli_import, cli_import_in_workers, http_import
 
 Runner = Callable[[Path, list[bytes]], PathResult]
 CASES = tricky.cases()
@@ -32,6 +32,9 @@ PATHS: dict[str, tuple[Runner, str | None, str]] = {
     "cli-jsonl-batch-1": (lambda work, raw: cli_import(work, "lines", raw, "--batch", "1"), None, "line"),
     "cli-folder": (lambda work, raw: cli_import(work, "folder", raw), None, "file"),
     "cli-array": (lambda work, raw: cli_import(work, "array", raw), None, "element"),
+    # As a large source is imported: parsed, checked and mapped in worker processes.
+    "cli-jsonl-workers": (lambda work, raw: cli_import_in_workers(work, "lines", raw), None, "line"),
+    "cli-folder-workers": (lambda work, raw: cli_import_in_workers(work, "folder", raw), None, "file"),
     "api-ndjson": (lambda work, raw: http_import(work, "lines", raw, tricky.MAX_BYTES), None, "line"),
     "api-array": (lambda work, raw: http_import(work, "array", raw, tricky.MAX_BYTES), None, "element"),
     "api-single-post": (lambda work, raw: http_import(work, "single", raw, tricky.MAX_BYTES), "post", "body"),

@@ -40,6 +40,8 @@ class SourceRecord:
     """One record of a source: its document, or why it could not be read, and where it came from.
 
     `errors` lists (path, message) pairs behind `error`; the path is None where the whole record is at fault.
+    A record read with `parse=False` holds its bytes as cut out of the source (`raw`) instead of its document:
+    `parsed` reads them, where the caller wants (in a worker process, for a bulk import).
     """
 
     position: int
@@ -47,6 +49,7 @@ class SourceRecord:
     document: Any = None
     error: str | None = None
     errors: tuple[tuple[str | None, str], ...] = ()
+    raw: bytes | None = None
 
 
 Where = Callable[[int], str]
@@ -58,6 +61,17 @@ def parse_record(raw: bytes, position: int, where: str, limits: JsonLimits) -> S
         return SourceRecord(position, where, document=parse_json(raw, limits, "the record"))
     except JsonRefused as exc:
         return _refused(position, where, exc.message, tuple((p.path, p.message) for p in exc.problems))
+
+
+def parsed(record: SourceRecord, limits: JsonLimits) -> SourceRecord:
+    """Return a record read with `parse=False` parsed (a record without raw bytes is returned as it is)."""
+    if record.raw is None:
+        return record
+    return parse_record(record.raw, record.position, record.where, limits)
+
+
+def _record(raw: bytes, position: int, where: str, limits: JsonLimits, parse: bool) -> SourceRecord:
+    return parse_record(raw, position, where, limits) if parse else SourceRecord(position, where, raw=raw)
 
 
 def _refused(position: int, where: str, reason: str, errors: tuple[tuple[str | None, str], ...] = ()) -> SourceRecord:
@@ -95,8 +109,10 @@ class Source:
         if not self.files:
             raise SourceError(f"{path}: no .json, .jsonl or .ndjson files in it")
         digest = hashlib.sha256()
+        self.size = 0  # bytes in all its files
         for file in self.files:
             stat = file.stat()
+            self.size += stat.st_size
             digest.update(f"{file.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         self.key = "file:" + digest.hexdigest()
 
@@ -114,19 +130,22 @@ class Source:
                 total += 1
         return total
 
-    def records(self, start: int = 0) -> Iterator[SourceRecord]:
-        """Yield every record from position `start` on (earlier ones are skipped without being parsed)."""
+    def records(self, start: int = 0, parse: bool = True) -> Iterator[SourceRecord]:
+        """Yield every record from position `start` on (earlier ones are skipped without being parsed).
+
+        With `parse=False` each record holds its bytes unparsed (`raw`), for `parsed` to read later.
+        """
         position = 0
         for file in self.files:
             kind = _kind(file)
             name = str(file)
             with file.open("rb") as handle:
                 if kind == "lines":
-                    reader = read_lines(handle, self.limits, position, start, _line_of(name))
+                    reader = read_lines(handle, self.limits, position, start, _line_of(name), parse)
                 elif kind == "array":
-                    reader = read_array(handle, self.limits, position, start, _element_of(name))
+                    reader = read_array(handle, self.limits, position, start, _element_of(name), parse=parse)
                 else:
-                    reader = _single(handle, name, self.limits, position, start)
+                    reader = _single(handle, name, self.limits, position, start, parse)
                 for record in reader:
                     position = record.position + 1
                     if record.position >= start:
@@ -181,7 +200,9 @@ def _kind(file: Path) -> str:
     return "array" if text.startswith("[") else "single"
 
 
-def _single(handle: BinaryIO, where: str, limits: JsonLimits, position: int, start: int) -> Iterator[SourceRecord]:
+def _single(
+    handle: BinaryIO, where: str, limits: JsonLimits, position: int, start: int, parse: bool = True
+) -> Iterator[SourceRecord]:
     """Read a file holding one record."""
     if position < start:
         yield SourceRecord(position, where, error=SKIPPED)
@@ -203,10 +224,12 @@ def _single(handle: BinaryIO, where: str, limits: JsonLimits, position: int, sta
         if len(raw.removeprefix(codecs.BOM_UTF8)) > limits.max_bytes:
             yield _too_large(position, where, limits)
             return
-    yield parse_record(raw, position, where, limits)
+    yield _record(raw, position, where, limits, parse)
 
 
-def read_lines(handle: BinaryIO, limits: JsonLimits, position: int, start: int, where: Where) -> Iterator[SourceRecord]:
+def read_lines(
+    handle: BinaryIO, limits: JsonLimits, position: int, start: int, where: Where, parse: bool = True
+) -> Iterator[SourceRecord]:
     """Read JSON Lines, one record per non-blank line; a line longer than a record may be is skipped unread."""
     cap = limits.max_bytes + len(codecs.BOM_UTF8) + 2  # the longest line a record may fill, with "\r\n"
     number = 0
@@ -228,7 +251,7 @@ def read_lines(handle: BinaryIO, limits: JsonLimits, position: int, start: int, 
         elif oversize:
             yield _too_large(position, where(number), limits)
         else:
-            yield parse_record(line.rstrip(b"\r\n"), position, where(number), limits)
+            yield _record(line.rstrip(b"\r\n"), position, where(number), limits, parse)
         position += 1
 
 
@@ -329,7 +352,13 @@ class _Text:
 
 
 def read_array(
-    handle: BinaryIO, limits: JsonLimits, position: int, start: int, where: Where, wrapped: bool = False
+    handle: BinaryIO,
+    limits: JsonLimits,
+    position: int,
+    start: int,
+    where: Where,
+    wrapped: bool = False,
+    parse: bool = True,
 ) -> Iterator[SourceRecord]:
     """Stream the elements of a top-level JSON array (or of {"passports": [...]} when `wrapped`)."""
     text = _Text(handle)
@@ -354,7 +383,7 @@ def read_array(
                 elif item is None:
                     yield _too_large(position, where(index), limits)
                 else:
-                    yield parse_record(item.encode("utf-8", "surrogateescape"), position, where(index), limits)
+                    yield _record(item.encode("utf-8", "surrogateescape"), position, where(index), limits, parse)
                 position += 1
                 index += 1
                 if separator == "":

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,7 +26,9 @@ from connector.domain import passport as model
 from connector.domain.assets import BATTERY_PASSPORT, Asset, ContractDefinition, Criterion, DataAddress
 from connector.domain.assets import PolicyDefinition as StoredPolicy
 from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem, Unprocessable
+from connector.domain.json_input import JsonLimits
 from connector.domain.passport import exports
+from connector.services.passport_pipeline import Prepared, bulk_collection, collect_garbage, prepared
 from connector.services.passport_sources import SourceRecord
 from connector.services.recent import Recent
 from connector.store import Store, Transaction
@@ -87,10 +90,12 @@ def node_json(passport: model.Passport) -> dict[str, Any]:
 
 
 def _extension_json(extension: model.Extension) -> dict[str, Any]:
-    dumped = extension.model_dump(mode="json", exclude={"data"}, exclude_none=True)
-    dumped["data"] = extension.data
-    # In the fields' order, as `to_json` writes them (the digest is of these bytes).
-    return {name: dumped[name] for name in model.Extension.model_fields if name in dumped}
+    # What `model_dump(mode="json", exclude_none=True)` gives, in the fields' order as `to_json` writes them
+    # (the digest is of these bytes), without pydantic's walk over the order's positions.
+    dumped: dict[str, Any] = {"format": extension.format, "tag": extension.tag.value, "data": extension.data}
+    if extension.order is not None:
+        dumped["order"] = extension.order
+    return dumped
 
 
 def record_of(reading: model.Reading) -> PassportRecord:
@@ -416,6 +421,8 @@ class PassportService:
         batch: int = 500,
         progress: Progress | None = None,
         start: int = 0,
+        limits: JsonLimits | None = None,
+        workers: int = 0,
     ) -> ImportSummary:
         """Import records in batches, one transaction each, with the source's checkpoint in the same one.
 
@@ -424,7 +431,22 @@ class PassportService:
         `source` key, each batch commits its checkpoint and the ids it took, so a rerun after an
         interruption starts after the last committed record (`start` is where the caller began reading)
         and still knows those ids; without one (an import request) the ids are kept in memory.
+        Records may come unparsed (`Source.records(parse=False)`, read within `limits`); with `workers`
+        they are made ready in that many worker processes while this one stores (`passport_pipeline`).
         """
+        with bulk_collection():
+            return await self._import(records, source, batch, progress, start, limits or JsonLimits(), workers)
+
+    async def _import(
+        self,
+        records: Iterable[SourceRecord],
+        source: str | None,
+        batch: int,
+        progress: Progress | None,
+        start: int,
+        limits: JsonLimits,
+        workers: int,
+    ) -> ImportSummary:
         summary = ImportSummary(source=source, resumed_from=start, position=start)
         began = time.perf_counter()
         async with self._store.read() as tx:
@@ -433,17 +455,20 @@ class PassportService:
             summary.new, summary.changed = previous.new, previous.changed
             summary.unchanged, summary.refused = previous.unchanged, previous.refused
         taken = _TakenIds(source)
-        pending: dict[str, tuple[SourceRecord, PassportRecord, list[tuple[str, str]]]] = {}  # by canonical id
-        refusals: list[tuple[SourceRecord, str, list[Problem]]] = []
+        pending: dict[str, Prepared] = {}  # by canonical id
+        refusals: list[tuple[Prepared, str, list[Problem]]] = []
 
         async def flush() -> None:
             async with self._store.transaction() as tx:
                 earlier = await taken.find(tx, list(pending))
-                storing = [(key, item, record) for key, (item, record, _) in pending.items() if key not in earlier]
+                storing = [item for key, item in pending.items() if key not in earlier]
                 for key in earlier.keys() & pending.keys():
-                    refusals.append((pending[key][0], *_duplicate(pending[key][1].id, earlier[key])))
-                outcomes = await tx.passports.put_many([r for _, _, r in storing], now_ms()) if storing else []
-                await taken.add(tx, [TakenId(key, item.position, item.where) for key, item, _ in storing])
+                    item = pending[key]
+                    assert item.write is not None
+                    refusals.append((item, *_duplicate(item.write.id, earlier[key])))
+                writes = [item.write for item in storing if item.write is not None]
+                outcomes = await tx.passports.put_many(writes, now_ms()) if writes else []
+                await taken.add(tx, [TakenId(item.key, item.position, item.where) for item in storing if item.key])
                 for outcome in outcomes:
                     if outcome == "created":
                         summary.new += 1
@@ -453,8 +478,8 @@ class PassportService:
                         summary.unchanged += 1
                 for item, reason, problems in sorted(refusals, key=lambda r: r[0].position):
                     self._refuse(summary, item, reason, problems)
-                for key, item, _ in storing:
-                    self._warn(summary, item, pending[key][2])
+                for item in storing:
+                    self._warn(summary, item, item.warnings)
                 if source:
                     await tx.passports.save_checkpoint(
                         Checkpoint(
@@ -462,32 +487,29 @@ class PassportService:
                         ),
                         now_ms(),
                     )
-            self._forget(record.id for _, record, _ in pending.values())
+            self._forget(item.write.id for item in pending.values() if item.write is not None)
             pending.clear()
             refusals.clear()
+            collect_garbage()
             summary.seconds = time.perf_counter() - began
             if progress is not None:
                 progress(summary)
 
-        for item in records:
-            summary.position = item.position + 1
-            if item.error is not None:
-                refusals.append((item, item.error, [Problem(m, p) for p, m in item.errors]))
-            else:
-                try:
-                    reading = load(item.document)
-                except InvalidInput as exc:
-                    refusals.append((item, exc.message, exc.problems))
-                else:
-                    record = record_of(reading)
-                    key = model.canonical_id(record.id)
-                    first = pending.get(key)
+        async with aclosing(prepared(records, limits, workers)) as ready:
+            async for item in ready:
+                summary.position = item.position + 1
+                if item.reason is not None:
+                    refusals.append((item, item.reason, item.problems))
+                elif item.key is not None and item.write is not None:
+                    first = pending.get(item.key)
                     if first is not None:
-                        refusals.append((item, *_duplicate(record.id, TakenId(key, first[0].position, first[0].where))))
+                        refusals.append(
+                            (item, *_duplicate(item.write.id, TakenId(item.key, first.position, first.where)))
+                        )
                     else:
-                        pending[key] = (item, record, reading.warnings)
-            if summary.position % batch == 0:
-                await flush()
+                        pending[item.key] = item
+                if summary.position % batch == 0:
+                    await flush()
         await flush()
         if source:
             async with self._store.transaction() as tx:
@@ -507,7 +529,7 @@ class PassportService:
         return summary
 
     @staticmethod
-    def _refuse(summary: ImportSummary, item: SourceRecord, reason: str, problems: Sequence[Problem]) -> None:
+    def _refuse(summary: ImportSummary, item: Prepared, reason: str, problems: Sequence[Problem]) -> None:
         summary.refused += 1
         if len(summary.refusals) < MAX_LISTED:
             summary.refusals.append(
@@ -520,7 +542,7 @@ class PassportService:
             )
 
     @staticmethod
-    def _warn(summary: ImportSummary, item: SourceRecord, warnings: Sequence[tuple[str, str]]) -> None:
+    def _warn(summary: ImportSummary, item: Prepared, warnings: Sequence[tuple[str, str]]) -> None:
         if warnings and len(summary.warnings) < MAX_LISTED:
             summary.warnings.append(
                 {"position": item.position, "where": item.where, "warnings": warnings_json(warnings)}

@@ -229,8 +229,10 @@ outbox = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
-# Battery passports stored by the node: the current version of each (the node's JSON), with the columns
-# the data plane and the management API filter on. "Changed since" reads (updated_at, id) by index.
+# Battery passports stored by the node: the current version of each, with the columns the data plane and
+# the management API filter on. "Changed since" reads (updated_at, id) by index. The node's JSON is stored
+# once, in its version's row: `data_version` names it (the current version; for a deleted passport, the
+# last one stored before the deletion).
 passports = Table(
     "passports",
     metadata,
@@ -240,7 +242,7 @@ passports = Table(
     Column("manufacturer_id", _text(256), nullable=True, index=True),
     Column("category", String(32), nullable=True),
     Column("version", BigInteger, nullable=False),
-    Column("data", Json, nullable=False),
+    Column("data_version", BigInteger, nullable=False),
     Column("digest", String(64), nullable=False),
     Column("source_format", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),

@@ -286,6 +286,10 @@ def _constrained(component: dict[str, Any], rule: dict[str, Any]) -> dict[str, A
 def _errors(compiled: _Compiled, document: Any) -> list[ValidationError]:
     """Return the validator's errors; a document that is no JSON (a key that is not a string) is one."""
     try:
+        # Nearly every document is valid: the yes-or-no check is the cheaper pass over it, and the errors
+        # are gathered (a second pass) only for a document that has some.
+        if compiled.validator.is_valid(document):
+            return []
         return list(compiled.validator.iter_errors(document))
     except ValueError:
         raise _NotJson(_not_json(document, ())) from None

@@ -1,0 +1,200 @@
+"""How a bulk import makes store-ready passports from source records: in this process, or in a worker process.
+
+Making a record ready (parsing it with the node's JSON reader, detecting its format, the schema check, the
+mapping into the node's model, the node JSON, its digest and its encoding for the store) is nearly all of an
+import's CPU; storing it is the rest. On a machine with two cores a worker process prepares records while
+this process's event loop stores the ones before them (docs/decisions/0019-import-pipeline.md): raw records
+go to the worker in chunks, prepared ones come back in the same order, and only a few chunks are in flight
+at once, so memory stays flat with the file's length. A small input (or a request's body) is prepared here:
+starting a worker costs more than it saves.
+
+Garbage collection: an import makes many short-lived containers and almost no cycles, and the cyclic
+collector's passes over the node's long-lived objects cost about a third of the import. `bulk_collection`
+sets the collector aside for the duration (the start-up's objects frozen, a higher first threshold) and
+puts it back as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import multiprocessing
+import signal
+from collections import deque
+from collections.abc import AsyncGenerator, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.domain import passport as model
+from connector.domain.errors import InvalidInput, Problem
+from connector.domain.json_input import JsonLimits
+from connector.services.passport_sources import SourceRecord, parsed
+from connector.store.engine import EncodedJSON
+from connector.store.passports import PassportWrite, write_of
+
+# Records a worker prepares per task, and tasks in flight at most: enough to keep the worker busy while
+# this process stores a batch, few enough that memory does not grow (each is about 2 x 14 KB a record).
+CHUNK = 250
+AHEAD = 4
+# Below this many bytes of source (about 1,200 Catena-X passports) a worker costs more to start (about half a
+# second) than it saves: the records are prepared here.
+WORKER_MIN_BYTES = 16 * 1024 * 1024
+# A first-generation threshold for imports (Python's default is 700 allocations).
+BULK_GC_THRESHOLD = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A source record made ready: what to store (its canonical id, the write, its reading's warnings) or
+    why it is refused (a reason and its problems), with the record's position and place in the source."""
+
+    position: int
+    where: str
+    key: str | None = None
+    write: PassportWrite | None = None
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    reason: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def prepare(item: SourceRecord, limits: JsonLimits) -> Prepared:
+    """Make one source record ready to store, or say why it is refused (parsing its bytes first if unparsed)."""
+    from connector.services.passports import load, record_of  # the service imports this module
+
+    item = parsed(item, limits)
+    if item.error is not None:
+        return Prepared(item.position, item.where, reason=item.error, problems=[Problem(m, p) for p, m in item.errors])
+    try:
+        reading = load(item.document)
+    except InvalidInput as exc:
+        return Prepared(item.position, item.where, reason=exc.message, problems=list(exc.problems))
+    record = record_of(reading)
+    return Prepared(item.position, item.where, model.canonical_id(record.id), write_of(record), reading.warnings)
+
+
+def prepare_chunk(items: list[SourceRecord], limits: JsonLimits) -> list[Prepared]:
+    """Make a chunk of records ready, in order."""
+    return [prepare(item, limits) for item in items]
+
+
+# Between processes records travel as plain tuples: pickling a slotted dataclass costs several times more.
+_Sent = tuple[int, str, bytes | None, Any, str | None, tuple[tuple[str | None, str], ...]]
+_Write = tuple[str, str, str | None, str | None, str | None, str, str, str]
+_Back = tuple[int, str, str | None, _Write | None, list[tuple[str, str]], str | None, list[Problem]]
+
+
+def _sent(item: SourceRecord) -> _Sent:
+    return (item.position, item.where, item.raw, item.document, item.error, item.errors)
+
+
+def prepare_sent(sent: list[_Sent], limits: JsonLimits) -> list[_Back]:
+    """Make a chunk of records ready, in order (what a worker process runs, on records as `_sent` makes them)."""
+    back: list[_Back] = []
+    for position, where, raw, document, error, errors in sent:
+        ready = prepare(SourceRecord(position, where, document, error, errors, raw), limits)
+        write = ready.write
+        fields = None
+        if write is not None:
+            fields = (write.id, write.battery_id, write.model_id, write.manufacturer_id, write.category,
+                      write.data.text, write.digest, write.source_format)  # fmt: skip
+        back.append((position, where, ready.key, fields, ready.warnings, ready.reason, ready.problems))
+    return back
+
+
+def _received(back: _Back) -> Prepared:
+    position, where, key, fields, warnings, reason, problems = back
+    write = None
+    if fields is not None:
+        write = PassportWrite(*fields[:5], EncodedJSON(fields[5]), fields[6], fields[7])
+    return Prepared(position, where, key, write, warnings, reason, problems)
+
+
+def _worker_started() -> None:
+    # Ctrl-C reaches the whole process group: the importing process decides what it means (roll back the
+    # batch under way, say where to resume); a worker killed by it would only add a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.freeze()
+    gc.set_threshold(BULK_GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
+@contextmanager
+def bulk_collection() -> Iterator[None]:
+    """Run a bulk import with the cyclic collector set aside (the objects alive frozen, a higher threshold).
+
+    Freezing and thawing take constant time (no collection is forced: an import request stays quick). Objects
+    someone froze before stay frozen: the objects are thawed only if nothing was frozen when the import began.
+    """
+    threshold = gc.get_threshold()
+    frozen_before = gc.get_freeze_count()
+    gc.freeze()
+    gc.set_threshold(BULK_GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        if not frozen_before:
+            gc.unfreeze()
+
+
+def workers_for(source_bytes: int, workers: int) -> int:
+    """Return how many worker processes an import of `source_bytes` uses (none for a small source)."""
+    return workers if source_bytes >= WORKER_MIN_BYTES else 0
+
+
+def collect_garbage() -> None:
+    """Collect what cycles an import left (between its batches): with the objects alive when it began
+    frozen, a full collection walks only what the import holds, a few milliseconds; without it the cycles
+    the collector was set aside for would pile up with the file's length."""
+    gc.collect()
+
+
+def _chunks(records: Iterable[SourceRecord], size: int) -> Iterator[list[SourceRecord]]:
+    chunk: list[SourceRecord] = []
+    for item in records:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+async def prepared(
+    records: Iterable[SourceRecord], limits: JsonLimits, workers: int = 0
+) -> AsyncGenerator[Prepared, None]:
+    """Yield each record made ready, in order: in this process (`workers` 0), else in worker processes.
+
+    Records may come parsed or unparsed (`Source.records(parse=False)`: then the worker also parses them).
+    At most AHEAD chunks of CHUNK records are in flight. Leaving the loop early (an error, a cancellation)
+    shuts the workers down without waiting for the chunks they hold.
+    """
+    if workers < 1:
+        for item in records:
+            yield prepare(item, limits)
+        return
+    loop = asyncio.get_running_loop()
+    # spawn: a worker is a fresh interpreter, never a fork of this process (whose database threads a fork
+    # would copy mid-flight). Like every spawned process it imports the main module again: a script that
+    # imports with workers must guard its start with `if __name__ == "__main__":` (the command does).
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_started)
+    in_flight: deque[asyncio.Future[list[_Back]]] = deque()
+    finished = False
+    try:
+        for chunk in _chunks(records, CHUNK):
+            in_flight.append(loop.run_in_executor(pool, prepare_sent, [_sent(item) for item in chunk], limits))
+            if len(in_flight) >= AHEAD:
+                for back in await in_flight.popleft():
+                    yield _received(back)
+        while in_flight:
+            for back in await in_flight.popleft():
+                yield _received(back)
+        finished = True
+    finally:
+        for future in in_flight:
+            future.cancel()
+        # Done: the workers are idle and end at once (waited for, so their CPU time is this process's
+        # children's). Left early: the chunks they hold are not waited for.
+        pool.shutdown(wait=finished, cancel_futures=True)

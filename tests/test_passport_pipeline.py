@@ -1,0 +1,71 @@
+"""The import pipeline: records made ready in worker processes are exactly those made ready in the command's
+own process (same verdicts, same order, the same bytes to store), a small source uses no worker, and the
+garbage collector is put back as it was after an import."""
+
+from __future__ import annotations
+
+import gc
+
+import orjson
+import pytest
+
+from connector.domain.json_input import JsonLimits
+from connector.domain.passport.synthetic import catenax_documents
+from connector.services import passport_pipeline as pipeline
+from connector.services.passport_sources import SourceRecord
+
+
+def _records() -> list[SourceRecord]:
+    documents = list(catenax_documents(pipeline.CHUNK + 7))  # more than one chunk
+    raw = [orjson.dumps(document) for document in documents]
+    broken = dict(documents[3])
+    broken["performance"] = {**broken["performance"], "rated": {"capacity": {"value": "120.6"}}}
+    raw[3] = orjson.dumps(broken)  # refused by the schema
+    raw[5] = raw[5][:-10]  # not JSON
+    raw[8] = b'{"a": 1, "a": 2}'  # a repeated key
+    raw[9] = raw[2]  # the same passport again (the import refuses it; preparing it is the same)
+    items = [SourceRecord(i, f"passports.jsonl:{i + 1}", raw=line) for i, line in enumerate(raw)]
+    items[11] = SourceRecord(11, "passports.jsonl:12", error="the record is larger than allowed")
+    items[12] = SourceRecord(12, "passports.jsonl:13", document=documents[12])  # parsed already
+    return items
+
+
+async def _prepared(items: list[SourceRecord], workers: int) -> list[pipeline.Prepared]:
+    return [ready async for ready in pipeline.prepared(items, JsonLimits(), workers)]
+
+
+async def test_workers_prepare_exactly_what_this_process_prepares() -> None:
+    items = _records()
+    here = await _prepared(items, 0)
+    in_workers = await _prepared(items, 2)
+    assert [ready.position for ready in in_workers] == list(range(len(items)))
+    assert in_workers == here  # verdicts, reasons, problems, keys and the encoded JSON, byte for byte
+    refused = {ready.position: ready.reason for ready in here if ready.reason is not None}
+    assert sorted(refused) == [3, 5, 8, 11]
+    assert "duplicate key" in str(refused[8]) and "not valid JSON" in str(refused[5])
+    assert here[9].write == here[2].write and here[12].write is not None
+
+
+def test_a_small_source_is_prepared_in_this_process() -> None:
+    assert pipeline.workers_for(pipeline.WORKER_MIN_BYTES - 1, 2) == 0
+    assert pipeline.workers_for(pipeline.WORKER_MIN_BYTES, 2) == 2
+    assert pipeline.workers_for(10 * pipeline.WORKER_MIN_BYTES, 0) == 0
+
+
+def test_the_collector_is_put_back_after_an_import_even_a_failed_one() -> None:
+    before = gc.get_threshold()
+    with pipeline.bulk_collection():
+        assert gc.get_threshold()[0] == pipeline.BULK_GC_THRESHOLD
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), pipeline.bulk_collection():
+        raise RuntimeError("the import failed")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    gc.freeze()  # someone else's frozen objects stay frozen
+    try:
+        frozen = gc.get_freeze_count()
+        with pipeline.bulk_collection():
+            pass
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
