@@ -346,6 +346,18 @@ async def _play(story: Story, http: aiohttp.ClientSession, issuer_dir: Path, say
     story.waste = made["id"]
     say(f"5. recycler creates {story.waste} (waste), predecessor {story.repurposed} checked at the second-life firm")
     await _wait(lambda: _delivered(apis["recycler"], story.repurposed, lc.CONTEXT_SUCCEEDED), "the waste event")
+
+    async def told() -> list[dict[str, Any]]:
+        inbox = await apis["car maker"].ok(
+            "GET", f"/management/v1/notifications?direction=in&passportId={story.repurposed}"
+        )
+        return [n for n in inbox["items"] if "supersededBy" in n["message"]["content"]]
+
+    story.views["readers told"] = await _wait(told, "the car maker told that the repurposed passport was superseded")
+    say(
+        "   the second-life firm tells the nodes that read its passport (the car maker) that it is superseded by "
+        f"{story.views['readers told'][0]['message']['content']['supersededBy']['passportId']}"
+    )
     cycle = await apis["second-life firm"].call(
         "POST",
         f"{V1}/successors",

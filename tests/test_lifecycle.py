@@ -107,6 +107,11 @@ async def test_a_battery_s_life_on_four_nodes(tmp_path: Path) -> None:
     assert [n["messageId"] for n in story.down_received] == [story.down_sent["messageId"]]
     assert story.down_received[0]["context"] == lc.CONTEXT_UPDATED
 
+    # A node that read a passport (the car maker read the repurposed one) is told when it is superseded.
+    (told,) = story.views["readers told"]
+    assert told["message"]["content"]["supersededBy"]["passportId"] == story.waste
+    assert told["partner"] == story.players["second-life firm"].did and told["state"] == "received"
+
     # Refusals name what is wrong.
     status, problem = story.refusals["predecessor twice"]
     assert status == 400 and problem["errors"][0]["path"] == "predecessors"

@@ -269,6 +269,10 @@ class LifecycleService:
             link = replace(event.successor, at=ps.now_ms())
             if not await self._supersede(tx, record.id, link, ps.now_ms()):
                 return "ignored", f"successor {link.passport_id!r} was known already"
+            # Those holding a copy of the superseded passport (a sync job, a lookup) are told in turn.
+            status = (record.data.get("condition") or {}).get("status")
+            told = {"passportId": record.id, "status": status, "supersededBy": link.as_json()}
+            await self._tell_readers(tx, record.id, told, but=sender)
             return "applied", f"superseded by {link.passport_id} at {sender}"
         if event.context == lc.CONTEXT_INCORPORATED and event.assembly is not None:
             link = replace(event.assembly, at=ps.now_ms())
@@ -300,34 +304,23 @@ class LifecycleService:
         summary = lc.changes(record.data, updated.data)
         if not summary:
             return ps.Saved(record, False, [])
-        readers = await self._readers()  # resolved before the write transaction: no network call inside it
         status = (updated.data.get("condition") or {}).get("status")
         async with self._store.transaction() as tx:
             await tx.passports.put_many([updated], at, change.changed_by or self._me(), summary)
             stored = await tx.passports.get(record.id)
-            for partner, bpn in readers:
-                content = {"passportId": updated.id, "status": status}
-                await self._notifications.owe(tx, partner, bpn, lc.CONTEXT_UPDATED, updated.id, content)
+            await self._tell_readers(tx, updated.id, {"passportId": updated.id, "status": status})
         self._passports.forget([record.id])
         assert stored is not None
         return ps.Saved(stored, True, [])
 
-    async def _readers(self) -> list[tuple[Partner, str]]:
-        """Return the partners holding an agreement on this node's passport data, and their BPNs."""
+    async def _tell_readers(self, tx: Transaction, passport_id: str, content: dict[str, Any], but: str = "") -> None:
+        """Owe a PassportUpdated event to every partner holding an agreement on this node's passport data (it read
+        them, or a sync job does), in the caller's transaction; addresses are resolved when the events are sent."""
         spec = QuerySpec(limit=200, filter_expression=(Criterion("providerId", "=", self.own_did),))
-        async with self._store.read() as tx:
-            agreements = await tx.agreements.query(spec)
-        dids = sorted(
-            {a.consumer_id for a in agreements if a.asset_id.startswith("passport") and a.consumer_id != self.own_did}
-        )
-        found = []
-        for did in dids:
-            try:
-                partner = await self._access.partner(did)
-                found.append((partner, await self._notifications.bpn_of(partner)))
-            except ConnectorError as exc:
-                log.info("a reader cannot be told of a change", extra={"partner": did, "reason": exc.message})
-        return found
+        agreements = await tx.agreements.query(spec)
+        readers = {a.consumer_id for a in agreements if a.asset_id.startswith("passport")} - {self.own_did, but}
+        for did in sorted(readers):
+            await self._notifications.owe_to(tx, did, lc.CONTEXT_UPDATED, passport_id, content)
 
     # Reading.
 

@@ -91,6 +91,17 @@ class NotificationService:
         tx.after_commit.append(self._wake)
         return item
 
+    async def owe_to(
+        self, tx: Transaction, did: str, context: str, passport_id: str, content: dict[str, Any]
+    ) -> lc.Notification | None:
+        """Record a notification to a partner known by its DID only (its address is resolved when it is sent);
+        None when its BPN is unknown (the header names it), which is logged."""
+        bpn = await self._bpn_of(did)
+        if not bpn:
+            log.info("a partner without a known BPN is not told", extra={"partner": did, "context": context})
+            return None
+        return await self.owe(tx, Partner(did, "", bpn), bpn, context, passport_id, content)
+
     # Delivery (the outbox dispatcher's).
 
     async def deliver(self, item: OutboxItem) -> tuple[int, Any]:
@@ -98,6 +109,8 @@ class NotificationService:
         about = item.payload["partner"]
         partner = Partner(str(about["did"]), str(about["address"]), about.get("bpn"))
         try:
+            if not partner.address:
+                partner = await self._access.partner(partner.did)
             found = await self._access.datasets(partner, (Criterion(DCT_TYPE_CRITERION, "=", lc.EVENT_API_TYPE),))
             if not found:
                 return 404, {"reason": f"{partner.did} offers this node no dataset of type {lc.EVENT_API_TYPE}"}
