@@ -257,7 +257,7 @@ class LifecycleService:
 
     # Events received.
 
-    async def on_event(self, tx: Transaction, event: lc.Event, sender: str) -> tuple[str, str | None]:
+    async def on_event(self, tx: Transaction, event: lc.Event, sender: str) -> tuple[str, str | None] | None:
         """Apply a Digital Twin Event: a successor reported marks the passport superseded."""
         record = await tx.passports.get(event.passport_id)
         if record is None:

@@ -31,8 +31,10 @@ log = logging.getLogger("connector.notifications")
 EVENT_MESSAGE = "DigitalTwinEvent"  # the outbox's name for a notification owed
 DCT_TYPE_CRITERION = "'http://purl.org/dc/terms/type'.'@id'"
 MAX_LISTED = 500
-# Applies a received event in the receiving transaction; returns what it did (the inbox's state and reason).
-Apply = Callable[[Transaction, lc.Event, str], Awaitable[tuple[str, str | None]]]
+# Applies a received event in the receiving transaction; returns what it did (the inbox's state and reason), or
+# None when the event does not concern it.
+Apply = Callable[[Transaction, lc.Event, str], Awaitable[tuple[str, str | None] | None]]
+_STATES = ("applied", "received", "ignored")  # the first an applier reports wins, in this order
 BpnOf = Callable[[str], Awaitable[str | None]]
 
 
@@ -174,9 +176,9 @@ class NotificationService:
         async with self._store.transaction() as tx:
             if not await tx.lifecycle.add_notification(item):
                 raise Conflict(f"message {event.message_id} was received already: nothing changed")
-            state, reason = "received", None
-            for apply in self.appliers:
-                state, reason = await apply(tx, event, sender_did)
+            outcomes = [found for apply in self.appliers if (found := await apply(tx, event, sender_did)) is not None]
+            state = min((s for s, _ in outcomes), key=_STATES.index, default="received")
+            reason = "; ".join(r for _, r in outcomes if r) or None
             await tx.lifecycle.set_state(event.message_id, "in", state, reason, at)
         return replace(item, state=state, reason=reason)
 
