@@ -380,9 +380,23 @@ async def _play(story: Story, http: aiohttp.ClientSession, issuer_dir: Path, say
         },
     )
     story.refusals["cycle"] = itself
+    # Across nodes: the pack's id (at the car maker) as a successor of the waste passport (at the recycler), whose
+    # chain, read from the public views, reaches the pack.
+    far = await apis["second-life firm"].call(
+        "POST",
+        f"{V1}/successors",
+        {
+            "passport": _passport(8, 0, passport_id=story.pack),
+            "predecessors": [{"passportId": story.waste, "partner": recycler.bpn}],
+            "status": "reused",
+            "operator": second.bpn,
+        },
+    )
+    story.refusals["cycle across nodes"] = far
     say(
         f"   refused: the same predecessor twice {cycle[0]}; a successor of the waste passport with the id of "
-        f"its predecessor (a cycle) {itself[0]}: {itself[1]['detail'][:110]}"
+        f"its predecessor (a cycle) {itself[0]}: {itself[1]['detail'][:110]}; the pack's id after the waste "
+        f"passport, across three nodes {far[0]}"
     )
 
     # 6. A notification sent twice changes nothing the second time.

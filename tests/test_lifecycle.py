@@ -117,6 +117,8 @@ async def test_a_battery_s_life_on_four_nodes(tmp_path: Path) -> None:
     assert status == 400 and problem["errors"][0]["path"] == "predecessors"
     status, problem = story.refusals["cycle"]
     assert status == 400 and "cycle" in problem["detail"]
+    status, problem = story.refusals["cycle across nodes"]
+    assert status == 400 and "a passport it precedes" in problem["detail"], problem
     assert story.refusals["forged successor"][0] == 403
     status, body = story.refusals["another receiver"]
     assert status == 400 and any(e["path"] == "header.receiverBpn" for e in body["errors"]), body

@@ -172,8 +172,32 @@ class LifecycleService:
                 f"the registry of {partner.did} answers battery {battery!r} with passport "
                 f"{found.source.get('shell')!r}, not {ref.passport_id!r}"
             )
-        reached = [ref.passport_id, *(p["passportId"] for p in _chain_part(public).get("predecessors", []))]
+        reached = await self._remote_chain(ref.passport_id, partner, public)
         return lc.Link(ref.passport_id, partner.did, partner.address, partner.bpn), partner, reached
+
+    async def _remote_chain(self, passport_id: str, partner: Partner, public: Mapping[str, Any]) -> list[str]:
+        """Return the ids a partner's passport's predecessors reach, read from the public views as far as readable."""
+        reached = [passport_id]
+        todo = [(partner, dict(public))]
+        while todo and len(reached) < MAX_CHAIN:
+            holder, view = todo.pop(0)
+            for link in _chain_part(view).get("predecessors", []):
+                pid = str(link.get("passportId", ""))
+                if not pid or pid in reached:
+                    continue
+                reached.append(pid)
+                node = link.get("node") or holder.did
+                if node == self.own_did:
+                    reached.extend(p for p in await self._local_chain(pid) if p not in reached)
+                    continue
+                try:
+                    there = holder if node == holder.did else await self._access.partner(node)
+                    found = await self._public_view(there, pid)
+                except ConnectorError:
+                    continue  # not readable: the chain is checked as far as it is
+                if found is not None:
+                    todo.append((there, found))
+        return reached
 
     async def _local_chain(self, passport_id: str) -> list[str]:
         reached, todo = [passport_id], [passport_id]
