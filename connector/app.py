@@ -275,6 +275,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
                 "management": f"{settings.management_host}:{served_management.port}",
                 "public_url": settings.effective_public_url,
                 "database": settings.effective_database_url.split("://", 1)[0],
+                "next": f"curl {node.management_url}/health",
             },
         )
         yield node
@@ -367,12 +368,14 @@ async def check_schema(settings: Settings) -> None:
         )
 
 
-async def serve_until_stopped(settings: Settings) -> None:
-    """Run a node until SIGTERM or SIGINT, then drain and stop."""
+async def serve_until_stopped(settings: Settings, started: Callable[[Node], None] | None = None) -> None:
+    """Run a node until SIGTERM or SIGINT, then drain and stop; `started` is told once both surfaces listen."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with running_node(settings):
+    async with running_node(settings) as node:
+        if started is not None:
+            started(node)
         await stop.wait()
     log.info("node stopped")

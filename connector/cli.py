@@ -755,8 +755,14 @@ async def _serve(settings: Settings) -> int:
     from connector.identity.errors import KeyFileError
     from connector.transport.server import BindError
 
+    def started(node: Any) -> None:
+        # For a person at a terminal (or reading a text log): where the node is and what to do next.
+        # JSON logs carry the same in the "node started" line, and get no free-form text between their lines.
+        if sys.stderr.isatty() or settings.log_format == "text":
+            print(startup_banner(node), file=sys.stderr, flush=True)
+
     try:
-        await serve_until_stopped(settings)
+        await serve_until_stopped(settings, started)
     except (BindError, SchemaOutOfDate, KeyFileError) as exc:
         print(f"connector: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -769,6 +775,28 @@ async def _serve(settings: Settings) -> int:
         print(f"connector: cannot start: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
+
+
+def startup_banner(node: Any) -> str:
+    """Return the lines a started node prints for its operator: its addresses, its data and the next step."""
+    settings: Settings = node.settings
+    host = settings.protocol_host
+    loopback = host == "localhost" or host.startswith("127.") or host in ("::1", "[::1]")
+    reach = "reachable from this machine only" if loopback else "reachable from other hosts"
+    key = " (API key required)" if settings.api_key is not None else " (loopback only, no API key)"
+    header = " -H 'X-Api-Key: ...'" if settings.api_key is not None else ""
+    database = "SQLite in " + str(settings.data_dir) if settings.is_sqlite else "PostgreSQL"
+    return "\n".join(
+        [
+            f"connector: node ready, participant {settings.effective_participant_id}",
+            f"  protocol surface    {node.protocol_url} (bound to {settings.protocol_host}: {reach})",
+            f"  public URL          {settings.effective_public_url} (told to partners; DID {settings.effective_did})",
+            f"  management surface  {node.management_url}{key}",
+            f"  data                {database}; node key and issuer in {settings.data_dir}",
+            f"next: curl{header} {node.management_url}/health   then README.md, 'A first asset, policy and "
+            "contract definition'",
+        ]
+    )
 
 
 async def _db(settings: Settings, action: str) -> int:
