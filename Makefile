@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean lock
 
 # Two installs in one venv: `make run` installs the node and its run-time dependencies only (no test or lint
 # tools); `make test` and `make lint` add the extras on top. Each says what it does; pip shows its progress.
@@ -40,6 +40,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
+
+## lock: write requirements.lock (the image's run-time dependencies with their hashes) from pyproject.toml
+lock: $(STAMP)
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
+		--no-emit-index-url --no-emit-find-links --no-emit-trusted-host -o requirements.lock pyproject.toml
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     current = db_commands.add_parser("current", help="print the database's schema revision")
     current.add_argument("--config", type=Path, metavar="FILE")
 
+    health = commands.add_parser(
+        "health",
+        help="ask the running node whether it is ready (exit 0) or not (exit 1); the container's health check",
+        description="GET /ready on the node's management surface (CONNECTOR_MANAGEMENT_HOST/PORT, over loopback "
+        "when it binds to all interfaces): ready when the database answers and the background loops run.",
+    )
+    health.add_argument("--config", type=Path, metavar="FILE")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
+
     show = commands.add_parser("settings", help="print the effective settings (secrets hidden)")
     show.add_argument("--config", type=Path, metavar="FILE")
 
@@ -241,6 +250,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "settings":
         _print_settings(settings)
         return 0
+    if args.command == "health":
+        return _health(settings, args.timeout)
     if args.command == "passports" and args.passports_command == "lookup":
         return _lookup(settings, args)
     if args.command == "passports":
@@ -279,9 +290,7 @@ def _lookup(settings: Settings, args: argparse.Namespace) -> int:
         body["level"] = args.level
     if args.semantic_id:
         body["semanticId"] = args.semantic_id
-    host = settings.management_host
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host  # noqa: S104
-    base = (args.node or f"http://{host}:{settings.management_port}").rstrip("/")
+    base = (args.node or _management_base(settings)).rstrip("/")
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if settings.api_key is not None:
         headers["X-Api-Key"] = settings.api_key.get_secret_value()
@@ -318,6 +327,34 @@ def _lookup(settings: Settings, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _management_base(settings: Settings) -> str:
+    host = settings.management_host
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host  # noqa: S104
+    return f"http://{host}:{settings.management_port}"
+
+
+def _health(settings: Settings, timeout: float) -> int:
+    """Print the node's readiness in one line; 0 when /ready answers 200, 1 otherwise (or unreachable)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = _management_base(settings) + "/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (the node's own loopback URL)
+            print(f"ready: {url} answered {response.status}")
+            return 0
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("detail")
+        except ValueError:
+            detail = None
+        print(f"not ready: {url} answered {exc.code}: {detail or exc.reason}", file=sys.stderr)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        print(f"not ready: {url} cannot be reached ({getattr(exc, 'reason', exc)})", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def _issuer(settings: Settings, args: argparse.Namespace) -> int:
