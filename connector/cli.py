@@ -58,6 +58,32 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("--config", type=Path, metavar="FILE")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
 
+    save = commands.add_parser(
+        "backup",
+        help="write one archive with a consistent copy of the database, the node key and the data directory",
+        description="Back the node up while it runs: SQLite through its online backup API, PostgreSQL with pg_dump "
+        "(client tools needed), plus the node key (the data directory's or CONNECTOR_KEY_FILE) and every other file "
+        "of the data directory (the issuer folder among them). The archive holds the private key: it is written "
+        "mode 0600; keep it as you keep the key. Without the key a restored database's sealed secrets are lost.",
+    )
+    save.add_argument("--config", type=Path, metavar="FILE")
+    save.add_argument(
+        "--output", type=Path, metavar="FILE", help="archive to write (default connector-backup-<UTC time>.tar.gz here)"
+    )
+    save.add_argument(
+        "--no-database", action="store_true", help="only the key and files (the database is backed up otherwise)"
+    )
+    load = commands.add_parser(
+        "restore",
+        help="restore a backup archive into a NEW data directory (and an empty PostgreSQL database)",
+        description="Restore what `connector backup` wrote into CONNECTOR_DATA_DIR, which must not exist or be "
+        "empty, and the database of CONNECTOR_DATABASE_URL, which must not exist (SQLite) or be empty (PostgreSQL, "
+        "restored with pg_restore). Every file is checked against the archive's manifest before anything is "
+        "written; nothing is ever overwritten. Then start the node (it migrates an older SQLite schema).",
+    )
+    load.add_argument("archive", type=Path, metavar="ARCHIVE")
+    load.add_argument("--config", type=Path, metavar="FILE")
+
     show = commands.add_parser("settings", help="print the effective settings (secrets hidden)")
     show.add_argument("--config", type=Path, metavar="FILE")
 
@@ -252,6 +278,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "health":
         return _health(settings, args.timeout)
+    if args.command in ("backup", "restore"):
+        return _run(_backup_or_restore(settings, args))
     if args.command == "passports" and args.passports_command == "lookup":
         return _lookup(settings, args)
     if args.command == "passports":
@@ -326,6 +354,33 @@ def _lookup(settings: Settings, args: argparse.Namespace) -> int:
         f"level {source['level'] or 'unknown'}, in {sum(answer['elapsedMs'].values()):.0f} ms",
         file=sys.stderr,
     )
+    return 0
+
+
+async def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from connector.store import backup, migrate
+
+    plan = backup.Plan(settings.data_dir, settings.effective_database_url, settings.key_file)
+    try:
+        if args.command == "backup":
+            output = args.output or Path(time.strftime("connector-backup-%Y%m%dT%H%M%SZ.tar.gz", time.gmtime()))
+            done = backup.backup(plan, output, database=not args.no_database)
+            revision = f", schema {done.schema_revision}" if done.schema_revision else ""
+            print(f"backed up the {done.database} database{revision}, the node key and {done.files} files to {output}")
+            print("the archive holds the node's private key: keep it as safe as the key", file=sys.stderr)
+            return 0
+        empty: bool | None = None
+        if not settings.is_sqlite:
+            url = settings.effective_database_url
+            empty = await migrate.current(url, connect_timeout=settings.database_connect_timeout) is None
+        done = backup.restore(plan, args.archive, postgres_empty=empty)
+    except backup.BackupError as exc:
+        print(f"connector: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"restored {args.archive} into {settings.data_dir} ({done.database} database, {done.files} files)")
+    print("next: connector serve (with the same CONNECTOR_PUBLIC_URL, so the node keeps its DID)", file=sys.stderr)
     return 0
 
 
