@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,10 @@ def test_the_entry_point_runs_from_a_wheel_with_the_lock(tmp_path: Path) -> None
         assert health.returncode == 0, health.stderr + _drain(node)
         assert health.stdout.startswith("ready: ")
         assert (tmp_path / "data" / "node-key.jwk").exists() and (tmp_path / "data" / "connector.db").exists()
+        # The wheel carries the package data: the API browser's vendored assets are served.
+        docs = f"http://127.0.0.1:{env['CONNECTOR_MANAGEMENT_PORT']}/management/docs/swagger-ui.css"
+        with urllib.request.urlopen(docs, timeout=10) as answer:
+            assert answer.status == 200 and len(answer.read()) > 100_000
     finally:
         node.send_signal(signal.SIGTERM)
         try:

@@ -26,7 +26,7 @@ from connector.services.transfers import TransferService
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.repositories import HeldCredential
-from connector.transport import guard, lookup, metrics, openapi, passports
+from connector.transport import apidocs, guard, lookup, metrics, openapi, passports
 from connector.transport.http import (
     API_KEY,
     MAX_BODY,
@@ -906,9 +906,11 @@ ROUTES: tuple[Route, ...] = (
         "Operations",
     ),
     Route("GET", "/management/openapi.json", openapi_document, "This OpenAPI document", "Operations", None, None),
+    Route("GET", apidocs.DOCS, apidocs.page, "API browser (Swagger UI) for this document, served by the node", "Operations"),
+    Route("GET", apidocs.DOCS + "/{asset}", apidocs.asset, "An asset of the API browser (its script or style sheet)", "Operations"),
 )
 
-OPEN = frozenset({"/health", "/ready", "/management/openapi.json"})
+OPEN = frozenset({"/health", "/ready", "/management/openapi.json", *apidocs.OPEN_PATHS})
 
 
 def create_app(
