@@ -906,8 +906,20 @@ ROUTES: tuple[Route, ...] = (
         "Operations",
     ),
     Route("GET", "/management/openapi.json", openapi_document, "This OpenAPI document", "Operations", None, None),
-    Route("GET", apidocs.DOCS, apidocs.page, "API browser (Swagger UI) for this document, served by the node", "Operations"),
-    Route("GET", apidocs.DOCS + "/{asset}", apidocs.asset, "An asset of the API browser (its script or style sheet)", "Operations"),
+    Route(
+        "GET",
+        apidocs.DOCS,
+        apidocs.page,
+        "API browser (Swagger UI) for this document, served by the node",
+        "Operations",
+    ),
+    Route(
+        "GET",
+        apidocs.DOCS + "/{asset}",
+        apidocs.asset,
+        "An asset of the API browser (its script or style sheet)",
+        "Operations",
+    ),
 )
 
 OPEN = frozenset({"/health", "/ready", "/management/openapi.json", *apidocs.OPEN_PATHS})
