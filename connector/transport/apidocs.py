@@ -8,6 +8,7 @@ pass the browser guard as same-origin requests.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from aiohttp import web
@@ -60,12 +61,18 @@ async def page(request: web.Request) -> web.Response:
     return response
 
 
-async def asset(request: web.Request) -> web.Response:
-    """Serve one of the API browser's vendored assets."""
-    name = request.match_info["asset"]
-    content_type = _ASSETS.get(name)
-    if content_type is None:
-        raise web.HTTPNotFound()
-    response = web.Response(body=_read(name), content_type=content_type, charset="utf-8")
-    response.headers["Cache-Control"] = "public, max-age=86400"
-    return response
+def _asset(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    content_type = _ASSETS[name]
+
+    async def serve(request: web.Request) -> web.Response:
+        response = web.Response(body=_read(name), content_type=content_type, charset="utf-8")
+        response.headers["Cache-Control"] = "public, max-age=86400"
+        return response
+
+    return serve
+
+
+#: (path, handler, content type) of each asset: one route each, so the OpenAPI document lists them exactly.
+ASSETS = tuple((f"{DOCS}/{name}", _asset(name), content_type) for name, content_type in _ASSETS.items())
+#: Content types of the operations' answers that are not JSON, for the OpenAPI document.
+CONTENT_TYPES = {DOCS: "text/html", **{path: content_type for path, _, content_type in ASSETS}}

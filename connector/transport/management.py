@@ -913,12 +913,9 @@ ROUTES: tuple[Route, ...] = (
         "API browser (Swagger UI) for this document, served by the node",
         "Operations",
     ),
-    Route(
-        "GET",
-        apidocs.DOCS + "/{asset}",
-        apidocs.asset,
-        "An asset of the API browser (its script or style sheet)",
-        "Operations",
+    *(
+        Route("GET", path, handler, "An asset of the API browser (vendored Swagger UI)", "Operations")
+        for path, handler, _ in apidocs.ASSETS
     ),
 )
 

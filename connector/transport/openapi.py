@@ -644,6 +644,15 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Answers that are not JSON: the metrics (Prometheus' text format) and the API browser's page and assets.
+NOT_JSON = {
+    "/metrics": "text/plain",
+    "/management/docs": "text/html",
+    "/management/docs/swagger-ui-bundle.js": "application/javascript",
+    "/management/docs/swagger-ui.css": "text/css",
+}
+
+
 class _Route(Protocol):
     @property
     def method(self) -> str: ...
@@ -700,7 +709,11 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
         ok: dict[str, Any] = {"description": "OK" if route.status == 200 else "Done, no content"}
         if route.response is not None:
             ok["content"] = {"application/json": {"schema": _ref(route.response)}}
+        elif route.path in NOT_JSON:
+            ok["content"] = {NOT_JSON[route.path]: {"schema": {"type": "string"}}}
         responses: dict[str, Any] = {str(route.status): ok}
+        if route.path == "/metrics" and secured:
+            responses["401"] = _problem("missing or wrong X-Api-Key")
         if route.path.startswith(("/management/v3", "/management/v4", "/management/v1")):
             if secured:
                 responses["401"] = _problem("missing or wrong X-Api-Key")
@@ -726,7 +739,7 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
             responses["502"] = _problem("the peer answered with an error or could not be reached")
             responses["504"] = _problem("the peer did not answer in time")
         if route.path == "/ready":
-            responses["503"] = _problem("the database cannot be reached")
+            responses["503"] = _problem("the database cannot be reached, or a background loop has ended")
         operation["responses"] = responses
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
