@@ -632,10 +632,11 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "manufacturerId": {"type": "string"},
     "category": {"type": "string"},
     "changedSince": {"type": "integer", "minimum": 0, "description": "only passports changed after (ms since epoch)"},
-    "cursor": {"type": "string", "description": "the `next` of the previous page"},
+    "cursor": {"type": "string", "minLength": 1, "description": "the `next` of the previous page"},
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
     "includeDeleted": {"type": "boolean"},
     "format": {"enum": ["node", "catenax", "idta"]},
+    "format:view": {"enum": ["node", "catenax"]},
     "level": {"enum": ["public", "legitimate_interest", "authority"]},
     "auto_refresh": {
         "type": "boolean",
@@ -692,9 +693,11 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
             for name in ("id",)
             if "{" + name + "}" in route.path
         ]
+        # A query entry "name:variant" is the parameter `name` with the schema QUERY_PARAMETERS["name:variant"]
+        # (one name, another set of values on another route: a view's format is node or catenax only).
         parameters += [
-            {"name": name, "in": "query", "required": False, "schema": QUERY_PARAMETERS[name]}
-            for name in getattr(route, "query", ())
+            {"name": key.split(":", 1)[0], "in": "query", "required": False, "schema": QUERY_PARAMETERS[key]}
+            for key in getattr(route, "query", ())
         ]
         if parameters:
             operation["parameters"] = parameters

@@ -233,7 +233,7 @@ ROUTES: tuple[RouteSpec, ...] = (
         "What a reader of one access level sees",
         None,
         "PassportDocument",
-        query=("level", "format"),
+        query=("level", "format:view"),
     ),
 )
 
