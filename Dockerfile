@@ -3,8 +3,7 @@
 #   docker build -t bpc .
 #   docker run -d --name bpc -p 8282:8282 -v bpc-data:/data \
 #     -e CONNECTOR_PUBLIC_URL=https://connector.example.com \
-#     -e CONNECTOR_API_KEY=change-me-to-32-random-characters -e CONNECTOR_MANAGEMENT_HOST=0.0.0.0 \
-#     -e CONNECTOR_MANAGEMENT_HOSTNAMES=localhost bpc
+#     -e CONNECTOR_API_KEY=change-me-to-32-random-characters -e CONNECTOR_MANAGEMENT_HOST=0.0.0.0 bpc
 #
 # /data holds the node key, the issuer folder and the SQLite database: back it up (`connector backup`,
 # docs/operations.md). The public URL is the HTTPS address of the reverse proxy in front (did:web needs HTTPS);
