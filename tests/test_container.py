@@ -142,6 +142,21 @@ def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_compose_is_valid_by_the_compose_specification_schema() -> None:
+    import jsonschema
+
+    from tests.conftest import data_path
+
+    schema = json.loads(data_path("standards", "compose-spec", "schema", "compose-spec.json").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(_compose())]
+    assert errors == []
+    # The schema does find a mistake: a service key Compose does not know.
+    broken = _compose()
+    broken["services"]["caddy"]["restart_policy"] = "always"
+    assert list(validator.iter_errors(broken))
+
+
 def test_compose_runs_two_nodes_postgres_and_tls_in_front() -> None:
     compose = _compose()
     services = compose["services"]
