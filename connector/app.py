@@ -47,7 +47,7 @@ from connector.services.retention import RetentionService
 from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
-from connector.transport import dataplane, guard, management, passports, protocol, server
+from connector.transport import dataplane, guard, management, metrics, passports, protocol, server
 from connector.transport import notifications as notifications_transport
 from connector.transport import registry as registry_transport
 from connector.transport.peer import PeerClient, PeerLimits
@@ -66,6 +66,7 @@ class Node:
     management_port: int
     protocol_port: int
     access: Access | None = None  # this node's access to partners' data as consumer (services.access)
+    metrics: metrics.NodeMetrics | None = None  # its Prometheus registry and scrape hooks (sync runs, crawls)
     notifications: NotificationService | None = None  # Digital Twin Events sent and received (docs/lifecycle.md)
 
     @property
@@ -277,6 +278,18 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             protocol_app,
             registry.RegistryService(store, registry_config(settings), identity.bpn_directory.bpn_of),
         )
+        node_metrics = metrics.NodeMetrics(
+            store,
+            [
+                metrics.Loop("outbox", lambda: dispatcher.running),
+                metrics.Loop("deadlines", lambda: deadlines.running),
+                metrics.Loop("policy-monitor", lambda: monitor.running),
+                metrics.Loop("pruner", lambda: pruner.running),
+                metrics.Loop("access-log", lambda: access_log.running),
+            ],
+        )
+        metrics.install(management_app, node_metrics, "management")
+        metrics.install(protocol_app, node_metrics, "protocol")
         served_protocol = await server.serve(
             protocol_app,
             settings.protocol_host,
@@ -303,6 +316,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             served_management.port,
             served_protocol.port,
             access,
+            node_metrics,
             notification_service,
         )
         log.info(
@@ -314,6 +328,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
                 "management": f"{settings.management_host}:{served_management.port}",
                 "public_url": settings.effective_public_url,
                 "database": settings.effective_database_url.split("://", 1)[0],
+                "next": f"curl {node.management_url}/health",
             },
         )
         yield node
@@ -406,12 +421,14 @@ async def check_schema(settings: Settings) -> None:
         )
 
 
-async def serve_until_stopped(settings: Settings) -> None:
-    """Run a node until SIGTERM or SIGINT, then drain and stop."""
+async def serve_until_stopped(settings: Settings, started: Callable[[Node], None] | None = None) -> None:
+    """Run a node until SIGTERM or SIGINT, then drain and stop; `started` is told once both surfaces listen."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with running_node(settings):
+    async with running_node(settings) as node:
+        if started is not None:
+            started(node)
         await stop.wait()
     log.info("node stopped")

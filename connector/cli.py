@@ -49,6 +49,41 @@ def _parser() -> argparse.ArgumentParser:
     current = db_commands.add_parser("current", help="print the database's schema revision")
     current.add_argument("--config", type=Path, metavar="FILE")
 
+    health = commands.add_parser(
+        "health",
+        help="ask the running node whether it is ready (exit 0) or not (exit 1); the container's health check",
+        description="GET /ready on the node's management surface (CONNECTOR_MANAGEMENT_HOST/PORT, over loopback "
+        "when it binds to all interfaces): ready when the database answers and the background loops run.",
+    )
+    health.add_argument("--config", type=Path, metavar="FILE")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
+
+    save = commands.add_parser(
+        "backup",
+        help="write one archive with a consistent copy of the database, the node key and the data directory",
+        description="Back the node up while it runs: SQLite through its online backup API, PostgreSQL with pg_dump "
+        "(client tools needed), plus the node key (the data directory's or CONNECTOR_KEY_FILE) and every other file "
+        "of the data directory (the issuer folder among them). The archive holds the private key: it is written "
+        "mode 0600; keep it as you keep the key. Without the key a restored database's sealed secrets are lost.",
+    )
+    save.add_argument("--config", type=Path, metavar="FILE")
+    save.add_argument(
+        "--output", type=Path, metavar="FILE", help="archive to write (default connector-backup-<UTC time>.tar.gz here)"
+    )
+    save.add_argument(
+        "--no-database", action="store_true", help="only the key and files (the database is backed up otherwise)"
+    )
+    load = commands.add_parser(
+        "restore",
+        help="restore a backup archive into a NEW data directory (and an empty PostgreSQL database)",
+        description="Restore what `connector backup` wrote into CONNECTOR_DATA_DIR, which must not exist or be "
+        "empty, and the database of CONNECTOR_DATABASE_URL, which must not exist (SQLite) or be empty (PostgreSQL, "
+        "restored with pg_restore). Every file is checked against the archive's manifest before anything is "
+        "written; nothing is ever overwritten. Then start the node (it migrates an older SQLite schema).",
+    )
+    load.add_argument("archive", type=Path, metavar="ARCHIVE")
+    load.add_argument("--config", type=Path, metavar="FILE")
+
     show = commands.add_parser("settings", help="print the effective settings (secrets hidden)")
     show.add_argument("--config", type=Path, metavar="FILE")
 
@@ -244,6 +279,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "settings":
         _print_settings(settings)
         return 0
+    if args.command == "health":
+        return _health(settings, args.timeout)
+    if args.command in ("backup", "restore"):
+        return _run(_backup_or_restore(settings, args))
     if args.command == "passports" and args.passports_command == "lookup":
         return _lookup(settings, args)
     if args.command == "notifications" or (
@@ -286,9 +325,7 @@ def _lookup(settings: Settings, args: argparse.Namespace) -> int:
         body["level"] = args.level
     if args.semantic_id:
         body["semanticId"] = args.semantic_id
-    host = settings.management_host
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host  # noqa: S104
-    base = (args.node or f"http://{host}:{settings.management_port}").rstrip("/")
+    base = (args.node or _management_base(settings)).rstrip("/")
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if settings.api_key is not None:
         headers["X-Api-Key"] = settings.api_key.get_secret_value()
@@ -325,6 +362,61 @@ def _lookup(settings: Settings, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+async def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from connector.store import backup, migrate
+
+    plan = backup.Plan(settings.data_dir, settings.effective_database_url, settings.key_file)
+    try:
+        if args.command == "backup":
+            output = args.output or Path(time.strftime("connector-backup-%Y%m%dT%H%M%SZ.tar.gz", time.gmtime()))
+            done = backup.backup(plan, output, database=not args.no_database)
+            revision = f", schema {done.schema_revision}" if done.schema_revision else ""
+            print(f"backed up the {done.database} database{revision}, the node key and {done.files} files to {output}")
+            print("the archive holds the node's private key: keep it as safe as the key", file=sys.stderr)
+            return 0
+        empty: bool | None = None
+        if not settings.is_sqlite:
+            url = settings.effective_database_url
+            empty = await migrate.current(url, connect_timeout=settings.database_connect_timeout) is None
+        done = backup.restore(plan, args.archive, postgres_empty=empty)
+    except backup.BackupError as exc:
+        print(f"connector: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"restored {args.archive} into {settings.data_dir} ({done.database} database, {done.files} files)")
+    print("next: connector serve (with the same CONNECTOR_PUBLIC_URL, so the node keeps its DID)", file=sys.stderr)
+    return 0
+
+
+def _management_base(settings: Settings) -> str:
+    host = settings.management_host
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host  # noqa: S104
+    return f"http://{host}:{settings.management_port}"
+
+
+def _health(settings: Settings, timeout: float) -> int:
+    """Print the node's readiness in one line; 0 when /ready answers 200, 1 otherwise (or unreachable)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = _management_base(settings) + "/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (the node's own loopback URL)
+            print(f"ready: {url} answered {response.status}")
+            return 0
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("detail")
+        except ValueError:
+            detail = None
+        print(f"not ready: {url} answered {exc.code}: {detail or exc.reason}", file=sys.stderr)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        print(f"not ready: {url} cannot be reached ({getattr(exc, 'reason', exc)})", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def _issuer(settings: Settings, args: argparse.Namespace) -> int:
@@ -776,8 +868,14 @@ async def _serve(settings: Settings) -> int:
     from connector.identity.errors import KeyFileError
     from connector.transport.server import BindError
 
+    def started(node: Any) -> None:
+        # For a person at a terminal (or reading a text log): where the node is and what to do next.
+        # JSON logs carry the same in the "node started" line, and get no free-form text between their lines.
+        if sys.stderr.isatty() or settings.log_format == "text":
+            print(startup_banner(node), file=sys.stderr, flush=True)
+
     try:
-        await serve_until_stopped(settings)
+        await serve_until_stopped(settings, started)
     except (BindError, SchemaOutOfDate, KeyFileError) as exc:
         print(f"connector: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -790,6 +888,28 @@ async def _serve(settings: Settings) -> int:
         print(f"connector: cannot start: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
+
+
+def startup_banner(node: Any) -> str:
+    """Return the lines a started node prints for its operator: its addresses, its data and the next step."""
+    settings: Settings = node.settings
+    host = settings.protocol_host
+    loopback = host == "localhost" or host.startswith("127.") or host in ("::1", "[::1]")
+    reach = "reachable from this machine only" if loopback else "reachable from other hosts"
+    key = " (API key required)" if settings.api_key is not None else " (loopback only, no API key)"
+    header = " -H 'X-Api-Key: ...'" if settings.api_key is not None else ""
+    database = "SQLite in " + str(settings.data_dir) if settings.is_sqlite else "PostgreSQL"
+    return "\n".join(
+        [
+            f"connector: node ready, participant {settings.effective_participant_id}",
+            f"  protocol surface    {node.protocol_url} (bound to {settings.protocol_host}: {reach})",
+            f"  public URL          {settings.effective_public_url} (told to partners; DID {settings.effective_did})",
+            f"  management surface  {node.management_url}{key}",
+            f"  data                {database}; node key and issuer in {settings.data_dir}",
+            f"next: curl{header} {node.management_url}/health   then README.md, 'A first asset, policy and "
+            "contract definition'",
+        ]
+    )
 
 
 async def _db(settings: Settings, action: str) -> int:

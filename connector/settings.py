@@ -113,7 +113,11 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL peers use to reach the protocol surface (default: http://localhost:<protocol port>).",
     )
-    protocol_host: str = Field(default="0.0.0.0", description="Address the protocol surface binds to.")  # noqa: S104
+    protocol_host: str = Field(
+        default="127.0.0.1",
+        description="Address the protocol surface binds to (loopback by default; 0.0.0.0 or an interface's address "
+        "to let partners reach it, as the container image sets).",
+    )
     protocol_port: int = Field(default=8282, ge=0, le=65535, description="Port of the protocol surface.")
     management_host: str = Field(default="127.0.0.1", description="Address the management surface binds to.")
     management_port: int = Field(default=8181, ge=0, le=65535, description="Port of the management surface.")

@@ -282,3 +282,12 @@ def test_a_badly_encoded_line_is_that_records_error(tmp_path: Path) -> None:
     assert records[0].document is not None and records[0].error is None
     assert records[1].error is not None and records[1].error.startswith("not valid UTF-8: byte 0xff at offset 0")
     assert records[2].document == {}
+
+
+async def test_a_limit_above_the_documented_maximum_is_refused_not_clamped(management: Management) -> None:
+    from connector.transport.openapi import QUERY_PARAMETERS
+
+    maximum = QUERY_PARAMETERS["limit"]["maximum"]
+    assert (await management.call("GET", f"{V1}?limit={maximum}"))[0] == 200
+    status, problem = await management.call("GET", f"{V1}?limit={maximum + 1}")
+    assert status == 400 and f"limit must be an integer from 1 to {maximum}" in problem["detail"]

@@ -13,7 +13,7 @@ from connector.settings import SettingsError, did_web_from_url, load_settings
 
 def test_defaults_are_the_documented_ones() -> None:
     settings = load_settings(environ={})
-    assert (settings.protocol_host, settings.protocol_port) == ("0.0.0.0", 8282)
+    assert (settings.protocol_host, settings.protocol_port) == ("127.0.0.1", 8282)
     assert (settings.management_host, settings.management_port) == ("127.0.0.1", 8181)
     assert settings.api_key is None
     assert settings.effective_database_url == "sqlite+aiosqlite:///data/connector.db"

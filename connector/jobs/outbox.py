@@ -91,6 +91,11 @@ class OutboxDispatcher:
         """Ask the dispatcher to look for work now."""
         self._wakeup.set()
 
+    @property
+    def running(self) -> bool:
+        """Tell whether the loop's task runs (started and not ended)."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         """Start the dispatching loop."""
         self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")

@@ -32,6 +32,11 @@ class Periodic:
         self._prepare = prepare
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        """Tell whether the loop's task runs (started and not ended)."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         """Start the loop."""
         self._task = asyncio.create_task(self._run(), name=self.name)

@@ -256,6 +256,11 @@ class AccessLog:
             self.dropped += lost
             log.error("data-plane access log entries dropped: the database is not taking them", extra={"dropped": lost})
 
+    @property
+    def running(self) -> bool:
+        """Tell whether the loop's task runs (started and not ended)."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         """Start flushing in the background."""
         self._task = asyncio.create_task(self._run(), name="access-log")

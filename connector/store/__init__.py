@@ -100,6 +100,12 @@ class Store:
                 await connection.exec_driver_sql("ANALYZE")
             await connection.commit()
 
+    def pools(self) -> list[tuple[str, Any]]:
+        """Return the connection pools by name: SQLite's writer's and readers', or PostgreSQL's one."""
+        if self._read is self._write:
+            return [("main", self._write.sync_engine.pool)]
+        return [("write", self._write.sync_engine.pool), ("read", self._read.sync_engine.pool)]
+
     async def close(self) -> None:
         """Close every pooled connection."""
         await self._write.dispose()

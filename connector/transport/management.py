@@ -28,7 +28,7 @@ from connector.services.transfers import TransferService
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.repositories import HeldCredential
-from connector.transport import guard, lifecycle, lookup, notifications, openapi, passports
+from connector.transport import apidocs, guard, lifecycle, lookup, metrics, notifications, openapi, passports
 from connector.transport.http import (
     API_KEY,
     MAX_BODY,
@@ -423,6 +423,10 @@ async def ready(request: web.Request) -> web.Response:
         await _services(request).store.ping()
     except Exception as exc:  # any failure to reach the database means "not ready"
         return problem_response(503, "Not ready", f"the database cannot be reached: {type(exc).__name__}", None)
+    watched = request.app.get(metrics.METRICS)
+    stopped = watched.stopped_loops() if watched is not None else []
+    if stopped:
+        return problem_response(503, "Not ready", f"background loops not running: {', '.join(stopped)}", None)
     return json_response({"status": "READY"})
 
 
@@ -946,11 +950,37 @@ ROUTES: tuple[Route, ...] = (
         for r in passports.ROUTES
     ),
     Route("GET", "/health", health, "Liveness: the process answers", "Operations", None, "Health"),
-    Route("GET", "/ready", ready, "Readiness: the database answers", "Operations", None, "Health"),
+    Route(
+        "GET",
+        "/ready",
+        ready,
+        "Readiness: the database answers and the background loops run",
+        "Operations",
+        None,
+        "Health",
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        metrics.scrape,
+        "Prometheus metrics (text format): requests, processes, outbox, data plane, database pools",
+        "Operations",
+    ),
     Route("GET", "/management/openapi.json", openapi_document, "This OpenAPI document", "Operations", None, None),
+    Route(
+        "GET",
+        apidocs.DOCS,
+        apidocs.page,
+        "API browser (Swagger UI) for this document, served by the node",
+        "Operations",
+    ),
+    *(
+        Route("GET", path, handler, "An asset of the API browser (vendored Swagger UI)", "Operations")
+        for path, handler, _ in apidocs.ASSETS
+    ),
 )
 
-OPEN = frozenset({"/health", "/ready", "/management/openapi.json"})
+OPEN = frozenset({"/health", "/ready", "/management/openapi.json", *apidocs.OPEN_PATHS})
 
 
 def create_app(

@@ -816,17 +816,27 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "manufacturerId": {"type": "string"},
     "category": {"type": "string"},
     "changedSince": {"type": "integer", "minimum": 0, "description": "only passports changed after (ms since epoch)"},
-    "cursor": {"type": "string", "description": "the `next` of the previous page"},
+    "cursor": {"type": "string", "minLength": 1, "description": "the `next` of the previous page"},
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
     "includeDeleted": {"type": "boolean"},
     "direction": {"enum": ["in", "out"], "description": "notifications received (in) or sent (out)"},
     "passportId": {"type": "string", "description": "only the notifications about this passport"},
     "format": {"enum": ["node", "catenax", "idta"]},
+    "format:view": {"enum": ["node", "catenax"]},
     "level": {"enum": ["public", "legitimate_interest", "authority"]},
     "auto_refresh": {
         "type": "boolean",
         "description": "refresh the tokens first when the access token has (nearly) expired",
     },
+}
+
+
+#: Answers that are not JSON: the metrics (Prometheus' text format) and the API browser's page and assets.
+NOT_JSON = {
+    "/metrics": "text/plain",
+    "/management/docs": "text/html",
+    "/management/docs/swagger-ui-bundle.js": "application/javascript",
+    "/management/docs/swagger-ui.css": "text/css",
 }
 
 
@@ -869,9 +879,11 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
             for name in ("id",)
             if "{" + name + "}" in route.path
         ]
+        # A query entry "name:variant" is the parameter `name` with the schema QUERY_PARAMETERS["name:variant"]
+        # (one name, another set of values on another route: a view's format is node or catenax only).
         parameters += [
-            {"name": name, "in": "query", "required": False, "schema": QUERY_PARAMETERS[name]}
-            for name in getattr(route, "query", ())
+            {"name": key.split(":", 1)[0], "in": "query", "required": False, "schema": QUERY_PARAMETERS[key]}
+            for key in getattr(route, "query", ())
         ]
         if parameters:
             operation["parameters"] = parameters
@@ -886,7 +898,11 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
         ok: dict[str, Any] = {"description": "OK" if route.status == 200 else "Done, no content"}
         if route.response is not None:
             ok["content"] = {"application/json": {"schema": _ref(route.response)}}
+        elif route.path in NOT_JSON:
+            ok["content"] = {NOT_JSON[route.path]: {"schema": {"type": "string"}}}
         responses: dict[str, Any] = {str(route.status): ok}
+        if route.path == "/metrics" and secured:
+            responses["401"] = _problem("missing or wrong X-Api-Key")
         if route.path.startswith(("/management/v3", "/management/v4", "/management/v1")):
             if secured:
                 responses["401"] = _problem("missing or wrong X-Api-Key")
@@ -912,7 +928,7 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
             responses["502"] = _problem("the peer answered with an error or could not be reached")
             responses["504"] = _problem("the peer did not answer in time")
         if route.path == "/ready":
-            responses["503"] = _problem("the database cannot be reached")
+            responses["503"] = _problem("the database cannot be reached, or a background loop has ended")
         operation["responses"] = responses
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {

@@ -28,7 +28,9 @@ V1 = "/management/v1/passports"
 JSON_LINES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
 
 
-def _int(request: web.Request, name: str, default: int | None = None, low: int = 0) -> int | None:
+def _int(
+    request: web.Request, name: str, default: int | None = None, low: int = 0, high: int | None = None
+) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
@@ -36,8 +38,10 @@ def _int(request: web.Request, name: str, default: int | None = None, low: int =
         value = int(raw)
     except ValueError:
         value = low - 1
-    if value < low:
-        raise InvalidInput(f"{name} must be an integer of at least {low}", [Problem("invalid", name, raw)])
+    if value < low or (high is not None and value > high):
+        # As the OpenAPI document says (minimum, maximum): refused, never clamped in silence.
+        bounds = f"of at least {low}" if high is None else f"from {low} to {high}"
+        raise InvalidInput(f"{name} must be an integer {bounds}", [Problem("invalid", name, raw)])
     return value
 
 
@@ -74,7 +78,7 @@ def filter_from(
         changed_since=_int(request, "changedSince"),
         after=service.decode_cursor(cursor) if cursor else None,
         include_deleted=allow_deleted and _bool(request, "includeDeleted"),
-        limit=_int(request, "limit", service.DEFAULT_LIMIT, low=1) or service.DEFAULT_LIMIT,
+        limit=_int(request, "limit", service.DEFAULT_LIMIT, low=1, high=service.MAX_LIMIT) or service.DEFAULT_LIMIT,
     )
 
 
@@ -234,7 +238,7 @@ ROUTES: tuple[RouteSpec, ...] = (
         "What a reader of one access level sees",
         None,
         "PassportDocument",
-        query=("level", "format"),
+        query=("level", "format:view"),
     ),
 )
 
