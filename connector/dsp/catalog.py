@@ -272,3 +272,91 @@ def parse_dataset_offers(document: Any) -> dict[str, dict[str, Any]]:
                     offer["target"] = dataset_id
                 offers[item["@id"]] = offer
     return offers
+
+
+# A peer's catalog read whole, for the federated catalog (connector/services/federation.py).
+
+_CATEGORY_KEYS = (vocab.BPC + "batteryCategory", vocab.BPC + "category")
+_CHEMISTRY_KEYS = (vocab.BPC + "chemistry", vocab.BPC + "batteryChemistry")
+_TITLE_KEYS = (vocab.DCT + "title", vocab.EDC + "name")
+_LEVEL_KEYS = (vocab.EDC + "passportAccessLevel", vocab.BPC + "passportAccessLevel")
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntries:
+    """The datasets of one catalog page (nested catalogs included), with the participant named for each."""
+
+    participant: str | None
+    datasets: list[tuple[str | None, dict[str, Any]]]  # (the participant of the (nested) catalog, the dataset node)
+
+
+def _first_text(node: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        for value in jsonld.values(node, key):
+            found = jsonld.plain(value)
+            if isinstance(found, str | int | float) and not isinstance(found, bool) and str(found):
+                return str(found)
+            if isinstance(value, dict) and isinstance(value.get("@id"), str):
+                return str(value["@id"])
+    return None
+
+
+def _participant_of(node: dict[str, Any], inherited: str | None) -> str | None:
+    found = _first_text(node, (vocab.DSPACE + "participantId",))
+    return found or inherited
+
+
+def _catalog_datasets(
+    node: dict[str, Any], participant: str | None, depth: int = 0
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    participant = _participant_of(node, participant)
+    if vocab.DCAT + "Dataset" in node.get("@type", []) or vocab.ODRL + "hasPolicy" in node:
+        yield participant, node
+    for child in jsonld.values(node, vocab.DCAT + "dataset"):
+        if isinstance(child, dict):
+            yield from _catalog_datasets(child, participant, depth + 1)
+    if depth < 3:
+        for child in jsonld.values(node, vocab.DCAT + "catalog"):
+            if isinstance(child, dict):
+                yield from _catalog_datasets(child, participant, depth + 1)
+
+
+def parse_catalog_entries(document: Any) -> CatalogEntries:
+    """Read a peer's Catalog page: its participant and every dataset node in it, nested catalogs included."""
+    try:
+        nodes = [n for n in jsonld.expand_peer_document(document) if isinstance(n, dict)]
+    except InvalidInput as exc:
+        raise PeerError(f"the peer's catalog is not valid JSON-LD: {exc.message}") from None
+    participant = None
+    found: list[tuple[str | None, dict[str, Any]]] = []
+    for node in nodes:
+        participant = participant or _participant_of(node, None)
+        found.extend(_catalog_datasets(node, None))
+    return CatalogEntries(participant, found)
+
+
+def dataset_fields(node: dict[str, Any]) -> dict[str, Any]:
+    """Return what the federated catalog indexes of a dataset node: title, keywords, model, level, type, ..."""
+    keywords = []
+    for value in jsonld.values(node, vocab.DCAT + "keyword"):
+        plain = jsonld.plain(value)
+        if isinstance(plain, str) and plain:
+            keywords.append(plain)
+    return {
+        "title": _first_text(node, _TITLE_KEYS),
+        "keywords": tuple(keywords[:50]),
+        "battery_category": _first_text(node, _CATEGORY_KEYS),
+        "chemistry": _first_text(node, _CHEMISTRY_KEYS),
+        "model": _first_text(node, (vocab.BPC + "batteryModel",)),
+        "access_level": _first_text(node, _LEVEL_KEYS),
+        "asset_type": _first_text(node, (vocab.DCT + "type",)),
+    }
+
+
+def next_page(link: str | None) -> str | None:
+    """Return the URL of a Link header's rel="next", if any."""
+    for part in (link or "").split(","):
+        url, _, params = part.strip().partition(";")
+        if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
+            return url.strip().removeprefix("<").removesuffix(">")
+    return None
