@@ -86,7 +86,9 @@ async def _provider_at(settings: Any) -> AsyncIterator[Node]:
         yield node
 
 
-async def test_a_crawler_and_four_providers(node_factory: NodeFactory, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+async def test_a_crawler_and_four_providers(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, tmp_path: Path, database_url: str
+) -> None:
     providers = [await node_factory(api_key=API_KEY) for _ in range(3)]
     # The fourth is started by hand: it goes down and comes back on the same port with the same data.
     fourth_settings = make_settings(tmp_path / "fourth", api_key=API_KEY)
@@ -100,6 +102,8 @@ async def test_a_crawler_and_four_providers(node_factory: NodeFactory, http: aio
         await _offer_typed(Management(http, providers[2]), "investigations", NOTIFICATION)
         crawler = await node_factory(
             api_key=API_KEY,
+            database_url=database_url,  # the crawler's store: SQLite, then PostgreSQL
+            database_auto_migrate=True,
             federation_crawl_interval_seconds=0,
             insights_min_batteries=5,
             insights_min_operators=2,
