@@ -11,11 +11,9 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import pytest
 
 from connector.app import Node, running_node
 from connector.domain.passport.synthetic import generate
-from connector.store import Store, migrate
 from tests.conftest import API_KEY, EDC_CONTEXT, ODRL_CONTEXT, Management, NodeFactory, make_settings
 
 FED = "/management/v1/federation"
@@ -51,13 +49,20 @@ async def _offer_typed(api: Management, asset_id: str, type_iri: str) -> None:
         "dataAddress": {"type": "HttpData", "baseUrl": "https://backend.example.com/endpoint"},
     }
     assert (await api.call("POST", "/management/v3/assets", asset))[0] == 200
-    policy = {"@context": EDC_CONTEXT, "@id": f"open-{asset_id}",
-              "policy": {"@context": ODRL_CONTEXT, "@type": "Set", "permission": []}}
+    policy = {
+        "@context": EDC_CONTEXT,
+        "@id": f"open-{asset_id}",
+        "policy": {"@context": ODRL_CONTEXT, "@type": "Set", "permission": []},
+    }
     assert (await api.call("POST", "/management/v3/policydefinitions", policy))[0] == 200
     definition = {
-        "@context": EDC_CONTEXT, "@id": f"offer-{asset_id}", "accessPolicyId": f"open-{asset_id}",
+        "@context": EDC_CONTEXT,
+        "@id": f"offer-{asset_id}",
+        "accessPolicyId": f"open-{asset_id}",
         "contractPolicyId": f"open-{asset_id}",
-        "assetsSelector": [{"operandLeft": "https://w3id.org/edc/v0.0.1/ns/id", "operator": "=", "operandRight": asset_id}],
+        "assetsSelector": [
+            {"operandLeft": "https://w3id.org/edc/v0.0.1/ns/id", "operator": "=", "operandRight": asset_id}
+        ],
     }
     assert (await api.call("POST", "/management/v3/contractdefinitions", definition))[0] == 200
 
@@ -161,15 +166,16 @@ async def test_a_crawler_and_four_providers(
 
         # EDC's federated catalog query: one catalog per participant, every dataset in it.
         status, catalogs = await api.call(
-            "POST", "/api/catalog/v1alpha/catalog/query", {"@context": {"@vocab": "https://w3id.org/edc/v0.0.1/ns/"},
-                                                         "@type": "QuerySpec"}
+            "POST",
+            "/api/catalog/v1alpha/catalog/query",
+            {"@context": {"@vocab": "https://w3id.org/edc/v0.0.1/ns/"}, "@type": "QuerySpec"},
         )
         assert status == 200 and isinstance(catalogs, list) and len(catalogs) == 4
         assert {c["dspace:participantId"] for c in catalogs} == set(dids)
         assert sum(len(c["dcat:dataset"]) for c in catalogs) == sum(counts)
 
         # Insights over the crawled public views: 48 batteries from four operators.
-        status, figures = await api.call("GET", "/insights.json")
+        status, _figures = await api.call("GET", "/insights.json")
         status, insights = await _get_json(http, crawler.protocol_url + "/insights")
         assert status == 200 and insights["batteries"] == 4 * PER_PROVIDER
         crawled = [s for s in insights["sources"] if s["kind"] == "crawled public views"]

@@ -16,7 +16,7 @@ ASSET_TYPES = {
     "ReceiveQualityAlertNotification": "https://w3id.org/catenax/taxonomy#ReceiveQualityAlertNotification",
     "Submodel": "https://w3id.org/catenax/taxonomy#Submodel",
 }
-MAX_SEARCH_LIMIT = 500
+MAX_SEARCH_LIMIT = 1000
 DEFAULT_SEARCH_LIMIT = 50
 MAX_CHANGES_LISTED = 1000  # dataset ids listed per crawl as appeared or disappeared (the counts are exact)
 

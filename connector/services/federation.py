@@ -10,6 +10,7 @@ a participant in a period is done once across replicas (docs/federation.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -20,7 +21,15 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from connector.domain import federation as fed
-from connector.domain.errors import AlreadyExists, ConnectorError, InvalidInput, NotFound, PeerError, PeerTimeout, Problem
+from connector.domain.errors import (
+    AlreadyExists,
+    ConnectorError,
+    InvalidInput,
+    NotFound,
+    PeerError,
+    PeerTimeout,
+    Problem,
+)
 from connector.dsp.catalog import dataset_fields, next_page, parse_catalog_entries, render_catalog_request
 from connector.services.access import Access, Partner
 from connector.services.dsp_client import DspClient
@@ -112,10 +121,8 @@ class FederationService:
         async with self._store.read() as tx:
             if await tx.federation.get(fed.participant_id(name)) is not None:
                 return
-        try:
+        with contextlib.suppress(AlreadyExists):  # added by another replica meanwhile
             await self.add(name, origin)
-        except AlreadyExists:
-            pass  # added by another replica meanwhile
 
     async def load_file(self) -> int:
         """Add the participants the participants file names (one per line; `#` starts a comment)."""
@@ -125,7 +132,9 @@ class FederationService:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
-            raise InvalidInput(f"CONNECTOR_FEDERATION_PARTICIPANTS_FILE {path}: cannot be read ({exc.strerror})") from None
+            raise InvalidInput(
+                f"CONNECTOR_FEDERATION_PARTICIPANTS_FILE {path}: cannot be read ({exc.strerror})"
+            ) from None
         names = [line.split("#", 1)[0].strip() for line in lines]
         for name in (n for n in names if n):
             await self.ensure(name, "file")
@@ -139,10 +148,10 @@ class FederationService:
             raise NotFound(f"no participant {participant_id!r} is crawled")
         return found
 
-    async def list(self) -> list[fed.Participant]:
+    async def participants(self) -> list[fed.Participant]:
         """Return every participant."""
         async with self._store.read() as tx:
-            return await tx.federation.list()
+            return await tx.federation.all()
 
     async def crawls(self, participant_id: str) -> list[fed.Crawl]:
         """Return a participant's latest crawls."""
@@ -175,7 +184,7 @@ class FederationService:
         if self.config.interval_ms <= 0:
             return []
         period = self._clock() // self.config.interval_ms
-        participants = await self.list()
+        participants = await self.participants()
         limit = asyncio.Semaphore(self.config.concurrency)
 
         async def one(participant: fed.Participant) -> fed.Crawl | None:
@@ -316,7 +325,7 @@ class FederationService:
         now = self._clock()
         limit = int(self.config.retention_seconds * 1000)
         expired = 0
-        for participant in await self.list():
+        for participant in await self.participants():
             last = participant.last_success_at
             if last is None or participant.expired_at is not None or now - last <= limit:
                 continue

@@ -115,12 +115,17 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _group(view: dict[str, Any], name: str) -> dict[str, Any]:
+    found = view.get(name)
+    return found if isinstance(found, dict) else {}
+
+
 def battery_of(view: dict[str, Any], operator: str, state_of_health: float | None = None) -> _Battery:
     """Read what Insights uses from a passport's public view (`operator`: whose node it came from, the fallback)."""
-    identity = view.get("identity") if isinstance(view.get("identity"), dict) else {}
-    footprint = view.get("carbon_footprint") if isinstance(view.get("carbon_footprint"), dict) else {}
-    circularity = view.get("circularity") if isinstance(view.get("circularity"), dict) else {}
-    condition = view.get("condition") if isinstance(view.get("condition"), dict) else {}
+    identity = _group(view, "identity")
+    footprint = _group(view, "carbon_footprint")
+    circularity = _group(view, "circularity")
+    condition = _group(view, "condition")
     recycled = {}
     for material in MINIMUM_RECYCLED:
         share = _number(circularity.get(f"recycled_{material}_pct"))
@@ -171,7 +176,7 @@ class InsightsService:
                 page = await tx.passports.page(PassportFilter(after=after, limit=1000))
             for record in page:
                 view = render(record.data, ())
-                condition = record.data.get("condition") if isinstance(record.data.get("condition"), dict) else {}
+                condition = _group(record.data, "condition")
                 batteries.append(battery_of(view, "this node", _number(condition.get("state_of_health_pct"))))
                 seen.add(record.id)
                 own += 1
@@ -180,18 +185,20 @@ class InsightsService:
             after = (page[-1].updated_at, page[-1].id)
         sources.append({"kind": "own passports", "passports": own})
         async with self._store.read() as tx:
-            participants = {p.id: p for p in await tx.federation.list()}
+            participants = {p.id: p for p in await tx.federation.all()}
         crawled: Counter[str] = Counter()
         key: tuple[str, str] | None = None
         while True:
             async with self._store.read() as tx:
-                rows = await tx.federation.passports(key, 2000)
+                rows = await tx.federation.public_views(key, 2000)
             for participant_id, passport_id, data in rows:
                 if passport_id in seen or not isinstance(data, dict):
                     continue
                 seen.add(passport_id)
                 participant = participants.get(participant_id)
-                batteries.append(battery_of(data, participant.did or participant.name if participant else participant_id))
+                batteries.append(
+                    battery_of(data, participant.did or participant.name if participant else participant_id)
+                )
                 crawled[participant_id] += 1
             if len(rows) < 2000:
                 break
@@ -223,8 +230,13 @@ def _enough(group: Iterable[_Battery], config: InsightsConfig) -> bool:
 
 
 def _counts(
-    figure_id: str, title: str, what: str, batteries: list[_Battery], key: Callable[[_Battery], str | None],
-    config: InsightsConfig, operators_rule: bool = True,
+    figure_id: str,
+    title: str,
+    what: str,
+    batteries: list[_Battery],
+    key: Callable[[_Battery], str | None],
+    config: InsightsConfig,
+    operators_rule: bool = True,
 ) -> Figure:
     groups: dict[str, list[_Battery]] = defaultdict(list)
     for battery in batteries:
@@ -253,8 +265,13 @@ def _figures(batteries: list[_Battery], config: InsightsConfig) -> tuple[Figure,
         _counts("by-category", "Batteries by category", "category", batteries, lambda b: b.category, config),
         _counts("by-chemistry", "Batteries by chemistry", "chemistry", batteries, lambda b: b.chemistry, config),
         _counts(
-            "by-manufacturer", "Batteries by manufacturer", "manufacturer", batteries, lambda b: b.manufacturer,
-            config, operators_rule=False,
+            "by-manufacturer",
+            "Batteries by manufacturer",
+            "manufacturer",
+            batteries,
+            lambda b: b.manufacturer,
+            config,
+            operators_rule=False,
         ),
     ]
     # Carbon footprint per kWh by chemistry: the distribution of each group that is large enough.
@@ -267,8 +284,12 @@ def _figures(batteries: list[_Battery], config: InsightsConfig) -> tuple[Figure,
         if not _enough(members, config):
             suppressed.append(chemistry)
             continue
-        low, q1, median, q3, high = _quartiles([b.footprint_per_kwh for b in members if b.footprint_per_kwh is not None])
-        rows.append((chemistry, len(members), round(low, 2), round(q1, 2), round(median, 2), round(q3, 2), round(high, 2)))
+        low, q1, median, q3, high = _quartiles(
+            [b.footprint_per_kwh for b in members if b.footprint_per_kwh is not None]
+        )
+        rows.append(
+            (chemistry, len(members), round(low, 2), round(q1, 2), round(median, 2), round(q3, 2), round(high, 2))
+        )
     figures.append(
         Figure(
             "carbon-footprint",
@@ -282,7 +303,8 @@ def _figures(batteries: list[_Battery], config: InsightsConfig) -> tuple[Figure,
         )
     )
     # Recycled content against the regulation's minimum shares.
-    rows, suppressed = [], []
+    recycled_rows: list[tuple[Any, ...]] = []
+    suppressed = []
     for material, minimum in MINIMUM_RECYCLED.items():
         members = [b for b in batteries if material in b.recycled]
         if not _enough(members, config):
@@ -291,7 +313,7 @@ def _figures(batteries: list[_Battery], config: InsightsConfig) -> tuple[Figure,
         shares = [b.recycled[material] for b in members]
         meets_2031 = sum(1 for s in shares if s >= minimum["2031"]) * 100.0 / len(shares)
         meets_2036 = sum(1 for s in shares if s >= minimum["2036"]) * 100.0 / len(shares)
-        rows.append(
+        recycled_rows.append(
             (
                 material,
                 len(members),
@@ -319,7 +341,7 @@ def _figures(batteries: list[_Battery], config: InsightsConfig) -> tuple[Figure,
                 "minimum 2036 %",
                 "meeting 2036 %",
             ),
-            tuple(rows),
+            tuple(recycled_rows),
             tuple(suppressed),
         )
     )

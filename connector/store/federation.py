@@ -97,11 +97,13 @@ class FederationRepository:
 
     async def get(self, participant_id: str) -> Participant | None:
         """Return one participant."""
-        rows = await self._c.execute(select(federation_participants).where(federation_participants.c.id == participant_id))
+        rows = await self._c.execute(
+            select(federation_participants).where(federation_participants.c.id == participant_id)
+        )
         row = rows.mappings().first()
         return _participant(row) if row else None
 
-    async def list(self) -> list[Participant]:
+    async def all(self) -> list[Participant]:
         """Return every participant, in the order they were added."""
         c = federation_participants.c
         rows = await self._c.execute(select(federation_participants).order_by(c.added_at, c.id))
@@ -110,9 +112,13 @@ class FederationRepository:
     async def remove(self, participant_id: str) -> bool:
         """Forget a participant, its entry and its crawls; tell whether it was there."""
         await self._c.execute(delete(federation_datasets).where(federation_datasets.c.participant_id == participant_id))
-        await self._c.execute(delete(federation_passports).where(federation_passports.c.participant_id == participant_id))
+        await self._c.execute(
+            delete(federation_passports).where(federation_passports.c.participant_id == participant_id)
+        )
         await self._c.execute(delete(federation_crawls).where(federation_crawls.c.participant_id == participant_id))
-        result = await self._c.execute(delete(federation_participants).where(federation_participants.c.id == participant_id))
+        result = await self._c.execute(
+            delete(federation_participants).where(federation_participants.c.id == participant_id)
+        )
         return bool(result.rowcount)
 
     async def attempted(self, participant_id: str, at: int, error: str | None) -> None:
@@ -142,7 +148,9 @@ class FederationRepository:
     ) -> None:
         """Replace a participant's entry by what a crawl found (one transaction: readers see the old or the new)."""
         await self._c.execute(delete(federation_datasets).where(federation_datasets.c.participant_id == participant_id))
-        await self._c.execute(delete(federation_passports).where(federation_passports.c.participant_id == participant_id))
+        await self._c.execute(
+            delete(federation_passports).where(federation_passports.c.participant_id == participant_id)
+        )
         rows = [
             {
                 "participant_id": participant_id,
@@ -183,7 +191,9 @@ class FederationRepository:
     async def expire(self, participant_id: str, at: int) -> None:
         """Drop a participant's entry (kept too long without a good crawl); the participant stays."""
         await self._c.execute(delete(federation_datasets).where(federation_datasets.c.participant_id == participant_id))
-        await self._c.execute(delete(federation_passports).where(federation_passports.c.participant_id == participant_id))
+        await self._c.execute(
+            delete(federation_passports).where(federation_passports.c.participant_id == participant_id)
+        )
         await self._c.execute(
             update(federation_participants)
             .where(federation_participants.c.id == participant_id)
@@ -224,7 +234,7 @@ class FederationRepository:
         """Return how many datasets all entries hold."""
         return int((await self._c.execute(select(func.count()).select_from(federation_datasets))).scalar_one())
 
-    async def passports(self, after: tuple[str, str] | None, limit: int) -> list[tuple[str, str, dict[str, Any]]]:
+    async def public_views(self, after: tuple[str, str] | None, limit: int) -> list[tuple[str, str, dict[str, Any]]]:
         """Return crawled public passport views (participant, passport id, data), in key order, after a key."""
         c = federation_passports.c
         query = select(c.participant_id, c.passport_id, c.data)

@@ -50,7 +50,7 @@ async def add_participant(request: web.Request) -> web.Response:
 
 async def list_participants(request: web.Request) -> web.Response:
     service = _service(request)
-    return json_response([service.status(p) for p in await service.list()])
+    return json_response([service.status(p) for p in await service.participants()])
 
 
 async def get_participant(request: web.Request) -> web.Response:
@@ -84,7 +84,7 @@ def _limit(request: web.Request) -> int:
 
 
 async def _readable(service: FederationService) -> tuple[str, ...]:
-    return tuple(p.id for p in await service.list() if p.expired_at is None)
+    return tuple(p.id for p in await service.participants() if p.expired_at is None)
 
 
 def _dataset_json(found: fed.FoundDataset, participants: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +117,7 @@ async def search_datasets(request: web.Request) -> web.Response:
     service = _service(request)
     query = request.query
     cursor = query.get("cursor")
-    participants = await service.list()
+    participants = await service.participants()
     spec = fed.DatasetFilter(
         provider=query.get("provider") or None,
         battery_category=query.get("batteryCategory") or None,
@@ -141,7 +141,14 @@ async def edc_catalog_query(request: web.Request) -> web.Response:
     body = await read_json(request, optional=True)
     spec = body if isinstance(body, dict) else {}
     offset, limit = _edc_int(spec, "offset", 0), _edc_int(spec, "limit", 50)
-    participants = [p for p in await service.list() if p.expired_at is None and p.last_success_at is not None]
+    criteria = spec.get("filterExpression", spec.get(vocab.EDC + "filterExpression"))
+    if criteria:
+        raise InvalidInput(
+            "filterExpression is not applied by this node's federated catalog query: search datasets with "
+            "GET /management/v1/federation/datasets (docs/federation.md)",
+            [Problem("not supported", "filterExpression")],
+        )
+    participants = [p for p in await service.participants() if p.expired_at is None and p.last_success_at is not None]
     catalogs = []
     for participant in participants[offset : offset + limit]:
         datasets: list[dict[str, Any]] = []
@@ -184,32 +191,63 @@ def _edc_int(spec: dict[str, Any], name: str, default: int) -> int:
 
 ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(
-        "POST", f"{V1}/participants", add_participant, "Crawl a participant (by DID, BPN or DSP address)",
-        "FederationParticipantInput", "FederationParticipant", 201,
+        "POST",
+        f"{V1}/participants",
+        add_participant,
+        "Crawl a participant (by DID, BPN or DSP address)",
+        "FederationParticipantInput",
+        "FederationParticipant",
+        201,
     ),
     RouteSpec(
-        "GET", f"{V1}/participants", list_participants, "List the crawled participants with their crawl status",
-        None, "FederationParticipantList",
+        "GET",
+        f"{V1}/participants",
+        list_participants,
+        "List the crawled participants with their crawl status",
+        None,
+        "FederationParticipantList",
     ),
     RouteSpec(
-        "GET", f"{V1}/participants/{{id}}", get_participant, "A participant's crawl status and latest crawls",
-        None, "FederationParticipant",
+        "GET",
+        f"{V1}/participants/{{id}}",
+        get_participant,
+        "A participant's crawl status and latest crawls",
+        None,
+        "FederationParticipant",
     ),
     RouteSpec(
-        "DELETE", f"{V1}/participants/{{id}}", delete_participant, "Stop crawling a participant and drop its entry",
-        None, None, 204,
+        "DELETE",
+        f"{V1}/participants/{{id}}",
+        delete_participant,
+        "Stop crawling a participant and drop its entry",
+        None,
+        None,
+        204,
     ),
     RouteSpec(
-        "POST", f"{V1}/participants/{{id}}/crawl", crawl_participant, "Crawl a participant now",
-        None, "FederationParticipant",
+        "POST",
+        f"{V1}/participants/{{id}}/crawl",
+        crawl_participant,
+        "Crawl a participant now",
+        None,
+        "FederationParticipant",
     ),
     RouteSpec(
-        "GET", f"{V1}/datasets", search_datasets, "Search the crawled datasets (filters, free text, keyset paging)",
-        None, "FederationDatasetList", query=SEARCH_QUERY,
+        "GET",
+        f"{V1}/datasets",
+        search_datasets,
+        "Search the crawled datasets (filters, free text, keyset paging)",
+        None,
+        "FederationDatasetList",
+        query=SEARCH_QUERY,
     ),
     RouteSpec(
-        "POST", EDC_QUERY, edc_catalog_query, "EDC federated catalog query: the crawled catalogs",
-        "QuerySpec", "FederatedCatalogs",
+        "POST",
+        EDC_QUERY,
+        edc_catalog_query,
+        "EDC federated catalog query: the crawled catalogs",
+        "QuerySpec",
+        "FederatedCatalogs",
     ),
 )
 

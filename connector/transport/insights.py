@@ -158,8 +158,10 @@ async def figure_data(request: web.Request) -> web.Response:
     figure = insights.figure(request.match_info["figure"])
     if figure is None:
         known = ", ".join(f.id for f in insights.figures)
-        return json_response({"error": "Not Found", "reason": f"no figure {request.match_info['figure']!r}; "
-                              f"the figures are {known}"}, status=404)
+        return json_response(
+            {"error": "Not Found", "reason": f"no figure {request.match_info['figure']!r}; the figures are {known}"},
+            status=404,
+        )
     generated = datetime.fromtimestamp(insights.generated_at / 1000, UTC).isoformat(timespec="seconds")
     if request.match_info["format"] == "csv":
         return web.Response(

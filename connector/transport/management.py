@@ -17,8 +17,8 @@ from connector.domain.transfer import TransferMessage
 from connector.management import wire
 from connector.services.dsp_client import DspClient, PeerCatalogs, check_protocol
 from connector.services.edrs import EdrRefresher
-from connector.services.identity import NodeIdentity
 from connector.services.federation import FederationService
+from connector.services.identity import NodeIdentity
 from connector.services.lookup import PassportLookup
 from connector.services.negotiations import NegotiationService
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, now_ms

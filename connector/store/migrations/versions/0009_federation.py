@@ -15,7 +15,7 @@ branch_labels = None
 depends_on = None
 
 
-def _text(length=None):
+def _text(length: int | None = None) -> sa.types.TypeEngine[str]:
     base = sa.String(length) if length else sa.Text()
     return base.with_variant(sa.String(length, collation='C') if length else sa.Text(collation='C'), 'postgresql')
 
