@@ -144,6 +144,8 @@ async def test_a_crawler_and_four_providers(
         assert len(everything) == sum(counts)
         dids = [p.settings.effective_did for p in providers]
         assert {d["provider"] for d in everything} == set(dids)
+        # This node's catalog pages are in DSP's plain compacted form: kept as sent, with their context.
+        assert all(d["dataset"]["@context"] == ["https://w3id.org/dspace/2025/1/context.jsonld"] for d in everything)
 
         # Filters, each at dataset level.
         mine = await _all(api, f"provider={quote(dids[0], safe='')}")

@@ -182,3 +182,54 @@ async def test_the_public_passport_listing(node_factory: NodeFactory, http: aioh
     assert one == found[0]
     async with http.get(node.protocol_url + "/passports?limit=5000") as response:
         assert response.status == 400
+
+
+def _pages() -> list[dict[str, Any]]:
+    dsp = "https://w3id.org/dspace/2025/1/context.jsonld"
+    edc = "https://w3id.org/edc/v0.0.1/ns/"
+    bpc = "https://w3id.org/battery-passport-connector/ns/"
+    offer = {"@id": "o1", "@type": "Offer", "permission": [{"action": "use"}]}
+    distribution = [{"@type": "Distribution", "format": "HttpData-PULL", "accessService": "svc"}]
+    first = {
+        "@id": "ds-1",
+        "@type": "Dataset",
+        "dct:title": "Passports of model A",
+        "dcat:keyword": ["battery", "A"],
+        "dct:type": {"@id": "https://w3id.org/catenax/taxonomy#DigitalTwinRegistry"},
+        bpc + "batteryModel": "A",
+        bpc + "chemistry": {"@value": "LFP"},
+        bpc + "batteryCategory": ["ev", "lmt"],
+        edc + "passportAccessLevel": "public",
+        "hasPolicy": [offer],
+        "distribution": distribution,
+    }
+    second = {"@id": "ds-2", "@type": "Dataset", edc + "name": "Second", edc + "version": 3, "hasPolicy": offer}
+    nested = {"@id": "sub", "@type": "Catalog", "participantId": "did:web:sub", "dataset": [second]}
+    return [
+        {"@context": [dsp], "@id": "c", "@type": "Catalog", "participantId": "did:web:top", "dataset": [first]},
+        {"@context": dsp, "@id": "c", "@type": "Catalog", "dataset": first, "catalog": [nested]},
+        {"@context": [dsp, "https://w3id.org/edc/dspace/v0.0.1"], "@id": "c", "@type": "Catalog", "dataset": [second]},
+    ]
+
+
+def test_plain_pages_are_read_as_their_expansion_reads() -> None:
+    from connector.dsp.catalog import dataset_fields, parse_catalog_entries, parse_plain_catalog
+
+    for page in _pages():
+        plain = parse_plain_catalog(page)
+        assert plain is not None, page
+        expanded = parse_catalog_entries(page)
+        assert plain[0] == expanded.participant
+        assert [(p, d.id) for p, d in plain[1]] == [(p, n["@id"]) for p, n in expanded.datasets]
+        for (_, item), (_, node) in zip(plain[1], expanded.datasets, strict=True):
+            assert item.fields == dataset_fields(node), item.id
+            # What is kept is the node as sent, with the context that reads it.
+            assert parse_catalog_entries({**item.document, "@type": "Dataset"}).datasets[0][1] == node
+    fields = parse_plain_catalog(_pages()[0])[1][0][1].fields  # type: ignore[index]
+    assert (
+        fields["chemistry"] == "LFP" and fields["battery_category"] == "ev" and fields["keywords"] == ("battery", "A")
+    )
+    other = {**_pages()[0], "@context": [{"@vocab": "https://example.com/"}]}
+    assert parse_plain_catalog(other) is None
+    odd = {**_pages()[0], "dataset": [{"@id": "x", "title": "a term the plain reader does not know"}]}
+    assert parse_plain_catalog(odd) is None

@@ -30,7 +30,13 @@ from connector.domain.errors import (
     PeerTimeout,
     Problem,
 )
-from connector.dsp.catalog import dataset_fields, next_page, parse_catalog_entries, render_catalog_request
+from connector.dsp.catalog import (
+    dataset_fields,
+    next_page,
+    parse_catalog_entries,
+    parse_plain_catalog,
+    render_catalog_request,
+)
 from connector.services.access import Access, Partner
 from connector.services.dsp_client import DspClient
 from connector.store import Store
@@ -272,6 +278,20 @@ class FederationService:
         while url is not None and url not in seen_urls:
             seen_urls.add(url)
             answer = await self._dsp.post(url, "", partner.did, message)
+            plain = parse_plain_catalog(answer.body)
+            if plain is not None:
+                page_participant, items = plain
+                for provider, item in items:
+                    found[item.id] = fed.DatasetEntry(
+                        dataset_id=item.id,
+                        provider=provider or page_participant or partner.did,
+                        document=item.document,
+                        **item.fields,
+                    )
+                self._check_size(partner, len(found))
+                url = next_page(answer.headers.get("Link"))
+                message = {"@context": message["@context"], "@type": "CatalogRequestMessage"}
+                continue
             entries = parse_catalog_entries(answer.body)
             for provider, node in entries.datasets:
                 dataset_id = node.get("@id")
@@ -283,14 +303,17 @@ class FederationService:
                     document=node,
                     **dataset_fields(node),
                 )
-                if len(found) > self.config.max_datasets:
-                    raise TooLarge(
-                        f"{partner.address} offers more than {self.config.max_datasets} datasets "
-                        "(CONNECTOR_FEDERATION_MAX_DATASETS)"
-                    )
+            self._check_size(partner, len(found))
             url = next_page(answer.headers.get("Link"))
             message = {"@context": message["@context"], "@type": "CatalogRequestMessage"}
         return list(found.values())
+
+    def _check_size(self, partner: Partner, count: int) -> None:
+        if count > self.config.max_datasets:
+            raise TooLarge(
+                f"{partner.address} offers more than {self.config.max_datasets} datasets "
+                "(CONNECTOR_FEDERATION_MAX_DATASETS)"
+            )
 
     async def _passports(self, partner: Partner) -> list[tuple[str, dict[str, Any]]]:
         """Read the public views of the partner's passports (none when it serves no listing)."""

@@ -49,7 +49,7 @@ class Figure:
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
     suppressed: tuple[str, ...] = ()
-    chart: str = "bar"  # bar: the last numeric column per row; box: min, q1, median, q3, max
+    chart: str = "bar"  # bar: the last column per row; box: min, q1, median, q3, max; recycled: shares
 
     def as_json(self) -> dict[str, Any]:
         """Return the figure as JSON: rows as objects keyed by column."""
@@ -343,6 +343,7 @@ def _figures(batteries: list[_Battery], config: InsightsConfig) -> tuple[Figure,
             ),
             tuple(recycled_rows),
             tuple(suppressed),
+            chart="recycled",
         )
     )
     # State of health, where published.

@@ -103,8 +103,13 @@ def _dataset_json(found: fed.FoundDataset, participants: dict[str, Any]) -> dict
         "accessLevel": entry.access_level,
         "assetType": entry.asset_type,
         "stale": participant.stale_now if participant else None,
-        "dataset": jsonld.compact(entry.document),
+        "dataset": shown_document(entry.document),
     }
+
+
+def shown_document(document: dict[str, Any]) -> Any:
+    """Return a crawled dataset as shown: as the provider sent it (with its context), or compacted when expanded."""
+    return document if "@context" in document else jsonld.compact(document)
 
 
 class _Shown:
@@ -157,7 +162,7 @@ async def edc_catalog_query(request: web.Request) -> web.Response:
             found, following = await service.search(
                 fed.DatasetFilter(participant_ids=(participant.id,), after=after, limit=fed.MAX_SEARCH_LIMIT)
             )
-            datasets.extend(jsonld.compact(f.entry.document) for f in found)
+            datasets.extend(shown_document(f.entry.document) for f in found)
             if following is None:
                 break
             after = fed.decode_cursor(following)

@@ -85,6 +85,51 @@ def _box_chart(figure: Figure) -> str:
     )
 
 
+def _recycled_chart(figure: Figure) -> str:
+    """Bars of each material's mean recycled share on a 0-100 % scale, with the 2031 and 2036 minimums marked."""
+    if not figure.rows:
+        return ""
+    label_w, row_h, right = 180, 26, 40
+    span = _WIDTH - label_w - right
+
+    def x(value: object) -> float:
+        return label_w + span * float(str(value)) / 100.0
+
+    parts = []
+    for i, row in enumerate(figure.rows):
+        material, _, mean, _, min_2031, _, min_2036, _ = row
+        y = 5 + i * row_h
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end">{_e(material)}</text>'
+            f'<rect x="{label_w}" y="{y + 4}" width="{x(mean) - label_w:.1f}" height="{row_h - 8}" '
+            f'fill="{_BAR_COLOUR}">'
+            f"<title>{_e(material)}: mean {_e(mean)} %</title></rect>"
+            f'<line x1="{x(min_2031):.1f}" x2="{x(min_2031):.1f}" y1="{y + 1}" y2="{y + row_h - 1}" stroke="#c25400" '
+            'stroke-width="2" stroke-dasharray="3 2"/>'
+            f'<line x1="{x(min_2036):.1f}" x2="{x(min_2036):.1f}" y1="{y + 1}" y2="{y + row_h - 1}" stroke="#8a1c1c" '
+            'stroke-width="2"/>'
+        )
+    axis_y = 5 + len(figure.rows) * row_h + 4
+    ticks = "".join(
+        f'<text x="{x(k):.1f}" y="{axis_y + 14}" text-anchor="middle">{k} %</text>' for k in (0, 25, 50, 75, 100)
+    )
+    legend_y = axis_y + 34
+    legend = (
+        f'<line x1="{label_w}" x2="{label_w + 20}" y1="{legend_y - 4}" y2="{legend_y - 4}" stroke="#c25400" '
+        f'stroke-width="2" stroke-dasharray="3 2"/><text x="{label_w + 26}" y="{legend_y}">minimum from 2031</text>'
+        f'<line x1="{label_w + 170}" x2="{label_w + 190}" y1="{legend_y - 4}" y2="{legend_y - 4}" stroke="#8a1c1c" '
+        f'stroke-width="2"/><text x="{label_w + 196}" y="{legend_y}">minimum from 2036</text>'
+        f'<rect x="{label_w + 340}" y="{legend_y - 10}" width="20" height="10" fill="{_BAR_COLOUR}"/>'
+        f'<text x="{label_w + 366}" y="{legend_y}">mean declared share</text>'
+    )
+    height = legend_y + 10
+    return (
+        f'<svg role="img" aria-label="{_e(figure.title)}" viewBox="0 0 {_WIDTH} {height}" '
+        f'xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}">{"".join(parts)}'
+        f'<line x1="{label_w}" x2="{label_w + span}" y1="{axis_y}" y2="{axis_y}" stroke="#999"/>{ticks}{legend}</svg>'
+    )
+
+
 def _table(figure: Figure) -> str:
     head = "".join(f'<th scope="col">{_e(c)}</th>' for c in figure.columns)
     body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in figure.rows)
@@ -92,7 +137,8 @@ def _table(figure: Figure) -> str:
 
 
 def _figure(figure: Figure) -> str:
-    chart = _box_chart(figure) if figure.chart == "box" else _bar_chart(figure)
+    charts = {"box": _box_chart, "recycled": _recycled_chart}
+    chart = charts.get(figure.chart, _bar_chart)(figure)
     if not figure.rows:
         chart = '<p class="note">No group is large enough to be shown yet.</p>'
     suppressed = (
