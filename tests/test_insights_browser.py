@@ -87,6 +87,7 @@ async def test_the_insights_page_in_chromium(
             assert "Sources" in await page.locator("footer").inner_text()
             assert other_hosts == []
             await page.screenshot(path=str(shots / "insights.png"), full_page=True)
+            await page.screenshot(path=str(shots / "insights-top.png"))  # the first screen (the README's)
             phone = await browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
             small = await phone.new_page()
             await small.goto(node.protocol_url + "/insights")

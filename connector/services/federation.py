@@ -112,6 +112,10 @@ class FederationService:
                 "participant is required: a DID, a BPN or a DSP address", [Problem("missing", "participant")]
             )
         name = name.strip().rstrip("/")
+        if len(name) > 1000:
+            raise InvalidInput(
+                "participant is longer than 1000 characters", [Problem("too long", "participant", name[:200])]
+            )
         if not (name.startswith(("did:", "http://", "https://")) or name.upper().startswith("BPNL")):
             raise InvalidInput(
                 f"participant {name[:200]!r} is neither a DID, a BPN nor an http(s) DSP address",
