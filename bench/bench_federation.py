@@ -217,7 +217,7 @@ async def run(participants: int, datasets: int, passports: int, rounds: int) -> 
                 "asset type DTR": "assetType=DigitalTwinRegistry&limit=50",
                 "free text (common)": "q=battery+passport&limit=50",
                 "free text (rare)": f"q=p{participants - 1}-m7&limit=50",
-                "free text (no match: a full scan)": "q=sodium-ion&limit=50",
+                "free text (no match)": "q=sodium-ion&limit=50",
             }
             print("search (GET /management/v1/federation/datasets; target: tens of ms):")
             for label, query in queries.items():

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import aiohttp
 
 from connector.app import Node, running_node
+from connector.domain.federation import words
 from connector.domain.passport.synthetic import generate
 from tests.conftest import API_KEY, EDC_CONTEXT, ODRL_CONTEXT, Management, NodeFactory, make_settings
 
@@ -165,6 +166,9 @@ async def test_a_crawler_and_four_providers(
         assert ev and all(d["batteryCategory"] == "ev" for d in ev)
         text = await _all(api, f"q={model.lower()}+public+view")
         assert {d["id"] for d in text} == {d["id"] for d in by_model}
+        assert await _all(api, "q=passp") == []  # whole words, not parts of them
+        worded = await _all(api, "q=PASSPORTS&accessLevel=public", limit=100)
+        assert worded and all("passports" in words(" ".join([d["title"], *d["keywords"]])) for d in worded)
 
         # EDC's federated catalog query: one catalog per participant, every dataset in it.
         status, catalogs = await api.call(

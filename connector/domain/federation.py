@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,15 @@ ASSET_TYPES = {
 MAX_SEARCH_LIMIT = 1000
 DEFAULT_SEARCH_LIMIT = 50
 MAX_CHANGES_LISTED = 1000  # dataset ids listed per crawl as appeared or disappeared (the counts are exact)
+
+
+_WORD = re.compile(r"[^\W_]+")
+MAX_WORD = 256
+
+
+def words(text: str) -> list[str]:
+    """Return the distinct lower-case words of a text (runs of letters and digits), in order of appearance."""
+    return list(dict.fromkeys(w[:MAX_WORD] for w in _WORD.findall(text.lower())))
 
 
 def participant_id(name: str) -> str:
@@ -71,6 +81,11 @@ class DatasetEntry:
     def search_text(self) -> str:
         """The lower-case text free-text search matches: title and keywords."""
         return " ".join([self.title or "", *self.keywords]).lower()
+
+    @property
+    def words(self) -> list[str]:
+        """The words free-text search finds the dataset by."""
+        return words(self.search_text)
 
 
 @dataclass(frozen=True, slots=True)

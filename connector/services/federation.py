@@ -186,7 +186,8 @@ class FederationService:
             if done is not None:
                 return done
         done = await self._start(participant, f"{participant.id}:now:{uuid.uuid4().hex}")
-        assert done is not None  # a fresh run key is always claimed
+        if done is None:  # a fresh run key is always claimed: the participant was removed meanwhile
+            raise NotFound(f"participant {participant_id!r} was removed while it was crawled")
         return done
 
     async def crawl_due(self) -> list[fed.Crawl]:

@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.domain.errors import AlreadyExists
-from connector.domain.federation import Crawl, DatasetEntry, DatasetFilter, FoundDataset, Participant
+from connector.domain.federation import Crawl, DatasetEntry, DatasetFilter, FoundDataset, Participant, words
 from connector.store.tables import (
     federation_crawls,
     federation_datasets,
     federation_participants,
     federation_passports,
+    federation_words,
 )
 
 _PAGE = 2000  # rows per INSERT when an entry is replaced
@@ -111,15 +112,16 @@ class FederationRepository:
 
     async def remove(self, participant_id: str) -> bool:
         """Forget a participant, its entry and its crawls; tell whether it was there."""
-        await self._c.execute(delete(federation_datasets).where(federation_datasets.c.participant_id == participant_id))
-        await self._c.execute(
-            delete(federation_passports).where(federation_passports.c.participant_id == participant_id)
-        )
+        await self._drop_entry(participant_id)
         await self._c.execute(delete(federation_crawls).where(federation_crawls.c.participant_id == participant_id))
         result = await self._c.execute(
             delete(federation_participants).where(federation_participants.c.id == participant_id)
         )
         return bool(result.rowcount)
+
+    async def _drop_entry(self, participant_id: str) -> None:
+        for table in (federation_words, federation_datasets, federation_passports):
+            await self._c.execute(delete(table).where(table.c.participant_id == participant_id))
 
     async def attempted(self, participant_id: str, at: int, error: str | None) -> None:
         """Record a failed attempt (the entry is kept)."""
@@ -147,10 +149,7 @@ class FederationRepository:
         passports: Sequence[tuple[str, dict[str, Any]]],
     ) -> None:
         """Replace a participant's entry by what a crawl found (one transaction: readers see the old or the new)."""
-        await self._c.execute(delete(federation_datasets).where(federation_datasets.c.participant_id == participant_id))
-        await self._c.execute(
-            delete(federation_passports).where(federation_passports.c.participant_id == participant_id)
-        )
+        await self._drop_entry(participant_id)
         rows = [
             {
                 "participant_id": participant_id,
@@ -170,6 +169,13 @@ class FederationRepository:
         ]
         for start in range(0, len(rows), _PAGE):
             await self._c.execute(insert(federation_datasets), rows[start : start + _PAGE])
+        index = [
+            {"word": word, "participant_id": participant_id, "dataset_id": d.dataset_id}
+            for d in datasets
+            for word in d.words
+        ]
+        for start in range(0, len(index), _PAGE * 5):
+            await self._c.execute(insert(federation_words), index[start : start + _PAGE * 5])
         views = [{"participant_id": participant_id, "passport_id": p, "data": data} for p, data in passports]
         for start in range(0, len(views), _PAGE):
             await self._c.execute(insert(federation_passports), views[start : start + _PAGE])
@@ -190,10 +196,7 @@ class FederationRepository:
 
     async def expire(self, participant_id: str, at: int) -> None:
         """Drop a participant's entry (kept too long without a good crawl); the participant stays."""
-        await self._c.execute(delete(federation_datasets).where(federation_datasets.c.participant_id == participant_id))
-        await self._c.execute(
-            delete(federation_passports).where(federation_passports.c.participant_id == participant_id)
-        )
+        await self._drop_entry(participant_id)
         await self._c.execute(
             update(federation_participants)
             .where(federation_participants.c.id == participant_id)
@@ -204,6 +207,28 @@ class FederationRepository:
         """Return the datasets a filter selects, at most `spec.limit`, in (participant, dataset) order."""
         c = federation_datasets.c
         query = select(federation_datasets)
+        # Keyset order is that of the table that drives the query: the first word's index rows with free text,
+        # else the datasets' primary key (both are (participant_id, dataset_id) within their range).
+        key_participant, key_dataset = c.participant_id, c.dataset_id
+        wanted = words(spec.text or "")
+        if wanted:
+            first = federation_words.alias("w0")
+            query = query.select_from(
+                first.join(
+                    federation_datasets,
+                    and_(first.c.participant_id == c.participant_id, first.c.dataset_id == c.dataset_id),
+                )
+            ).where(first.c.word == wanted[0])
+            key_participant, key_dataset = first.c.participant_id, first.c.dataset_id
+            for i, word in enumerate(wanted[1:], start=1):
+                other = federation_words.alias(f"w{i}")
+                query = query.where(
+                    exists().where(
+                        other.c.word == word,
+                        other.c.participant_id == c.participant_id,
+                        other.c.dataset_id == c.dataset_id,
+                    )
+                )
         if spec.provider is not None:
             query = query.where(or_(c.provider == spec.provider, c.participant_id == spec.provider))
         for column, value in (
@@ -215,18 +240,17 @@ class FederationRepository:
         ):
             if value is not None:
                 query = query.where(column == value)
-        if spec.text:
-            for word in spec.text.lower().split():
-                escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                query = query.where(c.search_text.like(f"%{escaped}%", escape="\\"))
         if spec.participant_ids is not None:
-            query = query.where(c.participant_id.in_(spec.participant_ids))
+            query = query.where(key_participant.in_(spec.participant_ids))
         if spec.after is not None:
             participant, dataset = spec.after
             query = query.where(
-                or_(c.participant_id > participant, and_(c.participant_id == participant, c.dataset_id > dataset))
+                or_(
+                    key_participant > participant,
+                    and_(key_participant == participant, key_dataset > dataset),
+                )
             )
-        query = query.order_by(c.participant_id, c.dataset_id).limit(spec.limit)
+        query = query.order_by(key_participant, key_dataset).limit(spec.limit)
         rows = await self._c.execute(query)
         return [FoundDataset(r["participant_id"], _entry(r)) for r in rows.mappings()]
 

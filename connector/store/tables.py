@@ -330,7 +330,7 @@ federation_datasets = Table(
     Column("provider", _text(1024), nullable=False),  # the DID of the catalog's participant
     Column("title", Text, nullable=True),
     Column("keywords", Text, nullable=True),
-    Column("search_text", Text, nullable=False),  # lower-case title and keywords, what free text matches
+    Column("search_text", Text, nullable=False),  # lower-case title and keywords (their words: federation_words)
     Column("battery_category", _text(64), nullable=True),
     Column("chemistry", _text(128), nullable=True),
     Column("model", _text(256), nullable=True),
@@ -343,6 +343,15 @@ federation_datasets = Table(
     Index("ix_federation_datasets_level", "access_level", "participant_id", "dataset_id"),
     Index("ix_federation_datasets_type", "asset_type", "participant_id", "dataset_id"),
     Index("ix_federation_datasets_provider", "provider", "participant_id", "dataset_id"),
+)
+
+# The words of each dataset's title and keywords: free-text search reads this index, never scans the datasets.
+federation_words = Table(
+    "federation_words",
+    metadata,
+    Column("word", _text(256), primary_key=True),
+    Column("participant_id", _text(64), primary_key=True),
+    Column("dataset_id", _text(1024), primary_key=True),
 )
 
 # The public views of the passports a participant serves (Insights reads them).

@@ -68,6 +68,13 @@ def upgrade() -> None:
             f'ix_federation_datasets_{name}', 'federation_datasets', [column, 'participant_id', 'dataset_id']
         )
     op.create_table(
+        'federation_words',
+        sa.Column('word', _text(256), nullable=False),
+        sa.Column('participant_id', _text(64), nullable=False),
+        sa.Column('dataset_id', _text(1024), nullable=False),
+        sa.PrimaryKeyConstraint('word', 'participant_id', 'dataset_id', name='pk_federation_words'),
+    )
+    op.create_table(
         'federation_passports',
         sa.Column('participant_id', _text(64), nullable=False),
         sa.Column('passport_id', _text(256), nullable=False),
@@ -100,6 +107,7 @@ def downgrade() -> None:
     op.drop_index('ix_federation_crawls_participant', table_name='federation_crawls')
     op.drop_table('federation_crawls')
     op.drop_table('federation_passports')
+    op.drop_table('federation_words')
     for name in ('model', 'chemistry', 'category', 'level', 'type', 'provider'):
         op.drop_index(f'ix_federation_datasets_{name}', table_name='federation_datasets')
     op.drop_table('federation_datasets')
