@@ -189,6 +189,8 @@ async def edc_catalog_query(request: web.Request) -> web.Response:
 
 def _edc_int(spec: dict[str, Any], name: str, default: int) -> int:
     value = spec.get(name, spec.get(vocab.EDC + name, default))
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type: 50.0 is the integer 50
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise InvalidInput(f"{name} must be a whole number of at least 0", [Problem("invalid", name, value)])
     return value

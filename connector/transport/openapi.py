@@ -791,7 +791,7 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
         if route.response is not None:
             ok["content"] = {"application/json": {"schema": _ref(route.response)}}
         responses: dict[str, Any] = {str(route.status): ok}
-        if route.path.startswith(("/management/v3", "/management/v4", "/management/v1")):
+        if route.path.startswith(("/management/v3", "/management/v4", "/management/v1", "/api/catalog/")):
             if secured:
                 responses["401"] = _problem("missing or wrong X-Api-Key")
             if route.request is not None or tuple(getattr(route, "query", ())):
