@@ -26,7 +26,9 @@ class Crawler:
                 max(1.0, interval / 10),
                 federation.crawl_due,
                 log,
-                at_start=True,
+                # At start only when a participants file names some (a node started without participants does no
+                # database work it might be stopped in the middle of); the rest are crawled at the first pass.
+                at_start=federation.config.participants_file is not None,
                 prepare=federation.load_file,
             )
             if interval > 0

@@ -196,6 +196,8 @@ class FederationService:
             return []
         period = self._clock() // self.config.interval_ms
         participants = await self.participants()
+        if not participants:
+            return []
         limit = asyncio.Semaphore(self.config.concurrency)
 
         async def one(participant: fed.Participant) -> fed.Crawl | None:

@@ -83,18 +83,14 @@ def _limit(request: web.Request) -> int:
     return int(raw)
 
 
-async def _readable(service: FederationService) -> tuple[str, ...]:
-    return tuple(p.id for p in await service.participants() if p.expired_at is None)
-
-
-def _dataset_json(found: fed.FoundDataset, participants: dict[str, Any]) -> dict[str, Any]:
+def _dataset_json(found: fed.FoundDataset, participants: dict[str, dict[str, Any]]) -> dict[str, Any]:
     entry = found.entry
-    participant = participants.get(found.participant_id)
+    participant = participants.get(found.participant_id, {})
     return {
         "id": entry.dataset_id,
         "participantId": found.participant_id,
         "provider": entry.provider,
-        "dspAddress": participant.address if participant else None,
+        "dspAddress": participant.get("dspAddress"),
         "title": entry.title,
         "keywords": list(entry.keywords),
         "batteryCategory": entry.battery_category,
@@ -102,7 +98,7 @@ def _dataset_json(found: fed.FoundDataset, participants: dict[str, Any]) -> dict
         "model": entry.model,
         "accessLevel": entry.access_level,
         "assetType": entry.asset_type,
-        "stale": participant.stale_now if participant else None,
+        "stale": participant.get("stale"),
         "dataset": shown_document(entry.document),
     }
 
@@ -110,12 +106,6 @@ def _dataset_json(found: fed.FoundDataset, participants: dict[str, Any]) -> dict
 def shown_document(document: dict[str, Any]) -> Any:
     """Return a crawled dataset as shown: as the provider sent it (with its context), or compacted when expanded."""
     return document if "@context" in document else jsonld.compact(document)
-
-
-class _Shown:
-    def __init__(self, service: FederationService, participant: fed.Participant) -> None:
-        self.address = participant.address
-        self.stale_now = service.status(participant)["stale"]
 
 
 async def search_datasets(request: web.Request) -> web.Response:
@@ -136,7 +126,7 @@ async def search_datasets(request: web.Request) -> web.Response:
         limit=_limit(request),
     )
     found, following = await service.search(spec)
-    shown = {p.id: _Shown(service, p) for p in participants}
+    shown = {p.id: service.status(p) for p in participants}
     return json_response({"datasets": [_dataset_json(f, shown) for f in found], "next": following})
 
 
