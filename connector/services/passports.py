@@ -581,6 +581,13 @@ class PassportService:
                     asset_id = f"passports-{model_id}-{level.replace('_', '-')}"
                     if await tx.assets.get(asset_id) is not None:
                         continue
+                    category, chemistry = await tx.passports.model_facts(model_id)
+                    # Category and chemistry let a federated catalog's search find the dataset (docs/federation.md).
+                    facts = {
+                        key: value
+                        for key, value in ((BPC + "batteryCategory", category), (BPC + "chemistry", chemistry))
+                        if value
+                    }
                     await tx.assets.add(
                         Asset(
                             id=asset_id,
@@ -591,6 +598,7 @@ class PassportService:
                                 EDC + "passportAccessLevel": level,
                                 BPC + "batteryModel": model_id,
                                 "http://purl.org/dc/terms/conformsTo": PASSPORT_SCHEMA,
+                                **facts,
                             },
                             private_properties={},
                             data_address=DataAddress(

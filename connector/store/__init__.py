@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.store.engine import DEFAULT_CONNECT_TIMEOUT, create_engines, reaching
+from connector.store.federation import FederationRepository
 from connector.store.negotiations import AgreementRepository, NegotiationRepository, OutboxRepository
 from connector.store.passports import PassportRepository
 from connector.store.registry import ShellRepository
@@ -45,6 +46,7 @@ class Transaction:
     usage: UsageRepository
     retention: RetentionRepository
     shells: ShellRepository
+    federation: FederationRepository
     # Called once the transaction has committed (a cache forgetting what it changed, say).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -128,4 +130,5 @@ def _bind(connection: AsyncConnection, sealer: Sealer = PLAIN) -> Transaction:
         usage=UsageRepository(connection),
         retention=RetentionRepository(connection),
         shells=ShellRepository(connection),
+        federation=FederationRepository(connection),
     )

@@ -302,6 +302,21 @@ class PassportRepository:
         )
         return [r.model_id for r in rows]
 
+    async def model_facts(self, model_id: str) -> tuple[str | None, str | None]:
+        """Return the category and chemistry of one current passport of a model (what its datasets announce)."""
+        rows = await self._c.execute(
+            select(passports.c.category, passports.c.data)
+            .where(passports.c.model_id == model_id, passports.c.deleted_at.is_(None))
+            .order_by(passports.c.id)
+            .limit(1)
+        )
+        row = rows.first()
+        if row is None:
+            return None, None
+        identity = row.data.get("identity") if isinstance(row.data, dict) else None
+        chemistry = identity.get("chemistry") if isinstance(identity, dict) else None
+        return row.category, chemistry if isinstance(chemistry, str) else None
+
     async def count(self, include_deleted: bool = False) -> int:
         """Return how many passports are stored."""
         query = select(func.count()).select_from(passports)
