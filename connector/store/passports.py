@@ -305,7 +305,7 @@ class PassportRepository:
     async def model_facts(self, model_id: str) -> tuple[str | None, str | None]:
         """Return the category and chemistry of one current passport of a model (what its datasets announce)."""
         rows = await self._c.execute(
-            select(passports.c.category, passports.c.data)
+            _CURRENT.with_only_columns(passports.c.category, passport_versions.c.data)
             .where(passports.c.model_id == model_id, passports.c.deleted_at.is_(None))
             .order_by(passports.c.id)
             .limit(1)
