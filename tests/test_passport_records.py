@@ -1,8 +1,11 @@
 """What the store keeps of a passport: its record's data is exactly the passport's node JSON in every source
-format, and the current row and its version row hold the same JSON, on every store."""
+format, and the current row and its version row hold the same JSON, on every store; its content digest is of
+the bytes stored, and a digest of the former scheme still tells an unchanged passport."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -12,8 +15,9 @@ import pytest
 
 from connector.domain import passport as model
 from connector.domain.passport.synthetic import generate_catenax
-from connector.services.passports import digest, load, record_of
+from connector.services.passports import digest, load, record_of, write_of_reading
 from connector.store import Store, migrate
+from connector.store.passports import sorted_digest
 from tests.passport import examples
 
 DOCUMENTS = {
@@ -36,6 +40,17 @@ def test_a_record_holds_exactly_the_passports_node_json(name: str) -> None:
     assert orjson.dumps(record.data) == orjson.dumps(expected)
     assert record.digest == digest(expected)
     assert model.parse_passport(json.loads(orjson.dumps(record.data))) == passport
+    # What a bulk import's worker makes: the same columns, the same bytes, the same digest, of those bytes.
+    write = write_of_reading(reading)
+    assert write.data.text.encode() == orjson.dumps(expected)
+    assert (
+        write.digest
+        == record.digest
+        == "sha256-" + base64.b64encode(hashlib.sha256(orjson.dumps(expected)).digest()).decode()
+    )
+    assert (write.id, write.battery_id, write.model_id, write.category, write.source_format) == (
+        record.id, record.battery_id, record.model_id, record.category, record.source_format
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -63,3 +78,28 @@ async def test_the_current_row_and_the_version_row_hold_the_same_json(store: Sto
     assert current is not None and current.data == data and current.version == 2
     assert [v.data for v in history] == [first.data, data]
     assert [v.digest for v in history] == [first.digest, second.digest]
+
+
+@pytest.mark.parametrize("kind", ["record", "write"])
+async def test_a_digest_of_the_former_scheme_still_tells_an_unchanged_passport(store: Store, kind: str) -> None:
+    # A database written before the digest was of the stored bytes holds SHA-256 (hex) of the sorted-key
+    # encoding: storing the same content again must not make a new version, different content must.
+    reading = load(generate_catenax(8))
+    record = record_of(reading)
+    old = replace(record, digest=sorted_digest(record.data))
+    assert len(old.digest) == 64 and old.digest != record.digest
+    again = record if kind == "record" else write_of_reading(reading)
+    data = {**record.data, "extensions": record.data["extensions"][:-1]}
+    changed = replace(record, data=data, digest=digest(data))
+    async with store.transaction() as tx:
+        assert await tx.passports.put_many([old], 1000) == ["created"]
+    async with store.transaction() as tx:
+        assert await tx.passports.put_many([again], 2000) == ["unchanged"]
+    async with store.read() as tx:
+        kept = await tx.passports.get(record.id)
+    assert kept is not None and kept.version == 1 and kept.digest == old.digest
+    async with store.transaction() as tx:
+        assert await tx.passports.put_many([changed], 3000) == ["updated"]
+    async with store.read() as tx:
+        history = await tx.passports.history(record.id)
+    assert [v.digest for v in history] == [old.digest, changed.digest]

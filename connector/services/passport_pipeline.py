@@ -32,7 +32,7 @@ from connector.domain.errors import InvalidInput, Problem
 from connector.domain.json_input import JsonLimits
 from connector.services.passport_sources import SourceRecord, parsed
 from connector.store.engine import EncodedJSON
-from connector.store.passports import PassportWrite, write_of
+from connector.store.passports import PassportWrite
 
 # Records a worker prepares per task, and tasks in flight at most: enough to keep the worker busy while
 # this process stores a batch, few enough that memory does not grow (each is about 2 x 14 KB a record).
@@ -61,7 +61,7 @@ class Prepared:
 
 def prepare(item: SourceRecord, limits: JsonLimits) -> Prepared:
     """Make one source record ready to store, or say why it is refused (parsing its bytes first if unparsed)."""
-    from connector.services.passports import load, record_of  # the service imports this module
+    from connector.services.passports import load, write_of_reading  # the service imports this module
 
     item = parsed(item, limits)
     if item.error is not None:
@@ -70,8 +70,8 @@ def prepare(item: SourceRecord, limits: JsonLimits) -> Prepared:
         reading = load(item.document)
     except InvalidInput as exc:
         return Prepared(item.position, item.where, reason=exc.message, problems=list(exc.problems))
-    record = record_of(reading)
-    return Prepared(item.position, item.where, model.canonical_id(record.id), write_of(record), reading.warnings)
+    write = write_of_reading(reading)
+    return Prepared(item.position, item.where, model.canonical_id(write.id), write, reading.warnings)
 
 
 def prepare_chunk(items: list[SourceRecord], limits: JsonLimits) -> list[Prepared]:

@@ -9,7 +9,6 @@ the public view at a stable URL for anyone, the others only through the data pla
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -32,7 +31,17 @@ from connector.services.passport_pipeline import Prepared, bulk_collection, coll
 from connector.services.passport_sources import SourceRecord
 from connector.services.recent import Recent
 from connector.store import Store, Transaction
-from connector.store.passports import Checkpoint, PassportFilter, PassportRecord, PassportVersion, TakenId
+from connector.store.engine import EncodedJSON
+from connector.store.passports import (
+    Checkpoint,
+    PassportFilter,
+    PassportRecord,
+    PassportVersion,
+    PassportWrite,
+    TakenId,
+    digest_of,
+)
+from connector.store.passports import digest as stored_digest
 from connector.vocab import BPC
 
 log = logging.getLogger("connector.passports")
@@ -53,8 +62,9 @@ def now_ms() -> int:
 
 
 def digest(data: Mapping[str, Any]) -> str:
-    """Return the content digest of a passport's node JSON (key order does not matter)."""
-    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """Return the content digest of a passport's node JSON: SHA-256 of the bytes the store writes
+    (`connector.store.passports.digest`; the key order is part of the content, as export keeps it)."""
+    return stored_digest(data)
 
 
 def encode_cursor(record: PassportRecord) -> str:
@@ -112,6 +122,24 @@ def record_of(reading: model.Reading) -> PassportRecord:
         data=data,
         digest=digest(data),
         source_format=reading.format,
+    )
+
+
+def write_of_reading(reading: model.Reading) -> PassportWrite:
+    """Return what storing a validated passport writes, as `record_of` would make it: its node JSON is
+    encoded once, and the digest is of those bytes (what a bulk import's worker process hands over)."""
+    passport = reading.passport
+    encoded = orjson.dumps(node_json(passport))
+    category = passport.category
+    return PassportWrite(
+        passport.passport_id,
+        passport.battery_id,
+        passport.model_id,
+        passport.manufacturer_id,
+        getattr(category, "value", category) if category is not None else None,
+        EncodedJSON(encoded.decode()),
+        digest_of(encoded),
+        reading.format,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +38,7 @@ class PassportRecord:
 @dataclass(frozen=True, slots=True)
 class PassportWrite:
     """A passport to store with its node JSON encoded already: what a bulk import's worker process hands
-    over (`PassportRecord.write`), so the storing process neither decodes nor encodes the data again."""
+    over (`services.passports.write_of_reading`), so the storing process neither decodes nor encodes the data again."""
 
     id: str
     battery_id: str
@@ -48,22 +50,36 @@ class PassportWrite:
     source_format: str
 
 
-def write_of(record: PassportRecord) -> PassportWrite:
-    """Return what storing a record writes: its columns and its node JSON, encoded once.
+# The content digest of a passport's node JSON: SHA-256 of the bytes the store writes (orjson's compact
+# encoding, the passport's own key order), named by its scheme, as Subresource Integrity spells a digest:
+# `sha256-<base64>`, 51 characters. Databases written before it hold the former scheme, 64 hexadecimal
+# characters of SHA-256 over the sorted-key encoding: a row with one of those is compared by that scheme
+# (`same_content`), so an unchanged passport stays unchanged when it is imported again.
+DIGEST_SCHEME = "sha256-"
 
-    A passport's node JSON has string keys only (it was validated), so it is encoded without orjson's
-    non-string-key option, which costs a third more and gives the same bytes for string keys.
-    """
-    return PassportWrite(
-        record.id,
-        record.battery_id,
-        record.model_id,
-        record.manufacturer_id,
-        record.category,
-        EncodedJSON(orjson.dumps(record.data).decode()),
-        record.digest,
-        record.source_format,
-    )
+
+def digest_of(encoded: bytes) -> str:
+    """Return the content digest of a passport's node JSON as the store writes it (orjson, compact)."""
+    return DIGEST_SCHEME + base64.b64encode(hashlib.sha256(encoded).digest()).decode()
+
+
+def digest(data: Any) -> str:
+    """Return the content digest of a passport's node JSON (see DIGEST_SCHEME)."""
+    return digest_of(orjson.dumps(data))
+
+
+def sorted_digest(data: Any) -> str:
+    """Return the digest of the former scheme: SHA-256 (hexadecimal) of the sorted-key encoding."""
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def same_content(stored: str, record: PassportRecord | PassportWrite) -> bool:
+    """Tell whether a stored digest is that of a record's content (a stored digest of the former scheme
+    is compared with the record's digest in that scheme, computed only then)."""
+    if stored == record.digest or stored.startswith(DIGEST_SCHEME):
+        return stored == record.digest
+    data = orjson.loads(record.data.text) if isinstance(record, PassportWrite) else record.data
+    return stored == sorted_digest(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +200,7 @@ class PassportRepository:
         versions: list[dict[str, Any]] = []
         for record in records:
             found = existing.get(record.id)
-            if found is not None and found[0] == record.digest and not found[2]:
+            if found is not None and not found[2] and same_content(found[0], record):
                 outcomes.append("unchanged")
                 continue
             version = (found[1] if found else 0) + 1
