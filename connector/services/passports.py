@@ -27,7 +27,7 @@ from connector.domain.assets import PolicyDefinition as StoredPolicy
 from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem, Unprocessable
 from connector.domain.json_input import JsonLimits
 from connector.domain.passport import exports
-from connector.services.passport_pipeline import Prepared, bulk_collection, collect_garbage, prepared
+from connector.services.passport_pipeline import GARBAGE_EVERY, Prepared, bulk_collection, collect_garbage, prepared
 from connector.services.passport_sources import SourceRecord
 from connector.services.recent import Recent
 from connector.store import Store, Transaction
@@ -479,6 +479,7 @@ class PassportService:
         taken = _TakenIds(source)
         pending: dict[str, Prepared] = {}  # by canonical id
         refusals: list[tuple[Prepared, str, list[Problem]]] = []
+        collected = start  # where the cycles the import left were last collected
 
         async def flush() -> None:
             async with self._store.transaction() as tx:
@@ -512,7 +513,10 @@ class PassportService:
             self._forget(item.write.id for item in pending.values() if item.write is not None)
             pending.clear()
             refusals.clear()
-            collect_garbage()
+            nonlocal collected
+            if summary.position - collected >= GARBAGE_EVERY:
+                collect_garbage()
+                collected = summary.position
             summary.seconds = time.perf_counter() - began
             if progress is not None:
                 progress(summary)
