@@ -103,3 +103,38 @@ async def test_a_digest_of_the_former_scheme_still_tells_an_unchanged_passport(s
     async with store.read() as tx:
         history = await tx.passports.history(record.id)
     assert [v.digest for v in history] == [old.digest, changed.digest]
+
+
+async def test_one_batch_creates_updates_restores_and_keeps_passports_at_once(store: Store) -> None:
+    # A batch is written with one statement per table (an executemany): new, changed, deleted and stored
+    # again, and unchanged passports side by side, as bulk-import writes and as plain records.
+    records = [record_of(load(generate_catenax(i))) for i in range(20, 26)]
+    async with store.transaction() as tx:
+        assert await tx.passports.put_many(records[:4], 1000) == ["created"] * 4
+    async with store.transaction() as tx:
+        assert await tx.passports.delete(records[2].id, 1500)
+    changed = []
+    for record in records[:2]:
+        data = {**record.data, "identity": {**record.data["identity"], "model_id": "MODEL-2"}}
+        changed.append(replace(record, model_id="MODEL-2", data=data, digest=digest(data)))
+    batch = [changed[0], write_of_reading(load(generate_catenax(21))), records[2], records[3], *records[4:]]
+    batch[1] = replace(batch[1], model_id="MODEL-2", digest=changed[1].digest)
+    batch[1] = replace(batch[1], data=type(batch[1].data)(orjson.dumps(changed[1].data).decode()))
+    async with store.transaction() as tx:
+        outcomes = await tx.passports.put_many(batch, 2000)
+    assert outcomes == ["updated", "updated", "updated", "unchanged", "created", "created"]
+    async with store.read() as tx:
+        current = {r.id: await tx.passports.get(r.id) for r in records}
+        histories = {r.id: await tx.passports.history(r.id) for r in records}
+    for record, expected in ((records[0], changed[0]), (records[1], changed[1])):
+        now = current[record.id]
+        assert now is not None and (now.version, now.model_id, now.updated_at) == (2, "MODEL-2", 2000)
+        assert now.data == expected.data and now.digest == expected.digest and now.created_at == 1000
+    restored = current[records[2].id]
+    assert restored is not None and restored.deleted_at is None and restored.version == 3
+    assert [v.deleted for v in histories[records[2].id]] == [False, True, False]
+    kept = current[records[3].id]
+    assert kept is not None and (kept.version, kept.updated_at) == (1, 1000)
+    for record in records[4:]:
+        made = current[record.id]
+        assert made is not None and (made.version, made.data, made.digest) == (1, record.data, record.digest)
