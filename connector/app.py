@@ -15,6 +15,7 @@ from connector.identity.access_tokens import AccessTokenVerifier
 from connector.identity.errors import KeyFileError
 from connector.identity.keys import NodeKey, load_key, load_or_create_key
 from connector.identity.sealing import SecretSealer
+from connector.jobs.crawler import Crawler
 from connector.jobs.deadlines import DeadlineWatch
 from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
@@ -25,12 +26,14 @@ from connector.services.catalog import CatalogService
 from connector.services.dataplane import AccessLog, DataPlaneService
 from connector.services.dsp_client import DspClient, PeerCatalogs
 from connector.services.edrs import EdrRefresher
+from connector.services.federation import FederationConfig, FederationService
 from connector.services.identity import (
     IdentityConfig,
     NodeIdentity,
     parse_business_partner_groups,
     parse_trusted_issuers,
 )
+from connector.services.insights import InsightsConfig, InsightsService
 from connector.services.lifecycle import LifecycleService
 from connector.services.lookup import PassportLookup
 from connector.services.negotiations import NegotiationService, now_ms
@@ -47,7 +50,7 @@ from connector.services.retention import RetentionService
 from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
-from connector.transport import dataplane, guard, management, metrics, passports, protocol, server
+from connector.transport import dataplane, federation, guard, insights, management, metrics, passports, protocol, server
 from connector.transport import notifications as notifications_transport
 from connector.transport import registry as registry_transport
 from connector.transport.peer import PeerClient, PeerLimits
@@ -212,6 +215,19 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         pruner = Pruner(RetentionService(store, settings.access_log_retention_days), settings.prune_interval_seconds)
         await pruner.start()
         stack.push_async_callback(pruner.stop)
+        federation_service = FederationService(store, access, dsp, peer, federation_config(settings))
+        insights_service = InsightsService(
+            store,
+            InsightsConfig(
+                min_batteries=settings.insights_min_batteries,
+                min_operators=settings.insights_min_operators,
+                cache_seconds=settings.insights_cache_seconds,
+            ),
+        )
+        federation_service.listeners.append(insights_service.forget)
+        crawler = Crawler(federation_service)
+        await crawler.start()
+        stack.push_async_callback(crawler.stop)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),
@@ -227,6 +243,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             lookup=lookup,
             lifecycle=lifecycle_service,
             notifications=notification_service,
+            federation=federation_service,
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         authenticator: tck.TckAuthenticator | NodeIdentity = identity
@@ -263,6 +280,8 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         passports.add_public_routes(protocol_app, passport_service)
         protocol_app[passports.PUBLIC_CHAIN] = lifecycle_service.public_chain
         notifications_transport.install(protocol_app, notification_service)
+        federation.add_public_routes(protocol_app, passport_service)
+        insights.add_routes(protocol_app, insights_service)
         dataplane.add_routes(
             protocol_app,
             DataPlaneService(
@@ -392,6 +411,20 @@ def identity_config(settings: Settings) -> IdentityConfig:
         bdrs_url=str(settings.bdrs_url) if settings.bdrs_url is not None else None,
         bdrs_cache_seconds=settings.bdrs_cache_seconds,
         bpn_directory_file=settings.bpn_directory_file,
+    )
+
+
+def federation_config(settings: Settings) -> FederationConfig:
+    """Return how the federated catalog crawls, from the settings."""
+    return FederationConfig(
+        interval_seconds=settings.federation_crawl_interval_seconds,
+        concurrency=settings.federation_crawl_concurrency,
+        crawl_timeout_seconds=settings.federation_crawl_timeout_seconds,
+        page_size=settings.federation_page_size,
+        max_datasets=settings.federation_max_datasets,
+        max_passports=settings.federation_max_passports,
+        retention_seconds=settings.federation_retention_seconds,
+        participants_file=settings.federation_participants_file,
     )
 
 

@@ -247,6 +247,57 @@ class Settings(BaseSettings):
     token_lifetime_seconds: int = Field(
         default=300, ge=10, le=3600, description="Lifetime of data-plane access tokens (refreshable)."
     )
+    federation_crawl_interval_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        le=604_800,
+        description="Period of the federated catalog's crawls of every participant (0: no scheduled crawls, "
+        "only those asked for); one crawl per participant and period across replicas.",
+    )
+    federation_crawl_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Participants crawled at the same time, at most."
+    )
+    federation_crawl_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Seconds one participant's crawl (every catalog page and its public passports) may take.",
+    )
+    federation_page_size: int = Field(
+        default=1000, ge=1, le=1000, description="Datasets asked for per catalog page when crawling."
+    )
+    federation_max_datasets: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="Datasets one participant's catalog may hold; a larger one fails its crawl.",
+    )
+    federation_max_passports: int = Field(
+        default=100_000,
+        ge=0,
+        le=10_000_000,
+        description="Public passport views read from one participant per crawl; more fail its crawl (0: none read).",
+    )
+    federation_retention_seconds: float = Field(
+        default=604_800.0,
+        gt=0,
+        le=31_536_000,
+        description="Seconds a participant's last good entry is kept (marked stale) while its crawls fail.",
+    )
+    federation_participants_file: Path | None = Field(
+        default=None,
+        description="A file naming participants to crawl, one DID, BPN or DSP address per line (# comments); "
+        "read at start, added to those of the management API.",
+    )
+    insights_min_batteries: int = Field(
+        default=10, ge=1, le=1_000_000, description="Insights shows no figure for a group of fewer batteries."
+    )
+    insights_min_operators: int = Field(
+        default=3, ge=1, le=10_000, description="Insights shows no figure for a group of fewer operators."
+    )
+    insights_cache_seconds: float = Field(
+        default=60.0, ge=0, le=86_400, description="Seconds the Insights figures are reused before a recomputation."
+    )
     tck_mode: bool = Field(
         default=False,
         description="DSP conformance test mode (TCK seed data, scripted reactions, triggers). Not for production.",

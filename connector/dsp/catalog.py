@@ -272,3 +272,214 @@ def parse_dataset_offers(document: Any) -> dict[str, dict[str, Any]]:
                     offer["target"] = dataset_id
                 offers[item["@id"]] = offer
     return offers
+
+
+# A peer's catalog read whole, for the federated catalog (connector/services/federation.py).
+
+_CATEGORY_KEYS = (vocab.BPC + "batteryCategory", vocab.BPC + "category")
+_CHEMISTRY_KEYS = (vocab.BPC + "chemistry", vocab.BPC + "batteryChemistry")
+_TITLE_KEYS = (vocab.DCT + "title", vocab.EDC + "name")
+_LEVEL_KEYS = (vocab.EDC + "passportAccessLevel", vocab.BPC + "passportAccessLevel")
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntries:
+    """The datasets of one catalog page (nested catalogs included), with the participant named for each."""
+
+    participant: str | None
+    datasets: list[tuple[str | None, dict[str, Any]]]  # (the participant of the (nested) catalog, the dataset node)
+
+
+def _first_text(node: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        for value in jsonld.values(node, key):
+            found = jsonld.plain(value)
+            if isinstance(found, str | int | float) and not isinstance(found, bool) and str(found):
+                return str(found)
+            if isinstance(value, dict) and isinstance(value.get("@id"), str):
+                return str(value["@id"])
+    return None
+
+
+def _participant_of(node: dict[str, Any], inherited: str | None) -> str | None:
+    found = _first_text(node, (vocab.DSPACE + "participantId",))
+    return found or inherited
+
+
+def _catalog_datasets(
+    node: dict[str, Any], participant: str | None, depth: int = 0
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    participant = _participant_of(node, participant)
+    if vocab.DCAT + "Dataset" in node.get("@type", []) or vocab.ODRL + "hasPolicy" in node:
+        yield participant, node
+    for child in jsonld.values(node, vocab.DCAT + "dataset"):
+        if isinstance(child, dict):
+            yield from _catalog_datasets(child, participant, depth + 1)
+    if depth < 3:
+        for child in jsonld.values(node, vocab.DCAT + "catalog"):
+            if isinstance(child, dict):
+                yield from _catalog_datasets(child, participant, depth + 1)
+
+
+# A page in the plain compacted form of DSP 2025-1 (as this node and EDC write it: the DSP context, datasets with
+# `@id`, `@type`, `hasPolicy`, `distribution` and properties named by IRIs or the context's prefixes) is read
+# without a JSON-LD expansion, which costs about half a millisecond per dataset; any other page is expanded.
+# tests/test_federation_rules.py checks that both readings index the same fields.
+_PLAIN_CONTEXTS = frozenset({DSP_CONTEXT, vocab.EDC_DSPACE_CONTEXT_URL})
+_PREFIXES = {"dct:": vocab.DCT, "dcat:": vocab.DCAT, "odrl:": vocab.ODRL, "dspace:": vocab.DSPACE, "xsd:": vocab.XSD}
+_DATASET_TERMS = frozenset({"@id", "@type", "hasPolicy", "distribution"})
+_CATALOG_TERMS = frozenset({"@context", "@id", "@type", "participantId", "dataset", "catalog", "service"})
+_CATALOG_IRIS = frozenset({vocab.DCAT + "dataset", vocab.DCAT + "catalog", vocab.DSPACE + "participantId"})
+
+
+def _plain_key(key: str) -> str | None:
+    """Return the IRI a property key names in the plain form (an absolute IRI or a prefixed name), else None."""
+    if key.startswith(("http://", "https://")):
+        return key
+    for prefix, iri in _PREFIXES.items():
+        if key.startswith(prefix):
+            return iri + key[len(prefix) :]
+    return None
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _plain_text(values: list[Any]) -> str | None:
+    for value in values:
+        if isinstance(value, dict):
+            if set(value) == {"@value"}:
+                value = value["@value"]
+            elif isinstance(value.get("@id"), str) and set(value) == {"@id"}:
+                return str(value["@id"])
+            else:
+                continue
+        if isinstance(value, str | int | float) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None
+
+
+def _plain_fields(properties: dict[str, list[Any]]) -> dict[str, Any]:
+    def first(keys: tuple[str, ...]) -> str | None:
+        for key in keys:
+            found = _plain_text(properties.get(key, []))
+            if found is not None:
+                return found
+        return None
+
+    keywords = []
+    for value in properties.get(vocab.DCAT + "keyword", []):
+        if isinstance(value, dict) and set(value) == {"@value"}:
+            value = value["@value"]
+        if isinstance(value, str) and value:
+            keywords.append(value)
+    return {
+        "title": first(_TITLE_KEYS),
+        "keywords": tuple(keywords[:50]),
+        "battery_category": first(_CATEGORY_KEYS),
+        "chemistry": first(_CHEMISTRY_KEYS),
+        "model": first((vocab.BPC + "batteryModel",)),
+        "access_level": first(_LEVEL_KEYS),
+        "asset_type": first((vocab.DCT + "type",)),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class PlainDataset:
+    """A dataset read from a page in the plain form: the node as sent (with the page's context) and its fields."""
+
+    id: str
+    document: dict[str, Any]
+    fields: dict[str, Any]
+
+
+def _plain_catalog(
+    node: Any, context: list[str], participant: str | None, depth: int, out: list[tuple[str | None, PlainDataset]]
+) -> bool:
+    if not isinstance(node, dict) or (depth > 0 and "@context" in node):
+        return False
+    for key in node:
+        if key not in _CATALOG_TERMS and (_plain_key(key) is None or _plain_key(key) in _CATALOG_IRIS):
+            return False
+    found = node.get("participantId")
+    participant = found if isinstance(found, str) and found else participant
+    for dataset in _items(node.get("dataset")):
+        if not isinstance(dataset, dict) or not isinstance(dataset.get("@id"), str):
+            return False
+        properties: dict[str, list[Any]] = {}
+        for key, value in dataset.items():
+            if key in _DATASET_TERMS:
+                continue
+            iri = _plain_key(key)
+            if iri is None:
+                return False
+            properties.setdefault(iri, []).extend(_items(value))
+        out.append(
+            (participant, PlainDataset(dataset["@id"], {"@context": context, **dataset}, _plain_fields(properties)))
+        )
+    for child in _items(node.get("catalog")):
+        if depth >= 3 or not _plain_catalog(child, context, participant, depth + 1, out):
+            return False
+    return True
+
+
+def parse_plain_catalog(document: Any) -> tuple[str | None, list[tuple[str | None, PlainDataset]]] | None:
+    """Read a Catalog page in the plain compacted DSP 2025-1 form; None when it is in another form."""
+    if not isinstance(document, dict) or document.get("@type") not in ("Catalog", "dcat:Catalog"):
+        return None
+    context = document.get("@context")
+    contexts = [context] if isinstance(context, str) else context
+    if (
+        not isinstance(contexts, list)
+        or not all(isinstance(c, str) for c in contexts)
+        or DSP_CONTEXT not in contexts
+        or not set(contexts) <= _PLAIN_CONTEXTS
+    ):
+        return None
+    out: list[tuple[str | None, PlainDataset]] = []
+    if not _plain_catalog(document, [DSP_CONTEXT], None, 0, out):
+        return None
+    participant = document.get("participantId")
+    return (participant if isinstance(participant, str) else None), out
+
+
+def parse_catalog_entries(document: Any) -> CatalogEntries:
+    """Read a peer's Catalog page: its participant and every dataset node in it, nested catalogs included."""
+    try:
+        nodes = [n for n in jsonld.expand_peer_document(document) if isinstance(n, dict)]
+    except InvalidInput as exc:
+        raise PeerError(f"the peer's catalog is not valid JSON-LD: {exc.message}") from None
+    participant = None
+    found: list[tuple[str | None, dict[str, Any]]] = []
+    for node in nodes:
+        participant = participant or _participant_of(node, None)
+        found.extend(_catalog_datasets(node, None))
+    return CatalogEntries(participant, found)
+
+
+def dataset_fields(node: dict[str, Any]) -> dict[str, Any]:
+    """Return what the federated catalog indexes of a dataset node: title, keywords, model, level, type, ..."""
+    keywords = []
+    for value in jsonld.values(node, vocab.DCAT + "keyword"):
+        plain = jsonld.plain(value)
+        if isinstance(plain, str) and plain:
+            keywords.append(plain)
+    return {
+        "title": _first_text(node, _TITLE_KEYS),
+        "keywords": tuple(keywords[:50]),
+        "battery_category": _first_text(node, _CATEGORY_KEYS),
+        "chemistry": _first_text(node, _CHEMISTRY_KEYS),
+        "model": _first_text(node, (vocab.BPC + "batteryModel",)),
+        "access_level": _first_text(node, _LEVEL_KEYS),
+        "asset_type": _first_text(node, (vocab.DCT + "type",)),
+    }
+
+
+def next_page(link: str | None) -> str | None:
+    """Return the URL of a Link header's rel="next", if any."""
+    for part in (link or "").split(","):
+        url, _, params = part.strip().partition(";")
+        if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
+            return url.strip().removeprefix("<").removesuffix(">")
+    return None

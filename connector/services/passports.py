@@ -9,7 +9,6 @@ the public view at a stable URL for anyone, the others only through the data pla
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -28,11 +27,21 @@ from connector.domain.assets import PolicyDefinition as StoredPolicy
 from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem, Unprocessable
 from connector.domain.json_input import JsonLimits
 from connector.domain.passport import exports
-from connector.services.passport_pipeline import Prepared, bulk_collection, collect_garbage, prepared
+from connector.services.passport_pipeline import GARBAGE_EVERY, Prepared, bulk_collection, collect_garbage, prepared
 from connector.services.passport_sources import SourceRecord
 from connector.services.recent import Recent
 from connector.store import Store, Transaction
-from connector.store.passports import Checkpoint, PassportFilter, PassportRecord, PassportVersion, TakenId
+from connector.store.engine import EncodedJSON
+from connector.store.passports import (
+    Checkpoint,
+    PassportFilter,
+    PassportRecord,
+    PassportVersion,
+    PassportWrite,
+    TakenId,
+    digest_of,
+)
+from connector.store.passports import digest as stored_digest
 from connector.vocab import BPC
 
 log = logging.getLogger("connector.passports")
@@ -53,8 +62,9 @@ def now_ms() -> int:
 
 
 def digest(data: Mapping[str, Any]) -> str:
-    """Return the content digest of a passport's node JSON (key order does not matter)."""
-    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """Return the content digest of a passport's node JSON: SHA-256 of the bytes the store writes
+    (`connector.store.passports.digest`; the key order is part of the content, as export keeps it)."""
+    return stored_digest(data)
 
 
 def encode_cursor(record: PassportRecord) -> str:
@@ -112,6 +122,24 @@ def record_of(reading: model.Reading) -> PassportRecord:
         data=data,
         digest=digest(data),
         source_format=reading.format,
+    )
+
+
+def write_of_reading(reading: model.Reading) -> PassportWrite:
+    """Return what storing a validated passport writes, as `record_of` would make it: its node JSON is
+    encoded once, and the digest is of those bytes (what a bulk import's worker process hands over)."""
+    passport = reading.passport
+    encoded = orjson.dumps(node_json(passport))
+    category = passport.category
+    return PassportWrite(
+        passport.passport_id,
+        passport.battery_id,
+        passport.model_id,
+        passport.manufacturer_id,
+        getattr(category, "value", category) if category is not None else None,
+        EncodedJSON(encoded.decode()),
+        digest_of(encoded),
+        reading.format,
     )
 
 
@@ -457,6 +485,7 @@ class PassportService:
         taken = _TakenIds(source)
         pending: dict[str, Prepared] = {}  # by canonical id
         refusals: list[tuple[Prepared, str, list[Problem]]] = []
+        collected = start  # where the cycles the import left were last collected
 
         async def flush() -> None:
             async with self._store.transaction() as tx:
@@ -490,7 +519,10 @@ class PassportService:
             self._forget(item.write.id for item in pending.values() if item.write is not None)
             pending.clear()
             refusals.clear()
-            collect_garbage()
+            nonlocal collected
+            if summary.position - collected >= GARBAGE_EVERY:
+                collect_garbage()
+                collected = summary.position
             summary.seconds = time.perf_counter() - began
             if progress is not None:
                 progress(summary)
@@ -587,6 +619,13 @@ class PassportService:
                     asset_id = f"passports-{model_id}-{level.replace('_', '-')}"
                     if await tx.assets.get(asset_id) is not None:
                         continue
+                    category, chemistry = await tx.passports.model_facts(model_id)
+                    # Category and chemistry let a federated catalog's search find the dataset (docs/federation.md).
+                    facts = {
+                        key: value
+                        for key, value in ((BPC + "batteryCategory", category), (BPC + "chemistry", chemistry))
+                        if value
+                    }
                     await tx.assets.add(
                         Asset(
                             id=asset_id,
@@ -597,6 +636,7 @@ class PassportService:
                                 EDC + "passportAccessLevel": level,
                                 BPC + "batteryModel": model_id,
                                 "http://purl.org/dc/terms/conformsTo": PASSPORT_SCHEMA,
+                                **facts,
                             },
                             private_properties={},
                             data_address=DataAddress(

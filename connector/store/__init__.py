@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.store.engine import DEFAULT_CONNECT_TIMEOUT, create_engines, reaching
+from connector.store.federation import FederationRepository
 from connector.store.lifecycle import LifecycleRepository
 from connector.store.negotiations import AgreementRepository, NegotiationRepository, OutboxRepository
 from connector.store.passports import PassportRepository
@@ -47,6 +48,7 @@ class Transaction:
     retention: RetentionRepository
     shells: ShellRepository
     lifecycle: LifecycleRepository
+    federation: FederationRepository
     # Called once the transaction has committed (a cache forgetting what it changed, say).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -131,4 +133,5 @@ def _bind(connection: AsyncConnection, sealer: Sealer = PLAIN) -> Transaction:
         retention=RetentionRepository(connection),
         shells=ShellRepository(connection),
         lifecycle=LifecycleRepository(connection),
+        federation=FederationRepository(connection),
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,7 +38,7 @@ class PassportRecord:
 @dataclass(frozen=True, slots=True)
 class PassportWrite:
     """A passport to store with its node JSON encoded already: what a bulk import's worker process hands
-    over (`PassportRecord.write`), so the storing process neither decodes nor encodes the data again."""
+    over (`services.passports.write_of_reading`), so the storing process neither decodes nor encodes the data again."""
 
     id: str
     battery_id: str
@@ -48,22 +50,36 @@ class PassportWrite:
     source_format: str
 
 
-def write_of(record: PassportRecord) -> PassportWrite:
-    """Return what storing a record writes: its columns and its node JSON, encoded once.
+# The content digest of a passport's node JSON: SHA-256 of the bytes the store writes (orjson's compact
+# encoding, the passport's own key order), named by its scheme, as Subresource Integrity spells a digest:
+# `sha256-<base64>`, 51 characters. Databases written before it hold the former scheme, 64 hexadecimal
+# characters of SHA-256 over the sorted-key encoding: a row with one of those is compared by that scheme
+# (`same_content`), so an unchanged passport stays unchanged when it is imported again.
+DIGEST_SCHEME = "sha256-"
 
-    A passport's node JSON has string keys only (it was validated), so it is encoded without orjson's
-    non-string-key option, which costs a third more and gives the same bytes for string keys.
-    """
-    return PassportWrite(
-        record.id,
-        record.battery_id,
-        record.model_id,
-        record.manufacturer_id,
-        record.category,
-        EncodedJSON(orjson.dumps(record.data).decode()),
-        record.digest,
-        record.source_format,
-    )
+
+def digest_of(encoded: bytes) -> str:
+    """Return the content digest of a passport's node JSON as the store writes it (orjson, compact)."""
+    return DIGEST_SCHEME + base64.b64encode(hashlib.sha256(encoded).digest()).decode()
+
+
+def digest(data: Any) -> str:
+    """Return the content digest of a passport's node JSON (see DIGEST_SCHEME)."""
+    return digest_of(orjson.dumps(data))
+
+
+def sorted_digest(data: Any) -> str:
+    """Return the digest of the former scheme: SHA-256 (hexadecimal) of the sorted-key encoding."""
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def same_content(stored: str, record: PassportRecord | PassportWrite) -> bool:
+    """Tell whether a stored digest is that of a record's content (a stored digest of the former scheme
+    is compared with the record's digest in that scheme, computed only then)."""
+    if stored == record.digest or stored.startswith(DIGEST_SCHEME):
+        return stored == record.digest
+    data = orjson.loads(record.data.text) if isinstance(record, PassportWrite) else record.data
+    return stored == sorted_digest(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +160,45 @@ _CURRENT = select(*passports.c, passport_versions.c.data).select_from(
 )
 
 
+def _current_columns(record: PassportRecord | PassportWrite, version: int, now: int) -> dict[str, Any]:
+    """Return a current row's columns for a record stored as `version` (its data is in the version row)."""
+    return {
+        "battery_id": record.battery_id,
+        "model_id": record.model_id,
+        "manufacturer_id": record.manufacturer_id,
+        "category": record.category,
+        "version": version,
+        "data_version": version,
+        "digest": record.digest,
+        "source_format": record.source_format,
+        "updated_at": now,
+        "deleted_at": None,
+    }
+
+
+def _columns(record: PassportRecord | PassportWrite) -> tuple[str, str | None, str | None, str | None]:
+    return record.battery_id, record.model_id, record.manufacturer_id, record.category
+
+
+def _json_text(record: PassportRecord | PassportWrite) -> str:
+    return record.data.text if isinstance(record, PassportWrite) else encode_json(record.data).text
+
+
+# put_many's statements on SQLite, as SQLAlchemy would write them for the tables (tables.py).
+_SQLITE_INSERT_CURRENT = (
+    "INSERT INTO passports (id, battery_id, model_id, manufacturer_id, category, version, data_version, digest,"
+    " source_format, created_at, updated_at, deleted_at) VALUES (?, ?, ?, ?, ?, 1, 1, ?, ?, ?, ?, NULL)"
+)
+_SQLITE_UPDATE_CURRENT = (
+    "UPDATE passports SET battery_id = ?, model_id = ?, manufacturer_id = ?, category = ?, version = ?,"
+    " data_version = ?, digest = ?, source_format = ?, updated_at = ?, deleted_at = NULL WHERE id = ?"
+)
+_SQLITE_INSERT_VERSION = (
+    "INSERT INTO passport_versions (passport_id, version, data, digest, source_format, recorded_at, deleted)"
+    " VALUES (?, ?, ?, ?, ?, ?, 0)"
+)
+
+
 class PassportRepository:
     """Passports and their versions; every write adds a version row in the same transaction, which holds the
     version's data (the current row points at it: the data is written once)."""
@@ -179,7 +234,8 @@ class PassportRepository:
     ) -> list[str]:
         """Store each record as a new version unless its content is unchanged; return each outcome.
 
-        `changed_by` and `changes` (who recorded the versions, what they change) go on every version stored.
+        `changed_by` and `changes` (who recorded the versions, what they change: docs/lifecycle.md) go on every
+        version stored; a bulk import gives neither, and its path is untouched by them.
 
         Outcomes: "created", "updated" (also for a deleted passport stored again) or "unchanged". Two records
         with the same id in one call are refused (ValueError): one of them would silently not be stored.
@@ -190,52 +246,99 @@ class PassportRepository:
             raise ValueError(f"put_many got the same passport id more than once: {repeated[:3]}")
         existing = await self.digests(ids)
         outcomes: list[str] = []
-        new_rows: list[dict[str, Any]] = []
-        versions: list[dict[str, Any]] = []
+        created: list[PassportRecord | PassportWrite] = []
+        updated: list[tuple[PassportRecord | PassportWrite, int]] = []
+        versions: list[tuple[PassportRecord | PassportWrite, int]] = []
         for record in records:
             found = existing.get(record.id)
-            if found is not None and found[0] == record.digest and not found[2]:
+            if found is not None and not found[2] and same_content(found[0], record):
                 outcomes.append("unchanged")
                 continue
             version = (found[1] if found else 0) + 1
-            # Stored once, in the version row (a PassportWrite comes encoded).
-            data = record.data if isinstance(record, PassportWrite) else encode_json(record.data)
-            columns = {
-                "battery_id": record.battery_id,
-                "model_id": record.model_id,
-                "manufacturer_id": record.manufacturer_id,
-                "category": record.category,
-                "version": version,
-                "data_version": version,
-                "digest": record.digest,
-                "source_format": record.source_format,
-                "updated_at": now,
-                "deleted_at": None,
-            }
             if found is None:
-                new_rows.append({"id": record.id, "created_at": now, **columns})
+                created.append(record)
                 outcomes.append("created")
             else:
-                await self._c.execute(update(passports).where(passports.c.id == record.id).values(**columns))
+                updated.append((record, version))
                 outcomes.append("updated")
-            versions.append(
-                {
-                    "passport_id": record.id,
-                    "version": version,
-                    "data": data,
-                    "digest": record.digest,
-                    "source_format": record.source_format,
-                    "recorded_at": now,
-                    "deleted": False,
-                    "changed_by": changed_by,
-                    "changes": list(changes) if changes is not None else None,
-                }
+            versions.append((record, version))
+        if self._c.dialect.name == "sqlite":
+            await self._put_sqlite(created, updated, versions, now)
+            await self._attribute(versions, changed_by, changes)
+            return outcomes
+        # Stored once, in the version row (a PassportWrite comes encoded).
+        if created:
+            await self._c.execute(
+                insert(passports),
+                [{"id": r.id, "created_at": now, **_current_columns(r, 1, now)} for r in created],
             )
-        if new_rows:
-            await self._c.execute(insert(passports), new_rows)
+        if updated:
+            await self._c.execute(
+                update(passports).where(passports.c.id == bindparam("_id")),
+                [{"_id": r.id, **_current_columns(r, version, now)} for r, version in updated],
+            )
         if versions:
-            await self._c.execute(insert(passport_versions), versions)
+            await self._c.execute(
+                insert(passport_versions),
+                [
+                    {
+                        "passport_id": r.id,
+                        "version": version,
+                        "data": r.data if isinstance(r, PassportWrite) else encode_json(r.data),
+                        "digest": r.digest,
+                        "source_format": r.source_format,
+                        "recorded_at": now,
+                        "deleted": False,
+                    }
+                    for r, version in versions
+                ],
+            )
+        await self._attribute(versions, changed_by, changes)
         return outcomes
+
+    async def _attribute(
+        self,
+        versions: list[tuple[PassportRecord | PassportWrite, int]],
+        changed_by: str | None,
+        changes: Sequence[str] | None,
+    ) -> None:
+        """Record who stored versions and what they changed (a lifecycle write: one or a few rows)."""
+        if changed_by is None and changes is None:
+            return
+        for record, version in versions:
+            await self._c.execute(
+                update(passport_versions)
+                .where(passport_versions.c.passport_id == record.id, passport_versions.c.version == version)
+                .values(changed_by=changed_by, changes=list(changes) if changes is not None else None)
+            )
+
+    async def _put_sqlite(
+        self,
+        created: list[PassportRecord | PassportWrite],
+        updated: list[tuple[PassportRecord | PassportWrite, int]],
+        versions: list[tuple[PassportRecord | PassportWrite, int]],
+        now: int,
+    ) -> None:
+        """Write a batch on SQLite as one executemany per statement, its rows as plain tuples: SQLAlchemy's
+        per-row parameter processing was a third of storing a passport (the statements are the same)."""
+        if created:
+            await self._c.exec_driver_sql(
+                _SQLITE_INSERT_CURRENT,
+                [
+                    (r.id, r.battery_id, r.model_id, r.manufacturer_id, r.category, r.digest, r.source_format, now, now)
+                    for r in created
+                ],
+            )
+        if updated:
+            await self._c.exec_driver_sql(
+                _SQLITE_UPDATE_CURRENT,
+                [(*_columns(r), n, n, r.digest, r.source_format, now, r.id) for r, n in updated],
+            )
+        if versions:
+            await self._c.exec_driver_sql(
+                _SQLITE_INSERT_VERSION,
+                [(r.id, v, _json_text(r), r.digest, r.source_format, now) for r, v in versions],
+            )
 
     async def delete(self, passport_id: str, now: int) -> bool:
         """Mark a passport deleted (its history stays); return False when there is none to delete."""
@@ -316,6 +419,21 @@ class PassportRepository:
         )
         return [r.model_id for r in rows]
 
+    async def model_facts(self, model_id: str) -> tuple[str | None, str | None]:
+        """Return the category and chemistry of one current passport of a model (what its datasets announce)."""
+        rows = await self._c.execute(
+            _CURRENT.with_only_columns(passports.c.category, passport_versions.c.data)
+            .where(passports.c.model_id == model_id, passports.c.deleted_at.is_(None))
+            .order_by(passports.c.id)
+            .limit(1)
+        )
+        row = rows.first()
+        if row is None:
+            return None, None
+        identity = row.data.get("identity") if isinstance(row.data, dict) else None
+        chemistry = identity.get("chemistry") if isinstance(identity, dict) else None
+        return row.category, chemistry if isinstance(chemistry, str) else None
+
     async def count(self, include_deleted: bool = False) -> int:
         """Return how many passports are stored."""
         query = select(func.count()).select_from(passports)
@@ -375,7 +493,12 @@ class PassportRepository:
 
     async def take_ids(self, source: str, taken: Sequence[TakenId]) -> None:
         """Record the ids the import from `source` has taken (in the transaction that stores their records)."""
-        if taken:
+        if taken and self._c.dialect.name == "sqlite":
+            await self._c.exec_driver_sql(
+                "INSERT INTO passport_import_ids (source, passport_id, position, place) VALUES (?, ?, ?, ?)",
+                [(source, t.passport_id, t.position, t.place) for t in taken],
+            )
+        elif taken:
             await self._c.execute(
                 insert(passport_import_ids),
                 [

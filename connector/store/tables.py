@@ -331,3 +331,91 @@ revisions = Table(
 )
 
 OFFERS_REVISION = "offers"
+
+# The federated catalog (docs/federation.md): the participants this node crawls, and what each offered at its last
+# good crawl. A crawl replaces a participant's datasets and public passports in one transaction.
+federation_participants = Table(
+    "federation_participants",
+    metadata,
+    Column("id", _text(64), primary_key=True),
+    Column("name", _text(1024), nullable=False),  # as given: a DID, a BPN or a DSP address
+    Column("origin", String(16), nullable=False),  # api or file
+    Column("did", _text(1024), nullable=True),  # as last resolved
+    Column("address", _text(2048), nullable=True),
+    Column("added_at", BigInteger, nullable=False),
+    Column("last_attempt_at", BigInteger, nullable=True),
+    Column("last_success_at", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("datasets", Integer, nullable=False, default=0),
+    Column("passports", Integer, nullable=False, default=0),
+    Column("expired_at", BigInteger, nullable=True),  # its entry was dropped by the retention setting
+)
+
+federation_datasets = Table(
+    "federation_datasets",
+    metadata,
+    Column(
+        "participant_id",
+        _text(64),
+        ForeignKey("federation_participants.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("dataset_id", _text(1024), primary_key=True),
+    Column("provider", _text(1024), nullable=False),  # the DID of the catalog's participant
+    Column("title", Text, nullable=True),
+    Column("keywords", Text, nullable=True),
+    Column("search_text", Text, nullable=False),  # lower-case title and keywords (their words: federation_words)
+    Column("battery_category", _text(64), nullable=True),
+    Column("chemistry", _text(128), nullable=True),
+    Column("model", _text(256), nullable=True),
+    Column("access_level", _text(64), nullable=True),
+    Column("asset_type", _text(1024), nullable=True),
+    Column("document", Json, nullable=False),  # the dataset as the provider sent it (expanded JSON-LD)
+    Index("ix_federation_datasets_model", "model", "participant_id", "dataset_id"),
+    Index("ix_federation_datasets_chemistry", "chemistry", "participant_id", "dataset_id"),
+    Index("ix_federation_datasets_category", "battery_category", "participant_id", "dataset_id"),
+    Index("ix_federation_datasets_level", "access_level", "participant_id", "dataset_id"),
+    Index("ix_federation_datasets_type", "asset_type", "participant_id", "dataset_id"),
+    Index("ix_federation_datasets_provider", "provider", "participant_id", "dataset_id"),
+)
+
+# The words of each dataset's title and keywords: free-text search reads this index, never scans the datasets.
+federation_words = Table(
+    "federation_words",
+    metadata,
+    Column("word", _text(256), primary_key=True),
+    Column("participant_id", _text(64), primary_key=True),
+    Column("dataset_id", _text(1024), primary_key=True),
+)
+
+# The public views of the passports a participant serves (Insights reads them).
+federation_passports = Table(
+    "federation_passports",
+    metadata,
+    Column(
+        "participant_id",
+        _text(64),
+        ForeignKey("federation_participants.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("passport_id", _text(256), primary_key=True),
+    Column("data", Json, nullable=False),
+)
+
+# One row per crawl: its run key is unique, so one crawl per participant and period runs across replicas.
+federation_crawls = Table(
+    "federation_crawls",
+    metadata,
+    Column("run_key", _text(256), primary_key=True),
+    Column("participant_id", _text(64), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Column("outcome", String(16), nullable=False),  # running, succeeded, failed
+    Column("error", Text, nullable=True),
+    Column("datasets", Integer, nullable=True),
+    Column("appeared", Json, nullable=True),  # dataset ids new since the previous good crawl (capped)
+    Column("disappeared", Json, nullable=True),
+    Column("appeared_count", Integer, nullable=True),
+    Column("disappeared_count", Integer, nullable=True),
+    Index("ix_federation_crawls_participant", "participant_id", "started_at"),
+)

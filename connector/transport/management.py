@@ -17,6 +17,7 @@ from connector.domain.transfer import TransferMessage
 from connector.management import wire
 from connector.services.dsp_client import DspClient, PeerCatalogs, check_protocol
 from connector.services.edrs import EdrRefresher
+from connector.services.federation import FederationService
 from connector.services.identity import NodeIdentity
 from connector.services.lifecycle import LifecycleService
 from connector.services.lookup import PassportLookup
@@ -28,7 +29,17 @@ from connector.services.transfers import TransferService
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.repositories import HeldCredential
-from connector.transport import apidocs, guard, lifecycle, lookup, metrics, notifications, openapi, passports
+from connector.transport import (
+    apidocs,
+    federation,
+    guard,
+    lifecycle,
+    lookup,
+    metrics,
+    notifications,
+    openapi,
+    passports,
+)
 from connector.transport.http import (
     API_KEY,
     MAX_BODY,
@@ -61,6 +72,7 @@ class ManagementServices:
     lookup: PassportLookup | None = None
     lifecycle: LifecycleService | None = None
     notifications: NotificationService | None = None
+    federation: FederationService | None = None
 
 
 SERVICES: web.AppKey[ManagementServices] = web.AppKey("services", ManagementServices)
@@ -949,6 +961,12 @@ ROUTES: tuple[Route, ...] = (
         )
         for r in passports.ROUTES
     ),
+    *(
+        Route(
+            r.method, r.path, r.handler, r.summary, "Federation", r.request, r.response, r.status, r.query, r.body_types
+        )
+        for r in federation.ROUTES
+    ),
     Route("GET", "/health", health, "Liveness: the process answers", "Operations", None, "Health"),
     Route(
         "GET",
@@ -1005,6 +1023,8 @@ def create_app(
             lifecycle.install(app, services.lifecycle)
         if services.notifications is not None:
             notifications.install(app, services.notifications)
+        if services.federation is not None:
+            app[federation.FEDERATION] = services.federation
     app[API_KEY] = api_key
     app[MAX_BODY] = max_body
     app[MAX_DEPTH] = max_depth

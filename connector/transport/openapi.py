@@ -616,6 +616,89 @@ SCHEMAS.update(
     }
 )
 
+_PARTICIPANT = {
+    "type": "object",
+    "required": ["id", "participant", "origin", "datasets", "stale"],
+    "properties": {
+        "id": {"type": "string"},
+        "participant": {"type": "string", "description": "as given: a DID, a BPN or a DSP address"},
+        "origin": {"enum": ["api", "file"]},
+        "did": {"type": ["string", "null"]},
+        "dspAddress": {"type": ["string", "null"]},
+        "addedAt": {"type": "integer"},
+        "lastAttemptAt": {"type": ["integer", "null"]},
+        "lastSuccessAt": {"type": ["integer", "null"]},
+        "datasets": {"type": "integer"},
+        "passports": {"type": "integer"},
+        "stale": {"type": "boolean", "description": "the entry is not from the latest attempt, or is old"},
+        "ageSeconds": {"type": ["integer", "null"], "description": "age of the entry (since the last good crawl)"},
+        "expiredAt": {"type": ["integer", "null"]},
+        "lastError": {"type": ["string", "null"]},
+        "crawls": {"type": "array", "items": {"$ref": "#/components/schemas/FederationCrawl"}},
+        "crawl": {"$ref": "#/components/schemas/FederationCrawl"},
+    },
+}
+SCHEMAS.update(
+    {
+        "FederationParticipantInput": {
+            "type": "object",
+            "required": ["participant"],
+            "properties": {"participant": {"type": "string", "description": "a DID, a BPN (BPNL...) or a DSP address"}},
+        },
+        "FederationParticipant": _PARTICIPANT,
+        "FederationParticipantList": {"type": "array", "items": _PARTICIPANT},
+        "FederationCrawl": {
+            "type": "object",
+            "properties": {
+                "runKey": {"type": "string"},
+                "participantId": {"type": "string"},
+                "startedAt": {"type": "integer"},
+                "finishedAt": {"type": ["integer", "null"]},
+                "outcome": {"enum": ["running", "succeeded", "failed"]},
+                "error": {"type": ["string", "null"]},
+                "datasets": {"type": ["integer", "null"]},
+                "appeared": {"type": "array", "items": {"type": "string"}, "description": "at most 1000 listed"},
+                "disappeared": {"type": "array", "items": {"type": "string"}},
+                "appearedCount": {"type": "integer"},
+                "disappearedCount": {"type": "integer"},
+            },
+        },
+        "FederationDatasetList": {
+            "type": "object",
+            "required": ["datasets", "next"],
+            "properties": {
+                "datasets": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string"},
+                            "participantId": {"type": "string"},
+                            "provider": {"type": "string"},
+                            "dspAddress": {"type": ["string", "null"]},
+                            "title": {"type": ["string", "null"]},
+                            "keywords": {"type": "array", "items": {"type": "string"}},
+                            "batteryCategory": {"type": ["string", "null"]},
+                            "chemistry": {"type": ["string", "null"]},
+                            "model": {"type": ["string", "null"]},
+                            "accessLevel": {"type": ["string", "null"]},
+                            "assetType": {"type": ["string", "null"]},
+                            "stale": {"type": ["boolean", "null"]},
+                            "dataset": {"type": "object", "description": "the dataset as crawled (JSON-LD)"},
+                        },
+                    },
+                },
+                "next": {"type": ["string", "null"], "description": "the cursor of the next page"},
+            },
+        },
+        "FederatedCatalogs": {
+            "type": "array",
+            "description": "EDC's federated catalog answer: one dcat:Catalog per crawled participant",
+            "items": {"type": "object"},
+        },
+    }
+)
+
 # A battery's life across nodes (docs/lifecycle.md).
 _LINK = {
     "type": "object",
@@ -824,6 +907,13 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "format": {"enum": ["node", "catenax", "idta"]},
     "format:view": {"enum": ["node", "catenax"]},
     "level": {"enum": ["public", "legitimate_interest", "authority"]},
+    "provider": {"type": "string", "description": "a participant id or the provider's DID"},
+    "batteryCategory": {"type": "string"},
+    "chemistry": {"type": "string"},
+    "model": {"type": "string"},
+    "accessLevel": {"type": "string"},
+    "assetType": {"type": "string", "description": "a dct:type IRI, or a short name such as DigitalTwinRegistry"},
+    "q": {"type": "string", "description": "words that must all appear in the title or keywords"},
     "auto_refresh": {
         "type": "boolean",
         "description": "refresh the tokens first when the access token has (nearly) expired",
@@ -903,7 +993,7 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
         responses: dict[str, Any] = {str(route.status): ok}
         if route.path == "/metrics" and secured:
             responses["401"] = _problem("missing or wrong X-Api-Key")
-        if route.path.startswith(("/management/v3", "/management/v4", "/management/v1")):
+        if route.path.startswith(("/management/v3", "/management/v4", "/management/v1", "/api/catalog/")):
             if secured:
                 responses["401"] = _problem("missing or wrong X-Api-Key")
             if route.request is not None or tuple(getattr(route, "query", ())):

@@ -108,6 +108,7 @@ MOVED: tuple[tuple[str, str, str], ...] = (
     ("performance.dynamic.fullCycles.value", "condition", "full_cycles"),
 )
 _FIELD_PATH = {(group, name): path for path, group, name in MOVED}
+_NODE_FIELD = {(group, name): f"{group}.{name}" for _, group, name in MOVED}
 # Where a field the node derives (not moves) comes from, for naming a fault at its Catena-X path.
 _DERIVED = {
     ("identity", "battery_id"): "identification.identification.serial",
@@ -219,8 +220,19 @@ class _Order:
         self.by_tag: dict[Tag, dict[str, dict[str, int]]] = {}
 
     def note(self, container: str, key: str, index: int) -> None:
-        keys = (*container.split("."), key) if container else (key,)
-        self.by_tag.setdefault(_tag(keys), {}).setdefault(container, {})[key] = index
+        tag = _NOTED.get((container, key))
+        if tag is None:
+            tag = _tag((*container.split("."), key) if container else (key,))
+            if len(_NOTED) < _NOTED_MAX:
+                _NOTED[container, key] = tag
+        by_container = self.by_tag.get(tag)
+        if by_container is None:
+            by_container = self.by_tag[tag] = {}
+        positions = by_container.get(container)
+        if positions is None:
+            by_container[container] = {key: index}
+        else:
+            positions[key] = index
 
     def note_split(self, document: dict[str, Any], prefix: tuple[str, ...] = ()) -> None:
         container = ".".join(prefix)  # a split container is one of SECTIONS': no key in it has a dot
@@ -228,6 +240,12 @@ class _Order:
             self.note(container, key, index)
             if isinstance(value, dict) and (*prefix, key) in _SPLIT_KEYS:
                 self.note_split(value, (*prefix, key))
+
+
+# The tag of each (container, key) noted so far: a format's keys are few; the keys of documents from
+# outside are not, so the table stops growing at a bound (the rest are looked up each time).
+_NOTED: dict[tuple[str, str], Tag] = {}
+_NOTED_MAX = 4096
 
 
 def _take(
@@ -296,7 +314,7 @@ def _read(document: dict[str, Any], fmt: str) -> Passport:
     remainder = _take(document, _MOVED_TREE, order, taken)
     groups: dict[str, dict[str, Any]] = {}
     for (_, group, name), value in taken:
-        groups.setdefault(group, {})[name] = node_spelling(FORMAT, f"{group}.{name}", value)
+        groups.setdefault(group, {})[name] = node_spelling(FORMAT, _NODE_FIELD[group, name], value)
     identity = groups.setdefault("identity", {})
     passport_id = identity.get("passport_id")
     identity["battery_id"] = _battery_id(document, passport_id if isinstance(passport_id, str) else "-")

@@ -35,6 +35,9 @@ from pydantic_core import PydanticCustomError
 
 def _json_number(value: Any) -> Any:
     """Take a JSON number as it is: no string, no boolean, no NaN (a lax model would turn "1.5" into 1.5)."""
+    kind = type(value)  # the plain int and float first: they are nearly every value
+    if kind is int or (kind is float and math.isfinite(value)):
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         got = f"{json_type(value)} {shown(value)}"
         raise PydanticCustomError("number", "must be a number, got {got}", {"got": got})
