@@ -19,6 +19,7 @@ from connector.jobs.deadlines import DeadlineWatch
 from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.jobs.pruning import Pruner
+from connector.jobs.sync import SyncScheduler, check_schedule
 from connector.services import tck
 from connector.services.catalog import CatalogService
 from connector.services.dataplane import AccessLog, DataPlaneService
@@ -38,12 +39,15 @@ from connector.services.offers import (
     PolicyDefinitionService,
     evaluable,
 )
+from connector.services.passport_feed import PassportFeed
 from connector.services.passports import PassportService
 from connector.services.retention import RetentionService
+from connector.services.sync import SyncService, SyncSettings
+from connector.services.sync_access import NegotiatedAccess
 from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
-from connector.transport import dataplane, guard, management, passports, protocol, server
+from connector.transport import dataplane, guard, management, passport_feed, passports, protocol, server
 from connector.transport.peer import PeerClient, PeerLimits
 
 log = logging.getLogger("connector")
@@ -166,6 +170,24 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         pruner = Pruner(RetentionService(store, settings.access_log_retention_days), settings.prune_interval_seconds)
         await pruner.start()
         stack.push_async_callback(pruner.stop)
+        edrs = EdrRefresher(transfers, peer, identity.self_issued)
+        sync_service = SyncService(
+            store,
+            peer_catalogs,
+            dsp,
+            NegotiatedAccess(store, negotiations, transfers, edrs, timeout=max(30.0, settings.peer_timeout * 3)),
+            peer,
+            check_schedule,
+            SyncSettings(
+                page_size=settings.sync_page_size,
+                retry_attempts=settings.sync_retry_attempts,
+                retry_seconds=settings.sync_retry_seconds,
+                lease_seconds=settings.sync_lease_seconds,
+            ),
+        )
+        scheduler = SyncScheduler(store, sync_service, settings.sync_poll_seconds)
+        await scheduler.start()
+        stack.push_async_callback(scheduler.stop)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),
@@ -177,7 +199,8 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             dsp=dsp,
             transfers=transfers,
             passports=passport_service,
-            edrs=EdrRefresher(transfers, peer, identity.self_issued),
+            edrs=edrs,
+            sync=sync_service,
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         authenticator: tck.TckAuthenticator | NodeIdentity = identity
@@ -212,6 +235,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.max_json_depth,
         )
         passports.add_public_routes(protocol_app, passport_service)
+        passport_feed.add(protocol_app, PassportFeed(store))
         dataplane.add_routes(
             protocol_app,
             DataPlaneService(

@@ -22,6 +22,7 @@ from connector.store.repositories import (
 )
 from connector.store.retention import RetentionRepository
 from connector.store.sealing import PLAIN, Sealer
+from connector.store.sync import SyncRepository
 from connector.store.transfers import AccessLogRepository, TransferRepository, UsageRepository
 
 
@@ -43,6 +44,7 @@ class Transaction:
     passports: PassportRepository
     usage: UsageRepository
     retention: RetentionRepository
+    sync: SyncRepository
     # Called once the transaction has committed (a cache forgetting what it changed, say).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -119,4 +121,5 @@ def _bind(connection: AsyncConnection, sealer: Sealer = PLAIN) -> Transaction:
         passports=PassportRepository(connection),
         usage=UsageRepository(connection),
         retention=RetentionRepository(connection),
+        sync=SyncRepository(connection, sealer),
     )

@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from connector.store import changes
 from connector.store.engine import encode_json
 from connector.store.tables import passport_import_ids, passport_imports, passport_versions, passports
 
@@ -176,6 +177,7 @@ class PassportRepository:
             await self._c.execute(insert(passports), new_rows)
         if versions:
             await self._c.execute(insert(passport_versions), versions)
+            await changes.stamp(self._c, [v["passport_id"] for v in versions])  # the change feed's sequence
         return outcomes
 
     async def delete(self, passport_id: str, now: int) -> bool:
@@ -200,6 +202,7 @@ class PassportRepository:
                 deleted=True,
             )
         )
+        await changes.stamp(self._c, [passport_id])  # the change feed's sequence
         return True
 
     async def history(self, passport_id: str) -> list[PassportVersion]:

@@ -21,11 +21,12 @@ from connector.services.identity import NodeIdentity
 from connector.services.negotiations import NegotiationService
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, now_ms
 from connector.services.passports import PassportService
+from connector.services.sync import SyncService
 from connector.services.transfers import TransferService
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.repositories import HeldCredential
-from connector.transport import guard, openapi, passports
+from connector.transport import guard, openapi, passports, sync
 from connector.transport.http import (
     API_KEY,
     MAX_BODY,
@@ -55,6 +56,7 @@ class ManagementServices:
     transfers: TransferService
     passports: PassportService
     edrs: EdrRefresher | None = None
+    sync: SyncService | None = None
 
 
 SERVICES: web.AppKey[ManagementServices] = web.AppKey("services", ManagementServices)
@@ -873,6 +875,10 @@ ROUTES: tuple[Route, ...] = (
         )
         for r in passports.ROUTES
     ),
+    *(
+        Route(r.method, r.path, r.handler, r.summary, "Sync jobs", r.request, r.response, r.status, r.query)
+        for r in sync.ROUTES
+    ),
     Route("GET", "/health", health, "Liveness: the process answers", "Operations", None, "Health"),
     Route("GET", "/ready", ready, "Readiness: the database answers", "Operations", None, "Health"),
     Route("GET", "/management/openapi.json", openapi_document, "This OpenAPI document", "Operations", None, None),
@@ -897,6 +903,8 @@ def create_app(
     app[SERVICES] = services
     if services is not None:  # None only when a test builds the app to list its routes
         app[passports.PASSPORTS] = services.passports
+        if services.sync is not None:
+            app[sync.SYNC] = services.sync
     app[API_KEY] = api_key
     app[MAX_BODY] = max_body
     app[MAX_DEPTH] = max_depth
