@@ -1,0 +1,114 @@
+"""Scheduled sync jobs between real nodes on loopback: a consumer keeps a current copy of a provider's passports.
+
+The provider adds, changes and deletes passports between runs and each run's counts say exactly that; a run
+with nothing changed transfers no passport; the copies are kept apart from the consumer's own passports.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import aiohttp
+
+from connector.app import Node
+from connector.domain import passport as model
+from tests.conftest import API_KEY, Management, NodeFactory
+
+V1 = "/management/v1/passports"
+JOBS = "/management/v1/sync/jobs"
+
+
+async def provider_with_passports(node_factory: NodeFactory, http: aiohttp.ClientSession, count: int) -> tuple[Node, Management, list[dict[str, Any]]]:
+    """Start a provider holding `count` passports of one model, published (public level only)."""
+    provider = await node_factory(api_key=API_KEY)
+    api = Management(http, provider)
+    documents = [model.generate(i) for i in range(count)]
+    model_id = documents[0]["identity"]["model_id"]
+    for document in documents:
+        document["identity"]["model_id"] = model_id
+    status, summary = await api.call("POST", f"{V1}/import", documents)
+    assert status == 200 and summary["new"] == count, summary
+    status, published = await api.call("POST", f"{V1}/publish", {"levels": ["public"]})
+    assert status == 200, published
+    return provider, api, documents
+
+
+def job_body(provider: Node, **extra: Any) -> dict[str, Any]:
+    return {
+        "partnerAddress": provider.settings.dsp_base_url,
+        "partnerId": provider.settings.effective_did,
+        "schedule": "PT1H",
+        **extra,
+    }
+
+
+async def run(api: Management, job_id: str) -> dict[str, Any]:
+    status, record = await api.call("POST", f"{JOBS}/{job_id}/run?wait=true")
+    assert status == 200, record
+    return record
+
+
+def counts(record: dict[str, Any]) -> tuple[int, int, int, int, int]:
+    return record["new"], record["changed"], record["unchanged"], record["removed"], record["refused"]
+
+
+async def test_runs_pick_up_exactly_what_changed(node_factory: NodeFactory, http: aiohttp.ClientSession) -> None:
+    provider, provider_api, documents = await provider_with_passports(node_factory, http, 12)
+    consumer = await node_factory(api_key=API_KEY, sync_page_size=5)
+    api = Management(http, consumer)
+    status, job = await api.call("POST", JOBS, job_body(provider, id="maker"))
+    assert status == 201, job
+    assert job["state"] == "ACTIVE" and job["destination"] == {"type": "store"}
+
+    first = await run(api, "maker")
+    assert first["state"] == "SUCCEEDED", first
+    assert counts(first) == (12, 0, 0, 0, 0)
+    assert first["bytes"] > 0
+
+    # Nothing changed: nothing is transferred.
+    idle = await run(api, "maker")
+    assert idle["state"] == "SUCCEEDED" and counts(idle) == (0, 0, 0, 0, 0), idle
+
+    # The provider adds two, changes three (one of them twice) and deletes one.
+    for i in (100, 101):
+        extra = model.generate(i)
+        extra["identity"]["model_id"] = documents[0]["identity"]["model_id"]
+        assert (await provider_api.call("POST", V1, extra))[0] == 201
+    for document in documents[:3]:
+        changed = copy.deepcopy(document)
+        changed["identity"]["mass_kg"] = 123.5
+        pid = changed["identity"]["passport_id"]
+        status, body = await provider_api.call("PUT", f"{V1}/{pid}", changed)
+        assert status == 200, body
+    again = copy.deepcopy(documents[0])
+    again["identity"]["mass_kg"] = 124.5
+    assert (await provider_api.call("PUT", f"{V1}/{again['identity']['passport_id']}", again))[0] == 200
+    gone = documents[5]["identity"]["passport_id"]
+    assert (await provider_api.call("DELETE", f"{V1}/{gone}"))[0] == 204
+
+    third = await run(api, "maker")
+    assert third["state"] == "SUCCEEDED", third
+    assert counts(third) == (2, 3, 0, 1, 0), third
+
+    # One agreement and one transfer served all three runs (reused while STARTED).
+    status, negotiations = await api.call("POST", "/management/v3/contractnegotiations/request", {})
+    assert status == 200 and len(negotiations) == 1, negotiations
+
+    status, runs = await api.call("GET", f"{JOBS}/maker/runs")
+    assert [r["id"] for r in runs] == [third["id"], idle["id"], first["id"]]  # newest first
+
+    status, kept = await api.call("GET", f"{JOBS}/maker/passports?limit=1000")
+    assert status == 200
+    ids = sorted(i["id"] for i in kept["items"])
+    assert len(ids) == 13 and gone not in ids
+    one = next(i for i in kept["items"] if i["id"] == again["identity"]["passport_id"])
+    assert one["source"]["partnerId"] == provider.settings.effective_did
+    assert one["source"]["accessLevel"] == "public" and one["source"]["partnerVersion"] == 3
+    assert one["passport"]["identity"]["passport_id"] == one["id"]
+
+    # Copies are not the consumer's own passports: not listed, not published, not in its feed.
+    status, own = await api.call("GET", V1)
+    assert status == 200 and own["items"] == []
+    status, published = await api.call("POST", f"{V1}/publish", {})
+    assert status == 200 and published["assets"] == []
