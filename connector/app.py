@@ -21,6 +21,7 @@ from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.jobs.pruning import Pruner
 from connector.jobs.sync import SyncScheduler, check_schedule
 from connector.services import tck
+from connector.services.access import Access
 from connector.services.catalog import CatalogService
 from connector.services.dataplane import AccessLog, DataPlaneService
 from connector.services.dsp_client import DspClient, PeerCatalogs
@@ -31,6 +32,7 @@ from connector.services.identity import (
     parse_business_partner_groups,
     parse_trusted_issuers,
 )
+from connector.services.lookup import PassportLookup
 from connector.services.negotiations import NegotiationService, now_ms
 from connector.services.offers import (
     AssetService,
@@ -43,7 +45,7 @@ from connector.services.passport_feed import PassportFeed
 from connector.services.passports import PassportService
 from connector.services.retention import RetentionService
 from connector.services.sync import SyncService, SyncSettings
-from connector.services.sync_access import NegotiatedAccess
+from connector.services.sync_access import SharedAccess
 from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
@@ -63,6 +65,7 @@ class Node:
     identity: NodeIdentity
     management_port: int
     protocol_port: int
+    access: Access | None = None  # this node's access to partners' data as consumer (services.access)
 
     @property
     def management_url(self) -> str:
@@ -171,11 +174,22 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         await pruner.start()
         stack.push_async_callback(pruner.stop)
         edrs = EdrRefresher(transfers, peer, identity.self_issued)
+        access = Access(
+            store,
+            negotiations,
+            transfers,
+            edrs,
+            peer_catalogs,
+            dsp,
+            identity,
+            peer,
+            settings.effective_participant_id,
+            wait_seconds=settings.access_wait_seconds,
+        )
         sync_service = SyncService(
             store,
             peer_catalogs,
-            dsp,
-            NegotiatedAccess(store, negotiations, transfers, edrs, timeout=max(30.0, settings.peer_timeout * 3)),
+            SharedAccess(access),
             peer,
             check_schedule,
             SyncSettings(
@@ -200,6 +214,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             transfers=transfers,
             passports=passport_service,
             edrs=edrs,
+            lookup=PassportLookup(access),
             sync=sync_service,
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
@@ -265,7 +280,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.max_header_bytes,
         )
         stack.push_async_callback(server.stop, served_management)
-        node = Node(settings, store, peer, identity, served_management.port, served_protocol.port)
+        node = Node(settings, store, peer, identity, served_management.port, served_protocol.port, access)
         log.info(
             "node started",
             extra={

@@ -130,6 +130,31 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("--config", type=Path, metavar="FILE")
     remove.add_argument("--yes", action="store_true", help="delete without asking")
 
+    find = passport_commands.add_parser(
+        "lookup",
+        help="read a partner's passport through its registry, asking the running node's management API",
+        description="Ask the running node (its management API, CONNECTOR_MANAGEMENT_HOST/PORT and CONNECTOR_API_KEY, "
+        "or --node) to look a battery up in a partner's Digital Twin Registry and read its passport, reusing the "
+        "agreements and EDRs it holds. Prints the passport as JSON; where it came from goes to stderr.",
+    )
+    find.add_argument("--config", type=Path, metavar="FILE")
+    find.add_argument("--partner", required=True, help="the partner's DID, BPN or DSP address")
+    find.add_argument("--battery", metavar="ID", help="the battery's global asset id")
+    find.add_argument(
+        "--asset-id",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a specific asset id to look the shell up by (repeatable), e.g. partInstanceId=X123",
+    )
+    find.add_argument(
+        "--level", choices=["public", "legitimate_interest", "authority"], help="default: the best offered"
+    )
+    find.add_argument("--semantic-id", help="the submodel's semantic id (default: Catena-X BatteryPass 6.1.0)")
+    find.add_argument("--node", metavar="URL", help="the node's management URL (default: from the settings)")
+    find.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer (default 120)")
+    find.add_argument("--json", action="store_true", help="print the whole answer (passport, source, timings)")
+
     issuer = commands.add_parser(
         "issuer",
         help="make this node a credential issuer for a dataspace (served at <public URL>/issuer/...)",
@@ -216,6 +241,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "settings":
         _print_settings(settings)
         return 0
+    if args.command == "passports" and args.passports_command == "lookup":
+        return _lookup(settings, args)
     if args.command == "passports":
         return _run(_passports(settings, args))
     if args.command == "issuer":
@@ -225,6 +252,72 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"connector: {exc.message}", file=sys.stderr)
             return EXIT_FAILURE
     return EXIT_FAILURE
+
+
+def _lookup(settings: Settings, args: argparse.Namespace) -> int:
+    """Ask the running node for a partner's passport; print it, and where it came from on stderr."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    body: dict[str, Any] = {"partner": args.partner}
+    if args.battery:
+        body["batteryId"] = args.battery
+    links = []
+    for item in args.asset_id:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            print(f"connector: --asset-id {item!r} is not NAME=VALUE", file=sys.stderr)
+            return EXIT_FAILURE
+        links.append({"name": name, "value": value})
+    if links:
+        body["specificAssetIds"] = links
+    if not args.battery and not links:
+        print("connector: give --battery or --asset-id", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.level:
+        body["level"] = args.level
+    if args.semantic_id:
+        body["semanticId"] = args.semantic_id
+    host = settings.management_host
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host  # noqa: S104
+    base = (args.node or f"http://{host}:{settings.management_port}").rstrip("/")
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if settings.api_key is not None:
+        headers["X-Api-Key"] = settings.api_key.get_secret_value()
+    request = urllib.request.Request(  # noqa: S310 (the operator's own node, http or https)
+        base + "/management/v1/passports/lookup", data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:  # noqa: S310
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            problem = json.loads(raw)
+        except ValueError:
+            problem = {"detail": raw[:300].decode(errors="replace")}
+        step = f" at step {problem['step']}" if isinstance(problem, dict) and problem.get("step") else ""
+        detail = problem.get("detail") if isinstance(problem, dict) else None
+        print(f"connector: the lookup failed{step} ({exc.code}): {detail or exc.reason}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(
+            f"connector: cannot reach the node at {base} ({reason}); is it running (connector serve)?", file=sys.stderr
+        )
+        return EXIT_FAILURE
+    if args.json:
+        _print_json(answer)
+        return 0
+    _print_json(answer["passport"])
+    source = answer["source"]
+    print(
+        f"from {source['partner']}: asset {source['asset']}, agreement {source['agreement']}, "
+        f"level {source['level'] or 'unknown'}, in {sum(answer['elapsedMs'].values()):.0f} ms",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _issuer(settings: Settings, args: argparse.Namespace) -> int:

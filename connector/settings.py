@@ -184,6 +184,13 @@ class Settings(BaseSettings):
         le=30 * 86_400,
         description="Seconds a process waits for the peer's next move before it terminates (0: for ever).",
     )
+    access_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a call that needs a partner's data (a passport lookup) waits for a negotiation to be "
+        "finalized or a transfer to start; the process goes on after that, and the next call waits for it.",
+    )
     shutdown_timeout: float = Field(
         default=10.0, gt=0, le=600, description="Seconds to drain in-flight requests on SIGTERM."
     )

@@ -19,7 +19,9 @@ V1 = "/management/v1/passports"
 JOBS = "/management/v1/sync/jobs"
 
 
-async def provider_with_passports(node_factory: NodeFactory, http: aiohttp.ClientSession, count: int) -> tuple[Node, Management, list[dict[str, Any]]]:
+async def provider_with_passports(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, count: int
+) -> tuple[Node, Management, list[dict[str, Any]]]:
     """Start a provider holding `count` passports of one model, published (public level only)."""
     provider = await node_factory(api_key=API_KEY)
     api = Management(http, provider)

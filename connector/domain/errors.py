@@ -19,6 +19,8 @@ class ConnectorError(Exception):
     """Base of every error the node reports to a caller."""
 
     type = "Error"
+    # The step of a multi-step call (a passport lookup) that failed, named in the problem's `step` member.
+    step: str | None = None
 
     def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
         super().__init__(message)
@@ -52,6 +54,12 @@ class Conflict(ConnectorError):
 
 class AlreadyExists(Conflict):
     """A process the peer opened is stored already (the same opening message, handled by another replica)."""
+
+
+class Refused(ConnectorError):
+    """A partner refused what this node asked for (a negotiation terminated, a transfer refused, no offer)."""
+
+    type = "Forbidden"
 
 
 class Unauthorized(ConnectorError):

@@ -237,6 +237,12 @@ class NodeIdentity:
         vcdm1 = [jwt for jwt in jwts if vc.credential_format(jwt) == vc.VCDM1]
         return vc.presentations(self._key, self.did, vcdm1 or jwts, self.did)[0]
 
+    async def did_document(self, did: str) -> didweb.DidDocument:
+        """Return a peer's DID document (resolved within the peer client's limits, cached like every resolution)."""
+        if did == self.did:
+            return await self._own(did)
+        return await self._resolver(did)
+
     async def participant_did(self, participant: str, field: str = "counterPartyId") -> str:
         """Return the DID a participant is addressed by: a BPN resolved through the BPN directory, a DID as it is."""
         return await self.bpn_directory.participant_did(participant, field)

@@ -36,7 +36,7 @@ from connector.domain.sync import (
     interval_seconds,
 )
 from connector.dsp.catalog import parse_dataset_offers
-from connector.services.dsp_client import DspClient, PeerCatalogs
+from connector.services.dsp_client import PeerCatalogs
 from connector.services.passports import PASSPORT_SCHEMA, digest, load, now_ms
 from connector.services.sync_access import DatasetAccess, Endpoint
 from connector.store import Store, Transaction
@@ -303,7 +303,6 @@ class SyncService:
         self,
         store: Store,
         catalogs: PeerCatalogs,
-        dsp: DspClient,
         access: DatasetAccess,
         peer: PeerClient,
         check_schedule: CheckSchedule,
@@ -312,7 +311,6 @@ class SyncService:
     ) -> None:
         self._store = store
         self._catalogs = catalogs
-        self._dsp = dsp
         self._access = access
         self._peer = peer
         self._check_schedule = check_schedule
@@ -496,13 +494,13 @@ class SyncService:
 
     async def _sync(self, job: SyncJob, tally: _Tally) -> None:
         began = time.perf_counter()
-        counterparty = await self._retrying(
-            "resolving the partner", lambda: self._dsp.counterparty_id(job.partner_address, job.partner_id)
+        counterparty, address = await self._retrying(
+            "resolving the partner", lambda: self._access.partner(job.partner_address, job.partner_id)
         )
         catalog = await self._retrying(
             "fetching the partner's catalog",
             lambda: self._catalogs.catalog(
-                job.partner_address, counterparty, None, (0, self.settings.catalog_page), job.dataset_filter
+                address, counterparty, None, (0, self.settings.catalog_page), job.dataset_filter
             ),
         )
         tally.network += time.perf_counter() - began
@@ -526,14 +524,16 @@ class SyncService:
         async with self._store.read() as tx:
             cursors = await tx.sync.cursors(job.id)
         for dataset_id in wanted:
-            await self._dataset(job, counterparty, dataset_id, by_dataset[dataset_id], cursors.get(dataset_id), tally)
+            offer_id = str(by_dataset[dataset_id]["@id"])
+            await self._dataset(job, counterparty, address, dataset_id, offer_id, cursors.get(dataset_id), tally)
 
     async def _dataset(
         self,
         job: SyncJob,
         counterparty: str,
+        address: str,
         dataset_id: str,
-        offer: dict[str, Any],
+        offer_id: str,
         cursor: Cursor | None,
         tally: _Tally,
     ) -> None:
@@ -541,9 +541,7 @@ class SyncService:
         began = time.perf_counter()
         endpoint: Endpoint = await self._retrying(
             f"getting access to dataset {dataset_id!r}",
-            lambda: self._access.open(
-                job.partner_address, counterparty, dataset_id, offer, cursor.transfer_id if cursor else None
-            ),
+            lambda: self._access.open(counterparty, address, dataset_id, offer_id),
         )
         tally.network += time.perf_counter() - began
         while True:
@@ -580,7 +578,7 @@ class SyncService:
             answer = await self._retrying(f"reading the change feed of {dataset_id!r}", once)
             if answer.status in (401, 403) and not refreshed:
                 refreshed = True
-                holder[0] = await self._retrying("refreshing the access token", lambda: self._access.refresh(holder[0]))
+                holder[0] = await self._retrying("renewing the access token", lambda: self._access.renew(holder[0]))
                 continue
             if answer.status >= 500:
                 raise SyncFailed(f"the partner's data plane answered {answer.status} for {dataset_id!r}")

@@ -1,27 +1,18 @@
-"""How a sync run gets to read a partner's dataset: an agreement and a pull transfer's endpoint data reference.
+"""How a sync run gets to read a partner's dataset, through the one consumer access service (connector.services.access).
 
-The seam is `DatasetAccess`: `open` returns an endpoint and token for a dataset (reusing the job's transfer of
-that dataset while it is STARTED, or negotiating the dataset's offer and starting a pull transfer), `refresh`
-renews the token. `NegotiatedAccess` builds it from this node's consumer services; the shared "reuse a valid
-agreement and EDR or negotiate" service (connector.services.access) is meant to replace it behind the seam.
+The seam is `DatasetAccess`: `partner` resolves the job's partner (DID, BPN or DSP address) to its DID and DSP
+address, `open` returns an endpoint and token for a dataset (an agreement and an EDR held are reused; otherwise
+the dataset's offer is negotiated and a pull transfer started), and `renew` replaces a token the provider
+refused. `SharedAccess` is that seam over `Access`, which shares agreements and EDRs with the passport lookup.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from connector.domain.assets import Criterion
-from connector.domain.errors import ConnectorError, PeerError
-from connector.domain.negotiation import NegotiationState, Role
-from connector.domain.query import QuerySpec
-from connector.domain.transfer import TransferState
-from connector.dsp.transfer import endpoint_properties
-from connector.services.edrs import EdrRefresher
-from connector.services.negotiations import NegotiationService
-from connector.services.transfers import TransferService
-from connector.store import Store
+from connector.services.access import Access, Edr, Partner
+from connector.store.negotiations import Agreement
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,98 +22,41 @@ class Endpoint:
     transfer_id: str
     url: str
     token: str
+    handle: Any = None  # what the access service needs to renew it
 
 
 class DatasetAccess(Protocol):
-    """Gets and renews read access to a partner's dataset."""
+    """Gets and renews read access to a partner's datasets."""
 
-    async def open(
-        self, address: str, counterparty_id: str, dataset_id: str, offer: dict[str, Any], reuse: str | None
-    ) -> Endpoint: ...
+    async def partner(self, address: str, partner_id: str | None) -> tuple[str, str]: ...
 
-    async def refresh(self, endpoint: Endpoint) -> Endpoint: ...
+    async def open(self, did: str, address: str, dataset_id: str, offer_id: str | None) -> Endpoint: ...
 
-
-def _endpoint(transfer_id: str, address: dict[str, Any] | None) -> Endpoint | None:
-    props = endpoint_properties(address) if address else {}
-    url, token = props.get("endpoint"), props.get("authorization")
-    return Endpoint(transfer_id, url, token) if url and token else None
+    async def renew(self, endpoint: Endpoint) -> Endpoint: ...
 
 
-class NegotiatedAccess:
-    """DatasetAccess through this node's negotiation and transfer services."""
+class SharedAccess:
+    """DatasetAccess through `Access`."""
 
-    def __init__(
-        self,
-        store: Store,
-        negotiations: NegotiationService,
-        transfers: TransferService,
-        edrs: EdrRefresher,
-        timeout: float = 60.0,
-        poll: float = 0.05,
-    ) -> None:
-        self._store = store
-        self._negotiations = negotiations
-        self._transfers = transfers
-        self._edrs = edrs
-        self._timeout = timeout
-        self._poll = poll
+    def __init__(self, access: Access) -> None:
+        self._access = access
 
-    async def open(
-        self, address: str, counterparty_id: str, dataset_id: str, offer: dict[str, Any], reuse: str | None
-    ) -> Endpoint:
-        """Return an endpoint for the dataset: the transfer `reuse` while it is STARTED, or a new agreement's."""
-        if reuse is not None:
-            try:
-                transfer = await self._edrs.current(reuse, auto_refresh=True)
-            except ConnectorError:
-                transfer = None
-            if transfer is not None and transfer.state is TransferState.STARTED:
-                found = _endpoint(transfer.id, transfer.data_address)
-                if found is not None:
-                    return found
-        negotiation = await self._negotiations.start(address, counterparty_id, offer, pull_when_finalized=True)
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await self._wait(negotiation.id, dataset_id)
-        except TimeoutError:
-            raise PeerError(
-                f"no agreement and data address for dataset {dataset_id!r} within {self._timeout:g} s"
-            ) from None
+    async def partner(self, address: str, partner_id: str | None) -> tuple[str, str]:
+        """Return the partner's DID and versioned DSP address (from its DID or BPN when given, else its address)."""
+        found = await self._access.partner(partner_id or address)
+        return found.did, found.address
 
-    async def _wait(self, negotiation_id: str, dataset_id: str) -> Endpoint:
-        while True:
-            negotiation = await self._negotiations.get(negotiation_id)
-            if negotiation.state is NegotiationState.TERMINATED:
-                reason = negotiation.error_detail or "no reason"
-                raise PeerError(f"the negotiation for dataset {dataset_id!r} was terminated: {reason}")
-            if negotiation.state is NegotiationState.FINALIZED and negotiation.agreement_id:
-                break
-            await asyncio.sleep(self._poll)
-        spec = QuerySpec(
-            limit=10,
-            filter_expression=(
-                Criterion("contractId", "=", negotiation.agreement_id),
-                Criterion("type", "=", Role.CONSUMER.value),  # the node's own side of the transfer
-            ),
-        )
-        while True:
-            async with self._store.read() as tx:
-                found_transfers = await tx.transfers.query(spec)
-            for transfer in found_transfers:
-                if transfer.state is TransferState.TERMINATED:
-                    reason = transfer.error_detail or "no reason"
-                    raise PeerError(f"the transfer for dataset {dataset_id!r} was terminated: {reason}")
-                if transfer.state is TransferState.STARTED:
-                    found = _endpoint(transfer.id, transfer.data_address)
-                    if found is not None:
-                        return found
-            await asyncio.sleep(self._poll)
+    async def open(self, did: str, address: str, dataset_id: str, offer_id: str | None) -> Endpoint:
+        """Return an endpoint for the dataset under an agreement held or negotiated."""
+        partner = Partner(did, address)
+        agreement, edr = await self._access.grant(partner, dataset_id, offer_id)
+        return _endpoint(partner, agreement, edr)
 
-    async def refresh(self, endpoint: Endpoint) -> Endpoint:
-        """Return the endpoint with fresh tokens (the Tractus-X refresh profile)."""
-        transfer = await self._edrs.refresh(endpoint.transfer_id)
-        found = _endpoint(transfer.id, transfer.data_address)
-        if found is None:
-            raise PeerError("the refreshed endpoint data reference has no endpoint or token")
-        return found
+    async def renew(self, endpoint: Endpoint) -> Endpoint:
+        """Return another endpoint than one the provider refused: refreshed tokens, or a new transfer's."""
+        partner, agreement, edr = endpoint.handle
+        return _endpoint(partner, agreement, await self._access.renew(partner, agreement, edr))
+
+
+def _endpoint(partner: Partner, agreement: Agreement, edr: Edr) -> Endpoint:
+    return Endpoint(edr.transfer_id, edr.endpoint, edr.authorization, (partner, agreement, edr))

@@ -18,6 +18,7 @@ from connector.management import wire
 from connector.services.dsp_client import DspClient, PeerCatalogs, check_protocol
 from connector.services.edrs import EdrRefresher
 from connector.services.identity import NodeIdentity
+from connector.services.lookup import PassportLookup
 from connector.services.negotiations import NegotiationService
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, now_ms
 from connector.services.passports import PassportService
@@ -26,7 +27,7 @@ from connector.services.transfers import TransferService
 from connector.store import Store
 from connector.store.negotiations import Agreement
 from connector.store.repositories import HeldCredential
-from connector.transport import guard, openapi, passports, sync
+from connector.transport import guard, lookup, openapi, passports, sync
 from connector.transport.http import (
     API_KEY,
     MAX_BODY,
@@ -56,6 +57,7 @@ class ManagementServices:
     transfers: TransferService
     passports: PassportService
     edrs: EdrRefresher | None = None
+    lookup: PassportLookup | None = None
     sync: SyncService | None = None
 
 
@@ -869,6 +871,15 @@ ROUTES: tuple[Route, ...] = (
         None,
         204,
     ),
+    Route(
+        "POST",
+        lookup.PATH,
+        lookup.lookup_passport,
+        "Read a partner's passport in one call: its registry, agreements and EDRs (reused), the shell, the submodel",
+        "Passports",
+        "PassportLookup",
+        "PassportLookupResult",
+    ),
     *(
         Route(
             r.method, r.path, r.handler, r.summary, "Passports", r.request, r.response, r.status, r.query, r.body_types
@@ -903,6 +914,8 @@ def create_app(
     app[SERVICES] = services
     if services is not None:  # None only when a test builds the app to list its routes
         app[passports.PASSPORTS] = services.passports
+        if services.lookup is not None:
+            app[lookup.LOOKUP] = services.lookup
         if services.sync is not None:
             app[sync.SYNC] = services.sync
     app[API_KEY] = api_key

@@ -536,6 +536,63 @@ SCHEMAS.update(
                 "levels": {"type": "array", "items": {"enum": ["public", "legitimate_interest", "authority"]}},
             },
         },
+        "PassportLookup": {
+            "type": "object",
+            "description": "Whose passport and which battery: `batteryId` (the global asset id) or `specificAssetIds`, "
+            "or both (every one must match). Without `level`, the best level the partner offers this node is read.",
+            "required": ["partner"],
+            "properties": {
+                "partner": {"type": "string", "description": "The partner's DID, BPN (BPNL...) or DSP address"},
+                "batteryId": {"type": "string", "minLength": 1, "maxLength": 2048},
+                "specificAssetIds": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 20,
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "value"],
+                        "properties": {"name": {"type": "string"}, "value": {"type": "string"}},
+                    },
+                },
+                "level": {"enum": ["public", "legitimate_interest", "authority"]},
+                "semanticId": {
+                    "type": "string",
+                    "default": "urn:samm:io.catenax.battery.battery_pass:6.1.0#BatteryPass",
+                },
+            },
+        },
+        "PassportLookupResult": {
+            "type": "object",
+            "required": ["passport", "source", "elapsedMs"],
+            "properties": {
+                "passport": {"description": "The submodel's value as the partner's data plane answered it"},
+                "source": {
+                    "type": "object",
+                    "properties": {
+                        "partner": {"type": "string", "description": "The partner's DID"},
+                        "bpn": {"type": ["string", "null"]},
+                        "dspAddress": {"type": "string"},
+                        "registry": {
+                            "type": "object",
+                            "properties": {"asset": {"type": "string"}, "agreement": {"type": "string"}},
+                        },
+                        "shell": {"type": "string"},
+                        "globalAssetId": {"type": ["string", "null"]},
+                        "semanticId": {"type": "string"},
+                        "href": {"type": "string"},
+                        "asset": {"type": "string", "description": "The submodel asset negotiated"},
+                        "agreement": {"type": "string", "description": "The agreement the passport was read under"},
+                        "level": {"type": ["string", "null"], "description": "The access level of that asset"},
+                    },
+                },
+                "elapsedMs": {
+                    "type": "object",
+                    "description": "Milliseconds per step: partner, registry, registry-access, shell, submodel, "
+                    "submodel-access, passport",
+                    "additionalProperties": {"type": "number"},
+                },
+            },
+        },
         "Published": {
             "type": "object",
             "required": ["assets", "policyDefinitions", "contractDefinitions"],

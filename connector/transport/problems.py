@@ -15,6 +15,7 @@ from connector.domain.errors import (
     NotFound,
     PeerError,
     PeerTimeout,
+    Refused,
     Unauthorized,
     Unprocessable,
 )
@@ -24,6 +25,7 @@ PROBLEM_JSON = "application/problem+json"
 _STATUS: list[tuple[type[ConnectorError], int, str]] = [
     (InvalidInput, 400, "Invalid input"),
     (Unauthorized, 401, "Unauthorized"),
+    (Refused, 403, "Refused by the partner"),
     (NotFound, 404, "Not found"),
     (Conflict, 409, "Conflict"),
     (Unprocessable, 422, "Unprocessable content"),
@@ -48,6 +50,7 @@ def problem_response(
     request_id: str | None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    step: str | None = None,
 ) -> web.Response:
     """Build a problem+json response; `errors` lists each problem as EDC does (message, type, path, invalidValue)."""
     body: dict[str, Any] = {
@@ -58,6 +61,8 @@ def problem_response(
     }
     if request_id:
         body["instance"] = f"urn:request:{request_id}"
+    if step:
+        body["step"] = step
     body["errors"] = (
         errors
         if errors is not None
@@ -74,7 +79,7 @@ def error_response(error: ConnectorError, request_id: str | None) -> web.Respons
         for p in error.problems
     ]
     headers = {"WWW-Authenticate": 'ApiKey header="X-Api-Key"'} if status == 401 else None
-    return problem_response(status, title, error.message, request_id, errors, headers)
+    return problem_response(status, title, error.message, request_id, errors, headers, error.step)
 
 
 def _shown(value: Any) -> Any:
