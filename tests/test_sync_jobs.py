@@ -6,6 +6,7 @@ with nothing changed transfers no passport; the copies are kept apart from the c
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -114,3 +115,83 @@ async def test_runs_pick_up_exactly_what_changed(node_factory: NodeFactory, http
     assert status == 200 and own["items"] == []
     status, published = await api.call("POST", f"{V1}/publish", {})
     assert status == 200 and published["assets"] == []
+
+
+async def test_jobs_are_checked_and_errors_are_problems(node: Node, management: Management) -> None:
+    status, problem = await management.call(
+        "POST", JOBS, {"partnerAddress": "ftp://x", "schedule": "every day", "destination": {"type": "tape"}}
+    )
+    assert status == 400, problem
+    paths = {e["path"] for e in problem["errors"]}
+    assert {"partnerAddress", "schedule", "destination"} <= paths
+    status, problem = await management.call(
+        "POST",
+        JOBS,
+        {"partnerAddress": "http://127.0.0.1:1/api/dsp", "schedule": "0 2 * * *", "timeZone": "Mars/Olympus"},
+    )
+    assert status == 400 and "time zone" in problem["detail"], problem
+    status, problem = await management.call(
+        "POST", JOBS, {"partnerAddress": "http://127.0.0.1:1", "schedule": "PT0.5S"}
+    )
+    assert status == 400 and problem["errors"][0]["path"] == "schedule"
+    body = {
+        "id": "j1",
+        "partnerAddress": "http://127.0.0.1:1/api/dsp",
+        "schedule": "*/5 * * * *",
+        "timeZone": "Europe/Berlin",
+    }
+    assert (await management.call("POST", JOBS, body))[0] == 201
+    status, problem = await management.call("POST", JOBS, body)
+    assert status == 409 and problem["status"] == 409
+    for method, path in (("GET", f"{JOBS}/nope"), ("POST", f"{JOBS}/nope/run"), ("GET", f"{JOBS}/nope/runs")):
+        status, problem = await management.call(method, path)
+        assert status == 404 and "nope" in problem["detail"], (method, path, problem)
+    status, paused = await management.call("POST", f"{JOBS}/j1/pause")
+    assert status == 200 and paused["state"] == "PAUSED"
+    status, changed = await management.call("PUT", f"{JOBS}/j1", {**body, "schedule": "PT15M", "state": "PAUSED"})
+    assert status == 200 and changed["schedule"] == "PT15M" and changed["state"] == "PAUSED"
+    status, listed = await management.call("GET", JOBS)
+    assert [j["id"] for j in listed] == ["j1"]
+    assert (await management.call("DELETE", f"{JOBS}/j1"))[0] == 204
+    assert (await management.call("GET", f"{JOBS}/j1"))[0] == 404
+
+
+async def test_a_partner_that_is_down_fails_the_run_with_the_reason(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    from tests.conftest import free_port
+
+    consumer = await node_factory(api_key=API_KEY, sync_retry_attempts=3, sync_retry_seconds=0)
+    api = Management(http, consumer)
+    port = free_port()  # nothing listens there
+    body = {
+        "id": "gone",
+        "partnerAddress": f"http://127.0.0.1:{port}/api/dsp",
+        "partnerId": f"did:web:127.0.0.1%3A{port}",
+    }
+    assert (await api.call("POST", JOBS, body))[0] == 201
+    record = await run(api, "gone")
+    assert record["state"] == "FAILED" and record["endedAt"] is not None
+    assert "cannot connect" in record["error"] and "after 3 attempts" in record["error"], record["error"]
+
+
+async def test_the_schedule_runs_the_job_and_pause_stops_it(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    provider, _, _ = await provider_with_passports(node_factory, http, 3)
+    consumer = await node_factory(api_key=API_KEY, sync_poll_seconds=1)
+    api = Management(http, consumer)
+    assert (await api.call("POST", JOBS, job_body(provider, id="often", schedule="PT1S")))[0] == 201
+    runs: list[dict[str, Any]] = []
+    async with asyncio.timeout(30):
+        while len([r for r in runs if r["state"] == "SUCCEEDED"]) < 2:
+            await asyncio.sleep(0.2)
+            runs = (await api.call("GET", f"{JOBS}/often/runs"))[1]
+    ordered = sorted(runs, key=lambda r: r["runKey"])
+    assert ordered[0]["new"] == 3 and all(r["new"] == 0 for r in ordered[1:] if r["state"] == "SUCCEEDED")
+    assert all(not r["runKey"].startswith("manual:") for r in runs)
+    assert (await api.call("POST", f"{JOBS}/often/pause"))[0] == 200
+    await asyncio.sleep(1.5)  # one poll: the scheduler has seen the pause
+    before = len((await api.call("GET", f"{JOBS}/often/runs"))[1])
+    await asyncio.sleep(2.5)
+    assert len((await api.call("GET", f"{JOBS}/often/runs"))[1]) == before
