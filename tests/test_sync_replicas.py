@@ -7,6 +7,7 @@ tries to record the period's run under the job's lease; the unique run key lets 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,11 @@ async def test_two_replicas_run_each_period_once(
     keys = sorted(r["runKey"] for r in runs)
     assert len(keys) == len(set(keys))
     # Every period from the first to the last has its run: none skipped, none twice.
-    gaps = [round(_at(b) - _at(a), 3) for a, b in zip(keys, keys[1:], strict=False)]
+    gaps = [round(_at(b) - _at(a), 3) for a, b in itertools.pairwise(keys)]
     assert gaps and all(g == PERIOD_SECONDS for g in gaps), gaps
     assert all(r["state"] == "SUCCEEDED" for r in runs), runs
     ordered = sorted(runs, key=lambda r: r["startedAt"])
-    for before, after in zip(ordered, ordered[1:], strict=False):
+    for before, after in itertools.pairwise(ordered):
         assert after["startedAt"] >= before["endedAt"]  # runs of one job never overlap
     assert ordered[0]["new"] == 4 and sum(r["new"] for r in runs) == 4
 
@@ -76,11 +77,11 @@ async def test_an_idle_node_polls_the_jobs_at_most_once_a_second(node_factory: N
         if "revisions" in statement and "sync_jobs" in str(parameters):
             polls.append(asyncio.get_running_loop().time())
 
-    engine = node.store._read.sync_engine  # noqa: SLF001 - counting what the node asks its database
+    engine = node.store._read.sync_engine  # counting what the node asks its database
     event.listen(engine, "before_cursor_execute", count)
     try:
         await asyncio.sleep(3.5)
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert 2 <= len(polls) <= 4, polls
-    assert all(b - a >= 0.9 for a, b in zip(polls, polls[1:], strict=False)), polls
+    assert all(b - a >= 0.9 for a, b in itertools.pairwise(polls)), polls
