@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 import aiohttp
+import orjson
 
 from connector.app import Node
 from connector.domain import passport as model
@@ -30,8 +31,10 @@ async def provider_with_passports(
     model_id = documents[0]["identity"]["model_id"]
     for document in documents:
         document["identity"]["model_id"] = model_id
-    status, summary = await api.call("POST", f"{V1}/import", documents)
-    assert status == 200 and summary["new"] == count, summary
+    for start in range(0, count, 200):  # within the node's body limit
+        batch = documents[start : start + 200]
+        status, summary = await api.call("POST", f"{V1}/import", raw=orjson.dumps(batch))
+        assert status == 200 and summary["new"] == len(batch), summary
     status, published = await api.call("POST", f"{V1}/publish", {"levels": ["public"]})
     assert status == 200, published
     return provider, api, documents
