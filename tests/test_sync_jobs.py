@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp import web
 
 from connector.app import Node
 from connector.domain import passport as model
-from tests.conftest import API_KEY, Management, NodeFactory
+from tests.conftest import API_KEY, Management, NodeFactory, free_port
 
 V1 = "/management/v1/passports"
 JOBS = "/management/v1/sync/jobs"
@@ -162,8 +164,6 @@ async def test_jobs_are_checked_and_errors_are_problems(node: Node, management: 
 async def test_a_partner_that_is_down_fails_the_run_with_the_reason(
     node_factory: NodeFactory, http: aiohttp.ClientSession
 ) -> None:
-    from tests.conftest import free_port
-
     consumer = await node_factory(api_key=API_KEY, sync_retry_attempts=3, sync_retry_seconds=0)
     api = Management(http, consumer)
     port = free_port()  # nothing listens there
@@ -198,3 +198,54 @@ async def test_the_schedule_runs_the_job_and_pause_stops_it(
     before = len((await api.call("GET", f"{JOBS}/often/runs"))[1])
     await asyncio.sleep(2.5)
     assert len((await api.call("GET", f"{JOBS}/often/runs"))[1]) == before
+
+
+async def test_folder_and_http_destinations(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    provider, provider_api, documents = await provider_with_passports(node_factory, http, 7)
+    consumer = await node_factory(api_key=API_KEY, sync_page_size=3)
+    api = Management(http, consumer)
+
+    folder = tmp_path / "out"
+    assert (
+        await api.call(
+            "POST", JOBS, job_body(provider, id="files", destination={"type": "folder", "path": str(folder)})
+        )
+    )[0] == 201
+    assert counts(await run(api, "files")) == (7, 0, 0, 0, 0)
+    gone = documents[0]["identity"]["passport_id"]
+    assert (await provider_api.call("DELETE", f"{V1}/{gone}"))[0] == 204
+    assert counts(await run(api, "files")) == (0, 0, 0, 1, 0)
+    lines = [
+        orjson.loads(line) for f in sorted((folder / "files").glob("*.jsonl")) for line in f.read_bytes().splitlines()
+    ]
+    assert sorted(x["id"] for x in lines if not x["deleted"]) == sorted(d["identity"]["passport_id"] for d in documents)
+    assert [x["id"] for x in lines if x["deleted"]] == [gone]
+    assert all(x["partnerId"] == provider.settings.effective_did and x["accessLevel"] == "public" for x in lines)
+    # The store keeps the index (for the counts), not the data: the folder has it.
+    _, kept = await api.call("GET", f"{JOBS}/files/passports")
+    assert len(kept["items"]) == 6 and all(i["passport"] is None for i in kept["items"])
+
+    received: list[tuple[str | None, str | None, dict[str, Any]]] = []
+
+    async def collect(request: web.Request) -> web.Response:
+        received.append((request.headers.get("Idempotency-Key"), request.headers.get("X-Token"), await request.json()))
+        return web.json_response({}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/inbox", collect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        destination = {"type": "http", "url": f"http://127.0.0.1:{port}/inbox", "headers": {"X-Token": "s3cret"}}
+        status, job = await api.call("POST", JOBS, job_body(provider, id="hook", destination=destination))
+        assert status == 201 and job["destination"]["headers"] == {"X-Token": "***"}  # never shown back
+        assert counts(await run(api, "hook")) == (6, 0, 0, 0, 0)
+    finally:
+        await runner.cleanup()
+    assert len(received) == 2 and all(token == "s3cret" for _, token, _ in received)
+    assert len({key for key, _, _ in received}) == 2
+    assert sum(len(body["passports"]) for _, _, body in received) == 6

@@ -630,8 +630,9 @@ class SyncService:
                             job.id, passport_id, counterparty, dataset_id, level, version, held[0], None, True, at
                         )
                     )
-                else:
-                    counts["unchanged"] += 1
+                elif held is not None:
+                    counts["unchanged"] += 1  # held as deleted already
+                # A tombstone of a passport the job never held (deleted before its first run) changes nothing.
                 continue
             try:
                 reading = load(entry.get("passport"))
