@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import os
+import sys
+from asyncio.subprocess import PIPE
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +253,38 @@ async def test_folder_and_http_destinations(
     assert len(received) == 2 and all(token == "s3cret" for _, token, _ in received)
     assert len({key for key, _, _ in received}) == 2
     assert sum(len(body["passports"]) for _, _, body in received) == 6
+
+
+async def _cli(*args: str) -> tuple[int, str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "CONNECTOR_API_KEY": API_KEY,
+        "CONNECTOR_LOG_LEVEL": "ERROR",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "connector.cli", *args, env=env, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_the_cli_adds_runs_and_shows_a_job(node_factory: NodeFactory, http: aiohttp.ClientSession) -> None:
+    provider, _, _ = await provider_with_passports(node_factory, http, 4)
+    consumer = await node_factory(api_key=API_KEY)
+    node = ["--node", consumer.management_url]
+    code, out, err = await _cli(
+        "sync", "add", *node, "--id", "cli", "--partner", provider.settings.dsp_base_url,
+        "--partner-id", provider.settings.effective_did, "--schedule", "PT1H",
+    )  # fmt: skip
+    assert code == 0 and "sync job cli created (ACTIVE)" in out, err
+    code, out, err = await _cli("sync", "run", *node, "cli")
+    assert code == 0 and "SUCCEEDED" in out and "4 new, 0 changed" in out, (out, err)
+    code, out, _ = await _cli("sync", "list", *node)
+    assert code == 0 and out.startswith("cli\tACTIVE\tPT1H UTC")
+    code, out, _ = await _cli("sync", "pause", *node, "cli")
+    assert code == 0 and "is PAUSED" in out
+    code, out, _ = await _cli("sync", "history", *node, "cli", "--json")
+    assert code == 0 and [r["new"] for r in json.loads(out)] == [4]
+    code, _, err = await _cli("sync", "run", *node, "missing")
+    assert code == 1 and "404" in err and "no sync job 'missing'" in err
