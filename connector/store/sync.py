@@ -284,17 +284,24 @@ class SyncRepository:
         fresh = [i for i in items if i.passport_id not in existing]
         if fresh:
             await self._c.execute(insert(synced_passports), [_synced_row(i) for i in fresh])
-        for item in items:
-            if item.passport_id in existing:
-                row = _synced_row(item)
-                await self._c.execute(
-                    update(synced_passports)
-                    .where(
-                        synced_passports.c.job_id == item.job_id,
-                        synced_passports.c.passport_id == item.passport_id,
-                    )
-                    .values(**{k: v for k, v in row.items() if k not in ("job_id", "passport_id")})
+        held = [_synced_row(i) for i in items if i.passport_id in existing]
+        if held:
+            # One statement for the page (executemany), not one round trip per passport.
+            statement = (
+                update(synced_passports)
+                .where(
+                    synced_passports.c.job_id == bindparam("key_job"),
+                    synced_passports.c.passport_id == bindparam("key_passport"),
                 )
+                .values({name: bindparam(name) for name in _UPDATED})
+            )
+            await self._c.execute(
+                statement,
+                [
+                    {"key_job": r["job_id"], "key_passport": r["passport_id"], **{n: r[n] for n in _UPDATED}}
+                    for r in held
+                ],
+            )
 
     async def synced(
         self, job_id: str, limit: int = 100, after: str = "", include_deleted: bool = False
@@ -321,6 +328,9 @@ class SyncRepository:
             )
             for r in rows.mappings()
         ]
+
+
+_UPDATED = ("partner_id", "dataset_id", "access_level", "partner_version", "digest", "data", "deleted", "synced_at")
 
 
 def _synced_row(item: SyncedPassport) -> dict[str, Any]:
