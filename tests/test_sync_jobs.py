@@ -288,3 +288,30 @@ async def test_the_cli_adds_runs_and_shows_a_job(node_factory: NodeFactory, http
     assert code == 0 and [r["new"] for r in json.loads(out)] == [4]
     code, _, err = await _cli("sync", "run", *node, "missing")
     assert code == 1 and "404" in err and "no sync job 'missing'" in err
+
+
+async def test_three_nodes_copies_of_two_partners_are_told_apart(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    # Both makers hold passports with the same ids (generated alike); the consumer keeps each partner's apart.
+    maker_a, _, _ = await provider_with_passports(node_factory, http, 3)
+    maker_b, api_b, documents_b = await provider_with_passports(node_factory, http, 3)
+    consumer = await node_factory(api_key=API_KEY)
+    api = Management(http, consumer)
+    for name, maker in (("a", maker_a), ("b", maker_b)):
+        assert (await api.call("POST", JOBS, job_body(maker, id=name)))[0] == 201
+        assert counts(await run(api, name)) == (3, 0, 0, 0, 0)
+    changed = copy.deepcopy(documents_b[1])
+    changed["identity"]["mass_kg"] = 99.5
+    assert (await api_b.call("PUT", f"{V1}/{changed['identity']['passport_id']}", changed))[0] == 200
+    assert counts(await run(api, "a")) == (0, 0, 0, 0, 0)
+    assert counts(await run(api, "b")) == (0, 1, 0, 0, 0)
+    kept_a = (await api.call("GET", f"{JOBS}/a/passports"))[1]["items"]
+    kept_b = (await api.call("GET", f"{JOBS}/b/passports"))[1]["items"]
+    assert [i["id"] for i in kept_a] == [i["id"] for i in kept_b]
+    assert {i["source"]["partnerId"] for i in kept_a} == {maker_a.settings.effective_did}
+    assert {i["source"]["partnerId"] for i in kept_b} == {maker_b.settings.effective_did}
+    one_b = next(i for i in kept_b if i["id"] == changed["identity"]["passport_id"])
+    one_a = next(i for i in kept_a if i["id"] == changed["identity"]["passport_id"])
+    assert one_b["passport"]["identity"]["mass_kg"] == 99.5 and one_b["source"]["partnerVersion"] == 2
+    assert one_a["passport"]["identity"]["mass_kg"] != 99.5 and one_a["source"]["partnerVersion"] == 1
