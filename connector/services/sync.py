@@ -446,6 +446,7 @@ class SyncService:
     async def perform(self, run: SyncRun) -> SyncRun:
         """Carry out a recorded run; return it ended (SUCCEEDED, or FAILED with the reason)."""
         tally = _Tally(run)
+        renewer = asyncio.create_task(self._keep_lease(run.job_id), name=f"sync-lease-{run.job_id}")
         try:
             job = await self.get(run.job_id)
             await self._sync(job, tally)
@@ -454,14 +455,23 @@ class SyncService:
             ended = tally.snapshot(RunState.FAILED, error=message, ended=True)
             log.warning("sync run failed", extra={"job_id": run.job_id, "run_id": run.id, "error": message})
         except asyncio.CancelledError:
-            # The node is stopping: the run stays RUNNING with its lease, and the next run after the lease
-            # resumes from the committed cursor (as after a crash).
+            # The node is stopping: say so and give the lease back; the next run resumes from the cursor.
+            renewer.cancel()
+            stopped = tally.snapshot(
+                RunState.FAILED, error="stopped: the node shut down; the next run resumes from its cursor", ended=True
+            )
+            with contextlib.suppress(Exception):
+                async with self._store.transaction() as tx:
+                    await tx.sync.save_run(stopped)
+                    await tx.sync.release(run.job_id, self.owner)
             raise
         except Exception as exc:
             log.exception("sync run failed", extra={"job_id": run.job_id, "run_id": run.id})
             ended = tally.snapshot(RunState.FAILED, error=f"{type(exc).__name__}: {exc}", ended=True)
         else:
             ended = tally.snapshot(RunState.SUCCEEDED, ended=True)
+        finally:
+            renewer.cancel()
         async with self._store.transaction() as tx:
             await tx.sync.save_run(ended)
             await tx.sync.release(run.job_id, self.owner)
@@ -469,6 +479,17 @@ class SyncService:
             listener(ended)
         log.info("sync run ended", extra={"job_id": run.job_id, "run_id": run.id, "state": ended.state.value})
         return ended
+
+    async def _keep_lease(self, job_id: str) -> None:
+        """Renew the job's lease while a call to the partner takes long (pages renew it too)."""
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 3)
+            try:
+                async with self._store.transaction() as tx:
+                    at = now_ms()
+                    await tx.sync.lease(job_id, self.owner, at, at + int(self.settings.lease_seconds * 1000))
+            except Exception:
+                log.exception("renewing a sync job's lease failed", extra={"job_id": job_id})
 
     async def stop(self) -> None:
         """Cancel runs going on in the background (each resumes from its cursor later)."""
@@ -752,4 +773,6 @@ class _Taken(Exception):
 
 
 async def _renew(tx: Transaction, job_id: str, owner: str, at: int, lease_seconds: float) -> None:
-    await tx.sync.lease(job_id, owner, at, at + int(lease_seconds * 1000))
+    if not await tx.sync.lease(job_id, owner, at, at + int(lease_seconds * 1000)):
+        # Another node took the job over (this one stalled past its lease): its page is not committed here.
+        raise SyncFailed("the job's lease was lost to another node; this run's last page was not committed")
