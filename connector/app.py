@@ -20,7 +20,7 @@ from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.jobs.pruning import Pruner
 from connector.jobs.sync import SyncScheduler, check_schedule
-from connector.services import tck
+from connector.services import registry, tck
 from connector.services.access import Access
 from connector.services.catalog import CatalogService
 from connector.services.dataplane import AccessLog, DataPlaneService
@@ -50,6 +50,7 @@ from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
 from connector.transport import dataplane, guard, management, passport_feed, passports, protocol, server
+from connector.transport import registry as registry_transport
 from connector.transport.peer import PeerClient, PeerLimits
 
 log = logging.getLogger("connector")
@@ -141,6 +142,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         transfers.finalize = negotiations.finalized
         negotiations.start_pull = transfers.start_pull
         passport_service = PassportService(store, settings.effective_public_url)
+        passport_service.publish_hooks.append(registry.publish)
         backend = dataplane.backend_session(settings.peer_timeout)
         stack.push_async_callback(backend.close)
         mover = dataplane.HttpMover(store, peer, backend)
@@ -262,6 +264,10 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             access_log,
             backend,
         )
+        registry_transport.install(
+            protocol_app,
+            registry.RegistryService(store, registry_config(settings), identity.bpn_directory.bpn_of),
+        )
         served_protocol = await server.serve(
             protocol_app,
             settings.protocol_host,
@@ -353,6 +359,18 @@ def identity_config(settings: Settings) -> IdentityConfig:
         bdrs_url=str(settings.bdrs_url) if settings.bdrs_url is not None else None,
         bdrs_cache_seconds=settings.bdrs_cache_seconds,
         bpn_directory_file=settings.bpn_directory_file,
+    )
+
+
+def registry_config(settings: Settings) -> registry.RegistryConfig:
+    """Return what the Digital Twin Registry needs from the settings."""
+    return registry.RegistryConfig(
+        data_plane_url=settings.effective_public_url + dataplane.PUBLIC,
+        dsp_url=settings.dsp_base_url,
+        owner_bpn=settings.effective_bpn,
+        readers=tuple(r.strip() for r in settings.registry_readers.split(",") if r.strip()),
+        public_names=frozenset(n.strip() for n in settings.registry_public_names.split(",") if n.strip()),
+        settle_ms=int(settings.registry_settle_seconds * 1000),
     )
 
 

@@ -529,9 +529,11 @@ async def _passports(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _passports_command(store: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from connector.services import registry
     from connector.services.passports import PassportService
 
     service = PassportService(store, settings.effective_public_url)
+    service.publish_hooks.append(registry.publish)
     command = args.passports_command
     if command == "export":
         return await _export(service, args)

@@ -87,6 +87,28 @@ class Settings(BaseSettings):
         description='JSON file of BPN to DID ({"BPNL...": "did:web:..."}), read before the BDRS; for local '
         "dataspaces and tests.",
     )
+    bpn: str | None = Field(
+        default=None,
+        description="The node's own BPNL: owner of its Digital Twin Registry (sees every specific asset id) and the "
+        "manufacturerId of its shells (default: CONNECTOR_PARTICIPANT_ID when it is a BPNL).",
+        pattern=r"^BPNL[0-9A-Z]{12}$",
+    )
+    registry_readers: str = Field(
+        default="PUBLIC_READABLE",
+        description="Who may see the specific asset ids of the registry's shells, comma-separated: BPNLs and/or "
+        "PUBLIC_READABLE (everyone, for the names in CONNECTOR_REGISTRY_PUBLIC_NAMES), as Tractus-X's DTR reads them.",
+    )
+    registry_public_names: str = Field(
+        default="manufacturerPartId,partInstanceId,digitalTwinType",
+        description="Specific asset id names PUBLIC_READABLE makes visible to everyone, comma-separated.",
+    )
+    registry_settle_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="A createdAfter listing of the registry shows shells created at least this long ago, so a "
+        "transaction that commits late is never behind a poller's last createdAfter.",
+    )
     public_url: AnyHttpUrl | None = Field(
         default=None,
         description="Base URL peers use to reach the protocol surface (default: http://localhost:<protocol port>).",
@@ -251,6 +273,22 @@ class Settings(BaseSettings):
         description="Web origins (scheme://host[:port]) whose pages may call the management API, comma-separated; "
         "empty: no CORS, and a request with any other Origin gets 403.",
     )
+
+    @field_validator("registry_readers")
+    @classmethod
+    def _readers_shape(cls, value: str) -> str:
+        for item in _items(value):
+            if item != "PUBLIC_READABLE" and not re.fullmatch(r"BPNL[0-9A-Z]{12}", item):
+                raise ValueError(f"{item!r} is neither a BPNL nor PUBLIC_READABLE")
+        return value
+
+    @property
+    def effective_bpn(self) -> str | None:
+        """Return the node's BPN: CONNECTOR_BPN, else the participant id when it is a BPNL."""
+        if self.bpn:
+            return self.bpn
+        pid = self.participant_id or ""
+        return pid if re.fullmatch(r"BPNL[0-9A-Z]{12}", pid) else None
 
     @field_validator("participant_id")
     @classmethod

@@ -253,11 +253,15 @@ async def test_publishing_offers_one_dataset_per_model_and_level(api: tuple[Node
     status, published = await management.call("POST", f"{V1}/publish", {})
     assert status == 200, published
     assert sorted(published["contractDefinitions"]) == [
+        "digital-twin-registry",  # the embedded Digital Twin Registry (docs/registry.md)
         "passports-authority",
         "passports-legitimate-interest",
         "passports-public",
     ]
-    assert len(published["assets"]) == 3 * len(models)
+    by_model = [a for a in published["assets"] if a.startswith("passports-")]
+    assert len(by_model) == 3 * len(models)
+    # The registry's asset, and one per submodel part (BatteryPass and the 7 IDTA-02035 parts) and level.
+    assert len(published["assets"]) - len(by_model) == 1 + 8 * 3
     status, asset = await management.call("GET", f"/management/v3/assets/passports-{models[0]}-legitimate-interest")
     assert status == 200, asset
     assert asset["dataAddress"]["type"] == "BatteryPassport"

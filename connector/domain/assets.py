@@ -10,7 +10,10 @@ JSON = Any
 # Data-address types the node's data plane can serve.
 HTTP_DATA = "HttpData"
 BATTERY_PASSPORT = "BatteryPassport"
-DATA_ADDRESS_TYPES = (HTTP_DATA, BATTERY_PASSPORT)
+# The embedded Digital Twin Registry and the passports' submodels (docs/registry.md).
+DIGITAL_TWIN_REGISTRY = "DigitalTwinRegistry"
+PASSPORT_SUBMODEL = "PassportSubmodel"
+DATA_ADDRESS_TYPES = (HTTP_DATA, BATTERY_PASSPORT, DIGITAL_TWIN_REGISTRY, PASSPORT_SUBMODEL)
 
 # Data-address fields that are secrets: stored apart, never echoed, never logged.
 SECRET_FIELDS = frozenset({"authCode", "authKey", "secret", "clientSecret", "password"})

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -211,6 +211,7 @@ class ImportSummary:
 
 
 Progress = Callable[[ImportSummary], None]
+PublishHook = Callable[[Transaction, Sequence[str], int], Awaitable[tuple[list[str], list[str], list[str]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +276,9 @@ class PassportService:
         # Serialised views by (content digest, reader level, format): the same content always renders the same.
         self._views: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
         self._views_size = cache_size
+        # Called in publish's transaction with (tx, levels, at); each returns the (assets, policies, contract
+        # definitions) it made. The registry publishes its DTR and submodel assets this way (services/registry.py).
+        self.publish_hooks: list[PublishHook] = []
 
     def view_bytes(self, record: PassportRecord, level: str, fmt: str = "node") -> bytes:
         """Return the JSON of a passport's view for a reader level, serialised (kept for repeated reads)."""
@@ -579,4 +583,9 @@ class PassportService:
                     selector = (Criterion(EDC + "passportAccessLevel", "=", level),)
                     await tx.contracts.add(ContractDefinition(definition_id, policy_id, policy_id, selector, {}, at))
                     made_definitions.append(definition_id)
+            for hook in self.publish_hooks:
+                assets, made, definitions = await hook(tx, levels, at)
+                made_assets += assets
+                made_policies += made
+                made_definitions += definitions
         return Published(made_assets, made_policies, made_definitions)

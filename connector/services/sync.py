@@ -271,7 +271,8 @@ def _is_passport_dataset(dataset: dict[str, Any]) -> bool:
     conforms = [
         v.get("@id", v.get("@value")) if isinstance(v, dict) else v for v in dataset.get(vocab.DCT + "conformsTo", [])
     ]
-    return PASSPORT_SCHEMA in conforms or (EDC + "passportAccessLevel") in dataset
+    # Not every dataset with a passportAccessLevel: a registry's submodel assets have one and serve no feed.
+    return PASSPORT_SCHEMA in conforms
 
 
 def passport_datasets(catalog: dict[str, Any]) -> list[str]:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from connector.store.engine import DEFAULT_CONNECT_TIMEOUT, create_engines, reaching
 from connector.store.negotiations import AgreementRepository, NegotiationRepository, OutboxRepository
 from connector.store.passports import PassportRepository
+from connector.store.registry import ShellRepository
 from connector.store.repositories import (
     AssetRepository,
     ContractDefinitionRepository,
@@ -45,6 +46,7 @@ class Transaction:
     usage: UsageRepository
     retention: RetentionRepository
     sync: SyncRepository
+    shells: ShellRepository
     # Called once the transaction has committed (a cache forgetting what it changed, say).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -122,4 +124,5 @@ def _bind(connection: AsyncConnection, sealer: Sealer = PLAIN) -> Transaction:
         usage=UsageRepository(connection),
         retention=RetentionRepository(connection),
         sync=SyncRepository(connection, sealer),
+        shells=ShellRepository(connection),
     )

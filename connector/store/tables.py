@@ -247,10 +247,11 @@ passports = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("deleted_at", BigInteger, nullable=True),
     # The commit that last changed the passport (the "passport_changes" revision, taken under its row lock), so
-    # the change feed reads (change_seq, id) in commit order and never skips a late commit (decision 0015).
+    # the change feed reads (change_seq, id) in commit order and never skips a late commit (decision 0017).
     Column("change_seq", BigInteger, nullable=False, server_default="0"),
     Index("ix_passports_changed", "updated_at", "id"),
     Index("ix_passports_change_seq", "change_seq", "id"),
+    Index("ix_passports_created", "created_at", "id"),  # the registry's shells, oldest first (createdAfter)
 )
 
 # Every version of every passport, in order (data is null for a deletion).

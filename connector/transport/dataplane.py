@@ -27,7 +27,7 @@ from connector.services.dataplane import AccessLog, DataPlaneService, Forbidden,
 from connector.services.transfers import agreement_policy, counts_uses, give_back_use, take_use
 from connector.store import Store
 from connector.store.negotiations import Agreement, OutboxItem
-from connector.transport import passports
+from connector.transport import passports, registry
 from connector.transport.http import json_response
 from connector.transport.peer import PeerClient
 
@@ -142,9 +142,12 @@ async def public(request: web.Request) -> web.StreamResponse:
 async def _serve(request: web.Request, grant: Grant, tail: str, sent: list[int]) -> web.StreamResponse:
     service, access_log = request.app[DATA_PLANE], request.app[ACCESS_LOG]
     asset = grant.asset
-    if asset.data_address.type == BATTERY_PASSPORT:
+    if asset.data_address.type == BATTERY_PASSPORT or asset.data_address.type in registry.TYPES:
         try:
-            served, refusal = await passports.data_plane(request, asset.data_address.properties, tail)
+            if asset.data_address.type == BATTERY_PASSPORT:
+                served, refusal = await passports.data_plane(request, asset.data_address.properties, tail)
+            else:
+                served, refusal = await registry.data_plane(request, grant, tail)
         except ConnectorError as exc:
             served, refusal = json_response({"error": "Bad Request", "reason": exc.message}, status=400), exc.message
         size = len(served.body) if isinstance(served.body, bytes) else 0

@@ -595,6 +595,8 @@ SCHEMAS.update(
         },
         "Published": {
             "type": "object",
+            "description": "What publishing made: the passport datasets, and once the Digital Twin Registry's asset "
+            "and its submodel assets (docs/registry.md), with their policies and contract definitions.",
             "required": ["assets", "policyDefinitions", "contractDefinitions"],
             "properties": {
                 "assets": {"type": "array", "items": {"type": "string"}},

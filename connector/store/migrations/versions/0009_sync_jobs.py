@@ -1,7 +1,7 @@
 """scheduled sync jobs, their runs, cursors and synced passports; the passports' change sequence
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 13:00:00
 
 Passports stored before this revision are at change 0: a feed read from the start returns them all.
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
