@@ -32,6 +32,9 @@ class RunState(StrEnum):
 
 
 DESTINATIONS = ("store", "folder", "http")
+# Where a job reads what changed: the partner's change feed (this node's kind), its Digital Twin Registry by
+# createdAfter (CX-0160's bulk mode, any Catena-X provider), or the feed when the partner offers one.
+MODES = ("auto", "feed", "registry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ class SyncJob:
     state: JobState
     created_at: int
     updated_at: int
+    mode: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)

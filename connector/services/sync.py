@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -24,10 +25,13 @@ from urllib.parse import urlencode
 import orjson
 
 from connector import jsonld, vocab
+from connector.domain import passport as model
 from connector.domain.assets import Criterion
-from connector.domain.errors import Conflict, ConnectorError, InvalidInput, NotFound, PeerError, Problem
+from connector.domain.errors import Conflict, ConnectorError, InvalidInput, NotFound, PeerError, Problem, Refused
+from connector.domain.passport import catenax
 from connector.domain.sync import (
     DESTINATIONS,
+    MODES,
     Destination,
     JobState,
     RunState,
@@ -37,9 +41,11 @@ from connector.domain.sync import (
 )
 from connector.dsp.catalog import parse_dataset_offers
 from connector.services.dsp_client import PeerCatalogs
-from connector.services.passports import PASSPORT_SCHEMA, digest, load, now_ms
+from connector.services.passports import PASSPORT_SCHEMA, digest, load, now_ms, record_of
 from connector.services.sync_access import DatasetAccess, Endpoint
+from connector.services.sync_registry import PollPosition
 from connector.store import Store, Transaction
+from connector.store.passports import PassportRecord
 from connector.store.sync import Cursor, SyncedPassport
 from connector.transport.peer import PeerClient
 
@@ -113,6 +119,7 @@ def job_json(job: SyncJob) -> dict[str, Any]:
         "timeZone": job.time_zone,
         "destination": job.destination.as_json(),
         "state": job.state.value,
+        "mode": job.mode,
         "createdAt": job.created_at,
         "updatedAt": job.updated_at,
     }
@@ -245,6 +252,10 @@ def parse_job(body: Any, check_schedule: CheckSchedule, job_id: str | None = Non
                 check_schedule(schedule, time_zone)
             except ValueError as exc:
                 problems.append(Problem(str(exc), "schedule", schedule))
+    mode = body.get("mode", "auto")
+    if mode not in MODES:
+        problems.append(Problem(f"mode is one of {', '.join(MODES)}", "mode", mode))
+        mode = "auto"
     state = body.get("state", JobState.ACTIVE.value)
     if state not in (JobState.ACTIVE.value, JobState.PAUSED.value):
         problems.append(Problem("state is ACTIVE or PAUSED", "state", state))
@@ -261,10 +272,24 @@ def parse_job(body: Any, check_schedule: CheckSchedule, job_id: str | None = Non
         state=JobState(state),
         created_at=at,
         updated_at=at,
+        mode=mode,
     )
     if problems:
         raise InvalidInput(f"the sync job is not valid: {problems[0].path}: {problems[0].message}", problems)
     return job
+
+
+def twin_record(document: Any) -> PassportRecord:
+    """Read a passport submodel a registry's twin served: a Catena-X document is read as a level's view (the
+    fields present checked, the absent ones of other levels allowed); any other format is read in full."""
+    if isinstance(document, dict) and catenax.is_catenax(document):
+        try:
+            passport = catenax.from_catenax_view(document)
+        except model.PassportInvalid as exc:
+            shown = "; ".join(f"{p}: {m}" for p, m in exc.errors[:5])
+            raise InvalidInput(f"the passport is not valid: {shown}", [Problem(m, p) for p, m in exc.errors]) from None
+        return record_of(model.Reading(passport, catenax.version(document)))
+    return record_of(load(document))
 
 
 def _is_passport_dataset(dataset: dict[str, Any]) -> bool:
@@ -531,6 +556,9 @@ class SyncService:
         for offer_id in sorted(offers):
             offer = {**offers[offer_id], "@id": offer_id}
             by_dataset.setdefault(str(offer.get("target")), offer)
+        if job.mode == "registry" or (job.mode == "auto" and not job.datasets and not passport_datasets(catalog)):
+            await self._registry_sync(job, counterparty, address, tally)
+            return
         if job.datasets:
             missing = [d for d in job.datasets if d not in by_dataset]
             if missing:
@@ -577,9 +605,63 @@ class SyncService:
             following = page.get("cursor")
             if entries and not isinstance(following, str):
                 raise SyncFailed(f"the partner's change feed of {dataset_id!r} answered without a cursor")
-            await self._page(job, counterparty, dataset_id, level, entries, position, following, endpoint, size, tally)
+            await self._page(
+                job, counterparty, dataset_id, level, entries, position, following, endpoint.transfer_id, size, tally
+            )
             position = following if isinstance(following, str) else position
             if not page.get("more") or not entries:
+                break
+
+    async def _registry_sync(self, job: SyncJob, counterparty: str, address: str, tally: _Tally) -> None:
+        """CX-0160's bulk mode: poll the partner's registry by createdAfter and read each new twin's passport."""
+        reader = self._access.registry(counterparty, address)
+        began = time.perf_counter()
+        dataset_id = await self._retrying("getting access to the partner's registry", reader.open)
+        tally.network += time.perf_counter() - began
+        async with self._store.read() as tx:
+            cursor = (await tx.sync.cursors(job.id)).get(dataset_id)
+        position = PollPosition.decode(cursor.position if cursor else None)
+        while True:
+            began = time.perf_counter()
+            shells, following, size = await self._retrying(
+                "polling the partner's registry", functools.partial(reader.page, position, self.settings.page_size)
+            )
+            entries: list[dict[str, Any]] = []
+            validating = 0.0
+            for shell in shells:
+                try:
+                    twin, read = await self._retrying(
+                        "reading a twin's passport", functools.partial(reader.read, shell)
+                    )
+                except (NotFound, Refused) as exc:
+                    entries.append({"id": shell.get("id"), "refusal": f"shell {shell.get('id')!r}: {exc.message}"})
+                    continue
+                size += read
+                began_validation = time.perf_counter()
+                try:
+                    record = twin_record(twin.document)
+                except InvalidInput as exc:
+                    entries.append({"id": shell.get("id"), "refusal": f"shell {shell.get('id')!r}: {exc.message}"})
+                    continue
+                finally:
+                    validating += time.perf_counter() - began_validation
+                entries.append(
+                    {
+                        "id": record.id,
+                        "version": 0,
+                        "deleted": False,
+                        "passport": record.data,
+                        "accessLevel": twin.level,
+                    }
+                )
+            tally.network += time.perf_counter() - began - validating
+            tally.validation += validating
+            after = position.after_page(shells, following)
+            await self._page(
+                job, counterparty, dataset_id, "public", entries, position.encode(), after.encode(), None, size, tally
+            )
+            position = after
+            if following is None or not shells:
                 break
 
     async def _fetch(
@@ -621,7 +703,7 @@ class SyncService:
         entries: Sequence[Any],
         start: str | None,
         following: Any,
-        endpoint: Endpoint,
+        transfer_id: str | None,
         size: int,
         tally: _Tally,
     ) -> None:
@@ -637,6 +719,10 @@ class SyncService:
         counts = {"new": 0, "changed": 0, "unchanged": 0, "removed": 0, "refused": 0}
         for entry in entries:
             passport_id = entry.get("id") if isinstance(entry, dict) else None
+            if isinstance(entry, dict) and isinstance(entry.get("refusal"), str):  # judged before (a registry's twin)
+                counts["refused"] += 1
+                tally.refusals.append({"id": passport_id, "dataset": dataset_id, "reason": entry["refusal"]})
+                continue
             if not isinstance(passport_id, str) or not passport_id or passport_id in seen:
                 counts["refused"] += 1
                 tally.refusals.append({"id": passport_id, "dataset": dataset_id, "reason": "an entry without a new id"})
@@ -675,9 +761,10 @@ class SyncService:
                 continue
             counts["changed" if held is not None and not held[1] else "new"] += 1
             stored = data if job.destination.type == "store" else None
+            read_at = str(entry.get("accessLevel") or level)
             items.append(
                 SyncedPassport(
-                    job.id, passport_id, counterparty, dataset_id, level, version, content, stored, False, at
+                    job.id, passport_id, counterparty, dataset_id, read_at, version, content, stored, False, at
                 )
             )
         tally.validation += time.perf_counter() - began
@@ -700,7 +787,7 @@ class SyncService:
         position = following if isinstance(following, str) else start
         async with self._store.transaction() as tx:
             await tx.sync.put_synced(items, {i for i in known if i in {x.passport_id for x in items}})
-            await tx.sync.save_cursor(job.id, Cursor(dataset_id, position, endpoint.transfer_id), at)
+            await tx.sync.save_cursor(job.id, Cursor(dataset_id, position, transfer_id), at)
             await tx.sync.save_run(snapshot)
             await _renew(tx, job.id, self.owner, at, self.settings.lease_seconds)
         tally.store += time.perf_counter() - began

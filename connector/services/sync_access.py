@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from connector.services.access import Access, Edr, Partner
+from connector.services.sync_registry import RegistryReader
 from connector.store.negotiations import Agreement
 
 
@@ -33,6 +34,8 @@ class DatasetAccess(Protocol):
     async def open(self, did: str, address: str, dataset_id: str, offer_id: str | None) -> Endpoint: ...
 
     async def renew(self, endpoint: Endpoint) -> Endpoint: ...
+
+    def registry(self, did: str, address: str) -> RegistryReader: ...
 
 
 class SharedAccess:
@@ -56,6 +59,10 @@ class SharedAccess:
         """Return another endpoint than one the provider refused: refreshed tokens, or a new transfer's."""
         partner, agreement, edr = endpoint.handle
         return _endpoint(partner, agreement, await self._access.renew(partner, agreement, edr))
+
+    def registry(self, did: str, address: str) -> RegistryReader:
+        """Return a reader of the partner's Digital Twin Registry (CX-0160's bulk mode)."""
+        return RegistryReader(self._access, Partner(did, address))
 
 
 def _endpoint(partner: Partner, agreement: Agreement, edr: Edr) -> Endpoint:

@@ -61,6 +61,7 @@ def _job(row: RowMapping, sealer: Sealer) -> SyncJob:
         state=JobState(row["state"]),
         created_at=int(row["created_at"]),
         updated_at=int(row["updated_at"]),
+        mode=row["mode"],
     )
 
 
@@ -80,6 +81,7 @@ def _job_row(job: SyncJob, sealer: Sealer) -> dict[str, Any]:
         "time_zone": job.time_zone,
         "destination": dest,
         "state": job.state.value,
+        "mode": job.mode,
         "updated_at": job.updated_at,
     }
 

@@ -317,6 +317,7 @@ sync_jobs = Table(
     Column("schedule", String(256), nullable=False),
     Column("time_zone", String(64), nullable=False),
     Column("destination", Json, nullable=False),
+    Column("mode", String(16), nullable=False),
     Column("state", String(16), nullable=False),
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", BigInteger, nullable=True),

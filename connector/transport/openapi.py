@@ -649,6 +649,10 @@ _SYNC_JOB_PROPERTIES: dict[str, Any] = {
         },
     },
     "state": {"enum": ["ACTIVE", "PAUSED"]},
+    "mode": {
+        "enum": ["auto", "feed", "registry"],
+        "description": "feed: the partner's change feed; registry: its DTR by createdAfter (CX-0160); auto: feed if offered",
+    },
 }
 
 SYNC_SCHEMAS: dict[str, Any] = {

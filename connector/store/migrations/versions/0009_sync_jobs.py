@@ -41,6 +41,7 @@ def upgrade() -> None:
     sa.Column('schedule', sa.String(length=256), nullable=False),
     sa.Column('time_zone', sa.String(length=64), nullable=False),
     sa.Column('destination', _JSON, nullable=False),
+    sa.Column('mode', sa.String(length=16), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('lease_owner', sa.String(length=64), nullable=True),
     sa.Column('lease_until', sa.BigInteger(), nullable=True),
