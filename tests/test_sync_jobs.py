@@ -171,7 +171,7 @@ async def test_jobs_are_checked_and_errors_are_problems(node: Node, management: 
 async def test_a_partner_that_is_down_fails_the_run_with_the_reason(
     node_factory: NodeFactory, http: aiohttp.ClientSession
 ) -> None:
-    consumer = await node_factory(api_key=API_KEY, sync_retry_attempts=3, sync_retry_seconds=0)
+    consumer = await node_factory(api_key=API_KEY, sync_retry_attempts=3, sync_retry_seconds=0.4)
     api = Management(http, consumer)
     port = free_port()  # nothing listens there
     body = {
@@ -180,7 +180,18 @@ async def test_a_partner_that_is_down_fails_the_run_with_the_reason(
         "partnerId": f"did:web:127.0.0.1%3A{port}",
     }
     assert (await api.call("POST", JOBS, body))[0] == 201
-    record = await run(api, "gone")
+    status, going = await api.call("POST", f"{JOBS}/gone/run")
+    assert status == 202 and going["state"] == "RUNNING"
+    # It retries (0.4 s, then 0.8 s): a second run of the job meanwhile is refused, on this node too.
+    status, problem = await api.call("POST", f"{JOBS}/gone/run")
+    assert status == 409 and "never overlap" in problem["detail"], problem
+    async with asyncio.timeout(30):
+        while True:
+            record = (await api.call("GET", f"{JOBS}/gone/runs"))[1][0]
+            if record["state"] != "RUNNING":
+                break
+            await asyncio.sleep(0.1)
+    assert record["id"] == going["id"] and len((await api.call("GET", f"{JOBS}/gone/runs"))[1]) == 1
     assert record["state"] == "FAILED" and record["endedAt"] is not None
     assert "cannot connect" in record["error"] and "after 3 attempts" in record["error"], record["error"]
 

@@ -513,7 +513,9 @@ class SyncService:
             try:
                 async with self._store.transaction() as tx:
                     at = now_ms()
-                    await tx.sync.lease(job_id, self.owner, at, at + int(self.settings.lease_seconds * 1000))
+                    await tx.sync.lease(
+                        job_id, self.owner, at, at + int(self.settings.lease_seconds * 1000), renew=True
+                    )
             except Exception:
                 log.exception("renewing a sync job's lease failed", extra={"job_id": job_id})
 
@@ -861,6 +863,6 @@ class _Taken(Exception):
 
 
 async def _renew(tx: Transaction, job_id: str, owner: str, at: int, lease_seconds: float) -> None:
-    if not await tx.sync.lease(job_id, owner, at, at + int(lease_seconds * 1000)):
+    if not await tx.sync.lease(job_id, owner, at, at + int(lease_seconds * 1000), renew=True):
         # Another node took the job over (this one stalled past its lease): its page is not committed here.
         raise SyncFailed("the job's lease was lost to another node; this run's last page was not committed")

@@ -155,18 +155,16 @@ class SyncRepository:
         """Return the counter bumped by every change of a job (what the scheduler polls)."""
         return await read_revision(self._c, SYNC_JOBS_REVISION)
 
-    async def lease(self, job_id: str, owner: str, now: int, until: int) -> bool:
-        """Take (or renew) a job's lease; return False while another owner holds it."""
+    async def lease(self, job_id: str, owner: str, now: int, until: int, renew: bool = False) -> bool:
+        """Take a job's lease (free or run out), or with `renew` extend one `owner` holds; False when that fails.
+
+        Taking it never succeeds while it is held, by this owner too: a node's second run of a job waits as well.
+        """
+        held = sync_jobs.c.lease_owner == owner
+        free = or_(sync_jobs.c.lease_owner.is_(None), sync_jobs.c.lease_until < now)
         done = await self._c.execute(
             update(sync_jobs)
-            .where(
-                sync_jobs.c.id == job_id,
-                or_(
-                    sync_jobs.c.lease_owner.is_(None),
-                    sync_jobs.c.lease_owner == owner,
-                    sync_jobs.c.lease_until < now,
-                ),
-            )
+            .where(sync_jobs.c.id == job_id, held if renew else free)
             .values(lease_owner=owner, lease_until=until)
         )
         return bool(done.rowcount)
