@@ -1,6 +1,6 @@
 """A consumer killed (SIGKILL) in the middle of a sync run loses and duplicates nothing once restarted.
 
-The consumer runs as its operator runs it (`connector serve`); each page of the partner's change feed is
+The consumer runs as its operator runs it (`connector serve`), on SQLite and on PostgreSQL; each page of the partner's change feed is
 committed with the job's cursor and the run's counts, so the run after the restart starts where the killed one
 stopped: together they count every passport once as new, and none as unchanged (no page was read twice).
 """
@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from connector.store import migrate
 from tests.conftest import API_KEY, NodeFactory, free_port
 from tests.test_sync_jobs import JOBS, job_body, provider_with_passports
 
@@ -26,8 +27,9 @@ PASSPORTS = 1500
 class Consumer:
     """`connector serve` in a subprocess, killed and restarted by the test."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, database_url: str) -> None:
         self.data_dir = data_dir
+        self.database_url = database_url
         self.port = free_port()
         self.admin = free_port()
         self.process: asyncio.subprocess.Process | None = None
@@ -36,6 +38,7 @@ class Consumer:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "CONNECTOR_DATA_DIR": str(self.data_dir),
+            "CONNECTOR_DATABASE_URL": self.database_url,
             "CONNECTOR_PROTOCOL_HOST": "127.0.0.1",
             "CONNECTOR_PROTOCOL_PORT": str(self.port),
             "CONNECTOR_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
@@ -81,10 +84,11 @@ class Consumer:
 
 
 async def test_a_run_killed_midway_resumes_from_its_cursor(
-    node_factory: NodeFactory, http: aiohttp.ClientSession, tmp_path: Path
+    node_factory: NodeFactory, http: aiohttp.ClientSession, tmp_path: Path, database_url: str
 ) -> None:
     provider, _, _ = await provider_with_passports(node_factory, http, PASSPORTS)
-    consumer = Consumer(tmp_path / "consumer")
+    await migrate.upgrade(database_url)
+    consumer = Consumer(tmp_path / "consumer", database_url)
     await consumer.start(http)
     try:
         status, job = await consumer.call(http, "POST", JOBS, job_body(provider, id="kill"))
