@@ -130,3 +130,29 @@ async def test_a_run_killed_midway_resumes_from_its_cursor(
         assert len(items) == PASSPORTS and len({i["id"] for i in items}) == PASSPORTS
     finally:
         await consumer.stop()
+
+
+async def test_a_graceful_stop_ends_the_run_and_gives_the_lease_back(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    from connector.app import running_node
+    from tests.conftest import Management, make_settings
+
+    provider, _, _ = await provider_with_passports(node_factory, http, 600)
+    settings = make_settings(tmp_path / "consumer", api_key=API_KEY, sync_page_size=10)  # lease: the default 60 s
+    async with running_node(settings) as consumer:
+        api = Management(http, consumer)
+        assert (await api.call("POST", JOBS, job_body(provider, id="stop")))[0] == 201
+        assert (await api.call("POST", f"{JOBS}/stop/run"))[0] == 202
+        async with asyncio.timeout(60):
+            while True:
+                if (await api.call("GET", f"{JOBS}/stop/runs"))[1][0]["new"] >= 50:
+                    break
+                await asyncio.sleep(0.01)
+    async with running_node(settings) as consumer:
+        api = Management(http, consumer)
+        stopped = (await api.call("GET", f"{JOBS}/stop/runs"))[1][0]
+        assert stopped["state"] == "FAILED" and stopped["error"].startswith("stopped"), stopped
+        status, resumed = await api.call("POST", f"{JOBS}/stop/run?wait=true")  # no lease to wait out
+        assert status == 200 and resumed["state"] == "SUCCEEDED", resumed
+        assert stopped["new"] + resumed["new"] == 600 and resumed["unchanged"] == 0

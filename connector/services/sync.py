@@ -81,6 +81,7 @@ class _Tally:
     store: float = 0.0
     validation: float = 0.0
     began: float = field(default_factory=time.perf_counter)
+    committing: asyncio.Future[None] | None = None  # the page commit under way (shielded from cancellation)
 
     def snapshot(self, state: RunState | None = None, error: str | None = None, ended: bool = False) -> SyncRun:
         seconds = {
@@ -478,32 +479,46 @@ class SyncService:
             await self._sync(job, tally)
         except (SyncFailed, ConnectorError) as exc:
             message = exc.message if isinstance(exc, ConnectorError) else str(exc)
-            ended = tally.snapshot(RunState.FAILED, error=message, ended=True)
             log.warning("sync run failed", extra={"job_id": run.job_id, "run_id": run.id, "error": message})
+            ended = await self._end(tally, RunState.FAILED, message)
         except asyncio.CancelledError:
             # The node is stopping: say so and give the lease back; the next run resumes from the cursor.
             renewer.cancel()
-            stopped = tally.snapshot(
-                RunState.FAILED, error="stopped: the node shut down; the next run resumes from its cursor", ended=True
-            )
+            if tally.committing is not None:
+                with contextlib.suppress(Exception):
+                    await tally.committing  # a page's commit under way ends first
             with contextlib.suppress(Exception):
-                async with self._store.transaction() as tx:
-                    await tx.sync.save_run(stopped)
-                    await tx.sync.release(run.job_id, self.owner)
+                await self._end(
+                    tally, RunState.FAILED, "stopped: the node shut down; the next run resumes from its cursor"
+                )
             raise
         except Exception as exc:
             log.exception("sync run failed", extra={"job_id": run.job_id, "run_id": run.id})
-            ended = tally.snapshot(RunState.FAILED, error=f"{type(exc).__name__}: {exc}", ended=True)
+            ended = await self._end(tally, RunState.FAILED, f"{type(exc).__name__}: {exc}")
         else:
-            ended = tally.snapshot(RunState.SUCCEEDED, ended=True)
+            ended = await self._end(tally, RunState.SUCCEEDED, None)
         finally:
             renewer.cancel()
-        async with self._store.transaction() as tx:
-            await tx.sync.save_run(ended)
-            await tx.sync.release(run.job_id, self.owner)
         for listener in self.progress:
             listener(ended)
         log.info("sync run ended", extra={"job_id": run.job_id, "run_id": run.id, "state": ended.state.value})
+        return ended
+
+    async def _end(self, tally: _Tally, state: RunState, error: str | None) -> SyncRun:
+        """Record a run's end and give the job's lease back.
+
+        A run that failed (or was stopped) keeps the counts its committed pages recorded, read back from the
+        database: a page whose commit was cut short may or may not have committed, and the record must say what
+        the store holds.
+        """
+        ended = tally.snapshot(state, error=error, ended=True)
+        async with self._store.transaction() as tx:
+            if state is not RunState.SUCCEEDED:
+                committed = await tx.sync.get_run(ended.id)
+                if committed is not None:
+                    ended = replace(committed, state=state, error=error, ended_at=ended.ended_at, seconds=ended.seconds)
+            await tx.sync.save_run(ended)
+            await tx.sync.release(ended.job_id, self.owner)
         return ended
 
     async def _keep_lease(self, job_id: str) -> None:
@@ -710,6 +725,7 @@ class SyncService:
         tally: _Tally,
     ) -> None:
         began = time.perf_counter()
+        refusals_before = len(tally.refusals)
         ids = [str(e.get("id")) for e in entries if isinstance(e, dict)]
         async with self._store.read() as tx:
             known = await tx.sync.known(job.id, ids)
@@ -787,11 +803,24 @@ class SyncService:
         )
         snapshot = tally.snapshot()
         position = following if isinstance(following, str) else start
-        async with self._store.transaction() as tx:
-            await tx.sync.put_synced(items, {i for i in known if i in {x.passport_id for x in items}})
-            await tx.sync.save_cursor(job.id, Cursor(dataset_id, position, transfer_id), at)
-            await tx.sync.save_run(snapshot)
-            await _renew(tx, job.id, self.owner, at, self.settings.lease_seconds)
+
+        async def commit() -> None:
+            async with self._store.transaction() as tx:
+                await tx.sync.put_synced(items, {i for i in known if i in {x.passport_id for x in items}})
+                await tx.sync.save_cursor(job.id, Cursor(dataset_id, position, transfer_id), at)
+                await tx.sync.save_run(snapshot)
+                await _renew(tx, job.id, self.owner, at, self.settings.lease_seconds)
+
+        # A commit is never cut in the middle (a cancelled driver call can leave the connection, and on SQLite
+        # its write lock, behind): a stopping node lets it finish, then records the run's end (see perform).
+        tally.committing = asyncio.ensure_future(commit())
+        try:
+            await asyncio.shield(tally.committing)
+        except BaseException:
+            # Not committed (a failure, or the node stopping): the run's record keeps only what was.
+            tally.run = run
+            del tally.refusals[refusals_before:]
+            raise
         tally.store += time.perf_counter() - began
         for listener in self.progress:
             listener(snapshot)
