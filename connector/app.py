@@ -204,6 +204,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         scheduler = SyncScheduler(store, sync_service, settings.sync_poll_seconds)
         await scheduler.start()
         stack.push_async_callback(scheduler.stop)
+        transfers.listeners.append(access.transfer_changed)
         services = management.ManagementServices(
             store=store,
             assets=AssetService(store),

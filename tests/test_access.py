@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 
 from connector.app import Node
-from connector.domain.errors import InvalidInput, PeerError, Refused
+from connector.domain.assets import Criterion
+from connector.domain.errors import InvalidInput, PeerError, PeerTimeout, Refused
 from connector.dsp.catalog import parse_dataset_offers
 from connector.services.access import Access, Partner, failed_at, same_origin
 from tests.conftest import API_KEY, EDC_CONTEXT, ODRL_CONTEXT, Management, NodeFactory
@@ -113,6 +114,9 @@ async def test_an_agreement_and_an_edr_are_made_once_and_reused_from_memory_and_
     access = _access(consumer)
     partner = await access.partner(provider.settings.effective_did)
 
+    by_id = Criterion("https://w3id.org/edc/v0.0.1/ns/id", "=", ASSET)
+    assert [d["@id"] for d in await access.datasets(partner, (by_id,), page=(0, 10))] == [ASSET]
+    assert await access.datasets(partner, (Criterion("https://w3id.org/edc/v0.0.1/ns/id", "=", "nope"),)) == []
     agreement = await access.agreement(partner, ASSET)
     assert agreement.asset_id == ASSET and agreement.provider_id == partner.did
     edr = await access.edr(partner, agreement)
@@ -249,3 +253,51 @@ def test_origins_and_steps() -> None:
     error = failed_at("catalog", PeerError("it answered 500"))
     assert isinstance(error, PeerError) and error.step == "catalog" and error.message == "catalog: it answered 500"
     assert failed_at("later", error) is error
+
+
+async def test_a_negotiation_that_takes_too_long_times_out_and_the_next_call_waits_for_the_same_one(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    # The provider holds every request for its operator: nothing is agreed until approved.
+    provider = await node_factory(api_key=API_KEY, negotiation_approval="manual")
+    consumer = await node_factory(api_key=API_KEY, access_wait_seconds=0.5)
+    await _publish(provider, http, backend)
+    access = _access(consumer)
+    partner = await access.partner(provider.settings.effective_did)
+    with pytest.raises(PeerTimeout, match=r"was not finalized within 0\.5 s"):
+        await access.agreement(partner, ASSET)
+    provider_api = Management(http, provider)
+    _, held = await provider_api.call("POST", "/management/v3/contractnegotiations/request")
+    assert [n["state"] for n in held] == ["REQUESTED"] and held[0]["pending"] is True
+    access.wait_seconds = 20.0
+    waiting = asyncio.ensure_future(access.agreement(partner, ASSET))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    status, _ = await provider_api.call("POST", f"/management/v3/contractnegotiations/{held[0]['@id']}/approve")
+    assert status == 204
+    agreement = await waiting
+    assert agreement.asset_id == ASSET
+    assert await _count(consumer, "negotiations") == 1
+
+
+async def test_a_token_the_data_plane_refuses_is_renewed_and_the_read_retried_once(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    from dataclasses import replace
+
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    await _publish(provider, http, backend)
+    access = _access(consumer)
+    partner = await access.partner(provider.settings.effective_did)
+    agreement, edr = await access.grant(partner, ASSET)
+    # A token the provider does not accept (as if revoked without this node hearing of it yet).
+    access._hold(replace(edr, authorization="Bearer not-a-token"))
+    answer = await access.get(partner, agreement, "/BAT-4")
+    assert answer.status == 200, answer.body
+    renewed = await access.edr(partner, agreement)
+    assert renewed.transfer_id == edr.transfer_id and renewed.authorization not in (
+        edr.authorization,
+        "Bearer not-a-token",
+    )
+    assert await _count(consumer, "transfers") == 1

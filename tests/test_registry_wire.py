@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from functools import cache
 from typing import Any
 
@@ -115,6 +116,9 @@ def test_a_submodel_descriptor_points_through_the_data_plane_and_names_its_asset
     assert {b["dspEndpoint"] for b in bodies} == {WHERE.dsp_url}
     assert {e["interface"] for e in descriptor["endpoints"]} == {"SUBMODEL-3.0"}
     assert wire.submodel_id(shell["id"], "battery_pass") == descriptor["id"]  # stable
+    assert descriptor["id"] == "urn:uuid:" + str(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"bpc:passport:{shell['id']}#battery_pass")
+    )
     assert wire.submodel_id(shell["id"], "circularity") != descriptor["id"]
 
 
@@ -208,3 +212,22 @@ def test_the_schema_check_refuses_a_broken_descriptor() -> None:
         assert_valid("Endpoint", {"protocolInformation": endpoint["protocolInformation"]})
     with pytest.raises(jsonization.DeserializationException):
         jsonization.specific_asset_id_from_jsonable({"name": "partInstanceId"})
+
+
+def test_consumers_read_the_submodel_targets_of_a_shell() -> None:
+    shell = _shell()
+    targets = wire.submodel_targets(shell, "urn:samm:io.catenax.battery.battery_pass:")
+    assert [t.asset_id for t in targets] == [
+        "passport-submodel-battery-pass-public",
+        "passport-submodel-battery-pass-legitimate-interest",
+        "passport-submodel-battery-pass-authority",
+    ]
+    assert {t.dsp_endpoint for t in targets} == {WHERE.dsp_url}
+    assert {t.semantic_id for t in targets} == {"urn:samm:io.catenax.battery.battery_pass:6.1.0#BatteryPass"}
+    assert len(wire.submodel_targets(shell)) == 8 * 3
+    broken = {"submodelDescriptors": [{"endpoints": [{"protocolInformation": {"href": "x", "subprotocol": "DSP"}}]}]}
+    assert wire.submodel_targets(broken) == []
+    assert wire.parse_asset_links(wire.lookup_links("SN-1")) == [
+        ("partInstanceId", "SN-1"),
+        ("digitalTwinType", "PartInstance"),
+    ]

@@ -230,7 +230,10 @@ async def test_catena_x_policies_decide_catalog_negotiation_and_transfer(
             assert r.status == 200, await r.text()
             assert (await r.json())["batteryId"] == "BAT-1"
     _, provided = await provider_api.call("POST", "/management/v3/transferprocesses/request")
-    assert [t["state"] for t in provided] == ["STARTED"]
+    # The consumer may pull before the provider has recorded the start's acknowledgement: wait for it (a
+    # termination fails the wait).
+    assert len(provided) == 1
+    await _wait(provider_api, f"/management/v3/transferprocesses/{provided[0]['@id']}", {"STARTED"})
 
 
 async def test_an_agreed_usage_purpose_of_the_older_namespace_stops_no_transfer(
@@ -256,6 +259,8 @@ async def test_an_agreed_usage_purpose_of_the_older_namespace_stops_no_transfer(
     transfer_id, address = await _started_pull(provider, consumer, http, backend, contract=purpose)
     async with http.get(address["endpoint"] + "/BAT-1", headers={"Authorization": address["authorization"]}) as r:
         assert r.status == 200, await r.text()
-    _, provided = await Management(http, provider).call("POST", "/management/v3/transferprocesses/request")
-    assert [t["state"] for t in provided] == ["STARTED"]
+    provider_api = Management(http, provider)
+    _, provided = await provider_api.call("POST", "/management/v3/transferprocesses/request")
+    assert len(provided) == 1  # and it stays STARTED: the wait fails on a termination
+    await _wait(provider_api, f"/management/v3/transferprocesses/{provided[0]['@id']}", {"STARTED"})
     assert transfer_id

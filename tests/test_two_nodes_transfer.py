@@ -433,7 +433,8 @@ async def test_tokens_are_refreshed_with_the_consumers_signed_authentication_tok
     with sqlite3.connect(database) as raw:
         (stored_address,) = raw.execute("SELECT data_address FROM transfers WHERE id = ?", (transfer_id,)).fetchone()
     assert again["authorization"] not in stored_address and again["refreshToken"] not in stored_address
-    assert stored_address.count("sealed:v1:") == 2 and address["endpoint"] in stored_address
+    # Three sealed values: the access token under its DSP and its EDC name (Tractus-X reads the latter), the refresh token.
+    assert stored_address.count("sealed:v1:") == 3 and address["endpoint"] in stored_address
 
 
 async def test_a_refresh_without_the_consumers_proof_is_refused_naming_why(

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 from urllib.parse import quote
 
@@ -44,6 +46,7 @@ DIGITAL_TWIN_TYPE = "PartInstance"
 SUBMODEL_INTERFACE = "SUBMODEL-3.0"
 SUBPROTOCOL = "DSP"
 MAX_LINKS = 10_000  # what POST /lookup/shellsByAssetLink takes at most (the OpenAPI's maxItems)
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 BAD_BASE64 = "Incorrect Base64 encoded value provided as parameter"  # Tractus-X's text, which clients match
 
 # The submodels each shell has: the Catena-X BatteryPass and the seven IDTA-02035 parts, by their path name.
@@ -81,8 +84,16 @@ def decode_id(encoded: str, what: str = "identifier") -> str:
 
 
 def submodel_id(passport_id: str, part: str) -> str:
-    """Return the stable id of one passport's submodel (a name-based UUID: the same passport gives the same id)."""
-    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"bpc:passport:{passport_id}#{part}"))
+    """Return the stable id of one passport's submodel: a name-based (version 5) UUID of the passport and part.
+
+    The same as `uuid.uuid5(uuid.NAMESPACE_URL, "bpc:passport:<id>#<part>")`, without building UUID objects
+    (eight per shell, on every listing).
+    """
+    digest = bytearray(hashlib.sha1(_URL_NAMESPACE + f"bpc:passport:{passport_id}#{part}".encode()).digest()[:16])  # noqa: S324
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def submodel_asset_id(part: str, level: str) -> str:
@@ -128,6 +139,48 @@ def parse_subprotocol_body(body: str) -> dict[str, str]:
             f"the subprotocolBody lacks {' and '.join(missing)} (expected id=<assetId>;dspEndpoint=<DSP URL>)",
             [Problem("missing", "subprotocolBody", body[:200])],
         )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class SubmodelTarget:
+    """Where a consumer reads a submodel: the href, and the asset to negotiate at which DSP endpoint first."""
+
+    href: str
+    asset_id: str
+    dsp_endpoint: str
+    semantic_id: str
+
+
+def lookup_links(part_instance_id: str) -> list[dict[str, str]]:
+    """Return the POST /lookup/shellsByAssetLink body that finds a battery by its id, as Catena-X consumers send it."""
+    return [
+        {"name": "partInstanceId", "value": part_instance_id},
+        {"name": "digitalTwinType", "value": DIGITAL_TWIN_TYPE},
+    ]
+
+
+def submodel_targets(shell: Mapping[str, Any], semantic_id_prefix: str = "") -> list[SubmodelTarget]:
+    """Return every DSP endpoint of a shell's submodels whose semantic id starts with a prefix, in descriptor order.
+
+    For example `submodel_targets(shell, "urn:samm:io.catenax.battery.battery_pass:")`. Endpoints that are not
+    `subprotocol` DSP, or whose body lacks `id` or `dspEndpoint`, are left out.
+    """
+    found: list[SubmodelTarget] = []
+    for descriptor in shell.get("submodelDescriptors", ()):
+        keys = (descriptor.get("semanticId") or {}).get("keys") or [{}]
+        semantic = str(keys[0].get("value", ""))
+        if not semantic.startswith(semantic_id_prefix):
+            continue
+        for endpoint in descriptor.get("endpoints", ()):
+            info = endpoint.get("protocolInformation") or {}
+            if info.get("subprotocol") != SUBPROTOCOL or not isinstance(info.get("href"), str):
+                continue
+            try:
+                body = parse_subprotocol_body(str(info.get("subprotocolBody", "")))
+            except InvalidInput:
+                continue
+            found.append(SubmodelTarget(info["href"], body["id"], body["dspEndpoint"], semantic))
     return found
 
 
@@ -191,10 +244,25 @@ class Publication:
     levels: tuple[str, ...]
 
 
+@cache
+def _part_constants(part: str, dsp_url: str, levels: tuple[str, ...]) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+    """Return what every descriptor of a part shares: its idShort, semanticId and subprotocolBody per level.
+
+    Shared between descriptors, so never changed by a caller.
+    """
+    semantic = semantic_id(part)
+    reference = {"type": "ExternalReference", "keys": [{"type": "GlobalReference", "value": semantic}]}
+    bodies = tuple(subprotocol_body(submodel_asset_id(part, level), dsp_url) for level in levels)
+    return semantic.rsplit("#", 1)[-1], reference, bodies
+
+
+_NO_SECURITY = [{"type": "NONE", "key": "NONE", "value": "NONE"}]
+
+
 def submodel_descriptor(source: ShellSource, part: str, where: Publication) -> dict[str, Any]:
     """Return the descriptor of one passport's submodel: one endpoint per access level, each naming its asset."""
     href = where.data_plane_url.rstrip("/") + "/" + quote(submodel_path(source.passport_id, part), safe="/$")
-    semantic = semantic_id(part)
+    short, reference, bodies = _part_constants(part, where.dsp_url, where.levels)
     endpoints = [
         {
             "interface": SUBMODEL_INTERFACE,
@@ -203,17 +271,17 @@ def submodel_descriptor(source: ShellSource, part: str, where: Publication) -> d
                 "endpointProtocol": "HTTP",
                 "endpointProtocolVersion": ["1.1"],
                 "subprotocol": SUBPROTOCOL,
-                "subprotocolBody": subprotocol_body(submodel_asset_id(part, level), where.dsp_url),
+                "subprotocolBody": body,
                 "subprotocolBodyEncoding": "plain",
-                "securityAttributes": [{"type": "NONE", "key": "NONE", "value": "NONE"}],
+                "securityAttributes": _NO_SECURITY,
             },
         }
-        for level in where.levels
+        for body in bodies
     ]
     return {
         "id": submodel_id(source.passport_id, part),
-        "idShort": semantic.rsplit("#", 1)[-1],
-        "semanticId": {"type": "ExternalReference", "keys": [{"type": "GlobalReference", "value": semantic}]},
+        "idShort": short,
+        "semanticId": reference,
         "endpoints": endpoints,
     }
 

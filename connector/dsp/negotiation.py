@@ -30,6 +30,8 @@ class ContractRequest:
     provider_pid: str | None
     callback_address: str | None
     offer: dict[str, Any]
+    # The offer read in the message's @context (expanded JSON-LD), or as sent when it cannot be expanded.
+    rules: Any = None
 
 
 def parse_contract_request(body: Any) -> ContractRequest:
@@ -51,7 +53,7 @@ def parse_contract_request(body: Any) -> ContractRequest:
     if not isinstance(offer, dict) or not isinstance(offer.get("@id"), str):
         raise InvalidInput("offer must be an Offer with an @id", [Problem("missing offer @id", "offer.@id", None)])
     assert consumer_pid is not None
-    return ContractRequest(consumer_pid, provider_pid, callback, offer)
+    return ContractRequest(consumer_pid, provider_pid, callback, offer, policy_in_context(body, "offer"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,23 +84,28 @@ def parse_agreement_message(body: Any) -> tuple[Pids, dict[str, Any]]:
     return pids, agreement
 
 
-def agreement_rules(body: Any) -> Any:
-    """Return a ContractAgreementMessage's agreement read in the message's @context (expanded JSON-LD).
+def policy_in_context(body: Any, field: str) -> Any:
+    """Return the policy of a message's `field` (`offer`, `agreement`) read in the message's @context (expanded).
 
-    A peer may compact the agreement with contexts of its own (Tractus-X EDC: the Catena-X policy context, so
+    A peer may compact the policy with contexts of its own (Tractus-X EDC: the Catena-X policy context, so
     `"leftOperand": "FrameworkAgreement"`); read outside them its terms would not be the rules it means. When
-    the message cannot be expanded the agreement is returned as sent.
+    the message cannot be expanded the policy is returned as sent.
     """
-    agreement = body.get("agreement") if isinstance(body, dict) else None
-    if not isinstance(agreement, dict):
-        return agreement
+    policy = body.get(field) if isinstance(body, dict) else None
+    if not isinstance(policy, dict):
+        return policy
     try:
         nodes = [n for n in jsonld.expand_peer_document(body) if isinstance(n, dict)]
     except InvalidInput:
-        return agreement
-    # The agreement's terms are scoped to the message's `agreement` property: expand the message, take that.
-    found = [a for n in nodes for a in jsonld.values(n, DSPACE + "agreement") if isinstance(a, dict)]
-    return found[0] if len(found) == 1 else agreement
+        return policy
+    # The policy's terms are scoped to the message's property: expand the message, take that property.
+    found = [a for n in nodes for a in jsonld.values(n, DSPACE + field) if isinstance(a, dict)]
+    return found[0] if len(found) == 1 else policy
+
+
+def agreement_rules(body: Any) -> Any:
+    """Return a ContractAgreementMessage's agreement read in the message's @context (expanded JSON-LD)."""
+    return policy_in_context(body, "agreement")
 
 
 def parse_offer_message(body: Any) -> tuple[Pids, dict[str, Any]]:

@@ -210,9 +210,16 @@ class DidDocument:
     def key(self, kid: str | None, relationship: str) -> VerificationKey | None:
         """Return the key ``kid`` if the document lists it under ``relationship``.
 
-        Without a kid the document must hold exactly one key in that relationship (DCP's rule).
+        Without a kid the document must hold exactly one key in that relationship (DCP's rule). A document that
+        references no key from any verification relationship lets each of its verification methods stand for
+        every one: EDC IdentityHub, the wallet of Tractus-X EDC, publishes its keys only under
+        ``verificationMethod`` (with an empty ``authentication``), and EDC's verifiers resolve a ``kid`` there
+        (decision 0018). A document that names keys for any relationship is held to what it names.
         """
-        allowed = self.relationships.get(relationship, frozenset())
+        if any(self.relationships.values()):
+            allowed = self.relationships.get(relationship, frozenset())
+        else:
+            allowed = frozenset(self.keys)
         if kid is None:
             if len(allowed) != 1:
                 return None

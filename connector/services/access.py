@@ -167,7 +167,9 @@ class Access:
         self._partners: dict[str, tuple[float, Partner]] = {}
         self._agreements: dict[tuple[str, str], Agreement] = {}  # (partner DID, dataset id) -> agreement
         self._held: dict[str, Edr] = {}  # agreement id -> EDR
+        self._held_by_transfer: dict[str, str] = {}  # transfer id -> agreement id, of the EDRs held
         self._spent: set[str] = set()  # agreements the provider no longer honours (a transfer under one refused)
+        self._fresh: set[str] = set()  # negotiations this node started here (their agreements are new)
         self._flights = _SingleFlight()
 
     # The partner.
@@ -244,9 +246,14 @@ class Access:
 
     # Datasets.
 
-    async def datasets(self, partner: Partner, criteria: tuple[Criterion, ...] = ()) -> list[dict[str, Any]]:
-        """Return the partner's datasets the criteria select (the first catalog page), each as its DSP JSON."""
-        catalog = await self._catalogs.catalog(partner.address, partner.did, None, None, criteria)
+    async def datasets(
+        self, partner: Partner, criteria: tuple[Criterion, ...] = (), page: tuple[int, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Return the partner's datasets the criteria select, each as its DSP JSON (with the catalog's @context).
+
+        `page` is (offset, limit), sent as EDC's QuerySpec; without it, the first page the partner answers.
+        """
+        catalog = await self._catalogs.catalog(partner.address, partner.did, None, page, criteria)
         found = catalog.get("dcat:dataset", catalog.get("dataset", []))
         items = found if isinstance(found, list) else [found]
         return [dict(d, **{"@context": catalog["@context"]}) if "@context" in catalog else dict(d) for d in items]
@@ -309,6 +316,7 @@ class Access:
             offer = {"assigner": partner.did, **offers[chosen], "@id": chosen, "target": dataset_id}
             negotiation = await self._negotiations.start(partner.address, partner.did, offer)
             under_way = negotiation.id
+            self._fresh.add(under_way)
         return await self._finalized(under_way)
 
     async def _ongoing_negotiation(self, partner: Partner, dataset_id: str) -> str | None:
@@ -350,7 +358,7 @@ class Access:
         if held is not None and held.fresh():
             return held
         found = await self._flights.run(("edr", agreement.id), lambda: self._obtain_edr(partner, agreement))
-        self._held[agreement.id] = found
+        self._hold(found)
         return found
 
     async def _obtain_edr(self, partner: Partner, agreement: Agreement) -> Edr:
@@ -409,12 +417,30 @@ class Access:
         transfer is negotiated again, once."""
         agreement = await self.agreement(partner, dataset, offer_id)
         try:
-            return agreement, await self.edr(partner, agreement)
+            edr = await self.edr(partner, agreement)
+            self._fresh.discard(agreement.negotiation_id)
+            return agreement, edr
         except Refused:
             if agreement.id not in self._spent:
                 raise
+            if agreement.negotiation_id in self._fresh:
+                # Just agreed, and its transfer refused: asking again would be refused the same way.
+                self._spent.discard(agreement.id)
+                raise
         agreement = await self.agreement(partner, dataset, offer_id)
         return agreement, await self.edr(partner, agreement)
+
+    def _hold(self, edr: Edr) -> None:
+        self._held[edr.agreement_id] = edr
+        self._held_by_transfer[edr.transfer_id] = edr.agreement_id
+
+    def transfer_changed(self, transfer_id: str) -> None:
+        """Forget the EDR held of a transfer this node changed (ended, suspended, refreshed): read it again."""
+        agreement_id = self._held_by_transfer.pop(transfer_id, None)
+        if agreement_id is not None:
+            held = self._held.get(agreement_id)
+            if held is not None and held.transfer_id == transfer_id:
+                del self._held[agreement_id]
 
     def forget_edr(self, edr: Edr) -> None:
         """Stop handing out an EDR (the provider refused its token); the next `edr` call refreshes or renews it."""
@@ -436,7 +462,7 @@ class Access:
             return await self._started(transfer.id)
 
         found = await self._flights.run(("renew", refused.transfer_id, refused.authorization), work)
-        self._held[agreement.id] = found
+        self._hold(found)
         return found
 
     async def get(

@@ -13,7 +13,6 @@ wait for a negotiation or a transfer by CONNECTOR_ACCESS_WAIT_SECONDS.
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 import orjson
 
 from connector import vocab
+from connector.domain import registry as wire
 from connector.domain.assets import Criterion
 from connector.domain.errors import ConnectorError, InvalidInput, NotFound, PeerError, Problem, ProblemList, Refused
 from connector.services.access import Access, Partner, failed_at
@@ -30,9 +30,10 @@ from connector.transport.peer import PeerResponse
 
 T = TypeVar("T")
 
-DTR_TYPE = "https://w3id.org/catenax/taxonomy#DigitalTwinRegistry"
+DTR_TYPE = wire.DTR_TAXONOMY
 DCT_TYPE_CRITERION = "'http://purl.org/dc/terms/type'.'@id'"
 GLOBAL_ASSET_ID = "globalAssetId"
+PART_INSTANCE_ID = "partInstanceId"
 BATTERY_PASS_SEMANTIC_ID = "urn:samm:io.catenax.battery.battery_pass:6.1.0#BatteryPass"
 # Access levels, most to least privileged: without a level asked for, the best one offered to this node is read.
 LEVELS = ("authority", "legitimate_interest", "public")
@@ -116,25 +117,11 @@ class LookupResult:
         return {"passport": self.passport, "source": self.source, "elapsedMs": self.elapsed_ms}
 
 
-def encode_id(identifier: str) -> str:
-    """Return an identifier base64url-encoded without padding, as AAS paths and `assetIds` carry it."""
-    return base64.urlsafe_b64encode(identifier.encode()).decode().rstrip("=")
-
-
-def parse_subprotocol_body(body: str) -> dict[str, str]:
-    """Read a `subprotocolBody` (`id=<assetId>;dspEndpoint=<DSP URL>`, `;`-separated key=value)."""
-    found: dict[str, str] = {}
-    for item in body.split(";"):
-        key, sep, value = item.strip().partition("=")
-        if sep and key:
-            found[key.strip()] = value.strip()
-    return found
-
-
 def level_of(asset_id: str, dataset: Mapping[str, Any] | None = None) -> str | None:
     """Return the access level an asset offers: its dataset's accessLevel property, else its id's last part."""
     for key, value in (dataset or {}).items():
-        if key.rsplit("/", 1)[-1].rsplit(":", 1)[-1].rsplit("#", 1)[-1] == "accessLevel" and value in LEVELS:
+        name = key.rsplit("/", 1)[-1].rsplit(":", 1)[-1].rsplit("#", 1)[-1]
+        if name in ("accessLevel", "passportAccessLevel") and value in LEVELS:
             return str(value)
     normal = asset_id.replace("_", "-")
     return next((level for level in LEVELS if normal.endswith("-" + level.replace("_", "-"))), None)
@@ -155,9 +142,11 @@ def endpoints_of(descriptor: Mapping[str, Any]) -> list[Endpoint]:
             continue
         if info.get("subprotocol") not in (None, "DSP"):
             continue
-        body = parse_subprotocol_body(str(info.get("subprotocolBody") or ""))
-        if body.get("id") and body.get("dspEndpoint"):
-            found.append(Endpoint(info["href"], body["id"], body["dspEndpoint"], level_of(body["id"])))
+        try:
+            body = wire.parse_subprotocol_body(str(info.get("subprotocolBody") or ""))
+        except InvalidInput:
+            continue  # no asset or no connector named: nothing this node could negotiate
+        found.append(Endpoint(info["href"], body["id"], body["dspEndpoint"], level_of(body["id"])))
     return found
 
 
@@ -188,6 +177,7 @@ class PassportLookup:
         self._clock = clock
         self._registries: dict[str, tuple[float, dict[str, Any]]] = {}  # partner DID -> its DTR dataset
         # (partner DID, the endpoints' asset ids, level asked for) -> the endpoint chosen and its dataset
+        self._by_serial: set[str] = set()  # partners whose registry finds batteries by partInstanceId only
         self._chosen: dict[tuple[str, tuple[str, ...], str | None], tuple[float, Endpoint, Any]] = {}
 
     async def lookup(self, wanted: LookupRequest) -> LookupResult:
@@ -242,25 +232,43 @@ class PassportLookup:
         return agreement
 
     async def _shell(self, partner: Partner, agreement: Agreement, wanted: LookupRequest) -> dict[str, Any]:
-        links = ([(GLOBAL_ASSET_ID, wanted.battery_id)] if wanted.battery_id else []) + list(wanted.specific_asset_ids)
-        body = [{"name": name, "value": value} for name, value in links]
-        answer = await self._access.request(partner, agreement, "POST", "/lookup/shellsByAssetLink", json=body)
-        if answer.status in (404, 405, 501) and not _result_ids(answer.body):
-            # A registry without the AAS 3.1 POST lookup (or a data plane that proxies GET only): the older GET.
-            query = "&".join("assetIds=" + encode_id(orjson.dumps(link).decode()) for link in body)
-            answer = await self._access.get(partner, agreement, "/lookup/shells?" + query)
-        if not answer.ok:
-            raise PeerError(f"the registry's lookup answered {answer.status}: {_aas_reason(answer)}")
-        ids = _result_ids(answer.body)
+        extra = list(wanted.specific_asset_ids)
+        tries = [extra] if wanted.battery_id is None else [[(GLOBAL_ASSET_ID, wanted.battery_id), *extra]]
+        if wanted.battery_id is not None:
+            # A registry shows the global asset id only to the BPNs it names; to everyone else (PUBLIC_READABLE)
+            # the battery is found by its partInstanceId, which Catena-X sets to the same serial.
+            by_serial = [(PART_INSTANCE_ID, wanted.battery_id), *extra]
+            tries = [by_serial, *tries] if partner.did in self._by_serial else [*tries, by_serial]
+        ids: list[str] = []
+        for links in tries:
+            ids = await self._lookup(partner, agreement, links)
+            if ids:
+                if links[0][0] == PART_INSTANCE_ID:
+                    self._by_serial.add(partner.did)
+                else:
+                    self._by_serial.discard(partner.did)
+                break
         if not ids:
-            shown = ", ".join(f"{n}={v}" for n, v in links)
+            shown = " or ".join(", ".join(f"{n}={v}" for n, v in links) for links in tries)
             raise NotFound(f"the partner's registry has no shell visible to this node with {shown}")
-        answer = await self._access.get(partner, agreement, "/shell-descriptors/" + encode_id(ids[0]))
+        answer = await self._access.get(partner, agreement, "/shell-descriptors/" + wire.encode_id(ids[0]))
         if answer.status == 404:
             raise NotFound(f"the partner's registry lists shell {ids[0]!r} but has no descriptor for it")
         if not answer.ok or not isinstance(answer.body, dict):
             raise PeerError(f"the registry answered {answer.status} for shell {ids[0]!r}: {_aas_reason(answer)}")
         return dict(answer.body)
+
+    async def _lookup(self, partner: Partner, agreement: Agreement, links: list[tuple[str, str]]) -> list[str]:
+        """Return the ids of the shells with every asset link (POST /lookup/shellsByAssetLink, else the GET form)."""
+        body = [{"name": name, "value": value} for name, value in links]
+        answer = await self._access.request(partner, agreement, "POST", "/lookup/shellsByAssetLink", json=body)
+        if answer.status in (404, 405, 501) and not _result_ids(answer.body):
+            # A registry without the AAS 3.1 POST lookup (or a data plane that proxies GET only): the older GET.
+            query = "&".join("assetIds=" + wire.encode_id(orjson.dumps(link).decode()) for link in body)
+            answer = await self._access.get(partner, agreement, "/lookup/shells?" + query)
+        if not answer.ok:
+            raise PeerError(f"the registry's lookup answered {answer.status}: {_aas_reason(answer)}")
+        return _result_ids(answer.body)
 
     async def _endpoint(
         self, partner: Partner, agreement: Agreement, shell: Mapping[str, Any], wanted: LookupRequest
@@ -283,7 +291,10 @@ class PassportLookup:
         key = (partner.did, tuple(e.asset_id for e in endpoints), wanted.level)
         hit = self._chosen.get(key)
         if hit is not None and hit[0] > self._clock():
-            return hit[1], await self._access.partner_at(partner, hit[1].dsp_endpoint), hit[2]
+            # The same assets as last time: the same choice, with this shell's href.
+            known = next(e for e in endpoints if e.asset_id == hit[1].asset_id)
+            known = Endpoint(known.href, known.asset_id, known.dsp_endpoint, hit[1].level)
+            return known, await self._access.partner_at(partner, known.dsp_endpoint), hit[2]
         sub_partner = await self._access.partner_at(partner, endpoints[0].dsp_endpoint)
         others = {e.dsp_endpoint for e in endpoints[1:]}
         for other in others - {endpoints[0].dsp_endpoint}:

@@ -242,7 +242,7 @@ class NegotiationService:
             existing = await tx.negotiations.find_by_peer(Role.PROVIDER, participant.id, message.consumer_pid)
         if existing is not None:
             return existing, False  # a redelivered request: the same negotiation, nothing new
-        reason, agreement, definition_id, asset_id = await self._decide(participant, message.offer)
+        reason, agreement, definition_id, asset_id = await self._decide(participant, message.offer, message.rules)
         target = message.offer.get("target")
         dataset = asset_id or (target if isinstance(target, str) else None)
         act = self._react(Step.ON_REQUEST, dataset)
@@ -327,7 +327,7 @@ class NegotiationService:
         act = self._react(Step.ON_COUNTER_REQUEST, current.asset_id)
         decided: tuple[str | None, dict[str, Any] | None, str | None, str | None] = (None, None, None, None)
         if act is Act.DEFAULT:
-            decided = await self._decide(participant, message.offer)
+            decided = await self._decide(participant, message.offer, message.rules)
         reason, agreement, _, _ = decided
         async with self._store.transaction() as tx:
             pids = wire.Pids(current.id, message.consumer_pid)
@@ -389,12 +389,14 @@ class NegotiationService:
         self._wake()
 
     async def _decide(
-        self, participant: Participant, offer: dict[str, Any]
+        self, participant: Participant, offer: dict[str, Any], rules: Any = None
     ) -> tuple[str | None, dict[str, Any] | None, str | None, str | None]:
         """Return (reason to refuse, agreement, definition id, asset id) for a requested offer.
 
-        An offer this provider does not know (or does not offer to this participant) is an error the request is
-        answered with at once (NotFound: 404), as DSP requires and EDC does; no negotiation is opened for it.
+        `rules` is the offer read in the request's @context (the terms a peer's own contexts give it); the
+        offer as sent when that is not given. An offer this provider does not know (or does not offer to this
+        participant) is an error the request is answered with at once (NotFound: 404), as DSP requires and EDC
+        does; no negotiation is opened for it.
         """
         resolved = await self._resolve(participant, offer["@id"])
         asset_id = resolved.asset.id
@@ -402,11 +404,12 @@ class NegotiationService:
         if target is not None and target != asset_id:
             return f"the offer {offer['@id']} is for dataset {asset_id}, not {target}", None, None, None
         if has_rules(offer):
+            read = rules if isinstance(rules, dict) else offer
             try:
-                policies.parse_policy({k: v for k, v in offer.items() if k not in ("target", "assigner", "assignee")})
+                policies.parse_policy({k: v for k, v in read.items() if k not in ("target", "assigner", "assignee")})
             except policies.PolicyError as exc:
                 return f"the offer's policy cannot be read: {exc}", None, None, None
-            if not same_rules(offer, resolved.policy):
+            if not same_rules(read, resolved.policy):
                 return "the offer's rules differ from the offer this provider made (it was altered)", None, None, None
         context = policies.EvaluationContext(
             participant_id=participant.id, claims=participant.claims, now=datetime.now(UTC), target=asset_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -43,18 +45,77 @@ def has_rules(offer: dict[str, Any]) -> bool:
     return any(offer.get(key) for key in ("permission", "prohibition", "obligation"))
 
 
+# EDC 0.17 (Tractus-X EDC 0.13) sends a right operand of several values as one string: the Java rendering of the
+# values it stored, `[{@value={chars=a, string=a, valueType=STRING}}, ...]` (tractusx-edc #3043, EDC #5792), or
+# their JSON text `[{"@value":"a"}, ...]`. Its own policy comparison sees the values; so does this one.
+_EDC_STORED_VALUE = re.compile(r"\{@value=\{chars=(.*?), string=\1, valueType=STRING\}\}")
+
+
+def edc_list_values(text: str) -> list[str] | None:
+    """Return the values an EDC rendering of a multi-valued right operand names, or None if `text` is not one."""
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    inner = text[1:-1]
+    found = list(_EDC_STORED_VALUE.finditer(inner))
+    if found and ", ".join(m.group(0) for m in found) == inner:
+        return [m.group(1) for m in found]
+    try:
+        items = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(items, list) or len(items) < 2:
+        return None
+    values = [i.get("@value") if isinstance(i, dict) and set(i) == {"@value"} else i for i in items]
+    return [v for v in values if isinstance(v, str)] if all(isinstance(v, str) for v in values) else None
+
+
+def _edc_lists_read(policy: policies.Policy) -> policies.Policy:
+    """Return the policy with EDC's renderings of multi-valued right operands read as the values they name."""
+
+    def constraint(
+        c: policies.Constraint | policies.LogicalConstraint,
+    ) -> policies.Constraint | policies.LogicalConstraint:
+        if isinstance(c, policies.LogicalConstraint):
+            return replace(c, constraints=tuple(constraint(x) for x in c.constraints))
+        only = c.right_operand[0] if len(c.right_operand) == 1 else None
+        if isinstance(only, policies.LiteralValue) and isinstance(only.value, str) and only.datatype is None:
+            values = edc_list_values(only.value)
+            if values is not None:
+                return replace(c, right_operand=tuple(policies.LiteralValue(v) for v in values))
+        return c
+
+    def rule(r: policies.Rule) -> policies.Rule:
+        return replace(
+            r,
+            constraints=tuple(constraint(c) for c in r.constraints),
+            duties=tuple(rule(d) for d in r.duties),
+            remedies=tuple(rule(d) for d in r.remedies),
+            consequences=tuple(rule(d) for d in r.consequences),
+        )
+
+    return replace(
+        policy,
+        permissions=tuple(rule(r) for r in policy.permissions),
+        prohibitions=tuple(rule(r) for r in policy.prohibitions),
+        obligations=tuple(rule(r) for r in policy.obligations),
+    )
+
+
 def same_rules(first: Any, second: Any) -> bool:
     """Tell whether two policies (an offer and an agreement, in any form the policy parser reads) grant the same.
 
     Both are compared in the form the node enforces (`effective_policy`): an empty policy and one permission to
-    use without conditions are the same, as EDC reads them. Parties, targets, ids and timestamps are ignored; a
-    policy that cannot be read is never the same as anything.
+    use without conditions are the same, as EDC reads them. A right operand of several values is the same in
+    EDC's string rendering of it (`edc_list_values`). Parties, targets, ids and timestamps are ignored; a policy
+    that cannot be read is never the same as anything.
     """
     try:
         parsed = [
-            effective_policy(policies.parse_policy({k: v for k, v in p.items() if k not in _NOT_RULES}))
-            if isinstance(p, dict)
-            else effective_policy(policies.parse_policy(p))
+            _edc_lists_read(
+                effective_policy(policies.parse_policy({k: v for k, v in p.items() if k not in _NOT_RULES}))
+                if isinstance(p, dict)
+                else effective_policy(policies.parse_policy(p))
+            )
             for p in (first, second)
         ]
     except policies.PolicyError:

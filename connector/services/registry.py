@@ -97,8 +97,11 @@ def _limit(raw: str | None) -> int:
 class RegistryService:
     """Answers the AAS registry and discovery read APIs for the node's passports."""
 
-    def __init__(self, store: Store, config: RegistryConfig, bpn_of: BpnOf | None = None) -> None:
+    def __init__(
+        self, store: Store, config: RegistryConfig, bpn_of: BpnOf | None = None, clock: Callable[[], int] = now_ms
+    ) -> None:
         self._store = store
+        self._clock = clock
         self.config = config
         self._publication = config.publication()
         self._bpn_of = bpn_of
@@ -133,7 +136,7 @@ class RegistryService:
             return after, until, (at, last)
         # A poll by creation time sees only shells created settle_ms ago or earlier: a transaction that took its
         # time before and commits late is then never behind the poller's last createdAfter (docs/registry.md).
-        return after, (now_ms() - self.config.settle_ms) if after is not None else None, None
+        return after, (self._clock() - self.config.settle_ms) if after is not None else None, None
 
     async def _scan(
         self, spec: ShellFilter, bpn: str | None, until: int | None, keep: Callable[[dict[str, Any]], bool]

@@ -251,6 +251,10 @@ class TransferService:
             {
                 "authorization": access,
                 "authType": "bearer",
+                # Also under EDC's names: Tractus-X's token refresh reads the access token only from
+                # `https://w3id.org/edc/v0.0.1/ns/authorization` (an EDC DataAddress property read by its full IRI).
+                wire.EDC + "authorization": access,
+                wire.EDC + "endpointType": wire.HTTP_ENDPOINT_TYPE,
                 # The Tractus-X token refresh profile's properties, under its names (docs/transfer.md).
                 wire.TX_AUTH + "expiresIn": str(self._lifetime),
                 wire.TX_AUTH + "refreshToken": refresh,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import Text, case, cast, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -60,6 +60,11 @@ def _secrets(
             entry = {**entry, "value": new}
         changed.append(entry)
     return {**address, "endpointProperties": changed}
+
+
+# A transfer without an endpoint data reference stores JSON `null` in data_address (SQLAlchemy's JSON type writes
+# Python None so), which `IS NOT NULL` does not exclude: compare the text too (SQLite's text, PostgreSQL's jsonb).
+_HOLDS_EDR = transfers.c.data_address.is_not(None) & (cast(transfers.c.data_address, Text) != "null")
 
 
 def _transfer(row: RowMapping, sealer: Sealer = PLAIN) -> Transfer:
@@ -229,7 +234,7 @@ class TransferRepository:
         """Return the transfers a QuerySpec selects (only consumer ones holding an EDR, with `with_edr`)."""
         base = select(transfers)
         if with_edr:
-            base = base.where(transfers.c.role == Role.CONSUMER.value, transfers.c.data_address.is_not(None))
+            base = base.where(transfers.c.role == Role.CONSUMER.value, _HOLDS_EDR)
         statement = query.apply_column_query(base, spec, self._COLUMNS, transfers.c.id, "transfer processes")
         return [_transfer(r, self._sealer) for r in (await self._c.execute(statement)).mappings()]
 
@@ -238,7 +243,7 @@ class TransferRepository:
         base = (
             select(transfers, agreements.c.negotiation_id.label("edr_negotiation_id"))
             .select_from(transfers.outerjoin(agreements, agreements.c.id == transfers.c.agreement_id))
-            .where(transfers.c.role == Role.CONSUMER.value, transfers.c.data_address.is_not(None))
+            .where(transfers.c.role == Role.CONSUMER.value, _HOLDS_EDR)
         )
         statement = query.apply_column_query(base, spec, self._EDR_COLUMNS, transfers.c.id, "endpoint data references")
         return [

@@ -209,3 +209,49 @@ def test_unknown_method_types_are_skipped_not_fatal() -> None:
     doc = parse_did_document(raw, did)
     assert doc.key(f"{did}#mk", "authentication") is None
     assert len(doc.keys) == 1
+
+
+def _identity_hub_document(did: str, jwk: dict[str, Any]) -> dict[str, Any]:
+    """A DID document as EDC IdentityHub (Tractus-X EDC's wallet) publishes it: keys only in verificationMethod."""
+    return {
+        "service": [
+            {"id": f"{did}#credential-service", "type": "CredentialService", "serviceEndpoint": "https://x/cs"}
+        ],
+        "verificationMethod": [
+            {
+                "id": f"{did}#key-1",
+                "type": "JsonWebKey2020",
+                "controller": did,
+                "publicKeyMultibase": None,
+                "publicKeyJwk": jwk,
+            }
+        ],
+        "authentication": [],
+        "id": did,
+        "@context": ["https://w3id.org/did-resolution/v1"],
+    }
+
+
+def test_a_document_naming_no_relationship_lets_its_verification_methods_stand_for_each() -> None:
+    did = "did:web:tractusx.example"
+    key = generate_key("P-256")
+    doc = parse_did_document(_identity_hub_document(did, key.public_jwk()), did)
+    for rel in ("capabilityInvocation", "assertionMethod", "authentication"):
+        assert doc.key(f"{did}#key-1", rel) is not None
+        assert doc.key("key-1", rel) is not None
+        assert doc.key(None, rel) is not None  # its only key
+    assert doc.key(f"{did}#key-2", "capabilityInvocation") is None  # still only its own keys, by kid
+    raw = _identity_hub_document(did, key.public_jwk())
+    second = {**raw["verificationMethod"][0], "id": f"{did}#key-2", "publicKeyJwk": generate_key("P-256").public_jwk()}
+    raw["verificationMethod"].append(second)
+    doc = parse_did_document(raw, did)
+    assert doc.key(None, "capabilityInvocation") is None  # two keys: a kid is needed
+
+
+def test_a_document_naming_any_relationship_is_held_to_it() -> None:
+    did = "did:web:tractusx.example"
+    raw = _identity_hub_document(did, generate_key("P-256").public_jwk())
+    raw["authentication"] = [f"{did}#key-1"]
+    doc = parse_did_document(raw, did)
+    assert doc.key(f"{did}#key-1", "authentication") is not None
+    assert doc.key(f"{did}#key-1", "capabilityInvocation") is None

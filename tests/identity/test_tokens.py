@@ -184,3 +184,19 @@ async def test_caching_resolver_fetches_once_and_parses(provider: Party, consume
         token = issue_token(consumer.key, consumer.did, provider.did, now=T0)
         await verify_token(token, provider.did, resolver, MemoryReplayCache(), now=T0)
     assert calls == [consumer.did]
+
+
+async def test_a_token_of_a_peer_whose_document_names_keys_only_as_verification_methods(
+    provider: Party, consumer: Party
+) -> None:
+    """EDC IdentityHub's documents (Tractus-X EDC) list no relationship: the kid's verification method verifies."""
+    raw = build_did_document(consumer.did, consumer.key, "https://consumer.example/dsp")
+    for rel in ("authentication", "assertionMethod", "capabilityInvocation"):
+        raw[rel] = []
+    resolver = StaticResolver([provider.document, parse_did_document(raw, consumer.did)])
+    token = issue_token(consumer.key, consumer.did, provider.did, now=T0)
+    assert (await _verify(token, provider, resolver)).participant_did == consumer.did
+    # Another key's signature under that kid still fails.
+    claims = {"iss": consumer.did, "sub": consumer.did, "aud": provider.did, "jti": "j2", "iat": T0, "exp": T0 + 60}
+    forged = sign(provider.key, f"{consumer.did}#{consumer.key.kid}", "JWT", claims)
+    await _reject(forged, provider, resolver, Reason.BAD_SIGNATURE)

@@ -179,3 +179,41 @@ async def test_counted_uses_are_never_taken_twice(store: Store, database_url: st
         await tx.usage.add("agreement-1", -7, at=2)  # never below zero
         assert await tx.usage.uses("agreement-1") == 0
         assert await tx.usage.uses("never-used") == 0
+
+
+async def test_only_transfers_holding_an_endpoint_data_reference_are_edr_entries(store: Store) -> None:
+    """A consumer pull before its start message, or after its EDR was forgotten, holds none (Tractus-X lists none)."""
+    from dataclasses import replace
+
+    from connector.domain.negotiation import Role
+    from connector.domain.transfer import Transfer, TransferState
+
+    def pull(transfer_id: str, address: dict[str, object] | None) -> Transfer:
+        return Transfer(
+            id=transfer_id,
+            role=Role.CONSUMER,
+            state=TransferState.STARTED if address else TransferState.REQUESTED,
+            provider_pid=None,
+            consumer_pid=transfer_id,
+            counterparty_id="did:web:provider.example",
+            counterparty_address="https://provider.example/api/dsp/2025-1",
+            agreement_id="agreement-1",
+            asset_id="asset-1",
+            transfer_type="HttpData-PULL",
+            data_address=address,
+        )
+
+    edr = {"@type": "DataAddress", "endpointType": "https://w3id.org/idsa/v4.1/HTTP", "endpoint": "https://p/public"}
+    async with store.transaction() as tx:
+        await tx.transfers.add(pull("waiting", None))
+        await tx.transfers.add(pull("started", edr))
+        await tx.transfers.add(pull("forgotten", edr))
+    async with store.transaction() as tx:
+        forgotten = await tx.transfers.get("forgotten", for_update=True)
+        assert forgotten is not None
+        await tx.transfers.save(replace(forgotten, data_address=None, version=forgotten.version + 1))
+    async with store.read() as tx:
+        entries = await tx.transfers.edr_entries(QuerySpec())
+        with_edr = await tx.transfers.query(QuerySpec(), with_edr=True)
+    assert [e.transfer.id for e in entries] == ["started"]
+    assert [t.id for t in with_edr] == ["started"]
