@@ -1,10 +1,16 @@
-"""The passports' change sequence: every commit that changes passports takes the next number, in commit order.
+"""The passports' change sequence: a position per change, and no commit ever lands behind a cursor a reader holds.
 
-A writer takes the number by incrementing the "passport_changes" revision row at the end of its changes; on
-PostgreSQL that row stays locked until the writer commits, so the next writer gets the next number only after
-it: numbers are handed out in commit order, and a reader that sees number n has every change numbered below n
-(docs/decisions/0015-change-sequence.md). SQLite has one writer at a time, so the same holds there trivially.
-The feed reads passports by (change_seq, id), deleted ones included as tombstones.
+A writer stamps the passports it changed with a position (`passports.change_seq`); the feed reads them in
+(change_seq, id) order after a cursor, deleted ones included as tombstones. The position cannot be the writer's
+clock, nor a plain sequence: both are taken before the commit, and a transaction that commits late would land
+behind a cursor a reader already moved past. So (docs/decisions/0017-change-sequence.md):
+
+- PostgreSQL: the position is the writing transaction's id (`pg_current_xact_id()`, 64 bits, never wraps), and a
+  reader reads only positions below its snapshot's `xmin`, the oldest transaction still running: everything
+  below it has committed or rolled back, and every transaction that commits later has an id at or above it.
+  Writers never wait for each other; a transaction left open holds the feed back (it lags, it loses nothing).
+- SQLite: one writer at a time, so a counter (the "passport_changes" revision) taken in the writer's
+  transaction is in commit order by itself.
 """
 
 from __future__ import annotations
@@ -13,21 +19,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnClause
 
 from connector.store.tables import PASSPORT_CHANGES_REVISION, passports, revisions
 
+_TRANSACTION_ID: ColumnClause[Any] = literal_column("pg_current_xact_id()::text::bigint")
+# Every transaction with an id below this one has ended (the statement's snapshot; no id is taken for it).
+_SETTLED: ColumnClause[Any] = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
 
 async def next_change(connection: AsyncConnection) -> int:
-    """Take the next change number (locking the counter until this transaction ends)."""
+    """Take the next value of the counter (SQLite, whose one writer makes it commit-ordered)."""
     value = await connection.scalar(
         update(revisions)
         .where(revisions.c.name == PASSPORT_CHANGES_REVISION)
         .values(value=revisions.c.value + 1)
         .returning(revisions.c.value)
     )
-    if value is None:  # a database made without the migrations (0008 inserts the row)
+    if value is None:  # a database made without the migrations (0009 inserts the row)
         await connection.execute(insert(revisions).values(name=PASSPORT_CHANGES_REVISION, value=1))
         return 1
     return int(value)
@@ -37,9 +48,9 @@ async def stamp(connection: AsyncConnection, passport_ids: Sequence[str]) -> Non
     """Mark passports as changed by this transaction (call it in the transaction that changed them)."""
     if not passport_ids:
         return
-    seq = await next_change(connection)
+    position: Any = _TRANSACTION_ID if connection.dialect.name == "postgresql" else await next_change(connection)
     await connection.execute(
-        update(passports).where(passports.c.id.in_(bindparam("ids", expanding=True))).values(change_seq=seq),
+        update(passports).where(passports.c.id.in_(bindparam("ids", expanding=True))).values(change_seq=position),
         {"ids": list(passport_ids)},
     )
 
@@ -73,6 +84,8 @@ async def changes(
         passports.c.data,
         passports.c.digest,
     )
+    if connection.dialect.name == "postgresql":
+        query = query.where(passports.c.change_seq < _SETTLED)  # nothing still in flight can land behind the cursor
     for column, value in (
         (passports.c.model_id, model_id),
         (passports.c.battery_id, battery_id),

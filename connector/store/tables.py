@@ -246,8 +246,8 @@ passports = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("deleted_at", BigInteger, nullable=True),
-    # The commit that last changed the passport (the "passport_changes" revision, taken under its row lock), so
-    # the change feed reads (change_seq, id) in commit order and never skips a late commit (decision 0017).
+    # Where the passport's last change stands in the change feed: the writing transaction's id on PostgreSQL, a
+    # commit counter on SQLite; the feed never finds a late commit behind its cursor (connector/store/changes.py).
     Column("change_seq", BigInteger, nullable=False, server_default="0"),
     Index("ix_passports_changed", "updated_at", "id"),
     Index("ix_passports_change_seq", "change_seq", "id"),

@@ -1,8 +1,9 @@
 """The change feed on the data plane: `GET /public?feed=changes&since=<cursor>&limit=<n>` on a passport dataset.
 
-The answer lists each passport changed since the cursor, in commit order: `id`, `version` (the provider's),
-`deleted`, and `passport` (the view of the dataset's access level; null for a tombstone), with `cursor` (the
-`since` of the next request) and `more` (another page is ready now). docs/sync.md describes it.
+The answer lists each passport changed since the cursor, in a stable order that no late commit lands behind:
+`id`, `version` (the provider's), `deleted`, and `passport` (the view of the dataset's access level; null for a
+tombstone), with `cursor` (the `since` of the next request) and `more` (another page is ready now). docs/sync.md
+describes it.
 """
 
 from __future__ import annotations
