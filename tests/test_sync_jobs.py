@@ -21,6 +21,7 @@ from aiohttp import web
 
 from connector.app import Node
 from connector.domain import passport as model
+from connector.store import migrate
 from tests.conftest import API_KEY, Management, NodeFactory, free_port
 
 V1 = "/management/v1/passports"
@@ -28,10 +29,10 @@ JOBS = "/management/v1/sync/jobs"
 
 
 async def provider_with_passports(
-    node_factory: NodeFactory, http: aiohttp.ClientSession, count: int
+    node_factory: NodeFactory, http: aiohttp.ClientSession, count: int, **settings: Any
 ) -> tuple[Node, Management, list[dict[str, Any]]]:
     """Start a provider holding `count` passports of one model, published (public level only)."""
-    provider = await node_factory(api_key=API_KEY)
+    provider = await node_factory(api_key=API_KEY, **settings)
     api = Management(http, provider)
     documents = [model.generate(i) for i in range(count)]
     model_id = documents[0]["identity"]["model_id"]
@@ -65,8 +66,12 @@ def counts(record: dict[str, Any]) -> tuple[int, int, int, int, int]:
     return record["new"], record["changed"], record["unchanged"], record["removed"], record["refused"]
 
 
-async def test_runs_pick_up_exactly_what_changed(node_factory: NodeFactory, http: aiohttp.ClientSession) -> None:
-    provider, provider_api, documents = await provider_with_passports(node_factory, http, 12)
+async def test_runs_pick_up_exactly_what_changed(
+    database_url: str, node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    # The provider's feed on SQLite (a commit counter) and on PostgreSQL (transaction ids below the xmin).
+    await migrate.upgrade(database_url)
+    provider, provider_api, documents = await provider_with_passports(node_factory, http, 12, database_url=database_url)
     consumer = await node_factory(api_key=API_KEY, sync_page_size=5)
     api = Management(http, consumer)
     status, job = await api.call("POST", JOBS, job_body(provider, id="maker"))

@@ -1,4 +1,4 @@
-"""The provider's change feed of a passport collection: what changed since a cursor, in a stable order.
+"""The provider's change feed of a passport collection: what changed since a cursor, in commit order.
 
 Each entry is a passport's current state (its view at the dataset's access level), or a tombstone when it was
 deleted. The cursor is a position in the change sequence (connector.store.changes), never the writer's clock:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from connector.store import changes
 from connector.store.engine import DEFAULT_CONNECT_TIMEOUT, create_engines, reaching
 from connector.store.negotiations import AgreementRepository, NegotiationRepository, OutboxRepository
 from connector.store.passports import PassportRepository
@@ -76,7 +77,11 @@ class Store:
         """Open a write transaction: committed when the block ends, rolled back on any error."""
         async with self._write.begin() as connection:
             tx = _bind(connection, self._sealer)
-            yield tx
+            try:
+                yield tx
+                await changes.seal(connection)  # the change feed's number, taken right before the commit
+            finally:
+                changes.forget(connection)
         for callback in tx.after_commit:
             callback()
 

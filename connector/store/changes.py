@@ -1,37 +1,30 @@
-"""The passports' change sequence: a position per change, and no commit ever lands behind a cursor a reader holds.
+"""The passports' change sequence: a number per commit, handed out in commit order, so no commit lands behind a cursor.
 
-A writer stamps the passports it changed with a position (`passports.change_seq`); the feed reads them in
-(change_seq, id) order after a cursor, deleted ones included as tombstones. The position cannot be the writer's
-clock, nor a plain sequence: both are taken before the commit, and a transaction that commits late would land
-behind a cursor a reader already moved past. So (docs/decisions/0017-change-sequence.md):
-
-- PostgreSQL: the position is the writing transaction's id (`pg_current_xact_id()`, 64 bits, never wraps), and a
-  reader reads only positions below its snapshot's `xmin`, the oldest transaction still running: everything
-  below it has committed or rolled back, and every transaction that commits later has an id at or above it.
-  Writers never wait for each other; a transaction left open holds the feed back (it lags, it loses nothing).
-- SQLite: one writer at a time, so a counter (the "passport_changes" revision) taken in the writer's
-  transaction is in commit order by itself.
+A writer notes the passports it changed (`stamp`, in the writer's transaction); when that transaction commits, the
+store takes the next number of the "passport_changes" counter and writes it into `passports.change_seq` of each
+(`seal`, the last statements before the commit). The counter's row stays locked from that increment until the
+commit right after it, so the next writer gets the next number only once this one committed: a reader that sees
+number n sees every change numbered below it (docs/decisions/0017-change-sequence.md). Writers wait for each other
+only for that last step, never while their transactions are open. The feed reads passports by (change_seq, id),
+deleted ones included as tombstones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, literal_column, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import ColumnClause
 
 from connector.store.tables import PASSPORT_CHANGES_REVISION, passports, revisions
 
-_TRANSACTION_ID: ColumnClause[Any] = literal_column("pg_current_xact_id()::text::bigint")
-# Every transaction with an id below this one has ended (the statement's snapshot; no id is taken for it).
-_SETTLED: ColumnClause[Any] = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+_PENDING = "passport_changes_pending"  # in the connection's info: the passport ids this transaction changed
 
 
 async def next_change(connection: AsyncConnection) -> int:
-    """Take the next value of the counter (SQLite, whose one writer makes it commit-ordered)."""
+    """Take the next number of the counter (its row locked until this transaction ends)."""
     value = await connection.scalar(
         update(revisions)
         .where(revisions.c.name == PASSPORT_CHANGES_REVISION)
@@ -44,15 +37,26 @@ async def next_change(connection: AsyncConnection) -> int:
     return int(value)
 
 
-async def stamp(connection: AsyncConnection, passport_ids: Sequence[str]) -> None:
-    """Mark passports as changed by this transaction (call it in the transaction that changed them)."""
-    if not passport_ids:
+async def stamp(connection: AsyncConnection, passport_ids: Iterable[str]) -> None:
+    """Note passports this transaction changed; their number is written when it commits (`seal`)."""
+    connection.info.setdefault(_PENDING, set()).update(passport_ids)
+
+
+async def seal(connection: AsyncConnection) -> None:
+    """Give the passports this transaction changed the next number (call it right before the commit)."""
+    ids = connection.info.pop(_PENDING, None)
+    if not ids:
         return
-    position: Any = _TRANSACTION_ID if connection.dialect.name == "postgresql" else await next_change(connection)
+    seq = await next_change(connection)
     await connection.execute(
-        update(passports).where(passports.c.id.in_(bindparam("ids", expanding=True))).values(change_seq=position),
-        {"ids": list(passport_ids)},
+        update(passports).where(passports.c.id.in_(bindparam("ids", expanding=True))).values(change_seq=seq),
+        {"ids": sorted(ids)},
     )
+
+
+def forget(connection: AsyncConnection) -> None:
+    """Drop what a transaction noted (it rolled back; the pooled connection is used again)."""
+    connection.info.pop(_PENDING, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +88,6 @@ async def changes(
         passports.c.data,
         passports.c.digest,
     )
-    if connection.dialect.name == "postgresql":
-        query = query.where(passports.c.change_seq < _SETTLED)  # nothing still in flight can land behind the cursor
     for column, value in (
         (passports.c.model_id, model_id),
         (passports.c.battery_id, battery_id),

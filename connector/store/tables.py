@@ -246,8 +246,8 @@ passports = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("deleted_at", BigInteger, nullable=True),
-    # Where the passport's last change stands in the change feed: the writing transaction's id on PostgreSQL, a
-    # commit counter on SQLite; the feed never finds a late commit behind its cursor (connector/store/changes.py).
+    # The number of the commit that last changed the passport, handed out in commit order (the "passport_changes"
+    # counter, taken right before the commit), so the change feed never finds a late commit behind its cursor.
     Column("change_seq", BigInteger, nullable=False, server_default="0"),
     Index("ix_passports_changed", "updated_at", "id"),
     Index("ix_passports_change_seq", "change_seq", "id"),

@@ -3,8 +3,8 @@
 With the writer's clock (or a plain sequence) as the cursor, a transaction that took its time before committing
 could commit an earlier position after a reader had moved past it. Here a first writer holds its change open, a
 second writer changes another passport meanwhile (and commits, on PostgreSQL; SQLite's one writer waits), a reader
-reads the feed, and only then does the first commit: the reader saw neither while the first was open (held back,
-not skipped) and, continuing from its cursor, gets both.
+reads the feed, and only then does the first commit: continuing from its cursor, the reader gets the first
+writer's change too (its number is taken at its commit, after the cursor the reader holds).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ async def test_a_change_committed_late_is_not_skipped(database_url: str) -> None
         quick = asyncio.create_task(quick_writer())
         await asyncio.sleep(0.3)  # the quick writer's chance to commit first
         early = await feed.page(None)
-        assert early.entries == []  # the open writer holds the feed back
         release.set()
         await asyncio.gather(slow, quick)
         late = await feed.page(early.cursor)
