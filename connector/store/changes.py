@@ -11,6 +11,7 @@ deleted ones included as tombstones.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -55,8 +56,13 @@ async def seal(connection: AsyncConnection) -> None:
 
 
 def forget(connection: AsyncConnection) -> None:
-    """Drop what a transaction noted (it rolled back; the pooled connection is used again)."""
-    connection.info.pop(_PENDING, None)
+    """Drop what a transaction noted (it rolled back; the pooled connection is used again).
+
+    It never raises: on a connection a cancellation left invalid, reading its info does, and that error would
+    replace the cancellation (a loop being stopped would go on). Such a connection is discarded with its info.
+    """
+    with contextlib.suppress(Exception):
+        connection.info.pop(_PENDING, None)
 
 
 @dataclass(frozen=True, slots=True)
