@@ -20,6 +20,7 @@ from connector.jobs.deadlines import DeadlineWatch
 from connector.jobs.monitor import PolicyMonitor
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
 from connector.jobs.pruning import Pruner
+from connector.jobs.sync import SyncScheduler, check_schedule
 from connector.services import notifications, registry, tck
 from connector.services.access import Access
 from connector.services.catalog import CatalogService
@@ -45,12 +46,15 @@ from connector.services.offers import (
     PolicyDefinitionService,
     evaluable,
 )
+from connector.services.passport_feed import PassportFeed
 from connector.services.passports import PassportService
 from connector.services.retention import RetentionService
+from connector.services.sync import SyncService, SyncSettings
+from connector.services.sync_access import SharedAccess
 from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
-from connector.transport import dataplane, federation, guard, insights, management, metrics, passports, protocol, server
+from connector.transport import dataplane, federation, guard, insights, management, metrics, passport_feed, passports, protocol, server
 from connector.transport import notifications as notifications_transport
 from connector.transport import registry as registry_transport
 from connector.transport.peer import PeerClient, PeerLimits
@@ -166,6 +170,22 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.effective_participant_id,
             wait_seconds=settings.access_wait_seconds,
         )
+        sync_service = SyncService(
+            store,
+            peer_catalogs,
+            SharedAccess(access),
+            peer,
+            check_schedule,
+            SyncSettings(
+                page_size=settings.sync_page_size,
+                retry_attempts=settings.sync_retry_attempts,
+                retry_seconds=settings.sync_retry_seconds,
+                lease_seconds=settings.sync_lease_seconds,
+            ),
+        )
+        scheduler = SyncScheduler(store, sync_service, settings.sync_poll_seconds)
+        await scheduler.start()
+        stack.push_async_callback(scheduler.stop)
         transfers.listeners.append(access.transfer_changed)
         lookup = PassportLookup(access)
         notification_service = NotificationService(
@@ -244,6 +264,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             lifecycle=lifecycle_service,
             notifications=notification_service,
             federation=federation_service,
+            sync=sync_service,
         )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         authenticator: tck.TckAuthenticator | NodeIdentity = identity
@@ -282,6 +303,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         notifications_transport.install(protocol_app, notification_service)
         federation.add_public_routes(protocol_app, passport_service)
         insights.add_routes(protocol_app, insights_service)
+        passport_feed.add(protocol_app, PassportFeed(store))
         dataplane.add_routes(
             protocol_app,
             DataPlaneService(

@@ -12,7 +12,7 @@ from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from connector import __version__, cli_lifecycle, logs
+from connector import __version__, cli_lifecycle, logs, sync_cli
 from connector.domain.errors import ConnectorError, DatabaseUnavailable
 from connector.settings import Settings, SettingsError, load_settings, setting_names
 
@@ -235,6 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("--id", required=True, dest="credential_id")
     listing = issuer_commands.add_parser("list", help="list the credentials issued")
     listing.add_argument("--config", type=Path, metavar="FILE")
+    sync_cli.add_parser(commands)
     return parser
 
 
@@ -291,6 +292,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return cli_lifecycle.run(settings, args)
     if args.command == "passports":
         return _run(_passports(settings, args))
+    if args.command == "sync":
+        return sync_cli.main(settings, args)
     if args.command == "issuer":
         try:
             return _issuer(settings, args)

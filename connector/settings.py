@@ -229,6 +229,27 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         default=10.0, gt=0, le=600, description="Seconds to drain in-flight requests on SIGTERM."
     )
+    sync_poll_seconds: float = Field(
+        default=5.0,
+        ge=1,
+        le=3600,
+        description="Seconds between the sync scheduler's looks at the jobs table (an idle node's only query).",
+    )
+    sync_page_size: int = Field(
+        default=500, ge=1, le=1000, description="Passports a sync run asks a partner's change feed for per page."
+    )
+    sync_retry_attempts: int = Field(
+        default=4, ge=1, le=20, description="Attempts a sync run makes at each call to a partner before it fails."
+    )
+    sync_retry_seconds: float = Field(
+        default=2.0, ge=0, le=600, description="First backoff of a sync run's retries (doubled for each next one)."
+    )
+    sync_lease_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        le=86_400,
+        description="Seconds a node holds a sync job it runs (renewed per page); a crashed run holds it this long.",
+    )
     policy_monitor_seconds: float = Field(
         default=30.0, gt=0, le=86_400, description="Interval of the policy monitor over running transfers."
     )

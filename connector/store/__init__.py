@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from connector.store import changes
 from connector.store.engine import DEFAULT_CONNECT_TIMEOUT, create_engines, reaching
 from connector.store.federation import FederationRepository
 from connector.store.lifecycle import LifecycleRepository
@@ -25,6 +26,7 @@ from connector.store.repositories import (
 )
 from connector.store.retention import RetentionRepository
 from connector.store.sealing import PLAIN, Sealer
+from connector.store.sync import SyncRepository
 from connector.store.transfers import AccessLogRepository, TransferRepository, UsageRepository
 
 
@@ -46,6 +48,7 @@ class Transaction:
     passports: PassportRepository
     usage: UsageRepository
     retention: RetentionRepository
+    sync: SyncRepository
     shells: ShellRepository
     lifecycle: LifecycleRepository
     federation: FederationRepository
@@ -78,7 +81,11 @@ class Store:
         """Open a write transaction: committed when the block ends, rolled back on any error."""
         async with self._write.begin() as connection:
             tx = _bind(connection, self._sealer)
-            yield tx
+            try:
+                yield tx
+                await changes.seal(connection)  # the change feed's number, taken right before the commit
+            finally:
+                changes.forget(connection)
         for callback in tx.after_commit:
             callback()
 
@@ -131,6 +138,7 @@ def _bind(connection: AsyncConnection, sealer: Sealer = PLAIN) -> Transaction:
         passports=PassportRepository(connection),
         usage=UsageRepository(connection),
         retention=RetentionRepository(connection),
+        sync=SyncRepository(connection, sealer),
         shells=ShellRepository(connection),
         lifecycle=LifecycleRepository(connection),
         federation=FederationRepository(connection),

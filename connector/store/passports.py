@@ -13,6 +13,7 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from connector.store import changes as change_feed
 from connector.store.engine import EncodedJSON, encode_json
 from connector.store.tables import passport_import_ids, passport_imports, passport_versions, passports
 
@@ -264,6 +265,8 @@ class PassportRepository:
             versions.append((record, version))
         if self._c.dialect.name == "sqlite":
             await self._put_sqlite(created, updated, versions, now)
+            if versions:
+                await change_feed.stamp(self._c, [r.id for r, _ in versions])  # the change feed's sequence
             await self._attribute(versions, changed_by, changes)
             return outcomes
         # Stored once, in the version row (a PassportWrite comes encoded).
@@ -293,6 +296,8 @@ class PassportRepository:
                     for r, version in versions
                 ],
             )
+        if versions:
+            await change_feed.stamp(self._c, [r.id for r, _ in versions])  # the change feed's sequence
         await self._attribute(versions, changed_by, changes)
         return outcomes
 
@@ -362,6 +367,7 @@ class PassportRepository:
                 deleted=True,
             )
         )
+        await change_feed.stamp(self._c, [passport_id])  # the change feed's sequence
         return True
 
     async def history(self, passport_id: str) -> list[PassportVersion]:

@@ -248,7 +248,11 @@ passports = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("deleted_at", BigInteger, nullable=True),
+    # The number of the commit that last changed the passport, handed out in commit order (the "passport_changes"
+    # counter, taken right before the commit), so the change feed never finds a late commit behind its cursor.
+    Column("change_seq", BigInteger, nullable=False, server_default="0"),
     Index("ix_passports_changed", "updated_at", "id"),
+    Index("ix_passports_change_seq", "change_seq", "id"),
     Index("ix_passports_created", "created_at", "id"),  # the registry's shells, oldest first (createdAfter)
 )
 
@@ -418,4 +422,81 @@ federation_crawls = Table(
     Column("appeared_count", Integer, nullable=True),
     Column("disappeared_count", Integer, nullable=True),
     Index("ix_federation_crawls_participant", "participant_id", "started_at"),
+)
+
+PASSPORT_CHANGES_REVISION = "passport_changes"
+SYNC_JOBS_REVISION = "sync_jobs"
+
+# Scheduled sync jobs: a partner, which of its datasets, a schedule and a destination (docs/sync.md). A job is
+# leased by the node running it, so two runs of one job never overlap on any replica.
+sync_jobs = Table(
+    "sync_jobs",
+    metadata,
+    Column("id", _text(128), primary_key=True),
+    Column("partner_address", Text, nullable=False),
+    Column("partner_id", _text(512), nullable=True),
+    Column("datasets", Json, nullable=False),
+    Column("dataset_filter", Json, nullable=False),
+    Column("schedule", String(256), nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("destination", Json, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# One row per run; (job_id, run_key) is unique, the key naming the schedule's period: replicas firing the same
+# period cannot both record (so run) it.
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", _text(64), primary_key=True),
+    Column("job_id", _text(128), ForeignKey("sync_jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("run_key", _text(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger, nullable=True),
+    Column("new", BigInteger, nullable=False),
+    Column("changed", BigInteger, nullable=False),
+    Column("unchanged", BigInteger, nullable=False),
+    Column("removed", BigInteger, nullable=False),
+    Column("refused", BigInteger, nullable=False),
+    Column("refusals", Json, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("error", Text, nullable=True),
+    # Where the run's time went: network, store, validation, total (seconds).
+    Column("seconds", Json, nullable=False),
+    Index("uq_sync_runs_key", "job_id", "run_key", unique=True),
+    Index("ix_sync_runs_job_started", "job_id", "started_at"),
+)
+
+# How far a job got in each of its partner's datasets (the feed's cursor), and the transfer it reads it through.
+sync_cursors = Table(
+    "sync_cursors",
+    metadata,
+    Column("job_id", _text(128), ForeignKey("sync_jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("dataset_id", _text(512), primary_key=True),
+    Column("position", Text, nullable=True),
+    Column("transfer_id", _text(64), nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Partners' passports as a job last read them, with their source: never this node's own passports (not
+# published, not in its change feed). `data` is null for a tombstone and for destinations outside the store.
+synced_passports = Table(
+    "synced_passports",
+    metadata,
+    Column("job_id", _text(128), ForeignKey("sync_jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("passport_id", _text(256), primary_key=True),
+    Column("partner_id", _text(512), nullable=False),
+    Column("dataset_id", _text(512), nullable=False),
+    Column("access_level", String(32), nullable=False),
+    Column("partner_version", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("data", Json, nullable=True),
+    Column("deleted", Boolean, nullable=False),
+    Column("synced_at", BigInteger, nullable=False),
 )

@@ -25,6 +25,7 @@ from connector.services.negotiations import NegotiationService
 from connector.services.notifications import NotificationService
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService, now_ms
 from connector.services.passports import PassportService
+from connector.services.sync import SyncService
 from connector.services.transfers import TransferService
 from connector.store import Store
 from connector.store.negotiations import Agreement
@@ -39,6 +40,7 @@ from connector.transport import (
     notifications,
     openapi,
     passports,
+    sync,
 )
 from connector.transport.http import (
     API_KEY,
@@ -73,6 +75,7 @@ class ManagementServices:
     lifecycle: LifecycleService | None = None
     notifications: NotificationService | None = None
     federation: FederationService | None = None
+    sync: SyncService | None = None
 
 
 SERVICES: web.AppKey[ManagementServices] = web.AppKey("services", ManagementServices)
@@ -967,6 +970,10 @@ ROUTES: tuple[Route, ...] = (
         )
         for r in federation.ROUTES
     ),
+    *(
+        Route(r.method, r.path, r.handler, r.summary, "Sync jobs", r.request, r.response, r.status, r.query)
+        for r in sync.ROUTES
+    ),
     Route("GET", "/health", health, "Liveness: the process answers", "Operations", None, "Health"),
     Route(
         "GET",
@@ -1025,6 +1032,8 @@ def create_app(
             notifications.install(app, services.notifications)
         if services.federation is not None:
             app[federation.FEDERATION] = services.federation
+        if services.sync is not None:
+            app[sync.SYNC] = services.sync
     app[API_KEY] = api_key
     app[MAX_BODY] = max_body
     app[MAX_DEPTH] = max_depth

@@ -893,7 +893,99 @@ def body_schema(body: str, version: str) -> str:
     return _V3_BODIES.get(body, body)
 
 
+_COUNT = {"type": "integer", "minimum": 0}
+_SYNC_JOB_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string", "maxLength": 128, "description": "letters, digits, -, _ and .; made up when left out"},
+    "partnerAddress": {"type": "string", "format": "uri", "description": "the partner's DSP address"},
+    "partnerId": {"type": ["string", "null"], "description": "the partner's DID or BPN (asked of it when left out)"},
+    "datasets": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "dataset ids; none: every passport dataset",
+    },
+    "datasetFilter": {"type": "array", "items": _CRITERION, "description": "criteria on the partner's catalog"},
+    "schedule": {"type": "string", "examples": ["PT15M", "0 2 * * *"], "description": "ISO 8601 interval or cron"},
+    "timeZone": {"type": "string", "examples": ["UTC", "Europe/Berlin"], "description": "the cron expression's"},
+    "destination": {
+        "type": "object",
+        "properties": {
+            "type": {"enum": ["store", "folder", "http"]},
+            "path": {"type": "string", "description": "folder: where the JSON Lines files go"},
+            "url": {"type": "string", "description": "http: where each page is POSTed"},
+            "headers": {"type": "object", "description": "http: sent with each page; shown as ***"},
+        },
+    },
+    "state": {"enum": ["ACTIVE", "PAUSED"]},
+    "mode": {
+        "enum": ["auto", "feed", "registry"],
+        "description": "feed: the partner's change feed; registry: its DTR by createdAfter (CX-0160); auto: feed if offered",
+    },
+}
+
+SYNC_SCHEMAS: dict[str, Any] = {
+    "SyncJobInput": {"type": "object", "required": ["partnerAddress"], "properties": _SYNC_JOB_PROPERTIES},
+    "SyncJob": {
+        "type": "object",
+        "required": ["id", "partnerAddress", "schedule", "timeZone", "destination", "state"],
+        "properties": {**_SYNC_JOB_PROPERTIES, "createdAt": {"type": "integer"}, "updatedAt": {"type": "integer"}},
+    },
+    "SyncJobList": {"type": "array", "items": {"$ref": "#/components/schemas/SyncJob"}},
+    "SyncRun": {
+        "type": "object",
+        "required": ["id", "jobId", "state", "startedAt"],
+        "properties": {
+            "id": {"type": "string"},
+            "jobId": {"type": "string"},
+            "runKey": {"type": "string", "description": "the schedule's period (UTC fire time) or manual:<id>"},
+            "state": {"enum": ["RUNNING", "SUCCEEDED", "FAILED"]},
+            "startedAt": {"type": "integer"},
+            "endedAt": {"type": ["integer", "null"]},
+            "new": _COUNT,
+            "changed": _COUNT,
+            "unchanged": _COUNT,
+            "removed": _COUNT,
+            "refused": _COUNT,
+            "refusals": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"id": {}, "dataset": {"type": "string"}, "reason": {"type": "string"}},
+                },
+            },
+            "bytes": _COUNT,
+            "error": {"type": ["string", "null"]},
+            "seconds": {"type": "object", "description": "time in network, store, validation, and total"},
+        },
+    },
+    "SyncRunList": {"type": "array", "items": {"$ref": "#/components/schemas/SyncRun"}},
+    "SyncedPassportList": {
+        "type": "object",
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "source": {
+                            "type": "object",
+                            "description": "jobId, partnerId, datasetId, accessLevel, partnerVersion",
+                        },
+                        "deleted": {"type": "boolean"},
+                        "syncedAt": {"type": "integer"},
+                        "digest": {"type": "string"},
+                        "passport": {"type": ["object", "null"]},
+                    },
+                },
+            },
+            "next": {"type": ["string", "null"]},
+        },
+    },
+}
+
 QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
+    "offset": {"type": "integer", "minimum": 0},
+    "wait": {"type": "boolean", "description": "answer at the end of the run, not at its start"},
     "batteryId": {"type": "string"},
     "modelId": {"type": "string"},
     "manufacturerId": {"type": "string"},
@@ -1038,7 +1130,7 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
             ),
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **SYNC_SCHEMAS},
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}},
         },
         "security": [{"ApiKey": []}] if secured else [],

@@ -16,6 +16,7 @@ from connector.domain.errors import InvalidInput, Problem
 from connector.services import passports as service
 from connector.services.passport_sources import body_records
 from connector.store.passports import PassportFilter, PassportRecord
+from connector.transport import passport_feed
 from connector.transport.http import json_limits, json_response, no_content, read_body, read_json
 
 PASSPORTS: web.AppKey[service.PassportService] = web.AppKey("passports", service.PassportService)
@@ -316,6 +317,8 @@ async def data_plane(request: web.Request, address: dict[str, Any], tail: str) -
     fixed_model = address.get("batteryModel")
     fixed_battery = address.get("batteryId")
     fixed_maker = address.get("manufacturer")
+    if not tail and passport_feed.wants_feed(request):
+        return await passport_feed.answer(request, address, level, fmt), None
     if tail:
         record = await passports.current(tail)
         if record is None or any(

@@ -307,6 +307,13 @@ def from_catenax(document: dict[str, Any], fmt: str | None = None) -> Passport:
     return passport
 
 
+def from_catenax_view(document: dict[str, Any]) -> Passport:
+    """Map a Catena-X BatteryPass document that is one access level's view (a partner serves only the fields of the
+    level it grants, so the schema's required fields of other levels may be absent) into the node's passport; the
+    fields present are checked by the node's model (raise PassportInvalid naming every fault)."""
+    return _read(document, version(document))
+
+
 def _read(document: dict[str, Any], fmt: str) -> Passport:
     order = _Order()
     order.note_split(document)
