@@ -207,6 +207,8 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             settings.effective_did,
             settings.dsp_base_url,
         )
+        # A Digital Twin Event about a passport a sync job holds runs that job at once (docs/sync.md).
+        notification_service.appliers.append(sync_service.on_event)
         dispatcher = OutboxDispatcher(
             store,
             negotiations,

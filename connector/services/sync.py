@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,6 +26,7 @@ from urllib.parse import urlencode
 import orjson
 
 from connector import jsonld, vocab
+from connector.domain import lifecycle as lc
 from connector.domain import passport as model
 from connector.domain.assets import Criterion
 from connector.domain.errors import Conflict, ConnectorError, InvalidInput, NotFound, PeerError, Problem, Refused
@@ -54,6 +56,7 @@ log = logging.getLogger("connector.sync")
 EDC = "https://w3id.org/edc/v0.0.1/ns/"
 MAX_REFUSALS = 1000  # refusals a run record lists (all are counted)
 MIN_INTERVAL_SECONDS = 1.0
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -132,6 +135,7 @@ def run_json(run: SyncRun) -> dict[str, Any]:
         "id": run.id,
         "jobId": run.job_id,
         "runKey": run.run_key,
+        "trigger": trigger_of(run.run_key),
         "state": run.state.value,
         "startedAt": run.started_at,
         "endedAt": run.ended_at,
@@ -145,6 +149,36 @@ def run_json(run: SyncRun) -> dict[str, Any]:
         "error": run.error,
         "seconds": run.seconds,
     }
+
+
+EVENT_KEY = "event:"  # a run started by a Digital Twin Event: its key names the message (docs/sync.md)
+MANUAL_KEY = "manual:"
+MAX_RUN_KEY = 128
+
+
+def trigger_of(run_key: str) -> str:
+    """Return why a run started, from its key: `manual` (the API or the CLI), `event` (a Digital Twin Event about
+    a passport the job holds) or `schedule` (a period's fire time)."""
+    if run_key.startswith(MANUAL_KEY):
+        return "manual"
+    if run_key.startswith(EVENT_KEY):
+        return "event"
+    return "schedule"
+
+
+def event_key(message_id: str) -> str:
+    """Return the run key of a run a Digital Twin Event started (a message id too long is named by its hash)."""
+    key = EVENT_KEY + message_id
+    return key if len(key) <= MAX_RUN_KEY else EVENT_KEY + "uuid5:" + str(uuid.uuid5(uuid.NAMESPACE_URL, message_id))
+
+
+def _id_forms(passport_id: str) -> list[str]:
+    """Return the forms a passport id may be kept in (a UUID with or without urn:uuid:, in either case)."""
+    canonical = model.canonical_id(passport_id)
+    if _UUID.fullmatch(canonical) is None:
+        return [passport_id]
+    forms = {passport_id, canonical, canonical.upper()}
+    return sorted(forms | {"urn:uuid:" + f for f in forms if not f.startswith("urn:uuid:")})
 
 
 def synced_json(item: SyncedPassport) -> dict[str, Any]:
@@ -420,7 +454,7 @@ class SyncService:
     async def run_now(self, job_id: str, wait: bool = False) -> SyncRun:
         """Start a run of a job now (409 while one is going); return its record, at its end with `wait`."""
         await self.get(job_id)
-        started = await self.begin(job_id, "manual:" + uuid.uuid4().hex)
+        started = await self.begin(job_id, MANUAL_KEY + uuid.uuid4().hex)
         if started is None:
             raise Conflict(f"sync job {job_id!r} has a run going; runs of one job never overlap")
         task = asyncio.create_task(self.perform(started), name=f"sync-{job_id}")
@@ -429,6 +463,47 @@ class SyncService:
         if wait:
             return await asyncio.shield(task)
         return started
+
+    async def on_event(self, tx: Transaction, event: lc.Event, sender: str) -> tuple[str, str | None] | None:
+        """A received Digital Twin Event's applier (in its receiving transaction): the active jobs holding a copy
+        of its passport from its sender run right after that transaction commits, in the background, so the
+        event's answer never waits for them. None when no job holds it."""
+        ids = [event.passport_id]
+        for link in (event.successor, event.assembly):
+            if link is not None:
+                ids.append(link.passport_id)
+        forms = sorted({form for pid in ids for form in _id_forms(pid)})
+        held = await tx.sync.holding(sender, forms)
+        active = [j for j in held if (job := await tx.sync.get_job(j)) is not None and job.state is JobState.ACTIVE]
+        if not active:
+            if held:
+                return "received", f"sync job(s) {', '.join(held)} hold {event.passport_id} but are paused"
+            return None
+        key = event_key(event.message_id)
+        tx.after_commit.append(functools.partial(self._start, active, key))
+        return "received", f"sync job(s) {', '.join(active)} run now"
+
+    def _start(self, job_ids: Sequence[str], run_key: str) -> None:
+        """Start a run of each job in the background (after an event's commit); a job with a run going, or paused
+        since, is skipped (logged)."""
+        for job_id in job_ids:
+            task = asyncio.create_task(self._triggered(job_id, run_key), name=f"sync-{job_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _triggered(self, job_id: str, run_key: str) -> SyncRun | None:
+        try:
+            started = await self.begin(job_id, run_key, scheduled=True)
+            if started is None:
+                log.info(
+                    "a sync run an event asked for was skipped: a run of the job is going, or it is paused",
+                    extra={"job_id": job_id, "run_key": run_key},
+                )
+                return None
+            return await self.perform(started)
+        except Exception:
+            log.exception("a sync run an event asked for failed to start", extra={"job_id": job_id})
+            return None
 
     async def scheduled(self, job_id: str, run_key: str) -> SyncRun | None:
         """Run a job for a period of its schedule, unless that period's run exists (another replica's) or

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from connector.store.tables import PASSPORT_CHANGES_REVISION, passports, revisions
+from connector.store.tables import PASSPORT_CHANGES_REVISION, passport_versions, passports, revisions
 
 _PENDING = "passport_changes_pending"  # in the connection's info: the passport ids this transaction changed
 
@@ -91,8 +91,17 @@ async def changes(
         passports.c.id,
         passports.c.version,
         passports.c.deleted_at,
-        passports.c.data,
+        passport_versions.c.data,
         passports.c.digest,
+    ).select_from(
+        # The data-once layout: a passport's current data is its version `data_version`'s (store/passports.py).
+        passports.outerjoin(
+            passport_versions,
+            and_(
+                passport_versions.c.passport_id == passports.c.id,
+                passport_versions.c.version == passports.c.data_version,
+            ),
+        )
     )
     for column, value in (
         (passports.c.model_id, model_id),
@@ -113,7 +122,7 @@ async def changes(
             passport_id=r.id,
             version=int(r.version),
             deleted=r.deleted_at is not None,
-            data=None if r.deleted_at is not None else dict(r.data),
+            data=None if r.deleted_at is not None or r.data is None else dict(r.data),
             digest=r.digest,
         )
         for r in await connection.execute(query)

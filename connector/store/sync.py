@@ -279,6 +279,23 @@ class SyncRepository:
         )
         return {r.passport_id: (r.digest, bool(r.deleted)) for r in rows}
 
+    async def holding(self, partner_id: str, passport_ids: Sequence[str]) -> list[str]:
+        """Return the ids of the jobs holding a copy (not deleted) of any of `passport_ids` from `partner_id`."""
+        if not passport_ids:
+            return []
+        rows = await self._c.execute(
+            select(synced_passports.c.job_id)
+            .where(
+                synced_passports.c.passport_id.in_(bindparam("ids", expanding=True)),
+                synced_passports.c.partner_id == partner_id,
+                synced_passports.c.deleted.is_(False),
+            )
+            .distinct()
+            .order_by(synced_passports.c.job_id),
+            {"ids": list(passport_ids)},
+        )
+        return [r.job_id for r in rows]
+
     async def put_synced(self, items: Sequence[SyncedPassport], existing: set[str]) -> None:
         """Store synced passports (`existing`: the ids the job holds already, updated in place)."""
         fresh = [i for i in items if i.passport_id not in existing]

@@ -499,4 +499,6 @@ synced_passports = Table(
     Column("data", Json, nullable=True),
     Column("deleted", Boolean, nullable=False),
     Column("synced_at", BigInteger, nullable=False),
+    # A Digital Twin Event names a passport: the jobs holding it are found by it (migration 0013).
+    Index("ix_synced_passports_passport", "passport_id", "partner_id"),
 )
