@@ -54,7 +54,18 @@ from connector.services.sync_access import SharedAccess
 from connector.services.transfers import TransferService
 from connector.settings import Settings
 from connector.store import Store, migrate
-from connector.transport import dataplane, federation, guard, insights, management, metrics, passport_feed, passports, protocol, server
+from connector.transport import (
+    dataplane,
+    federation,
+    guard,
+    insights,
+    management,
+    metrics,
+    passport_feed,
+    passports,
+    protocol,
+    server,
+)
 from connector.transport import notifications as notifications_transport
 from connector.transport import registry as registry_transport
 from connector.transport.peer import PeerClient, PeerLimits

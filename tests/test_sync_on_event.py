@@ -9,7 +9,6 @@ and picks the change up. A paused job holding the same copy is not run; the same
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,6 @@ from tests.test_lifecycle import _story_module
 JOBS = "/management/v1/sync/jobs"
 V1 = "/management/v1/passports"
 EDC = "https://w3id.org/edc/v0.0.1/ns/"
-
-
-async def _until(check: Any, what: str, seconds: float = 60.0) -> Any:
-    async with asyncio.timeout(seconds):
-        while not (found := await check()):
-            await asyncio.sleep(0.1)
-    assert found, what
-    return found
 
 
 def _runs_by(runs: list[dict[str, Any]], trigger: str) -> list[dict[str, Any]]:
@@ -119,7 +110,7 @@ async def test_a_change_notified_runs_the_job_holding_the_passport_at_once(tmp_p
                 runs = await reader.ok("GET", f"{JOBS}/cars/runs")
                 return [r for r in _runs_by(runs, "event") if r["state"] != "RUNNING"]
 
-            (ran,) = await _until(event_run, "the job's run the event started")
+            (ran,) = await story._wait(event_run, "the job's run the event started")
             assert ran["state"] == "SUCCEEDED" and ran["changed"] == 1 and ran["new"] == 0, ran
             inbox = await reader.ok("GET", f"/management/v1/notifications?direction=in&passportId={pid}")
             (received,) = [n for n in inbox["items"] if n["context"] == lc.CONTEXT_UPDATED]

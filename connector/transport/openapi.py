@@ -936,7 +936,12 @@ SYNC_SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "jobId": {"type": "string"},
-            "runKey": {"type": "string", "description": "the schedule's period (UTC fire time) or manual:<id>"},
+            "runKey": {
+                "type": "string",
+                "description": "the schedule's period (UTC fire time), manual:<id>, or event:<messageId> for a run "
+                "a Digital Twin Event about a passport the job holds started",
+            },
+            "trigger": {"enum": ["schedule", "manual", "event"], "description": "why the run started"},
             "state": {"enum": ["RUNNING", "SUCCEEDED", "FAILED"]},
             "startedAt": {"type": "integer"},
             "endedAt": {"type": ["integer", "null"]},
