@@ -136,6 +136,22 @@ def test_every_value_the_node_maps_passes_its_checks() -> None:
         assert model.to_catenax(model.parse_passport(stored)) == document
 
 
+def test_the_mapping_s_extensions_are_what_validation_would_make() -> None:
+    # The Catena-X mapping builds its extensions without validating them (catenax._read): they must be
+    # exactly what the model's validation makes of the same JSON, and export must give the document back
+    # key for key in its order, also when the keys come shuffled and the moved values sit elsewhere.
+    for i in SAMPLE:
+        document = generate_catenax(i)
+        shuffled = {key: document[key] for key in reversed(document)}
+        shuffled["identification"] = dict(reversed(document["identification"].items()))
+        for source in (document, shuffled):
+            passport = model.from_catenax(copy.deepcopy(source))
+            for extension in passport.extensions:
+                assert model.Extension.model_validate(extension.model_dump(mode="json")) == extension
+            assert model.Passport.model_validate(passport.model_dump(mode="json")) == passport
+            assert orjson.dumps(model.to_catenax(passport)) == orjson.dumps(source)
+
+
 def test_documents_are_made_one_at_a_time() -> None:
     # A billion passports: only a generator that makes each when asked returns the first ones at all.
     documents = catenax_documents(10**9, start=5)

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from . import formats, validation
 from .model import (
     GROUPS,
+    SPELLINGS,
     Extension,
     Passport,
     PassportInvalid,
@@ -31,7 +32,6 @@ from .model import (
     canonical_id,
     family_spelling,
     invalid,
-    node_spelling,
 )
 
 ASPECT_6_0 = "urn:samm:io.catenax.battery.battery_pass:6.0.0#BatteryPass"
@@ -108,7 +108,8 @@ MOVED: tuple[tuple[str, str, str], ...] = (
     ("performance.dynamic.fullCycles.value", "condition", "full_cycles"),
 )
 _FIELD_PATH = {(group, name): path for path, group, name in MOVED}
-_NODE_FIELD = {(group, name): f"{group}.{name}" for _, group, name in MOVED}
+# The node's spelling table of each moved field's Catena-X values (`node_spelling`, looked up once).
+_NODE_SPELLING = {(group, name): SPELLINGS.get(f"{group}.{name}", {}).get(FORMAT) for _, group, name in MOVED}
 # Where a field the node derives (not moves) comes from, for naming a fault at its Catena-X path.
 _DERIVED = {
     ("identity", "battery_id"): "identification.identification.serial",
@@ -248,29 +249,54 @@ _NOTED: dict[tuple[str, str], Tag] = {}
 _NOTED_MAX = 4096
 
 
+# The mapping's plan, made once per process from MOVED's tree: for each container on the way to a moved
+# value, its keys in the tree's order, each with the value's place in the node (a leaf) or the container's
+# own plan, the Annex XIII tag its position is noted under and the container's path. The walk then neither
+# builds paths nor looks tags up per passport.
+_Step = tuple[str, "tuple[str, str, str] | None", "list[Any] | None", Tag, str]
+
+
+def _plan(tree: dict[str, Any], where: str = "") -> list[_Step]:
+    steps: list[_Step] = []
+    for key, inner in tree.items():
+        tag = _tag((*where.split("."), key) if where else (key,))
+        if isinstance(inner, tuple):
+            steps.append((key, inner, None, tag, where))
+        else:
+            steps.append((key, None, _plan(inner, f"{where}.{key}" if where else key), tag, where))
+    return steps
+
+
+_MOVED_PLAN = _plan(_MOVED_TREE)
+
+
 def _take(
-    document: dict[str, Any], tree: dict[str, Any], order: _Order, taken: list[tuple[Any, Any]], where: str = ""
+    document: dict[str, Any],
+    plan: list[_Step],
+    by_tag: dict[Tag, dict[str, dict[str, int]]],
+    taken: list[tuple[Any, Any]],
 ) -> dict[str, Any]:
-    """Take the values at the tree's leaves out of the document; return what remains.
+    """Take the values at the plan's leaves out of the document; return what remains.
 
     Only the containers on the way to a taken value are copied (the document is not changed); one the
     taking leaves empty is left out. A value that is absent, null, an object or a list is not taken (the
-    schema check names it). The positions of what is taken out are noted in `order`, so export can put
-    each value back where it was.
+    schema check names it). The positions of what is taken out are noted in `by_tag` (as `_Order.note`
+    notes them), so export can put each value back where it was.
     """
     out: dict[str, Any] | None = None
-    for key, inner in tree.items():
+    keys: list[str] | None = None
+    for key, leaf, inner, tag, where in plan:
         if key not in document:
             continue
         value = document[key]
-        if isinstance(inner, tuple):
+        if inner is None:
             if value is None or isinstance(value, dict | list):
                 continue
-            taken.append((inner, value))
+            taken.append((leaf, value))
             out = dict(document) if out is None else out
             del out[key]
         elif isinstance(value, dict):
-            kept = _take(value, inner, order, taken, f"{where}.{key}" if where else key)
+            kept = _take(value, inner, by_tag, taken)
             if kept is value:
                 continue
             out = dict(document) if out is None else out
@@ -280,7 +306,16 @@ def _take(
             del out[key]
         else:
             continue
-        order.note(where, key, list(document).index(key))
+        if keys is None:
+            keys = list(document)
+        by_container = by_tag.get(tag)
+        if by_container is None:
+            by_container = by_tag[tag] = {}
+        positions = by_container.get(where)
+        if positions is None:
+            by_container[where] = {key: keys.index(key)}
+        else:
+            positions[key] = keys.index(key)
     return document if out is None else out
 
 
@@ -318,10 +353,11 @@ def _read(document: dict[str, Any], fmt: str) -> Passport:
     order = _Order()
     order.note_split(document)
     taken: list[tuple[Any, Any]] = []
-    remainder = _take(document, _MOVED_TREE, order, taken)
+    remainder = _take(document, _MOVED_PLAN, order.by_tag, taken)
     groups: dict[str, dict[str, Any]] = {}
     for (_, group, name), value in taken:
-        groups.setdefault(group, {})[name] = node_spelling(FORMAT, _NODE_FIELD[group, name], value)
+        table = _NODE_SPELLING[group, name]
+        groups.setdefault(group, {})[name] = table.get(value, value) if table and isinstance(value, str) else value
     identity = groups.setdefault("identity", {})
     passport_id = identity.get("passport_id")
     identity["battery_id"] = _battery_id(document, passport_id if isinstance(passport_id, str) else "-")
@@ -330,8 +366,10 @@ def _read(document: dict[str, Any], fmt: str) -> Passport:
         identity["predecessor_passport_ids"] = [predecessor]
     parts: dict[Tag, dict[str, Any]] = {}
     _split(remainder, (), parts)
+    # The extensions are made here, of the types they are declared with (str keys, a Tag, int positions), so
+    # they are built without validation; the passport's validation takes them as they are (about 20 us).
     extensions = [
-        {"format": FORMAT, "tag": tag.value, "data": parts.get(tag, {}), "order": order.by_tag.get(tag)}
+        Extension.model_construct(format=FORMAT, tag=tag, data=parts.get(tag, {}), order=order.by_tag.get(tag))
         for tag in Tag
         if tag in parts or tag in order.by_tag
     ]
