@@ -21,8 +21,11 @@ from aiohttp import web
 
 from connector.app import Node
 from connector.domain import passport as model
+from connector.identity import issuer
+from connector.services.sync import highest_levels
 from connector.store import migrate
 from tests.conftest import API_KEY, Management, NodeFactory, free_port
+from tests.test_two_nodes_catalog import _grant_role, _provider
 
 V1 = "/management/v1/passports"
 JOBS = "/management/v1/sync/jobs"
@@ -171,6 +174,19 @@ async def test_jobs_are_checked_and_errors_are_problems(node: Node, management: 
     assert [j["id"] for j in listed] == ["j1"]
     assert (await management.call("DELETE", f"{JOBS}/j1"))[0] == 204
     assert (await management.call("GET", f"{JOBS}/j1"))[0] == 404
+
+
+async def test_the_openapi_document_gives_both_answers_of_a_run(management: Management) -> None:
+    # A run answers 202 while it goes (test below) and 200 at its end with wait=true (every run() here).
+    status, document = await management.call("GET", "/management/openapi.json")
+    assert status == 200
+    responses = document["paths"][f"{JOBS}/{{id}}/run"]["post"]["responses"]
+    for code in ("200", "202"):
+        assert responses[code]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/SyncRun"}
+    assert "wait=true" in responses["200"]["description"] and "goes on" in responses["202"]["description"]
+    assert {"404", "409"} <= set(responses)
+    # Routes without other answers keep their one status.
+    assert set(document["paths"][JOBS]["post"]["responses"]) & {"200", "201", "202"} == {"201"}
 
 
 async def test_a_partner_that_is_down_fails_the_run_with_the_reason(
@@ -334,3 +350,67 @@ async def test_three_nodes_copies_of_two_partners_are_told_apart(
     one_a = next(i for i in kept_a if i["id"] == changed["identity"]["passport_id"])
     assert one_b["passport"]["identity"]["mass_kg"] == 99.5 and one_b["source"]["partnerVersion"] == 2
     assert one_a["passport"]["identity"]["mass_kg"] != 99.5 and one_a["source"]["partnerVersion"] == 1
+
+
+async def test_a_model_offered_at_two_levels_is_read_at_the_higher_only(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    # The provider publishes its model at the public and the legitimate-interest level; the consumer (a recycler)
+    # is offered both. Each passport is kept once, at the higher level: the two views never overwrite each other.
+    provider, issuer_dir = await _provider(node_factory, tmp_path)
+    provider_api = Management(http, provider)
+    documents = [model.generate(i) for i in range(4)]
+    model_id = documents[0]["identity"]["model_id"]
+    for document in documents:
+        document["identity"]["model_id"] = model_id
+    assert (await provider_api.call("POST", f"{V1}/import", documents))[1]["new"] == 4
+    status, published = await provider_api.call("POST", f"{V1}/publish", {"levels": ["public", "legitimate_interest"]})
+    assert status == 200, published
+    consumer = await node_factory(api_key=API_KEY, trusted_issuers=issuer.load_registry(issuer_dir).did)
+    api = Management(http, consumer)
+    jwt, _ = _grant_role(issuer_dir, consumer.settings.effective_did, "recycler")
+    assert (await api.call("POST", "/management/v1/credentials", {"credential": jwt}))[0] == 200
+    both = [f"passports-{model_id}-public", f"passports-{model_id}-legitimate-interest"]
+    status, job = await api.call("POST", JOBS, job_body(provider, id="levels", datasets=both))
+    assert status == 201, job
+    status, _ = await api.call("POST", JOBS, job_body(provider, id="every"))  # no datasets: every one offered
+    assert status == 201
+
+    for job_id in ("levels", "every"):
+        first = await run(api, job_id)
+        assert first["state"] == "SUCCEEDED" and counts(first) == (4, 0, 0, 0, 0), first
+        idle = await run(api, job_id)
+        assert idle["state"] == "SUCCEEDED" and counts(idle) == (0, 0, 0, 0, 0), idle
+        kept = (await api.call("GET", f"{JOBS}/{job_id}/passports?limit=100"))[1]["items"]
+        assert len(kept) == 4
+        assert {i["source"]["accessLevel"] for i in kept} == {"legitimate_interest"}
+        assert {i["source"]["datasetId"] for i in kept} == {both[1]}
+        assert all("condition" in i["passport"] for i in kept)  # the legitimate-interest view (Annex XIII point 4)
+
+    # One passport changes at the provider: one change per job, not one per level.
+    changed = copy.deepcopy(documents[2])
+    changed["identity"]["mass_kg"] = 321.5
+    assert (await provider_api.call("PUT", f"{V1}/{changed['identity']['passport_id']}", changed))[0] == 200
+    for job_id in ("levels", "every"):
+        after = await run(api, job_id)
+        assert counts(after) == (0, 1, 0, 0, 0), after
+        kept = (await api.call("GET", f"{JOBS}/{job_id}/passports?limit=100"))[1]["items"]
+        one = next(i for i in kept if i["id"] == changed["identity"]["passport_id"])
+        assert one["passport"]["identity"]["mass_kg"] == 321.5
+        assert one["source"]["accessLevel"] == "legitimate_interest"
+
+
+def test_highest_levels_keeps_the_best_dataset_of_each_model() -> None:
+    facts = {
+        "a-public": ("A", "public"),
+        "a-li": ("A", "legitimate_interest"),
+        "a-authority": ("A", "authority"),
+        "b-public": ("B", "public"),
+        "unknown": (None, None),
+        "odd-level": ("A", "secret"),
+    }
+    wanted = ["a-public", "a-li", "b-public", "unknown", "odd-level", "a-authority", "not-in-facts"]
+    read, skipped = highest_levels(wanted, facts)
+    assert read == ["b-public", "unknown", "odd-level", "a-authority", "not-in-facts"]
+    assert skipped == ["a-public", "a-li"]
+    assert highest_levels(["a-public"], facts) == (["a-public"], [])

@@ -41,7 +41,7 @@ from connector.domain.sync import (
     SyncRun,
     interval_seconds,
 )
-from connector.dsp.catalog import parse_dataset_offers
+from connector.dsp.catalog import dataset_fields, parse_dataset_offers
 from connector.services.dsp_client import PeerCatalogs
 from connector.services.passports import PASSPORT_SCHEMA, digest, load, now_ms, record_of
 from connector.services.sync_access import DatasetAccess, Endpoint
@@ -335,9 +335,10 @@ def _is_passport_dataset(dataset: dict[str, Any]) -> bool:
     return PASSPORT_SCHEMA in conforms
 
 
-def passport_datasets(catalog: dict[str, Any]) -> list[str]:
-    """Return the ids of the battery-passport datasets of a peer's catalog (expanded as JSON-LD)."""
-    found: list[str] = []
+def passport_dataset_facts(catalog: dict[str, Any]) -> dict[str, tuple[str | None, str | None]]:
+    """Return {dataset id: (battery model, access level)} of the battery-passport datasets of a peer's catalog
+    (expanded as JSON-LD); a dataset that names no model or level has None there."""
+    found: dict[str, tuple[str | None, str | None]] = {}
     try:
         nodes = jsonld.expand_peer_document(catalog)
     except InvalidInput as exc:
@@ -347,14 +348,48 @@ def passport_datasets(catalog: dict[str, Any]) -> list[str]:
         if not isinstance(node, dict) or depth > 4:
             return
         if isinstance(node.get("@id"), str) and vocab.ODRL + "hasPolicy" in node and _is_passport_dataset(node):
-            found.append(node["@id"])
+            fields = dataset_fields(node)
+            found.setdefault(node["@id"], (fields["model"], fields["access_level"]))
         for key in (vocab.DCAT + "dataset", vocab.DCAT + "catalog"):
             for child in node.get(key, []):
                 walk(child, depth + 1)
 
     for node in nodes:
         walk(node, 0)
-    return sorted(set(found))
+    return found
+
+
+def passport_datasets(catalog: dict[str, Any]) -> list[str]:
+    """Return the ids of the battery-passport datasets of a peer's catalog (expanded as JSON-LD)."""
+    return sorted(passport_dataset_facts(catalog))
+
+
+LEVEL_RANK = {"public": 0, "legitimate_interest": 1, "authority": 2}  # a higher level's view holds a lower one's
+
+
+def highest_levels(
+    wanted: Sequence[str], facts: dict[str, tuple[str | None, str | None]]
+) -> tuple[list[str], list[str]]:
+    """Split `wanted` into the datasets a run reads and those it skips: of the datasets of one battery model at
+    several access levels, only the highest is read (each passport is kept once, at the best level offered);
+    a dataset naming no model or no known level is always read. Returns (read, skipped), each in `wanted` order."""
+    best: dict[str, tuple[int, str]] = {}
+    for dataset_id in wanted:
+        model_id, level = facts.get(dataset_id, (None, None))
+        if model_id is None or level not in LEVEL_RANK:
+            continue
+        rank = LEVEL_RANK[level]
+        if model_id not in best or rank > best[model_id][0]:
+            best[model_id] = (rank, dataset_id)
+    read: list[str] = []
+    skipped: list[str] = []
+    for dataset_id in wanted:
+        model_id, level = facts.get(dataset_id, (None, None))
+        if model_id is None or level not in LEVEL_RANK or best[model_id][1] == dataset_id:
+            read.append(dataset_id)
+        else:
+            skipped.append(dataset_id)
+    return read, skipped
 
 
 class SyncService:
@@ -648,7 +683,8 @@ class SyncService:
         for offer_id in sorted(offers):
             offer = {**offers[offer_id], "@id": offer_id}
             by_dataset.setdefault(str(offer.get("target")), offer)
-        if job.mode == "registry" or (job.mode == "auto" and not job.datasets and not passport_datasets(catalog)):
+        facts = passport_dataset_facts(catalog)
+        if job.mode == "registry" or (job.mode == "auto" and not job.datasets and not facts):
             await self._registry_sync(job, counterparty, address, tally)
             return
         if job.datasets:
@@ -660,9 +696,14 @@ class SyncService:
                 )
             wanted = list(job.datasets)
         else:
-            wanted = [d for d in passport_datasets(catalog) if d in by_dataset]
+            wanted = [d for d in sorted(facts) if d in by_dataset]
             if not wanted:
                 raise SyncFailed("the partner offers this node no battery-passport dataset")
+        # One model offered at two levels: read it at the higher one only, so each passport is kept once and a
+        # run with nothing changed counts nothing changed (the two views would overwrite each other's copy).
+        wanted, skipped = highest_levels(wanted, facts)
+        if skipped:
+            log.info("sync: lower access levels skipped", extra={"job_id": job.id, "datasets": skipped})
         async with self._store.read() as tx:
             cursors = await tx.sync.cursors(job.id)
         for dataset_id in wanted:

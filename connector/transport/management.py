@@ -463,6 +463,8 @@ class Route:
     status: int = 200
     query: tuple[str, ...] = ()
     body_types: tuple[str, ...] = ()  # besides JSON; the browser guard refuses any other body
+    # Other answers of success besides `status`, each (status, what it means), with the same body (`response`).
+    statuses: tuple[tuple[int, str], ...] = ()
 
 
 VersionedHandler = Callable[[web.Request, wire.Dialect], Awaitable[web.StreamResponse]]
@@ -971,7 +973,18 @@ ROUTES: tuple[Route, ...] = (
         for r in federation.ROUTES
     ),
     *(
-        Route(r.method, r.path, r.handler, r.summary, "Sync jobs", r.request, r.response, r.status, r.query)
+        Route(
+            r.method,
+            r.path,
+            r.handler,
+            r.summary,
+            "Sync jobs",
+            r.request,
+            r.response,
+            r.status,
+            r.query,
+            statuses=r.statuses,
+        )
         for r in sync.ROUTES
     ),
     Route("GET", "/health", health, "Liveness: the process answers", "Operations", None, "Health"),

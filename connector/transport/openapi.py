@@ -1088,6 +1088,9 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
         elif route.path in NOT_JSON:
             ok["content"] = {NOT_JSON[route.path]: {"schema": {"type": "string"}}}
         responses: dict[str, Any] = {str(route.status): ok}
+        for status, description in getattr(route, "statuses", ()):
+            # Another answer of success with the same body (a run answers 202 while it goes, 200 with wait=true).
+            responses[str(status)] = {**ok, "description": description}
         if route.path == "/metrics" and secured:
             responses["401"] = _problem("missing or wrong X-Api-Key")
         if route.path.startswith(("/management/v3", "/management/v4", "/management/v1", "/api/catalog/")):

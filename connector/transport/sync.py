@@ -102,6 +102,7 @@ class RouteSpec:
     response: str | None
     status: int = 200
     query: tuple[str, ...] = ()
+    statuses: tuple[tuple[int, str], ...] = ()  # other answers of success, as Route's
 
 
 ROUTES: tuple[RouteSpec, ...] = (
@@ -118,6 +119,10 @@ ROUTES: tuple[RouteSpec, ...] = (
         None,
         "SyncRun",
         query=("wait",),
+        statuses=(
+            (200, "OK: the run has ended (wait=true); its record"),
+            (202, "Accepted: the run goes on; its record as it started (without wait=true)"),
+        ),
     ),
     RouteSpec("POST", f"{JOBS}/{{id}}/pause", pause_job, "Stop scheduling a sync job", None, "SyncJob"),
     RouteSpec("POST", f"{JOBS}/{{id}}/resume", resume_job, "Schedule a paused sync job again", None, "SyncJob"),
