@@ -5,13 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import KeyedColumnElement
 
 from connector.domain.errors import AlreadyExists
-from connector.domain.federation import Crawl, DatasetEntry, DatasetFilter, FoundDataset, Participant, words
+from connector.domain.federation import (
+    Crawl,
+    DatasetEntry,
+    DatasetFilter,
+    FoundDataset,
+    Participant,
+    criterion_column,
+    prefix_bound,
+    words,
+)
+from connector.store.query import column_condition
 from connector.store.tables import (
     federation_crawls,
     federation_datasets,
@@ -21,6 +32,12 @@ from connector.store.tables import (
 )
 
 _PAGE = 2000  # rows per INSERT when an entry is replaced
+
+
+def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    """The condition that a word starts with a prefix, as a range on the word index (the index answers it)."""
+    bound = prefix_bound(prefix)
+    return and_(column >= prefix, column < bound) if bound is not None else column >= prefix
 
 
 def _participant(row: RowMapping) -> Participant:
@@ -209,26 +226,40 @@ class FederationRepository:
         query = select(federation_datasets)
         # Keyset order is that of the table that drives the query: the first word's index rows with free text,
         # else the datasets' primary key (both are (participant_id, dataset_id) within their range).
-        key_participant, key_dataset = c.participant_id, c.dataset_id
+        key_participant: KeyedColumnElement[Any] = c.participant_id
+        key_dataset: KeyedColumnElement[Any] = c.dataset_id
         wanted = words(spec.text or "")
         if wanted:
-            first = federation_words.alias("w0")
+            # Each word of the text is a prefix of a word of the dataset: a range on the word index. The first
+            # drives the query (its distinct datasets, in key order); the others are probes of the same index.
+            w = federation_words
+            first = (
+                select(w.c.participant_id, w.c.dataset_id)
+                .where(_starts_with(w.c.word, wanted[0]))
+                .distinct()
+                .subquery("w0")
+            )
             query = query.select_from(
                 first.join(
                     federation_datasets,
                     and_(first.c.participant_id == c.participant_id, first.c.dataset_id == c.dataset_id),
                 )
-            ).where(first.c.word == wanted[0])
+            )
             key_participant, key_dataset = first.c.participant_id, first.c.dataset_id
             for i, word in enumerate(wanted[1:], start=1):
                 other = federation_words.alias(f"w{i}")
                 query = query.where(
                     exists().where(
-                        other.c.word == word,
+                        _starts_with(other.c.word, word),
                         other.c.participant_id == c.participant_id,
                         other.c.dataset_id == c.dataset_id,
                     )
                 )
+        for i, criterion in enumerate(spec.criteria):
+            name = criterion_column(criterion.operand_left)
+            if name is None:
+                raise ValueError(f"{criterion.operand_left!r} is not an indexed field")  # the service splits them
+            query = query.where(column_condition(c[name], criterion, f"filterExpression[{i}]"))
         if spec.provider is not None:
             query = query.where(or_(c.provider == spec.provider, c.participant_id == spec.provider))
         for column, value in (
