@@ -437,8 +437,7 @@ class FederationService:
                 skipped += 1
                 continue
             if spec.sort_field is not None:
-                field = spec.sort_field
-                entries.sort(key=lambda e: _sort_key(e, field), reverse=spec.sort_order is SortOrder.DESC)
+                entries = _sorted(entries, spec.sort_field, spec.sort_order is SortOrder.DESC)
             answer.append((participant, entries))
         return answer
 
@@ -513,15 +512,23 @@ def _expanded(document: dict[str, Any]) -> dict[str, Any]:
     return nodes[0] if nodes else {}
 
 
-def _sort_key(entry: fed.DatasetEntry, field: str) -> tuple[bool, str, str]:
-    """Order datasets by a field (an indexed one, or the first value of a property); those without it last."""
+def _sorted(entries: list[fed.DatasetEntry], field: str, descending: bool) -> list[fed.DatasetEntry]:
+    """Order datasets by a field (an indexed one, or the first value of a property), then id; those without it last."""
     column = fed.criterion_column(field)
-    if column is not None:
-        value = getattr(entry, column)
-    else:
-        texts = selection.scalar_texts(_expanded(entry.document).get(selection.normalise_key(field), []))
-        value = texts[0][0] if texts else None
-    return (value is None, value or "", entry.dataset_id)
+    keyed: list[tuple[str, fed.DatasetEntry]] = []
+    missing: list[fed.DatasetEntry] = []
+    for entry in entries:
+        if column is not None:
+            value = getattr(entry, column)
+        else:
+            texts = selection.scalar_texts(_expanded(entry.document).get(selection.normalise_key(field), []))
+            value = texts[0][0] if texts else None
+        if value is None:
+            missing.append(entry)
+        else:
+            keyed.append((value, entry))
+    keyed.sort(key=lambda pair: (pair[0], pair[1].dataset_id), reverse=descending)
+    return [entry for _, entry in keyed] + missing
 
 
 def _replace(spec: fed.DatasetFilter, **changes: Any) -> fed.DatasetFilter:

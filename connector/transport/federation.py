@@ -214,7 +214,7 @@ ROUTES: tuple[RouteSpec, ...] = (
         "POST",
         EDC_QUERY,
         edc_catalog_query,
-        "EDC federated catalog query: the crawled catalogs",
+        "EDC federated catalog query: the crawled catalogs, with the datasets the filterExpression selects",
         "QuerySpec",
         "FederatedCatalogs",
     ),
