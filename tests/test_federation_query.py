@@ -174,8 +174,8 @@ async def test_the_edc_query_filters_each_dataset(node: Node, management: Manage
     }
 
     # Indexed fields, as EDC users write them: the asset type (its IRI or short name), chemistry, id, access level.
-    for right in (DTR, "DigitalTwinRegistry"):
-        registries = await _query(management, _spec(("dct:type", "=", right)))
+    for left, right in (("dct:type", DTR), ("dct:type", "DigitalTwinRegistry"), ("'dct:type'.'@id'", DTR)):
+        registries = await _query(management, _spec((left, "=", right)))
         assert _datasets(registries) == {"pa": ["registry"], "pb": ["registry"]}
     lfp = _spec((vocab.BPC + "chemistry", "in", ["LFP", "LMFP"]))
     assert _datasets(await _query(management, lfp)) == {"pa": ["bat-1"], "pb": ["bat-9"]}
@@ -216,6 +216,7 @@ async def test_the_edc_query_refuses_what_it_cannot_evaluate(
         ((("id", "=", "x"), ("id", "=", ["a", "b"])), "filterExpression[1].operandRight"),
         ((("dct:title", "=", {"a": 1}),), "filterExpression[0].operandRight"),
         ((("id", "between", "a"),), "filterExpression[0].operator"),
+        ((("'dct:type'.'a'.'b'", "=", "a"),), "filterExpression[0].operandLeft"),
     ):
         problem = await _query(management, _spec(*criteria), 400)
         assert problem["errors"][0]["path"] == path, problem

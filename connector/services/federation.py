@@ -471,6 +471,13 @@ def _split_criteria(
     evaluated: list[tuple[str, Criterion]] = []
     for i, criterion in enumerate(criteria):
         path = f"filterExpression[{i}]"
+        try:  # EDC's path syntax, `'dct:type'.'@id'`, names the property it is on
+            left = selection.property_path(criterion.operand_left)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"{path}.operandLeft: {exc}", [Problem(str(exc), f"{path}.operandLeft", criterion.operand_left)]
+            ) from None
+        criterion = Criterion(left, criterion.operator, criterion.operand_right)
         if criterion.operand_left in selection.CREATED_KEYS:
             raise InvalidInput(
                 f"{path}: crawled datasets have no createdAt to filter on",
