@@ -12,8 +12,10 @@ import pytest
 from connector import vocab
 from connector.app import Node
 from connector.domain import federation as fed
+from connector.domain.errors import InvalidInput
 from connector.dsp.catalog import dataset_fields
 from connector.store import Store, migrate
+from connector.store import federation as federation_store
 from tests.conftest import Management
 
 QUERY = "/api/catalog/v1alpha/catalog/query"
@@ -108,7 +110,7 @@ def test_prefix_bounds() -> None:
     assert [w for w in words if "passp" <= w < "passq"] == [w for w in words if w.startswith("passp")]
 
 
-async def test_free_text_matches_word_prefixes(database_url: str) -> None:
+async def test_free_text_matches_word_prefixes(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     await migrate.upgrade(database_url)
     store = Store(database_url)
     try:
@@ -136,6 +138,12 @@ async def test_free_text_matches_word_prefixes(database_url: str) -> None:
         assert await ids("regis") == [("pa", "registry"), ("pb", "registry")]
         assert await ids("passq") == []
         assert await ids("assport") == []  # a prefix, not any part of a word
+        # A prefix stands for at most MAX_PREFIX_WORDS words of the index; a shorter one is refused naming `q`.
+        monkeypatch.setattr(federation_store, "MAX_PREFIX_WORDS", 2)
+        assert await ids("passp") == expected  # passport, passports
+        with pytest.raises(InvalidInput) as refused:
+            await ids("p")  # passport, passports, public, ...
+        assert refused.value.problems[0].path == "q"
     finally:
         await store.close()
 

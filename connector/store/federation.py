@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import KeyedColumnElement
 
-from connector.domain.errors import AlreadyExists
+from connector.domain.errors import AlreadyExists, InvalidInput, Problem
 from connector.domain.federation import (
     Crawl,
     DatasetEntry,
@@ -32,6 +32,7 @@ from connector.store.tables import (
 )
 
 _PAGE = 2000  # rows per INSERT when an entry is replaced
+MAX_PREFIX_WORDS = 64  # distinct words a free-text prefix may stand for (a shorter prefix is refused)
 
 
 def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
@@ -230,27 +231,38 @@ class FederationRepository:
         key_dataset: KeyedColumnElement[Any] = c.dataset_id
         wanted = words(spec.text or "")
         if wanted:
-            # Each word of the text is a prefix of a word of the dataset: a range on the word index. The first
-            # drives the query (its distinct datasets, in key order); the others are probes of the same index.
+            # Each word of the text is a prefix of a word of the dataset: the prefix is first completed to the
+            # distinct words of the index that start with it (one index seek each), so that every match is an
+            # exact probe of the word index. The word with fewest completions drives the query: with one, in
+            # the index's own keyset order; with several, their distinct datasets in key order.
+            completions = [await self._completions(word) for word in wanted]
+            if not all(completions):
+                return []
+            completions.sort(key=len)
             w = federation_words
-            first = (
-                select(w.c.participant_id, w.c.dataset_id)
-                .where(_starts_with(w.c.word, wanted[0]))
-                .distinct()
-                .subquery("w0")
-            )
-            query = query.select_from(
+            if len(completions[0]) == 1:
+                first: Any = w.alias("w0")
+                driver = select(federation_datasets).where(first.c.word == completions[0][0])
+            else:
+                first = (
+                    select(w.c.participant_id, w.c.dataset_id)
+                    .where(w.c.word.in_(completions[0]))
+                    .distinct()
+                    .subquery("w0")
+                )
+                driver = select(federation_datasets)
+            query = driver.select_from(
                 first.join(
                     federation_datasets,
                     and_(first.c.participant_id == c.participant_id, first.c.dataset_id == c.dataset_id),
                 )
             )
             key_participant, key_dataset = first.c.participant_id, first.c.dataset_id
-            for i, word in enumerate(wanted[1:], start=1):
+            for i, found in enumerate(completions[1:], start=1):
                 other = federation_words.alias(f"w{i}")
                 query = query.where(
                     exists().where(
-                        _starts_with(other.c.word, word),
+                        other.c.word.in_(found),
                         other.c.participant_id == c.participant_id,
                         other.c.dataset_id == c.dataset_id,
                     )
@@ -284,6 +296,27 @@ class FederationRepository:
         query = query.order_by(key_participant, key_dataset).limit(spec.limit)
         rows = await self._c.execute(query)
         return [FoundDataset(r["participant_id"], _entry(r)) for r in rows.mappings()]
+
+    async def _completions(self, prefix: str) -> list[str]:
+        """Return the distinct indexed words that start with a prefix (InvalidInput past MAX_PREFIX_WORDS)."""
+        w = federation_words.c
+        found: list[str] = []
+        while True:
+            start = w.word >= prefix if not found else w.word > found[-1]
+            word = (
+                await self._c.execute(
+                    select(w.word).where(start, _starts_with(w.word, prefix)).order_by(w.word).limit(1)
+                )
+            ).scalar()
+            if word is None:
+                return found
+            if len(found) == MAX_PREFIX_WORDS:
+                raise InvalidInput(
+                    f"q: {prefix!r} begins more than {MAX_PREFIX_WORDS} different words of the index; give more "
+                    "letters",
+                    [Problem("prefix too short", "q", prefix)],
+                )
+            found.append(word)
 
     async def count(self) -> int:
         """Return how many datasets all entries hold."""
