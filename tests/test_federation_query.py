@@ -138,6 +138,12 @@ async def test_free_text_matches_word_prefixes(database_url: str, monkeypatch: p
         assert await ids("regis") == [("pa", "registry"), ("pb", "registry")]
         assert await ids("passq") == []
         assert await ids("assport") == []  # a prefix, not any part of a word
+        # A prefix whose words have many index rows is answered by probing the datasets in key order: the same.
+        monkeypatch.setattr(federation_store, "COMMON_ROWS", 2)
+        assert await ids("passp") == expected
+        assert await ids("passp", limit=1) == expected
+        assert await ids("lf passp") == [("pa", "bat-1"), ("pb", "bat-9")]
+        assert await ids("regis") == [("pa", "registry"), ("pb", "registry")]
         # A prefix stands for at most MAX_PREFIX_WORDS words of the index; a shorter one is refused naming `q`.
         monkeypatch.setattr(federation_store, "MAX_PREFIX_WORDS", 2)
         assert await ids("passp") == expected  # passport, passports

@@ -32,6 +32,7 @@ from connector.store.tables import (
 )
 
 _PAGE = 2000  # rows per INSERT when an entry is replaced
+COMMON_ROWS = 5000  # index rows past which a prefix's datasets are found by probing datasets in key order
 MAX_PREFIX_WORDS = 64  # distinct words a free-text prefix may stand for (a shorter prefix is refused)
 
 
@@ -243,6 +244,11 @@ class FederationRepository:
             if len(completions[0]) == 1:
                 first: Any = w.alias("w0")
                 driver = select(federation_datasets).where(first.c.word == completions[0][0])
+            elif await self._common(completions[0]):
+                # Many rows: the datasets in key order, each probed, reach a page long before a sort would.
+                first = None
+                driver = select(federation_datasets)
+                completions.insert(0, [])  # every completion list below is a probe
             else:
                 first = (
                     select(w.c.participant_id, w.c.dataset_id)
@@ -251,13 +257,18 @@ class FederationRepository:
                     .subquery("w0")
                 )
                 driver = select(federation_datasets)
-            query = driver.select_from(
-                first.join(
-                    federation_datasets,
-                    and_(first.c.participant_id == c.participant_id, first.c.dataset_id == c.dataset_id),
+            query = (
+                driver
+                if first is None
+                else driver.select_from(
+                    first.join(
+                        federation_datasets,
+                        and_(first.c.participant_id == c.participant_id, first.c.dataset_id == c.dataset_id),
+                    )
                 )
             )
-            key_participant, key_dataset = first.c.participant_id, first.c.dataset_id
+            if first is not None:
+                key_participant, key_dataset = first.c.participant_id, first.c.dataset_id
             for i, found in enumerate(completions[1:], start=1):
                 other = federation_words.alias(f"w{i}")
                 query = query.where(
@@ -296,6 +307,12 @@ class FederationRepository:
         query = query.order_by(key_participant, key_dataset).limit(spec.limit)
         rows = await self._c.execute(query)
         return [FoundDataset(r["participant_id"], _entry(r)) for r in rows.mappings()]
+
+    async def _common(self, found: list[str]) -> bool:
+        """Tell whether words have at least COMMON_ROWS rows in the word index (counting stops there)."""
+        w = federation_words.c
+        rows = select(w.word).where(w.word.in_(found)).limit(COMMON_ROWS).subquery()
+        return int((await self._c.execute(select(func.count()).select_from(rows))).scalar_one()) >= COMMON_ROWS
 
     async def _completions(self, prefix: str) -> list[str]:
         """Return the distinct indexed words that start with a prefix (InvalidInput past MAX_PREFIX_WORDS)."""
