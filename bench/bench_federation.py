@@ -218,6 +218,9 @@ async def run(participants: int, datasets: int, passports: int, rounds: int) -> 
                 "free text (common)": "q=battery+passport&limit=50",
                 "free text (rare)": f"q=p{participants - 1}-m7&limit=50",
                 "free text (no match)": "q=sodium-ion&limit=50",
+                "free text (prefix, common)": "q=passp&limit=50",
+                "free text (prefix, one letter)": "q=b&limit=50",
+                "free text (prefix, rare)": f"q=p{participants - 1}-m&limit=50",
             }
             print("search (GET /management/v1/federation/datasets; target: tens of ms):")
             for label, query in queries.items():
@@ -248,6 +251,21 @@ async def run(participants: int, datasets: int, passports: int, rounds: int) -> 
             print(
                 f"EDC federated catalog query, 2 catalogs: {(time.perf_counter() - t) * 1000:.0f} ms "
                 f"({sum(len(c['dcat:dataset']) for c in catalogs)} datasets)"
+            )
+            filtered = {
+                "@type": "QuerySpec",
+                "limit": 2,
+                "filterExpression": [
+                    {"operandLeft": "dct:type", "operator": "=", "operandRight": "DigitalTwinRegistry"},
+                    {"operandLeft": "name", "operator": "like", "operandRight": "%"},
+                ],
+            }
+            t = time.perf_counter()
+            async with http.post(node.management_url + "/api/catalog/v1alpha/catalog/query", json=filtered) as response:
+                catalogs = await response.json()
+            print(
+                f"EDC federated catalog query, dct:type DTR + name like (read from the datasets), 2 catalogs: "
+                f"{(time.perf_counter() - t) * 1000:.0f} ms ({sum(len(c['dcat:dataset']) for c in catalogs)} datasets)"
             )
             t = time.perf_counter()
             async with http.get(node.protocol_url + "/insights", headers={"Accept": "application/json"}) as response:

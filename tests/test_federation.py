@@ -166,7 +166,11 @@ async def test_a_crawler_and_four_providers(
         assert ev and all(d["batteryCategory"] == "ev" for d in ev)
         text = await _all(api, f"q={model.lower()}+public+view")
         assert {d["id"] for d in text} == {d["id"] for d in by_model}
-        assert await _all(api, "q=passp") == []  # whole words, not parts of them
+        prefixed = await _all(api, "q=passp", limit=100)  # words that start with it, not any part of a word
+        assert prefixed and all(
+            any(w.startswith("passp") for w in words(" ".join([d["title"], *d["keywords"]]))) for d in prefixed
+        )
+        assert await _all(api, "q=assport") == []
         worded = await _all(api, "q=PASSPORTS&accessLevel=public", limit=100)
         assert worded and all("passports" in words(" ".join([d["title"], *d["keywords"]])) for d in worded)
 
@@ -179,6 +183,17 @@ async def test_a_crawler_and_four_providers(
         assert status == 200 and isinstance(catalogs, list) and len(catalogs) == 4
         assert {c["dspace:participantId"] for c in catalogs} == set(dids)
         assert sum(len(c["dcat:dataset"]) for c in catalogs) == sum(counts)
+        status, registries = await api.call(
+            "POST",
+            "/api/catalog/v1alpha/catalog/query",
+            {
+                "@context": {"@vocab": "https://w3id.org/edc/v0.0.1/ns/"},
+                "@type": "QuerySpec",
+                "filterExpression": [{"operandLeft": "dct:type", "operator": "=", "operandRight": DTR}],
+            },
+        )
+        assert status == 200 and {c["dspace:participantId"] for c in registries} == set(dids[:2]), registries
+        assert [[d["@id"] for d in c["dcat:dataset"]] for c in registries] == [["registry"], ["registry"]]
 
         # Insights over the crawled public views: 48 batteries from four operators.
         status, _figures = await api.call("GET", "/insights.json")

@@ -8,6 +8,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector import vocab
+from connector.domain import selection
+from connector.domain.assets import Criterion
 from connector.domain.errors import InvalidInput, Problem
 
 # Short names of the asset types a search filters on (dct:type of a dataset), and the IRIs they stand for.
@@ -19,6 +22,9 @@ ASSET_TYPES = {
 }
 MAX_SEARCH_LIMIT = 1000
 DEFAULT_SEARCH_LIMIT = 50
+# Datasets EDC's federated catalog query evaluates in memory, per query, for criteria on properties the store does
+# not hold as columns (past it the query is refused naming the criterion: narrow it with an indexed criterion).
+MAX_EVALUATED = 10_000
 MAX_CHANGES_LISTED = 1000  # dataset ids listed per crawl as appeared or disappeared (the counts are exact)
 
 
@@ -29,6 +35,20 @@ MAX_WORD = 256
 def words(text: str) -> list[str]:
     """Return the distinct lower-case words of a text (runs of letters and digits), in order of appearance."""
     return list(dict.fromkeys(w[:MAX_WORD] for w in _WORD.findall(text.lower())))
+
+
+def prefix_bound(prefix: str) -> str | None:
+    """Return the least text above every text that starts with `prefix` (None when there is none to write).
+
+    A word starts with `prefix` exactly when `prefix <= word < prefix_bound(prefix)` in code point order.
+    """
+    for end in range(len(prefix) - 1, -1, -1):
+        point = ord(prefix[end]) + 1
+        if 0xD800 <= point <= 0xDFFF:
+            point = 0xE000  # surrogates are no text
+        if point <= 0x10FFFF:
+            return prefix[:end] + chr(point)
+    return None
 
 
 def participant_id(name: str) -> str:
@@ -128,6 +148,29 @@ class DatasetFilter:
     after: tuple[str, str] | None = None
     limit: int = DEFAULT_SEARCH_LIMIT
     extra: dict[str, str] = field(default_factory=dict)
+    # EDC QuerySpec criteria on indexed fields only (their operandLeft a key of CRITERION_COLUMNS).
+    criteria: tuple[Criterion, ...] = ()
+
+
+# The operands of an EDC Criterion the store answers from its columns, as full IRIs (see criterion_column); they
+# match the indexed value, as the dataset search's filters do. Any other property is read from the dataset itself.
+CRITERION_COLUMNS = {
+    vocab.DCT + "type": "asset_type",
+    vocab.BPC + "batteryCategory": "battery_category",
+    vocab.BPC + "chemistry": "chemistry",
+    vocab.BPC + "batteryModel": "model",
+    vocab.EDC + "passportAccessLevel": "access_level",
+    vocab.BPC + "passportAccessLevel": "access_level",
+    vocab.DSPACE + "participantId": "provider",
+    "dspace:participantId": "provider",
+}
+
+
+def criterion_column(operand_left: str) -> str | None:
+    """Return the column a criterion's operandLeft names (the dataset id, an indexed field), or None."""
+    if operand_left in selection.ID_KEYS:
+        return "dataset_id"
+    return CRITERION_COLUMNS.get(operand_left) or CRITERION_COLUMNS.get(selection.normalise_key(operand_left))
 
 
 def asset_type_iri(value: str) -> str:

@@ -178,6 +178,17 @@ def holds(asset: Asset, criterion: Criterion) -> bool:
     return any(_text_holds(criterion, text) for text, _ in values)
 
 
+def holds_in(object_id: str, properties: Mapping[str, Any], criterion: Criterion) -> bool:
+    """Tell whether a criterion on an id or a property holds for a node of expanded JSON-LD (keys are IRIs)."""
+    left, op, right = criterion.operand_left, criterion.operator, criterion.operand_right
+    if left in ID_KEYS:
+        return _text_holds(criterion, object_id)
+    values = scalar_texts(properties.get(normalise_key(left), []))
+    if is_number(right) and op in ("=", "<", "<=", ">", ">="):
+        return any(number is not None and _compare(op, number, float(right)) for _, number in values)
+    return any(_text_holds(criterion, text) for text, _ in values)
+
+
 def matches(asset: Asset, criteria: Iterable[Criterion]) -> bool:
     """Tell whether every criterion holds for an asset (no criteria: every asset matches)."""
     return all(holds(asset, c) for c in criteria)

@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from connector import jsonld
 from connector.domain import federation as fed
+from connector.domain import selection
+from connector.domain.assets import Criterion
 from connector.domain.errors import (
     AlreadyExists,
     ConnectorError,
@@ -30,6 +33,7 @@ from connector.domain.errors import (
     PeerTimeout,
     Problem,
 )
+from connector.domain.query import QuerySpec, SortOrder
 from connector.dsp.catalog import (
     dataset_fields,
     next_page,
@@ -385,6 +389,58 @@ class FederationService:
         following = fed.encode_cursor(found[spec.limit - 1]) if len(found) > spec.limit else None
         return found[: spec.limit], following
 
+    async def catalogs(self, spec: QuerySpec) -> list[tuple[fed.Participant, list[fed.DatasetEntry]]]:
+        """Answer EDC's federated catalog query: the catalogs of the good entries, with the datasets it selects.
+
+        The filter applies to each dataset: criteria on the dataset id and the indexed fields run in the store, any
+        other is evaluated over the stored dataset (at most `fed.MAX_EVALUATED` of them a query, else the query is
+        refused naming the criterion). With a filter, a catalog with no dataset selected is left out. `offset` and
+        `limit` page the catalogs; `sortField` orders the datasets of each catalog (by dataset id otherwise).
+        """
+        indexed, evaluated = _split_criteria(spec.filter_expression)
+        participants = [p for p in await self.participants() if p.expired_at is None and p.last_success_at is not None]
+        answer: list[tuple[fed.Participant, list[fed.DatasetEntry]]] = []
+        skipped = evaluations = 0
+        for participant in participants:
+            if len(answer) >= spec.limit:
+                break
+            entries: list[fed.DatasetEntry] = []
+            after: tuple[str, str] | None = None
+            while True:
+                found, following = await self.search(
+                    fed.DatasetFilter(
+                        participant_ids=(participant.id,), criteria=indexed, after=after, limit=fed.MAX_SEARCH_LIMIT
+                    )
+                )
+                for item in found:
+                    if evaluated:
+                        evaluations += 1
+                        if evaluations > fed.MAX_EVALUATED:
+                            path, criterion = evaluated[0]
+                            raise InvalidInput(
+                                f"{path}: {criterion.operand_left!r} is not an indexed field, and more than "
+                                f"{fed.MAX_EVALUATED} datasets would have to be read to evaluate it: add a criterion "
+                                "on an indexed field (id, dct:type, bpc:batteryCategory, bpc:chemistry, "
+                                "bpc:batteryModel, passportAccessLevel, dspace:participantId) (docs/federation.md)",
+                                [Problem("too many datasets to evaluate", path, criterion.operand_left)],
+                            )
+                        node = _expanded(item.entry.document)
+                        if not all(selection.holds_in(item.entry.dataset_id, node, c) for _, c in evaluated):
+                            continue
+                    entries.append(item.entry)
+                if following is None:
+                    break
+                after = fed.decode_cursor(following)
+            if spec.filter_expression and not entries:
+                continue
+            if skipped < spec.offset:
+                skipped += 1
+                continue
+            if spec.sort_field is not None:
+                entries = _sorted(entries, spec.sort_field, spec.sort_order is SortOrder.DESC)
+            answer.append((participant, entries))
+        return answer
+
     def status(self, participant: fed.Participant) -> dict[str, Any]:
         """Return a participant's crawl status as the API shows it."""
         now = self._clock()
@@ -405,6 +461,81 @@ class FederationService:
             "expiredAt": participant.expired_at,
             "lastError": participant.last_error,
         }
+
+
+def _split_criteria(
+    criteria: tuple[Criterion, ...],
+) -> tuple[tuple[Criterion, ...], list[tuple[str, Criterion]]]:
+    """Split QuerySpec criteria into those the store answers (indexed fields) and those read from the datasets."""
+    indexed: list[Criterion] = []
+    evaluated: list[tuple[str, Criterion]] = []
+    for i, criterion in enumerate(criteria):
+        path = f"filterExpression[{i}]"
+        try:  # EDC's path syntax, `'dct:type'.'@id'`, names the property it is on
+            left = selection.property_path(criterion.operand_left)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"{path}.operandLeft: {exc}", [Problem(str(exc), f"{path}.operandLeft", criterion.operand_left)]
+            ) from None
+        criterion = Criterion(left, criterion.operator, criterion.operand_right)
+        if criterion.operand_left in selection.CREATED_KEYS:
+            raise InvalidInput(
+                f"{path}: crawled datasets have no createdAt to filter on",
+                [Problem("unsupported field", f"{path}.operandLeft", criterion.operand_left)],
+            )
+        items = criterion.operand_right if isinstance(criterion.operand_right, list) else [criterion.operand_right]
+        if criterion.operator != "in" and isinstance(criterion.operand_right, list):
+            raise InvalidInput(
+                f"{path}: operator {criterion.operator!r} compares with one value, not a list (use 'in')",
+                [Problem("a list needs 'in'", f"{path}.operandRight", criterion.operand_right)],
+            )
+        for value in items:
+            try:
+                selection.single_text(value)
+            except ValueError as exc:
+                raise InvalidInput(f"{path}: {exc}", [Problem("not a scalar", f"{path}.operandRight", value)]) from None
+        column = fed.criterion_column(criterion.operand_left)
+        if column is None:
+            evaluated.append((path, criterion))
+            continue
+        if column == "asset_type" and criterion.operator in ("=", "!=", "in"):
+            # A short name (DigitalTwinRegistry) stands for its IRI, as in the dataset search.
+            named = [fed.asset_type_iri(v) if isinstance(v, str) else v for v in items]
+            criterion = Criterion(
+                criterion.operand_left, criterion.operator, named if criterion.operator == "in" else named[0]
+            )
+        indexed.append(criterion)
+    return tuple(indexed), evaluated
+
+
+def _expanded(document: dict[str, Any]) -> dict[str, Any]:
+    """Return a stored dataset as one expanded node (crawled plain pages keep their @context)."""
+    if "@context" not in document:
+        return document
+    try:
+        nodes = [n for n in jsonld.expand(document) if isinstance(n, dict)]
+    except InvalidInput:
+        return {}
+    return nodes[0] if nodes else {}
+
+
+def _sorted(entries: list[fed.DatasetEntry], field: str, descending: bool) -> list[fed.DatasetEntry]:
+    """Order datasets by a field (an indexed one, or the first value of a property), then id; those without it last."""
+    column = fed.criterion_column(field)
+    keyed: list[tuple[str, fed.DatasetEntry]] = []
+    missing: list[fed.DatasetEntry] = []
+    for entry in entries:
+        if column is not None:
+            value = getattr(entry, column)
+        else:
+            texts = selection.scalar_texts(_expanded(entry.document).get(selection.normalise_key(field), []))
+            value = texts[0][0] if texts else None
+        if value is None:
+            missing.append(entry)
+        else:
+            keyed.append((value, entry))
+    keyed.sort(key=lambda pair: (pair[0], pair[1].dataset_id), reverse=descending)
+    return [entry for _, entry in keyed] + missing
 
 
 def _replace(spec: fed.DatasetFilter, **changes: Any) -> fed.DatasetFilter:

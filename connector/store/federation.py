@@ -5,13 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import KeyedColumnElement
 
-from connector.domain.errors import AlreadyExists
-from connector.domain.federation import Crawl, DatasetEntry, DatasetFilter, FoundDataset, Participant, words
+from connector.domain.errors import AlreadyExists, InvalidInput, Problem
+from connector.domain.federation import (
+    Crawl,
+    DatasetEntry,
+    DatasetFilter,
+    FoundDataset,
+    Participant,
+    criterion_column,
+    prefix_bound,
+    words,
+)
+from connector.store.query import column_condition
 from connector.store.tables import (
     federation_crawls,
     federation_datasets,
@@ -21,6 +32,14 @@ from connector.store.tables import (
 )
 
 _PAGE = 2000  # rows per INSERT when an entry is replaced
+COMMON_ROWS = 5000  # index rows past which a prefix's datasets are found by probing datasets in key order
+MAX_PREFIX_WORDS = 64  # distinct words a free-text prefix may stand for (a shorter prefix is refused)
+
+
+def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    """The condition that a word starts with a prefix, as a range on the word index (the index answers it)."""
+    bound = prefix_bound(prefix)
+    return and_(column >= prefix, column < bound) if bound is not None else column >= prefix
 
 
 def _participant(row: RowMapping) -> Participant:
@@ -209,26 +228,61 @@ class FederationRepository:
         query = select(federation_datasets)
         # Keyset order is that of the table that drives the query: the first word's index rows with free text,
         # else the datasets' primary key (both are (participant_id, dataset_id) within their range).
-        key_participant, key_dataset = c.participant_id, c.dataset_id
+        key_participant: KeyedColumnElement[Any] = c.participant_id
+        key_dataset: KeyedColumnElement[Any] = c.dataset_id
         wanted = words(spec.text or "")
         if wanted:
-            first = federation_words.alias("w0")
-            query = query.select_from(
-                first.join(
-                    federation_datasets,
-                    and_(first.c.participant_id == c.participant_id, first.c.dataset_id == c.dataset_id),
+            # Each word of the text is a prefix of a word of the dataset: the prefix is first completed to the
+            # distinct words of the index that start with it (one index seek each), so that every match is an
+            # exact probe of the word index. The word with fewest completions drives the query: with one, in
+            # the index's own keyset order; with several, their distinct datasets in key order.
+            completions = [await self._completions(word) for word in wanted]
+            if not all(completions):
+                return []
+            completions.sort(key=len)
+            w = federation_words
+            if len(completions[0]) == 1:
+                first: Any = w.alias("w0")
+                driver = select(federation_datasets).where(first.c.word == completions[0][0])
+            elif await self._common(completions[0]):
+                # Many rows: the datasets in key order, each probed, reach a page long before a sort would.
+                first = None
+                driver = select(federation_datasets)
+                completions.insert(0, [])  # every completion list below is a probe
+            else:
+                first = (
+                    select(w.c.participant_id, w.c.dataset_id)
+                    .where(w.c.word.in_(completions[0]))
+                    .distinct()
+                    .subquery("w0")
                 )
-            ).where(first.c.word == wanted[0])
-            key_participant, key_dataset = first.c.participant_id, first.c.dataset_id
-            for i, word in enumerate(wanted[1:], start=1):
+                driver = select(federation_datasets)
+            query = (
+                driver
+                if first is None
+                else driver.select_from(
+                    first.join(
+                        federation_datasets,
+                        and_(first.c.participant_id == c.participant_id, first.c.dataset_id == c.dataset_id),
+                    )
+                )
+            )
+            if first is not None:
+                key_participant, key_dataset = first.c.participant_id, first.c.dataset_id
+            for i, found in enumerate(completions[1:], start=1):
                 other = federation_words.alias(f"w{i}")
                 query = query.where(
                     exists().where(
-                        other.c.word == word,
+                        other.c.word.in_(found),
                         other.c.participant_id == c.participant_id,
                         other.c.dataset_id == c.dataset_id,
                     )
                 )
+        for i, criterion in enumerate(spec.criteria):
+            name = criterion_column(criterion.operand_left)
+            if name is None:
+                raise ValueError(f"{criterion.operand_left!r} is not an indexed field")  # the service splits them
+            query = query.where(column_condition(c[name], criterion, f"filterExpression[{i}]"))
         if spec.provider is not None:
             query = query.where(or_(c.provider == spec.provider, c.participant_id == spec.provider))
         for column, value in (
@@ -253,6 +307,33 @@ class FederationRepository:
         query = query.order_by(key_participant, key_dataset).limit(spec.limit)
         rows = await self._c.execute(query)
         return [FoundDataset(r["participant_id"], _entry(r)) for r in rows.mappings()]
+
+    async def _common(self, found: list[str]) -> bool:
+        """Tell whether words have at least COMMON_ROWS rows in the word index (counting stops there)."""
+        w = federation_words.c
+        rows = select(w.word).where(w.word.in_(found)).limit(COMMON_ROWS).subquery()
+        return int((await self._c.execute(select(func.count()).select_from(rows))).scalar_one()) >= COMMON_ROWS
+
+    async def _completions(self, prefix: str) -> list[str]:
+        """Return the distinct indexed words that start with a prefix (InvalidInput past MAX_PREFIX_WORDS)."""
+        w = federation_words.c
+        found: list[str] = []
+        while True:
+            start = w.word >= prefix if not found else w.word > found[-1]
+            word = (
+                await self._c.execute(
+                    select(w.word).where(start, _starts_with(w.word, prefix)).order_by(w.word).limit(1)
+                )
+            ).scalar()
+            if word is None:
+                return found
+            if len(found) == MAX_PREFIX_WORDS:
+                raise InvalidInput(
+                    f"q: {prefix!r} begins more than {MAX_PREFIX_WORDS} different words of the index; give more "
+                    "letters",
+                    [Problem("prefix too short", "q", prefix)],
+                )
+            found.append(word)
 
     async def count(self) -> int:
         """Return how many datasets all entries hold."""

@@ -42,6 +42,11 @@ def _column_condition(column: KeyedColumnElement[Any], criterion: Criterion, pat
     }[op]
 
 
+def column_condition(column: KeyedColumnElement[Any], criterion: Criterion, path: str) -> ColumnElement[bool]:
+    """Return the SQL condition that a text column satisfies a criterion (=, !=, <, ..., in, like, ilike)."""
+    return _column_condition(column, criterion, path)
+
+
 def _text(value: Any) -> str:
     pairs = scalar_texts(value)
     if len(pairs) != 1:

@@ -10,6 +10,7 @@ from aiohttp import web
 from connector import jsonld, vocab
 from connector.domain import federation as fed
 from connector.domain.errors import InvalidInput, NotFound, Problem
+from connector.management import wire
 from connector.services import passports as passport_service
 from connector.services.federation import FederationService, crawl_json
 from connector.store.passports import PassportFilter
@@ -133,35 +134,15 @@ async def search_datasets(request: web.Request) -> web.Response:
 async def edc_catalog_query(request: web.Request) -> web.Response:
     """EDC's federated catalog query: a QuerySpec in, a JSON array of catalogs (one per participant) out."""
     service = _service(request)
-    body = await read_json(request, optional=True)
-    spec = body if isinstance(body, dict) else {}
-    offset, limit = _edc_int(spec, "offset", 0), _edc_int(spec, "limit", 50)
-    criteria = spec.get("filterExpression", spec.get(vocab.EDC + "filterExpression"))
-    if criteria:
-        raise InvalidInput(
-            "filterExpression is not applied by this node's federated catalog query: search datasets with "
-            "GET /management/v1/federation/datasets (docs/federation.md)",
-            [Problem("not supported", "filterExpression")],
-        )
-    participants = [p for p in await service.participants() if p.expired_at is None and p.last_success_at is not None]
+    spec = wire.parse_query_spec(await read_json(request, optional=True))
     catalogs = []
-    for participant in participants[offset : offset + limit]:
-        datasets: list[dict[str, Any]] = []
-        after: tuple[str, str] | None = None
-        while True:
-            found, following = await service.search(
-                fed.DatasetFilter(participant_ids=(participant.id,), after=after, limit=fed.MAX_SEARCH_LIMIT)
-            )
-            datasets.extend(shown_document(f.entry.document) for f in found)
-            if following is None:
-                break
-            after = fed.decode_cursor(following)
+    for participant, entries in await service.catalogs(spec):
         catalogs.append(
             {
                 "@id": participant.id,
                 "@type": "dcat:Catalog",
                 "dspace:participantId": participant.did,
-                "dcat:dataset": datasets,
+                "dcat:dataset": [shown_document(e.document) for e in entries],
                 "dcat:service": [{"@type": "dcat:DataService", "dcat:endpointURL": participant.address}],
                 "originator": participant.address,
                 "@context": {
@@ -175,15 +156,6 @@ async def edc_catalog_query(request: web.Request) -> web.Response:
             }
         )
     return json_response(catalogs)
-
-
-def _edc_int(spec: dict[str, Any], name: str, default: int) -> int:
-    value = spec.get(name, spec.get(vocab.EDC + name, default))
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # JSON has one number type: 50.0 is the integer 50
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidInput(f"{name} must be a whole number of at least 0", [Problem("invalid", name, value)])
-    return value
 
 
 ROUTES: tuple[RouteSpec, ...] = (
@@ -242,7 +214,7 @@ ROUTES: tuple[RouteSpec, ...] = (
         "POST",
         EDC_QUERY,
         edc_catalog_query,
-        "EDC federated catalog query: the crawled catalogs",
+        "EDC federated catalog query: the crawled catalogs, with the datasets the filterExpression selects",
         "QuerySpec",
         "FederatedCatalogs",
     ),

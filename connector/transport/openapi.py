@@ -693,7 +693,12 @@ SCHEMAS.update(
         },
         "FederatedCatalogs": {
             "type": "array",
-            "description": "EDC's federated catalog answer: one dcat:Catalog per crawled participant",
+            "description": (
+                "EDC's federated catalog answer: one dcat:Catalog per crawled participant with a good entry, paged "
+                "by the QuerySpec's offset and limit; its filterExpression applies to each dataset (a catalog "
+                "with none selected is left out) and its sortField orders each catalog's datasets "
+                "(docs/federation.md)"
+            ),
             "items": {"type": "object"},
         },
     }
@@ -1010,7 +1015,10 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "model": {"type": "string"},
     "accessLevel": {"type": "string"},
     "assetType": {"type": "string", "description": "a dct:type IRI, or a short name such as DigitalTwinRegistry"},
-    "q": {"type": "string", "description": "words that must all appear in the title or keywords"},
+    "q": {
+        "type": "string",
+        "description": "words that must each begin a word of the title or keywords (q=passp finds passport)",
+    },
     "auto_refresh": {
         "type": "boolean",
         "description": "refresh the tokens first when the access token has (nearly) expired",
