@@ -233,3 +233,55 @@ def test_plain_pages_are_read_as_their_expansion_reads() -> None:
     assert parse_plain_catalog(other) is None
     odd = {**_pages()[0], "dataset": [{"@id": "x", "title": "a term the plain reader does not know"}]}
     assert parse_plain_catalog(odd) is None
+
+
+async def test_insights_count_the_public_parts_of_synced_copies(
+    node_factory: NodeFactory, http: aiohttp.ClientSession
+) -> None:
+    from connector.domain.sync import Destination, JobState, SyncJob
+    from connector.services.passports import load, record_of
+    from connector.store.sync import SyncedPassport
+
+    node = await node_factory(api_key=API_KEY, insights_min_batteries=1, insights_min_operators=1)
+    records = [record_of(load(generate(i))) for i in (901, 902)]
+    copies = [dict(r.data) for r in records]
+    copies[0].setdefault("condition", {})["state_of_health_pct"] = 12.5
+    job = SyncJob(
+        "job-1",
+        "http://127.0.0.1:9/api/dsp",
+        "did:web:partner.example",
+        (),
+        (),
+        "PT1H",
+        "UTC",
+        Destination(),
+        JobState.PAUSED,
+        1,
+        1,
+    )
+    async with node.store.transaction() as tx:
+        await tx.sync.add_job(job)
+        await tx.sync.put_synced(
+            [
+                SyncedPassport(
+                    job_id=job.id,
+                    passport_id=r.id,
+                    partner_id="did:web:partner.example",
+                    dataset_id="passports-x-legitimate-interest",
+                    access_level="legitimate_interest",
+                    partner_version=1,
+                    digest="d",
+                    data=c,
+                    deleted=False,
+                    synced_at=1,
+                )
+                for r, c in zip(records, copies, strict=True)
+            ],
+            set(),
+        )
+    async with http.get(node.protocol_url + "/insights", headers={"Accept": "application/json"}) as response:
+        insights = await response.json()
+    assert {"kind": "synced copies", "partner": "did:web:partner.example", "passports": 2} in insights["sources"]
+    assert insights["batteries"] == 2
+    soh = next(f for f in insights["figures"] if f["id"] == "state-of-health")
+    assert sum(row[1] for row in soh["rows"]) == 0  # a partner's state of health is not the node's to aggregate

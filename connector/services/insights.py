@@ -184,6 +184,24 @@ class InsightsService:
                 break
             after = (page[-1].updated_at, page[-1].id)
         sources.append({"kind": "own passports", "passports": own})
+        # Copies sync jobs hold of partners' passports: only their public parts count (rendered with no level), so a
+        # partner's state of health, granted to this node at a higher level for its own purpose, is left out.
+        copies: Counter[str] = Counter()
+        cursor: tuple[str, str] | None = None
+        while True:
+            async with self._store.read() as tx:
+                held = await tx.sync.synced_views(cursor, 2000)
+            for passport_id, _job_id, partner_id, data in held:
+                if passport_id in seen:
+                    continue
+                seen.add(passport_id)
+                batteries.append(battery_of(render(data, ()), partner_id))
+                copies[partner_id] += 1
+            if len(held) < 2000:
+                break
+            cursor = (held[-1][0], held[-1][1])
+        for partner_id, count in sorted(copies.items()):
+            sources.append({"kind": "synced copies", "partner": partner_id, "passports": count})
         async with self._store.read() as tx:
             participants = {p.id: p for p in await tx.federation.all()}
         crawled: Counter[str] = Counter()

@@ -346,6 +346,28 @@ class SyncRepository:
             for r in rows.mappings()
         ]
 
+    async def synced_views(
+        self, after: tuple[str, str] | None, limit: int = 2000
+    ) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """Return (passport id, job id, partner id, data) of every job's live copies, by (passport id, job id)."""
+        query = select(
+            synced_passports.c.passport_id,
+            synced_passports.c.job_id,
+            synced_passports.c.partner_id,
+            synced_passports.c.data,
+        ).where(synced_passports.c.deleted.is_(False), synced_passports.c.data.is_not(None))
+        if after is not None:
+            query = query.where(
+                or_(
+                    synced_passports.c.passport_id > after[0],
+                    (synced_passports.c.passport_id == after[0]) & (synced_passports.c.job_id > after[1]),
+                )
+            )
+        rows = await self._c.execute(
+            query.order_by(synced_passports.c.passport_id, synced_passports.c.job_id).limit(limit)
+        )
+        return [(r.passport_id, r.job_id, r.partner_id, r.data) for r in rows if isinstance(r.data, dict)]
+
 
 _UPDATED = ("partner_id", "dataset_id", "access_level", "partner_version", "digest", "data", "deleted", "synced_at")
 
