@@ -120,7 +120,8 @@ class DataPlaneService:
                 policy = None
             return transfer, agreement, asset, policy, policy is not None and counts_uses(policy)
 
-        return await self._recent.get(transfer_id, read)
+        kept = self._recent.peek(transfer_id)
+        return kept if kept is not None else await self._recent.get(transfer_id, read)
 
     async def authorize(self, authorization: str | None, purpose: str | None = None) -> Grant:
         """Return the grant for a request's token; AccessDenied (401) or Forbidden (403) naming the reason."""
@@ -210,12 +211,17 @@ class DataPlaneService:
 MAX_PENDING = 100_000
 
 
+# One access as queued on the request path: the fields of `Access`, in its order, as a plain tuple (building the
+# frozen dataclass is left to the flush, off the request path).
+_Queued = tuple[int, str | None, str | None, str | None, str | None, str, str, int, int, str | None]
+
+
 class AccessLog:
     """Records data-plane accesses in batches (one transaction per batch, not per request)."""
 
     def __init__(self, store: Store, flush_seconds: float = 0.5, max_batch: int = 500) -> None:
         self._store = store
-        self._pending: list[Access] = []
+        self._pending: list[_Queued] = []
         self.dropped = 0
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
@@ -233,26 +239,32 @@ class AccessLog:
         consumer_id: str | None = None,
     ) -> None:
         """Queue one access for the log."""
-        self._pending.append(
-            Access(
-                at=now_ms(),
-                transfer_id=grant.transfer.id if grant else None,
-                agreement_id=grant.agreement.id if grant else None,
-                consumer_id=grant.transfer.counterparty_id if grant else consumer_id,
-                asset_id=grant.asset.id if grant else None,
-                method=method,
-                path=path,
-                status=status,
-                bytes=size,
-                reason=reason,
+        at = now_ms()
+        pending = self._pending
+        if grant is None:
+            pending.append((at, None, None, consumer_id, None, method, path, status, size, reason))
+        else:
+            transfer = grant.transfer
+            pending.append(
+                (
+                    at,
+                    transfer.id,
+                    grant.agreement.id,
+                    transfer.counterparty_id,
+                    grant.asset.id,
+                    method,
+                    path,
+                    status,
+                    size,
+                    reason,
+                )
             )
-        )
-        if len(self._pending) >= self._max_batch:
+        if len(pending) >= self._max_batch:
             self._wakeup.set()
-        if len(self._pending) > MAX_PENDING:
+        if len(pending) > MAX_PENDING:
             # The database has been failing for a while: keep memory bounded, and say what was lost.
-            lost = len(self._pending) - MAX_PENDING
-            del self._pending[:lost]
+            lost = len(pending) - MAX_PENDING
+            del pending[:lost]
             self.dropped += lost
             log.error("data-plane access log entries dropped: the database is not taking them", extra={"dropped": lost})
 
@@ -290,7 +302,7 @@ class AccessLog:
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             try:
                 async with self._store.transaction() as tx:
-                    await tx.access_log.add_many(batch)
+                    await tx.access_log.add_many([Access(*queued) for queued in batch])
             except Exception:
                 self._pending = batch + self._pending
                 raise

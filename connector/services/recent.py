@@ -41,6 +41,13 @@ class Recent(Generic[K, V]):
         self._kept.clear()
         self._reading.clear()
 
+    def peek(self, key: K) -> V | None:
+        """Return the key's kept value if it is still fresh, else None (without reading or waiting)."""
+        hit = self._kept.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
     async def get(self, key: K, read: Callable[[], Awaitable[V]]) -> V:
         """Return the key's kept value, or read it (once, however many callers ask at the same time)."""
         while True:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from connector.domain.errors import ConnectorError, InvalidInput, Unauthorized
 from connector.domain.json_input import JsonLimits, parse_json, too_large
-from connector.logs import request_id
+from connector.logs import AccessLine, request_id
 from connector.transport.problems import error_response, problem_response
 
 log = logging.getLogger("connector.http")
@@ -67,6 +67,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Request ids made here: a random prefix per process and a counter (unique without a random draw per request).
 _ID_PREFIX = secrets.token_hex(10)
 _ID_COUNTER = itertools.count(1)
+_ACCESS = AccessLine(log, "request_context")  # the one line per request
 
 
 @web.middleware
@@ -105,13 +106,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     finally:
         if in_flight is not None:
             in_flight.leave()
-        log.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            status,
-            extra={"status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
-        )
+        _ACCESS.log(request.method, request.path, status, round((time.perf_counter() - started) * 1000, 2))
         request_id.reset(token)
 
 
