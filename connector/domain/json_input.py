@@ -98,7 +98,9 @@ def _maybe_repeated(raw: bytes, indented: bytes) -> bool:
     # Every key has one colon after it, and strings hold the others. The output holds the parsed keys and the
     # parsed strings, so it has as many colons as the input unless a member was dropped, or an escaped colon
     # (\u003a) in the input became a plain one: only then is the document read again.
-    return raw.count(b":") != indented.count(b":") or b"\\u003" in raw
+    # The escaped colon is looked for only in a document with a backslash at all: a search for one byte is a
+    # fraction of a search for the five (about 10 us over a 14 KB record), and most records hold no escape.
+    return raw.count(b":") != indented.count(b":") or (b"\\" in raw and b"\\u003" in raw)
 
 
 def _repeated_key(raw: bytes) -> tuple[str, str] | None:

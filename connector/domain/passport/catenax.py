@@ -220,25 +220,23 @@ class _Order:
     def __init__(self) -> None:
         self.by_tag: dict[Tag, dict[str, dict[str, int]]] = {}
 
-    def note(self, container: str, key: str, index: int) -> None:
-        tag = _NOTED.get((container, key))
-        if tag is None:
-            tag = _tag((*container.split("."), key) if container else (key,))
-            if len(_NOTED) < _NOTED_MAX:
-                _NOTED[container, key] = tag
-        by_container = self.by_tag.get(tag)
-        if by_container is None:
-            by_container = self.by_tag[tag] = {}
-        positions = by_container.get(container)
-        if positions is None:
-            by_container[container] = {key: index}
-        else:
-            positions[key] = index
-
     def note_split(self, document: dict[str, Any], prefix: tuple[str, ...] = ()) -> None:
         container = ".".join(prefix)  # a split container is one of SECTIONS': no key in it has a dot
+        by_tag = self.by_tag
         for index, (key, value) in enumerate(document.items()):
-            self.note(container, key, index)
+            tag = _NOTED.get((container, key))
+            if tag is None:
+                tag = _tag((*prefix, key))
+                if len(_NOTED) < _NOTED_MAX:
+                    _NOTED[container, key] = tag
+            by_container = by_tag.get(tag)
+            if by_container is None:
+                by_container = by_tag[tag] = {}
+            positions = by_container.get(container)
+            if positions is None:
+                by_container[container] = {key: index}
+            else:
+                positions[key] = index
             if isinstance(value, dict) and (*prefix, key) in _SPLIT_KEYS:
                 self.note_split(value, (*prefix, key))
 
@@ -268,6 +266,8 @@ def _plan(tree: dict[str, Any], where: str = "") -> list[_Step]:
 
 
 _MOVED_PLAN = _plan(_MOVED_TREE)
+_ABSENT = object()
+_CONTAINERS = (dict, list)
 
 
 def _take(
@@ -280,17 +280,17 @@ def _take(
 
     Only the containers on the way to a taken value are copied (the document is not changed); one the
     taking leaves empty is left out. A value that is absent, null, an object or a list is not taken (the
-    schema check names it). The positions of what is taken out are noted in `by_tag` (as `_Order.note`
+    schema check names it). The positions of what is taken out are noted in `by_tag` (as `_Order.note_split`
     notes them), so export can put each value back where it was.
     """
     out: dict[str, Any] | None = None
     keys: list[str] | None = None
     for key, leaf, inner, tag, where in plan:
-        if key not in document:
+        value = document.get(key, _ABSENT)  # one look-up, not `in` and then `[]`
+        if value is _ABSENT:
             continue
-        value = document[key]
         if inner is None:
-            if value is None or isinstance(value, dict | list):
+            if value is None or isinstance(value, _CONTAINERS):
                 continue
             taken.append((leaf, value))
             out = dict(document) if out is None else out
