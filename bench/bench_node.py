@@ -65,13 +65,14 @@ def catalog_request(provider: NodeProcess) -> bytes:
 def main(args: argparse.Namespace) -> None:
     rounds = args.rounds
     with harness.temp_dir("bench-node-") as tmp:
-        fresh, bare, bare_rss, idle = [], [], [], []
+        fresh, fresh_cpu, bare, bare_rss, idle = [], [], [], [], []
         for i in range(rounds):
             bare_s, rss = bare_start()
             bare.append(bare_s)
             bare_rss.append(rss)
             node = NodeProcess(tmp / f"fresh-{i}")
             fresh.append(node.start())
+            fresh_cpu.append(node.ready_cpu_seconds)
             time.sleep(1)
             idle.append(node.rss_mib())
             node.stop()
@@ -106,13 +107,14 @@ def main(args: argparse.Namespace) -> None:
         loaded = tmp / "loaded"
         seconds = bulk_load(loaded, args.assets, args.definitions)
         print(f"bulk load of {args.assets:,} assets and {args.definitions:,} contract definitions: {seconds:.1f} s")
-        after, again = [], []
+        after, after_cpu, again = [], [], []
         for i in range(rounds):
             copy = tmp / f"bulk-{i}"
             shutil.copytree(loaded, copy)
             subprocess.run(["sync"], check=False)
             node = NodeProcess(copy)
             after.append(node.start())
+            after_cpu.append(node.ready_cpu_seconds)
             node.stop()
             node = NodeProcess(copy)
             again.append(node.start())
@@ -133,6 +135,13 @@ def main(args: argparse.Namespace) -> None:
                 rounds,
             )
         )
+
+        # CPU time to ready: what the start-up costs, much less disturbed by a loaded machine than wall time.
+        for label, values in (
+            ("fresh data directory", fresh_cpu),
+            (f"after a bulk load of {args.assets:,}", after_cpu),
+        ):
+            emit(Result(f"start-up CPU time to ready, {label}", median(values), "s", tool="/proc stat", rounds=rounds))
 
         provider = NodeProcess(loaded, log=tmp / "provider.log")
         consumer = NodeProcess(tmp / "consumer", log=tmp / "consumer.log")

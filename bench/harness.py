@@ -64,6 +64,16 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user and system) process `pid` has used, in seconds (from /proc; NaN where none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    # utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load_average() -> str:
     """Return the 1, 5 and 15 minute load averages as `uptime` prints them."""
     try:
@@ -105,6 +115,7 @@ class NodeProcess:
         self.log = log or data_dir / "node.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.ready_seconds = float("nan")
+        self.ready_cpu_seconds = float("nan")
 
     @property
     def management(self) -> str:
@@ -157,6 +168,7 @@ class NodeProcess:
             self.stop()
             raise RuntimeError(f"the node did not start; its log:\n{self.log.read_text()[-4000:]}") from None
         self.ready_seconds = time.perf_counter() - started
+        self.ready_cpu_seconds = cpu_seconds(self.process.pid)
         return self.ready_seconds
 
     def rss_mib(self) -> float:
