@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import harness
 from harness import BareServer, NodeProcess, Result, emit, median
@@ -30,14 +31,18 @@ MIB_PER_MB = 1_000_000 / 1_048_576
 EDC = "https://w3id.org/edc/v0.0.1/ns/"
 
 
-def bulk_load(data_dir: Path, assets: int, definitions: int) -> float:
-    """Fill a data directory's SQLite database as a bulk import leaves it; return the seconds it took."""
+def bulk_load(data_dir: Path, assets: int, definitions: int) -> tuple[float, Any]:
+    """Fill a data directory's SQLite database as a bulk import leaves it; return the seconds and its shape.
+
+    The shape (bench_catalog.Shape) says how many datasets a consumer without credentials sees.
+    """
     from bench_catalog import populate  # the catalog benchmark's realistic passport assets and definitions
 
     data_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    asyncio.run(populate(f"sqlite+aiosqlite:///{data_dir / 'connector.db'}", assets, definitions, min(1000, assets)))
-    return time.perf_counter() - started
+    url = f"sqlite+aiosqlite:///{data_dir / 'connector.db'}"
+    shape, _ = asyncio.run(populate(url, assets, definitions, min(1000, assets)))
+    return time.perf_counter() - started, shape
 
 
 def bare_start() -> tuple[float, float]:
@@ -105,7 +110,7 @@ def main(args: argparse.Namespace) -> None:
         )
 
         loaded = tmp / "loaded"
-        seconds = bulk_load(loaded, args.assets, args.definitions)
+        seconds, _ = bulk_load(loaded, args.assets, args.definitions)
         print(f"bulk load of {args.assets:,} assets and {args.definitions:,} contract definitions: {seconds:.1f} s")
         after, after_cpu, again = [], [], []
         for i in range(rounds):

@@ -20,9 +20,15 @@ from harness import BENCH, RESULTS, load_average, load_tool
 # 10-15 minutes on a loaded 2-core machine.
 BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_node.py", [], ["--quick"]),
+    ("bench_catalog_consumer.py", [], ["--quick"]),
     ("bench_catalog.py", [], ["--quick"]),
     ("bench_negotiation.py", [], ["--quick"]),
-    ("bench_dataplane.py", [], ["--seconds", "2"]),
+    ("bench_dataplane_http.py", [], ["--quick"]),
+    (
+        "bench_dataplane.py",
+        ["--distinct", "2000", "--big-mb", "20"],
+        ["--seconds", "1", "--distinct", "0", "--big-mb", "5"],
+    ),
     ("bench_policies.py", [], ["--rounds", "3"]),
     ("bench_identity.py", [], ["--rounds", "3", "--tokens", "1000"]),
     ("bench_passports.py", ["--count", "20000"], ["--count", "2000", "--repeat", "1", "--views", "2000"]),
