@@ -22,6 +22,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_node.py", [], ["--quick"]),
     ("bench_catalog_consumer.py", [], ["--quick"]),
     ("bench_catalog.py", [], ["--quick"]),
+    ("bench_negotiation_http.py", [], ["--quick"]),
     ("bench_negotiation.py", [], ["--quick"]),
     ("bench_dataplane_http.py", [], ["--quick"]),
     (
