@@ -313,7 +313,15 @@ def _wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
-        command = ["wrk", "-t", str(min(threads, connections)), "-c", str(connections), "-d", f"{seconds:.0f}s"]
+        command = [
+            "wrk",
+            "-t",
+            str(min(threads, connections)),
+            "-c",
+            str(connections),
+            "-d",
+            f"{max(1, round(seconds))}s",
+        ]
         done = subprocess.run(
             [*command, "--timeout", "30s", "-s", handle.name, url], capture_output=True, text=True, check=True
         )
