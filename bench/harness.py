@@ -441,7 +441,7 @@ def emit(result: Result) -> Result:
     text = f"RESULT {result.figure}: {fmt(result.median)} {result.unit}"
     if result.baseline is not None:
         text += f" (baseline {result.baseline_label or 'bare'} {fmt(result.baseline)} {result.unit}"
-        text += f", ratio {result.ratio:.2f}x)" if result.ratio is not None else ")"
+        text += f", ratio {fmt_ratio(result.ratio)})" if result.ratio is not None else ")"
     if result.target:
         text += f" target {result.target}: {'met' if result.met else 'MISSED' if result.met is False else '?'}"
     text += f" [{result.tool or 'in-process'}, {result.rounds} rounds, load {load_average()}]"
@@ -451,6 +451,11 @@ def emit(result: Result) -> Result:
     with (RESULTS / f"{result.bench}.jsonl").open("a") as handle:
         handle.write(json.dumps(record) + "\n")
     return result
+
+
+def fmt_ratio(ratio: float) -> str:
+    """Return a ratio with two decimals, or three significant digits when it is below 0.1."""
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.3g}x"
 
 
 def fmt(value: float) -> str:

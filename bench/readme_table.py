@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness import RESULTS, ROOT, fmt
+from harness import RESULTS, ROOT, fmt, fmt_ratio
 
 START = "<!-- performance-table:start (written by `make bench`, bench/readme_table.py) -->"
 END = "<!-- performance-table:end -->"
@@ -50,7 +50,7 @@ def render(records: Iterable[dict[str, Any]]) -> str:
         baseline = ""
         if r.get("baseline") is not None:
             baseline = f"{fmt(r['baseline'])} {unit} ({r.get('baseline_label') or 'bare'})"
-        ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else ""
+        ratio = fmt_ratio(r["ratio"]) if r.get("ratio") is not None else ""
         target = r.get("target") or ""
         if target:
             target += " met" if r.get("met") else " **missed**" if r.get("met") is False else ""
