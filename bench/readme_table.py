@@ -69,26 +69,28 @@ def render(records: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def rewrite(readme: str, table: str) -> str:
+def rewrite(readme: str, table: str, note: str = "") -> str:
     """Return the README with the text between the markers replaced by the table."""
     if readme.count(START) != 1 or readme.count(END) != 1 or readme.index(START) > readme.index(END):
         raise MarkersMissing(f"the README needs exactly one {START!r} followed by one {END!r}")
     head, rest = readme.split(START, 1)
     _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{table}\n{END}{tail}"
+    lead = f"{note}\n\n" if note else ""
+    return f"{head}{START}\n{lead}{table}\n{END}{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--note", default="", help="a line written above the table (how the run was made)")
     args = parser.parse_args(argv)
     records = read_results(args.results)
     if not records:
         print(f"readme_table: no result lines in {args.results}; the README is left as it is", file=sys.stderr)
         return 1
     try:
-        text = rewrite(args.readme.read_text(), render(records))
+        text = rewrite(args.readme.read_text(), render(records), args.note)
     except MarkersMissing as exc:
         print(f"readme_table: {exc}", file=sys.stderr)
         return 1

@@ -63,7 +63,12 @@ def main() -> int:
             failed.append(script)
     print(f"bench: all benchmarks took {time.perf_counter() - started:.0f} s", flush=True)
     if not args.no_readme:
-        subprocess.run([sys.executable, "readme_table.py", "--results", str(RESULTS)], cwd=BENCH, check=False)
+        how = "`make bench BENCH_ARGS=--quick` (small sizes, for development)" if args.quick else "`make bench`"
+        note = f"Written by {how}; the sizes are in each figure's name."
+        if args.only:
+            note += f" Only {', '.join(args.only)} ran."
+        command = [sys.executable, "readme_table.py", "--results", str(RESULTS), "--note", note]
+        subprocess.run(command, cwd=BENCH, check=False)
     if failed:
         print(f"bench: these benchmarks crashed (not a timing failure): {', '.join(failed)}", file=sys.stderr)
         return 1
