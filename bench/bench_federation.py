@@ -35,6 +35,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 from aiohttp import web
+from harness import Result, emit  # bench/harness.py (scripts run from bench/)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -204,6 +205,7 @@ async def run(participants: int, datasets: int, passports: int, rounds: int) -> 
                 f"{len(failed)} failed{(': ' + failed[0]['lastError']) if failed else ''}"
             )
             print(f"memory (node process): {before:.0f} MB before, {after:.0f} MB after, peak {peak:.0f} MB")
+            emit(Result(f"federated crawl, {participants} participants", total / crawl_seconds, "datasets/s"))
 
             did = quote(f"did:web:sim-{participants // 2}", safe="")
             queries = {

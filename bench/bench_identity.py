@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from harness import Result, emit  # bench/harness.py (scripts run from bench/)
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from joserfc import jws
@@ -196,6 +198,17 @@ async def main(args: argparse.Namespace) -> None:
     label = f"self-issued token (verify_token, replay cache, {per_round} fresh)"
     print(f"{label:60s} {med:12,.0f} {min(token_rates):10,.0f}  {raw_rate / med:6.1f}  {1:10d}")
     print(f"raw joserfc verification of one JWS: {raw_rate:,.0f}/s ({1e6 / raw_rate:.0f} µs)")
+    emit(
+        Result(
+            f"DSP token verifications/s ({label.strip()})",
+            med,
+            "tokens/s",
+            raw_rate,
+            "raw joserfc JWS verification",
+            tool="in-process",
+            rounds=args.rounds,
+        )
+    )
 
 
 def parse_args() -> argparse.Namespace:

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
+from harness import Result, emit  # bench/harness.py (scripts run from bench/)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -288,6 +289,17 @@ def _imports(count: int, repeat: int, workdir: Path) -> None:
             f"{floor.peak_mb:,.0f} MB parse + store"
         )
         print(f"   {full.summary}")
+        emit(
+            Result(
+                f"passport import, {n:,} Catena-X 6.1 passports",
+                full.rate,
+                "passports/s",
+                floor.rate,
+                "parse + store alone",
+                tool="connector passports import",
+                rounds=runs,
+            )
+        )
     print(
         f"peak memory from {small:,} to {large:,} passports: importing {found[small]['import'].peak_mb:,.0f} -> "
         f"{found[large]['import'].peak_mb:,.0f} MB (its worker {found[small]['import'].worker_mb:,.0f} -> "

@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from harness import Result, emit  # bench/harness.py (scripts run from bench/)
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connector.domain import passport as model
@@ -95,6 +97,7 @@ async def run(count: int, repeat: int) -> None:
         print(f"every shell, pages of 1000: {every:.2f} s ({count / every:,.0f} shells/s)")
         print(f"one shell by id: {one * 1000:.2f} ms")
         print(f"lookup by partInstanceId: {lookup * 1000:.2f} ms")
+        emit(Result(f"registry lookup by partInstanceId ({count:,} shells)", lookup * 1000, "ms", rounds=repeat))
         if before_last is not None:
             polled = await service.list_shells(member, limit="1000", created_after=before_last)
             assert len(polled["result"]) == count - last_batch, len(polled["result"])

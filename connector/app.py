@@ -108,8 +108,11 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
     if settings.protocol_port == 0 and settings.public_url is None:
         # The DID names the port, so a "any free port" node picks its port before it has an identity.
         settings = settings.model_copy(update={"protocol_port": _free_port(settings.protocol_host)})
+    migrated = None
     if settings.auto_migrate:
-        await migrate.upgrade(settings.effective_database_url, connect_timeout=settings.database_connect_timeout)
+        migrated = await migrate.upgrade(
+            settings.effective_database_url, connect_timeout=settings.database_connect_timeout
+        )
     async with AsyncExitStack() as stack:
         key = node_key(settings)
         store = Store(
@@ -119,7 +122,8 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             connect_timeout=settings.database_connect_timeout,
         )
         stack.push_async_callback(store.close)
-        await check_schema(settings)
+        if migrated is None or migrated != (migrate.quick_head() or migrate.head()):
+            await check_schema(settings)
         async with store.reaching():
             await store.optimize()
         peer = PeerClient(
@@ -482,9 +486,10 @@ class SchemaOutOfDate(Exception):
 async def check_schema(settings: Settings) -> None:
     """Raise SchemaOutOfDate unless the database is at the newest schema revision."""
     current = await migrate.current(settings.effective_database_url, connect_timeout=settings.database_connect_timeout)
-    if current != migrate.head():
+    newest = migrate.quick_head() or migrate.head()
+    if current != newest:
         raise SchemaOutOfDate(
-            f"the database is at schema revision {current or 'none'} but this version needs {migrate.head()}: "
+            f"the database is at schema revision {current or 'none'} but this version needs {newest}: "
             "run `connector db upgrade` (or set CONNECTOR_DATABASE_AUTO_MIGRATE=true)"
         )
 

@@ -1,22 +1,33 @@
-"""Schema migrations with Alembic, run programmatically (`connector db upgrade`, or at start on SQLite)."""
+"""Schema migrations with Alembic, run programmatically (`connector db upgrade`, or at start on SQLite).
+
+Alembic is imported only when a database is behind: a node starting on a database already at the newest
+revision reads that revision with one query and compares it with the newest revision named in the migration
+files, which costs a fraction of importing Alembic and loading every migration script (docs/decisions/0029).
+"""
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from connector.store.engine import DEFAULT_CONNECT_TIMEOUT, create_engines, probe, reaching
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+_REVISION = re.compile(r"""^revision\s*=\s*['"]([^'"]+)['"]""", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"""^down_revision\s*=\s*(?:None|['"]([^'"]+)['"])""", re.MULTILINE)
 
 
 def _config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -37,6 +48,11 @@ async def upgrade(
     try:
         await probe(read, url, connect_timeout)
         async with reaching(url, connect_timeout), write.begin() as connection:
+            newest = quick_head() if revision == "head" else None
+            if newest is not None and await connection.run_sync(_current) == newest:
+                return newest
+            from alembic import command
+
             await connection.run_sync(lambda sync: command.upgrade(_config(sync), revision))
             return await connection.run_sync(_current)
     finally:
@@ -62,6 +78,9 @@ async def current(
 
 def head() -> str:
     """Return the newest revision the code knows."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     found = ScriptDirectory.from_config(config).get_current_head()
@@ -69,5 +88,36 @@ def head() -> str:
     return found
 
 
+@cache
+def quick_head() -> str | None:
+    """Return the newest revision as the migration files name it, without Alembic; None when that is unclear.
+
+    Unclear (more than one head, a file without the two assignments): the caller asks Alembic instead.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        source = path.read_text()
+        found = _REVISION.search(source)
+        if found is None:
+            if path.name == "__init__.py":
+                continue
+            return None
+        down = _DOWN_REVISION.search(source)
+        if down is None:
+            return None
+        revisions.add(found.group(1))
+        if down.group(1):
+            parents.add(down.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
 def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    """Return the revision in alembic_version (None when the table is absent or empty), as Alembic reads it."""
+    if not connection.dialect.has_table(connection, "alembic_version"):
+        return None
+    rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:
+        raise RuntimeError(f"the database has several schema revisions ({', '.join(rows)}); expected one")
+    return rows[0] if rows else None

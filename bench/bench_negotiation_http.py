@@ -1,0 +1,238 @@
+"""Contract negotiation as EDC clients run it: two `connector serve` processes, negotiations started and watched
+through the consumer's management API from this (third) process, with 16 and 50 in flight.
+
+The provider offers one asset under an open policy; the consumer reads the offer from its catalog once, then
+starts `--negotiations` negotiations (`POST /management/v3/contractnegotiations`), keeping K in flight, and polls
+each (`GET .../{id}`) until FINALIZED. Figures: negotiations FINALIZED per second and latency p50/p95 (start to
+FINALIZED seen), against a bare aiohttp process answering the 4 DSP exchanges of a negotiation (4 sequential
+POSTs of about 1 KB, K in flight) in the same run. SQLite by default; `--database-url postgresql://...` (or
+CONNECTOR_TEST_POSTGRES_URL) runs both nodes on databases created on that server for the run and dropped after.
+
+Never fails on time. Run: python bench/bench_negotiation_http.py [--quick] [--inflight 16 50] [--negotiations N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import harness
+from bench_dataplane import API_KEY, call, publish_backend
+from bench_dataplane_http import node_view
+from harness import BareServer, NodeProcess, Result, emit, median, percentile
+
+EDC = {"@vocab": "https://w3id.org/edc/v0.0.1/ns/"}
+
+
+async def offer_of(http: aiohttp.ClientSession, provider: Any, consumer: Any) -> dict[str, Any]:
+    """Return the negotiation request body for the provider's `passports` offer, read from its catalog once."""
+    catalog = await call(
+        http,
+        consumer,
+        "POST",
+        "/management/v3/catalog/request",
+        {
+            "@context": EDC,
+            "counterPartyAddress": provider.settings.dsp_base_url,
+            "protocol": "dataspace-protocol-http:2025-1",
+        },
+    )
+    datasets = catalog["dcat:dataset"]
+    dataset = next(d for d in (datasets if isinstance(datasets, list) else [datasets]) if d["@id"] == "passports")
+    offer = dataset["odrl:hasPolicy"]
+    offer = offer[0] if isinstance(offer, list) else offer
+    return {
+        "@context": {**EDC, "odrl": "http://www.w3.org/ns/odrl/2/"},
+        "counterPartyAddress": provider.settings.dsp_base_url,
+        "protocol": "dataspace-protocol-http:2025-1",
+        "policy": {
+            **offer,
+            "odrl:assigner": {"@id": provider.settings.effective_participant_id},
+            "odrl:target": {"@id": "passports"},
+        },
+    }
+
+
+async def negotiations(
+    http: aiohttp.ClientSession, consumer: Any, body: dict[str, Any], count: int, inflight: int, poll: float
+) -> tuple[list[float], float, dict[str, int]]:
+    """Run `count` negotiations, `inflight` at a time; return their latencies (ms), the wall time and end states."""
+    latencies: list[float] = []
+    states: dict[str, int] = {}
+    queue = iter(range(count))
+
+    async def one() -> None:
+        started = time.perf_counter()
+        created = await call(http, consumer, "POST", "/management/v3/contractnegotiations", body)
+        path = f"/management/v3/contractnegotiations/{created['@id']}"
+        async with asyncio.timeout(120):
+            while True:
+                found = await call(http, consumer, "GET", path)
+                if found["state"] in ("FINALIZED", "TERMINATED"):
+                    break
+                await asyncio.sleep(poll)
+        states[found["state"]] = states.get(found["state"], 0) + 1
+        if found["state"] == "FINALIZED":
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    async def worker() -> None:
+        for _ in queue:
+            try:
+                await one()
+            except (TimeoutError, AssertionError, aiohttp.ClientError) as exc:
+                states[type(exc).__name__] = states.get(type(exc).__name__, 0) + 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(inflight)))
+    return sorted(latencies), time.perf_counter() - began, states
+
+
+async def bare_exchanges(http: aiohttp.ClientSession, url: str, count: int, inflight: int) -> tuple[list[float], float]:
+    """Do `count` times 4 sequential 1 KB POSTs to the bare process, `inflight` at a time; return latencies, wall."""
+    payload = b'{"@context": "https://w3id.org/dspace/2025/1/context.jsonld", "pad": "' + b"x" * 950 + b'"}'
+    latencies: list[float] = []
+    queue = iter(range(count))
+
+    async def worker() -> None:
+        for _ in queue:
+            started = time.perf_counter()
+            for _ in range(4):
+                async with http.post(url, data=payload, headers={"Content-Type": "application/json"}) as r:
+                    await r.read()
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(inflight)))
+    return sorted(latencies), time.perf_counter() - began
+
+
+async def create_databases(base: str, names: list[str]) -> None:
+    import asyncpg  # the PostgreSQL driver the node uses
+
+    connection = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        for name in names:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def drop_databases(base: str, names: list[str]) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        for name in names:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def database_url(base: str, name: str) -> str:
+    """Return the URL of database `name` on the server of `base`."""
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+async def run(args: argparse.Namespace, tmp: Path, env: dict[str, dict[str, str]]) -> None:
+    provider = NodeProcess(tmp / "provider", env={"CONNECTOR_API_KEY": API_KEY, **env["provider"]})
+    consumer = NodeProcess(tmp / "consumer", env={"CONNECTOR_API_KEY": API_KEY, **env["consumer"]})
+    store = "PostgreSQL" if env["provider"] else "SQLite"
+    with provider, consumer, BareServer(b'{"@type": "ContractNegotiation", "state": "REQUESTED"}') as bare:
+        connector = aiohttp.TCPConnector(limit=max(args.inflight) * 2)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=300)) as http:
+            p, c = await node_view(http, provider), await node_view(http, consumer)
+            await publish_backend(http, p, "http://127.0.0.1:9/never-called")
+            body = await offer_of(http, p, c)
+            await negotiations(http, c, body, 2, 1, args.poll)  # warm-up
+            for inflight in args.inflight:
+                count = max(args.negotiations, inflight)
+                latencies, wall, states = await negotiations(http, c, body, count, inflight, args.poll)
+                bare_latencies, bare_wall = await bare_exchanges(http, bare.url + "/negotiations", count, inflight)
+                rate, bare_rate = len(latencies) / wall, len(bare_latencies) / bare_wall
+                print(
+                    f"{store}, {inflight} in flight: {rate:.1f} negotiations FINALIZED/s ({states}), p50 "
+                    f"{median(latencies):.0f} ms, p95 {percentile(latencies, 95):.0f} ms; bare 4 exchanges "
+                    f"{bare_rate:,.0f}/s (load {harness.load_average()})",
+                    flush=True,
+                )
+                how = "two connector serve processes, aiohttp client in a third"
+                label = "bare aiohttp process, the 4 DSP exchanges"
+                emit(
+                    Result(
+                        f"negotiations FINALIZED/s, {inflight} in flight ({store})",
+                        rate,
+                        "/s",
+                        bare_rate,
+                        label,
+                        tool=how,
+                        notes=str(states),
+                    )
+                )
+                emit(
+                    Result(
+                        f"negotiation latency p50, {inflight} in flight ({store})",
+                        median(latencies),
+                        "ms",
+                        median(bare_latencies),
+                        label,
+                        tool=how,
+                    )
+                )
+                emit(
+                    Result(
+                        f"negotiation latency p95, {inflight} in flight ({store})",
+                        percentile(latencies, 95),
+                        "ms",
+                        percentile(bare_latencies, 95),
+                        label,
+                        tool=how,
+                    )
+                )
+
+
+def main(args: argparse.Namespace) -> None:
+    with harness.temp_dir("bench-negotiation-") as tmp:
+        asyncio.run(run(args, tmp, {"provider": {}, "consumer": {}}))
+        if args.database_url:
+            base = args.database_url
+            names = [f"bench_{role}_{uuid.uuid4().hex[:8]}" for role in ("provider", "consumer")]
+            asyncio.run(create_databases(base, names))
+            try:
+                env = {
+                    role: {
+                        "CONNECTOR_DATABASE_URL": database_url(base, name),
+                        "CONNECTOR_DATABASE_AUTO_MIGRATE": "true",
+                    }
+                    for role, name in zip(("provider", "consumer"), names, strict=True)
+                }
+                asyncio.run(run(args, tmp / "pg", env))
+            finally:
+                asyncio.run(drop_databases(base, names))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inflight", type=int, nargs="+", default=[16, 50])
+    parser.add_argument("--negotiations", type=int, default=100, help="negotiations per in-flight level")
+    parser.add_argument("--poll", type=float, default=0.02, help="seconds between a client's state polls")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("CONNECTOR_TEST_POSTGRES_URL"),
+        help="a PostgreSQL server to run a second time on (default: CONNECTOR_TEST_POSTGRES_URL)",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes for development")
+    args = parser.parse_args()
+    if args.quick:
+        args.negotiations, args.inflight = 20, [4, 16]
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))

@@ -1,0 +1,124 @@
+"""The benchmark harness starts and stops a node in its own process, and the README table writer keeps to its part.
+
+Tiny sizes, no timing assertions: what the benchmarks measure is not checked here, only that their machinery works.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import harness  # noqa: E402
+import readme_table  # noqa: E402
+
+
+def test_a_node_process_starts_answers_and_stops(tmp_path: Path) -> None:
+    node = harness.NodeProcess(tmp_path / "node")
+    seconds = node.start()
+    try:
+        assert seconds > 0
+        assert node.process is not None
+        pid = node.process.pid
+        assert harness.rss_mib(pid) > 10
+        assert harness.cpu_seconds(pid) > 0
+        with urllib.request.urlopen(node.management + "/ready", timeout=10) as response:
+            assert response.status == 200
+        assert (tmp_path / "node" / "connector.db").exists()
+    finally:
+        code = node.stop()
+    assert code == 0  # SIGTERM is a graceful stop
+    assert not Path(f"/proc/{pid}").exists()  # reaped
+
+
+def test_the_bare_server_serves_its_bytes_from_another_process() -> None:
+    body = b'{"x": 1}' * 100
+    with harness.BareServer(body) as bare:
+        assert bare.process is not None
+        with urllib.request.urlopen(bare.url + "/any/path", timeout=10) as response:
+            assert response.read() == body
+        measured = harness.load(bare.url + "/x", seconds=1, connections=2)
+    assert measured.requests > 0
+    assert measured.errors == 0
+    assert bare.process.poll() is not None  # stopped on leaving the block
+
+
+def test_the_own_load_generator_counts_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BENCH_LOADGEN", "harness")
+    node = harness.NodeProcess(tmp_path / "node")
+    with node:
+        measured = harness.load(node.management + "/management/v3/assets/no-such-asset", seconds=1, connections=2)
+    assert measured.tool == "harness-aiohttp"
+    assert measured.requests > 0
+    assert measured.errors == measured.requests  # every answer was a 404
+
+
+def test_results_are_written_as_json_lines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(harness, "RESULTS", tmp_path)
+    harness.emit(harness.Result("a figure", 3.0, "s", 1.5, "bare", "< 2 s", False, "wrk", 3, bench="bench_x"))
+    (record,) = [json.loads(line) for line in (tmp_path / "bench_x.jsonl").read_text().splitlines()]
+    assert record["figure"] == "a figure"
+    assert record["ratio"] == 2.0
+    assert record["met"] is False
+
+
+README = f"""# Title
+
+Text before.
+
+## Performance
+
+Intro.
+
+{readme_table.START}
+old table
+{readme_table.END}
+
+## Next
+
+Text after | with a pipe.
+"""
+
+
+def test_the_table_writer_rewrites_only_its_section(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    lines = [
+        {"bench": "bench_node", "figure": "start-up", "median": 1.5, "unit": "s", "baseline": 0.5, "ratio": 3.0},
+        {"bench": "bench_node", "figure": "start-up", "median": 2.5, "unit": "s", "target": "< 2 s", "met": False},
+        {"bench": "bench_x", "figure": "a | b", "median": 1200.0, "unit": "req/s"},
+    ]
+    (results / "bench_node.jsonl").write_text("\n".join(json.dumps(x) for x in lines[:2]) + "\n")
+    (results / "bench_x.jsonl").write_text(json.dumps(lines[2]) + "\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+
+    assert readme_table.main(["--results", str(results), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    head, rest = text.split(readme_table.START)
+    table, tail = rest.split(readme_table.END)
+    assert head == README.split(readme_table.START)[0]
+    assert tail == README.split(readme_table.END)[1]
+    assert "old table" not in table
+    rows = [row for row in table.strip().splitlines() if row.startswith("| ")]
+    assert len(rows) == 3  # header and two figures: the newer start-up line replaced the older
+    assert "2.50 s" in rows[1] and "**missed**" in rows[1]
+    assert "a \\| b" in rows[2] and "1,200 req/s" in rows[2]
+
+
+def test_the_table_writer_refuses_a_readme_without_its_markers(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "b.jsonl").write_text(json.dumps({"figure": "f", "median": 1.0, "unit": "s"}) + "\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\nNo markers.\n")
+    assert readme_table.main(["--results", str(results), "--readme", str(readme)]) == 1
+    assert readme.read_text() == "# Title\n\nNo markers.\n"
+    with pytest.raises(readme_table.MarkersMissing):
+        readme_table.rewrite(f"{readme_table.END}\n{readme_table.START}\n", "table")
