@@ -2,14 +2,21 @@
 
 Contract definitions and their policies are parsed once and kept until the offers revision changes (any
 replica's write bumps it). Access policies are evaluated once per definition per request, never per
-asset. Assets are selected and paged in SQL; only the page is loaded.
+asset (and not at all for a requester seen before, unless a policy reads the clock). Each set of permitted
+definitions (a "selection") keeps its definition index and the ordered ids of the assets it selects (its
+position map) until the offers or the assets revision changes: a page at any offset, or after any key, is
+a slice of that map and one `id IN (...)` read of the page's assets (docs/decisions/0025-catalog-selections.md).
+Only a requester's filter (`where`) pages in SQL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import logging
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,12 +32,17 @@ from connector.domain.errors import NotFound
 from connector.domain.participants import Participant
 from connector.services.offers import effective_policy
 from connector.store import Store, Transaction
-from connector.store.repositories import read_revision
-from connector.store.tables import OFFERS_REVISION
+from connector.store.repositories import read_revisions
+from connector.store.tables import CATALOG_ASSETS_REVISION, OFFERS_REVISION
 
 log = logging.getLogger("connector.catalog")
 _REGISTRY = policies.default_registry()
 _MAX_CACHED_REQUESTERS = 10_000
+# Position maps kept at most, counted in asset ids over every selection (about 80 bytes each); the least
+# recently used selections are dropped first. A selection larger than this pages in SQL instead.
+MAX_POSITIONS = 2_000_000
+_MAX_SELECTIONS = 256
+_REVISIONS = (OFFERS_REVISION, CATALOG_ASSETS_REVISION)
 
 # Asset properties that have a DCAT/DCT meaning in a dataset (EDC names on the left).
 _DCAT_ALIASES = {
@@ -114,6 +126,18 @@ class DefinitionIndex:
         return [self.definitions[p] for p in sorted(found)]
 
 
+@dataclass(slots=True)
+class Selection:
+    """The definitions one class of requesters may use, their index, and the ordered ids of what they select."""
+
+    definitions: list[CompiledDefinition]
+    index: DefinitionIndex
+    selectors: list[tuple[Criterion, ...]]
+    positions: list[str] | None = None
+    assets_revision: int = -1
+    building: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogPage:
     """One page of a catalog and whether more pages follow."""
@@ -143,12 +167,16 @@ class CatalogService:
         self.service = DataService(id="urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, dsp_url)), endpoint_url=dsp_url)
         self._catalog_id = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, dsp_url + "#catalog"))
         self._cached: tuple[int, list[CompiledDefinition]] | None = None
+        self._by_id: dict[str, CompiledDefinition] = {}
         self._decisions: dict[tuple[str, bytes], frozenset[str]] = {}
+        self._selections: OrderedDict[tuple[int, tuple[str, ...]], Selection] = OrderedDict()
+        self._positions_held = 0
 
-    async def _definitions(self, tx: Transaction) -> list[CompiledDefinition]:
-        revision = await read_revision(tx.connection, OFFERS_REVISION)
+    async def _definitions(self, tx: Transaction) -> tuple[int, list[CompiledDefinition], int]:
+        """Return the offers revision with its compiled definitions, and the assets revision (one statement)."""
+        revision, assets_revision = await read_revisions(tx.connection, _REVISIONS)
         if self._cached is not None and self._cached[0] == revision:
-            return self._cached[1]
+            return revision, self._cached[1], assets_revision
         definitions = await tx.contracts.all()
         stored = await tx.policies.get_many(
             {d.access_policy_id for d in definitions} | {d.contract_policy_id for d in definitions}
@@ -173,8 +201,53 @@ class CatalogService:
             and (contract := parsed.get(d.contract_policy_id)) is not None
         ]
         self._cached = (revision, compiled)
+        self._by_id = {d.definition.id: d for d in compiled}
         self._decisions.clear()
-        return compiled
+        self._selections.clear()
+        self._positions_held = 0
+        return revision, compiled, assets_revision
+
+    def _selection(self, revision: int, permitted: list[CompiledDefinition]) -> Selection:
+        """Return the selection of these permitted definitions (made once per offers revision)."""
+        # The revision is part of the key: a request still holding older definitions never serves newer ones.
+        key = (revision, tuple(d.definition.id for d in permitted))
+        found = self._selections.get(key)
+        if found is None:
+            found = Selection(permitted, DefinitionIndex(permitted), [d.selector for d in permitted])
+            self._selections[key] = found
+            if len(self._selections) > _MAX_SELECTIONS:
+                self._drop_positions(self._selections.popitem(last=False)[1])
+        self._selections.move_to_end(key)
+        return found
+
+    async def _positions(self, tx: Transaction, chosen: Selection, assets_revision: int) -> list[str] | None:
+        """Return the ordered ids of the assets a selection selects, at this assets revision (None: too many)."""
+        if chosen.assets_revision == assets_revision:
+            return chosen.positions
+        async with chosen.building:  # one request builds it; the others wait and reuse it
+            if chosen.assets_revision != assets_revision:
+                self._drop_positions(chosen)
+                ids = await tx.assets.ids_matching_any(chosen.selectors)
+                if len(ids) <= MAX_POSITIONS:
+                    chosen.positions = ids
+                    self._positions_held += len(ids)
+                    self._evict(keep=chosen)
+                chosen.assets_revision = assets_revision
+        return chosen.positions
+
+    def _drop_positions(self, chosen: Selection) -> None:
+        if chosen.positions is not None:
+            self._positions_held -= len(chosen.positions)
+            chosen.positions = None
+        chosen.assets_revision = -1
+
+    def _evict(self, keep: Selection) -> None:
+        """Drop the least recently used selections' position maps until what is held fits the bound."""
+        for other in list(self._selections.values()):
+            if self._positions_held <= MAX_POSITIONS:
+                return
+            if other is not keep:
+                self._drop_positions(other)
 
     def _permitted(self, definitions: list[CompiledDefinition], participant: Participant) -> list[CompiledDefinition]:
         context = policies.EvaluationContext(
@@ -225,24 +298,34 @@ class CatalogService:
         the page is a page of those.
         """
         async with self._store.read() as tx:
-            permitted = self._permitted(await self._definitions(tx), participant)
-            assets = await tx.assets.select_any(
-                [d.selector for d in permitted], offset, limit + 1, after=after, where=where
-            )
-        index = DefinitionIndex(permitted)
-        datasets = [d for a in assets[:limit] if (d := self._dataset(a, index)) is not None]
+            revision, definitions, assets_revision = await self._definitions(tx)
+            chosen = self._selection(revision, self._permitted(definitions, participant))
+            positions = None if where else await self._positions(tx, chosen, assets_revision)
+            if positions is None:
+                assets = await tx.assets.select_any(chosen.selectors, offset, limit + 1, after=after, where=where)
+                has_more = len(assets) > limit
+                assets = assets[:limit]
+            else:
+                start = offset if after is None else bisect.bisect_right(positions, after) + offset
+                page = positions[start : start + limit]
+                # Read in the same transaction as the revisions: a page is of the map's snapshot (SQLite) or
+                # newer (an asset deleted since is left out; one changed since is offered as it is now).
+                assets = await tx.assets.get_ordered(page)
+                has_more = start + limit < len(positions)
+        datasets = [d for a in assets if (d := self._dataset(a, chosen.index)) is not None]
         catalog = Catalog(
             id=self._catalog_id, participant_id=self.participant_id, service=self.service, datasets=tuple(datasets)
         )
-        last_key = assets[:limit][-1].id if assets else None
-        return CatalogPage(catalog, offset, limit, has_more=len(assets) > limit, last_key=last_key)
+        last_key = (page[-1] if page else None) if positions is not None else (assets[-1].id if assets else None)
+        return CatalogPage(catalog, offset, limit, has_more=has_more, last_key=last_key)
 
     async def dataset(self, participant: Participant, dataset_id: str) -> Dataset:
         """Return one dataset this participant may see; NotFound otherwise (never say it exists)."""
         async with self._store.read() as tx:
-            permitted = self._permitted(await self._definitions(tx), participant)
+            revision, definitions, _ = await self._definitions(tx)
+            chosen = self._selection(revision, self._permitted(definitions, participant))
             asset = await tx.assets.get(dataset_id)
-        found = self._dataset(asset, DefinitionIndex(permitted)) if asset is not None else None
+        found = self._dataset(asset, chosen.index) if asset is not None else None
         if found is None:
             raise NotFound(f"no dataset {dataset_id!r} is offered to {participant.id}")
         return found
@@ -259,7 +342,8 @@ class CatalogService:
     ) -> ResolvedOffer:
         """Return what a contract definition offers on an asset (checking the policy's fingerprint when given)."""
         async with self._store.read() as tx:
-            definitions = {d.definition.id: d for d in await self._definitions(tx)}
+            await self._definitions(tx)
+            definitions = self._by_id
             asset = await tx.assets.get(asset_id)
         compiled = definitions.get(definition_id)
         if compiled is None or asset is None or fingerprint not in (None, compiled.fingerprint):
