@@ -5,7 +5,8 @@ replica's write bumps it). Access policies are evaluated once per definition per
 asset (and not at all for a requester seen before, unless a policy reads the clock). Each set of permitted
 definitions (a "selection") keeps its definition index and the ordered ids of the assets it selects (its
 position map) until the offers or the assets revision changes: a page at any offset, or after any key, is
-a slice of that map and one `id IN (...)` read of the page's assets (docs/decisions/0025-catalog-selections.md).
+a slice of that map and one `id IN (...)` read of the page's assets, and the datasets of recent pages are kept
+with it (docs/decisions/0025-catalog-selections.md).
 Only a requester's filter (`where`) pages in SQL.
 """
 
@@ -42,6 +43,7 @@ _MAX_CACHED_REQUESTERS = 10_000
 # recently used selections are dropped first. A selection larger than this pages in SQL instead.
 MAX_POSITIONS = 2_000_000
 _MAX_SELECTIONS = 256
+_MAX_PAGES = 32  # pages kept per selection (a crawler walks forwards; many requesters ask for the first ones)
 _REVISIONS = (OFFERS_REVISION, CATALOG_ASSETS_REVISION)
 
 # Asset properties that have a DCAT/DCT meaning in a dataset (EDC names on the left).
@@ -136,6 +138,10 @@ class Selection:
     positions: list[str] | None = None
     assets_revision: int = -1
     building: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Pages computed from the position map, by (assets revision, start, limit): the datasets and the last key.
+    pages: OrderedDict[tuple[int, int, int], tuple[tuple[Dataset, ...], str | None]] = field(
+        default_factory=OrderedDict
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +246,7 @@ class CatalogService:
             self._positions_held -= len(chosen.positions)
             chosen.positions = None
         chosen.assets_revision = -1
+        chosen.pages.clear()
 
     def _evict(self, keep: Selection) -> None:
         """Drop the least recently used selections' position maps until what is held fits the bound."""
@@ -275,6 +282,9 @@ class CatalogService:
             )
         ]
 
+    def _datasets(self, assets: list[Asset], index: DefinitionIndex) -> tuple[Dataset, ...]:
+        return tuple(d for a in assets if (d := self._dataset(a, index)) is not None)
+
     def _dataset(self, asset: Asset, index: DefinitionIndex) -> Dataset | None:
         offers = tuple(
             Offer(id=offer_id(d.definition.id, asset.id, d.contract), policy=d.contract) for d in index.matching(asset)
@@ -307,16 +317,26 @@ class CatalogService:
                 assets = assets[:limit]
             else:
                 start = offset if after is None else bisect.bisect_right(positions, after) + offset
-                page = positions[start : start + limit]
-                # Read in the same transaction as the revisions: a page is of the map's snapshot (SQLite) or
-                # newer (an asset deleted since is left out; one changed since is offered as it is now).
-                assets = await tx.assets.get_ordered(page)
                 has_more = start + limit < len(positions)
-        datasets = [d for a in assets if (d := self._dataset(a, chosen.index)) is not None]
+                key = (assets_revision, start, limit)
+                cached = chosen.pages.get(key)
+                if cached is None:
+                    page = positions[start : start + limit]
+                    # Read in the same transaction as the revisions: a page is of the map's snapshot (SQLite) or
+                    # newer (an asset deleted since is left out; one changed since is offered as it is now).
+                    assets = await tx.assets.get_ordered(page)
+                    cached = (self._datasets(assets, chosen.index), page[-1] if page else None)
+                    chosen.pages[key] = cached
+                    if len(chosen.pages) > _MAX_PAGES:
+                        chosen.pages.popitem(last=False)
+                chosen.pages.move_to_end(key)
+                datasets, last_key = cached
+        if positions is None:
+            datasets = self._datasets(assets, chosen.index)
+            last_key = assets[-1].id if assets else None
         catalog = Catalog(
-            id=self._catalog_id, participant_id=self.participant_id, service=self.service, datasets=tuple(datasets)
+            id=self._catalog_id, participant_id=self.participant_id, service=self.service, datasets=datasets
         )
-        last_key = (page[-1] if page else None) if positions is not None else (assets[-1].id if assets else None)
         return CatalogPage(catalog, offset, limit, has_more=has_more, last_key=last_key)
 
     async def dataset(self, participant: Participant, dataset_id: str) -> Dataset:
