@@ -17,6 +17,7 @@ import bisect
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -139,7 +140,7 @@ class Selection:
     assets_revision: int = -1
     building: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Pages computed from the position map, by (assets revision, start, limit): the datasets and the last key.
-    pages: OrderedDict[tuple[int, int, int], tuple[tuple[Dataset, ...], str | None]] = field(
+    pages: OrderedDict[tuple[int, int, int], tuple[Catalog, str | None, dict[str, Any]]] = field(
         default_factory=OrderedDict
     )
 
@@ -153,6 +154,14 @@ class CatalogPage:
     limit: int
     has_more: bool
     last_key: str | None = None
+    # Renderings of this page's catalog; a page kept by its selection shares them with every requester it serves.
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    def rendered(self, name: str, render: Callable[[Catalog], Any]) -> Any:
+        """Return render(catalog), computed once for a kept page (the caller must not change what it returns)."""
+        if name not in self.memo:
+            self.memo[name] = render(self.catalog)
+        return self.memo[name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +291,9 @@ class CatalogService:
             )
         ]
 
+    def _catalog(self, datasets: tuple[Dataset, ...]) -> Catalog:
+        return Catalog(id=self._catalog_id, participant_id=self.participant_id, service=self.service, datasets=datasets)
+
     def _datasets(self, assets: list[Asset], index: DefinitionIndex) -> tuple[Dataset, ...]:
         return tuple(d for a in assets if (d := self._dataset(a, index)) is not None)
 
@@ -325,18 +337,15 @@ class CatalogService:
                     # Read in the same transaction as the revisions: a page is of the map's snapshot (SQLite) or
                     # newer (an asset deleted since is left out; one changed since is offered as it is now).
                     assets = await tx.assets.get_ordered(page)
-                    cached = (self._datasets(assets, chosen.index), page[-1] if page else None)
+                    cached = (self._catalog(self._datasets(assets, chosen.index)), page[-1] if page else None, {})
                     chosen.pages[key] = cached
                     if len(chosen.pages) > _MAX_PAGES:
                         chosen.pages.popitem(last=False)
                 chosen.pages.move_to_end(key)
-                datasets, last_key = cached
-        if positions is None:
-            datasets = self._datasets(assets, chosen.index)
-            last_key = assets[-1].id if assets else None
-        catalog = Catalog(
-            id=self._catalog_id, participant_id=self.participant_id, service=self.service, datasets=datasets
-        )
+                catalog, last_key, memo = cached
+                return CatalogPage(catalog, offset, limit, has_more=has_more, last_key=last_key, memo=memo)
+        catalog = self._catalog(self._datasets(assets, chosen.index))
+        last_key = assets[-1].id if assets else None
         return CatalogPage(catalog, offset, limit, has_more=has_more, last_key=last_key)
 
     async def dataset(self, participant: Participant, dataset_id: str) -> Dataset:

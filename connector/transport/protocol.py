@@ -88,7 +88,8 @@ async def catalog_request(request: web.Request) -> web.StreamResponse:
         else:
             page = await services.catalog.catalog(participant, 0, wanted.limit, after=wanted.after, where=wanted.filter)
         link = link_header(f"{services.dsp_url}/catalog/request", wanted, page.has_more, page.last_key)
-        return dsp_json(render_catalog(page.catalog), headers={"Link": link} if link else None)
+        # A page its selection keeps is rendered once for every requester it serves.
+        return dsp_json(page.rendered("dsp", render_catalog), headers={"Link": link} if link else None)
 
     return await handle(request, "CatalogError", call, read=True)
 
