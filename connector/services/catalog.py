@@ -186,12 +186,19 @@ class CatalogService:
         self._decisions: dict[tuple[str, bytes], frozenset[str]] = {}
         self._selections: OrderedDict[tuple[int, tuple[str, ...]], Selection] = OrderedDict()
         self._positions_held = 0
+        self._compiling = asyncio.Lock()
 
     async def _definitions(self, tx: Transaction) -> tuple[int, list[CompiledDefinition], int]:
         """Return the offers revision with its compiled definitions, and the assets revision (one statement)."""
         revision, assets_revision = await read_revisions(tx.connection, _REVISIONS)
         if self._cached is not None and self._cached[0] == revision:
             return revision, self._cached[1], assets_revision
+        async with self._compiling:  # one request compiles a revision; the others wait and reuse it
+            if self._cached is not None and self._cached[0] == revision:
+                return revision, self._cached[1], assets_revision
+            return revision, await self._compile(tx, revision), assets_revision
+
+    async def _compile(self, tx: Transaction, revision: int) -> list[CompiledDefinition]:
         definitions = await tx.contracts.all()
         stored = await tx.policies.get_many(
             {d.access_policy_id for d in definitions} | {d.contract_policy_id for d in definitions}
@@ -203,13 +210,16 @@ class CatalogService:
             except policies.PolicyError as exc:
                 # Validated at creation; a policy the engine cannot read now offers nothing (fail closed).
                 log.warning("policy definition cannot be parsed", extra={"policy_id": policy_id, "error": str(exc)})
+        # Many definitions share a few policies: fingerprint and compile each policy once, not per definition.
+        fingerprints = {pid: fingerprint(p) for pid, p in parsed.items()}
+        time_dependent = {pid: policies.compile_policy(p, _REGISTRY).time_dependent for pid, p in parsed.items()}
         compiled = [
             CompiledDefinition(
                 d,
                 access,
                 contract,
-                fingerprint(contract),
-                access_time_dependent=policies.compile_policy(access, _REGISTRY).time_dependent,
+                fingerprints[d.contract_policy_id],
+                access_time_dependent=time_dependent[d.access_policy_id],
             )
             for d in definitions
             if (access := parsed.get(d.access_policy_id)) is not None
@@ -220,7 +230,7 @@ class CatalogService:
         self._decisions.clear()
         self._selections.clear()
         self._positions_held = 0
-        return revision, compiled, assets_revision
+        return compiled
 
     def _selection(self, revision: int, permitted: list[CompiledDefinition]) -> Selection:
         """Return the selection of these permitted definitions (made once per offers revision)."""
