@@ -187,6 +187,41 @@ class CatalogService:
         self._selections: OrderedDict[tuple[int, tuple[str, ...]], Selection] = OrderedDict()
         self._positions_held = 0
         self._compiling = asyncio.Lock()
+        self._next_read: asyncio.Future[tuple[int, ...]] | None = None  # a counters read not started yet
+        self._reading: asyncio.Task[None] | None = None  # the counters read under way
+
+    async def _fresh_revisions(self) -> tuple[int, ...]:
+        """Return both counters, read by a statement that starts after this call; concurrent callers share it.
+
+        A caller never gets a read that began before it called (a change committed before a request is always
+        seen by it), yet N concurrent requests cost at most two reads, not N.
+        """
+        answer = self._next_read
+        if answer is None:
+            answer = self._next_read = asyncio.get_running_loop().create_future()
+            if self._reading is None:
+                self._start_read()
+        return await asyncio.shield(answer)
+
+    def _start_read(self) -> None:
+        answer, self._next_read = self._next_read, None
+        assert answer is not None
+        self._reading = asyncio.get_running_loop().create_task(self._read_counters(answer))
+
+    async def _read_counters(self, answer: asyncio.Future[tuple[int, ...]]) -> None:
+        try:
+            async with self._store.read() as tx:
+                answer.set_result(await read_revisions(tx.connection, _REVISIONS))
+        except Exception as exc:  # every caller waiting on this read gets its error
+            answer.set_exception(exc)
+            answer.exception()  # retrieved here: a read nobody awaits any more must not log "never retrieved"
+        except BaseException:
+            answer.cancel()
+            raise
+        finally:
+            self._reading = None
+            if self._next_read is not None:
+                self._start_read()
 
     async def _definitions(self, tx: Transaction) -> tuple[int, list[CompiledDefinition], int]:
         """Return the offers revision with its compiled definitions, and the assets revision (one statement)."""
@@ -329,6 +364,22 @@ class CatalogService:
         `where` (a requester's filter) keeps the datasets whose public properties or id match all its criteria;
         the page is a page of those.
         """
+        if not where and self._cached is not None:
+            # A kept page needs no transaction: only the counters, read by a statement that began after this call.
+            revision, assets_revision = await self._fresh_revisions()
+            cached_definitions = self._cached
+            if cached_definitions is not None and cached_definitions[0] == revision:
+                chosen = self._selection(revision, self._permitted(cached_definitions[1], participant))
+                positions = chosen.positions
+                if positions is not None and chosen.assets_revision == assets_revision:
+                    start = offset if after is None else bisect.bisect_right(positions, after) + offset
+                    key = (assets_revision, start, limit)
+                    kept = chosen.pages.get(key)
+                    if kept is not None:
+                        chosen.pages.move_to_end(key)
+                        catalog, last_key, memo = kept
+                        has_more = start + limit < len(positions)
+                        return CatalogPage(catalog, offset, limit, has_more=has_more, last_key=last_key, memo=memo)
         async with self._store.read() as tx:
             revision, definitions, assets_revision = await self._definitions(tx)
             chosen = self._selection(revision, self._permitted(definitions, participant))
