@@ -8,6 +8,7 @@ SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -288,3 +289,20 @@ def test_the_policies_module_is_the_engine_the_catalog_uses() -> None:
     assert permitted(effective_policy(open_policy), STRANGER)
     assert permitted(effective_policy(members), MEMBER)
     assert not permitted(effective_policy(members), STRANGER)
+
+
+async def test_concurrent_requests_all_see_a_change_committed_before_them(store: Store) -> None:
+    made = [(MODELS[i % 2], "LFP", 1) for i in range(20)]
+    await _fill(store, made, [((Criterion("bpc:batteryModel", "=", "M0"),), "open")])
+    service = CatalogService(store, "did:web:provider.example", DSP_URL)
+    before = [d.id for d in (await service.catalog(STRANGER, 0, 50)).catalog.datasets]
+    assert before == [f"bat-{i:04d}" for i in range(0, 20, 2)]
+    for round_ in range(3):
+        # Requests under way while the change commits may answer either way; those started after it never miss it.
+        early = [asyncio.ensure_future(service.catalog(STRANGER, 0, 50)) for _ in range(5)]
+        async with store.transaction() as tx:
+            await tx.assets.add(_asset(100 + round_, "M0", "LFP", 1))
+        pages = await asyncio.gather(*(service.catalog(STRANGER, 0, 50) for _ in range(20)))
+        for page in pages:
+            assert f"bat-{100 + round_:04d}" in [d.id for d in page.catalog.datasets]
+        await asyncio.gather(*early)
