@@ -135,6 +135,7 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
         )
         stack.push_async_callback(peer.close)
         identity = NodeIdentity(identity_config(settings), key, store, peer)
+        stack.push_async_callback(identity.close)  # before the store closes: pending read token ids are written
         catalog = CatalogService(store, settings.effective_participant_id, settings.dsp_base_url)
         dsp = DspClient(peer, identity)
         peer_catalogs = PeerCatalogs(dsp)
@@ -450,6 +451,7 @@ def identity_config(settings: Settings) -> IdentityConfig:
         bdrs_url=str(settings.bdrs_url) if settings.bdrs_url is not None else None,
         bdrs_cache_seconds=settings.bdrs_cache_seconds,
         bpn_directory_file=settings.bpn_directory_file,
+        replay_reads_in_database=settings.read_replay_cache == "database",
     )
 
 

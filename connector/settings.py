@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     claims_cache_seconds: float = Field(
         default=300.0, ge=0, le=86400, description="Seconds a peer's verified credential claims are reused."
     )
+    read_replay_cache: Literal["memory", "database"] = Field(
+        default="memory",
+        description="Where the token ids of DSP read requests (catalog, dataset, process state) are remembered "
+        "against replay: this process's memory, or the database as for state-changing requests.",
+    )
     bdrs_url: AnyHttpUrl | None = Field(
         default=None,
         description="Base URL of the dataspace's BPN-DID resolution service directory API (BDRS, CX-0167), e.g. "

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from .did import DidDocument, key_id
 from .errors import DidDocumentError, DidResolutionError, Reason, TokenRejected
@@ -100,15 +100,19 @@ class MemoryReplayCache:
 
     async def remember(self, issuer: str, jti: str, expires_at: int, now: int) -> bool:
         """Record a jti; return False if it is still remembered."""
+        return self.record(issuer, jti, expires_at, now) == "new"
+
+    def record(self, issuer: str, jti: str, expires_at: int, now: float) -> Literal["new", "seen", "full"]:
+        """Record a jti: "new" when recorded now, "seen" when still remembered, "full" when there is no room."""
         self._purge(now)
         k = (issuer, jti)
         if k in self._seen:
-            return False
+            return "seen"
         if len(self._seen) >= self._max:
-            return False
+            return "full"
         self._seen[k] = expires_at
         heapq.heappush(self._expiries, (expires_at, issuer, jti))
-        return True
+        return "new"
 
 
 @dataclass(frozen=True, slots=True)

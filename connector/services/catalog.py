@@ -2,14 +2,23 @@
 
 Contract definitions and their policies are parsed once and kept until the offers revision changes (any
 replica's write bumps it). Access policies are evaluated once per definition per request, never per
-asset. Assets are selected and paged in SQL; only the page is loaded.
+asset (and not at all for a requester seen before, unless a policy reads the clock). Each set of permitted
+definitions (a "selection") keeps its definition index and the ordered ids of the assets it selects (its
+position map) until the offers or the assets revision changes: a page at any offset, or after any key, is
+a slice of that map and one `id IN (...)` read of the page's assets, and the datasets of recent pages are kept
+with it (docs/decisions/0025-catalog-selections.md).
+Only a requester's filter (`where`) pages in SQL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import logging
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,12 +34,18 @@ from connector.domain.errors import NotFound
 from connector.domain.participants import Participant
 from connector.services.offers import effective_policy
 from connector.store import Store, Transaction
-from connector.store.repositories import read_revision
-from connector.store.tables import OFFERS_REVISION
+from connector.store.repositories import read_revisions
+from connector.store.tables import CATALOG_ASSETS_REVISION, OFFERS_REVISION
 
 log = logging.getLogger("connector.catalog")
 _REGISTRY = policies.default_registry()
 _MAX_CACHED_REQUESTERS = 10_000
+# Position maps kept at most, counted in asset ids over every selection (about 80 bytes each); the least
+# recently used selections are dropped first. A selection larger than this pages in SQL instead.
+MAX_POSITIONS = 2_000_000
+_MAX_SELECTIONS = 256
+_MAX_PAGES = 32  # pages kept per selection (a crawler walks forwards; many requesters ask for the first ones)
+_REVISIONS = (OFFERS_REVISION, CATALOG_ASSETS_REVISION)
 
 # Asset properties that have a DCAT/DCT meaning in a dataset (EDC names on the left).
 _DCAT_ALIASES = {
@@ -114,6 +129,22 @@ class DefinitionIndex:
         return [self.definitions[p] for p in sorted(found)]
 
 
+@dataclass(slots=True)
+class Selection:
+    """The definitions one class of requesters may use, their index, and the ordered ids of what they select."""
+
+    definitions: list[CompiledDefinition]
+    index: DefinitionIndex
+    selectors: list[tuple[Criterion, ...]]
+    positions: list[str] | None = None
+    assets_revision: int = -1
+    building: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Pages computed from the position map, by (assets revision, start, limit): the datasets and the last key.
+    pages: OrderedDict[tuple[int, int, int], tuple[Catalog, str | None, dict[str, Any]]] = field(
+        default_factory=OrderedDict
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogPage:
     """One page of a catalog and whether more pages follow."""
@@ -123,6 +154,14 @@ class CatalogPage:
     limit: int
     has_more: bool
     last_key: str | None = None
+    # Renderings of this page's catalog; a page kept by its selection shares them with every requester it serves.
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    def rendered(self, name: str, render: Callable[[Catalog], Any]) -> Any:
+        """Return render(catalog), computed once for a kept page (the caller must not change what it returns)."""
+        if name not in self.memo:
+            self.memo[name] = render(self.catalog)
+        return self.memo[name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +182,58 @@ class CatalogService:
         self.service = DataService(id="urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, dsp_url)), endpoint_url=dsp_url)
         self._catalog_id = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, dsp_url + "#catalog"))
         self._cached: tuple[int, list[CompiledDefinition]] | None = None
+        self._by_id: dict[str, CompiledDefinition] = {}
         self._decisions: dict[tuple[str, bytes], frozenset[str]] = {}
+        self._selections: OrderedDict[tuple[int, tuple[str, ...]], Selection] = OrderedDict()
+        self._positions_held = 0
+        self._compiling = asyncio.Lock()
+        self._next_read: asyncio.Future[tuple[int, ...]] | None = None  # a counters read not started yet
+        self._reading: asyncio.Task[None] | None = None  # the counters read under way
 
-    async def _definitions(self, tx: Transaction) -> list[CompiledDefinition]:
-        revision = await read_revision(tx.connection, OFFERS_REVISION)
+    async def _fresh_revisions(self) -> tuple[int, ...]:
+        """Return both counters, read by a statement that starts after this call; concurrent callers share it.
+
+        A caller never gets a read that began before it called (a change committed before a request is always
+        seen by it), yet N concurrent requests cost at most two reads, not N.
+        """
+        answer = self._next_read
+        if answer is None:
+            answer = self._next_read = asyncio.get_running_loop().create_future()
+            if self._reading is None:
+                self._start_read()
+        return await asyncio.shield(answer)
+
+    def _start_read(self) -> None:
+        answer, self._next_read = self._next_read, None
+        assert answer is not None
+        self._reading = asyncio.get_running_loop().create_task(self._read_counters(answer))
+
+    async def _read_counters(self, answer: asyncio.Future[tuple[int, ...]]) -> None:
+        try:
+            async with self._store.read() as tx:
+                answer.set_result(await read_revisions(tx.connection, _REVISIONS))
+        except Exception as exc:  # every caller waiting on this read gets its error
+            answer.set_exception(exc)
+            answer.exception()  # retrieved here: a read nobody awaits any more must not log "never retrieved"
+        except BaseException:
+            answer.cancel()
+            raise
+        finally:
+            self._reading = None
+            if self._next_read is not None:
+                self._start_read()
+
+    async def _definitions(self, tx: Transaction) -> tuple[int, list[CompiledDefinition], int]:
+        """Return the offers revision with its compiled definitions, and the assets revision (one statement)."""
+        revision, assets_revision = await read_revisions(tx.connection, _REVISIONS)
         if self._cached is not None and self._cached[0] == revision:
-            return self._cached[1]
+            return revision, self._cached[1], assets_revision
+        async with self._compiling:  # one request compiles a revision; the others wait and reuse it
+            if self._cached is not None and self._cached[0] == revision:
+                return revision, self._cached[1], assets_revision
+            return revision, await self._compile(tx, revision), assets_revision
+
+    async def _compile(self, tx: Transaction, revision: int) -> list[CompiledDefinition]:
         definitions = await tx.contracts.all()
         stored = await tx.policies.get_many(
             {d.access_policy_id for d in definitions} | {d.contract_policy_id for d in definitions}
@@ -160,21 +245,70 @@ class CatalogService:
             except policies.PolicyError as exc:
                 # Validated at creation; a policy the engine cannot read now offers nothing (fail closed).
                 log.warning("policy definition cannot be parsed", extra={"policy_id": policy_id, "error": str(exc)})
+        # Many definitions share a few policies: fingerprint and compile each policy once, not per definition.
+        fingerprints = {pid: fingerprint(p) for pid, p in parsed.items()}
+        time_dependent = {pid: policies.compile_policy(p, _REGISTRY).time_dependent for pid, p in parsed.items()}
         compiled = [
             CompiledDefinition(
                 d,
                 access,
                 contract,
-                fingerprint(contract),
-                access_time_dependent=policies.compile_policy(access, _REGISTRY).time_dependent,
+                fingerprints[d.contract_policy_id],
+                access_time_dependent=time_dependent[d.access_policy_id],
             )
             for d in definitions
             if (access := parsed.get(d.access_policy_id)) is not None
             and (contract := parsed.get(d.contract_policy_id)) is not None
         ]
         self._cached = (revision, compiled)
+        self._by_id = {d.definition.id: d for d in compiled}
         self._decisions.clear()
+        self._selections.clear()
+        self._positions_held = 0
         return compiled
+
+    def _selection(self, revision: int, permitted: list[CompiledDefinition]) -> Selection:
+        """Return the selection of these permitted definitions (made once per offers revision)."""
+        # The revision is part of the key: a request still holding older definitions never serves newer ones.
+        key = (revision, tuple(d.definition.id for d in permitted))
+        found = self._selections.get(key)
+        if found is None:
+            found = Selection(permitted, DefinitionIndex(permitted), [d.selector for d in permitted])
+            self._selections[key] = found
+            if len(self._selections) > _MAX_SELECTIONS:
+                self._drop_positions(self._selections.popitem(last=False)[1])
+        self._selections.move_to_end(key)
+        return found
+
+    async def _positions(self, tx: Transaction, chosen: Selection, assets_revision: int) -> list[str] | None:
+        """Return the ordered ids of the assets a selection selects, at this assets revision (None: too many)."""
+        if chosen.assets_revision == assets_revision:
+            return chosen.positions
+        async with chosen.building:  # one request builds it; the others wait and reuse it
+            if chosen.assets_revision != assets_revision:
+                self._drop_positions(chosen)
+                ids = await tx.assets.ids_matching_any(chosen.selectors)
+                if len(ids) <= MAX_POSITIONS:
+                    chosen.positions = ids
+                    self._positions_held += len(ids)
+                    self._evict(keep=chosen)
+                chosen.assets_revision = assets_revision
+        return chosen.positions
+
+    def _drop_positions(self, chosen: Selection) -> None:
+        if chosen.positions is not None:
+            self._positions_held -= len(chosen.positions)
+            chosen.positions = None
+        chosen.assets_revision = -1
+        chosen.pages.clear()
+
+    def _evict(self, keep: Selection) -> None:
+        """Drop the least recently used selections' position maps until what is held fits the bound."""
+        for other in list(self._selections.values()):
+            if self._positions_held <= MAX_POSITIONS:
+                return
+            if other is not keep:
+                self._drop_positions(other)
 
     def _permitted(self, definitions: list[CompiledDefinition], participant: Participant) -> list[CompiledDefinition]:
         context = policies.EvaluationContext(
@@ -202,6 +336,12 @@ class CatalogService:
             )
         ]
 
+    def _catalog(self, datasets: tuple[Dataset, ...]) -> Catalog:
+        return Catalog(id=self._catalog_id, participant_id=self.participant_id, service=self.service, datasets=datasets)
+
+    def _datasets(self, assets: list[Asset], index: DefinitionIndex) -> tuple[Dataset, ...]:
+        return tuple(d for a in assets if (d := self._dataset(a, index)) is not None)
+
     def _dataset(self, asset: Asset, index: DefinitionIndex) -> Dataset | None:
         offers = tuple(
             Offer(id=offer_id(d.definition.id, asset.id, d.contract), policy=d.contract) for d in index.matching(asset)
@@ -224,25 +364,58 @@ class CatalogService:
         `where` (a requester's filter) keeps the datasets whose public properties or id match all its criteria;
         the page is a page of those.
         """
+        if not where and self._cached is not None:
+            # A kept page needs no transaction: only the counters, read by a statement that began after this call.
+            revision, assets_revision = await self._fresh_revisions()
+            cached_definitions = self._cached
+            if cached_definitions is not None and cached_definitions[0] == revision:
+                chosen = self._selection(revision, self._permitted(cached_definitions[1], participant))
+                positions = chosen.positions
+                if positions is not None and chosen.assets_revision == assets_revision:
+                    start = offset if after is None else bisect.bisect_right(positions, after) + offset
+                    key = (assets_revision, start, limit)
+                    kept = chosen.pages.get(key)
+                    if kept is not None:
+                        chosen.pages.move_to_end(key)
+                        catalog, last_key, memo = kept
+                        has_more = start + limit < len(positions)
+                        return CatalogPage(catalog, offset, limit, has_more=has_more, last_key=last_key, memo=memo)
         async with self._store.read() as tx:
-            permitted = self._permitted(await self._definitions(tx), participant)
-            assets = await tx.assets.select_any(
-                [d.selector for d in permitted], offset, limit + 1, after=after, where=where
-            )
-        index = DefinitionIndex(permitted)
-        datasets = [d for a in assets[:limit] if (d := self._dataset(a, index)) is not None]
-        catalog = Catalog(
-            id=self._catalog_id, participant_id=self.participant_id, service=self.service, datasets=tuple(datasets)
-        )
-        last_key = assets[:limit][-1].id if assets else None
-        return CatalogPage(catalog, offset, limit, has_more=len(assets) > limit, last_key=last_key)
+            revision, definitions, assets_revision = await self._definitions(tx)
+            chosen = self._selection(revision, self._permitted(definitions, participant))
+            positions = None if where else await self._positions(tx, chosen, assets_revision)
+            if positions is None:
+                assets = await tx.assets.select_any(chosen.selectors, offset, limit + 1, after=after, where=where)
+                has_more = len(assets) > limit
+                assets = assets[:limit]
+            else:
+                start = offset if after is None else bisect.bisect_right(positions, after) + offset
+                has_more = start + limit < len(positions)
+                key = (assets_revision, start, limit)
+                cached = chosen.pages.get(key)
+                if cached is None:
+                    page = positions[start : start + limit]
+                    # Read in the same transaction as the revisions: a page is of the map's snapshot (SQLite) or
+                    # newer (an asset deleted since is left out; one changed since is offered as it is now).
+                    assets = await tx.assets.get_ordered(page)
+                    cached = (self._catalog(self._datasets(assets, chosen.index)), page[-1] if page else None, {})
+                    chosen.pages[key] = cached
+                    if len(chosen.pages) > _MAX_PAGES:
+                        chosen.pages.popitem(last=False)
+                chosen.pages.move_to_end(key)
+                catalog, last_key, memo = cached
+                return CatalogPage(catalog, offset, limit, has_more=has_more, last_key=last_key, memo=memo)
+        catalog = self._catalog(self._datasets(assets, chosen.index))
+        last_key = assets[-1].id if assets else None
+        return CatalogPage(catalog, offset, limit, has_more=has_more, last_key=last_key)
 
     async def dataset(self, participant: Participant, dataset_id: str) -> Dataset:
         """Return one dataset this participant may see; NotFound otherwise (never say it exists)."""
         async with self._store.read() as tx:
-            permitted = self._permitted(await self._definitions(tx), participant)
+            revision, definitions, _ = await self._definitions(tx)
+            chosen = self._selection(revision, self._permitted(definitions, participant))
             asset = await tx.assets.get(dataset_id)
-        found = self._dataset(asset, DefinitionIndex(permitted)) if asset is not None else None
+        found = self._dataset(asset, chosen.index) if asset is not None else None
         if found is None:
             raise NotFound(f"no dataset {dataset_id!r} is offered to {participant.id}")
         return found
@@ -259,7 +432,8 @@ class CatalogService:
     ) -> ResolvedOffer:
         """Return what a contract definition offers on an asset (checking the policy's fingerprint when given)."""
         async with self._store.read() as tx:
-            definitions = {d.definition.id: d for d in await self._definitions(tx)}
+            await self._definitions(tx)
+            definitions = self._by_id
             asset = await tx.assets.get(asset_id)
         compiled = definitions.get(definition_id)
         if compiled is None or asset is None or fingerprint not in (None, compiled.fingerprint):

@@ -13,9 +13,11 @@ request is addressed to, and the BPN of an inbound caller whose credentials stat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +33,7 @@ from connector.identity.errors import DidResolutionError, PresentationRejected, 
 from connector.identity.keys import NodeKey
 from connector.identity.resolver import CachingResolver, StaticResolver
 from connector.identity.status import StatusListChecker
-from connector.identity.tokens import VerifiedToken, issue_token, verify_token
+from connector.identity.tokens import MemoryReplayCache, ReplayCache, VerifiedToken, issue_token, verify_token
 from connector.store import Store
 from connector.store.repositories import HeldCredential
 from connector.transport.peer import PeerClient
@@ -125,6 +127,111 @@ class StoreReplayCache:
             return await tx.seen_tokens.remember(issuer, jti, expires_at)
 
 
+# Token ids of live tokens held in memory at most (about 300 bytes each); past it, ids go to the database at once.
+MAX_REMEMBERED_IN_MEMORY = 200_000
+# How long a read's token id may wait in memory before it is written to the database with the others of that time.
+READ_FLUSH_SECONDS = 0.5
+
+
+class ReplayGuard:
+    """Replay protection with a path for reads and one for state-changing requests (docs/decisions/0025).
+
+    Every accepted token id is remembered in this process until its token expires. A state-changing request's id
+    is also recorded in the database before the request goes on, so every replica refuses its replay. A read's (a
+    catalog, a dataset, a process's state) is answered without a write: this process refuses its replay at once,
+    and its id is written to the database with those of other reads, one transaction about every
+    READ_FLUSH_SECONDS, so the other replicas refuse it from then on. When the memory is full, ids go to the
+    database at once, and until the last of those has expired every read is checked there too: a replay is never
+    let through for want of room. `reads_in_database`: reads take the write path.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        reads_in_database: bool = False,
+        max_entries: int = MAX_REMEMBERED_IN_MEMORY,
+        flush_seconds: float = READ_FLUSH_SECONDS,
+    ) -> None:
+        self._store = store
+        self._flush_seconds = flush_seconds
+        self._seen = MemoryReplayCache(max_entries)
+        self._durable = StoreReplayCache(store)
+        self._spilled_until = 0  # expiry of the last id recorded only in the database
+        self._pending: list[tuple[str, str, int]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self._last_flush = time.monotonic()
+        self._writing = asyncio.Lock()  # one flush at a time; a flush asked for waits for the one under way
+        self.writes: ReplayCache = _Path(self._write)
+        self.reads: ReplayCache = self.writes if reads_in_database else _Path(self._read)
+
+    async def _read(self, issuer: str, jti: str, expires_at: int, now: int) -> bool:
+        state = self._seen.record(issuer, jti, expires_at, now)
+        if state == "seen":
+            return False
+        if state == "full":
+            self._spilled_until = max(self._spilled_until, expires_at)
+        if now <= self._spilled_until:
+            return await self._durable.remember(issuer, jti, expires_at, now)
+        self._pending.append((issuer, jti, expires_at))
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
+        return True
+
+    async def _write(self, issuer: str, jti: str, expires_at: int, now: int) -> bool:
+        state = self._seen.record(issuer, jti, expires_at, now)
+        if state == "seen":
+            return False
+        if state == "full":
+            self._spilled_until = max(self._spilled_until, expires_at)
+        return await self._durable.remember(issuer, jti, expires_at, now)
+
+    async def _flush_soon(self) -> None:
+        try:
+            await asyncio.sleep(max(0.0, self._last_flush + self._flush_seconds - time.monotonic()))
+            await self.flush()
+        finally:
+            self._flushing = None
+            if self._pending:
+                self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def flush(self) -> None:
+        """Write the token ids of reads answered since the last flush to the database, in one transaction."""
+        async with self._writing:
+            pending, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+            if not pending:
+                return
+            try:
+                async with self._store.transaction() as tx:
+                    known = await tx.seen_tokens.remember_many(pending)
+            except Exception as exc:  # the ids stay refused by this process; the next flush goes on
+                log.warning("token ids of reads were not written", extra={"count": len(pending), "error": str(exc)})
+                return
+        if known:
+            # Presented to another replica first: the read was a replay, seen only now.
+            log.warning("a read presented a token id already used", extra={"count": known})
+
+    async def close(self) -> None:
+        """Write what is pending (at a graceful stop)."""
+        if self._flushing is not None:
+            self._flushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flushing
+            self._flushing = None
+        await self.flush()
+
+
+class _Path:
+    """One path of a ReplayGuard, as the ReplayCache token verification takes."""
+
+    def __init__(self, remember: Callable[[str, str, int, int], Awaitable[bool]]) -> None:
+        self._remember = remember
+
+    async def remember(self, issuer: str, jti: str, expires_at: int, now: int) -> bool:
+        """Record a token id; False when it was seen before."""
+        return await self._remember(issuer, jti, expires_at, now)
+
+
 @dataclass(frozen=True, slots=True)
 class IdentityConfig:
     """What the identity needs from the settings."""
@@ -142,6 +249,7 @@ class IdentityConfig:
     bdrs_url: str | None = None
     bdrs_cache_seconds: float = 900.0
     bpn_directory_file: Path | None = None
+    replay_reads_in_database: bool = False
 
 
 class NodeIdentity:
@@ -159,7 +267,7 @@ class NodeIdentity:
         )
         self._own = StaticResolver([didweb.parse_did_document(self.document, config.did)])
         self._resolver = CachingResolver(self._fetch_did_document)
-        self._replays = StoreReplayCache(store)
+        self._replays = ReplayGuard(store, reads_in_database=config.replay_reads_in_database)
         self._status = StatusListChecker(self._fetch_status_list, self._resolver, ttl=config.claims_ttl)
         self._claims: dict[str, tuple[float, Mapping[str, Any]]] = {}
         self.issuer = self._load_issuer(config.issuer_dir)
@@ -247,6 +355,10 @@ class NodeIdentity:
         """Return the DID a participant is addressed by: a BPN resolved through the BPN directory, a DID as it is."""
         return await self.bpn_directory.participant_did(participant, field)
 
+    async def close(self) -> None:
+        """Write the token ids of reads still pending to the database (the node is stopping)."""
+        await self._replays.close()
+
     # Outbound.
 
     def self_issued(self, audience_did: str, access_token: str | None = None, lifetime: int = 60) -> str:
@@ -262,11 +374,16 @@ class NodeIdentity:
 
     async def verify_self_issued(self, authorization: str | None) -> VerifiedToken:
         """Verify a peer's self-issued token addressed to this node (signature by its DID key, time, replay)."""
-        return await verify_token(authorization, self.did, self._resolver, self._replays)
+        return await verify_token(authorization, self.did, self._resolver, self._replays.writes)
 
-    async def authenticate(self, authorization: str | None) -> Participant:
-        """Verify a DSP request's token and return the caller with the claims of its credentials."""
-        verified = await verify_token(authorization, self.did, self._resolver, self._replays)
+    async def authenticate(self, authorization: str | None, read: bool = False) -> Participant:
+        """Verify a DSP request's token and return the caller with the claims of its credentials.
+
+        `read`: the request changes nothing (a catalog, a dataset, a process's state), so its token id is
+        remembered by this process only (ReplayGuard); otherwise in the database too.
+        """
+        replays = self._replays.reads if read else self._replays.writes
+        verified = await verify_token(authorization, self.did, self._resolver, replays)
         caller = verified.participant_did
         cached = self._claims.get(caller)
         if cached is not None and cached[0] > time.monotonic():
@@ -348,7 +465,7 @@ class NodeIdentity:
 
     async def presentation_query(self, authorization: str | None, body: Any) -> dict[str, Any]:
         """Answer a verifier's PresentationQueryMessage with a VP of the credentials it may read."""
-        outer = await verify_token(authorization, self.did, self._resolver, self._replays)
+        outer = await verify_token(authorization, self.did, self._resolver, self._replays.writes)
         verifier = outer.participant_did
         if outer.access_token is None:
             raise TokenRejected(Reason.MISSING, "the token carries no access token for this credential service")

@@ -127,8 +127,8 @@ class TckReactions:
 class Authenticates(Protocol):
     """The node's own authentication of DSP requests."""
 
-    async def authenticate(self, authorization: str | None) -> Participant:
-        """Return the verified participant or raise."""
+    async def authenticate(self, authorization: str | None, read: bool = False) -> Participant:
+        """Return the verified participant or raise (`read`: the request changes nothing)."""
         ...
 
 
@@ -139,11 +139,11 @@ class TckAuthenticator:
         self._token = token.encode()
         self._fallback = fallback
 
-    async def authenticate(self, authorization: str | None) -> Participant:
+    async def authenticate(self, authorization: str | None, read: bool = False) -> Participant:
         """Return TCK_PARTICIPANT for the configured header, else what the node's own authentication says."""
         if authorization is not None and hmac.compare_digest(authorization.encode(), self._token):
             return Participant(TCK_PARTICIPANT)
-        return await self._fallback.authenticate(authorization)
+        return await self._fallback.authenticate(authorization, read=read)
 
 
 async def seed(

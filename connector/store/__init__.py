@@ -23,6 +23,8 @@ from connector.store.repositories import (
     HeldCredentialRepository,
     PolicyDefinitionRepository,
     SeenTokenRepository,
+    forget_assets_changed,
+    seal_assets_revision,
 )
 from connector.store.retention import RetentionRepository
 from connector.store.sealing import PLAIN, Sealer
@@ -84,8 +86,10 @@ class Store:
             try:
                 yield tx
                 await changes.seal(connection)  # the change feed's number, taken right before the commit
+                await seal_assets_revision(connection)  # the catalog's position maps are stale from this commit
             finally:
                 changes.forget(connection)
+                forget_assets_changed(connection)
         for callback in tx.after_commit:
             callback()
 

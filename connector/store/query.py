@@ -182,18 +182,16 @@ def _lookup(
     return columns[name]
 
 
-def any_selector(selectors: list[tuple[Criterion, ...]]) -> ColumnElement[bool]:
-    """Return the condition that an asset matches at least one selector (an empty selector matches all).
-
-    Selectors that are a single `=`/`in` on text are merged per key into one IN, so a thousand contract
-    definitions that each select one battery model cost one index probe per asset, not a thousand.
-    """
+def _merge_selectors(
+    selectors: list[tuple[Criterion, ...]],
+) -> tuple[bool, dict[str, set[str]], set[str], list[tuple[Criterion, ...]]]:
+    """Split selectors into: whether one selects everything, merged `=`/`in` text values per key, ids, the rest."""
     merged: dict[str, set[str]] = {}
     ids: set[str] = set()
-    conditions: list[ColumnElement[bool]] = []
+    rest: list[tuple[Criterion, ...]] = []
     for selector in selectors:
         if not selector:
-            return true()
+            return True, {}, set(), []
         first = selector[0]
         mergeable = (
             len(selector) == 1
@@ -202,7 +200,7 @@ def any_selector(selectors: list[tuple[Criterion, ...]]) -> ColumnElement[bool]:
             and first.operand_left not in ASSET_CREATED_KEYS
         )
         if not mergeable:
-            conditions.append(asset_condition(selector))
+            rest.append(selector)
             continue
         items = first.operand_right if isinstance(first.operand_right, list) else [first.operand_right]
         texts = {_text(v) for v in items}
@@ -210,10 +208,43 @@ def any_selector(selectors: list[tuple[Criterion, ...]]) -> ColumnElement[bool]:
             ids |= texts
         else:
             merged.setdefault(normalise_key(first.operand_left), set()).update(texts)
+    return False, merged, ids, rest
+
+
+def any_selector(selectors: list[tuple[Criterion, ...]]) -> ColumnElement[bool]:
+    """Return the condition that an asset matches at least one selector (an empty selector matches all).
+
+    Selectors that are a single `=`/`in` on text are merged per key into one IN, so a thousand contract
+    definitions that each select one battery model cost one index probe per asset, not a thousand.
+    """
+    everything, merged, ids, rest = _merge_selectors(selectors)
+    if everything:
+        return true()
+    conditions = [asset_condition(selector) for selector in rest]
     p = asset_properties
     for key, values in merged.items():
         conditions.append(
             exists().where(p.c.asset_id == assets.c.id, p.c.key == key, p.c.value_text.in_(sorted(values)))
+        )
+    if ids:
+        conditions.append(assets.c.id.in_(sorted(ids)))
+    return or_(false(), *conditions)
+
+
+def any_selector_set(selectors: list[tuple[Criterion, ...]]) -> ColumnElement[bool]:
+    """Return the same condition as `any_selector`, for reading every matching asset at once.
+
+    The merged `=`/`in` selectors become uncorrelated `id IN (SELECT asset_id ...)` semi-joins: each selected
+    value's range of the (key, value) index is read once per statement, never once per asset.
+    """
+    everything, merged, ids, rest = _merge_selectors(selectors)
+    if everything:
+        return true()
+    conditions = [asset_condition(selector) for selector in rest]
+    p = asset_properties
+    for key, values in merged.items():
+        conditions.append(
+            assets.c.id.in_(select(p.c.asset_id).where(p.c.key == key, p.c.value_text.in_(sorted(values))))
         )
     if ids:
         conditions.append(assets.c.id.in_(sorted(ids)))

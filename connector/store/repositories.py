@@ -19,6 +19,7 @@ from connector.domain.query import QuerySpec
 from connector.store import query
 from connector.store.sealing import PLAIN, Sealer, open_or_none
 from connector.store.tables import (
+    CATALOG_ASSETS_REVISION,
     OFFERS_REVISION,
     asset_properties,
     assets,
@@ -40,6 +41,44 @@ async def read_revision(connection: AsyncConnection, name: str) -> int:
     return int(await connection.scalar(select(revisions.c.value).where(revisions.c.name == name)) or 0)
 
 
+async def read_revisions(connection: AsyncConnection, names: tuple[str, ...]) -> tuple[int, ...]:
+    """Return the change counters of several families of objects (0 for a missing one), in one statement."""
+    rows = await connection.execute(select(revisions.c.name, revisions.c.value).where(revisions.c.name.in_(names)))
+    found = {name: int(value) for name, value in rows}
+    return tuple(found.get(name, 0) for name in names)
+
+
+_ASSETS_CHANGED = "catalog_assets_changed"  # in the connection's info: this transaction changed assets
+
+
+def note_assets_changed(connection: AsyncConnection) -> None:
+    """Note that this transaction changed assets; the assets revision is bumped when it commits."""
+    connection.info[_ASSETS_CHANGED] = True
+
+
+async def seal_assets_revision(connection: AsyncConnection) -> None:
+    """Bump the assets revision if this transaction changed assets (call it right before the commit).
+
+    Taken at the commit, not at the change, the counter's row is locked only for the commit itself: writers of
+    assets never wait for each other's open transactions, and no lock order with other counters can deadlock.
+    """
+    if not connection.info.pop(_ASSETS_CHANGED, False):
+        return
+    result = await connection.execute(
+        update(revisions).where(revisions.c.name == CATALOG_ASSETS_REVISION).values(value=revisions.c.value + 1)
+    )
+    if result.rowcount == 0:  # a database made without the migrations (0014 inserts the row)
+        await connection.execute(insert(revisions).values(name=CATALOG_ASSETS_REVISION, value=1))
+
+
+def forget_assets_changed(connection: AsyncConnection) -> None:
+    """Drop the note of a transaction that rolled back (never raises, as changes.forget)."""
+    try:
+        connection.info.pop(_ASSETS_CHANGED, None)
+    except Exception:  # a connection a cancellation left invalid is discarded with its info
+        return
+
+
 class AssetRepository:
     """Assets and their indexed properties (the data address's secrets sealed at rest)."""
 
@@ -56,6 +95,7 @@ class AssetRepository:
         except IntegrityError:
             raise Conflict(f"an asset with id {asset.id!r} already exists") from None
         await self._index(asset)
+        note_assets_changed(self._c)
 
     async def replace(self, asset: Asset) -> None:
         """Replace a stored asset (created_at is kept); raise NotFound when it does not exist."""
@@ -66,6 +106,7 @@ class AssetRepository:
             raise NotFound(f"no asset with id {asset.id!r}")
         await self._c.execute(delete(asset_properties).where(asset_properties.c.asset_id == asset.id))
         await self._index(asset)
+        note_assets_changed(self._c)
 
     async def delete(self, asset_id: str) -> None:
         """Delete an asset; raise NotFound when it does not exist."""
@@ -73,6 +114,7 @@ class AssetRepository:
         result = await self._c.execute(delete(assets).where(assets.c.id == asset_id))
         if result.rowcount == 0:
             raise NotFound(f"no asset with id {asset_id!r}")
+        note_assets_changed(self._c)
 
     async def exists(self, asset_id: str) -> bool:
         """Tell whether an asset with this id is stored."""
@@ -110,6 +152,24 @@ class AssetRepository:
         if after is not None:
             condition = and_(assets.c.id > after, condition)
         statement = select(assets).where(condition).order_by(assets.c.id).offset(offset).limit(limit)
+        return [_asset(r, self._sealer) for r in (await self._c.execute(statement)).mappings()]
+
+    async def ids_matching_any(self, selectors: list[tuple[Criterion, ...]]) -> list[str]:
+        """Return the ids, in order, of every asset matching at least one selector (the catalog's position map).
+
+        One statement whose merged `=`/`in` selectors are uncorrelated semi-joins over the property index: the
+        database reads each selected value's index range once, instead of probing every asset for every value.
+        """
+        if not selectors:
+            return []
+        statement = select(assets.c.id).where(query.any_selector_set(selectors)).order_by(assets.c.id)
+        return list((await self._c.execute(statement)).scalars())
+
+    async def get_ordered(self, ids: list[str]) -> list[Asset]:
+        """Return the stored assets among these ids, by id (a page of the catalog's position map)."""
+        if not ids:
+            return []
+        statement = select(assets).where(assets.c.id.in_(ids)).order_by(assets.c.id)
         return [_asset(r, self._sealer) for r in (await self._c.execute(statement)).mappings()]
 
     async def count(self, criteria: Iterable[Criterion] = ()) -> int:
@@ -355,6 +415,18 @@ class SeenTokenRepository:
             statement = sqlite_insert(seen_tokens).values(**values).on_conflict_do_nothing(index_elements=keys)
         result = await self._c.execute(statement)
         return bool(result.rowcount)
+
+    async def remember_many(self, ids: list[tuple[str, str, int]]) -> int:
+        """Record (issuer, jti, expires_at) token ids; return how many were recorded before (replays)."""
+        values = [{"issuer": i, "jti": j, "expires_at": e} for i, j, e in dict.fromkeys(ids)]
+        keys = ["issuer", "jti"]
+        if self._c.dialect.name == "postgresql":
+            statement: Any = postgresql_insert(seen_tokens).on_conflict_do_nothing(index_elements=keys)
+        else:
+            statement = sqlite_insert(seen_tokens).on_conflict_do_nothing(index_elements=keys)
+        result = await self._c.execute(statement, values)
+        recorded = int(result.rowcount)
+        return len(values) - recorded if recorded >= 0 else 0  # some drivers do not count an executemany
 
 
 @dataclass(frozen=True, slots=True)

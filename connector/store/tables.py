@@ -335,6 +335,9 @@ revisions = Table(
 )
 
 OFFERS_REVISION = "offers"
+# Bumped by every commit that adds, replaces or deletes assets (right before the commit, store/__init__.py): the
+# catalog's position maps of the assets each set of contract definitions selects are kept until it changes.
+CATALOG_ASSETS_REVISION = "catalog_assets"
 
 # The federated catalog (docs/federation.md): the participants this node crawls, and what each offered at its last
 # good crawl. A crawl replaces a participant's datasets and public passports in one transaction.

@@ -24,8 +24,11 @@ log = logging.getLogger("connector.dsp")
 class Authenticator(Protocol):
     """Turns the Authorization header of a DSP request into a verified participant."""
 
-    async def authenticate(self, authorization: str | None) -> Participant:
-        """Return the verified participant; raise Unauthorized (or PeerError) otherwise."""
+    async def authenticate(self, authorization: str | None, read: bool = False) -> Participant:
+        """Return the verified participant; raise Unauthorized (or PeerError) otherwise.
+
+        `read`: the request changes nothing, so the token's replay check may stay in memory (decision 0025).
+        """
         ...
 
 
@@ -34,11 +37,13 @@ AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator", Authentic
 Call = Callable[[Participant, Any], Awaitable[web.StreamResponse]]
 
 
-async def handle(request: web.Request, error_type: str, call: Call, body: bool = True) -> web.StreamResponse:
-    """Run one DSP request through the shared pipeline."""
+async def handle(
+    request: web.Request, error_type: str, call: Call, body: bool = True, read: bool = False
+) -> web.StreamResponse:
+    """Run one DSP request through the shared pipeline (`read`: one that changes nothing)."""
     message: Any = None
     try:
-        participant = await request.app[AUTHENTICATOR].authenticate(request.headers.get("Authorization"))
+        participant = await request.app[AUTHENTICATOR].authenticate(request.headers.get("Authorization"), read=read)
         message = await read_json(request) if body else None
         return await call(participant, message)
     except ConnectorError as error:

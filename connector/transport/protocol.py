@@ -88,9 +88,10 @@ async def catalog_request(request: web.Request) -> web.StreamResponse:
         else:
             page = await services.catalog.catalog(participant, 0, wanted.limit, after=wanted.after, where=wanted.filter)
         link = link_header(f"{services.dsp_url}/catalog/request", wanted, page.has_more, page.last_key)
-        return dsp_json(render_catalog(page.catalog), headers={"Link": link} if link else None)
+        # A page its selection keeps is rendered once for every requester it serves.
+        return dsp_json(page.rendered("dsp", render_catalog), headers={"Link": link} if link else None)
 
-    return await handle(request, "CatalogError", call)
+    return await handle(request, "CatalogError", call, read=True)
 
 
 async def dataset_request(request: web.Request) -> web.StreamResponse:
@@ -100,7 +101,7 @@ async def dataset_request(request: web.Request) -> web.StreamResponse:
         dataset = await services.catalog.dataset(participant, request.match_info["id"])
         return dsp_json(render_dataset(dataset, standalone=True))
 
-    return await handle(request, "CatalogError", call, body=False)
+    return await handle(request, "CatalogError", call, body=False, read=True)
 
 
 async def did_document(request: web.Request) -> web.Response:
@@ -154,7 +155,7 @@ async def negotiation_get(request: web.Request) -> web.StreamResponse:
         negotiation = await services.negotiations.for_peer(participant, request.match_info["pid"])
         return dsp_json(render_negotiation(negotiation))
 
-    return await handle(request, NEGOTIATION_ERROR, call, body=False)
+    return await handle(request, NEGOTIATION_ERROR, call, body=False, read=True)
 
 
 def _negotiation_message(message: Message) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -266,7 +267,7 @@ async def transfer_get(request: web.Request) -> web.StreamResponse:
     async def call(participant: Participant, _: Any) -> web.StreamResponse:
         return dsp_json(render_transfer(await services.transfers.for_peer(participant, request.match_info["pid"])))
 
-    return await handle(request, TRANSFER_ERROR, call, body=False)
+    return await handle(request, TRANSFER_ERROR, call, body=False, read=True)
 
 
 def _transfer_message(message: TransferMessage) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
