@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -16,6 +16,7 @@ from pyld import jsonld
 
 from connector import vocab
 from connector.domain.errors import InvalidInput, Problem
+from connector.jsonld import tables
 
 JSON = Any
 
@@ -119,6 +120,9 @@ def expand(document: JSON, default_context: JSON | None = None) -> list[JSON]:
             "invalid JSON-LD: @import in a context is not supported; name the context URL in @context instead",
             [Problem("@import is not supported", "@context")],
         )
+    fast = expand_by_table(document)
+    if fast is not None:
+        return fast
     try:
         result: list[JSON] = jsonld.expand(document, {"documentLoader": _load_document, "base": None})
     except jsonld.JsonLdError as exc:
@@ -127,6 +131,26 @@ def expand(document: JSON, default_context: JSON | None = None) -> list[JSON]:
         # pyld reports some malformed input (relative IRIs without a base, odd value shapes) this way.
         raise InvalidInput(f"invalid JSON-LD: {exc}") from None
     return result
+
+
+def _held_context(url: str) -> JSON:
+    if url not in _CONTEXT_FILES:
+        raise tables.Unsupported(f"context {url!r} is not held here")
+    return _context_document(url)
+
+
+def expand_by_table(document: JSON) -> list[JSON] | None:
+    """Expand a document by term tables (connector.jsonld.tables), or return None when pyld must expand it.
+
+    The answer is exactly pyld's for every document the tables cover (tests/test_jsonld_tables.py checks it).
+    """
+    if not isinstance(document, dict):
+        return None
+    try:
+        top = tables.EMPTY if "@context" not in document else tables.top_context(document["@context"], _held_context)
+        return tables.expand_document(document, top)
+    except tables.Unsupported:
+        return None
 
 
 def _has_import(value: JSON, in_context: bool = False) -> bool:
@@ -221,6 +245,7 @@ def properties_map(node: Mapping[str, JSON] | None) -> dict[str, JSON]:
 # Writing compacted JSON-LD (EDC Management API form).
 
 
+@lru_cache(maxsize=8192)  # a catalog repeats a few keys thousands of times
 def compact_key(iri: str, prefixes: Prefixes = EDC_PREFIXES) -> str:
     """Compact an IRI in key position: EDC terms become bare (the output @vocab), others prefixed."""
     if iri.startswith("@"):
@@ -232,6 +257,7 @@ def compact_key(iri: str, prefixes: Prefixes = EDC_PREFIXES) -> str:
     return compact_iri(iri, prefixes)
 
 
+@lru_cache(maxsize=8192)
 def compact_iri(iri: str, prefixes: Prefixes = EDC_PREFIXES) -> str:
     """Compact an IRI in value position (@id, @type) with the output prefixes."""
     for prefix, namespace in prefixes:
