@@ -302,23 +302,59 @@ def _arrayify(value: JSON) -> list[JSON]:
     return value if isinstance(value, list) else [value]
 
 
-def expand_document(document: JSON, top: Context) -> list[JSON]:
-    """Expand a document whose top-level @context has already been processed into `top`."""
+class Compactor:
+    """How expanded IRIs are written back in a compacted answer: in key position and in value position."""
+
+    __slots__ = ("_iri", "_iris", "_key", "_keys")
+
+    def __init__(self, key: Callable[[str], str], iri: Callable[[str], str]) -> None:
+        self._key = key
+        self._iri = iri
+        self._keys: dict[str, str] = {}
+        self._iris: dict[str, str] = {}
+
+    def key(self, iri: str) -> str:
+        """Return an IRI as written in key position."""
+        found = self._keys.get(iri)
+        if found is None:
+            found = self._key(iri)
+            if len(self._keys) < _MAX_KEYS:
+                self._keys[iri] = found
+        return found
+
+    def iri(self, iri: str) -> str:
+        """Return an IRI as written in value position (@id, @type)."""
+        found = self._iris.get(iri)
+        if found is None:
+            found = self._iri(iri)
+            if len(self._iris) < _MAX_KEYS:
+                self._iris[iri] = found
+        return found
+
+
+def expand_document(document: JSON, top: Context, compactor: Compactor | None = None) -> list[JSON]:
+    """Expand a document whose top-level @context has already been processed into `top`.
+
+    With a compactor, each node is written compacted as soon as it is expanded (connector.jsonld.compact's form:
+    one-item arrays unwrapped, literals bare, IRIs by the compactor), which is compact() of the expansion.
+    """
     if not isinstance(document, dict):
         raise Unsupported("a document that is not one object")
-    result = _node(top, None, document, 0, top_level=True)
+    result = _node(top, None, document, 0, True, compactor)
     return [] if result is None else [result]
 
 
-def _value(ctx: Context, prop: str | None, term: Term | None, element: JSON, depth: int) -> JSON:
+def _value(
+    ctx: Context, prop: str | None, term: Term | None, element: JSON, depth: int, out_c: Compactor | None
+) -> JSON:
     if isinstance(element, dict):
-        return _node(ctx, prop, element, depth, top_level=False)
+        return _node(ctx, prop, element, depth, False, out_c)
     if isinstance(element, list):
         if depth > MAX_DEPTH:
             raise Unsupported("too deep")
         out: list[JSON] = []
         for item in element:
-            expanded = _value(ctx, prop, term, item, depth + 1)
+            expanded = _value(ctx, prop, term, item, depth + 1, out_c)
             if expanded is None:
                 continue
             if isinstance(expanded, list):
@@ -332,18 +368,22 @@ def _value(ctx: Context, prop: str | None, term: Term | None, element: JSON, dep
         raise Unsupported("a value that is not JSON")
     type_ = term.type if term is not None else None
     if type_ is None:
-        return {"@value": element}
-    if isinstance(element, str):
-        if type_ == "@id":
-            return {"@id": ctx.ident(element)}
-        if type_ == "@vocab":
-            return {"@id": ctx.key(element)}
+        return element if out_c is not None else {"@value": element}
+    if isinstance(element, str) and (type_ == "@id" or type_ == "@vocab"):
+        iri = ctx.ident(element) if type_ == "@id" else ctx.key(element)
+        if iri is None:
+            raise Unsupported("an IRI that expands to nothing")
+        return {"@id": iri if out_c is None else out_c.iri(iri)}
     if type_ not in ("@id", "@vocab"):
+        if out_c is not None:
+            return {"@type": out_c.iri(type_), "@value": element}
         return {"@type": type_, "@value": element}
-    return {"@value": element}
+    return element if out_c is not None else {"@value": element}
 
 
-def _node(ctx: Context, prop: str | None, element: dict[str, JSON], depth: int, top_level: bool) -> JSON:
+def _node(
+    ctx: Context, prop: str | None, element: dict[str, JSON], depth: int, top_level: bool, out_c: Compactor | None
+) -> JSON:
     if depth > MAX_DEPTH:
         raise Unsupported("too deep")
     if "@context" in element and not top_level:
@@ -382,7 +422,10 @@ def _node(ctx: Context, prop: str | None, element: dict[str, JSON], depth: int, 
             if expanded == "@id":
                 if not isinstance(value, str):
                     raise Unsupported("@id that is not a string")
-                out["@id"] = ctx.ident(value)
+                ident = ctx.ident(value)
+                if ident is None:
+                    raise Unsupported("an @id that expands to nothing")
+                out["@id"] = ident
             elif expanded == "@type":
                 types: list[JSON] = []
                 for item in _arrayify(value):
@@ -409,7 +452,7 @@ def _node(ctx: Context, prop: str | None, element: dict[str, JSON], depth: int, 
             continue
         if term is not None and term.scoped is not None:
             raise Unsupported("a property-scoped context")
-        result = _value(ctx, key, term, value, depth + 1)
+        result = _value(ctx, key, term, value, depth + 1, out_c)
         if result is None:
             continue
         present = out.get(expanded)
@@ -436,7 +479,27 @@ def _node(ctx: Context, prop: str | None, element: dict[str, JSON], depth: int, 
         out["@type"] = [out["@type"]]
     if prop is None and (not out or "@value" in out or (len(out) == 1 and "@id" in out)):
         return None
-    return out
+    return out if out_c is None else _compacted(out, out_c)
+
+
+def _compacted(node: dict[str, JSON], out_c: Compactor) -> JSON:
+    """Write one expanded node (its children already compacted) as connector.jsonld.compact does."""
+    if "@value" in node:
+        if len(node) == 1:
+            return node["@value"]
+        if "@type" in node:
+            node["@type"] = out_c.iri(node["@type"])
+        return node
+    result: dict[str, JSON] = {}
+    for key, item in node.items():
+        if key == "@id":
+            result["@id"] = out_c.iri(item)
+        elif key == "@type":
+            types = [out_c.iri(t) for t in item]
+            result["@type"] = types[0] if len(types) == 1 else types
+        else:
+            result[out_c.key(key)] = item[0] if len(item) == 1 else item
+    return result
 
 
 # Top-level contexts.
