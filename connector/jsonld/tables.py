@@ -452,7 +452,10 @@ def _node(
             continue
         if term is not None and term.scoped is not None:
             raise Unsupported("a property-scoped context")
-        result = _value(ctx, key, term, value, depth + 1, out_c)
+        if value.__class__ is str and (term is None or term.type is None):
+            result = value if out_c is not None else {"@value": value}  # the common case, without a call
+        else:
+            result = _value(ctx, key, term, value, depth + 1, out_c)
         if result is None:
             continue
         present = out.get(expanded)
