@@ -16,6 +16,7 @@ from catalog.dsp import render_catalog, render_dataset
 from catalog.model import HTTP_PULL, HTTP_PUSH, Catalog, DataService, Dataset, Distribution, Offer
 from connector import jsonld
 from connector.domain.errors import InvalidInput
+from connector.jsonld import tables
 from connector.management import wire
 
 DATA = Path(__file__).parent / "data"
@@ -388,3 +389,11 @@ def test_tables_agree_with_pyld_on_generated_documents(context: Any, body: dict[
         assert same(compacted_by_table(document), compacted(slow))
     else:
         assert compacted_by_table(document) is None
+
+
+def test_contexts_a_peer_chooses_are_kept_within_a_bound() -> None:
+    for i in range(200):
+        document = {"@context": {"@vocab": f"https://example.com/{i}/"}, "@id": "a", "name": i}
+        assert same(jsonld.expand(document), by_pyld(document))
+        assert jsonld.expand_by_table({"@context": [DSP, f"https://example.com/{i}.jsonld"], "@id": "a"}) is None
+    assert len(tables._top) <= tables._MAX_TOP

@@ -40,7 +40,7 @@ _TERM_KEYS = frozenset(("@id", "@type", "@container", "@context", "@protected"))
 MAX_DEPTH = 64  # deeper documents go to pyld (peer documents are bounded before they get here)
 _MAX_DERIVED = 64  # contexts derived from one context by type-scoped contexts, kept
 _MAX_KEYS = 4096  # expanded keys kept per context
-_MAX_TOP = 32  # inline top-level contexts kept
+_MAX_TOP = 64  # top-level contexts kept (lists of URLs and inline ones alike: a peer chooses them)
 
 
 class Unsupported(Exception):
@@ -514,10 +514,9 @@ def top_context(local: JSON, load: Callable[[str], JSON]) -> Context:
     """Return the processed top-level context of a document (strings are held context URLs, `load` reads them)."""
     if isinstance(local, str) or (isinstance(local, list) and all(isinstance(c, str) for c in local)):
         cache_key = "\0".join(_arrayify(local))
-        keep = True
     else:
         cache_key = json.dumps(local, sort_keys=True)
-        keep = len(_top) < _MAX_TOP or cache_key in _top
+    keep = len(_top) < _MAX_TOP
     if cache_key in _top:
         found = _top[cache_key]
         if found is None:
