@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -16,6 +16,7 @@ from pyld import jsonld
 
 from connector import vocab
 from connector.domain.errors import InvalidInput, Problem
+from connector.jsonld import tables
 
 JSON = Any
 
@@ -112,6 +113,9 @@ def expand(document: JSON, default_context: JSON | None = None) -> list[JSON]:
     """Expand a JSON-LD document with local contexts; raise InvalidInput naming what is wrong."""
     if default_context is not None and isinstance(document, dict) and "@context" not in document:
         document = {"@context": default_context, **document}
+    fast = expand_by_table(document)  # a document the tables read has no @import anywhere (they refuse it)
+    if fast is not None:
+        return fast
     if _has_import(document):
         # pyld would merge the body's definitions into its shared copy of the imported context, changing how
         # every later document that uses that context is read.
@@ -127,6 +131,32 @@ def expand(document: JSON, default_context: JSON | None = None) -> list[JSON]:
         # pyld reports some malformed input (relative IRIs without a base, odd value shapes) this way.
         raise InvalidInput(f"invalid JSON-LD: {exc}") from None
     return result
+
+
+def _held_context(url: str) -> JSON:
+    if url not in _CONTEXT_FILES:
+        raise tables.Unsupported(f"context {url!r} is not held here")
+    return _context_document(url)
+
+
+def expand_by_table(document: JSON, compactor: tables.Compactor | None = None) -> list[JSON] | None:
+    """Expand a document by term tables (connector.jsonld.tables), or return None when pyld must expand it.
+
+    The answer is exactly pyld's for every document the tables cover (tests/test_jsonld_tables.py checks it).
+    With a compactor each node comes out compacted, as compact() writes the expansion.
+    """
+    if not isinstance(document, dict):
+        return None
+    try:
+        top = tables.EMPTY if "@context" not in document else tables.top_context(document["@context"], _held_context)
+        return tables.expand_document(document, top, compactor)
+    except tables.Unsupported:
+        return None
+
+
+@cache
+def _compactor(prefixes: Prefixes) -> tables.Compactor:
+    return tables.Compactor(lambda iri: compact_key(iri, prefixes), lambda iri: compact_iri(iri, prefixes))
 
 
 def _has_import(value: JSON, in_context: bool = False) -> bool:
@@ -221,6 +251,7 @@ def properties_map(node: Mapping[str, JSON] | None) -> dict[str, JSON]:
 # Writing compacted JSON-LD (EDC Management API form).
 
 
+@lru_cache(maxsize=8192)  # a catalog repeats a few keys thousands of times
 def compact_key(iri: str, prefixes: Prefixes = EDC_PREFIXES) -> str:
     """Compact an IRI in key position: EDC terms become bare (the output @vocab), others prefixed."""
     if iri.startswith("@"):
@@ -232,6 +263,7 @@ def compact_key(iri: str, prefixes: Prefixes = EDC_PREFIXES) -> str:
     return compact_iri(iri, prefixes)
 
 
+@lru_cache(maxsize=8192)
 def compact_iri(iri: str, prefixes: Prefixes = EDC_PREFIXES) -> str:
     """Compact an IRI in value position (@id, @type) with the output prefixes."""
     for prefix, namespace in prefixes:
@@ -276,10 +308,26 @@ def expand_peer_document(document: JSON) -> list[JSON]:
     EDC adds its own context (https://w3id.org/edc/dspace/v0.0.1) to every DSP message; it only defines
     EDC-specific terms, so dropping it keeps every DSP term while never fetching anything.
     """
+    return expand(_held_contexts_only(document))
+
+
+def reshape_peer_document(document: JSON, prefixes: Prefixes) -> list[JSON]:
+    """Return the top-level nodes of a peer's document compacted for output: compact(expand_peer_document(...)).
+
+    One pass by term tables when they read the document, else pyld's expansion and then compact().
+    """
+    document = _held_contexts_only(document)
+    fast = expand_by_table(document, _compactor(prefixes))
+    if fast is not None:
+        return fast
+    return [compact(n, prefixes) for n in expand(document) if isinstance(n, dict)]
+
+
+def _held_contexts_only(document: JSON) -> JSON:
     if isinstance(document, dict) and isinstance(document.get("@context"), list):
         kept = [c for c in document["@context"] if not isinstance(c, str) or c in _CONTEXT_FILES]
         document = {**document, "@context": kept}
-    return expand(document)
+    return document
 
 
 def compact_properties(props: Mapping[str, JSON], prefixes: Prefixes = EDC_PREFIXES) -> dict[str, JSON]:

@@ -524,16 +524,16 @@ def _protocol(node: Mapping[str, JSON], problems: list[Problem]) -> tuple[str | 
 def render_peer_document(document: JSON, api: Dialect = V3) -> dict[str, JSON]:
     """Answer a peer's DSP catalog or dataset: v3 re-compacted EDC style (dcat:dataset, ...), v4 as the peer sent it."""
     try:
-        expanded = jsonld.expand_peer_document(document)
+        # v4 answers the document as sent, once it reads as JSON-LD; v3 re-shapes it (one pass by term tables).
+        nodes = jsonld.reshape_peer_document(document, jsonld.CATALOG_PREFIXES)
     except InvalidInput as exc:
         raise PeerError(f"the peer's answer is not valid JSON-LD: {exc.message}") from None
-    nodes = [n for n in expanded if isinstance(n, dict)]
+    nodes = [n for n in nodes if isinstance(n, dict)]
     if len(nodes) != 1:
         raise PeerError(f"the peer's answer holds {len(nodes)} JSON-LD nodes, expected one")
     if api.peer_documents_as_sent and isinstance(document, dict):
         return document
-    compacted = jsonld.compact(nodes[0], jsonld.CATALOG_PREFIXES)
-    assert isinstance(compacted, dict)
+    compacted: dict[str, JSON] = nodes[0]
     compacted["@context"] = jsonld.output_context(jsonld.CATALOG_PREFIXES)
     return compacted
 
