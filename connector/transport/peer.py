@@ -112,9 +112,9 @@ class PeerClient:
         if self.limits.allow_local:
             return
         try:
-            literal = ipaddress.ip_address(parts.hostname)
+            literal = ipaddress.ip_address(hostname)
         except ValueError:
-            if is_loopback_address(parts.hostname):
+            if is_loopback_address(hostname):
                 raise PeerError(
                     f"refusing to contact {parts.hostname}: local peers are off "
                     "(set CONNECTOR_ALLOW_LOCAL_PEERS=true for local development)"
