@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 API_KEY = "fuzz-api-key-0123456789"
-EXAMPLES = int(os.environ.get("CONNECTOR_TEST_SCHEMATHESIS_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("CONNECTOR_TEST_SCHEMATHESIS_EXAMPLES", "8"))
 
 
 def no_internal_error(ctx: Any, response: Any, case: Any) -> None:
