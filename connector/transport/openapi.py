@@ -1076,7 +1076,12 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "modelId": {"type": "string"},
     "manufacturerId": {"type": "string"},
     "category": {"type": "string"},
-    "changedSince": {"type": "integer", "minimum": 0, "description": "only passports changed after (ms since epoch)"},
+    "changedSince": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 2**63 - 1,  # the database's integers
+        "description": "only passports changed after (ms since epoch)",
+    },
     "cursor": {
         "type": "string",
         "minLength": 1,
@@ -1136,11 +1141,12 @@ def check_query(keys: Iterable[str], query: MultiMapping[str]) -> list[Problem]:
         name = key.split(":", 1)[0]
         for raw in query.getall(name, []):
             schema = QUERY_PARAMETERS[key]
+            found = v4_schemas.check_value(_query_value(raw, schema), schema, name)
+            if found and schema.get("type") == "integer" and "minimum" in schema and "maximum" in schema:
+                # One message for every way a bounded integer can be wrong: it says what is wanted.
+                found = [Problem(f"{name} must be an integer from {schema['minimum']} to {schema['maximum']}", name)]
             # The value shown is the text sent (cut short), never the number read from it (it may be huge).
-            problems += [
-                Problem(p.message, p.path, raw[:50])
-                for p in v4_schemas.check_value(_query_value(raw, schema), schema, name)
-            ]
+            problems += [Problem(p.message, p.path, raw[:50]) for p in found]
     return problems
 
 
