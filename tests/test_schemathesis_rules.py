@@ -43,6 +43,10 @@ async def test_a_huge_number_is_refused_with_the_text_sent(management: Managemen
     status, problem = await management.call("GET", f"/management/v1/sync/jobs?offset={huge}")
     assert status == 400, problem
     assert problem["errors"][0]["path"] == "offset" and problem["errors"][0]["invalidValue"] == huge
+    # Past the database's integers: refused as the document says, not a 500 from the driver.
+    status, problem = await management.call("GET", f"{PASSPORTS}?changedSince={2**63}")
+    assert status == 400 and problem["errors"][0]["path"] == "changedSince", problem
+    assert (await management.call("GET", f"{PASSPORTS}?changedSince={2**63 - 1}"))[0] == 200
 
 
 async def test_a_cursor_is_opaque_and_a_malformed_one_is_a_documented_400(management: Management) -> None:
