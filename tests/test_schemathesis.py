@@ -84,9 +84,9 @@ _UNKNOWN_QUERY = (
     "names); the node ignores a parameter it does not know, as EDC does, and checks each one it documents"
 )
 
-# (method, path pattern) -> {check: reason}. A pattern is an fnmatch pattern on the documented path.
+# (method, path pattern) -> {check: reason}. Both are fnmatch patterns ("P*": POST and PUT, the methods with a body).
 EXCLUDED: dict[tuple[str, str], dict[str, str]] = {
-    ("*", "/management/v3/*"): {"negative_data_rejection": _V3_JSONLD},
+    ("P*", "/management/v3/*"): {"negative_data_rejection": _V3_JSONLD},
     ("POST", "/management/v*/*/request"): {"positive_data_acceptance": _QUERY_FIELDS},
     # The data-access log and EDC's federated catalog query read a v3 QuerySpec.
     ("POST", "/management/v1/dataaccess/request"): {
@@ -97,12 +97,12 @@ EXCLUDED: dict[tuple[str, str], dict[str, str]] = {
         "negative_data_rejection": _V3_JSONLD,
         "positive_data_acceptance": _QUERY_FIELDS,
     },
-    ("*", "/management/v*/assets"): {
+    ("P*", "/management/v*/assets"): {
         "positive_data_acceptance": "a data address's required fields depend on its type (HttpData needs baseUrl, "
         "BatteryPassport none); an update names an @id that must exist. " + _JSONLD_KEYS
     },
-    ("*", "/management/v*/policydefinitions*"): {"positive_data_acceptance": _ODRL},
-    ("*", "/management/v*/contractdefinitions"): {"positive_data_acceptance": _REFERENCES},
+    ("P*", "/management/v*/policydefinitions*"): {"positive_data_acceptance": _ODRL},
+    ("P*", "/management/v*/contractdefinitions"): {"positive_data_acceptance": _REFERENCES},
     ("POST", "/management/v*/contractnegotiations"): {"positive_data_acceptance": _ODRL},
     ("POST", "/management/v3/edrs"): {"positive_data_acceptance": _ODRL},
     ("POST", "/management/v*/transferprocesses"): {"positive_data_acceptance": _REFERENCES},
@@ -112,7 +112,7 @@ EXCLUDED: dict[tuple[str, str], dict[str, str]] = {
         "positive_data_acceptance": "a credential is a VC-JWT signed by its issuer for this node; no schema-valid "
         "string is one unless an issuer made it"
     },
-    ("*", "/management/v1/passports"): {"positive_data_acceptance": _PASSPORT},
+    ("POST", "/management/v1/passports"): {"positive_data_acceptance": _PASSPORT},
     ("PUT", "/management/v1/passports/{id}"): {"positive_data_acceptance": _PASSPORT},
     ("POST", "/management/v1/passports/import"): {
         "positive_data_acceptance": _PASSPORT,
@@ -124,9 +124,13 @@ EXCLUDED: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/management/v1/passports/{id}/components"): {"positive_data_acceptance": _REFERENCES},
     ("GET", "/management/v1/notifications"): {"negative_data_rejection": _UNKNOWN_QUERY},
     ("GET", "/management/v1/sync/jobs"): {"negative_data_rejection": _UNKNOWN_QUERY},
-    ("*", "/management/v1/sync/jobs*"): {
+    ("POST", "/management/v1/sync/jobs"): {
         "positive_data_acceptance": "a schedule is an ISO 8601 interval or a cron expression in an IANA time "
         "zone, and a destination folder must be writable: rules the schema names but cannot check"
+    },
+    ("PUT", "/management/v1/sync/jobs/{id}"): {
+        "positive_data_acceptance": "as for a new job: the schedule, its time zone and the destination are read "
+        "by rules the schema names but cannot check"
     },
 }
 

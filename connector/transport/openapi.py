@@ -698,7 +698,7 @@ SCHEMAS.update(
                 "participant": {
                     "type": "string",
                     # What services.federation reads: a DID, a BPN (BPNL...) or an http(s) DSP address.
-                    "pattern": r"^\s*(did:|https?://|[Bb][Pp][Nn][Ll])",
+                    "pattern": r"^\s*(did:|https?://[^\s/]|[Bb][Pp][Nn][Ll])",
                     "maxLength": 1000,
                     "description": "a DID, a BPN (BPNL...) or a DSP address",
                 }
