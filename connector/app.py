@@ -347,6 +347,10 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
                 metrics.Loop("access-log", lambda: access_log.running),
             ],
         )
+        # The services report what they did through plain observers; the metrics count it.
+        sync_service.progress.append(node_metrics.sync_run_ended)
+        federation_service.crawl_observers.append(node_metrics.crawl_ended)
+        mover.observers.append(node_metrics.pushed)
         metrics.install(management_app, node_metrics, "management")
         metrics.install(protocol_app, node_metrics, "protocol")
         served_protocol = await server.serve(

@@ -59,7 +59,7 @@ def test_cli_help_names_every_setting_and_command() -> None:
 async def test_openapi_documents_every_management_route(node: Node, management: Management) -> None:
     status, served = await management.call("GET", "/management/openapi.json")
     assert status == 200
-    assert served == document(management_routes.ROUTES, secured=True)
+    assert served == document(management_routes.ROUTES, secured=True, open_paths=management_routes.OPEN)
     app_routes = {
         (route.method, route.resource.canonical)
         for route in management_routes.create_app(None, None, 1024, 8).router.routes()  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ documented is what is enforced. A refusal names each failing field (`check`).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -15,13 +16,18 @@ from typing import Any
 
 import jsonschema_rs
 
-from connector import vocab
+from connector import jsonld, vocab
+from connector.domain import query
 from connector.domain.errors import Problem
 
 JSON = Any
 
 CONTEXT_URL = vocab.EDC_MANAGEMENT_V2_CONTEXT_URL
 PREFIX = "V4"  # component names in the OpenAPI document: V4Asset, V4QuerySpec, ...
+# The QuerySpec's bounds, in both versions: the ones management.wire enforces.
+MAX_LIMIT = query.MAX_LIMIT
+MAX_OFFSET = 10**12
+MAX_PEER_OFFSET = 10**9  # a CatalogRequest's querySpec: the page asked of the peer
 
 OPERATORS = (
     "eq",
@@ -46,6 +52,8 @@ def ref(name: str) -> dict[str, str]:
 
 
 _STRING = {"type": "string"}
+# What management.wire requires of a counterPartyAddress (an http or https URL with a host).
+DSP_ADDRESS = r"^https?://[^\s/]+"
 _ID = {"type": "string", "minLength": 1}
 
 # Exactly one of `protocol` and `profile` (EDC 0.18 names the dataspace profile; here both mean the DSP version).
@@ -64,9 +72,9 @@ _PROTOCOL_OR_PROFILE = {
 def _query_spec(root: bool) -> dict[str, JSON]:
     properties: dict[str, JSON] = {
         "@type": {"const": "QuerySpec"},
-        "offset": {"type": "integer", "minimum": 0},
-        "limit": {"type": "integer", "minimum": 1},
-        "sortField": _STRING,
+        "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET if root else MAX_PEER_OFFSET},
+        "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        "sortField": _ID,
         "sortOrder": {"enum": ["ASC", "DESC"]},
         "filterExpression": {"type": "array", "items": ref("Criterion")},
     }
@@ -133,16 +141,17 @@ _REASON_BODY = {
 SCHEMAS: dict[str, JSON] = {
     "Context": {
         "type": "array",
-        "items": _STRING,
+        # The node never fetches a context: one it does not hold is refused, so the schema names those it holds.
+        "items": {"enum": jsonld.known_context_urls()},
         "contains": {"const": CONTEXT_URL},
-        "description": f"an array of context URLs that contains {CONTEXT_URL}",
+        "description": f"an array of context URLs this node holds that contains {CONTEXT_URL}",
     },
     "Criterion": {
         "type": "object",
         "required": ["@type", "operandLeft", "operator", "operandRight"],
         "properties": {
             "@type": {"const": "Criterion"},
-            "operandLeft": {"type": "string", "examples": ["id", "https://w3id.org/edc/v0.0.1/ns/id"]},
+            "operandLeft": {"type": "string", "minLength": 1, "examples": ["id", "https://w3id.org/edc/v0.0.1/ns/id"]},
             "operator": {"enum": ["=", "!=", "<", "<=", ">", ">=", "in", "like", "ilike", "contains"]},
             "operandRight": {"type": ["string", "number", "boolean", "object", "array"]},
         },
@@ -236,8 +245,8 @@ SCHEMAS: dict[str, JSON] = {
             "@context": ref("Context"),
             "@type": {"const": "ContractDefinition"},
             "@id": _ID,
-            "accessPolicyId": _STRING,
-            "contractPolicyId": _STRING,
+            "accessPolicyId": _ID,
+            "contractPolicyId": _ID,
             "assetsSelector": {"type": "array", "items": ref("Criterion")},
             "privateProperties": {"type": "object"},
         },
@@ -250,11 +259,12 @@ SCHEMAS: dict[str, JSON] = {
             "@type": {"const": "CatalogRequest"},
             "counterPartyAddress": {
                 "type": "string",
+                "pattern": DSP_ADDRESS,
                 "description": "the peer's DSP base URL, e.g. .../api/dsp/2025-1",
             },
-            "counterPartyId": {"type": "string", "description": "the peer's DID"},
-            "protocol": _STRING,
-            "profile": _STRING,
+            "counterPartyId": {"type": "string", "minLength": 1, "description": "the peer's DID"},
+            "protocol": _ID,
+            "profile": _ID,
             "additionalScopes": {"type": "array", "items": _STRING},
             "querySpec": ref("EmbeddedQuerySpec"),
         },
@@ -266,11 +276,11 @@ SCHEMAS: dict[str, JSON] = {
         "properties": {
             "@context": ref("Context"),
             "@type": {"const": "DatasetRequest"},
-            "@id": {"type": "string", "description": "the dataset id"},
-            "counterPartyAddress": _STRING,
-            "counterPartyId": _STRING,
-            "protocol": _STRING,
-            "profile": _STRING,
+            "@id": {"type": "string", "minLength": 1, "description": "the dataset id"},
+            "counterPartyAddress": {"type": "string", "pattern": DSP_ADDRESS},
+            "counterPartyId": _ID,
+            "protocol": _ID,
+            "profile": _ID,
         },
         "allOf": [_PROTOCOL_OR_PROFILE],
     },
@@ -291,7 +301,7 @@ SCHEMAS: dict[str, JSON] = {
         "description": "the offer from the provider's catalog",
         "required": ["@id", "@type", "assigner", "target"],
         "properties": {
-            "@id": {"type": "string", "description": "the offer id"},
+            "@id": {"type": "string", "minLength": 1, "description": "the offer id"},
             "@type": {"const": "Offer"},
             "assigner": {"type": "string", "description": "the provider's id"},
             "target": {"type": "string", "description": "the dataset id"},
@@ -311,9 +321,13 @@ SCHEMAS: dict[str, JSON] = {
         "properties": {
             "@context": ref("Context"),
             "@type": {"const": "ContractRequest"},
-            "counterPartyAddress": {"type": "string", "description": "the provider's DSP base URL"},
-            "protocol": _STRING,
-            "profile": _STRING,
+            "counterPartyAddress": {
+                "type": "string",
+                "pattern": DSP_ADDRESS,
+                "description": "the provider's DSP base URL",
+            },
+            "protocol": _ID,
+            "profile": _ID,
             "policy": ref("Offer"),
             "callbackAddresses": {"type": "array", "items": ref("CallbackAddress")},
         },
@@ -325,11 +339,15 @@ SCHEMAS: dict[str, JSON] = {
         "properties": {
             "@context": ref("Context"),
             "@type": {"const": "TransferRequest"},
-            "counterPartyAddress": {"type": "string", "description": "the provider's DSP base URL"},
-            "contractId": {"type": "string", "description": "the agreement id"},
-            "transferType": {"type": "string", "examples": ["HttpData-PULL", "HttpData-PUSH"]},
-            "protocol": _STRING,
-            "profile": _STRING,
+            "counterPartyAddress": {
+                "type": "string",
+                "pattern": DSP_ADDRESS,
+                "description": "the provider's DSP base URL",
+            },
+            "contractId": {"type": "string", "minLength": 1, "description": "the agreement id"},
+            "transferType": {"type": "string", "minLength": 1, "examples": ["HttpData-PULL", "HttpData-PUSH"]},
+            "protocol": _ID,
+            "profile": _ID,
             "dataDestination": {
                 "type": "object",
                 "description": 'for HttpData-PUSH: {"@type": "DataAddress", "type": "HttpData", "baseUrl": ...}',
@@ -380,6 +398,18 @@ def check(body: JSON, name: str) -> list[Problem]:
     return [problem for error in errors for problem in _problems(error)]
 
 
+@cache
+def _value_validator(schema: str) -> jsonschema_rs.Draft202012Validator:
+    return jsonschema_rs.Draft202012Validator(json.loads(schema))
+
+
+def check_value(value: JSON, schema: dict[str, JSON], name: str) -> list[Problem]:
+    """Check one named value (a query parameter) against its documented schema; return one problem per rule broken."""
+    holder = {"type": "object", "properties": {name: schema}}
+    errors = _value_validator(json.dumps(holder, sort_keys=True)).iter_errors({name: value})
+    return [problem for error in errors for problem in _problems(error)]
+
+
 def _problems(error: jsonschema_rs.ValidationError) -> Iterator[Problem]:
     kind = error.kind.name
     details = error.kind.as_dict()
@@ -416,6 +446,10 @@ def _problems(error: jsonschema_rs.ValidationError) -> Iterator[Problem]:
         yield Problem(f"{path} must not be empty", path, value)
     elif kind == "minimum":
         yield Problem(f"{path} must be at least {details['limit']}", path, value)
+    elif kind == "maximum":
+        yield Problem(f"{path} must be at most {details['limit']}", path, value)
+    elif kind == "maxLength":
+        yield Problem(f"{path} must be at most {details['limit']} characters long", path, value)
     elif kind == "contains":
         rule = _description(_schema_at(list(error.schema_path)[:-1]))
         yield Problem(f"{path} must be {rule}", path, value)

@@ -223,7 +223,7 @@ def address_fields(node: Mapping[str, JSON]) -> dict[str, JSON]:
 
 
 def _is_http_url(value: JSON) -> bool:
-    return isinstance(value, str) and re.match(r"^https?://[^\s/]+", value) is not None
+    return isinstance(value, str) and re.match(schemas.DSP_ADDRESS, value) is not None
 
 
 def _check_http_data(props: dict[str, JSON], problems: ProblemList, path: str) -> None:
@@ -419,7 +419,7 @@ def parse_query_spec(body: JSON, api: Dialect = V3) -> QuerySpec:
         return QuerySpec()
     node = expand_body(body, "QuerySpec", api)
     problems = ProblemList()
-    offset = _int(node, "offset", 0, problems, minimum=0, maximum=10**12)
+    offset = _int(node, "offset", 0, problems, minimum=0, maximum=schemas.MAX_OFFSET)
     limit = _int(node, "limit", DEFAULT_LIMIT, problems, minimum=1, maximum=MAX_LIMIT)
     raw: list[Problem] = []
     sort_field = jsonld.string(node, EDC + "sortField", "sortField", raw, required=False)
@@ -444,7 +444,7 @@ def _int(node: Mapping[str, JSON], name: str, default: int, problems: ProblemLis
     if not found:
         return default
     value = jsonld.plain(found[0])
-    if isinstance(value, str) and value.isdigit():
+    if (isinstance(value, str) and value.isdigit()) or (isinstance(value, float) and value.is_integer()):
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
         problems.add(f"{name} must be an integer from {minimum} to {maximum}", name, value)
@@ -487,7 +487,7 @@ def parse_peer_catalog_request(node: Mapping[str, JSON], dataset: bool = False) 
     counterparty = jsonld.string(node, EDC + "counterPartyId", "counterPartyId", raw, required=False)
     protocol, protocol_field = _protocol(node, raw)
     problems.items.extend(raw)
-    if address is not None and not re.match(r"^https?://[^\s/]+", address):
+    if address is not None and not re.match(schemas.DSP_ADDRESS, address):
         problems.add(
             "counterPartyAddress must be the peer's DSP base URL (http or https)", "counterPartyAddress", address
         )
@@ -500,7 +500,7 @@ def parse_peer_catalog_request(node: Mapping[str, JSON], dataset: bool = False) 
     criteria: list[Criterion] = []
     spec_nodes = jsonld.values(node, EDC + "querySpec")
     if spec_nodes and isinstance(spec_nodes[0], dict):
-        offset = _int(spec_nodes[0], "offset", 0, problems, minimum=0, maximum=10**9)
+        offset = _int(spec_nodes[0], "offset", 0, problems, minimum=0, maximum=schemas.MAX_PEER_OFFSET)
         limit = _int(spec_nodes[0], "limit", DEFAULT_LIMIT, problems, minimum=1, maximum=MAX_LIMIT)
         page = (offset, limit)
         criteria = parse_criteria(

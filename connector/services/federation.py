@@ -106,6 +106,7 @@ class FederationService:
         self._clock = clock
         self._running: dict[str, asyncio.Task[fed.Crawl | None]] = {}
         self.listeners: list[Callable[[], Awaitable[None] | None]] = []  # told when an entry changed
+        self.crawl_observers: list[Callable[[fed.Crawl], None]] = []  # told of each crawl that ended (metrics)
 
     # Participants.
 
@@ -214,6 +215,7 @@ class FederationService:
 
     async def _start(self, participant: fed.Participant, run_key: str) -> fed.Crawl | None:
         task = asyncio.ensure_future(self._crawl(participant, run_key))
+        task.add_done_callback(self._observe)
         self._running[participant.id] = task
         try:
             return await asyncio.shield(task)
@@ -270,6 +272,12 @@ class FederationService:
         )
         await self._changed()
         return crawl
+
+    def _observe(self, task: asyncio.Task[fed.Crawl | None]) -> None:
+        crawl = task.result() if not task.cancelled() and task.exception() is None else None
+        if crawl is not None:
+            for observer in self.crawl_observers:
+                observer(crawl)
 
     async def _failed(self, participant: fed.Participant, run_key: str, started: int, error: str) -> fed.Crawl:
         at = self._clock()

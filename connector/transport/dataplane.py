@@ -9,7 +9,7 @@ headers and audit headers naming the agreement and the consumer. Each access is 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
@@ -281,6 +281,7 @@ class HttpMover:
         self._store = store
         self._peer = peer
         self._backend = backend
+        self.observers: list[Callable[[int], None]] = []  # told of the bytes of each chunk pushed (metrics)
 
     async def push(self, item: OutboxItem) -> tuple[int, object]:
         """Push the data of the item's transfer; return (status, None) like a delivery."""
@@ -339,6 +340,8 @@ class HttpMover:
                 async def chunks() -> AsyncIterator[bytes]:
                     async for chunk in source.content.iter_chunked(CHUNK):
                         yield chunk
+                        for observer in self.observers:
+                            observer(len(chunk))
 
                 # No limit on the whole push (it may be large); each chunk must go out within the peer timeout.
                 answer = await self._peer.request(

@@ -446,7 +446,9 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def openapi_document(request: web.Request) -> web.Response:
-    return json_response(openapi.document(ROUTES, secured=request.app[API_KEY] is not None))
+    return json_response(
+        openapi.document(ROUTES, secured=request.app[API_KEY] is not None, open_paths=request.app[OPEN_PATHS])
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -948,7 +950,7 @@ ROUTES: tuple[Route, ...] = (
         "Lifecycle",
         None,
         "NotificationList",
-        query=("direction", "passportId", "limit"),
+        query=("direction", "passportId", "limit:notifications"),
     ),
     Route(
         "GET",
@@ -1052,5 +1054,22 @@ def create_app(
     app[MAX_DEPTH] = max_depth
     app[OPEN_PATHS] = OPEN
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+        app.router.add_route(route.method, route.path, _query_checked(route))
     return app
+
+
+def _query_checked(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Wrap a route's handler so its query parameters are checked against the document's schemas first."""
+    if not route.query:
+        return route.handler
+    handler, keys = route.handler, route.query
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        problems = openapi.check_query(keys, request.query)
+        if problems:
+            raise InvalidInput(
+                problems[0].message + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""), problems
+            )
+        return await handler(request)
+
+    return checked

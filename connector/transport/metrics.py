@@ -9,8 +9,12 @@ Each node has its own registry (several nodes may run in one process, as the tes
   oldest message, agreements (a few grouped counts on indexed columns, `connector.store.figures`); the
   database pools' use; whether each background loop runs.
 
-Other parts of the node add their own (sync runs, crawls) through `NodeMetrics.registry` for counters they
-bump, and `NodeMetrics.scrape_hooks` for figures they read at scrape time.
+- reported by the services that do the work, through observers the node hands them (`sync_run_ended`,
+  `crawl_ended`, `pushed`): sync runs and crawls by outcome with their durations and what they fetched, and
+  the bytes of the provider's push transfers.
+
+Other parts of the node may add their own through `NodeMetrics.registry` for counters they bump, and
+`NodeMetrics.scrape_hooks` for figures they read at scrape time.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from connector.domain.federation import Crawl
+from connector.domain.sync import RunState, SyncRun
 from connector.store import Store
 from connector.store.figures import figures, pool_use
 
@@ -71,7 +77,8 @@ class NodeMetrics:
         )
         self.data_plane_bytes = Counter(
             "connector_dataplane_bytes",
-            "Bytes of bodies on the data plane (/public): out, answers served; in, request bodies received.",
+            "Bytes of bodies on the data plane: out, answers served at /public; in, request bodies received there; "
+            "push, data this node (the provider) pushed to a consumer's endpoint (HttpData-PUSH).",
             ["direction"],
             registry=registry,
         )
@@ -121,11 +128,79 @@ class NodeMetrics:
             ["loop"],
             registry=registry,
         )
+        self.sync_runs = Counter(
+            "connector_sync_runs",
+            "Sync job runs ended, by outcome (succeeded or failed).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.sync_duration = Histogram(
+            "connector_sync_run_duration_seconds",
+            "Time from a sync run's start to its end, by outcome.",
+            ["outcome"],
+            buckets=(0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0),
+            registry=registry,
+        )
+        self.sync_records = Counter(
+            "connector_sync_records",
+            "Passport records sync runs fetched, by what became of them (new, changed, unchanged, removed, refused).",
+            ["result"],
+            registry=registry,
+        )
+        self.sync_bytes = Counter(
+            "connector_sync_bytes", "Bytes of passport data sync runs fetched from partners.", registry=registry
+        )
+        self.crawls = Counter(
+            "connector_federation_crawls",
+            "Federated catalog crawls of a participant ended, by outcome (succeeded or failed).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.crawl_duration = Histogram(
+            "connector_federation_crawl_duration_seconds",
+            "Time a crawl of one participant took, by outcome.",
+            ["outcome"],
+            buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0),
+            registry=registry,
+        )
+        self.crawl_datasets = Counter(
+            "connector_federation_crawled_datasets",
+            "Datasets read by the crawls that succeeded (each crawl counts every dataset of the participant).",
+            registry=registry,
+        )
         self.scrape_failures = Counter(
             "connector_metrics_scrape_failures",
             "Scrapes whose figures from the database could not be read (the rest was served).",
             registry=registry,
         )
+
+    # Observers the node hands to the services that do the work (they know nothing of Prometheus).
+
+    def sync_run_ended(self, run: SyncRun) -> None:
+        """Count a sync run (called by the sync service after each page too: only an ended run counts)."""
+        if run.ended_at is None or run.state is RunState.RUNNING:
+            return
+        outcome = run.state.value.lower()
+        self.sync_runs.labels(outcome).inc()
+        self.sync_duration.labels(outcome).observe(max(0.0, (run.ended_at - run.started_at) / 1000))
+        for result in ("new", "changed", "unchanged", "removed", "refused"):
+            count = getattr(run, result)
+            if count:
+                self.sync_records.labels(result).inc(count)
+        if run.bytes:
+            self.sync_bytes.inc(run.bytes)
+
+    def crawl_ended(self, crawl: Crawl) -> None:
+        """Count a crawl of one participant that ended."""
+        self.crawls.labels(crawl.outcome).inc()
+        if crawl.finished_at is not None:
+            self.crawl_duration.labels(crawl.outcome).observe(max(0.0, (crawl.finished_at - crawl.started_at) / 1000))
+        if crawl.datasets:
+            self.crawl_datasets.inc(crawl.datasets)
+
+    def pushed(self, sent: int) -> None:
+        """Count bytes a push transfer sent to the consumer's endpoint."""
+        self.data_plane_bytes.labels("push").inc(sent)
 
     def stopped_loops(self) -> list[str]:
         """Return the names of the background loops that do not run."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from multidict import MultiMapping
+
 from connector import __version__
+from connector.domain.errors import Problem
 from connector.management import schemas as v4_schemas
 
+_NOT_BLANK = r"\S"  # a string with at least one character that is not white space
 _ANY_JSONLD = {"type": "object", "description": "JSON-LD; compacted with the EDC vocabulary as @context"}
 
 _CRITERION = {
@@ -15,13 +20,14 @@ _CRITERION = {
     "required": ["operandLeft", "operator", "operandRight"],
     "properties": {
         "@type": {"const": "Criterion"},
-        "operandLeft": {"type": "string", "examples": ["https://w3id.org/edc/v0.0.1/ns/id", "name"]},
+        "operandLeft": {"type": "string", "minLength": 1, "examples": ["https://w3id.org/edc/v0.0.1/ns/id", "name"]},
         "operator": {"enum": ["=", "!=", "<", "<=", ">", ">=", "in", "like", "ilike", "contains"]},
         "operandRight": {},
     },
 }
 
 _DATA_ADDRESS = v4_schemas.DATA_ADDRESS
+DSP_ADDRESS = v4_schemas.DSP_ADDRESS
 
 _CONTEXT = {
     "description": "JSON-LD context",
@@ -92,8 +98,8 @@ SCHEMAS: dict[str, Any] = {
             "@context": _CONTEXT,
             "@id": {"type": "string", "maxLength": 512},
             "@type": {"const": "ContractDefinition"},
-            "accessPolicyId": {"type": "string"},
-            "contractPolicyId": {"type": "string"},
+            "accessPolicyId": {"type": "string", "minLength": 1},
+            "contractPolicyId": {"type": "string", "minLength": 1},
             "assetsSelector": {"type": "array", "items": _CRITERION},
             "privateProperties": {"type": "object"},
         },
@@ -104,8 +110,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "@id": {"type": "string"},
             "@type": {"const": "ContractDefinition"},
-            "accessPolicyId": {"type": "string"},
-            "contractPolicyId": {"type": "string"},
+            "accessPolicyId": {"type": "string", "minLength": 1},
+            "contractPolicyId": {"type": "string", "minLength": 1},
             "assetsSelector": {"type": "array", "items": _CRITERION},
             "privateProperties": {"type": "object"},
             "createdAt": {"type": "integer"},
@@ -118,9 +124,9 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "@context": _CONTEXT,
             "@type": {"const": "QuerySpec"},
-            "offset": {"type": "integer", "minimum": 0, "default": 0},
-            "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 50},
-            "sortField": {"type": "string"},
+            "offset": {"type": "integer", "minimum": 0, "maximum": v4_schemas.MAX_OFFSET, "default": 0},
+            "limit": {"type": "integer", "minimum": 1, "maximum": v4_schemas.MAX_LIMIT, "default": 50},
+            "sortField": {"type": "string", "minLength": 1},
             "sortOrder": {"enum": ["ASC", "DESC"], "default": "ASC"},
             "filterExpression": {"type": "array", "items": _CRITERION},
         },
@@ -133,16 +139,21 @@ SCHEMAS: dict[str, Any] = {
             "@type": {"const": "CatalogRequest"},
             "counterPartyAddress": {
                 "type": "string",
+                "pattern": DSP_ADDRESS,
                 "description": "the peer's DSP base URL, e.g. .../api/dsp/2025-1",
             },
             "counterPartyId": {
                 "type": "string",
+                "minLength": 1,
                 "description": "the peer's DID (found from its version document if absent)",
             },
             "protocol": {"const": "dataspace-protocol-http:2025-1"},
             "querySpec": {
                 "type": "object",
-                "properties": {"offset": {"type": "integer"}, "limit": {"type": "integer"}},
+                "properties": {
+                    "offset": {"type": "integer", "minimum": 0, "maximum": v4_schemas.MAX_PEER_OFFSET},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": v4_schemas.MAX_LIMIT},
+                },
             },
         },
     },
@@ -151,9 +162,12 @@ SCHEMAS: dict[str, Any] = {
         "required": ["@id", "counterPartyAddress"],
         "properties": {
             "@context": _CONTEXT,
-            "@id": {"type": "string", "description": "the dataset id"},
-            "counterPartyAddress": {"type": "string"},
-            "counterPartyId": {"type": "string"},
+            "@id": {"type": "string", "minLength": 1, "description": "the dataset id"},
+            "counterPartyAddress": {"type": "string", "pattern": DSP_ADDRESS, "minLength": 1},
+            "counterPartyId": {
+                "type": "string",
+                "minLength": 1,
+            },
             "protocol": {"const": "dataspace-protocol-http:2025-1"},
         },
     },
@@ -194,8 +208,16 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "@context": _CONTEXT,
             "@type": {"const": "ContractRequest"},
-            "counterPartyAddress": {"type": "string", "description": "the provider's DSP base URL"},
-            "counterPartyId": {"type": "string", "description": "the provider's DID (default: policy.assigner)"},
+            "counterPartyAddress": {
+                "type": "string",
+                "pattern": DSP_ADDRESS,
+                "description": "the provider's DSP base URL",
+            },
+            "counterPartyId": {
+                "type": "string",
+                "minLength": 1,
+                "description": "the provider's DID (default: policy.assigner)",
+            },
             "protocol": {"const": "dataspace-protocol-http:2025-1"},
             "policy": {
                 "type": "object",
@@ -214,8 +236,11 @@ SCHEMAS: dict[str, Any] = {
             "state": {
                 "enum": ["INITIAL", "REQUESTED", "OFFERED", "ACCEPTED", "AGREED", "VERIFIED", "FINALIZED", "TERMINATED"]
             },
-            "counterPartyId": {"type": "string"},
-            "counterPartyAddress": {"type": "string"},
+            "counterPartyId": {
+                "type": "string",
+                "minLength": 1,
+            },
+            "counterPartyAddress": {"type": "string", "pattern": DSP_ADDRESS, "minLength": 1},
             "assetId": {"type": ["string", "null"]},
             "contractAgreementId": {"type": "string"},
             "errorDetail": {"type": "string", "description": "why the negotiation was terminated"},
@@ -249,7 +274,11 @@ SCHEMAS: dict[str, Any] = {
     "TerminateNegotiation": {
         "type": "object",
         "required": ["reason"],
-        "properties": {"@context": _CONTEXT, "@type": {"const": "TerminateNegotiation"}, "reason": {"type": "string"}},
+        "properties": {
+            "@context": _CONTEXT,
+            "@type": {"const": "TerminateNegotiation"},
+            "reason": {"type": "string", "minLength": 1},
+        },
     },
     "TransferRequest": {
         "type": "object",
@@ -257,11 +286,18 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "@context": _CONTEXT,
             "@type": {"const": "TransferRequest"},
-            "counterPartyAddress": {"type": "string", "description": "the provider's DSP base URL"},
-            "contractId": {"type": "string", "description": "the agreement id"},
+            "counterPartyAddress": {
+                "type": "string",
+                "pattern": DSP_ADDRESS,
+                "description": "the provider's DSP base URL",
+            },
+            "contractId": {"type": "string", "minLength": 1, "description": "the agreement id"},
             "transferType": {"enum": ["HttpData-PULL", "HttpData-PUSH"]},
             "protocol": {"const": "dataspace-protocol-http:2025-1"},
-            "counterPartyId": {"type": "string"},
+            "counterPartyId": {
+                "type": "string",
+                "minLength": 1,
+            },
             "dataDestination": {
                 "type": "object",
                 "description": "for HttpData-PUSH: {type: HttpData, baseUrl, authorization?, authType?}",
@@ -277,11 +313,17 @@ SCHEMAS: dict[str, Any] = {
             "type": {"enum": ["CONSUMER", "PROVIDER"]},
             "state": {"enum": ["INITIAL", "REQUESTED", "STARTED", "SUSPENDED", "COMPLETED", "TERMINATED"]},
             "stateTimestamp": {"type": "integer"},
-            "contractId": {"type": "string"},
+            "contractId": {
+                "type": "string",
+                "minLength": 1,
+            },
             "assetId": {"type": "string"},
             "transferType": {"type": "string"},
-            "counterPartyId": {"type": "string"},
-            "counterPartyAddress": {"type": "string"},
+            "counterPartyId": {
+                "type": "string",
+                "minLength": 1,
+            },
+            "counterPartyAddress": {"type": "string", "pattern": DSP_ADDRESS, "minLength": 1},
             "correlationId": {"type": ["string", "null"]},
             "errorDetail": {"type": "string", "description": "why the transfer was terminated or suspended"},
             "createdAt": {"type": "integer"},
@@ -299,7 +341,7 @@ SCHEMAS: dict[str, Any] = {
     "TerminateTransfer": {
         "type": "object",
         "required": ["reason"],
-        "properties": {"@context": _CONTEXT, "@type": {"type": "string"}, "reason": {"type": "string"}},
+        "properties": {"@context": _CONTEXT, "@type": {"type": "string"}, "reason": {"type": "string", "minLength": 1}},
     },
     "EdrEntryList": {
         "type": "array",
@@ -509,7 +551,7 @@ SCHEMAS.update(
                         "properties": {
                             "position": {"type": "integer"},
                             "where": {"type": "string"},
-                            "reason": {"type": "string"},
+                            "reason": {"type": "string", "minLength": 1},
                             "errors": {
                                 "type": "array",
                                 "items": {
@@ -550,9 +592,14 @@ SCHEMAS.update(
             "description": "Whose passport and which battery: `batteryId` (the global asset id) or `specificAssetIds`, "
             "or both (every one must match). Without `level`, the best level the partner offers this node is read.",
             "required": ["partner"],
+            "anyOf": [{"required": ["batteryId"]}, {"required": ["specificAssetIds"]}],
             "properties": {
-                "partner": {"type": "string", "description": "The partner's DID, BPN (BPNL...) or DSP address"},
-                "batteryId": {"type": "string", "minLength": 1, "maxLength": 2048},
+                "partner": {
+                    "type": "string",
+                    "pattern": _NOT_BLANK,
+                    "description": "The partner's DID, BPN (BPNL...) or DSP address",
+                },
+                "batteryId": {"type": "string", "pattern": _NOT_BLANK, "maxLength": 2048},
                 "specificAssetIds": {
                     "type": "array",
                     "minItems": 1,
@@ -560,12 +607,16 @@ SCHEMAS.update(
                     "items": {
                         "type": "object",
                         "required": ["name", "value"],
-                        "properties": {"name": {"type": "string"}, "value": {"type": "string"}},
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "value": {"type": "string", "minLength": 1},
+                        },
                     },
                 },
                 "level": {"enum": ["public", "legitimate_interest", "authority"]},
                 "semanticId": {
                     "type": "string",
+                    "minLength": 1,
                     "default": "urn:samm:io.catenax.battery.battery_pass:6.1.0#BatteryPass",
                 },
             },
@@ -643,7 +694,15 @@ SCHEMAS.update(
         "FederationParticipantInput": {
             "type": "object",
             "required": ["participant"],
-            "properties": {"participant": {"type": "string", "description": "a DID, a BPN (BPNL...) or a DSP address"}},
+            "properties": {
+                "participant": {
+                    "type": "string",
+                    # What services.federation reads: a DID, a BPN (BPNL...) or an http(s) DSP address.
+                    "pattern": r"^\s*(did:|https?://[^\s/]|[Bb][Pp][Nn][Ll])",
+                    "maxLength": 1000,
+                    "description": "a DID, a BPN (BPNL...) or a DSP address",
+                }
+            },
         },
         "FederationParticipant": _PARTICIPANT,
         "FederationParticipantList": {"type": "array", "items": _PARTICIPANT},
@@ -769,7 +828,7 @@ SCHEMAS.update(
                         "type": "object",
                         "required": ["passportId"],
                         "properties": {
-                            "passportId": {"type": "string"},
+                            "passportId": {"type": "string", "pattern": _NOT_BLANK},
                             "partner": {
                                 "type": "string",
                                 "description": "the DID, BPN or DSP address of the node holding it; absent: this node",
@@ -778,7 +837,11 @@ SCHEMAS.update(
                     },
                 },
                 "status": {"enum": ["repurposed", "reused", "remanufactured", "waste"]},
-                "operator": {"type": "string", "description": "the economic operator now responsible (its BPN)"},
+                "operator": {
+                    "type": "string",
+                    "pattern": _NOT_BLANK,
+                    "description": "the economic operator now responsible (its BPN)",
+                },
                 "changedBy": {"type": "string"},
                 "recoveredMaterials": {
                     "type": "array",
@@ -805,7 +868,10 @@ SCHEMAS.update(
                     "items": {
                         "type": "object",
                         "required": ["passportId"],
-                        "properties": {"passportId": {"type": "string"}, "partner": {"type": "string"}},
+                        "properties": {
+                            "passportId": {"type": "string", "pattern": _NOT_BLANK},
+                            "partner": {"type": "string"},
+                        },
                     },
                 },
                 "changedBy": {"type": "string"},
@@ -814,6 +880,12 @@ SCHEMAS.update(
         "PassportChainPart": _CHAIN_PART,
         "PassportChange": {
             "type": "object",
+            "additionalProperties": False,
+            "description": "a change sets condition fields or adds events (or both)",
+            "anyOf": [
+                {"required": ["condition"], "properties": {"condition": {"minProperties": 1}}},
+                {"required": ["events"], "properties": {"events": {"minItems": 1}}},
+            ],
             "properties": {
                 "changedBy": {"type": "string", "description": "who records it (default: this node's BPN)"},
                 "condition": {
@@ -959,7 +1031,11 @@ SYNC_SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"id": {}, "dataset": {"type": "string"}, "reason": {"type": "string"}},
+                    "properties": {
+                        "id": {},
+                        "dataset": {"type": "string"},
+                        "reason": {"type": "string", "minLength": 1},
+                    },
                 },
             },
             "bytes": _COUNT,
@@ -994,15 +1070,29 @@ SYNC_SCHEMAS: dict[str, Any] = {
 }
 
 QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
-    "offset": {"type": "integer", "minimum": 0},
+    "offset": {"type": "integer", "minimum": 0, "maximum": 10**9},
     "wait": {"type": "boolean", "description": "answer at the end of the run, not at its start"},
     "batteryId": {"type": "string"},
     "modelId": {"type": "string"},
     "manufacturerId": {"type": "string"},
     "category": {"type": "string"},
-    "changedSince": {"type": "integer", "minimum": 0, "description": "only passports changed after (ms since epoch)"},
-    "cursor": {"type": "string", "minLength": 1, "description": "the `next` of the previous page"},
+    "changedSince": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 2**63 - 1,  # the database's integers
+        "description": "only passports changed after (ms since epoch)",
+    },
+    "cursor": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 4096,
+        "description": (
+            "opaque: the `next` of the previous page, passed back unchanged; a cursor this node did not issue "
+            "is answered 400 (problem+json, path `cursor`)"
+        ),
+    },
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "limit:notifications": {"type": "integer", "minimum": 1, "maximum": 500},
     "includeDeleted": {"type": "boolean"},
     "direction": {"enum": ["in", "out"], "description": "notifications received (in) or sent (out)"},
     "passportId": {"type": "string", "description": "only the notifications about this passport"},
@@ -1024,6 +1114,40 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "description": "refresh the tokens first when the access token has (nearly) expired",
     },
 }
+
+
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+_WHOLE = re.compile(r"^-?[0-9]{1,30}$")
+
+
+def _query_value(raw: str, schema: dict[str, Any]) -> Any:
+    """Read a query string value as the type its schema names (a value that is not one stays a string)."""
+    kind = schema.get("type")
+    if kind == "integer" and _WHOLE.match(raw):
+        return int(raw)
+    if kind == "boolean" and raw.lower() in _BOOLEANS:
+        return _BOOLEANS[raw.lower()]
+    return raw
+
+
+def check_query(keys: Iterable[str], query: MultiMapping[str]) -> list[Problem]:
+    """Check a request's query parameters against the schemas the document shows for them (QUERY_PARAMETERS).
+
+    The document and the check are one table, so a value the document allows is never refused here and one it
+    refuses never reaches the handler; each problem names its parameter.
+    """
+    problems: list[Problem] = []
+    for key in keys:
+        name = key.split(":", 1)[0]
+        for raw in query.getall(name, []):
+            schema = QUERY_PARAMETERS[key]
+            found = v4_schemas.check_value(_query_value(raw, schema), schema, name)
+            if found and schema.get("type") == "integer" and "minimum" in schema and "maximum" in schema:
+                # One message for every way a bounded integer can be wrong: it says what is wanted.
+                found = [Problem(f"{name} must be an integer from {schema['minimum']} to {schema['maximum']}", name)]
+            # The value shown is the text sent (cut short), never the number read from it (it may be huge).
+            problems += [Problem(p.message, p.path, raw[:50]) for p in found]
+    return problems
 
 
 #: Answers that are not JSON: the metrics (Prometheus' text format) and the API browser's page and assets.
@@ -1060,8 +1184,11 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
 
 
-def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
-    """Return the OpenAPI document describing every route (`secured`: the node requires X-Api-Key)."""
+def document(
+    routes: Iterable[_Route], secured: bool = True, open_paths: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Return the OpenAPI document describing every route (`secured`: the node requires X-Api-Key, except on
+    `open_paths`)."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         operation: dict[str, Any] = {
@@ -1082,9 +1209,12 @@ def document(routes: Iterable[_Route], secured: bool = True) -> dict[str, Any]:
         ]
         if parameters:
             operation["parameters"] = parameters
+        if route.path in open_paths:
+            operation["security"] = []  # answered without X-Api-Key
         if route.request is not None:
             operation["requestBody"] = {
-                "required": not route.path.endswith("/request"),
+                # Only a QuerySpec may be left out (its defaults apply); every other body is required.
+                "required": not route.request.endswith("QuerySpec"),
                 "content": {
                     "application/json": {"schema": _ref(route.request)},
                     **{kind: {"schema": {"type": "string"}} for kind in getattr(route, "body_types", ())},

@@ -99,8 +99,12 @@ class PeerClient:
 
     def check_url(self, url: str) -> None:
         """Refuse a URL this node must not contact (bad scheme, credentials in it, non-public IP literal)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+        except ValueError:  # "http://[" and the like: not a URL at all
+            hostname = None
+        if not hostname or parts.scheme not in ("http", "https"):
             shown = url.split("?", 1)[0][:200]  # never the query: it may carry a token
             raise PeerError(f"refusing to contact {shown!r}: only http(s) URLs with a host are allowed")
         if parts.username or parts.password:
@@ -108,9 +112,9 @@ class PeerClient:
         if self.limits.allow_local:
             return
         try:
-            literal = ipaddress.ip_address(parts.hostname)
+            literal = ipaddress.ip_address(hostname)
         except ValueError:
-            if is_loopback_address(parts.hostname):
+            if is_loopback_address(hostname):
                 raise PeerError(
                     f"refusing to contact {parts.hostname}: local peers are off "
                     "(set CONNECTOR_ALLOW_LOCAL_PEERS=true for local development)"
