@@ -283,6 +283,14 @@ async def test_unknown_filter_field_on_definitions_is_refused(management: Manage
             },
             "accessLevel",
         ),
+        (
+            {
+                "@context": EDC_CONTEXT,
+                "@id": "a",
+                "dataAddress": {"type": "BatteryPassport", "proxyPath": "__not_in_enum__"},
+            },
+            "proxyPath",
+        ),
         ({"@context": "https://evil.example.com/context.jsonld", "@id": "a"}, "evil.example.com"),
         (["not", "an", "object"], "JSON object"),
     ],

@@ -202,6 +202,7 @@ def parse_data_address(
                 secrets[name] = value
         else:
             properties[name] = value
+    _check_flags(properties, problems, path)  # the document states the proxy flags for every type
     if address_type == HTTP_DATA:
         _check_http_data(properties, problems, path)
     elif address_type == BATTERY_PASSPORT:
@@ -230,6 +231,12 @@ def _check_http_data(props: dict[str, JSON], problems: ProblemList, path: str) -
     base_url = props.get("baseUrl")
     if not _is_http_url(base_url):
         problems.add("baseUrl is required and must be an http(s) URL", f"{path}.baseUrl", base_url)
+    method = props.get("method")
+    if method is not None and method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        problems.add("method must be GET, POST, PUT, PATCH or DELETE", f"{path}.method", method)
+
+
+def _check_flags(props: dict[str, JSON], problems: ProblemList, path: str) -> None:
     for flag in ("proxyPath", "proxyQueryParams", "proxyMethod", "proxyBody"):
         if flag in props:
             value = props[flag]
@@ -237,9 +244,6 @@ def _check_http_data(props: dict[str, JSON], problems: ProblemList, path: str) -
                 props[flag] = "true" if value else "false"
             elif value not in ("true", "false"):
                 problems.add(f'{flag} must be "true" or "false"', f"{path}.{flag}", value)
-    method = props.get("method")
-    if method is not None and method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-        problems.add("method must be GET, POST, PUT, PATCH or DELETE", f"{path}.method", method)
 
 
 def _check_battery_passport(props: dict[str, JSON], problems: ProblemList, path: str) -> None:
