@@ -1,8 +1,8 @@
 """Database engines: SQLite (WAL, busy timeout, immediate write transactions) or PostgreSQL (asyncpg).
 
 On SQLite, reads run on the event loop's thread (see InlineSqlite and docs/decisions/0006-sqlite-inline-reads.md);
-so do a write transaction's statements once it holds the write lock (InlineWriteSqlite): taking the lock
-(BEGIN IMMEDIATE, which may wait for another process) and the commit keep aiosqlite's worker thread.
+so do a write transaction's statements (InlineWriteSqlite): only a BEGIN that must wait for another process's
+write lock and the commit (which may checkpoint, with fsyncs) keep aiosqlite's worker thread.
 
 A database that cannot be used is reported as DatabaseUnavailable, one line naming the database (driver,
 host, port, name; never the password) and why: `reaching` translates the drivers' errors, and `probe`
@@ -245,13 +245,13 @@ class InlineWriteSqlite(InlineSqlite):
     """The writer's connection: a write transaction runs on the loop's thread unless it must wait for a lock.
 
     In WAL mode a writer waits for another connection only to take the write lock, which `BEGIN IMMEDIATE` does;
-    once it holds the lock no statement of its transaction, the commit included, waits for anyone. So BEGIN is
-    first tried inline without a busy wait, and only when another process holds the lock (the import command, a
-    second replica, a backup) does it go to aiosqlite's worker thread to wait there, up to the busy timeout;
-    statements outside a transaction (PRAGMAs at connect, autocommit statements) keep the worker thread too. A
-    negotiation step's transaction then holds the one write connection for its own work (a fraction of a
-    millisecond), not for two hand-overs to the worker thread per statement, each queued behind everything else
-    the loop has to do (docs/decisions/0027-negotiation-throughput.md).
+    once it holds the lock no statement of its transaction waits for anyone. So BEGIN is first tried inline
+    without a busy wait, and only when another process holds the lock (the import command, a second replica, a
+    backup) does it go to aiosqlite's worker thread to wait there, up to the busy timeout. The commit keeps the
+    worker thread (it may run a checkpoint, with fsyncs), and so do statements outside a transaction (PRAGMAs at
+    connect, autocommit statements). A negotiation step's transaction then makes one hand-over to the worker
+    thread instead of two per statement, each queued behind everything else the loop has to do
+    (docs/decisions/0027-negotiation-throughput.md).
     """
 
     _inline_run = 0
@@ -261,9 +261,10 @@ class InlineWriteSqlite(InlineSqlite):
         if connection is None:
             return await aiosqlite.Connection._execute(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
         name = getattr(fn, "__name__", "")
-        # Only a statement can wait for a lock: a new cursor, a fetch, a rollback or commit never does.
+        # Only a statement can wait for a lock (a new cursor, a fetch or a rollback never does); a commit may run
+        # an automatic checkpoint, whose fsyncs take milliseconds (over 100 ms seen on a loaded disk).
         statement = name in ("execute", "executemany", "executescript")
-        if statement and not connection.in_transaction:
+        if name == "commit" or (statement and not connection.in_transaction):
             self._inline_run = 0
             if name == "execute" and args and isinstance(args[0], str) and args[0].startswith("BEGIN"):
                 begun, result = _begin_at_once(connection, partial(fn, *args, **kwargs))
