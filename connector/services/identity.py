@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.domain.errors import InvalidInput, PeerError, Problem
-from connector.domain.participants import Participant
+from connector.domain.participants import Participant, TokenUse
 from connector.identity import bdrs
 from connector.identity import credentials as vc
 from connector.identity import did as didweb
@@ -232,6 +232,16 @@ class _Path:
         return await self._remember(issuer, jti, expires_at, now)
 
 
+class _Unrecorded:
+    """Takes the token id instead of recording it: the service records it with the state change it causes."""
+
+    use: TokenUse | None = None
+
+    async def remember(self, issuer: str, jti: str, expires_at: int, now: int) -> bool:
+        self.use = TokenUse(issuer, jti, expires_at)
+        return True
+
+
 @dataclass(frozen=True, slots=True)
 class IdentityConfig:
     """What the identity needs from the settings."""
@@ -376,22 +386,35 @@ class NodeIdentity:
         """Verify a peer's self-issued token addressed to this node (signature by its DID key, time, replay)."""
         return await verify_token(authorization, self.did, self._resolver, self._replays.writes)
 
-    async def authenticate(self, authorization: str | None, read: bool = False) -> Participant:
+    async def authenticate(self, authorization: str | None, read: bool = False, record: bool = True) -> Participant:
         """Verify a DSP request's token and return the caller with the claims of its credentials.
 
         `read`: the request changes nothing (a catalog, a dataset, a process's state), so its token id is
-        remembered by this process only (ReplayGuard); otherwise in the database too.
+        remembered by this process only (ReplayGuard, docs/decisions/0025); otherwise in the database too.
+        With `record=False` the token's id is not remembered here but handed back (`Participant.unrecorded`) for
+        the service to remember in the transaction that acts on the message (docs/decisions/0027).
         """
-        replays = self._replays.reads if read else self._replays.writes
+        unrecorded = _Unrecorded()
+        replays = unrecorded if not record else self._replays.reads if read else self._replays.writes
         verified = await verify_token(authorization, self.did, self._resolver, replays)
         caller = verified.participant_did
         cached = self._claims.get(caller)
         if cached is not None and cached[0] > time.monotonic():
-            return Participant(caller, cached[1])
-        claims = await self._fetch_claims(caller, verified.document.credential_service_url, verified.access_token)
-        claims = self._with_groups(await self._with_directory_bpn(caller, claims))
+            return Participant(caller, cached[1], unrecorded.use)
+        try:
+            claims = await self._fetch_claims(caller, verified.document.credential_service_url, verified.access_token)
+            claims = self._with_groups(await self._with_directory_bpn(caller, claims))
+        except Exception:
+            # A request refused here never reaches the service: its token id is remembered now.
+            await self.record(unrecorded.use)
+            raise
         self._claims[caller] = (time.monotonic() + self.config.claims_ttl, claims)
-        return Participant(caller, claims)
+        return Participant(caller, claims, unrecorded.use)
+
+    async def record(self, use: TokenUse | None) -> None:
+        """Remember a token id `authenticate(record=False)` handed out; raise TokenRejected if it was seen before."""
+        if use is not None and not await self._replays.writes.remember(use.issuer, use.jti, use.expires_at, 0):
+            raise TokenRejected(Reason.REPLAYED, "token id (jti) was already used")
 
     async def _with_directory_bpn(self, caller: str, claims: Mapping[str, Any]) -> Mapping[str, Any]:
         """Add the BPN the BPN directory gives the caller's DID, when its credentials state none (as Tractus-X does)."""

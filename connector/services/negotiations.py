@@ -12,7 +12,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from connector.domain.negotiation import (
 )
 from connector.domain.participants import Participant
 from connector.dsp import negotiation as wire
+from connector.identity.errors import Reason, TokenRejected
 from connector.services.catalog import CatalogService, ResolvedOffer
 from connector.services.offers import has_rules, same_rules
 from connector.services.processes import ProcessEngine
@@ -48,6 +50,13 @@ PublishedOffer = Callable[[str, str, str, str], Awaitable[dict[str, Any]]]
 StartPull = Callable[[Transaction, str, Agreement], Awaitable[Any]]
 # The states in which an agreement binds both sides; it is stored in the same transaction as the state.
 BINDING = frozenset({S.AGREED, S.VERIFIED, S.FINALIZED})
+
+
+async def _record_token(tx: Transaction, participant: Participant) -> None:
+    """Remember the token id of the participant's request in this transaction; raise TokenRejected if seen before."""
+    use = participant.unrecorded
+    if use is not None and not await tx.seen_tokens.remember(use.issuer, use.jti, use.expires_at):
+        raise TokenRejected(Reason.REPLAYED, "token id (jti) was already used")
 
 
 def now_ms() -> int:
@@ -88,6 +97,25 @@ class NegotiationService:
         self._published_offer = published_offer
         # Set by the composition root (the transfer service imports this module, not the other way round).
         self.start_pull: StartPull | None = None
+
+    # A peer's message: its token's replay record with the change it causes.
+
+    @asynccontextmanager
+    async def _acting_on(self, participant: Participant) -> AsyncIterator[Transaction]:
+        """Open the transaction that acts on a peer's message, its token's id remembered in it (one commit for both).
+
+        A message refused (an error, the transaction rolled back) has its token id remembered by the DSP pipeline
+        (transport/dsp.py), so a token is accepted once whatever became of its message.
+        """
+        async with self._store.transaction() as tx:
+            await _record_token(tx, participant)
+            yield tx
+
+    async def _record_alone(self, participant: Participant) -> None:
+        """Remember the token id of a message that changes nothing (a redelivery)."""
+        if participant.unrecorded is not None:
+            async with self._store.transaction() as tx:
+                await _record_token(tx, participant)
 
     # Recording what is owed.
 
@@ -241,6 +269,7 @@ class NegotiationService:
         async with self._store.read() as tx:
             existing = await tx.negotiations.find_by_peer(Role.PROVIDER, participant.id, message.consumer_pid)
         if existing is not None:
+            await self._record_alone(participant)
             return existing, False  # a redelivered request: the same negotiation, nothing new
         reason, agreement, definition_id, asset_id = await self._decide(participant, message.offer, message.rules)
         target = message.offer.get("target")
@@ -269,7 +298,7 @@ class NegotiationService:
             updated_at=at,
         )
         try:
-            async with self._store.transaction() as tx:
+            async with self._acting_on(participant) as tx:
                 if reason is not None:
                     log.info(
                         "negotiation refused",
@@ -297,6 +326,7 @@ class NegotiationService:
                 existing = await tx.negotiations.find_by_peer(Role.PROVIDER, participant.id, message.consumer_pid)
             if existing is None:
                 raise
+            await self._record_alone(participant)
             return existing, False
         self._wake()
         return negotiation, True
@@ -329,7 +359,7 @@ class NegotiationService:
         if act is Act.DEFAULT:
             decided = await self._decide(participant, message.offer, message.rules)
         reason, agreement, _, _ = decided
-        async with self._store.transaction() as tx:
+        async with self._acting_on(participant) as tx:
             pids = wire.Pids(current.id, message.consumer_pid)
             negotiation = (await self.engine.arrive(tx, participant, current.id, pids, Message.REQUEST)).process
             negotiation = advance(
@@ -458,7 +488,7 @@ class NegotiationService:
             pids, message = wire.parse_event(body)
         else:
             pids = wire.parse_pids(body, message.value)
-        async with self._store.transaction() as tx:
+        async with self._acting_on(participant) as tx:
             arrival = await self.engine.arrive(tx, participant, pid, pids, message)
             negotiation, sender = arrival.process, arrival.sender
             if arrival.repeat:

@@ -18,7 +18,7 @@ from typing import Protocol
 from catalog.offers import parse_offer_id
 from connector.domain.assets import Asset, ContractDefinition, Criterion, DataAddress, PolicyDefinition
 from connector.domain.errors import Conflict
-from connector.domain.participants import Participant
+from connector.domain.participants import Participant, TokenUse
 from connector.services.offers import AssetService, ContractDefinitionService, PolicyDefinitionService
 from connector.services.reactions import Act, Step
 from connector.store import Store
@@ -127,8 +127,13 @@ class TckReactions:
 class Authenticates(Protocol):
     """The node's own authentication of DSP requests."""
 
-    async def authenticate(self, authorization: str | None, read: bool = False) -> Participant:
-        """Return the verified participant or raise (`read`: the request changes nothing)."""
+    async def authenticate(self, authorization: str | None, read: bool = False, record: bool = True) -> Participant:
+        """Return the verified participant or raise (`read`: the request changes nothing; with `record=False`,
+        its token id unrecorded)."""
+        ...
+
+    async def record(self, use: TokenUse | None) -> None:
+        """Remember a token id handed out unrecorded; raise if it was seen before."""
         ...
 
 
@@ -139,11 +144,15 @@ class TckAuthenticator:
         self._token = token.encode()
         self._fallback = fallback
 
-    async def authenticate(self, authorization: str | None, read: bool = False) -> Participant:
+    async def authenticate(self, authorization: str | None, read: bool = False, record: bool = True) -> Participant:
         """Return TCK_PARTICIPANT for the configured header, else what the node's own authentication says."""
         if authorization is not None and hmac.compare_digest(authorization.encode(), self._token):
             return Participant(TCK_PARTICIPANT)
-        return await self._fallback.authenticate(authorization, read=read)
+        return await self._fallback.authenticate(authorization, read=read, record=record)
+
+    async def record(self, use: TokenUse | None) -> None:
+        """Remember a token id the node's own authentication handed out unrecorded."""
+        await self._fallback.record(use)
 
 
 async def seed(

@@ -1,7 +1,8 @@
 """Database engines: SQLite (WAL, busy timeout, immediate write transactions) or PostgreSQL (asyncpg).
 
-On SQLite, reads run on the event loop's thread (see InlineSqlite and docs/decisions/0004-sqlite-inline-reads.md);
-writes keep aiosqlite's worker thread, since a write may wait for another process's write lock.
+On SQLite, reads run on the event loop's thread (see InlineSqlite and docs/decisions/0006-sqlite-inline-reads.md);
+so do a write transaction's statements (InlineWriteSqlite): only a BEGIN that must wait for another process's
+write lock and the commit (which may checkpoint, with fsyncs) keep aiosqlite's worker thread.
 
 A database that cannot be used is reported as DatabaseUnavailable, one line naming the database (driver,
 host, port, name; never the password) and why: `reaching` translates the drivers' errors, and `probe`
@@ -165,7 +166,13 @@ def create_engines(
                 ) from None
         # SQLite has one writer at a time: one write connection per process makes writers queue fairly in
         # asyncio instead of sleeping in SQLite's busy handler (which stalled writers for seconds under load).
-        write = create_async_engine(url, pool_size=1, max_overflow=0, **_JSON)
+        write = create_async_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            async_creator=partial(_inline_writer, database or ":memory:"),
+            **_JSON,
+        )
         read = create_async_engine(
             url,
             pool_size=pool_size,
@@ -229,9 +236,72 @@ class InlineSqlite(aiosqlite.Connection):
         return fn(*args, **kwargs)
 
 
+# An inline writer lets the loop run other tasks after this many statements in a row (a bulk write in one
+# transaction would otherwise hold the loop for its whole length).
+WRITER_YIELD_EVERY = 64
+
+
+class InlineWriteSqlite(InlineSqlite):
+    """The writer's connection: a write transaction runs on the loop's thread unless it must wait for a lock.
+
+    In WAL mode a writer waits for another connection only to take the write lock, which `BEGIN IMMEDIATE` does;
+    once it holds the lock no statement of its transaction waits for anyone. So BEGIN is first tried inline
+    without a busy wait, and only when another process holds the lock (the import command, a second replica, a
+    backup) does it go to aiosqlite's worker thread to wait there, up to the busy timeout. The commit keeps the
+    worker thread (it may run a checkpoint, with fsyncs), and so do statements outside a transaction (PRAGMAs at
+    connect, autocommit statements). A negotiation step's transaction then makes one hand-over to the worker
+    thread instead of two per statement, each queued behind everything else the loop has to do
+    (docs/decisions/0027-negotiation-throughput.md).
+    """
+
+    _inline_run = 0
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        connection = self._connection
+        if connection is None:
+            return await aiosqlite.Connection._execute(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        name = getattr(fn, "__name__", "")
+        # Only a statement can wait for a lock (a new cursor, a fetch or a rollback never does); a commit may run
+        # an automatic checkpoint, whose fsyncs take milliseconds (over 100 ms seen on a loaded disk).
+        statement = name in ("execute", "executemany", "executescript")
+        if name == "commit" or (statement and not connection.in_transaction):
+            self._inline_run = 0
+            if name == "execute" and args and isinstance(args[0], str) and args[0].startswith("BEGIN"):
+                begun, result = _begin_at_once(connection, partial(fn, *args, **kwargs))
+                if begun:
+                    return result
+            return await aiosqlite.Connection._execute(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        self._inline_run += 1
+        if self._inline_run >= WRITER_YIELD_EVERY:
+            self._inline_run = 0
+            await asyncio.sleep(0)
+        return await super()._execute(fn, *args, **kwargs)
+
+
+def _begin_at_once(connection: sqlite3.Connection, begin: Callable[[], Any]) -> tuple[bool, Any]:
+    """Run a BEGIN if no other connection holds the write lock: (True, its result); (False, None) if one does."""
+    connection.execute("PRAGMA busy_timeout=0")
+    try:
+        return True, begin()
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        return False, None
+    finally:
+        connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+
+
 async def _inline_connection(database: str) -> InlineSqlite:
-    connect = partial(sqlite3.connect, database, check_same_thread=False, timeout=SQLITE_READ_BUSY_TIMEOUT_MS / 1000)
-    connection = InlineSqlite(connect, 64)
+    return await _open(InlineSqlite, database, SQLITE_READ_BUSY_TIMEOUT_MS)
+
+
+async def _inline_writer(database: str) -> InlineSqlite:
+    return await _open(InlineWriteSqlite, database, SQLITE_BUSY_TIMEOUT_MS)
+
+
+async def _open(kind: type[InlineSqlite], database: str, busy_ms: int) -> InlineSqlite:
+    connect = partial(sqlite3.connect, database, check_same_thread=False, timeout=busy_ms / 1000)
+    connection = kind(connect, 64)
     connection._thread.daemon = True  # as SQLAlchemy makes aiosqlite's own: a forgotten connection never holds up exit
     try:
         await connection

@@ -145,7 +145,7 @@ async def negotiation_request(request: web.Request) -> web.StreamResponse:
         negotiation, created = await services.negotiations.on_request(participant, parse_contract_request(message))
         return dsp_json(render_negotiation(negotiation), status=201 if created else 200)
 
-    return await handle(request, NEGOTIATION_ERROR, call)
+    return await handle(request, NEGOTIATION_ERROR, call, service_records_token=True)
 
 
 async def negotiation_get(request: web.Request) -> web.StreamResponse:
@@ -166,7 +166,7 @@ def _negotiation_message(message: Message) -> Callable[[web.Request], Awaitable[
             negotiation = await services.negotiations.receive(participant, request.match_info["pid"], message, body)
             return dsp_json(render_negotiation(negotiation))
 
-        return await handle(request, NEGOTIATION_ERROR, call)
+        return await handle(request, NEGOTIATION_ERROR, call, service_records_token=True)
 
     return route
 
@@ -181,7 +181,7 @@ async def negotiation_counter_offer(request: web.Request) -> web.StreamResponse:
         negotiation, _ = await services.negotiations.on_request(participant, wanted)
         return dsp_json(render_negotiation(negotiation))
 
-    return await handle(request, NEGOTIATION_ERROR, call)
+    return await handle(request, NEGOTIATION_ERROR, call, service_records_token=True)
 
 
 async def negotiation_offers(request: web.Request) -> web.StreamResponse:
