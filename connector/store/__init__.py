@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.store import changes
-from connector.store.engine import DEFAULT_CONNECT_TIMEOUT, create_engines, reaching
+from connector.store.engine import DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_TIMEOUT, busy, create_engines, reaching
 from connector.store.federation import FederationRepository
 from connector.store.lifecycle import LifecycleRepository
 from connector.store.negotiations import AgreementRepository, NegotiationRepository, OutboxRepository
@@ -68,11 +69,13 @@ class Store:
         connect_args: dict[str, Any] | None = None,
         sealer: Sealer = PLAIN,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
         self.url = url
         self.connect_timeout = connect_timeout
+        self.pool_timeout = pool_timeout
         self._sealer = sealer
-        self._write, self._read = create_engines(url, pool_size, connect_args, connect_timeout)
+        self._write, self._read = create_engines(url, pool_size, connect_args, connect_timeout, pool_timeout)
 
     def reaching(self) -> AbstractAsyncContextManager[None]:
         """Return a context in which a database that cannot be used raises DatabaseUnavailable naming it."""
@@ -80,24 +83,42 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """Open a write transaction: committed when the block ends, rolled back on any error."""
-        async with self._write.begin() as connection:
-            tx = _bind(connection, self._sealer)
-            try:
-                yield tx
-                await changes.seal(connection)  # the change feed's number, taken right before the commit
-                await seal_assets_revision(connection)  # the catalog's position maps are stale from this commit
-            finally:
-                changes.forget(connection)
-                forget_assets_changed(connection)
+        """Open a write transaction: committed when the block ends, rolled back on any error.
+
+        No connection free within the pool timeout (an overloaded node) raises DatabaseUnavailable, a 503 that
+        says so, instead of SQLAlchemy's TimeoutError reaching a caller as an internal error.
+        """
+        try:
+            connection = await self._write.connect()
+        except PoolTimeout:
+            raise busy(self.url, self.pool_timeout) from None
+        try:
+            async with connection.begin():
+                tx = _bind(connection, self._sealer)
+                try:
+                    yield tx
+                    await changes.seal(connection)  # the change feed's number, taken right before the commit
+                    await seal_assets_revision(connection)  # the catalog's position maps are stale from this commit
+                finally:
+                    changes.forget(connection)
+                    forget_assets_changed(connection)
+        finally:
+            await connection.close()
         for callback in tx.after_commit:
             callback()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Transaction]:
-        """Open a read-only transaction."""
-        async with self._read.connect() as connection, connection.begin():
-            yield _bind(connection, self._sealer)
+        """Open a read-only transaction (DatabaseUnavailable when no connection comes free in time, as above)."""
+        try:
+            connection = await self._read.connect()
+        except PoolTimeout:
+            raise busy(self.url, self.pool_timeout) from None
+        try:
+            async with connection.begin():
+                yield _bind(connection, self._sealer)
+        finally:
+            await connection.close()
 
     async def ping(self) -> None:
         """Run a trivial query; raise if the database cannot be reached."""

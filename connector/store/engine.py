@@ -147,13 +147,30 @@ async def probe(engine: AsyncEngine, url: str, connect_timeout: float = DEFAULT_
             raise unavailable(url, exc, connect_timeout) from None
 
 
+# How long a transaction waits for a pooled connection (SQLAlchemy's default) before the store says it is busy.
+DEFAULT_POOL_TIMEOUT = 30.0
+
+
+def busy(url: str, waited: float) -> DatabaseUnavailable:
+    """Return the error of a transaction that found no free connection in time (an overload, not an outage)."""
+    return DatabaseUnavailable(
+        f"database {describe(url)}: no connection came free within {waited:g} s; the node is busier than its "
+        "pool (CONNECTOR_DATABASE_POOL_SIZE) and its one SQLite writer serve. Try again later",
+        timed_out=True,
+    )
+
+
 def create_engines(
     url: str,
     pool_size: int = 10,
     connect_args: dict[str, Any] | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT,
 ) -> tuple[AsyncEngine, AsyncEngine]:
-    """Return (write engine, read engine). On PostgreSQL both are the same engine."""
+    """Return (write engine, read engine). On PostgreSQL both are the same engine.
+
+    `pool_timeout`: how long a transaction waits for a free connection before Store reports the database busy.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -170,6 +187,7 @@ def create_engines(
             url,
             pool_size=1,
             max_overflow=0,
+            pool_timeout=pool_timeout,
             async_creator=partial(_inline_writer, database or ":memory:"),
             **_JSON,
         )
@@ -177,6 +195,7 @@ def create_engines(
             url,
             pool_size=pool_size,
             max_overflow=0,
+            pool_timeout=pool_timeout,
             async_creator=partial(_inline_connection, database or ":memory:"),
             **_JSON,
         )
@@ -187,6 +206,7 @@ def create_engines(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         # asyncpg's own connect timeout is 60 s; a silent server should not hold a start-up that long.
         connect_args={"timeout": connect_timeout, **(connect_args or {})},
