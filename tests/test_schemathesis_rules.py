@@ -53,12 +53,13 @@ async def test_a_cursor_is_opaque_and_a_malformed_one_is_a_documented_400(manage
     status, document = await management.call("GET", "/management/openapi.json")
     assert status == 200
     cursor = _parameter(document, PASSPORTS, "cursor")
-    assert cursor["type"] == "string" and cursor["minLength"] == 1 and "opaque" in cursor["description"]
+    assert cursor["type"] == "string" and "minLength" not in cursor and "opaque" in cursor["description"]
     assert "400" in document["paths"][PASSPORTS]["get"]["responses"]
-    for sent in ("", "not-a-cursor"):
-        status, problem = await management.call("GET", f"{PASSPORTS}?cursor={sent}")
-        assert status == 400, (sent, problem)
-        assert problem["errors"][0]["path"] == "cursor"
+    status, problem = await management.call("GET", f"{PASSPORTS}?cursor=not-a-cursor")
+    assert status == 400, problem
+    assert problem["errors"][0]["path"] == "cursor"
+    # An empty cursor is the first page, as a script that starts its loop with `cursor=` expects.
+    assert await management.call("GET", f"{PASSPORTS}?cursor=") == await management.call("GET", PASSPORTS)
 
 
 async def test_an_enum_parameter_is_checked_against_the_document(management: Management) -> None:

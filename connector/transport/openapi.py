@@ -1084,11 +1084,10 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "cursor": {
         "type": "string",
-        "minLength": 1,
         "maxLength": 4096,
         "description": (
-            "opaque: the `next` of the previous page, passed back unchanged; a cursor this node did not issue "
-            "is answered 400 (problem+json, path `cursor`)"
+            "opaque: the `next` of the previous page, passed back unchanged (empty or absent: the first page); "
+            "a cursor this node did not issue is answered 400 (problem+json, path `cursor`)"
         ),
     },
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
