@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -500,6 +501,10 @@ async def check_schema(settings: Settings) -> None:
         )
 
 
+#: Net allocations between two collections of the garbage collector's young generation in a serving node.
+YOUNG_GC_THRESHOLD = 10_000
+
+
 async def serve_until_stopped(settings: Settings, started: Callable[[Node], None] | None = None) -> None:
     """Run a node until SIGTERM or SIGINT, then drain and stop; `started` is told once both surfaces listen."""
     stop = asyncio.Event()
@@ -507,6 +512,12 @@ async def serve_until_stopped(settings: Settings, started: Callable[[Node], None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with running_node(settings) as node:
+        # What start-up made lives as long as the process: once its garbage is collected, keep the rest out of
+        # the collector's generations (a full collection while serving walks only what requests made), and
+        # collect the young generation every 10,000 net allocations, not 700 (decision 0028).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
         if started is not None:
             started(node)
         await stop.wait()

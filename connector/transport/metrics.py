@@ -241,11 +241,19 @@ class NodeMetrics:
                 log.warning("metrics: a scrape hook failed", exc_info=True)
 
     def middleware(self, surface: str) -> Middleware:
-        """Return the middleware that counts and times a surface's requests (it goes first, outside the rest)."""
+        """Return the middleware that counts and times a surface's requests (it goes first, outside the rest).
+
+        The labelled series of a (method, route, status) are looked up in the families once and kept, so a
+        request costs a dictionary look-up, an increment and an observation (the series and the /metrics
+        output are the families' own, as without the kept ones).
+        """
+        kept: dict[tuple[str, web.AbstractResource | None, int], _Series] = {}
+        data_plane_bytes: dict[str, Counter] = {}  # "in", "out": made on first use, so /metrics shows them then
+        clock = time.perf_counter
 
         @web.middleware
         async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-            started = time.perf_counter()
+            started = clock()
             status = 500
             response: web.StreamResponse | None = None
             try:
@@ -256,17 +264,34 @@ class NodeMetrics:
                 status = exc.status
                 raise
             finally:
-                route = _route(request)
-                self.requests.labels(surface, request.method, route, str(status)).inc()
-                self.latency.labels(surface, request.method, route).observe(time.perf_counter() - started)
-                if surface == "protocol" and route.startswith(DATA_PLANE_PREFIX):
-                    self._count_data_plane(request, response)
+                route = request.match_info.route
+                key = (request.method, route.resource if route is not None else None, status)
+                series = kept.get(key)
+                if series is None:
+                    series = self._series(surface, key)
+                    if len(kept) < MAX_KEPT_SERIES:
+                        kept[key] = series
+                series.requests.inc()
+                series.latency.observe(clock() - started)
+                if series.data_plane:
+                    self._count_data_plane(request, response, data_plane_bytes)
 
         return observe
 
-    def _count_data_plane(self, request: web.Request, response: web.StreamResponse | None) -> None:
+    def _series(self, surface: str, key: tuple[str, web.AbstractResource | None, int]) -> _Series:
+        method, resource, status = key
+        route = UNMATCHED if resource is None else resource.canonical
+        return _Series(
+            self.requests.labels(surface, method, route, str(status)),
+            self.latency.labels(surface, method, route),
+            surface == "protocol" and route.startswith(DATA_PLANE_PREFIX),
+        )
+
+    def _count_data_plane(
+        self, request: web.Request, response: web.StreamResponse | None, kept: dict[str, Counter]
+    ) -> None:
         if request.content_length:
-            self.data_plane_bytes.labels("in").inc(request.content_length)
+            self._bytes(kept, "in").inc(request.content_length)
         if response is None:
             return
         if response.prepared:  # streamed by the handler: every byte written so far
@@ -276,7 +301,27 @@ class NodeMetrics:
         else:
             sent = response.content_length or 0
         if sent:
-            self.data_plane_bytes.labels("out").inc(sent)
+            self._bytes(kept, "out").inc(sent)
+
+    def _bytes(self, kept: dict[str, Counter], direction: str) -> Counter:
+        series = kept.get(direction)
+        if series is None:
+            series = kept[direction] = self.data_plane_bytes.labels(direction)
+        return series
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    """The series a request of one (method, route, status) counts in, and whether it is a data-plane one."""
+
+    requests: Counter
+    latency: Histogram
+    data_plane: bool
+
+
+#: Most (method, route, status) series a surface's middleware keeps at hand (methods are the client's choice;
+#: beyond this many, a request's series is looked up in the families, as it always was).
+MAX_KEPT_SERIES = 1024
 
 
 def _route(request: web.Request) -> str:
