@@ -164,6 +164,11 @@ async def test_a_start_that_overtakes_the_request_acknowledgement_implies_it(
     await _trigger_transfer(http, node, "ATPC0101", peer.url)
     request = await peer.wait_for("/transfers/request")
     consumer_pid = request["consumerPid"]
+
+    async def start_answered() -> bool:  # the peer saw the request before its handler's start came back
+        return "status" in started
+
+    await _until(start_answered)
     assert started["status"] == 200
 
     async def settled() -> bool:
