@@ -104,6 +104,24 @@ _PENDING_OUTBOX = (
 _DROP_OUTBOX = delete(outbox).where(outbox.c.negotiation_id == bindparam("b_process"))
 
 
+def _claim_outbox(locking: bool) -> Any:
+    """Lease due messages not leased by another (or whose lease expired): SET lease_owner, lease_until."""
+    free = or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < bindparam("b_now"))
+    due = (
+        select(outbox.c.id)
+        .where(outbox.c.next_attempt_at <= bindparam("b_now"), free)
+        .order_by(outbox.c.next_attempt_at)
+        .limit(bindparam("b_limit"))
+    )
+    if locking:
+        due = due.with_for_update(skip_locked=True)
+    return update(outbox).where(outbox.c.id.in_(due.scalar_subquery()), free).returning(*outbox.c)
+
+
+_CLAIM_OUTBOX = _claim_outbox(locking=False)
+_CLAIM_OUTBOX_PG = _claim_outbox(locking=True)  # several replicas claim at once: skip what another has locked
+
+
 class NegotiationRepository:
     """Negotiations, written with a version check so two writers never overwrite each other."""
 
@@ -343,24 +361,9 @@ class OutboxRepository:
 
     async def claim(self, owner: str, now: int, lease_ms: int, limit: int) -> list[OutboxItem]:
         """Lease due messages to one worker; a message leased by another, unexpired, is skipped."""
-        free = or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
-        due = (
-            select(outbox.c.id)
-            .where(outbox.c.next_attempt_at <= now, free)
-            .order_by(outbox.c.next_attempt_at)
-            .limit(limit)
-        )
-        if self._c.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        statement = (
-            update(outbox)
-            .where(
-                outbox.c.id.in_(due.scalar_subquery()), or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
-            )
-            .values(lease_owner=owner, lease_until=now + lease_ms)
-            .returning(*outbox.c)
-        )
-        rows = (await self._c.execute(statement)).mappings().all()
+        statement = _CLAIM_OUTBOX_PG if self._c.dialect.name == "postgresql" else _CLAIM_OUTBOX
+        parameters = {"b_now": now, "b_limit": limit, "lease_owner": owner, "lease_until": now + lease_ms}
+        rows = (await self._c.execute(statement, parameters)).mappings().all()
         items = []
         for r in rows:
             payload = self._open(r["id"], dict(r["payload"]))
