@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -74,6 +74,54 @@ def _row(negotiation: Negotiation) -> dict[str, Any]:
     }
 
 
+# The statements of a negotiation's every step, built once: a statement built per call costs SQLAlchemy its
+# construction (a coercion per column of .values()) and a fresh cache key each time, more than the SQLite work
+# itself; a constant statement with its values as execute parameters hits the compiled cache at once.
+_ADD_NEGOTIATION = insert(negotiations)
+_SAVE_NEGOTIATION = update(negotiations).where(
+    negotiations.c.id == bindparam("b_id"), negotiations.c.version == bindparam("b_previous")
+)
+_GET_NEGOTIATION = select(negotiations).where(negotiations.c.id == bindparam("b_id"))
+_GET_NEGOTIATION_LOCKED = _GET_NEGOTIATION.with_for_update()
+_FIND_BY_PEER = {
+    column.name: select(negotiations).where(
+        negotiations.c.role == bindparam("b_role"),
+        negotiations.c.counterparty_id == bindparam("b_counterparty"),
+        column == bindparam("b_pid"),
+    )
+    for column in (negotiations.c.consumer_pid, negotiations.c.provider_pid)
+}
+_ADD_AGREEMENT = insert(agreements)
+_GET_AGREEMENT = select(agreements).where(agreements.c.id == bindparam("b_id"))
+_ADD_OUTBOX = insert(outbox)
+_DONE_OUTBOX = delete(outbox).where(outbox.c.id == bindparam("b_id"), outbox.c.lease_owner == bindparam("b_owner"))
+_FORGET_OUTBOX = delete(outbox).where(
+    outbox.c.negotiation_id == bindparam("b_process"), outbox.c.message == bindparam("b_message")
+)
+_PENDING_OUTBOX = (
+    select(outbox.c.message).where(outbox.c.negotiation_id == bindparam("b_process")).order_by(outbox.c.created_at)
+)
+_DROP_OUTBOX = delete(outbox).where(outbox.c.negotiation_id == bindparam("b_process"))
+
+
+def _claim_outbox(locking: bool) -> Any:
+    """Lease due messages not leased by another (or whose lease expired): SET lease_owner, lease_until."""
+    free = or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < bindparam("b_now"))
+    due = (
+        select(outbox.c.id)
+        .where(outbox.c.next_attempt_at <= bindparam("b_now"), free)
+        .order_by(outbox.c.next_attempt_at)
+        .limit(bindparam("b_limit"))
+    )
+    if locking:
+        due = due.with_for_update(skip_locked=True)
+    return update(outbox).where(outbox.c.id.in_(due.scalar_subquery()), free).returning(*outbox.c)
+
+
+_CLAIM_OUTBOX = _claim_outbox(locking=False)
+_CLAIM_OUTBOX_PG = _claim_outbox(locking=True)  # several replicas claim at once: skip what another has locked
+
+
 class NegotiationRepository:
     """Negotiations, written with a version check so two writers never overwrite each other."""
 
@@ -94,7 +142,7 @@ class NegotiationRepository:
     async def add(self, negotiation: Negotiation) -> None:
         """Store a new negotiation (AlreadyExists when the peer's pid is taken: its request, handled twice)."""
         try:
-            await self._c.execute(insert(negotiations).values(**_row(negotiation)))
+            await self._c.execute(_ADD_NEGOTIATION, _row(negotiation))
         except IntegrityError as exc:
             raise AlreadyExists(
                 f"negotiation {negotiation.consumer_pid} of {negotiation.counterparty_id} exists"
@@ -102,31 +150,23 @@ class NegotiationRepository:
 
     async def save(self, negotiation: Negotiation) -> None:
         """Store a changed negotiation whose version is one more than the stored one; Conflict otherwise."""
-        result = await self._c.execute(
-            update(negotiations)
-            .where(negotiations.c.id == negotiation.id, negotiations.c.version == negotiation.version - 1)
-            .values(**_row(negotiation))
-        )
+        parameters = {**_row(negotiation), "b_id": negotiation.id, "b_previous": negotiation.version - 1}
+        result = await self._c.execute(_SAVE_NEGOTIATION, parameters)
         if result.rowcount != 1:
             raise Conflict(f"negotiation {negotiation.id} was changed concurrently; retry")
 
     async def get(self, negotiation_id: str, for_update: bool = False) -> Negotiation | None:
         """Return one negotiation by this node's pid."""
-        statement = select(negotiations).where(negotiations.c.id == negotiation_id)
-        if for_update and self._c.dialect.name == "postgresql":
-            statement = statement.with_for_update()
-        row = (await self._c.execute(statement)).mappings().first()
+        locked = for_update and self._c.dialect.name == "postgresql"
+        statement = _GET_NEGOTIATION_LOCKED if locked else _GET_NEGOTIATION
+        row = (await self._c.execute(statement, {"b_id": negotiation_id})).mappings().first()
         return _negotiation(row) if row else None
 
     async def find_by_peer(self, role: Role, counterparty_id: str, peer_pid: str) -> Negotiation | None:
         """Return the negotiation in `role` that the counterparty opened with its pid (for redelivered openings)."""
-        column = negotiations.c.consumer_pid if role is Role.PROVIDER else negotiations.c.provider_pid
-        statement = select(negotiations).where(
-            negotiations.c.role == role.value,
-            negotiations.c.counterparty_id == counterparty_id,
-            column == peer_pid,
-        )
-        row = (await self._c.execute(statement)).mappings().first()
+        statement = _FIND_BY_PEER["consumer_pid" if role is Role.PROVIDER else "provider_pid"]
+        parameters = {"b_role": role.value, "b_counterparty": counterparty_id, "b_pid": peer_pid}
+        row = (await self._c.execute(statement, parameters)).mappings().first()
         return _negotiation(row) if row else None
 
     async def overdue(self, now: int, limit: int) -> list[Negotiation]:
@@ -205,20 +245,21 @@ class AgreementRepository:
         """Store an agreement (once: a redelivered agreement changes nothing)."""
         if await self.get(agreement.id) is None:
             await self._c.execute(
-                insert(agreements).values(
-                    id=agreement.id,
-                    negotiation_id=agreement.negotiation_id,
-                    asset_id=agreement.asset_id,
-                    provider_id=agreement.provider_id,
-                    consumer_id=agreement.consumer_id,
-                    policy=agreement.policy,
-                    signed_at=agreement.signed_at,
-                )
+                _ADD_AGREEMENT,
+                {
+                    "id": agreement.id,
+                    "negotiation_id": agreement.negotiation_id,
+                    "asset_id": agreement.asset_id,
+                    "provider_id": agreement.provider_id,
+                    "consumer_id": agreement.consumer_id,
+                    "policy": agreement.policy,
+                    "signed_at": agreement.signed_at,
+                },
             )
 
     async def get(self, agreement_id: str) -> Agreement | None:
         """Return one agreement."""
-        row = (await self._c.execute(select(agreements).where(agreements.c.id == agreement_id))).mappings().first()
+        row = (await self._c.execute(_GET_AGREEMENT, {"b_id": agreement_id})).mappings().first()
         return _agreement(row) if row else None
 
     async def query(self, spec: QuerySpec) -> list[Agreement]:
@@ -304,39 +345,25 @@ class OutboxRepository:
     async def add(self, item: OutboxItem, now: int) -> None:
         """Record a message to send."""
         await self._c.execute(
-            insert(outbox).values(
-                id=item.id,
-                negotiation_id=item.negotiation_id,
-                message=item.message,
-                url=item.url,
-                payload=self._seal(item.id, item.payload),
-                counterparty=item.counterparty,
-                attempts=item.attempts,
-                next_attempt_at=item.next_attempt_at,
-                created_at=now,
-            )
+            _ADD_OUTBOX,
+            {
+                "id": item.id,
+                "negotiation_id": item.negotiation_id,
+                "message": item.message,
+                "url": item.url,
+                "payload": self._seal(item.id, item.payload),
+                "counterparty": item.counterparty,
+                "attempts": item.attempts,
+                "next_attempt_at": item.next_attempt_at,
+                "created_at": now,
+            },
         )
 
     async def claim(self, owner: str, now: int, lease_ms: int, limit: int) -> list[OutboxItem]:
         """Lease due messages to one worker; a message leased by another, unexpired, is skipped."""
-        free = or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
-        due = (
-            select(outbox.c.id)
-            .where(outbox.c.next_attempt_at <= now, free)
-            .order_by(outbox.c.next_attempt_at)
-            .limit(limit)
-        )
-        if self._c.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        statement = (
-            update(outbox)
-            .where(
-                outbox.c.id.in_(due.scalar_subquery()), or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
-            )
-            .values(lease_owner=owner, lease_until=now + lease_ms)
-            .returning(*outbox.c)
-        )
-        rows = (await self._c.execute(statement)).mappings().all()
+        statement = _CLAIM_OUTBOX_PG if self._c.dialect.name == "postgresql" else _CLAIM_OUTBOX
+        parameters = {"b_now": now, "b_limit": limit, "lease_owner": owner, "lease_until": now + lease_ms}
+        rows = (await self._c.execute(statement, parameters)).mappings().all()
         items = []
         for r in rows:
             payload = self._open(r["id"], dict(r["payload"]))
@@ -357,7 +384,7 @@ class OutboxRepository:
 
     async def done(self, item_id: str, owner: str) -> bool:
         """Remove a delivered message (only by its lease holder)."""
-        result = await self._c.execute(delete(outbox).where(outbox.c.id == item_id, outbox.c.lease_owner == owner))
+        result = await self._c.execute(_DONE_OUTBOX, {"b_id": item_id, "b_owner": owner})
         return bool(result.rowcount)
 
     async def renew(self, item_ids: list[str], owner: str, lease_until: int) -> None:
@@ -371,12 +398,11 @@ class OutboxRepository:
 
     async def forget(self, process_id: str, message: str) -> None:
         """Forget a message owed for a process that the peer is known to have received."""
-        await self._c.execute(delete(outbox).where(outbox.c.negotiation_id == process_id, outbox.c.message == message))
+        await self._c.execute(_FORGET_OUTBOX, {"b_process": process_id, "b_message": message})
 
     async def pending(self, process_id: str) -> list[str]:
         """Return the messages still owed for a process (oldest first)."""
-        statement = select(outbox.c.message).where(outbox.c.negotiation_id == process_id).order_by(outbox.c.created_at)
-        return list((await self._c.execute(statement)).scalars())
+        return list((await self._c.execute(_PENDING_OUTBOX, {"b_process": process_id})).scalars())
 
     async def retry(self, item_id: str, owner: str, attempts: int, next_attempt_at: int, error: str) -> None:
         """Put a message back for a later attempt."""
@@ -394,4 +420,4 @@ class OutboxRepository:
 
     async def drop_for(self, negotiation_id: str) -> None:
         """Forget every message owed for a negotiation (it ended)."""
-        await self._c.execute(delete(outbox).where(outbox.c.negotiation_id == negotiation_id))
+        await self._c.execute(_DROP_OUTBOX, {"b_process": negotiation_id})

@@ -399,6 +399,12 @@ def _contract(row: RowMapping) -> ContractDefinition:
     )
 
 
+# Built once (each DSP message that changes state records its token id): a constant statement with its values as
+# execute parameters hits SQLAlchemy's compiled cache without the per-call construction and cache key.
+_REMEMBER_TOKEN_PG = postgresql_insert(seen_tokens).on_conflict_do_nothing(index_elements=["issuer", "jti"])
+_REMEMBER_TOKEN_SQLITE = sqlite_insert(seen_tokens).on_conflict_do_nothing(index_elements=["issuer", "jti"])
+
+
 class SeenTokenRepository:
     """Token ids already accepted (replay protection shared by every replica)."""
 
@@ -407,13 +413,8 @@ class SeenTokenRepository:
 
     async def remember(self, issuer: str, jti: str, expires_at: int) -> bool:
         """Record a token id; return False when it was seen before (a replay)."""
-        values = {"issuer": issuer, "jti": jti, "expires_at": expires_at}
-        keys = ["issuer", "jti"]
-        if self._c.dialect.name == "postgresql":
-            statement: Any = postgresql_insert(seen_tokens).values(**values).on_conflict_do_nothing(index_elements=keys)
-        else:
-            statement = sqlite_insert(seen_tokens).values(**values).on_conflict_do_nothing(index_elements=keys)
-        result = await self._c.execute(statement)
+        statement = _REMEMBER_TOKEN_PG if self._c.dialect.name == "postgresql" else _REMEMBER_TOKEN_SQLITE
+        result = await self._c.execute(statement, {"issuer": issuer, "jti": jti, "expires_at": expires_at})
         return bool(result.rowcount)
 
     async def remember_many(self, ids: list[tuple[str, str, int]]) -> int:
