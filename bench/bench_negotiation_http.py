@@ -2,11 +2,12 @@
 through the consumer's management API from this (third) process, with 16 and 50 in flight.
 
 The provider offers one asset under an open policy; the consumer reads the offer from its catalog once, then
-starts `--negotiations` negotiations (`POST /management/v3/contractnegotiations`), keeping K in flight, and polls
-each (`GET .../{id}`) until FINALIZED. Figures: negotiations FINALIZED per second and latency p50/p95 (start to
-FINALIZED seen), against a bare aiohttp process answering the 4 DSP exchanges of a negotiation (4 sequential
-POSTs of about 1 KB, K in flight) in the same run. SQLite by default; `--database-url postgresql://...` (or
-CONNECTOR_TEST_POSTGRES_URL) runs both nodes on databases created on that server for the run and dropped after.
+starts `--negotiations` negotiations (`POST /management/v3/contractnegotiations`), keeping K in flight, and one
+watcher reads them all (`POST .../contractnegotiations/request`, every 25 ms) until each is FINALIZED.
+Figures: negotiations FINALIZED per second and latency p50/p95 (start to FINALIZED seen), against a bare
+aiohttp process answering the 4 DSP exchanges of a negotiation (4 sequential POSTs of about 1 KB, K in
+flight) in the same run. SQLite by default; `--database-url postgresql://...` (or CONNECTOR_TEST_POSTGRES_URL)
+runs both nodes on databases created on that server for the run and dropped after.
 
 Never fails on time. Run: python bench/bench_negotiation_http.py [--quick] [--inflight 16 50] [--negotiations N]
 """
@@ -63,23 +64,49 @@ async def offer_of(http: aiohttp.ClientSession, provider: Any, consumer: Any) ->
 async def negotiations(
     http: aiohttp.ClientSession, consumer: Any, body: dict[str, Any], count: int, inflight: int, poll: float
 ) -> tuple[list[float], float, dict[str, int]]:
-    """Run `count` negotiations, `inflight` at a time; return their latencies (ms), the wall time and end states."""
+    """Run `count` negotiations, `inflight` at a time; return their latencies (ms), the wall time and end states.
+
+    One watcher reads the consumer's negotiations every `poll` seconds (`POST .../contractnegotiations/request`,
+    page by page), as a client watching many processes does; a client polling each negotiation on its own every
+    20 ms would load the consumer with 50 x 50 reads a second and measure its own polling.
+    """
     latencies: list[float] = []
     states: dict[str, int] = {}
     queue = iter(range(count))
+    waiting: dict[str, asyncio.Future[str]] = {}
+    done = asyncio.Event()
+
+    async def watcher() -> None:
+        page = 1000
+        while not done.is_set():
+            await asyncio.sleep(poll)
+            if not waiting:
+                continue
+            offset = 0
+            while True:
+                spec = {"@context": EDC, "@type": "QuerySpec", "offset": offset, "limit": page}
+                found = await call(http, consumer, "POST", "/management/v3/contractnegotiations/request", spec)
+                for negotiation in found:
+                    future = waiting.get(negotiation["@id"])
+                    if future is not None and negotiation["state"] in ("FINALIZED", "TERMINATED"):
+                        future.set_result(negotiation["state"])
+                        del waiting[negotiation["@id"]]
+                if len(found) < page:
+                    break
+                offset += page
 
     async def one() -> None:
         started = time.perf_counter()
         created = await call(http, consumer, "POST", "/management/v3/contractnegotiations", body)
-        path = f"/management/v3/contractnegotiations/{created['@id']}"
-        async with asyncio.timeout(120):
-            while True:
-                found = await call(http, consumer, "GET", path)
-                if found["state"] in ("FINALIZED", "TERMINATED"):
-                    break
-                await asyncio.sleep(poll)
-        states[found["state"]] = states.get(found["state"], 0) + 1
-        if found["state"] == "FINALIZED":
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        waiting[created["@id"]] = future
+        try:
+            async with asyncio.timeout(120):
+                state = await future
+        finally:
+            waiting.pop(created["@id"], None)
+        states[state] = states.get(state, 0) + 1
+        if state == "FINALIZED":
             latencies.append((time.perf_counter() - started) * 1000)
 
     async def worker() -> None:
@@ -89,8 +116,13 @@ async def negotiations(
             except (TimeoutError, AssertionError, aiohttp.ClientError) as exc:
                 states[type(exc).__name__] = states.get(type(exc).__name__, 0) + 1
 
+    watching = asyncio.create_task(watcher())
     began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(inflight)))
+    try:
+        await asyncio.gather(*(worker() for _ in range(inflight)))
+    finally:
+        done.set()
+        watching.cancel()
     return sorted(latencies), time.perf_counter() - began, states
 
 
@@ -221,7 +253,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--inflight", type=int, nargs="+", default=[16, 50])
     parser.add_argument("--negotiations", type=int, default=100, help="negotiations per in-flight level")
-    parser.add_argument("--poll", type=float, default=0.02, help="seconds between a client's state polls")
+    parser.add_argument("--poll", type=float, default=0.025, help="seconds between the watcher's reads")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("CONNECTOR_TEST_POSTGRES_URL"),
