@@ -6,7 +6,10 @@ generator in a third process (wrk, or the harness's own). Figures, medians of se
 written as a result line (bench/harness.py):
 - catalog page 1 (50 datasets) through the consumer: latency p50 and throughput, against a bare aiohttp process
   serving the same page's bytes (a cached bare page of the same size) in the same run;
-- the deep page (the last page by QuerySpec offset/limit) against page 1.
+- the deep page (the last page by QuerySpec offset/limit) against page 1;
+- page 1 asked of the provider's DSP endpoint directly (`POST <dsp>/catalog/request`, each request with a fresh
+  self-issued token of the consumer, minted beforehand with its key, as the consumer would send it): latency p50
+  and throughput against the bare process, and the consumer's figures against these (issue 25 items 1 and 3).
 The consumer path includes the provider's DSP endpoint (a fresh self-issued token, its verification and the
 presentation query, the catalog computed for the requester) and the consumer's re-shaping of the answer.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import urllib.request
 
 import harness
@@ -25,6 +29,40 @@ from bench_node import EDC, bulk_load
 from harness import BareServer, NodeProcess, Result, emit, median
 
 PAGE = 50
+DSP_CONTEXT = "https://w3id.org/dspace/2025/1/context.jsonld"
+# Tokens minted per direct DSP run, per second of the run (more than the node answers; a run that used them all
+# would show errors).
+TOKENS_PER_SECOND = 2_500
+
+
+def dsp_request_body(offset: int) -> bytes:
+    """Return the DSP CatalogRequestMessage the consumer sends for the provider's page at `offset`."""
+    spec = {"@type": "QuerySpec", "offset": offset, "limit": PAGE, "sortOrder": "ASC", "filterExpression": []}
+    message = {"@context": [DSP_CONTEXT, EDC_DSPACE_CONTEXT], "@type": "CatalogRequestMessage", "filter": [spec]}
+    return json.dumps(message).encode()
+
+
+EDC_DSPACE_CONTEXT = "https://w3id.org/edc/dspace/v0.0.1"
+
+
+def did_of(node: NodeProcess) -> str:
+    """Return a node's DID, read from the DID document it serves."""
+    with urllib.request.urlopen(node.protocol + "/.well-known/did.json", timeout=30) as response:
+        return str(json.loads(response.read())["id"])
+
+
+def mint(consumer: NodeProcess, audience: str, count: int) -> list[str]:
+    """Return `count` Authorization values the consumer would send to `audience` (its key, as it mints them)."""
+    from connector.identity.keys import load_key
+    from connector.identity.tokens import issue_token
+
+    key = load_key((consumer.data_dir / "node-key.jwk").read_bytes(), "the consumer's key")
+    own = did_of(consumer)
+    out = []
+    for _ in range(count):
+        access = issue_token(key, own, audience, lifetime=600)
+        out.append("Bearer " + issue_token(key, own, audience, lifetime=600, access_token=access))
+    return out
 
 
 def request_body(provider: NodeProcess, offset: int) -> bytes:
@@ -43,6 +81,14 @@ def request_body(provider: NodeProcess, offset: int) -> bytes:
 def fetch(url: str, body: bytes) -> bytes:
     """POST a body once and return the answer's bytes."""
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return bytes(response.read())
+
+
+def fetch_with(url: str, body: bytes, authorization: str) -> bytes:
+    """POST a body once with an Authorization header and return the answer's bytes."""
+    headers = {"Content-Type": "application/json", "Authorization": authorization}
+    request = urllib.request.Request(url, data=body, headers=headers)
     with urllib.request.urlopen(request, timeout=120) as response:
         return bytes(response.read())
 
@@ -74,15 +120,36 @@ def main(args: argparse.Namespace) -> None:
                 f"page 1: {count_datasets(page_one)} datasets, {len(page_one):,} bytes; last page (offset "
                 f"{last_offset:,}): {count_datasets(deep_page)} datasets"
             )
-            runs: dict[str, list[harness.Load]] = {"page 1": [], "deep": [], "bare": []}
-            with BareServer(page_one) as bare:
+            dsp_url = provider.protocol + "/api/dsp/2025-1/catalog/request"
+            dsp_body = dsp_request_body(0)
+            audience = did_of(provider)
+            direct_page = fetch_with(dsp_url, dsp_body, mint(consumer, audience, 1)[0])
+            print(f"direct DSP page 1: {len(direct_page):,} bytes")
+            runs: dict[str, list[harness.Load]] = {"page 1": [], "deep": [], "bare": [], "dsp": [], "dsp bare": []}
+            count = int(args.seconds * TOKENS_PER_SECOND) + 1000
+            with BareServer(page_one) as bare, BareServer(direct_page) as dsp_bare:
                 for _ in range(args.rounds):
-                    for name, target, body in (("page 1", url, first), ("deep", url, deep), ("bare", bare.url, first)):
+                    t = time.process_time()
+                    tokens = mint(consumer, audience, count)
+                    print(f"  minted {count:,} tokens in {time.process_time() - t:.1f} s of CPU", flush=True)
+                    cases: tuple[tuple[str, str, bytes, list[str]], ...] = (
+                        ("page 1", url, first, []),
+                        ("deep", url, deep, []),
+                        ("bare", bare.url, first, []),
+                        ("dsp", dsp_url, dsp_body, tokens),
+                        ("dsp bare", dsp_bare.url + "/api/dsp/2025-1/catalog/request", dsp_body, tokens),
+                    )
+                    for name, target, body, authorizations in cases:
                         measured = harness.load(
-                            target, seconds=args.seconds, connections=args.connections, method="POST", body=body
+                            target,
+                            seconds=args.seconds,
+                            connections=args.connections,
+                            method="POST",
+                            body=body,
+                            authorizations=authorizations,
                         )
                         runs[name].append(measured)
-                        print(f"  {name:7s} {measured.describe()} (load {harness.load_average()})", flush=True)
+                        print(f"  {name:8s} {measured.describe()} (load {harness.load_average()})", flush=True)
     tool = runs["page 1"][0].tool
     p50 = {name: median([r.p50_ms for r in found]) for name, found in runs.items()}
     rate = {name: median([r.requests_per_s for r in found]) for name, found in runs.items()}
@@ -109,6 +176,46 @@ def main(args: argparse.Namespace) -> None:
             "req/s",
             rate["bare"],
             "bare aiohttp, same page bytes",
+            tool=tool,
+            rounds=args.rounds,
+        )
+    )
+    emit(
+        Result(
+            f"catalog page 1 at the provider's DSP endpoint, p50 ({size})",
+            p50["dsp"],
+            "ms",
+            p50["dsp bare"],
+            "bare aiohttp, same page bytes",
+            target="<= 3x",
+            met=p50["dsp"] <= 3 * p50["dsp bare"],
+            tool=tool,
+            rounds=args.rounds,
+            notes=f"{args.connections} connections, a fresh token per request",
+        )
+    )
+    emit(
+        Result(
+            f"catalog throughput at the provider's DSP endpoint ({size})",
+            rate["dsp"],
+            "req/s",
+            rate["dsp bare"],
+            "bare aiohttp, same page bytes",
+            target=">= 1/3 of bare",
+            met=rate["dsp"] * 3 >= rate["dsp bare"],
+            tool=tool,
+            rounds=args.rounds,
+        )
+    )
+    emit(
+        Result(
+            f"catalog page 1 via consumer v3 catalog/request against the direct DSP call, p50 ({size})",
+            p50["page 1"],
+            "ms",
+            p50["dsp"],
+            "the provider's DSP endpoint, same run",
+            target="<= 1.3x",
+            met=p50["page 1"] <= 1.3 * p50["dsp"],
             tool=tool,
             rounds=args.rounds,
         )

@@ -273,11 +273,36 @@ _LUA = """
 wrk.method = {method}
 wrk.body = {body}
 {headers}
+{tokens}
 done = function(summary, latency, requests)
   io.write(string.format("BENCH p50=%f p95=%f n=%d bytes=%d errors=%d status=%d\\n",
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, summary.requests, summary.bytes,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     summary.errors.status))
+end
+"""
+
+
+# Each wrk thread takes every THREADS-th line of the file, and sends each of its lines once.
+_LUA_TOKENS = """
+local threads = 0
+setup = function(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+local mine = {{}}
+local used = 0
+init = function(args)
+  local n = 0
+  for line in io.lines({file}) do
+    if n % {threads} == tid then mine[#mine + 1] = line end
+    n = n + 1
+  end
+end
+request = function()
+  used = used + 1
+  wrk.headers["Authorization"] = mine[used] or "exhausted"
+  return wrk.format()
 end
 """
 
@@ -295,28 +320,47 @@ def load(
     body: bytes = b"",
     headers: dict[str, str] | None = None,
     threads: int = 2,
+    authorizations: Sequence[str] = (),
 ) -> Load:
-    """Drive `url` for `seconds` with `connections` open connections from another process; return what it saw."""
+    """Drive `url` for `seconds` with `connections` open connections from another process; return what it saw.
+
+    `authorizations`: Authorization header values, each sent once (a fresh token per request, as DSP peers send
+    them); a request past the last one goes without and counts as an error (mint more than the run needs).
+    """
     headers = dict(headers or {})
     if body and "Content-Type" not in headers:
         headers["Content-Type"] = "application/json"
-    if load_tool() == "wrk":
-        return _wrk(url, seconds, connections, method, body, headers, threads)
-    return _harness_load(url, seconds, connections, method, body, headers, threads)
+    with tempfile.TemporaryDirectory(prefix="bench-tokens-") as tmp:
+        tokens = None
+        if authorizations:
+            tokens = Path(tmp) / "authorizations"
+            tokens.write_text("\n".join(authorizations) + "\n")
+        if load_tool() == "wrk":
+            return _wrk(url, seconds, connections, method, body, headers, threads, tokens)
+        return _harness_load(url, seconds, connections, method, body, headers, threads, tokens)
 
 
 def _wrk(
-    url: str, seconds: float, connections: int, method: str, body: bytes, headers: dict[str, str], threads: int
+    url: str,
+    seconds: float,
+    connections: int,
+    method: str,
+    body: bytes,
+    headers: dict[str, str],
+    threads: int,
+    tokens: Path | None = None,
 ) -> Load:
     lines = "\n".join(f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items())
-    script = _LUA.format(method=_lua_string(method), body=_lua_string(body.decode()), headers=lines)
+    threads = min(threads, connections)
+    rotation = "" if tokens is None else _LUA_TOKENS.format(file=_lua_string(str(tokens)), threads=threads)
+    script = _LUA.format(method=_lua_string(method), body=_lua_string(body.decode()), headers=lines, tokens=rotation)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
         command = [
             "wrk",
             "-t",
-            str(min(threads, connections)),
+            str(threads),
             "-c",
             str(connections),
             "-d",
@@ -349,9 +393,17 @@ def _wrk(
 
 
 def _harness_load(
-    url: str, seconds: float, connections: int, method: str, body: bytes, headers: dict[str, str], processes: int
+    url: str,
+    seconds: float,
+    connections: int,
+    method: str,
+    body: bytes,
+    headers: dict[str, str],
+    processes: int,
+    tokens: Path | None = None,
 ) -> Load:
     processes = max(1, min(processes, connections))
+    rotation = [] if tokens is None else ["--authorizations-file", str(tokens), "--share", f"{{i}}/{processes}"]
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         body_file = Path(tmp) / "body"
         body_file.write_bytes(body)
@@ -373,6 +425,7 @@ def _harness_load(
                     str(body_file),
                     "--headers",
                     json.dumps(headers),
+                    *(a.format(i=i) for a in rotation),
                 ],
                 stdout=subprocess.PIPE,
             )
@@ -520,9 +573,17 @@ def _run(factory: Any) -> None:
 
 
 async def _drive(
-    url: str, seconds: float, connections: int, method: str, body: bytes, headers: dict[str, str]
+    url: str,
+    seconds: float,
+    connections: int,
+    method: str,
+    body: bytes,
+    headers: dict[str, str],
+    authorizations: Sequence[str] = (),
 ) -> dict[str, Any]:
     import aiohttp
+
+    unused = iter(authorizations)
 
     latencies: list[float] = []
     received = 0
@@ -533,9 +594,12 @@ async def _drive(
     async def worker(http: aiohttp.ClientSession) -> None:
         nonlocal received, errors
         while time.perf_counter() < stop_at:
+            sent = headers
+            if authorizations:
+                sent = {**headers, "Authorization": next(unused, "exhausted")}
             t = time.perf_counter()
             try:
-                async with http.request(method, url, data=body or None, headers=headers) as response:
+                async with http.request(method, url, data=body or None, headers=sent) as response:
                     received += len(await response.read())
                     if response.status >= 400:
                         errors += 1
@@ -570,17 +634,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     loader.add_argument("--method", default="GET")
     loader.add_argument("--body-file", type=Path)
     loader.add_argument("--headers", default="{}")
+    loader.add_argument("--authorizations-file", type=Path, help="Authorization values, one a line, each sent once")
+    loader.add_argument("--share", default="0/1", help="I/N: this process sends lines I, I+N, I+2N, ...")
     args = parser.parse_args(argv)
     if args.command == "bare":
         _serve_bare(args.port, args.body_file.read_bytes(), args.content_type)
     else:
         body = args.body_file.read_bytes() if args.body_file else b""
         out: dict[str, Any] = {}
+        mine: list[str] = []
+        if args.authorizations_file:
+            index, count = (int(x) for x in args.share.split("/"))
+            mine = args.authorizations_file.read_text().splitlines()[index::count]
 
         async def drive() -> None:
-            out.update(
-                await _drive(args.url, args.seconds, args.connections, args.method, body, json.loads(args.headers))
-            )
+            headers = json.loads(args.headers)
+            out.update(await _drive(args.url, args.seconds, args.connections, args.method, body, headers, mine))
 
         _run(drive)
         sys.stdout.write(json.dumps(out))

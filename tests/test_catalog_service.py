@@ -184,3 +184,23 @@ async def test_an_empty_policy_definition_means_use_without_conditions(store: St
     body = render_catalog(seen.catalog)
     assert body["dataset"][0]["hasPolicy"][0]["permission"] == [{"action": "use"}]
     dsp_schemas.validate(body, "catalog/catalog-schema.json")
+
+
+async def test_resolving_an_offer_first_does_not_narrow_the_requesters_catalog(store: Store) -> None:
+    # A requester's first call to this service resolves one offer (a negotiation after a restart, say): the access
+    # decision made for that one definition must not be reused as the decision for all of them.
+    await _setup(store)
+    before = CatalogService(store, "did:web:provider.example", DSP_URL)
+    offer = next(o for o in (await before.dataset(RECYCLER, "bat-M0-0")).offers if _definition(o.id) == "cd-members")
+    fresh = CatalogService(store, "did:web:provider.example", DSP_URL)
+    assert (await fresh.resolve_offer(RECYCLER, offer.id)).definition.id == "cd-members"
+    seen = await fresh.catalog(RECYCLER)
+    assert _ids(seen) == [f"bat-M0-{i}" for i in range(4)] + [f"bat-M1-{i}" for i in range(4)]
+    assert [len(d.offers) for d in seen.catalog.datasets] == [2, 2, 2, 2, 1, 1, 1, 1]
+    assert (await fresh.dataset(RECYCLER, "bat-M1-0")).id == "bat-M1-0"
+
+
+def _definition(offer_id: str) -> str:
+    ref = parse_offer_id(offer_id)
+    assert ref is not None
+    return ref.definition_id

@@ -146,6 +146,14 @@ class Selection:
 
 
 @dataclass(frozen=True, slots=True)
+class Permitted:
+    """The definitions a requester may use (in their order), and their ids: the key of their selection."""
+
+    definitions: list[CompiledDefinition]
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogPage:
     """One page of a catalog and whether more pages follow."""
 
@@ -183,7 +191,7 @@ class CatalogService:
         self._catalog_id = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, dsp_url + "#catalog"))
         self._cached: tuple[int, list[CompiledDefinition]] | None = None
         self._by_id: dict[str, CompiledDefinition] = {}
-        self._decisions: dict[tuple[str, bytes], frozenset[str]] = {}
+        self._decisions: dict[tuple[str, bytes], tuple[frozenset[str], Permitted | None]] = {}
         self._selections: OrderedDict[tuple[int, tuple[str, ...]], Selection] = OrderedDict()
         self._positions_held = 0
         self._compiling = asyncio.Lock()
@@ -210,8 +218,7 @@ class CatalogService:
 
     async def _read_counters(self, answer: asyncio.Future[tuple[int, ...]]) -> None:
         try:
-            async with self._store.read() as tx:
-                answer.set_result(await read_revisions(tx.connection, _REVISIONS))
+            answer.set_result(await self._store.revisions(_REVISIONS))
         except Exception as exc:  # every caller waiting on this read gets its error
             answer.set_exception(exc)
             answer.exception()  # retrieved here: a read nobody awaits any more must not log "never retrieved"
@@ -267,13 +274,14 @@ class CatalogService:
         self._positions_held = 0
         return compiled
 
-    def _selection(self, revision: int, permitted: list[CompiledDefinition]) -> Selection:
+    def _selection(self, revision: int, permitted: Permitted) -> Selection:
         """Return the selection of these permitted definitions (made once per offers revision)."""
         # The revision is part of the key: a request still holding older definitions never serves newer ones.
-        key = (revision, tuple(d.definition.id for d in permitted))
+        key = (revision, permitted.ids)
         found = self._selections.get(key)
         if found is None:
-            found = Selection(permitted, DefinitionIndex(permitted), [d.selector for d in permitted])
+            chosen = permitted.definitions
+            found = Selection(chosen, DefinitionIndex(chosen), [d.selector for d in chosen])
             self._selections[key] = found
             if len(self._selections) > _MAX_SELECTIONS:
                 self._drop_positions(self._selections.popitem(last=False)[1])
@@ -310,23 +318,45 @@ class CatalogService:
             if other is not keep:
                 self._drop_positions(other)
 
-    def _permitted(self, definitions: list[CompiledDefinition], participant: Participant) -> list[CompiledDefinition]:
-        context = policies.EvaluationContext(
-            participant_id=participant.id, claims=participant.claims, now=datetime.now(UTC)
-        )
+    def _permitted(self, definitions: list[CompiledDefinition], participant: Participant) -> Permitted:
+        """Return the definitions of the current revision whose access policy lets the participant see them.
+
+        The decisions that read no clock are made once per requester and claims; when no access policy reads the
+        clock, the whole answer (and the selection key) is kept, so a known requester costs one lookup.
+        """
+        context = None
         key = (participant.id, orjson.dumps(participant.claims, option=orjson.OPT_SORT_KEYS, default=str))
-        reusable = self._decisions.get(key)
-        if reusable is None:
+        # Only the current revision's list is decided from or into the kept decisions: a request still holding an
+        # older list decides afresh, and a kept decision is never of another revision's definitions.
+        current = self._cached is not None and definitions is self._cached[1]
+        kept = self._decisions.get(key) if current else None
+        if kept is None:
+            context = policies.EvaluationContext(
+                participant_id=participant.id, claims=participant.claims, now=datetime.now(UTC)
+            )
             reusable = frozenset(
                 d.definition.id
                 for d in definitions
                 if not d.access_time_dependent
                 and policies.evaluate(d.access, "use", context, policies.Scope.CATALOG).permitted
             )
-            if len(self._decisions) >= _MAX_CACHED_REQUESTERS:
-                self._decisions.pop(next(iter(self._decisions)))
-            self._decisions[key] = reusable
-        return [
+            fixed = None
+            if not any(d.access_time_dependent for d in definitions):
+                chosen = [d for d in definitions if d.definition.id in reusable]
+                fixed = Permitted(chosen, tuple(d.definition.id for d in chosen))
+            kept = (reusable, fixed)
+            if current:
+                if len(self._decisions) >= _MAX_CACHED_REQUESTERS:
+                    self._decisions.pop(next(iter(self._decisions)))
+                self._decisions[key] = kept
+        reusable, fixed = kept
+        if fixed is not None:
+            return fixed
+        if context is None:
+            context = policies.EvaluationContext(
+                participant_id=participant.id, claims=participant.claims, now=datetime.now(UTC)
+            )
+        chosen = [
             d
             for d in definitions
             if (
@@ -335,6 +365,15 @@ class CatalogService:
                 else d.definition.id in reusable
             )
         ]
+        return Permitted(chosen, tuple(d.definition.id for d in chosen))
+
+    @staticmethod
+    def _permits(compiled: CompiledDefinition, participant: Participant) -> bool:
+        """Tell whether one definition's access policy lets the participant see it (evaluated now, not kept)."""
+        context = policies.EvaluationContext(
+            participant_id=participant.id, claims=participant.claims, now=datetime.now(UTC)
+        )
+        return policies.evaluate(compiled.access, "use", context, policies.Scope.CATALOG).permitted
 
     def _catalog(self, datasets: tuple[Dataset, ...]) -> Catalog:
         return Catalog(id=self._catalog_id, participant_id=self.participant_id, service=self.service, datasets=datasets)
@@ -438,7 +477,7 @@ class CatalogService:
         compiled = definitions.get(definition_id)
         if compiled is None or asset is None or fingerprint not in (None, compiled.fingerprint):
             raise NotFound(f"offer {offer!r} is not (or no longer) offered")
-        if not selection.matches(asset, compiled.selector) or not self._permitted([compiled], participant):
+        if not selection.matches(asset, compiled.selector) or not self._permits(compiled, participant):
             raise NotFound(f"offer {offer!r} is not offered to {participant.id}")
         return ResolvedOffer(compiled.definition, asset, compiled.contract)
 

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from aiohttp import web
 
 from catalog.dsp import render_catalog, render_dataset
 from catalog.info import CatalogInfo
+from catalog.model import Catalog
 from connector.domain.errors import ConnectorError, InvalidInput, Problem, Unauthorized
 from connector.domain.negotiation import Message
 from connector.domain.participants import Participant
@@ -88,10 +90,15 @@ async def catalog_request(request: web.Request) -> web.StreamResponse:
         else:
             page = await services.catalog.catalog(participant, 0, wanted.limit, after=wanted.after, where=wanted.filter)
         link = link_header(f"{services.dsp_url}/catalog/request", wanted, page.has_more, page.last_key)
-        # A page its selection keeps is rendered once for every requester it serves.
-        return dsp_json(page.rendered("dsp", render_catalog), headers={"Link": link} if link else None)
+        # A page its selection keeps is rendered and serialised once for every requester it serves.
+        body = page.rendered("dsp-json", _catalog_bytes)
+        return web.Response(body=body, content_type="application/json", headers={"Link": link} if link else None)
 
     return await handle(request, "CatalogError", call, read=True)
+
+
+def _catalog_bytes(catalog: Catalog) -> bytes:
+    return orjson.dumps(render_catalog(catalog))
 
 
 async def dataset_request(request: web.Request) -> web.StreamResponse:
