@@ -251,6 +251,33 @@ def test_catalog_answer_is_unchanged() -> None:
     assert fast["dcat:dataset"][0]["odrl:hasPolicy"]["@type"] == "odrl:Offer"
 
 
+def test_a_repeated_flat_node_is_written_for_the_context_it_is_in() -> None:
+    # The one-pass compaction writes a small flat node seen before in the same document from memory; the same text
+    # under another active context (here a propagated type-scoped one that makes `k` an IRI) must not reuse it.
+    scoped = {"@propagate": True, "k": {"@id": "http://s.example/k", "@type": "@id"}}
+    document = {
+        "@context": {"@vocab": "http://v.example/", "T": {"@id": "http://v.example/T", "@context": scoped}},
+        "@id": "urn:top",
+        "p": [{"k": "x"}, {"@type": "T", "p": [{"k": "x"}, {"k": "x"}]}, {"k": "x"}, {"k": 1}, {"k": True}],
+    }
+    expected = compacted(by_pyld(document))
+    assert same(compacted_by_table(document), expected)
+    top = expected[0]["http://v.example/p"]
+    assert top[0] == top[2] != top[1]["http://v.example/p"][0]
+    assert not same(top[3], top[4])  # 1 and true are different texts, though equal in Python
+    # The answers share no node: changing one leaves the others as they were.
+    again = compacted_by_table(document)
+    assert again is not None
+    items = again[0]["http://v.example/p"]
+    items[0]["changed"] = True
+    assert "changed" not in items[2]
+
+
+def test_node_catalog_page_is_written_as_compact_writes_pyld_expansion() -> None:
+    document = node_catalog(60)
+    assert same(compacted_by_table(document), compacted(by_pyld(document)))
+
+
 # What the tables leave to pyld.
 
 FALLBACK = {

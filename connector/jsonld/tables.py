@@ -21,6 +21,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
+
 JSON = Any
 
 # pyld's keywords and keyword pattern (a string that looks like a keyword but is not one expands to nothing).
@@ -41,6 +43,10 @@ MAX_DEPTH = 64  # deeper documents go to pyld (peer documents are bounded before
 _MAX_DERIVED = 64  # contexts derived from one context by type-scoped contexts, kept
 _MAX_KEYS = 4096  # expanded keys kept per context
 _MAX_TOP = 64  # top-level contexts kept (lists of URLs and inline ones alike: a peer chooses them)
+_MAX_REPEATS = 4096  # flat nodes remembered per compacted document
+_MAX_FLAT_KEYS = 8  # only small flat nodes are looked for (the ones that repeat: distributions, permissions)
+_SCALARS = (str, int, float, bool, type(None))
+_MISSING = object()
 
 
 class Unsupported(Exception):
@@ -303,15 +309,28 @@ def _arrayify(value: JSON) -> list[JSON]:
 
 
 class Compactor:
-    """How expanded IRIs are written back in a compacted answer: in key position and in value position."""
+    """How expanded IRIs are written back in a compacted answer: in key position and in value position.
 
-    __slots__ = ("_iri", "_iris", "_key", "_keys")
+    `for_document()` gives the compactor one document is written with: it shares the IRI tables and remembers
+    the flat nodes (nodes whose values are all literals) of that document, which repeat in a catalog (every
+    dataset's distributions and permissions): the same node text in the same context is written once.
+    """
+
+    __slots__ = ("_iri", "_iris", "_key", "_keys", "repeats")
 
     def __init__(self, key: Callable[[str], str], iri: Callable[[str], str]) -> None:
         self._key = key
         self._iri = iri
         self._keys: dict[str, str] = {}
         self._iris: dict[str, str] = {}
+        self.repeats: dict[tuple[Context, str | None, bytes], JSON] | None = None
+
+    def for_document(self) -> Compactor:
+        """Return a compactor sharing these tables, remembering the flat nodes of one document."""
+        one = Compactor(self._key, self._iri)
+        one._keys, one._iris = self._keys, self._iris
+        one.repeats = {}
+        return one
 
     def key(self, iri: str) -> str:
         """Return an IRI as written in key position."""
@@ -340,6 +359,8 @@ def expand_document(document: JSON, top: Context, compactor: Compactor | None = 
     """
     if not isinstance(document, dict):
         raise Unsupported("a document that is not one object")
+    if compactor is not None and compactor.repeats is None:
+        compactor = compactor.for_document()
     result = _node(top, None, document, 0, True, compactor)
     return [] if result is None else [result]
 
@@ -388,6 +409,17 @@ def _node(
         raise Unsupported("too deep")
     if "@context" in element and not top_level:
         raise Unsupported("an embedded context")
+    repeat = None
+    if out_c is not None and not top_level and out_c.repeats is not None and len(element) <= _MAX_FLAT_KEYS:
+        for item in element.values():
+            if not isinstance(item, _SCALARS):
+                break
+        else:
+            # A flat node's output depends on its text, the active context and the property it is under alone.
+            repeat = (ctx, prop, orjson.dumps(element))
+            seen = out_c.repeats.get(repeat, _MISSING)
+            if seen is not _MISSING:
+                return dict(seen) if isinstance(seen, dict) else seen
     if ctx.previous is not None and not top_level:
         # pyld's revert rule: a type-scoped context ends at a node, not at a value object or a bare reference.
         keep = False
@@ -402,7 +434,12 @@ def _node(
     type_scoped = ctx
     types_value = element.get("@type")
     if types_value is not None:
-        for name in sorted(t for t in _arrayify(types_value) if isinstance(t, str)):
+        names = (
+            (types_value,)
+            if types_value.__class__ is str
+            else sorted(t for t in _arrayify(types_value) if isinstance(t, str))
+        )
+        for name in names:
             scoping = type_scoped.terms.get(name)
             if scoping is not None and scoping.scoped is not None:
                 ctx = ctx.scoped_by(scoping)
@@ -482,7 +519,12 @@ def _node(
         out["@type"] = [out["@type"]]
     if prop is None and (not out or "@value" in out or (len(out) == 1 and "@id" in out)):
         return None
-    return out if out_c is None else _compacted(out, out_c)
+    if out_c is None:
+        return out
+    written = _compacted(out, out_c)
+    if repeat is not None and out_c.repeats is not None and len(out_c.repeats) < _MAX_REPEATS:
+        out_c.repeats[repeat] = dict(written) if isinstance(written, dict) else written
+    return written
 
 
 def _compacted(node: dict[str, JSON], out_c: Compactor) -> JSON:
