@@ -6,7 +6,9 @@ surveillance authorities). Prints the population time, then the median latency o
 and of a page deep in the catalog through `CatalogService`, then through a real node's DSP endpoint
 (`POST <dsp>/catalog/request` with a fresh token each time, a consumer without credentials and one holding
 membership and recycler credentials), and the same page's bytes served by a bare aiohttp handler in the same run,
-with the ratio. Never fails on time: the numbers are informational.
+with the ratio. Never fails on time: the numbers are informational. The nodes here run in this process; the
+out-of-process figure of the DSP page 1 (wrk against `connector serve`, a fresh token per request) is
+bench_catalog_consumer.py's.
 
 Embedded SQLite in a temporary directory by default; `--database-url postgresql+asyncpg://user@127.0.0.1:5432/db`
 creates a database of its own on that server and drops it afterwards.

@@ -122,3 +122,46 @@ def test_the_table_writer_refuses_a_readme_without_its_markers(tmp_path: Path) -
     assert readme.read_text() == "# Title\n\nNo markers.\n"
     with pytest.raises(readme_table.MarkersMissing):
         readme_table.rewrite(f"{readme_table.END}\n{readme_table.START}\n", "table")
+
+
+@pytest.mark.parametrize("tool", ["wrk", "harness"])
+def test_each_authorization_is_sent_once(tool: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A DSP peer sends a fresh token per request: the load generator sends each given value once, and a request
+    # past the last one carries "exhausted" (the node refuses it, so a run that ran out shows errors).
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    if tool == "wrk" and harness.shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed")
+    monkeypatch.setenv("BENCH_LOADGEN", tool)
+    seen: list[str] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append(self.headers.get("Authorization", ""))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        tokens = [f"Bearer t{i}" for i in range(12)]
+        url = f"http://127.0.0.1:{server.server_address[1]}/x"
+        measured = harness.load(url, seconds=1, connections=2, method="POST", body=b"{}", authorizations=tokens)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert measured.requests > 0
+    sent = [s for s in seen if s != "exhausted"]
+    assert len(sent) == len(set(sent))  # none twice
+    assert set(sent) <= set(tokens)
+    assert len(seen) > len(tokens)  # a second of requests outruns 12 tokens
+    assert "exhausted" in seen and len(sent) >= len(tokens) - 4  # wrk may lose the ones it made ready last
