@@ -204,3 +204,26 @@ def _definition(offer_id: str) -> str:
     ref = parse_offer_id(offer_id)
     assert ref is not None
     return ref.definition_id
+
+
+async def test_counters_see_another_stores_commit_at_once_and_hold_no_snapshot(store: Store, database_url: str) -> None:
+    # Another Store on the same database stands for another process (a replica, the import command).
+    other = Store(database_url, pool_size=1)
+    try:
+        before = await store.revisions(("offers", "catalog_assets"))
+        await PolicyDefinitionService(other).create(PolicyDefinition("p-new", odrl(PURPOSE), {}, 1))
+        after = await store.revisions(("offers", "catalog_assets"))
+        assert after[0] > before[0] and after[1] == before[1]
+        assert await store.revisions(("no-such-counter",)) == (0,)
+        if database_url.startswith("sqlite"):
+            # The read ended with its statement: a full checkpoint is blocked by no reader of ours.
+            import sqlite3
+
+            checkpoint = sqlite3.connect(database_url.split(":///", 1)[1], isolation_level=None)
+            try:
+                busy, _, _ = checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                checkpoint.close()
+            assert busy == 0
+    finally:
+        await other.close()
