@@ -192,6 +192,7 @@ class CatalogService:
         self._cached: tuple[int, list[CompiledDefinition]] | None = None
         self._by_id: dict[str, CompiledDefinition] = {}
         self._decisions: dict[tuple[str, bytes], tuple[frozenset[str], Permitted | None]] = {}
+        self._answers: dict[tuple[str, ...], Permitted] = {}  # the distinct kept answers of the current revision
         self._selections: OrderedDict[tuple[int, tuple[str, ...]], Selection] = OrderedDict()
         self._positions_held = 0
         self._compiling = asyncio.Lock()
@@ -270,6 +271,7 @@ class CatalogService:
         self._cached = (revision, compiled)
         self._by_id = {d.definition.id: d for d in compiled}
         self._decisions.clear()
+        self._answers.clear()
         self._selections.clear()
         self._positions_held = 0
         return compiled
@@ -343,7 +345,14 @@ class CatalogService:
             fixed = None
             if not any(d.access_time_dependent for d in definitions):
                 chosen = [d for d in definitions if d.definition.id in reusable]
-                fixed = Permitted(chosen, tuple(d.definition.id for d in chosen))
+                ids = tuple(d.definition.id for d in chosen)
+                # Requesters fall into a few classes: each class's answer is held once, however many requesters.
+                fixed = self._answers.get(ids) if current else None
+                if fixed is None:
+                    fixed = Permitted(chosen, ids)
+                    if current and len(self._answers) < _MAX_SELECTIONS:
+                        self._answers[ids] = fixed
+                reusable = frozenset()  # the answer is the decision
             kept = (reusable, fixed)
             if current:
                 if len(self._decisions) >= _MAX_CACHED_REQUESTERS:
