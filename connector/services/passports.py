@@ -28,7 +28,9 @@ from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem, U
 from connector.domain.json_input import JsonLimits
 from connector.domain.passport import exports
 from connector.services.passport_pipeline import GARBAGE_EVERY, Prepared, bulk_collection, collect_garbage, prepared
-from connector.services.passport_reading import load, node_json, write_fields
+from connector.services.passport_reading import load as load  # the service's, where other modules take it
+from connector.services.passport_reading import node_json as node_json
+from connector.services.passport_reading import write_fields
 from connector.services.passport_sources import SourceRecord
 from connector.services.recent import Recent
 from connector.store import Store, Transaction

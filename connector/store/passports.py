@@ -222,7 +222,7 @@ class PassportRepository:
             return {}
         if self._c.dialect.name == "sqlite":
             found = await self._c.exec_driver_sql(_sqlite_in(_SQLITE_DIGESTS, len(ids)), tuple(ids))
-            return {i: (d, int(v), deleted is not None) for i, d, v, deleted in found}
+            return {r["id"]: (r["digest"], int(r["version"]), r["deleted_at"] is not None) for r in found.mappings()}
         rows = await self._c.execute(
             select(passports.c.id, passports.c.digest, passports.c.version, passports.c.deleted_at).where(
                 passports.c.id.in_(list(ids))
@@ -496,7 +496,9 @@ class PassportRepository:
             return {}
         if self._c.dialect.name == "sqlite":
             found = await self._c.exec_driver_sql(_sqlite_in(_SQLITE_TAKEN, len(passport_ids)), (source, *passport_ids))
-            return {i: TakenId(i, int(position), place) for i, position, place in found}
+            return {
+                r["passport_id"]: TakenId(r["passport_id"], int(r["position"]), r["place"]) for r in found.mappings()
+            }
         rows = await self._c.execute(
             select(passport_import_ids).where(
                 passport_import_ids.c.source == source, passport_import_ids.c.passport_id.in_(list(passport_ids))
