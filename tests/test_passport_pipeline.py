@@ -1,10 +1,12 @@
 """The import pipeline: records made ready in worker processes are exactly those made ready in the command's
 own process (same verdicts, same order, the same bytes to store), a small source uses no worker, and the
-garbage collector is put back as it was after an import."""
+garbage collector is put back as it was after an import; a worker process does not load the store."""
 
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -69,3 +71,22 @@ def test_the_collector_is_put_back_after_an_import_even_a_failed_one() -> None:
         assert gc.get_freeze_count() >= frozen
     finally:
         gc.unfreeze()
+
+
+# What a worker process runs, in a fresh interpreter as `spawn` starts one: the modules it loads to prepare a
+# record. The store (SQLAlchemy and every repository) cost about a second of each worker's start-up.
+_WORKER = """
+import sys
+from connector.domain.json_input import JsonLimits
+from connector.services.passport_pipeline import prepare_sent
+back = prepare_sent([(0, "a.jsonl:1", sys.stdin.buffer.read(), None, None, ())], JsonLimits())
+assert back[0][3] is not None, back
+print(" ".join(sorted(m for m in sys.modules if m.startswith(("connector.store", "sqlalchemy", "aiosqlite")))))
+"""
+
+
+def test_a_worker_prepares_records_without_loading_the_store() -> None:
+    record = orjson.dumps(next(iter(catenax_documents(1))))
+    done = subprocess.run([sys.executable, "-c", _WORKER], input=record, capture_output=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().split() == []

@@ -25,14 +25,18 @@ from collections.abc import AsyncGenerator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from connector.domain import passport as model
 from connector.domain.errors import InvalidInput, Problem
 from connector.domain.json_input import JsonLimits
+from connector.services.passport_reading import WriteFields, load, write_fields
 from connector.services.passport_sources import SourceRecord, parsed
-from connector.store.engine import EncodedJSON
-from connector.store.passports import PassportWrite
+
+if TYPE_CHECKING:  # a worker process imports this module, and not the store (about a second of its start-up)
+    from connector.store.engine import EncodedJSON
+    from connector.store.passports import PassportWrite
 
 # Records a worker prepares per task, and tasks in flight at most: enough to keep the worker busy while
 # this process stores a batch, few enough that memory does not grow (each is about 2 x 14 KB a record).
@@ -62,19 +66,25 @@ class Prepared:
     problems: list[Problem] = field(default_factory=list)
 
 
-def prepare(item: SourceRecord, limits: JsonLimits) -> Prepared:
-    """Make one source record ready to store, or say why it is refused (parsing its bytes first if unparsed)."""
-    from connector.services.passports import load, write_of_reading  # the service imports this module
-
+def _ready(
+    item: SourceRecord, limits: JsonLimits
+) -> tuple[str | None, WriteFields | None, list[tuple[str, str]], str | None, list[Problem]]:
+    """Make one source record ready (parsing its bytes first if unparsed): (canonical id, what to write, its
+    reading's warnings, None, []) or (None, None, [], why it is refused, its problems)."""
     item = parsed(item, limits)
     if item.error is not None:
-        return Prepared(item.position, item.where, reason=item.error, problems=[Problem(m, p) for p, m in item.errors])
+        return None, None, [], item.error, [Problem(m, p) for p, m in item.errors]
     try:
         reading = load(item.document)
     except InvalidInput as exc:
-        return Prepared(item.position, item.where, reason=exc.message, problems=list(exc.problems))
-    write = write_of_reading(reading)
-    return Prepared(item.position, item.where, model.canonical_id(write.id), write, reading.warnings)
+        return None, None, [], exc.message, list(exc.problems)
+    fields = write_fields(reading)
+    return model.canonical_id(fields[0]), fields, reading.warnings, None, []
+
+
+def prepare(item: SourceRecord, limits: JsonLimits) -> Prepared:
+    """Make one source record ready to store, or say why it is refused (parsing its bytes first if unparsed)."""
+    return _received((item.position, item.where, *_ready(item, limits)))
 
 
 def prepare_chunk(items: list[SourceRecord], limits: JsonLimits) -> list[Prepared]:
@@ -84,8 +94,7 @@ def prepare_chunk(items: list[SourceRecord], limits: JsonLimits) -> list[Prepare
 
 # Between processes records travel as plain tuples: pickling a slotted dataclass costs several times more.
 _Sent = tuple[int, str, bytes | None, Any, str | None, tuple[tuple[str | None, str], ...]]
-_Write = tuple[str, str, str | None, str | None, str | None, str, str, str]
-_Back = tuple[int, str, str | None, _Write | None, list[tuple[str, str]], str | None, list[Problem]]
+_Back = tuple[int, str, str | None, WriteFields | None, list[tuple[str, str]], str | None, list[Problem]]
 
 
 def _sent(item: SourceRecord) -> _Sent:
@@ -94,23 +103,27 @@ def _sent(item: SourceRecord) -> _Sent:
 
 def prepare_sent(sent: list[_Sent], limits: JsonLimits) -> list[_Back]:
     """Make a chunk of records ready, in order (what a worker process runs, on records as `_sent` makes them)."""
-    back: list[_Back] = []
-    for position, where, raw, document, error, errors in sent:
-        ready = prepare(SourceRecord(position, where, document, error, errors, raw), limits)
-        write = ready.write
-        fields = None
-        if write is not None:
-            fields = (write.id, write.battery_id, write.model_id, write.manufacturer_id, write.category,
-                      write.data.text, write.digest, write.source_format)  # fmt: skip
-        back.append((position, where, ready.key, fields, ready.warnings, ready.reason, ready.problems))
-    return back
+    return [
+        (position, where, *_ready(SourceRecord(position, where, document, error, errors, raw), limits))
+        for position, where, raw, document, error, errors in sent
+    ]
+
+
+@cache
+def _store_types() -> tuple[type[PassportWrite], type[EncodedJSON]]:
+    # Imported when first needed: in the importing process, which has the store loaded already.
+    from connector.store.engine import EncodedJSON
+    from connector.store.passports import PassportWrite
+
+    return PassportWrite, EncodedJSON
 
 
 def _received(back: _Back) -> Prepared:
     position, where, key, fields, warnings, reason, problems = back
     write = None
     if fields is not None:
-        write = PassportWrite(*fields[:5], EncodedJSON(fields[5]), fields[6], fields[7])
+        write_type, encoded = _store_types()
+        write = write_type(*fields[:5], encoded(fields[5]), fields[6], fields[7])
     return Prepared(position, where, key, write, warnings, reason, problems)
 
 

@@ -28,6 +28,9 @@ from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem, U
 from connector.domain.json_input import JsonLimits
 from connector.domain.passport import exports
 from connector.services.passport_pipeline import GARBAGE_EVERY, Prepared, bulk_collection, collect_garbage, prepared
+from connector.services.passport_reading import load as load  # the service's, where other modules take it
+from connector.services.passport_reading import node_json as node_json
+from connector.services.passport_reading import write_fields
 from connector.services.passport_sources import SourceRecord
 from connector.services.recent import Recent
 from connector.store import Store, Transaction
@@ -39,7 +42,6 @@ from connector.store.passports import (
     PassportVersion,
     PassportWrite,
     TakenId,
-    digest_of,
 )
 from connector.store.passports import digest as stored_digest
 from connector.vocab import BPC
@@ -87,27 +89,6 @@ def levels_of(granted: Iterable[str]) -> frozenset[str]:
     return frozenset({policies.AccessLevel.PUBLIC.value, *(g for g in granted if g in LEVELS)})
 
 
-def node_json(passport: model.Passport) -> dict[str, Any]:
-    """Return the node's JSON of a validated passport: what `passport.to_json()` returns, made faster.
-
-    Extension data is parsed JSON the passport already checked; walking it through pydantic's JSON dump
-    again (every value's type looked up) was four fifths of the cost of making a store record, so it is
-    taken as it is. The dicts are the passport's own: neither is changed once made.
-    """
-    data = passport.model_dump(mode="json", exclude_none=True, exclude={"extensions"})
-    data["extensions"] = [_extension_json(extension) for extension in passport.extensions]
-    return data
-
-
-def _extension_json(extension: model.Extension) -> dict[str, Any]:
-    # What `model_dump(mode="json", exclude_none=True)` gives, in the fields' order as `to_json` writes them
-    # (the digest is of these bytes), without pydantic's walk over the order's positions.
-    dumped: dict[str, Any] = {"format": extension.format, "tag": extension.tag.value, "data": extension.data}
-    if extension.order is not None:
-        dumped["order"] = extension.order
-    return dumped
-
-
 def record_of(reading: model.Reading) -> PassportRecord:
     """Return the store record of a validated passport, as `load` read it."""
     passport = reading.passport
@@ -128,45 +109,13 @@ def record_of(reading: model.Reading) -> PassportRecord:
 def write_of_reading(reading: model.Reading) -> PassportWrite:
     """Return what storing a validated passport writes, as `record_of` would make it: its node JSON is
     encoded once, and the digest is of those bytes (what a bulk import's worker process hands over)."""
-    passport = reading.passport
-    encoded = orjson.dumps(node_json(passport))
-    category = passport.category
-    return PassportWrite(
-        passport.passport_id,
-        passport.battery_id,
-        passport.model_id,
-        passport.manufacturer_id,
-        getattr(category, "value", category) if category is not None else None,
-        EncodedJSON(encoded.decode()),
-        digest_of(encoded),
-        reading.format,
-    )
-
-
-def load(document: Any) -> model.Reading:
-    """Read a passport in any supported format: the passport, its format's name and what the reading
-    tolerated (IDTA's bare lists, as warnings). A document that does not validate is a 400 naming every field."""
-    if not isinstance(document, dict):
-        raise InvalidInput(f"a passport must be a JSON object, not {_json_type(document)}")
-    try:
-        reading = model.read_document(document)  # the format is told once, by the reading
-    except model.PassportInvalid as exc:
-        shown = "; ".join(f"{p}: {m}" for p, m in exc.errors[:5])
-        more = f" (and {len(exc.errors) - 5} more)" if len(exc.errors) > 5 else ""
-        raise InvalidInput(
-            f"the passport is not valid: {shown}{more}", [Problem(message, path) for path, message in exc.errors]
-        ) from exc
-    return reading
+    fields = write_fields(reading)
+    return PassportWrite(*fields[:5], EncodedJSON(fields[5]), fields[6], fields[7])
 
 
 def warnings_json(warnings: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     """Return a reading's warnings as the API and the CLI show them: each with its path and message."""
     return [{"path": path, "message": message} for path, message in warnings]
-
-
-def _json_type(value: Any) -> str:
-    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def version_json(item: PassportVersion) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from connector.domain.passport_digest import DIGEST_SCHEME, digest_of
 from connector.store import changes as change_feed
 from connector.store.engine import EncodedJSON, encode_json
 from connector.store.tables import passport_import_ids, passport_imports, passport_versions, passports
@@ -51,17 +51,8 @@ class PassportWrite:
     source_format: str
 
 
-# The content digest of a passport's node JSON: SHA-256 of the bytes the store writes (orjson's compact
-# encoding, the passport's own key order), named by its scheme, as Subresource Integrity spells a digest:
-# `sha256-<base64>`, 51 characters. Databases written before it hold the former scheme, 64 hexadecimal
-# characters of SHA-256 over the sorted-key encoding: a row with one of those is compared by that scheme
-# (`same_content`), so an unchanged passport stays unchanged when it is imported again.
-DIGEST_SCHEME = "sha256-"
-
-
-def digest_of(encoded: bytes) -> str:
-    """Return the content digest of a passport's node JSON as the store writes it (orjson, compact)."""
-    return DIGEST_SCHEME + base64.b64encode(hashlib.sha256(encoded).digest()).decode()
+# The digest's scheme (DIGEST_SCHEME, digest_of) is in connector.domain.passport_digest, which a bulk import's
+# worker processes import without the store.
 
 
 def digest(data: Any) -> str:
@@ -199,6 +190,16 @@ _SQLITE_INSERT_VERSION = (
     " VALUES (?, ?, ?, ?, ?, ?, 0)"
 )
 
+# A bulk import's lookups of a batch's ids on SQLite, written out as SQLAlchemy writes them (an IN list of one
+# parameter an id): SQLAlchemy renders the list's parameters again at every execution, which cost more than the
+# lookup. `_sqlite_in` puts in the list of `n` parameters.
+_SQLITE_DIGESTS = "SELECT id, digest, version, deleted_at FROM passports WHERE id IN ({})"
+_SQLITE_TAKEN = "SELECT passport_id, position, place FROM passport_import_ids WHERE source = ? AND passport_id IN ({})"
+
+
+def _sqlite_in(statement: str, n: int) -> str:
+    return statement.format(", ".join("?" * n))
+
 
 class PassportRepository:
     """Passports and their versions; every write adds a version row in the same transaction, which holds the
@@ -219,6 +220,9 @@ class PassportRepository:
         """Return {id: (digest, version, deleted)} for the ids that exist (deleted ones included)."""
         if not ids:
             return {}
+        if self._c.dialect.name == "sqlite":
+            found = await self._c.exec_driver_sql(_sqlite_in(_SQLITE_DIGESTS, len(ids)), tuple(ids))
+            return {r["id"]: (r["digest"], int(r["version"]), r["deleted_at"] is not None) for r in found.mappings()}
         rows = await self._c.execute(
             select(passports.c.id, passports.c.digest, passports.c.version, passports.c.deleted_at).where(
                 passports.c.id.in_(list(ids))
@@ -490,6 +494,11 @@ class PassportRepository:
         """Return which of `passport_ids` the import from `source` has taken already, and by which record."""
         if not passport_ids:
             return {}
+        if self._c.dialect.name == "sqlite":
+            found = await self._c.exec_driver_sql(_sqlite_in(_SQLITE_TAKEN, len(passport_ids)), (source, *passport_ids))
+            return {
+                r["passport_id"]: TakenId(r["passport_id"], int(r["position"]), r["place"]) for r in found.mappings()
+            }
         rows = await self._c.execute(
             select(passport_import_ids).where(
                 passport_import_ids.c.source == source, passport_import_ids.c.passport_id.in_(list(passport_ids))
