@@ -272,7 +272,11 @@ def _main(argv: Sequence[str] | None) -> int:
     except SettingsError as exc:
         print(f"connector: invalid setting: {exc}", file=sys.stderr)
         return EXIT_SETTINGS
-    logs.configure(settings.log_level, settings.log_format)
+    # A serving node writes its lines in batches (decision 0028); a one-shot command line by line, in order with
+    # what it prints.
+    logs.configure(
+        settings.log_level, settings.log_format, settings.log_flush_seconds if args.command == "serve" else 0.0
+    )
     if args.command == "serve":
         return _run(_serve(settings))
     if args.command == "db":
@@ -871,24 +875,29 @@ async def _serve(settings: Settings) -> int:
     from connector.identity.errors import KeyFileError
     from connector.transport.server import BindError
 
+    def say(text: str) -> None:
+        logs.flush()  # the log lines kept so far come first, as they happened
+        print(text, file=sys.stderr, flush=True)
+
     def started(node: Any) -> None:
         # For a person at a terminal (or reading a text log): where the node is and what to do next.
         # JSON logs carry the same in the "node started" line, and get no free-form text between their lines.
         if sys.stderr.isatty() or settings.log_format == "text":
-            print(startup_banner(node), file=sys.stderr, flush=True)
+            say(startup_banner(node))
 
     try:
         await serve_until_stopped(settings, started)
     except (BindError, SchemaOutOfDate, KeyFileError) as exc:
-        print(f"connector: {exc}", file=sys.stderr)
+        say(f"connector: {exc}")
         return EXIT_FAILURE
     except DatabaseUnavailable:
+        logs.flush()
         raise
     except ConnectorError as exc:
-        print(f"connector: cannot start: {exc.message}", file=sys.stderr)
+        say(f"connector: cannot start: {exc.message}")
         return EXIT_FAILURE
     except OSError as exc:
-        print(f"connector: cannot start: {exc}", file=sys.stderr)
+        say(f"connector: cannot start: {exc}")
         return EXIT_FAILURE
     return 0
 

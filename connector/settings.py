@@ -148,6 +148,13 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field(default="json", description="Log line format.")
+    log_flush_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        le=5,
+        description="Longest a serving node keeps an INFO or DEBUG log line before writing it to stderr (lines are "
+        "written in batches, not one write each); warnings and errors are written at once; 0 writes each line at once.",
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         ge=1024,

@@ -34,7 +34,7 @@ from connector.services.transfers import (
 )
 from connector.store import Store
 from connector.store.negotiations import Agreement
-from connector.store.transfers import Access
+from connector.store.transfers import AccessRow
 
 log = logging.getLogger("connector.dataplane")
 
@@ -211,9 +211,9 @@ class DataPlaneService:
 MAX_PENDING = 100_000
 
 
-# One access as queued on the request path: the fields of `Access`, in its order, as a plain tuple (building the
-# frozen dataclass is left to the flush, off the request path).
-_Queued = tuple[int, str | None, str | None, str | None, str | None, str, str, int, int, str | None]
+# One access as queued on the request path: the fields of `Access`, in its order, as a plain tuple, written as it
+# is (AccessLogRepository.add_rows).
+_Queued = AccessRow
 
 
 class AccessLog:
@@ -302,7 +302,7 @@ class AccessLog:
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             try:
                 async with self._store.transaction() as tx:
-                    await tx.access_log.add_many([Access(*queued) for queued in batch])
+                    await tx.access_log.add_rows(batch)
             except Exception:
                 self._pending = batch + self._pending
                 raise

@@ -268,6 +268,22 @@ class Access:
     reason: str | None = None
 
 
+#: One access as the data plane queues it: `Access`'s fields in its order (at, transfer_id, agreement_id,
+#: consumer_id, asset_id, method, path, status, bytes, reason).
+AccessRow = tuple[int, str | None, str | None, str | None, str | None, str, str, int, int, str | None]
+#: The longest request path the audit log keeps (longer ones are cut).
+MAX_LOGGED_PATH = 2000
+# add_rows's statement on SQLite, as SQLAlchemy writes it for the table (tables.py).
+_SQLITE_INSERT_ACCESS = (
+    "INSERT INTO data_access (at, transfer_id, agreement_id, consumer_id, asset_id, method, path, status, bytes,"
+    " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _cut_path(row: AccessRow) -> AccessRow:
+    return (*row[:6], row[6][:MAX_LOGGED_PATH], *row[7:])
+
+
 class AccessLogRepository:
     """The data-plane audit log."""
 
@@ -285,25 +301,57 @@ class AccessLogRepository:
 
     async def add_many(self, entries: Sequence[Access]) -> None:
         """Append entries."""
-        if entries:
-            await self._c.execute(
-                insert(data_access),
-                [
-                    {
-                        "at": e.at,
-                        "transfer_id": e.transfer_id,
-                        "agreement_id": e.agreement_id,
-                        "consumer_id": e.consumer_id,
-                        "asset_id": e.asset_id,
-                        "method": e.method,
-                        "path": e.path[:2000],
-                        "status": e.status,
-                        "bytes": e.bytes,
-                        "reason": e.reason,
-                    }
-                    for e in entries
-                ],
+        await self.add_rows(
+            [
+                (
+                    e.at,
+                    e.transfer_id,
+                    e.agreement_id,
+                    e.consumer_id,
+                    e.asset_id,
+                    e.method,
+                    e.path,
+                    e.status,
+                    e.bytes,
+                    e.reason,
+                )
+                for e in entries
+            ]
+        )
+
+    async def add_rows(self, rows: Sequence[AccessRow]) -> None:
+        """Append entries given as plain tuples of `Access`'s fields, in its order (the data plane queues these).
+
+        On SQLite the rows go to one executemany as they are: SQLAlchemy's per-row parameter processing (a dict
+        and its bind processors per row) was most of a row's cost, about 20 us of a data-plane request's
+        (decision 0028). The statement is the one SQLAlchemy writes for the table.
+        """
+        if not rows:
+            return
+        if self._c.dialect.name == "sqlite":
+            await self._c.exec_driver_sql(
+                _SQLITE_INSERT_ACCESS,
+                [row if len(row[6]) <= MAX_LOGGED_PATH else _cut_path(row) for row in rows],
             )
+            return
+        await self._c.execute(
+            insert(data_access),
+            [
+                {
+                    "at": at,
+                    "transfer_id": transfer_id,
+                    "agreement_id": agreement_id,
+                    "consumer_id": consumer_id,
+                    "asset_id": asset_id,
+                    "method": method,
+                    "path": path[:MAX_LOGGED_PATH],
+                    "status": status,
+                    "bytes": size,
+                    "reason": reason,
+                }
+                for at, transfer_id, agreement_id, consumer_id, asset_id, method, path, status, size, reason in rows
+            ],
+        )
 
     async def query(self, spec: QuerySpec) -> list[Access]:
         """Return the entries a QuerySpec selects."""
