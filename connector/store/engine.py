@@ -307,9 +307,13 @@ class Checkpointer:
         now = time.monotonic()
         if self._commits < CHECKPOINT_EVERY_COMMITS and now - self._last < CHECKPOINT_EVERY_SECONDS:
             return
+        try:
+            running = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+        except RuntimeError:  # no loop, or its executor shut down (the node stopping): the next commit tries
+            return
         self._commits, self._last = 0, now
-        self._running = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
-        self._running.add_done_callback(self._done)
+        self._running = running
+        running.add_done_callback(self._done)
 
     def _checkpoint(self) -> None:
         if self._connection is None:
