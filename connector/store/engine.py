@@ -1,9 +1,9 @@
 """Database engines: SQLite (WAL, busy timeout, immediate write transactions) or PostgreSQL (asyncpg).
 
 On SQLite, reads run on the event loop's thread (see InlineSqlite and docs/decisions/0006-sqlite-inline-reads.md);
-so do a write transaction's statements and its commit (InlineWriteSqlite): only a BEGIN that must wait for another
-process's write lock keeps aiosqlite's worker thread, and the WAL's checkpoints (with their fsyncs) run on a
-connection of their own in the loop's executor (Checkpointer).
+so do a write transaction's statements (InlineWriteSqlite): only a BEGIN that must wait for another process's
+write lock and the commit (which may checkpoint, with fsyncs) keep aiosqlite's worker thread. Every transaction's
+BEGIN runs on the SQLite connection itself (`_begin_inline`), and a negotiation's hot statements too (`direct`).
 
 A database that cannot be used is reported as DatabaseUnavailable, one line naming the database (driver,
 host, port, name; never the password) and why: `reaching` translates the drivers' errors, and `probe`
@@ -13,11 +13,8 @@ opens the first connection within the connect timeout (also asyncpg's own connec
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import socket
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,8 +30,6 @@ from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError,
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connector.domain.errors import DatabaseUnavailable
-
-log = logging.getLogger("connector.store")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # Reads run on the event loop's thread: a reader that finds the database busy (WAL recovery after a crash,
@@ -205,8 +200,7 @@ def create_engines(
             async_creator=partial(_inline_connection, database or ":memory:"),
             **_JSON,
         )
-        file = database if database and database != ":memory:" and not database.startswith("file:") else ""
-        _configure_sqlite(write, immediate=True, busy_ms=SQLITE_BUSY_TIMEOUT_MS, database=file)
+        _configure_sqlite(write, immediate=True, busy_ms=SQLITE_BUSY_TIMEOUT_MS)
         _configure_sqlite(read, immediate=False, busy_ms=SQLITE_READ_BUSY_TIMEOUT_MS)
         return write, read
     engine = create_async_engine(
@@ -222,7 +216,7 @@ def create_engines(
     return engine, engine
 
 
-def _configure_sqlite(engine: AsyncEngine, immediate: bool, busy_ms: int, database: str = "") -> None:
+def _configure_sqlite(engine: AsyncEngine, immediate: bool, busy_ms: int) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -234,12 +228,6 @@ def _configure_sqlite(engine: AsyncEngine, immediate: bool, busy_ms: int, databa
         # then fits on one page instead of spilling over a chain of four-KiB overflow pages.
         cursor.execute("PRAGMA page_size=16384")
         cursor.execute("PRAGMA journal_mode=WAL")
-        mode = cursor.fetchone()
-        driver = getattr(dbapi_connection, "_connection", None)
-        if isinstance(driver, InlineWriteSqlite) and mode and str(mode[0]).lower() == "wal" and database:
-            # The writer commits on the loop's thread; its checkpoints run on a connection of their own.
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
-            driver.checkpointer = Checkpointer(database)
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -275,76 +263,6 @@ class InlineSqlite(aiosqlite.Connection):
 # An inline writer lets the loop run other tasks after this many statements in a row (a bulk write in one
 # transaction would otherwise hold the loop for its whole length).
 WRITER_YIELD_EVERY = 64
-# The writer's WAL is checkpointed on a connection of its own, off the loop's thread, after this many commits
-# or once this many seconds have passed since the last checkpoint (SQLite's own default is every 1,000 pages).
-CHECKPOINT_EVERY_COMMITS = 1000
-CHECKPOINT_EVERY_SECONDS = 1.0
-
-
-class Checkpointer:
-    """Runs the writer's WAL checkpoints (PASSIVE) on a connection of its own, on the loop's default executor.
-
-    The writer's own automatic checkpoint is off (`PRAGMA wal_autocheckpoint=0`), so its commit writes WAL frames
-    only (no fsync with `synchronous=NORMAL`) and runs on the loop's thread; the checkpoint's fsyncs, which made
-    an inline commit stop the loop for milliseconds, happen here instead. A PASSIVE checkpoint takes no lock a
-    writer or reader waits for; one that cannot copy every frame (a reader still uses them) is taken up by the
-    next. At most one runs at a time.
-    """
-
-    def __init__(self, database: str) -> None:
-        self.database = database
-        self.completed = 0
-        self._connection: sqlite3.Connection | None = None
-        self._running: asyncio.Future[None] | None = None
-        self._commits = 0
-        self._last = time.monotonic()
-
-    def committed(self) -> None:
-        """Note a commit; start a checkpoint if one is due and none is running."""
-        self._commits += 1
-        if self._running is not None:
-            return
-        now = time.monotonic()
-        if self._commits < CHECKPOINT_EVERY_COMMITS and now - self._last < CHECKPOINT_EVERY_SECONDS:
-            return
-        try:
-            running = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
-        except RuntimeError:  # no loop, or its executor shut down (the node stopping): the next commit tries
-            return
-        self._commits, self._last = 0, now
-        self._running = running
-        running.add_done_callback(self._done)
-
-    def _checkpoint(self) -> None:
-        if self._connection is None:
-            self._connection = sqlite3.connect(
-                self.database, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-        self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-    def _done(self, future: asyncio.Future[None]) -> None:
-        self._running = None
-        if future.cancelled():
-            return
-        error = future.exception()
-        if error is not None:
-            log.warning("WAL checkpoint failed; the next commit tries again", extra={"error": str(error)})
-        else:
-            self.completed += 1
-
-    async def settled(self) -> None:
-        """Wait until no checkpoint runs (its failure is logged, not raised)."""
-        running = self._running
-        if running is not None:
-            with contextlib.suppress(Exception):  # reported by _done
-                await asyncio.shield(running)
-
-    async def close(self) -> None:
-        """Wait for a running checkpoint, then close the checkpoint's connection."""
-        await self.settled()
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
 
 
 class InlineWriteSqlite(InlineSqlite):
@@ -353,30 +271,20 @@ class InlineWriteSqlite(InlineSqlite):
     In WAL mode a writer waits for another connection only to take the write lock, which `BEGIN IMMEDIATE` does;
     once it holds the lock no statement of its transaction waits for anyone. So BEGIN is first tried inline
     without a busy wait, and only when another process holds the lock (the import command, a second replica, a
-    backup) does it go to aiosqlite's worker thread to wait there, up to the busy timeout. Statements outside a
-    transaction (PRAGMAs at connect, autocommit statements) keep the worker thread. The commit runs inline when
-    the database is a WAL file: the connection's automatic checkpoint is off and a `Checkpointer` runs it on a
-    connection of its own, so a commit writes WAL frames and never fsyncs; otherwise (a database in another
-    journal mode, in memory) it keeps the worker thread. A negotiation step's transaction then makes no hand-over
-    to the worker thread at all (docs/decisions/0027-negotiation-throughput.md).
+    backup) does it go to aiosqlite's worker thread to wait there, up to the busy timeout. The commit keeps the
+    worker thread (it may run a checkpoint, with fsyncs), and so do statements outside a transaction (PRAGMAs at
+    connect, autocommit statements). A negotiation step's transaction then makes one hand-over to the worker
+    thread instead of two per statement, each queued behind everything else the loop has to do
+    (docs/decisions/0027-negotiation-throughput.md).
     """
 
     _inline_run = 0
-    # Set at connect when the database is a file in WAL mode: commits run inline, checkpoints there.
-    checkpointer: Checkpointer | None = None
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         connection = self._connection
         if connection is None:
             return await aiosqlite.Connection._execute(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
         name = getattr(fn, "__name__", "")
-        checkpointer = self.checkpointer
-        if name == "commit" and checkpointer is not None:
-            # WAL frames written, no fsync (synchronous=NORMAL) and no checkpoint: microseconds, on this thread.
-            self._inline_run = 0
-            result = fn(*args, **kwargs)
-            checkpointer.committed()
-            return result
         # Only a statement can wait for a lock (a new cursor, a fetch or a rollback never does); a commit may run
         # an automatic checkpoint, whose fsyncs take milliseconds (over 100 ms seen on a loaded disk).
         statement = name in ("execute", "executemany", "executescript")
@@ -392,13 +300,6 @@ class InlineWriteSqlite(InlineSqlite):
             self._inline_run = 0
             await asyncio.sleep(0)
         return await super()._execute(fn, *args, **kwargs)
-
-    async def close(self) -> None:
-        """Close the connection, and the checkpoint's own after any checkpoint running has finished."""
-        checkpointer, self.checkpointer = self.checkpointer, None
-        if checkpointer is not None:
-            await checkpointer.close()
-        await super().close()
 
 
 def _begin_inline(connection: Any, begin: str) -> bool:
