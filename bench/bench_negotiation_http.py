@@ -3,7 +3,8 @@ through the consumer's management API from this (third) process, with 16 and 50 
 
 The provider offers one asset under an open policy; the consumer reads the offer from its catalog once, then
 starts `--negotiations` negotiations (`POST /management/v3/contractnegotiations`), keeping K in flight, and one
-watcher reads them all (`POST .../contractnegotiations/request`, every 25 ms) until each is FINALIZED.
+watcher reads the ones in flight (`POST .../contractnegotiations/request`, `id in [...]`, every 25 ms) until each
+is FINALIZED. CPU ms per negotiation of each node is read from /proc before and after each level.
 Figures: negotiations FINALIZED per second and latency p50/p95 (start to FINALIZED seen), against a bare
 aiohttp process answering the 4 DSP exchanges of a negotiation (4 sequential POSTs of about 1 KB, K in
 flight) in the same run. SQLite by default; `--database-url postgresql://...` (or CONNECTOR_TEST_POSTGRES_URL)
@@ -27,7 +28,7 @@ import aiohttp
 import harness
 from bench_dataplane import API_KEY, call, publish_backend
 from bench_dataplane_http import node_view
-from harness import BareServer, NodeProcess, Result, emit, median, percentile
+from harness import BareServer, NodeProcess, Result, cpu_seconds, emit, median, percentile
 
 EDC = {"@vocab": "https://w3id.org/edc/v0.0.1/ns/"}
 
@@ -66,9 +67,9 @@ async def negotiations(
 ) -> tuple[list[float], float, dict[str, int]]:
     """Run `count` negotiations, `inflight` at a time; return their latencies (ms), the wall time and end states.
 
-    One watcher reads the consumer's negotiations every `poll` seconds (`POST .../contractnegotiations/request`,
-    page by page), as a client watching many processes does; a client polling each negotiation on its own every
-    20 ms would load the consumer with 50 x 50 reads a second and measure its own polling.
+    One watcher reads the negotiations in flight every `poll` seconds (`POST .../contractnegotiations/request`
+    with an `id in [...]` filter), as a client watching many processes does; a client polling each negotiation on
+    its own every 20 ms would load the consumer with 50 x 50 reads a second and measure its own polling.
     """
     latencies: list[float] = []
     states: dict[str, int] = {}
@@ -77,23 +78,24 @@ async def negotiations(
     done = asyncio.Event()
 
     async def watcher() -> None:
-        page = 1000
         while not done.is_set():
             await asyncio.sleep(poll)
             if not waiting:
                 continue
-            offset = 0
-            while True:
-                spec = {"@context": EDC, "@type": "QuerySpec", "offset": offset, "limit": page}
-                found = await call(http, consumer, "POST", "/management/v3/contractnegotiations/request", spec)
-                for negotiation in found:
-                    future = waiting.get(negotiation["@id"])
-                    if future is not None and negotiation["state"] in ("FINALIZED", "TERMINATED"):
-                        future.set_result(negotiation["state"])
-                        del waiting[negotiation["@id"]]
-                if len(found) < page:
-                    break
-                offset += page
+            # The negotiations it waits for, by id: a read that grows with the number in flight, not with every
+            # negotiation the consumer ever ran (reading them all made the watcher the consumer's largest cost).
+            spec = {
+                "@context": EDC,
+                "@type": "QuerySpec",
+                "limit": len(waiting),
+                "filterExpression": [{"operandLeft": "id", "operator": "in", "operandRight": list(waiting)}],
+            }
+            found = await call(http, consumer, "POST", "/management/v3/contractnegotiations/request", spec)
+            for negotiation in found:
+                future = waiting.get(negotiation["@id"])
+                if future is not None and negotiation["state"] in ("FINALIZED", "TERMINATED"):
+                    future.set_result(negotiation["state"])
+                    del waiting[negotiation["@id"]]
 
     async def one() -> None:
         started = time.perf_counter()
@@ -185,13 +187,19 @@ async def run(args: argparse.Namespace, tmp: Path, env: dict[str, dict[str, str]
             await negotiations(http, c, body, 2, 1, args.poll)  # warm-up
             for inflight in args.inflight:
                 count = max(args.negotiations, inflight)
+                pids = (provider.process.pid, consumer.process.pid)  # type: ignore[union-attr]
+                cpu_before = [cpu_seconds(pid) for pid in pids]
                 latencies, wall, states = await negotiations(http, c, body, count, inflight, args.poll)
+                cpu_ms = [
+                    (cpu_seconds(pid) - before) * 1000 / count for pid, before in zip(pids, cpu_before, strict=True)
+                ]
                 bare_latencies, bare_wall = await bare_exchanges(http, bare.url + "/negotiations", count, inflight)
                 rate, bare_rate = len(latencies) / wall, len(bare_latencies) / bare_wall
                 print(
                     f"{store}, {inflight} in flight: {rate:.1f} negotiations FINALIZED/s ({states}), p50 "
                     f"{median(latencies):.0f} ms, p95 {percentile(latencies, 95):.0f} ms; bare 4 exchanges "
-                    f"{bare_rate:,.0f}/s (load {harness.load_average()})",
+                    f"{bare_rate:,.0f}/s; CPU ms/negotiation provider {cpu_ms[0]:.1f}, consumer {cpu_ms[1]:.1f} "
+                    f"(load {harness.load_average()})",
                     flush=True,
                 )
                 how = "two connector serve processes, aiohttp client in a third"

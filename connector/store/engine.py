@@ -2,7 +2,8 @@
 
 On SQLite, reads run on the event loop's thread (see InlineSqlite and docs/decisions/0006-sqlite-inline-reads.md);
 so do a write transaction's statements (InlineWriteSqlite): only a BEGIN that must wait for another process's
-write lock and the commit (which may checkpoint, with fsyncs) keep aiosqlite's worker thread.
+write lock and the commit (which may checkpoint, with fsyncs) keep aiosqlite's worker thread. Every transaction's
+BEGIN runs on the SQLite connection itself (`_begin_inline`), and a negotiation's hot statements too (`direct`).
 
 A database that cannot be used is reported as DatabaseUnavailable, one line naming the database (driver,
 host, port, name; never the password) and why: `reaching` translates the drivers' errors, and `probe`
@@ -234,10 +235,13 @@ def _configure_sqlite(engine: AsyncEngine, immediate: bool, busy_ms: int) -> Non
         cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
 
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Writers take the lock up front so a read-then-write never fails on lock upgrade.
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not _begin_inline(connection, begin):
+            connection.exec_driver_sql(begin)
 
 
 class InlineSqlite(aiosqlite.Connection):
@@ -296,6 +300,29 @@ class InlineWriteSqlite(InlineSqlite):
             self._inline_run = 0
             await asyncio.sleep(0)
         return await super()._execute(fn, *args, **kwargs)
+
+
+def _begin_inline(connection: Any, begin: str) -> bool:
+    """Run a transaction's BEGIN on the inline SQLite connection itself; return False where it must not (or failed).
+
+    SQLAlchemy's execution of the statement cost as much CPU as a query (about 100 us, where SQLite takes a few);
+    a writer's BEGIN IMMEDIATE is run as `InlineWriteSqlite` runs it, at once only if no other connection holds
+    the write lock. Where this returns False, `exec_driver_sql` runs it as before (waiting for the lock on
+    aiosqlite's thread, raising SQLAlchemy's error for a failure).
+    """
+    driver = getattr(connection.connection.dbapi_connection, "_connection", None)
+    if not isinstance(driver, InlineSqlite) or driver._connection is None:
+        return False
+    raw = driver._connection
+    try:
+        if isinstance(driver, InlineWriteSqlite):
+            driver._inline_run = 0
+            begun, _ = _begin_at_once(raw, partial(raw.execute, begin))
+            return begun
+        raw.execute(begin)
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def _begin_at_once(connection: sqlite3.Connection, begin: Callable[[], Any]) -> tuple[bool, Any]:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connector.domain.errors import AlreadyExists, Conflict
 from connector.domain.negotiation import Negotiation, NegotiationState, Role
 from connector.domain.query import QuerySpec
-from connector.store import query
+from connector.store import direct, query
 from connector.store.sealing import PLAIN, Sealer, open_or_none
 from connector.store.tables import agreements, negotiations, outbox
 
@@ -24,7 +24,7 @@ def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _negotiation(row: RowMapping) -> Negotiation:
+def _negotiation(row: Mapping[Any, Any]) -> Negotiation:
     return Negotiation(
         id=row["id"],
         role=Role(row["role"]),
@@ -142,7 +142,7 @@ class NegotiationRepository:
     async def add(self, negotiation: Negotiation) -> None:
         """Store a new negotiation (AlreadyExists when the peer's pid is taken: its request, handled twice)."""
         try:
-            await self._c.execute(_ADD_NEGOTIATION, _row(negotiation))
+            await direct.execute(self._c, _ADD_NEGOTIATION, _row(negotiation))
         except IntegrityError as exc:
             raise AlreadyExists(
                 f"negotiation {negotiation.consumer_pid} of {negotiation.counterparty_id} exists"
@@ -151,22 +151,21 @@ class NegotiationRepository:
     async def save(self, negotiation: Negotiation) -> None:
         """Store a changed negotiation whose version is one more than the stored one; Conflict otherwise."""
         parameters = {**_row(negotiation), "b_id": negotiation.id, "b_previous": negotiation.version - 1}
-        result = await self._c.execute(_SAVE_NEGOTIATION, parameters)
-        if result.rowcount != 1:
+        if await direct.execute(self._c, _SAVE_NEGOTIATION, parameters) != 1:
             raise Conflict(f"negotiation {negotiation.id} was changed concurrently; retry")
 
     async def get(self, negotiation_id: str, for_update: bool = False) -> Negotiation | None:
         """Return one negotiation by this node's pid."""
         locked = for_update and self._c.dialect.name == "postgresql"
         statement = _GET_NEGOTIATION_LOCKED if locked else _GET_NEGOTIATION
-        row = (await self._c.execute(statement, {"b_id": negotiation_id})).mappings().first()
+        row = await direct.first(self._c, statement, {"b_id": negotiation_id})
         return _negotiation(row) if row else None
 
     async def find_by_peer(self, role: Role, counterparty_id: str, peer_pid: str) -> Negotiation | None:
         """Return the negotiation in `role` that the counterparty opened with its pid (for redelivered openings)."""
         statement = _FIND_BY_PEER["consumer_pid" if role is Role.PROVIDER else "provider_pid"]
         parameters = {"b_role": role.value, "b_counterparty": counterparty_id, "b_pid": peer_pid}
-        row = (await self._c.execute(statement, parameters)).mappings().first()
+        row = await direct.first(self._c, statement, parameters)
         return _negotiation(row) if row else None
 
     async def overdue(self, now: int, limit: int) -> list[Negotiation]:
@@ -244,7 +243,8 @@ class AgreementRepository:
     async def add(self, agreement: Agreement) -> None:
         """Store an agreement (once: a redelivered agreement changes nothing)."""
         if await self.get(agreement.id) is None:
-            await self._c.execute(
+            await direct.execute(
+                self._c,
                 _ADD_AGREEMENT,
                 {
                     "id": agreement.id,
@@ -259,7 +259,7 @@ class AgreementRepository:
 
     async def get(self, agreement_id: str) -> Agreement | None:
         """Return one agreement."""
-        row = (await self._c.execute(_GET_AGREEMENT, {"b_id": agreement_id})).mappings().first()
+        row = await direct.first(self._c, _GET_AGREEMENT, {"b_id": agreement_id})
         return _agreement(row) if row else None
 
     async def query(self, spec: QuerySpec) -> list[Agreement]:
@@ -275,7 +275,7 @@ class AgreementRepository:
         return list((await self._c.execute(statement)).scalars())
 
 
-def _agreement(row: RowMapping) -> Agreement:
+def _agreement(row: Mapping[Any, Any]) -> Agreement:
     return Agreement(
         id=row["id"],
         negotiation_id=row["negotiation_id"],
@@ -344,7 +344,8 @@ class OutboxRepository:
 
     async def add(self, item: OutboxItem, now: int) -> None:
         """Record a message to send."""
-        await self._c.execute(
+        await direct.execute(
+            self._c,
             _ADD_OUTBOX,
             {
                 "id": item.id,
@@ -384,8 +385,7 @@ class OutboxRepository:
 
     async def done(self, item_id: str, owner: str) -> bool:
         """Remove a delivered message (only by its lease holder)."""
-        result = await self._c.execute(_DONE_OUTBOX, {"b_id": item_id, "b_owner": owner})
-        return bool(result.rowcount)
+        return bool(await direct.execute(self._c, _DONE_OUTBOX, {"b_id": item_id, "b_owner": owner}))
 
     async def renew(self, item_ids: list[str], owner: str, lease_until: int) -> None:
         """Extend the leases of messages still being worked on by their holder."""
@@ -398,11 +398,11 @@ class OutboxRepository:
 
     async def forget(self, process_id: str, message: str) -> None:
         """Forget a message owed for a process that the peer is known to have received."""
-        await self._c.execute(_FORGET_OUTBOX, {"b_process": process_id, "b_message": message})
+        await direct.execute(self._c, _FORGET_OUTBOX, {"b_process": process_id, "b_message": message})
 
     async def pending(self, process_id: str) -> list[str]:
         """Return the messages still owed for a process (oldest first)."""
-        return list((await self._c.execute(_PENDING_OUTBOX, {"b_process": process_id})).scalars())
+        return await direct.scalars(self._c, _PENDING_OUTBOX, {"b_process": process_id})
 
     async def retry(self, item_id: str, owner: str, attempts: int, next_attempt_at: int, error: str) -> None:
         """Put a message back for a later attempt."""
@@ -420,4 +420,4 @@ class OutboxRepository:
 
     async def drop_for(self, negotiation_id: str) -> None:
         """Forget every message owed for a negotiation (it ended)."""
-        await self._c.execute(_DROP_OUTBOX, {"b_process": negotiation_id})
+        await direct.execute(self._c, _DROP_OUTBOX, {"b_process": negotiation_id})

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from connector.domain.assets import Asset, ContractDefinition, Criterion, DataAddress, PolicyDefinition
 from connector.domain.errors import Conflict, NotFound
 from connector.domain.query import QuerySpec
-from connector.store import query
+from connector.store import direct, query
 from connector.store.sealing import PLAIN, Sealer, open_or_none
 from connector.store.tables import (
     CATALOG_ASSETS_REVISION,
@@ -414,8 +414,7 @@ class SeenTokenRepository:
     async def remember(self, issuer: str, jti: str, expires_at: int) -> bool:
         """Record a token id; return False when it was seen before (a replay)."""
         statement = _REMEMBER_TOKEN_PG if self._c.dialect.name == "postgresql" else _REMEMBER_TOKEN_SQLITE
-        result = await self._c.execute(statement, {"issuer": issuer, "jti": jti, "expires_at": expires_at})
-        return bool(result.rowcount)
+        return bool(await direct.execute(self._c, statement, {"issuer": issuer, "jti": jti, "expires_at": expires_at}))
 
     async def remember_many(self, ids: list[tuple[str, str, int]]) -> int:
         """Record (issuer, jti, expires_at) token ids; return how many were recorded before (replays)."""
