@@ -221,6 +221,28 @@ async def test_a_worker_killed_during_an_import_ends_it_cleanly_and_it_resumes(
     assert _stored(database) == RECORDS
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the workers through /proc")
+async def test_an_import_killed_leaves_no_worker_behind(tmp_path: Path, folder: Path) -> None:
+    """Its workers read the end of their pipes and end (left behind, they would hold its stderr open)."""
+    process = await _connector(tmp_path, "passports", "import", str(folder), stderr=asyncio.subprocess.DEVNULL)
+    started: list[int] = []
+    try:
+        async with asyncio.timeout(120):
+            while len(started) < 2:
+                assert process.returncode is None, "the import ended before it could be killed"
+                started = _workers(process.pid)
+                await asyncio.sleep(0.05)
+            process.kill()
+            await process.wait()
+            # (ProcessPoolExecutor's workers stayed for good.) Nothing to wait on but /proc:
+            while [pid for pid in started if _alive(pid)]:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        for pid in started:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 async def _one_passport(tmp_path: Path) -> str:
     passport = generate(1)
     # Far more than a pipe holds (64 KB), so the export is still writing when its reader has gone.

@@ -174,7 +174,7 @@ class _Worker:
     sending a chunk back, or while a chunk is on its way to it), this process reads the end of the pipe and
     the chunks it held fail with BrokenProcessPool. (concurrent.futures.ProcessPoolExecutor shares one
     result pipe between all its workers: a worker killed while writing a chunk back left half a message
-    in it that its reading thread waited for the rest of forever, and the import hung.)
+    there, the executor's thread waited forever for the rest, and the import hung: decision 0019.)
 
     A thread sends it the chunks (a chunk is larger than a pipe holds; the worker reads the next one when
     it has sent the last back) and a thread receives what it sends back and hands it to the event loop."""
@@ -263,7 +263,7 @@ def _serve(connection: Any, limits: JsonLimits) -> None:
     while True:
         try:
             sent = connection.recv()
-        except EOFError:  # the importing process has gone
+        except (EOFError, OSError):  # the importing process has gone
             return
         if sent is None:
             return
@@ -275,6 +275,8 @@ def _serve(connection: Any, limits: JsonLimits) -> None:
             connection.send(reply)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an exception that cannot travel
             connection.send((False, RuntimeError(f"{type(reply[1]).__name__}: {reply[1]} ({exc})")))
+        except OSError:  # the importing process has gone (killed): nobody to send it to
+            return
 
 
 def _pick(workers: list[_Worker]) -> _Worker:
