@@ -1,12 +1,19 @@
 """The import pipeline: records made ready in worker processes are exactly those made ready in the command's
 own process (same verdicts, same order, the same bytes to store), a small source uses no worker, and the
-garbage collector is put back as it was after an import; a worker process does not load the store."""
+garbage collector is put back as it was after an import; a worker process does not load the store; a worker
+that dies ends the preparation, and no worker outlives it."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import multiprocessing
+import os
+import signal
 import subprocess
 import sys
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import aclosing
 
 import orjson
 import pytest
@@ -90,3 +97,37 @@ def test_a_worker_prepares_records_without_loading_the_store() -> None:
     done = subprocess.run([sys.executable, "-c", _WORKER], input=record, capture_output=True, check=False, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().split() == []
+
+
+def _import_workers() -> list[multiprocessing.process.BaseProcess]:
+    return [child for child in multiprocessing.active_children() if child.name.startswith("import-worker")]
+
+
+def _many() -> list[SourceRecord]:
+    """Twelve chunks: more than are ever in flight, so chunks still go to a worker after it is killed."""
+    documents = catenax_documents(12 * pipeline.CHUNK)
+    return [SourceRecord(i, f"passports.jsonl:{i + 1}", raw=orjson.dumps(d)) for i, d in enumerate(documents)]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_worker_killed_ends_the_preparation_with_broken_process_pool(workers: int) -> None:
+    items = _many()
+    got = 0
+    with pytest.raises(BrokenProcessPool):
+        async with asyncio.timeout(120), aclosing(pipeline.prepared(items, JsonLimits(), workers)) as ready:
+            async for _ in ready:
+                if got == 0:
+                    started = _import_workers()
+                    assert len(started) == workers
+                    os.kill(started[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
+                got += 1
+    assert got < len(items)
+    assert not _import_workers(), "the other worker is ended, and all are waited for"
+
+
+async def test_leaving_early_ends_the_workers_at_once() -> None:
+    async with aclosing(pipeline.prepared(_many(), JsonLimits(), 2)) as ready:
+        async for _ in ready:
+            assert len(_import_workers()) == 2
+            break
+    assert not _import_workers()

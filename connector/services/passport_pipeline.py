@@ -19,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
+import pickle
+import queue
 import signal
+import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -177,14 +180,134 @@ def _chunks(records: Iterable[SourceRecord], size: int) -> Iterator[list[SourceR
         yield chunk
 
 
+class _Worker:
+    """One worker process and the pipe only it and this process hold (a socket pair, both ways).
+
+    Nothing else holds the worker's end, so when the worker dies, however it dies (killed in the middle of
+    sending a chunk back, or while a chunk is on its way to it), this process reads the end of the pipe and
+    the chunks it held fail with BrokenProcessPool. (concurrent.futures.ProcessPoolExecutor shares one
+    result pipe between all its workers: a worker killed while writing a chunk back left half a message
+    there, the executor's thread waited forever for the rest, and the import hung: decision 0019.)
+
+    A thread sends it the chunks (a chunk is larger than a pipe holds; the worker reads the next one when
+    it has sent the last back) and a thread receives what it sends back and hands it to the event loop."""
+
+    def __init__(self, context: Any, limits: JsonLimits, loop: asyncio.AbstractEventLoop, number: int) -> None:
+        self._loop = loop
+        here, there = context.Pipe(duplex=True)
+        self.process = context.Process(target=_serve, args=(there, limits), name=f"import-worker-{number}", daemon=True)
+        try:
+            self.process.start()
+        finally:
+            there.close()  # the worker has its own copy now: the only one
+        self._connection = here
+        self.waiting: deque[asyncio.Future[list[_Back]]] = deque()  # the chunks it holds, in order
+        self.dead = False
+        self._closing = False
+        self._outbox: queue.SimpleQueue[list[_Sent] | None] = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._send, name=f"{self.process.name}-send", daemon=True)
+        self._receiver = threading.Thread(target=self._receive, name=f"{self.process.name}-receive", daemon=True)
+        self._sender.start()
+        self._receiver.start()
+
+    def submit(self, sent: list[_Sent]) -> asyncio.Future[list[_Back]]:
+        future: asyncio.Future[list[_Back]] = self._loop.create_future()
+        self.waiting.append(future)
+        self._outbox.put(sent)
+        return future
+
+    def _send(self) -> None:
+        while (sent := self._outbox.get()) is not None:
+            try:
+                self._connection.send(sent)
+            except OSError:  # the worker has gone: its receiving thread reads the end of the pipe and says so
+                return
+        with suppress(OSError):
+            self._connection.send(None)  # the worker ends once it has sent back what it held
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                reply = self._connection.recv()
+            except (EOFError, OSError):  # the worker has ended: at the end of a message or in the middle of one
+                self._tell(self._ended)
+                return
+            self._tell(self._deliver, reply)
+
+    def _tell(self, callback: Any, *args: Any) -> None:
+        with suppress(RuntimeError):  # the event loop is closed: nobody waits for anything any more
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _deliver(self, reply: tuple[bool, Any]) -> None:
+        future = self.waiting.popleft()
+        if future.cancelled():
+            return
+        done, value = reply
+        if done:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def _ended(self) -> None:
+        self.dead = True
+        if self._closing and not self.waiting:
+            return
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(BrokenProcessPool("a worker process ended unexpectedly"))
+
+    def close(self, wait: bool) -> None:
+        """End the worker: once it has sent back what it holds (`wait`), else at once (SIGKILL); then its
+        threads, which end with the worker (its end of the pipe closes), and this process's end of the pipe."""
+        self._closing = True
+        if not wait and self.process.is_alive():
+            self.process.kill()
+        self._outbox.put(None)
+        self.process.join()
+        self._sender.join()
+        self._receiver.join()
+        self._connection.close()
+
+
+def _serve(connection: Any, limits: JsonLimits) -> None:
+    """What a worker process runs: prepare each chunk that comes down its pipe, in turn, and send it back."""
+    _worker_started()
+    while True:
+        try:
+            sent = connection.recv()
+        except (EOFError, OSError):  # the importing process has gone
+            return
+        if sent is None:
+            return
+        try:
+            reply: tuple[bool, Any] = (True, prepare_sent(sent, limits))
+        except Exception as exc:  # a fault in preparing: raised in the importing process instead
+            reply = (False, exc)
+        try:
+            connection.send(reply)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an exception that cannot travel
+            connection.send((False, RuntimeError(f"{type(reply[1]).__name__}: {reply[1]} ({exc})")))
+        except OSError:  # the importing process has gone (killed): nobody to send it to
+            return
+
+
+def _pick(workers: list[_Worker]) -> _Worker:
+    """The worker holding the fewest chunks (the first of those): raises BrokenProcessPool if one has died."""
+    if any(worker.dead for worker in workers):
+        raise BrokenProcessPool("a worker process ended unexpectedly")
+    return min(workers, key=lambda worker: len(worker.waiting))
+
+
 async def prepared(
     records: Iterable[SourceRecord], limits: JsonLimits, workers: int = 0
 ) -> AsyncGenerator[Prepared, None]:
     """Yield each record made ready, in order: in this process (`workers` 0), else in worker processes.
 
     Records may come parsed or unparsed (`Source.records(parse=False)`: then the worker also parses them).
-    At most AHEAD chunks of CHUNK records are in flight. Leaving the loop early (an error, a cancellation)
-    shuts the workers down without waiting for the chunks they hold.
+    At most AHEAD chunks of CHUNK records are in flight, each to the worker holding the fewest. A worker
+    that dies ends it with BrokenProcessPool. Leaving the loop early (an error, a cancellation) ends the
+    workers at once, without waiting for the chunks they hold.
     """
     if workers < 1:
         for item in records:
@@ -195,12 +318,14 @@ async def prepared(
     # would copy mid-flight). Like every spawned process it imports the main module again: a script that
     # imports with workers must guard its start with `if __name__ == "__main__":` (the command does).
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_started)
+    pool: list[_Worker] = []
     in_flight: deque[asyncio.Future[list[_Back]]] = deque()
     finished = False
     try:
+        for number in range(workers):
+            pool.append(_Worker(context, limits, loop, number))
         for chunk in _chunks(records, CHUNK):
-            in_flight.append(loop.run_in_executor(pool, prepare_sent, [_sent(item) for item in chunk], limits))
+            in_flight.append(_pick(pool).submit([_sent(item) for item in chunk]))
             if len(in_flight) >= AHEAD:
                 for back in await in_flight.popleft():
                     yield _received(back)
@@ -210,7 +335,9 @@ async def prepared(
         finished = True
     finally:
         for future in in_flight:
-            future.cancel()
+            if not future.cancel() and not future.cancelled():
+                future.exception()  # the first failure was raised; the others are not news
         # Done: the workers are idle and end at once (waited for, so their CPU time is this process's
-        # children's). Left early: the chunks they hold are not waited for.
-        pool.shutdown(wait=finished, cancel_futures=True)
+        # children's). Left early: they are killed, the chunks they hold not waited for.
+        for worker in pool:
+            worker.close(wait=finished)
