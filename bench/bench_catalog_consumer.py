@@ -189,6 +189,8 @@ def main(args: argparse.Namespace) -> None:
             "bare aiohttp, same page bytes",
             target="<= 3x",
             met=p50["dsp"] <= 3 * p50["dsp bare"],
+            round_values=[r.p50_ms for r in runs["dsp"]],
+            baseline_rounds=[r.p50_ms for r in runs["dsp bare"]],
             tool=tool,
             rounds=args.rounds,
             notes=f"{args.connections} connections, a fresh token per request",
@@ -203,6 +205,8 @@ def main(args: argparse.Namespace) -> None:
             "bare aiohttp, same page bytes",
             target=">= 1/3 of bare",
             met=rate["dsp"] * 3 >= rate["dsp bare"],
+            round_values=[r.requests_per_s for r in runs["dsp"]],
+            baseline_rounds=[r.requests_per_s for r in runs["dsp bare"]],
             tool=tool,
             rounds=args.rounds,
         )
@@ -216,6 +220,8 @@ def main(args: argparse.Namespace) -> None:
             "the provider's DSP endpoint, same run",
             target="<= 1.3x",
             met=p50["page 1"] <= 1.3 * p50["dsp"],
+            round_values=[r.p50_ms for r in runs["page 1"]],
+            baseline_rounds=[r.p50_ms for r in runs["dsp"]],
             tool=tool,
             rounds=args.rounds,
         )

@@ -84,6 +84,8 @@ def main(args: argparse.Namespace) -> None:
             rate / bare_rate >= 0.5,
             tool,
             args.rounds,
+            round_values=[r.requests_per_s for r in node_runs],
+            baseline_rounds=[r.requests_per_s for r in bare_runs],
         )
     )
     emit(

@@ -476,6 +476,11 @@ class Result:
     rounds: int = 1
     bench: str = ""
     notes: str = ""
+    # The figure's and the baseline's values round by round, where the benchmark has rounds: a target's verdict
+    # is shown only when each side's rounds agree (`steady`), since a starved baseline makes any ratio look good.
+    round_values: list[float] = field(default_factory=list)
+    baseline_rounds: list[float] = field(default_factory=list)
+    unsteady: bool = False
     date: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     machine: str = field(default_factory=machine)
 
@@ -487,16 +492,39 @@ class Result:
         return self.median / self.baseline
 
 
+# Rounds whose highest value is more than this many times their lowest do not show a target met or missed.
+UNSTEADY = 1.3
+
+
+def steady(values: list[float]) -> bool:
+    """Return whether a figure's rounds agree well enough to decide a target on (one round or none: yes)."""
+    positive = [v for v in values if v == v]
+    if len(positive) < 2:
+        return True
+    low, high = min(positive), max(positive)
+    return low > 0 and high / low <= UNSTEADY
+
+
 def emit(result: Result) -> Result:
-    """Print one figure and append it to the results folder as a JSON line."""
+    """Print one figure and append it to the results folder as a JSON line.
+
+    A target's verdict is withdrawn (`met` None, `unsteady` set) when the figure's or the baseline's rounds
+    spread by more than `UNSTEADY`: on a busy machine one side can be starved and the ratio says nothing."""
     if not result.bench:
         result.bench = Path(sys.argv[0]).stem
+    if result.target and not (steady(result.round_values) and steady(result.baseline_rounds)):
+        result.met, result.unsteady = None, True
     text = f"RESULT {result.figure}: {fmt(result.median)} {result.unit}"
     if result.baseline is not None:
         text += f" (baseline {result.baseline_label or 'bare'} {fmt(result.baseline)} {result.unit}"
         text += f", ratio {fmt_ratio(result.ratio)})" if result.ratio is not None else ")"
     if result.target:
-        text += f" target {result.target}: {'met' if result.met else 'MISSED' if result.met is False else '?'}"
+        verdict = "met" if result.met else "MISSED" if result.met is False else "?"
+        if result.unsteady:
+            verdict = (
+                f"not shown (rounds unsteady: {_span(result.round_values)}, baseline {_span(result.baseline_rounds)})"
+            )
+        text += f" target {result.target}: {verdict}"
     text += f" [{result.tool or 'in-process'}, {result.rounds} rounds, load {load_average()}]"
     print(text, flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -504,6 +532,10 @@ def emit(result: Result) -> Result:
     with (RESULTS / f"{result.bench}.jsonl").open("a") as handle:
         handle.write(json.dumps(record) + "\n")
     return result
+
+
+def _span(values: list[float]) -> str:
+    return f"{fmt(min(values))}-{fmt(max(values))}" if values else "one round"
 
 
 def fmt_ratio(ratio: float) -> str:

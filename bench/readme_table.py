@@ -54,6 +54,8 @@ def render(records: Iterable[dict[str, Any]]) -> str:
         target = r.get("target") or ""
         if target:
             target += " met" if r.get("met") else " **missed**" if r.get("met") is False else ""
+            if r.get("unsteady"):
+                target += " not shown (rounds unsteady)"
         tool = f"{r.get('bench', '')}, {r.get('tool') or 'in-process'}, {r.get('rounds', 1)} rounds"
         cells = [
             r["figure"],

@@ -68,6 +68,33 @@ def test_results_are_written_as_json_lines(monkeypatch: pytest.MonkeyPatch, tmp_
     assert record["met"] is False
 
 
+@pytest.mark.parametrize(
+    ("node", "bare", "shown"),
+    [
+        ([4000.0, 4200.0, 4100.0], [8000.0, 8300.0, 7900.0], True),
+        ([4000.0, 4200.0, 4100.0], [6806.0, 12638.0, 7950.0], False),  # a starved baseline: the ratio says nothing
+        ([2000.0, 4200.0, 4100.0], [8000.0, 8300.0, 7900.0], False),
+        ([4100.0], [7950.0], True),
+    ],
+)
+def test_a_target_is_decided_only_on_steady_rounds(
+    node: list[float], bare: list[float], shown: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(harness, "RESULTS", tmp_path)
+    rate, bare_rate = sorted(node)[len(node) // 2], sorted(bare)[len(bare) // 2]
+    result = harness.Result(
+        "rate", rate, "req/s", bare_rate, "bare", ">= 0.5x", rate / bare_rate >= 0.5, "wrk", len(node),
+        bench="bench_x", round_values=node, baseline_rounds=bare,
+    )  # fmt: skip
+    harness.emit(result)
+    (record,) = [json.loads(line) for line in (tmp_path / "bench_x.jsonl").read_text().splitlines()]
+    assert record["unsteady"] is (not shown)
+    assert (record["met"] is True) is shown
+    row = readme_table.render([record]).splitlines()[-1]
+    assert ("not shown (rounds unsteady)" in row) is (not shown)
+    assert (" met " in row) is shown
+
+
 README = f"""# Title
 
 Text before.
