@@ -74,7 +74,7 @@ async def start(workdir: Path, port: int, **settings: str) -> Process:
         "CONNECTOR_DATA_DIR": str(workdir / "data"),
         "CONNECTOR_ALLOW_LOCAL_PEERS": "true",
         "CONNECTOR_API_KEY": API_KEY,
-        "CONNECTOR_LOG_LEVEL": "WARNING",
+        "CONNECTOR_LOG_LEVEL": "INFO",  # the node's default, as in production
         **{"CONNECTOR_" + k.upper(): v for k, v in settings.items()},
     }
     os.makedirs(workdir, exist_ok=True)

@@ -143,7 +143,9 @@ class NodeProcess:
                 "CONNECTOR_PROTOCOL_HOST": "127.0.0.1",
                 "CONNECTOR_PROTOCOL_PORT": str(self.protocol_port),
                 "CONNECTOR_MANAGEMENT_PORT": str(self.management_port),
-                "CONNECTOR_LOG_LEVEL": "WARNING",
+                # The node's default level, as in production: at INFO every data-plane request writes its access
+                # line, which is part of what a served request costs (the log goes to a file beside the node).
+                "CONNECTOR_LOG_LEVEL": "INFO",
                 "CONNECTOR_ALLOW_LOCAL_PEERS": "true",
             }
         )
