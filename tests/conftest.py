@@ -14,6 +14,7 @@ import pytest
 
 from connector.app import Node, running_node
 from connector.settings import Settings
+from connector.store import Store, migrate
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -120,6 +121,17 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield _with_database(POSTGRES_URL, name)
     finally:
         await _drop_database(POSTGRES_URL, name)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """Yield a store on a migrated empty database (SQLite and PostgreSQL); a test file may define its own."""
+    await migrate.upgrade(database_url)
+    opened = Store(database_url, pool_size=2)
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 NodeFactory = Callable[..., Any]

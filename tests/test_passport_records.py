@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import orjson
@@ -16,7 +15,7 @@ import pytest
 from connector.domain import passport as model
 from connector.domain.passport.synthetic import generate_catenax
 from connector.services.passports import digest, load, record_of, write_of_reading
-from connector.store import Store, migrate
+from connector.store import Store
 from connector.store.passports import sorted_digest
 from tests.passport import examples
 
@@ -51,16 +50,6 @@ def test_a_record_holds_exactly_the_passports_node_json(name: str) -> None:
     assert (write.id, write.battery_id, write.model_id, write.category, write.source_format) == (
         record.id, record.battery_id, record.model_id, record.category, record.source_format
     )  # fmt: skip
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    await migrate.upgrade(database_url)
-    opened = Store(database_url, pool_size=2)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_the_current_row_and_the_version_row_hold_the_same_json(store: Store) -> None:

@@ -9,26 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import select
 
 from connector.services.identity import ReplayGuard
-from connector.store import Store, migrate
+from connector.store import Store
 from connector.store.tables import seen_tokens
 
 PEER = "did:web:peer.example"
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    await migrate.upgrade(database_url)
-    opened = Store(database_url, pool_size=2)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def _stored(store: Store) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 from connector.domain.errors import AlreadyExists
 from connector.domain.negotiation import Negotiation, NegotiationState, Role
-from connector.store import Store, direct, migrate
+from connector.store import Store, direct
 from connector.store import negotiations as repo
 from connector.store.tables import negotiations, outbox
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    await migrate.upgrade(database_url)
-    opened = Store(database_url, pool_size=2)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def _negotiation(pid: str, **changes: Any) -> Negotiation:

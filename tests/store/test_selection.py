@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 
 import pytest
 
 from connector.domain import selection
 from connector.domain.assets import Asset, Criterion, DataAddress
 from connector.domain.query import QuerySpec
-from connector.store import Store, migrate
+from connector.store import Store
 
 EDC = "https://w3id.org/edc/v0.0.1/ns/"
 WORDS = ["alpha", "Alpha", "beta", "b_ta", "gamma%", "10", "9", "2.5", "LFP", "nmc", ""]
@@ -55,16 +54,6 @@ def _criterion(rng: random.Random) -> Criterion:
         rng.choice([rng.choice(WORDS), rng.choice([2, 9, 10, 2.5])]) if op not in ("contains",) else rng.choice(WORDS)
     )
     return Criterion(left, op, right)
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    await migrate.upgrade(database_url)
-    opened = Store(database_url, pool_size=2)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_sql_and_memory_selection_agree(store: Store) -> None:
