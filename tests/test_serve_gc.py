@@ -42,3 +42,52 @@ async def test_a_serving_node_freezes_what_start_up_made_and_collects_the_young_
     assert seen["after"]["frozen"] > 10_000  # the modules, settings and services start-up made
     assert seen["after"]["threshold"] == [seen["young"], *seen["before"]["threshold"][1:]]
     assert seen["young"] > seen["before"]["threshold"][0]
+
+
+CLI_CHILD = """
+import gc, json, os, signal, sys
+import connector.app as app
+from connector import cli
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
+real = app.serve_until_stopped
+async def watched(settings, started=None):
+    collections.clear()  # what parsing the command line and reading the settings did, with the collector on
+    def told(node):
+        seen = {"collections": list(collections), "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
+        seen["loaded"] = sorted(m for m in ("pyld", "requests", "pygments") if m in sys.modules)
+        print(json.dumps(seen), flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+    await real(settings, told)
+app.serve_until_stopped = watched
+code = cli.main(["serve"])
+print(json.dumps({"exit": code, "enabled": gc.isenabled()}), flush=True)
+"""
+
+
+async def test_connector_serve_starts_without_collecting_or_loading_what_it_does_not_use(tmp_path: Path) -> None:
+    # The collector stays off while start-up makes its long-lived objects (a full collection before ready would
+    # walk all of them); it is on once the node is up, and on again after `connector serve` returns. pyld (with
+    # the HTTP client it loads) waits for a document the term tables cannot read; Pygments, which Alembic's
+    # Mako would load to colour error pages, is not loaded by the migrations a fresh data directory runs.
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": ROOT,
+        "CONNECTOR_DATA_DIR": str(tmp_path / "data"),
+        "CONNECTOR_PROTOCOL_HOST": "127.0.0.1",
+        "CONNECTOR_PROTOCOL_PORT": "0",
+        "CONNECTOR_MANAGEMENT_PORT": "0",
+        "CONNECTOR_LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CLI_CHILD, cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0
+    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    up, done = lines[-2], lines[-1]
+    assert up["collections"] == []  # a fresh data directory: keys made, every migration run, no collection
+    assert up["enabled"] is True
+    assert up["frozen"] > 10_000
+    assert up["loaded"] == []
+    assert done == {"exit": 0, "enabled": True}

@@ -12,8 +12,6 @@ from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
-from pyld import jsonld
-
 from connector import vocab
 from connector.domain.errors import InvalidInput, Problem
 from connector.jsonld import tables
@@ -93,9 +91,18 @@ def known_context_urls() -> list[str]:
     return sorted(_CONTEXT_FILES)
 
 
+def _pyld() -> Any:  # pyld has no type hints
+    """Return pyld's jsonld module, imported on first use: documents the term tables read (nearly all) never
+    need it, and importing it (with the HTTP client it sets up as its default loader) costs a start-up about
+    60 ms."""
+    from pyld import jsonld
+
+    return jsonld
+
+
 def _load_document(url: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if url not in _CONTEXT_FILES:
-        raise jsonld.JsonLdError(
+        raise _pyld().JsonLdError(
             f"unknown JSON-LD context {url!r}: this node never fetches contexts; "
             f"it knows {', '.join(known_context_urls())}",
             "jsonld.LoadDocumentError",
@@ -123,6 +130,7 @@ def expand(document: JSON, default_context: JSON | None = None) -> list[JSON]:
             "invalid JSON-LD: @import in a context is not supported; name the context URL in @context instead",
             [Problem("@import is not supported", "@context")],
         )
+    jsonld = _pyld()
     try:
         result: list[JSON] = jsonld.expand(document, {"documentLoader": _load_document, "base": None})
     except jsonld.JsonLdError as exc:

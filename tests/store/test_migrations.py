@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -117,3 +120,17 @@ async def test_passport_data_moves_into_the_version_rows_and_back(database_url: 
         if read is not write:
             await read.dispose()
     assert [tuple(row) for row in rows] == [("a", 2, second), ("b", 3, again)]
+
+
+def test_alembic_is_loaded_without_pygments_and_pygments_still_imports_afterwards() -> None:
+    # Mako (under Alembic) would import Pygments' lexers to colour error pages the node never renders.
+    code = (
+        "import sys\n"
+        "from connector.store import migrate\n"
+        "migrate.head()\n"
+        "print('alembic.util' in sys.modules, 'pygments' in sys.modules)\n"
+        "import pygments\n"
+        "print(pygments.__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.split() == ["True", "False", "pygments"]
