@@ -28,11 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc.jwk import ECKey, OKPKey
 
-from .signature import ALLOWED_ALGORITHMS, MAX_COMPACT_BYTES, MalformedJws
+from .signature import ALLOWED_ALGORITHMS, KEY_FOR_ALG, MAX_COMPACT_BYTES, REGISTRY, MalformedJws
 
-# The key type and curve each allowed algorithm needs.
-KEY_FOR_ALG: Final = {"EdDSA": ("OKP", "Ed25519"), "Ed25519": ("OKP", "Ed25519"), "ES256": ("EC", "P-256")}
-MAX_HEADER_BYTES: Final = 4096  # as signature.REGISTRY's max_header_length (did:web key ids are long)
+MAX_HEADER_BYTES: Final[int] = REGISTRY.max_header_length  # as joserfc is told (did:web key ids are long)
 _BASE64URL: Final = re.compile(rb"[A-Za-z0-9_-]*")
 _TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
 
