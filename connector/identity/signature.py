@@ -17,7 +17,7 @@ from .keys import NodeKey
 
 # "Ed25519" is RFC 9864's name for EdDSA over Ed25519; peers may send either. Never "none", HS* or RS*.
 ALLOWED_ALGORITHMS: Final = frozenset({"EdDSA", "Ed25519", "ES256"})
-_KEY_FOR_ALG: Final = {"EdDSA": ("OKP", "Ed25519"), "Ed25519": ("OKP", "Ed25519"), "ES256": ("EC", "P-256")}
+KEY_FOR_ALG: Final = {"EdDSA": ("OKP", "Ed25519"), "Ed25519": ("OKP", "Ed25519"), "ES256": ("EC", "P-256")}
 MAX_COMPACT_BYTES: Final = 512 * 1024
 
 
@@ -87,7 +87,7 @@ def parse(value: str) -> Compact:
 
 def verify(compact: Compact, key: OKPKey | ECKey) -> bool:
     """Tell whether the signature of ``compact`` is valid for ``key`` (key type must fit the header alg)."""
-    kty, crv = _KEY_FOR_ALG[compact.header["alg"]]
+    kty, crv = KEY_FOR_ALG[compact.header["alg"]]
     if key.key_type != kty or key.curve_name != crv:
         return False
     with warnings.catch_warnings():

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, Literal, Protocol
 
+from .compact import parse_token, verify_token_signature
 from .did import DidDocument, key_id
 from .errors import DidDocumentError, DidResolutionError, Reason, TokenRejected
 from .keys import NodeKey
 from .resolver import DidResolver
-from .signature import MalformedJws, parse, sign, verify
+from .signature import MalformedJws, sign
 
 DEFAULT_LIFETIME: Final = 300
 DEFAULT_LEEWAY: Final = 30
@@ -179,7 +180,7 @@ async def verify_token(
     """Verify a self-issued ID token (optionally prefixed ``Bearer``); raise TokenRejected naming the failed check."""
     value = strip_bearer(token)
     try:
-        compact = parse(value)
+        compact = parse_token(value)
     except MalformedJws as exc:
         reason = Reason.ALGORITHM if exc.algorithm else Reason.MALFORMED
         raise TokenRejected(reason, f"not a usable JWS: {exc}") from None
@@ -207,7 +208,7 @@ async def verify_token(
     if vkey is None:
         shown = "(no kid)" if kid is None else repr(kid[:120])
         raise TokenRejected(Reason.UNKNOWN_KEY, f"key {shown} is not listed in {KEY_RELATIONSHIP} of {iss[:100]}")
-    if not verify(compact, vkey.key):
+    if not verify_token_signature(compact, vkey.key):
         raise TokenRejected(Reason.BAD_SIGNATURE, f"signature does not verify with key {vkey.id[:120]}")
     if expected_audience not in _audiences(claims):
         raise TokenRejected(Reason.WRONG_AUDIENCE, f"token is not addressed to {expected_audience}")
