@@ -686,9 +686,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             out.update(await _drive(args.url, args.seconds, args.connections, args.method, body, headers, mine))
 
         _run(drive)
-        # Every byte, however large: with PYTHONUNBUFFERED a text write to a pipe is one raw write, which may
-        # take only part of it (a --quick run once read 65,536 bytes of a longer answer).
+        # Every byte, however large: with PYTHONUNBUFFERED a text write to a pipe is one raw write, which takes
+        # only what the pipe holds when the descriptor was left non-blocking (a --quick run once read 65,536
+        # bytes of a longer answer).
         data = json.dumps(out).encode()
+        os.set_blocking(sys.stdout.fileno(), True)
         while data:
             data = data[os.write(sys.stdout.fileno(), data) :]
 
