@@ -66,12 +66,17 @@ def mint(consumer: NodeProcess, audience: str, count: int) -> list[str]:
 
 
 def request_body(provider: NodeProcess, offset: int) -> bytes:
-    """Return an EDC v3 CatalogRequest for the provider's page at `offset`."""
+    """Return an EDC v3 CatalogRequest for the provider's page at `offset`.
+
+    It names the provider by its DID in `counterPartyId`, as EDC and Tractus-X clients do (EDC addresses the
+    token by it); without it the consumer asks the provider's `/.well-known/dspace-version` first, every time.
+    """
     return json.dumps(
         {
             "@context": {"@vocab": EDC},
             "@type": "CatalogRequest",
             "counterPartyAddress": provider.dsp,
+            "counterPartyId": did_of(provider),
             "protocol": "dataspace-protocol-http:2025-1",
             "querySpec": {"offset": offset, "limit": PAGE},
         }
