@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Annotated, Any
 
+import pydantic
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BeforeValidator
 
 from connector.domain import passport as model
+from connector.domain.passport import model as node_model
 from tests.passport import examples
 
 CATENAX = examples.CATENAX_VERSIONS
@@ -144,3 +147,39 @@ def test_generated_passports_are_valid_and_survive_the_node_json(i: int, seed: i
     assert passport.passport_id != model.parse_passport(model.generate(i + 1, seed=seed)).passport_id
     public = model.view(passport, {"public"})
     assert "condition" not in public and "test_reports" not in public and "dismantling" not in public
+
+
+# The node's bounded numbers check the number and its bounds in one function (model._bounded); pydantic's own
+# `Field(ge=..., gt=..., le=...)` on the same union is the reference: the same verdicts and the same errors.
+_BOUNDED = {
+    "Percent": (node_model.Percent, {"ge": 0, "le": 100}, node_model.Number),
+    "Positive": (node_model.Positive, {"gt": 0}, node_model.Number),
+    "NonNegative": (node_model.NonNegative, {"ge": 0}, node_model.Number),
+    "Temperature": (node_model.Temperature, {"ge": -273.15}, node_model.Number),
+    "Count": (
+        node_model.Count,
+        {"ge": 0},
+        Annotated[int | float, BeforeValidator(node_model._whole_number)],
+    ),
+}
+_VALUES = [-300, -273.16, -273.15, -1, -0.0, 0, 0.0, 1e-9, 1, 1.5, 99.99, 100, 100.0, 100.5, 150, 10**15]
+_VALUES += [2.0**70, "1", True, False, None, [], {}, float("nan"), float("inf")]
+
+
+@pytest.mark.parametrize("name", sorted(_BOUNDED))
+def test_bounded_numbers_fail_as_pydantic_bounds_fail(name: str) -> None:
+    bounded, bounds, number = _BOUNDED[name]
+    ours = pydantic.TypeAdapter(bounded)
+    reference = pydantic.TypeAdapter(Annotated[number, pydantic.Field(**bounds)])  # type: ignore[valid-type]
+    refused = 0
+    for value in _VALUES:
+        try:
+            expected: Any = ("ok", type(got := reference.validate_python(value)), got)
+        except pydantic.ValidationError as exc:
+            expected, refused = ("refused", exc.errors(include_url=False)), refused + 1
+        try:
+            actual: Any = ("ok", type(got := ours.validate_python(value)), got)
+        except pydantic.ValidationError as exc:
+            actual = ("refused", exc.errors(include_url=False))
+        assert repr(actual) == repr(expected), value  # repr: NaN is not equal to itself
+    assert 0 < refused < len(_VALUES)

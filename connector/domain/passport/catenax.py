@@ -165,7 +165,12 @@ def _split_containers() -> frozenset[str]:
 
 # Split by key on the way in (each key to its tag), every key's position recorded.
 SPLIT = _split_containers()
-_SPLIT_KEYS = frozenset(tuple(container.split(".")) for container in SPLIT)
+# For each split container's path ("" for the document itself), the keys in it that are split containers too.
+_SPLIT_AT: dict[str, frozenset[str]] = {
+    where: frozenset(c.rpartition(".")[2] for c in SPLIT if c.rpartition(".")[0] == where) for where in {"", *SPLIT}
+}
+_NONE: frozenset[str] = frozenset()
+_EMPTY: dict[str, Any] = {}
 
 
 def is_catenax(document: dict[str, Any]) -> bool:
@@ -201,44 +206,48 @@ def _put(document: dict[str, Any], path: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def _split(remainder: dict[str, Any], prefix: tuple[str, ...], out: dict[Tag, dict[str, Any]]) -> None:
-    """Distribute the remainder over tags: a subtree goes whole to its tag unless a section inside differs."""
-    for key, value in remainder.items():
-        keys = (*prefix, key)
-        if isinstance(value, dict) and keys in _SPLIT_KEYS:
-            _split(value, keys, out)
+def _note_and_split(
+    document: dict[str, Any],
+    remainder: Any,
+    prefix: tuple[str, ...],
+    by_tag: dict[Tag, dict[str, dict[str, int]]],
+    out: dict[Tag, dict[str, Any]],
+) -> None:
+    """Note where every key of the document's split containers stood (per tag: container path -> key -> index)
+    and distribute the remainder (the document without the moved values) over tags, in one walk.
+
+    A subtree goes whole to its tag unless a section inside differs (a split container: walked into). The
+    remainder's containers hold the document's keys in the document's order, less those taken out, so walking
+    the document and taking each key's remaining value (absent: taken out) puts the same keys in the same order
+    as walking the remainder on its own did.
+    """
+    container = ".".join(prefix)  # a split container is one of SECTIONS': no key in it has a dot
+    inside = _SPLIT_AT.get(container, _NONE)
+    kept_here = remainder if isinstance(remainder, dict) else _EMPTY
+    for index, (key, value) in enumerate(document.items()):
+        tag = _NOTED.get((container, key))
+        if tag is None:
+            tag = _tag((*prefix, key))
+            if len(_NOTED) < _NOTED_MAX:
+                _NOTED[container, key] = tag
+        by_container = by_tag.get(tag)
+        if by_container is None:
+            by_container = by_tag[tag] = {}
+        positions = by_container.get(container)
+        if positions is None:
+            by_container[container] = {key: index}
         else:
-            node = out.setdefault(_tag(keys), {})
+            positions[key] = index
+        kept = kept_here.get(key, _ABSENT)
+        if key in inside and isinstance(value, dict):
+            _note_and_split(value, kept, (*prefix, key), by_tag, out)
+        elif kept is not _ABSENT:
+            node = out.get(tag)
+            if node is None:
+                node = out[tag] = {}
             for step in prefix:
                 node = node.setdefault(step, {})
-            node[key] = value
-
-
-class _Order:
-    """Where keys stood in the document's containers, per tag: container path -> key -> index."""
-
-    def __init__(self) -> None:
-        self.by_tag: dict[Tag, dict[str, dict[str, int]]] = {}
-
-    def note_split(self, document: dict[str, Any], prefix: tuple[str, ...] = ()) -> None:
-        container = ".".join(prefix)  # a split container is one of SECTIONS': no key in it has a dot
-        by_tag = self.by_tag
-        for index, (key, value) in enumerate(document.items()):
-            tag = _NOTED.get((container, key))
-            if tag is None:
-                tag = _tag((*prefix, key))
-                if len(_NOTED) < _NOTED_MAX:
-                    _NOTED[container, key] = tag
-            by_container = by_tag.get(tag)
-            if by_container is None:
-                by_container = by_tag[tag] = {}
-            positions = by_container.get(container)
-            if positions is None:
-                by_container[container] = {key: index}
-            else:
-                positions[key] = index
-            if isinstance(value, dict) and (*prefix, key) in _SPLIT_KEYS:
-                self.note_split(value, (*prefix, key))
+            node[key] = kept
 
 
 # The tag of each (container, key) noted so far: a format's keys are few; the keys of documents from
@@ -280,7 +289,7 @@ def _take(
 
     Only the containers on the way to a taken value are copied (the document is not changed); one the
     taking leaves empty is left out. A value that is absent, null, an object or a list is not taken (the
-    schema check names it). The positions of what is taken out are noted in `by_tag` (as `_Order.note_split`
+    schema check names it). The positions of what is taken out are noted in `by_tag` (as `_note_and_split`
     notes them), so export can put each value back where it was.
     """
     out: dict[str, Any] | None = None
@@ -350,10 +359,25 @@ def from_catenax_view(document: dict[str, Any]) -> Passport:
 
 
 def _read(document: dict[str, Any], fmt: str) -> Passport:
-    order = _Order()
-    order.note_split(document)
     taken: list[tuple[Any, Any]] = []
-    remainder = _take(document, _MOVED_PLAN, order.by_tag, taken)
+    noted: dict[Tag, dict[str, dict[str, int]]] = {}
+    remainder = _take(document, _MOVED_PLAN, noted, taken)
+    by_tag: dict[Tag, dict[str, dict[str, int]]] = {}
+    parts: dict[Tag, dict[str, Any]] = {}
+    _note_and_split(document, remainder, (), by_tag, parts)
+    # The taken keys' positions go after the split containers' (the order JSON stored is as it always was): each
+    # dict gets its keys in the order the taking noted them, as if it had noted them into `by_tag` itself.
+    for tag, containers in noted.items():
+        mine = by_tag.get(tag)
+        if mine is None:
+            by_tag[tag] = containers
+            continue
+        for where, positions in containers.items():
+            existing = mine.get(where)
+            if existing is None:
+                mine[where] = positions
+            else:
+                existing.update(positions)
     groups: dict[str, dict[str, Any]] = {}
     for (_, group, name), value in taken:
         table = _NODE_SPELLING[group, name]
@@ -364,14 +388,12 @@ def _read(document: dict[str, Any], fmt: str) -> Passport:
     predecessor = _get(document, "metadata.predecessor")[1]
     if isinstance(predecessor, str) and predecessor and canonical_id(predecessor) != NIL_UUID:
         identity["predecessor_passport_ids"] = [predecessor]
-    parts: dict[Tag, dict[str, Any]] = {}
-    _split(remainder, (), parts)
     # The extensions are made here, of the types they are declared with (str keys, a Tag, int positions), so
     # they are built without validation; the passport's validation takes them as they are (about 20 us).
     extensions = [
-        Extension.model_construct(format=FORMAT, tag=tag, data=parts.get(tag, {}), order=order.by_tag.get(tag))
+        Extension.model_construct(format=FORMAT, tag=tag, data=parts.get(tag, {}), order=by_tag.get(tag))
         for tag in Tag
-        if tag in parts or tag in order.by_tag
+        if tag in parts or tag in by_tag
     ]
     data = {**groups, "source_format": fmt, "extensions": extensions}
     try:

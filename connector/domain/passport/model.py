@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
@@ -30,7 +31,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, PydanticKnownError
 
 
 def _json_number(value: Any) -> Any:
@@ -53,12 +54,33 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
+def _bounded(
+    number: Callable[[Any], Any], *, ge: float | None = None, gt: float | None = None, le: float | None = None
+) -> Callable[[Any], Any]:
+    """Return a check of a JSON number and its bounds in one step, failing as `Field(ge=..., gt=..., le=...)` fails
+    (the same error types and context): pydantic applies a bound on a union of int and float as a Python function of
+    its own per bound after the union, three calls a value instead of one (decision 0019, sixth round)."""
+
+    def check(value: Any) -> Any:
+        value = number(value)  # a plain int or float from here on
+        if gt is not None and not value > gt:
+            raise PydanticKnownError("greater_than", {"gt": gt})
+        if ge is not None and not value >= ge:
+            raise PydanticKnownError("greater_than_equal", {"ge": ge})
+        if le is not None and not value <= le:
+            raise PydanticKnownError("less_than_equal", {"le": le})
+        return value
+
+    return check
+
+
 # Numbers keep their JSON type (an int stays an int, a float a float), so they leave the node as they came.
 Number = Annotated[int | float, BeforeValidator(_json_number)]
-Count = Annotated[int | float, BeforeValidator(_whole_number), Field(ge=0)]
-Percent = Annotated[Number, Field(ge=0, le=100)]
-Positive = Annotated[Number, Field(gt=0)]
-NonNegative = Annotated[Number, Field(ge=0)]
+Count = Annotated[int | float, BeforeValidator(_bounded(_whole_number, ge=0))]
+Percent = Annotated[int | float, BeforeValidator(_bounded(_json_number, ge=0, le=100))]
+Positive = Annotated[int | float, BeforeValidator(_bounded(_json_number, gt=0))]
+NonNegative = Annotated[int | float, BeforeValidator(_bounded(_json_number, ge=0))]
+Temperature = Annotated[int | float, BeforeValidator(_bounded(_json_number, ge=-273.15))]  # not below absolute zero
 
 _DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
 _UUID = re.compile(r"(?:urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
@@ -297,8 +319,8 @@ class Performance(Group):
     expected_lifetime_cycles: Count | None = None
     c_rate_cycle_life_test: NonNegative | None = None
     capacity_threshold_exhaustion_pct: Percent | None = None
-    idle_temperature_min_c: Annotated[Number, Field(ge=-273.15)] | None = None
-    idle_temperature_max_c: Annotated[Number, Field(ge=-273.15)] | None = None
+    idle_temperature_min_c: Temperature | None = None
+    idle_temperature_max_c: Temperature | None = None
     initial_round_trip_efficiency_pct: Percent | None = None
     round_trip_efficiency_50pct_life_pct: Percent | None = None
     internal_resistance_pack_ohm: NonNegative | None = None
@@ -400,7 +422,7 @@ class Condition(Group):
     remaining_round_trip_efficiency_pct: Percent | None = None
     current_self_discharge_rate_pct: Percent | None = None
     self_discharge_evolution_pct: Number | None = None
-    temperature_c: Annotated[Number, Field(ge=-273.15)] | None = None
+    temperature_c: Temperature | None = None
     minutes_above_temp: NonNegative | None = None
     minutes_below_temp: NonNegative | None = None
     minutes_charging_above_temp: NonNegative | None = None
