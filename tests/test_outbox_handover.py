@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from connector.jobs.outbox import OutboxDispatcher, OutboxSettings
+from connector.logs import request_id
 from connector.services.negotiations import now_ms
 from connector.store import Store, migrate
 from connector.store.negotiations import OutboxItem
@@ -64,9 +65,11 @@ async def _owe(store: Store, dispatcher: OutboxDispatcher, n: int, now: int) -> 
 async def test_a_message_written_leased_is_sent_once_by_its_holder_without_a_claim(store: Store) -> None:
     recorder = Recorder(store)
     sent: Counter[int] = Counter()
+    seen_requests: set[str | None] = set()
 
     async def send(url: str, counterparty: str, payload: dict[str, Any]) -> tuple[int, Any]:
         sent[payload["i"]] += 1
+        seen_requests.add(request_id.get())
         return 200, {}
 
     dispatcher = _dispatcher(store, recorder, send)
@@ -78,13 +81,18 @@ async def test_a_message_written_leased_is_sent_once_by_its_holder_without_a_cla
         async with store.transaction() as tx:
             # Leased to the dispatcher: another worker (a replica) does not get them while the lease holds.
             assert await tx.outbox.claim("replica", now=now + 1, lease_ms=1000, limit=10) == []
-        for item in items:
-            dispatcher.take(item)
+        token = request_id.set("the-request-that-owed-them")
+        try:
+            for item in items:
+                dispatcher.take(item)
+        finally:
+            request_id.reset(token)
         async with asyncio.timeout(30):
             await dispatcher.drain()
     finally:
         await dispatcher.stop()
     assert sent == Counter({0: 1, 1: 1, 2: 1})
+    assert seen_requests == {None}, "a message handed over is sent in the dispatcher's context, not the request's"
     assert recorder.finished == [True, True, True], "the holder of the lease written with the row finishes it"
     async with store.read() as tx:
         assert await tx.outbox.pending("n0") == []

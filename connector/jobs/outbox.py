@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import uuid
 from collections import deque
@@ -89,6 +90,9 @@ class OutboxDispatcher:
         self._renewer: asyncio.Task[None] | None = None
         # Messages handed over (leased to this dispatcher when written) waiting for a free sending slot.
         self._queued: deque[OutboxItem] = deque()
+        # The dispatcher's own context: a message handed over from a request's handler is not sent (and logged)
+        # as part of that request.
+        self._context = contextvars.copy_context()
 
     def lease(self, now: int) -> tuple[str, int] | None:
         """Return (owner, lease_until) for a message written leased to this dispatcher; None when it is not running.
@@ -111,7 +115,7 @@ class OutboxDispatcher:
             self._queued.append(item)
 
     def _start(self, item: OutboxItem) -> None:
-        task = asyncio.create_task(self._deliver(item))
+        task = asyncio.create_task(self._deliver(item), context=self._context.copy())
         self._inflight.add(task)
         task.add_done_callback(self._finished)
 
@@ -131,6 +135,7 @@ class OutboxDispatcher:
 
     async def start(self) -> None:
         """Start the dispatching loop."""
+        self._context = contextvars.copy_context()
         self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
         self._renewer = asyncio.create_task(self._renew(), name="outbox-lease-renewal")
 
