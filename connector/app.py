@@ -243,7 +243,6 @@ async def running_node(settings: Settings, policy_checker: PolicyChecker | None 
             notify=notification_service.deliver,
         )
         wake.target = dispatcher.wake
-        negotiations.courier = dispatcher  # a message due at once is handed over, not claimed
         await dispatcher.start()
         stack.push_async_callback(dispatcher.stop)
         monitor = PolicyMonitor(transfers, settings.policy_monitor_seconds)

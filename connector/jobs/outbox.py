@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -88,41 +86,6 @@ class OutboxDispatcher:
         # Ids of the messages this dispatcher is sending (their leases are renewed).
         self._working: set[str] = set()
         self._renewer: asyncio.Task[None] | None = None
-        # Messages handed over (leased to this dispatcher when written) waiting for a free sending slot.
-        self._queued: deque[OutboxItem] = deque()
-        # The dispatcher's own context: a message handed over from a request's handler is not sent (and logged)
-        # as part of that request.
-        self._context = contextvars.copy_context()
-
-    def lease(self, now: int) -> tuple[str, int] | None:
-        """Return (owner, lease_until) for a message written leased to this dispatcher; None when it is not running.
-
-        A message so written is handed over with `take` once its transaction commits, without a claiming pass.
-        Should this process die first, the lease expires and the row is claimed like any other (at least once).
-        """
-        if not self.running:
-            return None
-        return self._owner, now + int(self._settings.lease_seconds * 1000)
-
-    def take(self, item: OutboxItem) -> None:
-        """Send a message written leased to this dispatcher (after its transaction committed)."""
-        if not self.running:
-            return  # stopped meanwhile: the lease expires and a later pass (or replica) claims it
-        self._working.add(item.id)  # its lease is renewed while it waits
-        if len(self._inflight) < self._settings.max_in_flight:
-            self._start(item)
-        else:
-            self._queued.append(item)
-
-    def _start(self, item: OutboxItem) -> None:
-        task = asyncio.create_task(self._deliver(item), context=self._context.copy())
-        self._inflight.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        while self._queued and len(self._inflight) < self._settings.max_in_flight:
-            self._start(self._queued.popleft())
 
     def wake(self) -> None:
         """Ask the dispatcher to look for work now."""
@@ -135,7 +98,6 @@ class OutboxDispatcher:
 
     async def start(self) -> None:
         """Start the dispatching loop."""
-        self._context = contextvars.copy_context()
         self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
         self._renewer = asyncio.create_task(self._renew(), name="outbox-lease-renewal")
 
@@ -195,7 +157,9 @@ class OutboxDispatcher:
                 self._owner, now_ms(), int(self._settings.lease_seconds * 1000), min(room, self._settings.batch)
             )
         for item in items:
-            self._start(item)
+            task = asyncio.create_task(self._deliver(item))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
         return len(items)
 
     async def drain(self) -> None:

@@ -16,8 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import policies
 from connector.domain import process
@@ -51,18 +50,6 @@ PublishedOffer = Callable[[str, str, str, str], Awaitable[dict[str, Any]]]
 StartPull = Callable[[Transaction, str, Agreement], Awaitable[Any]]
 # The states in which an agreement binds both sides; it is stored in the same transaction as the state.
 BINDING = frozenset({S.AGREED, S.VERIFIED, S.FINALIZED})
-
-
-class Courier(Protocol):
-    """The running outbox dispatcher, as the service sees it: it takes a message owed at once without claiming it."""
-
-    def lease(self, now: int) -> tuple[str, int] | None:
-        """Return (owner, lease_until) for a new message leased to the dispatcher; None when it is not running."""
-        ...
-
-    def take(self, item: OutboxItem) -> None:
-        """Send a message already leased to the dispatcher (called once its transaction has committed)."""
-        ...
 
 
 async def _record_token(tx: Transaction, participant: Participant) -> None:
@@ -110,9 +97,6 @@ class NegotiationService:
         self._published_offer = published_offer
         # Set by the composition root (the transfer service imports this module, not the other way round).
         self.start_pull: StartPull | None = None
-        # The node's outbox dispatcher (set by the composition root): a message due at once is written leased to
-        # it and handed to it after the commit, so it needs no claiming transaction of its own.
-        self.courier: Courier | None = None
 
     # A peer's message: its token's replay record with the change it causes.
 
@@ -148,15 +132,7 @@ class NegotiationService:
         if delay_ms:
             # Woken when it comes due, not at the next poll.
             asyncio.get_running_loop().call_later(delay_ms / 1000, self._wake)
-        courier = self.courier
-        lease = courier.lease(at) if courier is not None and not delay_ms else None
-        item = await tx.outbox.owe(
-            negotiation.id, message.value, url, payload, negotiation.counterparty_id, at, delay_ms, lease
-        )
-        if courier is not None and lease is not None:
-            tx.after_commit.append(partial(courier.take, item))
-        elif self._wake not in tx.after_commit:
-            tx.after_commit.append(self._wake)  # claimed by the dispatcher's next pass
+        await tx.outbox.owe(negotiation.id, message.value, url, payload, negotiation.counterparty_id, at, delay_ms)
 
     def _peer_url(self, negotiation: Negotiation, suffix: str) -> str:
         base = negotiation.counterparty_address.rstrip("/")
@@ -195,7 +171,6 @@ class NegotiationService:
                 and self.start_pull is not None
             ):
                 await self.start_pull(tx, negotiation.counterparty_address, agreement)
-                tx.after_commit.append(self._wake)  # the transfer's request is claimed by the dispatcher
                 negotiation = replace(negotiation, pull_when_finalized=False)
         return negotiation
 
@@ -252,7 +227,8 @@ class NegotiationService:
                 f"{negotiation.counterparty_address}/negotiations/request",
                 wire.render_request(pid, self.dsp_url, offer),
             )
-        return negotiation  # the request is handed to the dispatcher (or it is woken) once committed
+        self._wake()
+        return negotiation
 
     # Consumer: an offer a provider makes on its own.
 
@@ -360,7 +336,8 @@ class NegotiationService:
                 raise
             await self._record_alone(participant)
             return existing, False
-        return negotiation, True  # what it owes is handed to the dispatcher (or it is woken) once committed
+        self._wake()
+        return negotiation, True
 
     async def _opened(self, participant: Participant, consumer_pid: str) -> Negotiation | None:
         """Return the negotiation a consumer's request opened here, if any."""
@@ -570,7 +547,8 @@ class NegotiationService:
             else:
                 negotiation = advance(negotiation, message, sender, at)
             negotiation = await self.engine.save(tx, negotiation)
-        return negotiation  # what it owes is handed to the dispatcher (or it is woken) once committed
+        self._wake()
+        return negotiation
 
     async def _on_accepted(self, tx: Transaction, negotiation: Negotiation) -> Negotiation:
         """The consumer accepted our offer: agree (or hold for the operator), or as scripted."""

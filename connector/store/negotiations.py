@@ -337,34 +337,28 @@ class OutboxRepository:
         counterparty: str,
         now: int,
         delay_ms: int = 0,
-        lease: tuple[str, int] | None = None,
-    ) -> OutboxItem:
-        """Record a message owed for a process (negotiation or transfer), due now or after `delay_ms`.
-
-        With `lease` (owner, lease_until) the row is written already leased to that dispatcher, which is handed
-        the message once the transaction commits instead of claiming it; if that dispatcher dies first, the
-        lease expires and any dispatcher claims the row as it would any other.
-        """
+    ) -> None:
+        """Record a message owed for a process (negotiation or transfer), due now or after `delay_ms`."""
         item = OutboxItem(str(uuid.uuid4()), process_id, message, url, payload, counterparty, 0, now + delay_ms)
-        await self.add(item, now, lease)
-        return item
+        await self.add(item, now)
 
-    async def add(self, item: OutboxItem, now: int, lease: tuple[str, int] | None = None) -> None:
-        """Record a message to send (leased to `lease`'s owner until its time, when given)."""
-        row = {
-            "id": item.id,
-            "negotiation_id": item.negotiation_id,
-            "message": item.message,
-            "url": item.url,
-            "payload": self._seal(item.id, item.payload),
-            "counterparty": item.counterparty,
-            "attempts": item.attempts,
-            "next_attempt_at": item.next_attempt_at,
-            "created_at": now,
-        }
-        if lease is not None:
-            row["lease_owner"], row["lease_until"] = lease
-        await direct.execute(self._c, _ADD_OUTBOX, row)
+    async def add(self, item: OutboxItem, now: int) -> None:
+        """Record a message to send."""
+        await direct.execute(
+            self._c,
+            _ADD_OUTBOX,
+            {
+                "id": item.id,
+                "negotiation_id": item.negotiation_id,
+                "message": item.message,
+                "url": item.url,
+                "payload": self._seal(item.id, item.payload),
+                "counterparty": item.counterparty,
+                "attempts": item.attempts,
+                "next_attempt_at": item.next_attempt_at,
+                "created_at": now,
+            },
+        )
 
     async def claim(self, owner: str, now: int, lease_ms: int, limit: int) -> list[OutboxItem]:
         """Lease due messages to one worker; a message leased by another, unexpired, is skipped."""
