@@ -687,3 +687,22 @@ async def test_processes_waiting_when_deadlines_are_switched_on_get_one(
     async with running_node(make_settings(tmp_path, peer_deadline_seconds=1, **common)) as node:
         await peer.wait_for(f"/transfers/{provider_pid}/termination")
         assert (await _transfer(node, consumer_pid)).state == "TERMINATED"
+
+
+async def test_a_request_redelivered_after_its_offer_was_withdrawn_gets_its_negotiation(
+    node_factory: NodeFactory, peer: Peer, http: aiohttp.ClientSession
+) -> None:
+    node = await _cut(node_factory)
+    consumer_pid = pid()
+    request = contract_request(consumer_pid, "CD123:ACN0202:456", "ACN0202", peer.url)
+    url = node.protocol_url + "/api/dsp/2025-1/negotiations/request"
+    status, first = await peer.post(url, request)
+    assert status == 201, first
+    api = Management(http, node)
+    status, body = await api.call("DELETE", "/management/v3/contractdefinitions/CD123")
+    assert status == 204, body
+    # A new request for the withdrawn offer is refused; the redelivery of the first is answered with its negotiation.
+    assert (await peer.post(url, contract_request(pid(), "CD123:ACN0202:456", "ACN0202", peer.url)))[0] == 404
+    status, again = await peer.post(url, request)
+    assert status in (200, 201), again
+    assert again["providerPid"] == first["providerPid"]

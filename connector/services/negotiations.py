@@ -266,12 +266,16 @@ class NegotiationService:
         """Handle a ContractRequestMessage; return the negotiation and whether it is new."""
         if message.provider_pid is not None:
             return await self._on_counter_request(participant, message), False
-        async with self._store.read() as tx:
-            existing = await tx.negotiations.find_by_peer(Role.PROVIDER, participant.id, message.consumer_pid)
-        if existing is not None:
+        try:
+            reason, agreement, definition_id, asset_id = await self._decide(participant, message.offer, message.rules)
+        except Exception:
+            # A redelivered request is answered with its negotiation whatever deciding it again would say now
+            # (the offer withdrawn since, say); only a request that opened none gets the error.
+            existing = await self._opened(participant, message.consumer_pid)
+            if existing is None:
+                raise
             await self._record_alone(participant)
-            return existing, False  # a redelivered request: the same negotiation, nothing new
-        reason, agreement, definition_id, asset_id = await self._decide(participant, message.offer, message.rules)
+            return existing, False
         target = message.offer.get("target")
         dataset = asset_id or (target if isinstance(target, str) else None)
         act = self._react(Step.ON_REQUEST, dataset)
@@ -299,6 +303,11 @@ class NegotiationService:
         )
         try:
             async with self._acting_on(participant) as tx:
+                # A redelivered request (looked for here, in the transaction that remembers its token, rather
+                # than in a read of its own before deciding): the same negotiation, nothing new.
+                existing = await tx.negotiations.find_by_peer(Role.PROVIDER, participant.id, message.consumer_pid)
+                if existing is not None:
+                    return existing, False
                 if reason is not None:
                     log.info(
                         "negotiation refused",
@@ -322,14 +331,18 @@ class NegotiationService:
                 negotiation = await self.engine.save(tx, negotiation, new=True)
         except AlreadyExists:
             # Another replica (or a redelivery racing this one) opened it first: answer with that one.
-            async with self._store.read() as tx:
-                existing = await tx.negotiations.find_by_peer(Role.PROVIDER, participant.id, message.consumer_pid)
+            existing = await self._opened(participant, message.consumer_pid)
             if existing is None:
                 raise
             await self._record_alone(participant)
             return existing, False
         self._wake()
         return negotiation, True
+
+    async def _opened(self, participant: Participant, consumer_pid: str) -> Negotiation | None:
+        """Return the negotiation a consumer's request opened here, if any."""
+        async with self._store.read() as tx:
+            return await tx.negotiations.find_by_peer(Role.PROVIDER, participant.id, consumer_pid)
 
     async def _owe_offer(self, tx: Transaction, negotiation: Negotiation, offer_id: str) -> None:
         """Owe the consumer an offer: the rules this provider would agree to, under the offer id it asked for."""
