@@ -1,4 +1,4 @@
-"""The request metrics keep each (method, route, status)'s series at hand: the counts and the /metrics
+"""The request middleware keeps each (method, route, status)'s series at hand: the counts and the /metrics
 output are the families' own, for kept series and for requests beyond what is kept."""
 
 from __future__ import annotations
@@ -53,19 +53,3 @@ async def test_requests_beyond_the_kept_series_are_counted_too(
 ) -> None:
     monkeypatch.setattr(metrics, "MAX_KEPT_SERIES", 1)
     await _count_mixed_requests(node, management, http)
-
-
-def test_install_needs_the_request_context_that_reports_requests() -> None:
-    """The metrics are told of requests by request_context: a surface without it is refused, not left uncounted."""
-    from aiohttp import web
-
-    from connector.transport.http import OBSERVER, request_context
-
-    bare = web.Application()
-    with pytest.raises(ValueError, match="no request_context middleware"):
-        metrics.install(bare, metrics.NodeMetrics(store=None), "protocol")  # type: ignore[arg-type]
-    assert OBSERVER not in bare
-    served = web.Application(middlewares=[request_context])
-    metrics.install(served, metrics.NodeMetrics(store=None), "protocol")  # type: ignore[arg-type]
-    assert served[OBSERVER] is not None
-    assert served.middlewares == [request_context]  # no middleware of its own

@@ -63,12 +63,6 @@ class InFlight:
 
 IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight", InFlight)
 
-#: Told of every answered request by `request_context`, last: the request, its response (None when the request
-#: was cancelled), its status and when it began (`time.perf_counter`). The request metrics are one: made here,
-#: in the request's own coroutine, they need no middleware of their own (a coroutine layer a request).
-Observer = Callable[[web.Request, web.StreamResponse | None, int, float], None]
-OBSERVER: web.AppKey[Observer] = web.AppKey("observer", Observer)  # type: ignore[arg-type]
-
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Request ids made here: a random prefix per process and a counter (unique without a random draw per request).
 _ID_PREFIX = secrets.token_hex(10)
@@ -84,9 +78,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     token = request_id.set(rid)
     started = time.perf_counter()
     status = 500
-    response: web.StreamResponse | None = None
-    app = request.app
-    in_flight, observe = app.get(IN_FLIGHT), app.get(OBSERVER)
+    in_flight = request.app.get(IN_FLIGHT)
     if in_flight is not None:
         in_flight.enter()
     try:
@@ -115,8 +107,6 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         if in_flight is not None:
             in_flight.leave()
         _ACCESS.log(request.method, request.path, status, round((time.perf_counter() - started) * 1000, 2))
-        if observe is not None:
-            observe(request, response, status, started)
         request_id.reset(token)
 
 

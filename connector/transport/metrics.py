@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -33,10 +34,10 @@ from connector.domain.federation import Crawl
 from connector.domain.sync import RunState, SyncRun
 from connector.store import Store
 from connector.store.figures import figures, pool_use
-from connector.transport.http import OBSERVER, Observer, request_context
 
 log = logging.getLogger("connector")
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Route label of a request that matched no route (404s of unknown paths: one series, not one per path).
 UNMATCHED = "(unmatched)"
 DATA_PLANE_PREFIX = "/public"
@@ -239,30 +240,41 @@ class NodeMetrics:
             except Exception:
                 log.warning("metrics: a scrape hook failed", exc_info=True)
 
-    def observer(self, surface: str) -> Observer:
-        """Return what counts and times a surface's requests, called by `request_context` once a request is answered.
+    def middleware(self, surface: str) -> Middleware:
+        """Return the middleware that counts and times a surface's requests (it goes first, outside the rest).
 
         The labelled series of a (method, route, status) are looked up in the families once and kept, so a
         request costs a dictionary look-up, an increment and an observation (the series and the /metrics
-        output are the families' own, as without the kept ones). It is not a middleware of its own: one
-        coroutine layer less a request (decision 0028, fourth round).
+        output are the families' own, as without the kept ones).
         """
         kept: dict[tuple[str, web.AbstractResource | None, int], _Series] = {}
         data_plane_bytes: dict[str, Counter] = {}  # "in", "out": made on first use, so /metrics shows them then
         clock = time.perf_counter
 
-        def observe(request: web.Request, response: web.StreamResponse | None, status: int, started: float) -> None:
-            route = request.match_info.route
-            key = (request.method, route.resource if route is not None else None, status)
-            series = kept.get(key)
-            if series is None:
-                series = self._series(surface, key)
-                if len(kept) < MAX_KEPT_SERIES:
-                    kept[key] = series
-            series.requests.inc()
-            series.latency.observe(clock() - started)
-            if series.data_plane:
-                self._count_data_plane(request, response, data_plane_bytes)
+        @web.middleware
+        async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+            started = clock()
+            status = 500
+            response: web.StreamResponse | None = None
+            try:
+                response = await handler(request)
+                status = response.status
+                return response
+            except web.HTTPException as exc:
+                status = exc.status
+                raise
+            finally:
+                route = request.match_info.route
+                key = (request.method, route.resource if route is not None else None, status)
+                series = kept.get(key)
+                if series is None:
+                    series = self._series(surface, key)
+                    if len(kept) < MAX_KEPT_SERIES:
+                        kept[key] = series
+                series.requests.inc()
+                series.latency.observe(clock() - started)
+                if series.data_plane:
+                    self._count_data_plane(request, response, data_plane_bytes)
 
         return observe
 
@@ -325,10 +337,8 @@ METRICS: web.AppKey[NodeMetrics] = web.AppKey("metrics", NodeMetrics)
 
 
 def install(app: web.Application, metrics: NodeMetrics, surface: str) -> None:
-    """Count and time the requests of a surface's application (before it starts), through its request_context."""
-    if request_context not in app.middlewares:
-        raise ValueError(f"the {surface} surface has no request_context middleware, which reports its requests")
-    app[OBSERVER] = metrics.observer(surface)
+    """Count and time the requests of a surface's application (before it starts)."""
+    app.middlewares.insert(0, metrics.middleware(surface))
     app[METRICS] = metrics
 
 
