@@ -23,7 +23,8 @@ asyncio.run(serve_until_stopped(Settings(), started))
 """
 
 
-async def test_a_serving_node_freezes_what_start_up_made_and_collects_the_young_less_often(tmp_path: Path) -> None:
+async def _run_child(code: str, tmp_path: Path, **settings: str) -> bytes:
+    """Run `code` in a fresh interpreter on a fresh data directory (both surfaces on free ports); its stdout."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": ROOT,
@@ -31,12 +32,18 @@ async def test_a_serving_node_freezes_what_start_up_made_and_collects_the_young_
         "CONNECTOR_PROTOCOL_HOST": "127.0.0.1",
         "CONNECTOR_PROTOCOL_PORT": "0",
         "CONNECTOR_MANAGEMENT_PORT": "0",
+        **settings,
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE
+        sys.executable, "-c", code, cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE
     )
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0
+    return out
+
+
+async def test_a_serving_node_freezes_what_start_up_made_and_collects_the_young_less_often(tmp_path: Path) -> None:
+    out = await _run_child(CHILD, tmp_path)
     seen = json.loads(out.decode().strip().splitlines()[-1])
     assert seen["before"]["frozen"] == 0
     assert seen["after"]["frozen"] > 10_000  # the modules, settings and services start-up made
@@ -70,20 +77,7 @@ async def test_connector_serve_starts_without_collecting_or_loading_what_it_does
     # walk all of them); it is on once the node is up, and on again after `connector serve` returns. pyld (with
     # the HTTP client it loads) waits for a document the term tables cannot read; Pygments, which Alembic's
     # Mako would load to colour error pages, is not loaded by the migrations a fresh data directory runs.
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": ROOT,
-        "CONNECTOR_DATA_DIR": str(tmp_path / "data"),
-        "CONNECTOR_PROTOCOL_HOST": "127.0.0.1",
-        "CONNECTOR_PROTOCOL_PORT": "0",
-        "CONNECTOR_MANAGEMENT_PORT": "0",
-        "CONNECTOR_LOG_LEVEL": "WARNING",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CLI_CHILD, cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0
+    out = await _run_child(CLI_CHILD, tmp_path, CONNECTOR_LOG_LEVEL="WARNING")
     lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
     up, done = lines[-2], lines[-1]
     assert up["collections"] == []  # a fresh data directory: keys made, every migration run, no collection
