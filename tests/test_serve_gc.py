@@ -85,3 +85,25 @@ async def test_connector_serve_starts_without_collecting_or_loading_what_it_does
     assert up["frozen"] > 10_000
     assert up["loaded"] == []
     assert done == {"exit": 0, "enabled": True}
+
+
+MANY_CHILD = """
+import asyncio, gc, json, os, signal
+gc.disable()  # as `connector serve` keeps it while starting: the only collection is one asked for
+import connector.app as app
+from connector.settings import Settings
+collected = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collected.append(info["generation"]))
+app.START_UP_COLLECT_ABOVE = 0  # as if start-up had made far more objects than it does
+def started(node):
+    print(json.dumps({"collected": collected, "frozen": gc.get_freeze_count(), "enabled": gc.isenabled()}))
+    os.kill(os.getpid(), signal.SIGTERM)
+asyncio.run(app.serve_until_stopped(Settings(), started))
+"""
+
+
+async def test_a_start_that_made_far_more_objects_than_usual_is_collected_before_it_is_frozen(tmp_path: Path) -> None:
+    # As if start-up had run a data migration over many rows: its garbage is not kept for the process's life.
+    seen = json.loads((await _run_child(MANY_CHILD, tmp_path)).decode().strip().splitlines()[-1])
+    assert seen == {"collected": [2], "frozen": seen["frozen"], "enabled": True}  # one full collection
+    assert seen["frozen"] > 10_000
