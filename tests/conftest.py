@@ -127,7 +127,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 async def store(database_url: str) -> AsyncIterator[Store]:
     """Yield a store on a migrated empty database (SQLite and PostgreSQL); a test file may define its own."""
     await migrate.upgrade(database_url)
-    opened = Store(database_url, pool_size=2)
+    opened = Store(database_url, pool_size=4)
     try:
         yield opened
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from connector.domain.errors import NotFound
 from connector.domain.participants import Participant
 from connector.services.catalog import CatalogService
 from connector.services.offers import ContractDefinitionService, PolicyDefinitionService
-from connector.store import Store, migrate
+from connector.store import Store
 from tests import dsp_schemas
 
 EDC = "https://w3id.org/edc/v0.0.1/ns/"
@@ -47,16 +46,6 @@ RECYCLERS_ONLY = [
     {"action": "use", "constraint": [{"leftOperand": BPC + "role", "operator": "isA", "rightOperand": "recycler"}]}
 ]
 PURPOSE = [{"action": "use", "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "recycling"}]}]
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    await migrate.upgrade(database_url)
-    opened = Store(database_url, pool_size=4)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def _setup(store: Store, models: int = 3, per_model: int = 4) -> None:

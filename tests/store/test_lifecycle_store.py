@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from connector.domain.lifecycle import Lifecycle, Link, Notification
-from connector.store import Store, migrate
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    await migrate.upgrade(database_url)
-    opened = Store(database_url, pool_size=4)
-    try:
-        yield opened
-    finally:
-        await opened.close()
+from connector.store import Store
 
 
 def _note(message_id: str, direction: str = "in", passport_id: str = "p1", at: int = 1) -> Notification:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,16 +13,6 @@ from connector.store import Store, migrate
 
 EDC = "https://w3id.org/edc/v0.0.1/ns/"
 POLICY = {"@type": ["http://www.w3.org/ns/odrl/2/Set"], "http://www.w3.org/ns/odrl/2/permission": []}
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    await migrate.upgrade(database_url)
-    opened = Store(database_url, pool_size=4)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def asset(asset_id: str, created_at: int = 1, **props: object) -> Asset:

@@ -3,7 +3,6 @@ order, narrowed by creation window, keyset cursor and identifying columns, delet
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -13,16 +12,6 @@ from connector.services.passports import load, record_of
 from connector.services.registry import RegistryService
 from connector.store import Store, migrate
 from connector.store.registry import ShellFilter
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    await migrate.upgrade(database_url)
-    opened = Store(database_url, pool_size=4)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_shells_are_the_current_passports_oldest_first(store: Store) -> None:
