@@ -281,7 +281,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "serve":
         # Start-up makes ~130,000 objects that live as long as the process; the collector would walk them some
         # 300 times while they are made (0.17-0.25 s of a 2 s start). It stays off until the node is up, then
-        # `serve_until_stopped` freezes them and turns it on (decision 0028).
+        # `serve_until_stopped` freezes them and turns it on (decision 0029, "Start-up").
         gc.disable()
         try:
             return _run(_serve(settings))

@@ -60,6 +60,16 @@ class MalformedJws(ValueError):
         self.algorithm = algorithm  # true when the algorithm was the problem (a distinct refusal reason)
 
 
+def check_header(header: dict[str, Any]) -> None:
+    """Refuse a JWS header whose algorithm is not on the allow-list or that names critical parameters (the
+    checks every parser makes before any key is touched)."""
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
+        raise MalformedJws(f"algorithm {str(alg)[:20]!r} is not allowed (allowed: EdDSA, ES256)", algorithm=True)
+    if "crit" in header:
+        raise MalformedJws("critical header parameters are not supported")
+
+
 def parse(value: str) -> Compact:
     """Split and decode a compact JWS without verifying it; raise MalformedJws naming the problem."""
     if len(value) > MAX_COMPACT_BYTES:
@@ -71,11 +81,7 @@ def parse(value: str) -> Compact:
     except (JoseError, ValueError, TypeError, UnicodeError) as exc:
         raise MalformedJws(f"cannot be decoded ({type(exc).__name__})") from None
     header = signed.headers()
-    alg = header.get("alg")
-    if alg not in ALLOWED_ALGORITHMS:
-        raise MalformedJws(f"algorithm {str(alg)[:20]!r} is not allowed (allowed: EdDSA, ES256)", algorithm=True)
-    if "crit" in header:
-        raise MalformedJws("critical header parameters are not supported")
+    check_header(header)
     try:
         payload = json.loads(signed.payload)
     except (ValueError, UnicodeError):
