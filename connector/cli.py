@@ -303,6 +303,10 @@ def _main(argv: Sequence[str] | None) -> int:
     ):
         return cli_lifecycle.run(settings, args)
     if args.command == "passports":
+        if args.passports_command == "import":
+            from connector.services.passport_pipeline import one_malloc_arena
+
+            one_malloc_arena()  # before any thread starts: the import's peak memory stays flat (decision 0019)
         return _run(_passports(settings, args))
     if args.command == "sync":
         return sync_cli.main(settings, args)

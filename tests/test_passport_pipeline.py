@@ -131,3 +131,87 @@ async def test_leaving_early_ends_the_workers_at_once() -> None:
             assert len(_import_workers()) == 2
             break
     assert not _import_workers()
+
+
+# How many malloc arenas (heaps) this process has, as glibc's malloc_info reports them (printed as a number).
+_COUNT_ARENAS = """
+import ctypes, os, tempfile
+def arenas():
+    libc = ctypes.CDLL(None)
+    libc.fopen.restype = ctypes.c_void_p
+    libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    fd, path = tempfile.mkstemp()
+    os.close(fd)
+    stream = libc.fopen(path.encode(), b"w")
+    libc.malloc_info(0, stream)
+    libc.fclose(stream)
+    with open(path) as f:
+        text = f.read()
+    os.unlink(path)
+    return text.count("<heap nr=")
+"""
+
+_THREADS_ALLOCATE = (
+    _COUNT_ARENAS
+    + """
+import sys, threading
+from connector.services.passport_pipeline import one_malloc_arena
+if sys.argv[1] == "one":
+    assert one_malloc_arena()
+def work():
+    kept = [bytes(20_000) + bytes([i % 256]) for i in range(200)]  # allocated on this thread
+    del kept
+threads = [threading.Thread(target=work) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(arenas())
+"""
+)
+
+_IMPORT_THEN_COUNT = (
+    _COUNT_ARENAS
+    + """
+import sys, orjson
+from connector.cli import main
+from connector.domain.passport.synthetic import catenax_documents
+if __name__ == "__main__":  # the import's workers are spawned: they import this module again
+    with open(sys.argv[1], "wb") as out:
+        for document in catenax_documents(int(sys.argv[2])):
+            out.write(orjson.dumps(document) + b"\\n")
+    code = main(["passports", "import", sys.argv[1], "--no-progress"])
+    print(code, arenas())
+"""
+)
+
+_glibc = pytest.mark.skipif(os.confstr("CS_GNU_LIBC_VERSION") is None, reason="malloc arenas are glibc's")
+
+
+def _run_python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+@_glibc
+def test_one_malloc_arena_serves_every_thread() -> None:
+    # Without it, glibc gives threads arenas of their own (the measure sees them); with it, one serves all.
+    assert int(_run_python(_THREADS_ALLOCATE, "default")) > 1
+    assert int(_run_python(_THREADS_ALLOCATE, "one")) == 1
+
+
+@_glibc
+def test_the_import_command_runs_on_one_malloc_arena(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A source large enough for worker processes (so the threads that talk to them run too): the command's
+    # process ends the import with the one arena it began with (decision 0019: its peak memory stays flat).
+    count = pipeline.WORKER_MIN_BYTES // 12_000 + 100  # ~13.7 KB a passport: above the worker threshold
+    env = {**os.environ, "CONNECTOR_DATA_DIR": str(tmp_path / "data"), "CONNECTOR_IMPORT_WORKERS": "1"}
+    source = tmp_path / "passports.jsonl"
+    code, arenas = _run_python(_IMPORT_THEN_COUNT, str(source), str(count), env=env).split()
+    assert source.stat().st_size >= pipeline.WORKER_MIN_BYTES
+    assert (code, arenas) == ("0", "1")

@@ -17,6 +17,7 @@ puts it back as it was.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import multiprocessing
 import pickle
@@ -53,6 +54,8 @@ BULK_GC_THRESHOLD = 50_000
 # Records an import stores between two collections of the cycles it left (a collection walks what the
 # import holds, a few milliseconds: after every batch of 500 it was 2 % of the import's CPU).
 GARBAGE_EVERY = 5_000
+# glibc's mallopt parameter for the most malloc arenas a process makes (malloc.h).
+M_ARENA_MAX = -8
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,24 @@ def bulk_collection() -> Iterator[None]:
         gc.set_threshold(*threshold)
         if not frozen_before:
             gc.unfreeze()
+
+
+def one_malloc_arena() -> bool:
+    """Make glibc's malloc serve every thread of this process from one arena; return whether it could.
+
+    An import's threads (the database's, the ones talking to the workers) each get an arena of their own by
+    default, and most of what they allocate (the prepared records, SQLite's copies of what is written) is
+    freed on another thread and lives for a different time than what is beside it: the arenas fragment and
+    the importing process's peak memory grew with the file (168 MB at 10,000 passports, 178 MB at 100,000).
+    With one arena it stays flat (about 153 MB at both), for about 5 % more CPU in this process, none more
+    in wall time (the workers set the pace). Call it before the threads start: arenas made already stay.
+    Elsewhere (musl, macOS: no mallopt) it does nothing and returns False."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(M_ARENA_MAX, 1))
 
 
 def workers_for(source_bytes: int, workers: int) -> int:
