@@ -33,9 +33,22 @@ def _env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def _as_from_a_terminal() -> None:
+    # A command started from a terminal gets Ctrl-C; one started where SIGINT is ignored (a test run started
+    # in the background by a non-interactive shell, under nohup) inherits the ignoring and rightly goes on.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def _connector(tmp_path: Path, *args: str, **kwargs: object) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "connector.cli", *args, cwd=tmp_path, env=_env(tmp_path), **kwargs
+        sys.executable,
+        "-m",
+        "connector.cli",
+        *args,
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        preexec_fn=_as_from_a_terminal,
+        **kwargs,
     )
 
 
