@@ -7,8 +7,10 @@ prefixes of its IRIs, the form of its policies). No JSON-LD dict travels past th
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -540,6 +542,43 @@ def render_peer_document(document: JSON, api: Dialect = V3) -> dict[str, JSON]:
     compacted: dict[str, JSON] = nodes[0]
     compacted["@context"] = jsonld.output_context(jsonld.CATALOG_PREFIXES)
     return compacted
+
+
+class RenderedPeerDocuments:
+    """The answers rendered from peers' documents, kept by what the peer sent: (dialect, SHA-256 of its bytes).
+
+    A rendered answer is a function of the bytes of the peer's answer and the dialect alone (render_peer_document
+    reads nothing else), so the same bytes give the same answer: a catalog page asked again while nothing in it
+    changed (a client refreshing, a crawler's next round; the provider keeps the page and sends the same bytes)
+    is not re-shaped, which is most of what the consumer's catalog request costs. Any changed byte is another
+    key. At most `entries` answers and `max_bytes` of their bodies are kept, the least recently used go first;
+    an answer larger than a quarter of `max_bytes` is not kept. Failures (not JSON-LD, not one node) are never
+    kept: they raise each time."""
+
+    def __init__(self, entries: int = 64, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self._entries = entries
+        self._max_bytes = max_bytes
+        self._kept: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def body(self, api: Dialect, raw: bytes, render: Callable[[], bytes]) -> bytes:
+        """Return the answer's body for the peer's bytes `raw` in `api`: kept, or `render()`ed and kept."""
+        key = (api.name, hashlib.sha256(raw).digest())
+        found = self._kept.get(key)
+        if found is not None:
+            self._kept.move_to_end(key)
+            return found
+        body = render()
+        if len(body) <= self._max_bytes // 4:
+            self._kept[key] = body
+            self._bytes += len(body)
+            while len(self._kept) > self._entries or self._bytes > self._max_bytes:
+                _, dropped = self._kept.popitem(last=False)
+                self._bytes -= len(dropped)
+        return body
 
 
 # Contract negotiations and agreements.

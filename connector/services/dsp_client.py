@@ -111,6 +111,17 @@ class PeerCatalogs:
         criteria: tuple[Criterion, ...] = (),
     ) -> dict[str, Any]:
         """Return a peer's catalog (one page, of the datasets the criteria select) as its DSP JSON."""
+        return (await self.catalog_answer(address, counterparty, protocol, page, criteria))[0]
+
+    async def catalog_answer(
+        self,
+        address: str,
+        counterparty: str | None,
+        protocol: str | None,
+        page: tuple[int, int] | None,
+        criteria: tuple[Criterion, ...] = (),
+    ) -> tuple[dict[str, Any], bytes]:
+        """Return a peer's catalog as its DSP JSON and the bytes it came in."""
         check_protocol(protocol)
         did = await self._client.counterparty_id(address, counterparty)
         # EDC providers read paging and the filter from a QuerySpec in the message's filter; this node's does too.
@@ -118,18 +129,24 @@ class PeerCatalogs:
         answer = await self._client.post(address, "/catalog/request", did, message)
         if answer.body.get("@type") not in ("Catalog", "dcat:Catalog"):
             raise PeerError(f"{address} answered a catalog request with a {answer.body.get('@type')!r}")
-        return dict(answer.body)
+        return dict(answer.body), answer.raw
 
     async def dataset(
         self, address: str, counterparty: str | None, protocol: str | None, dataset_id: str
     ) -> dict[str, Any]:
         """Return one dataset of a peer as its DSP JSON."""
+        return (await self.dataset_answer(address, counterparty, protocol, dataset_id))[0]
+
+    async def dataset_answer(
+        self, address: str, counterparty: str | None, protocol: str | None, dataset_id: str
+    ) -> tuple[dict[str, Any], bytes]:
+        """Return one dataset of a peer as its DSP JSON and the bytes it came in."""
         check_protocol(protocol)
         did = await self._client.counterparty_id(address, counterparty)
         answer = await self._client.get(address, f"/catalog/datasets/{quote(dataset_id, safe='')}", did)
         if answer.body.get("@type") not in ("Dataset", "dcat:Dataset"):
             raise PeerError(f"{address} answered a dataset request with a {answer.body.get('@type')!r}")
-        return dict(answer.body)
+        return dict(answer.body), answer.raw
 
     async def published_offer(self, address: str, counterparty: str, dataset_id: str, offer_id: str) -> dict[str, Any]:
         """Return an offer as the provider publishes it (DSP form, its dataset as target), read from the dataset.

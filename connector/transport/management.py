@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
+import orjson
 from aiohttp import web
 
 from connector.domain.errors import InvalidInput, NotFound, Problem
@@ -182,10 +184,10 @@ async def delete_contract(request: web.Request, api: wire.Dialect) -> web.Respon
 async def request_catalog(request: web.Request, api: wire.Dialect) -> web.Response:
     wanted = wire.parse_peer_catalog_request(wire.expand_body(await read_json(request), "CatalogRequest", api))
     check_protocol(wanted.protocol, wanted.protocol_field)
-    found = await _services(request).catalogs.catalog(
+    found, raw = await _services(request).catalogs.catalog_answer(
         wanted.address, wanted.counterparty_id, wanted.protocol, wanted.page, wanted.criteria
     )
-    return json_response(wire.render_peer_document(found, api))
+    return _peer_document(found, raw, api)
 
 
 async def request_dataset(request: web.Request, api: wire.Dialect) -> web.Response:
@@ -193,10 +195,19 @@ async def request_dataset(request: web.Request, api: wire.Dialect) -> web.Respon
     wanted = wire.parse_peer_catalog_request(node, dataset=True)
     check_protocol(wanted.protocol, wanted.protocol_field)
     assert wanted.dataset_id is not None
-    found = await _services(request).catalogs.dataset(
+    found, raw = await _services(request).catalogs.dataset_answer(
         wanted.address, wanted.counterparty_id, wanted.protocol, wanted.dataset_id
     )
-    return json_response(wire.render_peer_document(found, api))
+    return _peer_document(found, raw, api)
+
+
+# Peers' answers rendered for clients, by the bytes each peer sent (a page asked again is not re-shaped).
+_RENDERED = wire.RenderedPeerDocuments()
+
+
+def _peer_document(found: dict[str, Any], raw: bytes, api: wire.Dialect) -> web.Response:
+    body = _RENDERED.body(api, raw, lambda: orjson.dumps(wire.render_peer_document(found, api)))
+    return web.Response(body=body, content_type="application/json")
 
 
 # Contract negotiations and agreements.

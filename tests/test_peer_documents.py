@@ -1,0 +1,116 @@
+"""A peer's catalog or dataset as the management API answers it: rendered once per set of bytes the peer sent.
+
+The consumer's re-shaping of a peer's answer is most of what its catalog request costs; the answer is a function
+of the peer's bytes and the API dialect alone, so the same bytes are answered with the body rendered before, and
+any changed byte (a dataset published since, another page) is rendered anew.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from connector.domain.errors import PeerError
+from connector.management.wire import V3, V4, RenderedPeerDocuments
+from tests.conftest import API_KEY, EDC_CONTEXT, ODRL_CONTEXT, Management
+
+
+class _Renders:
+    """A render function that counts its calls (what the node would compute) and can be made to fail."""
+
+    def __init__(self, body: bytes = b'{"rendered": 1}') -> None:
+        self.calls = 0
+        self.body = body
+        self.fail = False
+
+    def __call__(self) -> bytes:
+        self.calls += 1
+        if self.fail:
+            raise PeerError("the peer's answer is not valid JSON-LD")
+        return self.body
+
+
+def test_the_same_bytes_are_rendered_once_per_dialect() -> None:
+    kept, render = RenderedPeerDocuments(), _Renders()
+    assert kept.body(V3, b'{"@type": "Catalog"}', render) == render.body
+    assert kept.body(V3, b'{"@type": "Catalog"}', render) == render.body
+    assert render.calls == 1
+    kept.body(V4, b'{"@type": "Catalog"}', render)  # another dialect answers differently
+    kept.body(V3, b'{"@type": "Catalog" }', render)  # one byte more
+    assert render.calls == 3 and len(kept) == 3
+
+
+def test_a_failed_render_is_not_kept() -> None:
+    kept, render = RenderedPeerDocuments(), _Renders()
+    render.fail = True
+    for _ in range(2):
+        with pytest.raises(PeerError):
+            kept.body(V3, b"{}", render)
+    assert render.calls == 2 and len(kept) == 0
+
+
+def test_the_least_recently_used_go_first_by_count_and_by_size() -> None:
+    kept, render = RenderedPeerDocuments(entries=2, max_bytes=4_000), _Renders(b"x" * 900)
+    kept.body(V3, b"a", render)
+    kept.body(V3, b"b", render)
+    kept.body(V3, b"a", render)  # used again: b is now the oldest
+    kept.body(V3, b"c", render)
+    assert len(kept) == 2 and render.calls == 3
+    kept.body(V3, b"a", render)
+    assert render.calls == 3  # still kept
+    kept.body(V3, b"b", render)
+    assert render.calls == 4  # was dropped
+    by_size = RenderedPeerDocuments(entries=100, max_bytes=4_000)
+    for name in (b"1", b"2", b"3", b"4", b"5"):
+        by_size.body(V3, name, render)
+    assert len(by_size) == 4  # 5 x 900 bytes is over 4,000: the first went
+    large = _Renders(b"x" * 1_001)  # over a quarter of the bytes kept at most
+    by_size.body(V3, b"6", large)
+    by_size.body(V3, b"6", large)
+    assert large.calls == 2 and len(by_size) == 4
+
+
+def _asset(asset_id: str) -> dict[str, Any]:
+    return {
+        "@context": EDC_CONTEXT,
+        "@id": asset_id,
+        "properties": {"name": f"Passports {asset_id}"},
+        "dataAddress": {"@type": "DataAddress", "type": "HttpData", "baseUrl": "https://backend.example.com/p"},
+    }
+
+
+def _ids(catalog: dict[str, Any]) -> set[str]:
+    datasets = catalog.get("dcat:dataset", [])
+    return {d["@id"] for d in (datasets if isinstance(datasets, list) else [datasets])}
+
+
+async def test_a_catalog_asked_again_is_the_same_answer_and_a_changed_one_is_seen(node_factory: Any, http: Any) -> None:
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    provider_api, consumer_api = Management(http, provider), Management(http, consumer)
+    open_policy = {"@context": EDC_CONTEXT, "@id": "open", "policy": {"@context": ODRL_CONTEXT, "@type": "Set"}}
+    assert (await provider_api.call("POST", "/management/v3/policydefinitions", open_policy))[0] == 200
+    definition = {"@context": EDC_CONTEXT, "@id": "cd", "accessPolicyId": "open", "contractPolicyId": "open"}
+    assert (await provider_api.call("POST", "/management/v3/contractdefinitions", definition))[0] == 200
+    assert (await provider_api.call("POST", "/management/v3/assets", _asset("first")))[0] == 200
+    request = {
+        "@context": EDC_CONTEXT,
+        "@type": "CatalogRequest",
+        "counterPartyAddress": provider.settings.dsp_base_url,
+        "counterPartyId": provider.settings.effective_did,
+        "protocol": "dataspace-protocol-http:2025-1",
+    }
+    url = consumer.management_url + "/management/v3/catalog/request"
+    bodies = []
+    for _ in range(2):
+        async with http.post(url, json=request, headers={"X-Api-Key": API_KEY}) as response:
+            assert response.status == 200 and response.content_type == "application/json"
+            bodies.append(await response.read())
+    assert bodies[0] == bodies[1]
+    first = orjson.loads(bodies[0])
+    assert first["@type"] == "dcat:Catalog" and _ids(first) == {"first"}
+    assert (await provider_api.call("POST", "/management/v3/assets", _asset("second")))[0] == 200
+    status, changed = await consumer_api.call("POST", "/management/v3/catalog/request", request)
+    assert status == 200 and _ids(changed) == {"first", "second"}
