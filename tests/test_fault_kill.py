@@ -199,10 +199,10 @@ async def _quiet(provider: NodeProcess, consumer: NodeProcess, seed: int) -> Non
     deadline = time.monotonic() + 240
     while True:
         busy = [
-            f"{node.name}: {table} {row['id']} {row['state']}"
+            f"{node.name}: {table} {row['id']} {row['state']} awaiting {row['awaiting_ack']}"
             for node in (provider, consumer)
             for table in ("negotiations", "transfers")
-            for row in node.rows(f"SELECT id, state FROM {table}")
+            for row in node.rows(f"SELECT id, state, awaiting_ack FROM {table}")
             if row["state"] not in TERMINAL
         ]
         owed = [
@@ -277,8 +277,10 @@ async def test_two_nodes_killed_at_random_agree_on_every_process(
                     break  # fewer agreements than transfers wanted: the other negotiations terminated
                 await asyncio.sleep(0.2)
 
-        # Complete each transfer once it has started on the consumer's side.
-        open_ = set(started)
+        # Complete each transfer once it has started on the consumer's side: every one the consumer holds,
+        # not only those whose id came back (a POST whose answer was lost to a kill is sent again, so the
+        # first transfer exists with an id the test never saw).
+        open_ = {row["id"] for row in consumer.rows("SELECT id FROM transfers WHERE role = 'CONSUMER'")}
         async with asyncio.timeout(240):
             while open_:
                 rows = consumer.rows("SELECT id, state, awaiting_ack FROM transfers")
