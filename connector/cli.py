@@ -627,7 +627,10 @@ async def _passports(settings: Settings, args: argparse.Namespace) -> int:
     except SchemaOutOfDate as exc:
         print(f"connector: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    store = Store(url, pool_size=2, connect_timeout=timeout)
+    from connector.services.passport_pipeline import BULK_WRITE_CACHE_KIB
+
+    cache = BULK_WRITE_CACHE_KIB if args.passports_command == "import" else None
+    store = Store(url, pool_size=2, connect_timeout=timeout, write_cache_kib=cache)
     try:
         async with store.reaching():
             return await _passports_command(store, settings, args)

@@ -54,6 +54,11 @@ BULK_GC_THRESHOLD = 50_000
 # Records an import stores between two collections of the cycles it left (a collection walks what the
 # import holds, a few milliseconds: after every batch of 500 it was 2 % of the import's CPU).
 GARBAGE_EVERY = 5_000
+# The import command's SQLite page cache for its writes, in KiB (SQLite's default is 2,000): a batch inserts
+# into indexes keyed by random UUIDs (passports, their versions, the ids the import took), whose pages outgrow
+# the default cache after a few thousand passports; each miss then reads a page back from the file, and the
+# importing process's CPU per passport doubled between 20,000 and 100,000 (decision 0019, eighth round).
+BULK_WRITE_CACHE_KIB = 32 * 1024
 # glibc's mallopt parameter for the most malloc arenas a process makes (malloc.h).
 M_ARENA_MAX = -8
 

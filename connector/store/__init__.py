@@ -80,12 +80,15 @@ class Store:
         sealer: Sealer = PLAIN,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+        write_cache_kib: int | None = None,
     ) -> None:
         self.url = url
         self.connect_timeout = connect_timeout
         self.pool_timeout = pool_timeout
         self._sealer = sealer
-        self._write, self._read = create_engines(url, pool_size, connect_args, connect_timeout, pool_timeout)
+        self._write, self._read = create_engines(
+            url, pool_size, connect_args, connect_timeout, pool_timeout, write_cache_kib
+        )
         # A SQLite file's change counters are read on a connection of the store's own (revisions()).
         parsed = make_url(url)
         plain_file = parsed.get_backend_name() == "sqlite" and not parsed.query and not connect_args

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from connector.domain.errors import DatabaseUnavailable
+from connector.services.passport_pipeline import BULK_WRITE_CACHE_KIB
 from connector.store import Store
 from connector.transport.problems import status_of
 
@@ -50,3 +51,19 @@ async def test_a_reader_that_waits_past_the_pool_timeout_is_told_the_database_is
             pass
     finally:
         await store.close()
+
+
+async def test_a_store_for_bulk_writes_gives_its_write_connection_the_page_cache_asked_for(tmp_path: Path) -> None:
+    # `connector passports import` asks for a larger cache (passport_pipeline.BULK_WRITE_CACHE_KIB); the node's
+    # readers, and every connection of a store that asks for nothing, keep SQLite's default (2,000 KiB).
+    url = f"sqlite+aiosqlite:///{tmp_path / 'node.db'}"
+    bulk, plain = Store(url, write_cache_kib=BULK_WRITE_CACHE_KIB), Store(url)
+    try:
+        for store, writes, reads in ((bulk, -BULK_WRITE_CACHE_KIB, -2000), (plain, -2000, -2000)):
+            async with store._write.connect() as connection:
+                assert (await connection.exec_driver_sql("PRAGMA cache_size")).scalar() == writes
+            async with store._read.connect() as connection:
+                assert (await connection.exec_driver_sql("PRAGMA cache_size")).scalar() == reads
+    finally:
+        await bulk.close()
+        await plain.close()
