@@ -1,13 +1,18 @@
-"""Compact JWS signing and parsing on joserfc, restricted to EdDSA (Ed25519) and ES256."""
+"""Compact JWS signing (on `cryptography`) and parsing (on joserfc), restricted to EdDSA (Ed25519) and ES256."""
 
 from __future__ import annotations
 
+import base64
 import json
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from cryptography.hazmat.primitives.asymmetric.ec import ECDSA, EllipticCurvePrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey
@@ -34,13 +39,32 @@ REGISTRY: Final = _registry()
 
 
 def sign(key: NodeKey, kid: str, typ: str, payload: Mapping[str, Any]) -> str:
-    """Sign ``payload`` as a compact JWS with header alg, kid and typ."""
+    """Sign ``payload`` as a compact JWS with header alg, kid and typ.
+
+    Signed with `cryptography` directly (every outgoing DSP message carries two fresh tokens, and joserfc's
+    registry and header model cost about as much as the Ed25519 signature itself): the same compact JWS
+    joserfc writes (for Ed25519, deterministic, the very same bytes; ES256 as r||s, RFC 7518 3.4), as the
+    tests check. The node's key is one of the two kinds `keys` makes, so its algorithm is on the allow-list.
+    """
     header = {"alg": key.alg, "kid": kid, "typ": typ}
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    with warnings.catch_warnings():
-        # We emit "EdDSA" on purpose (interop); joserfc flags it as deprecated by RFC 9864.
-        warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
-        return jws.serialize_compact(header, body, key.private, registry=REGISTRY)
+    signing_input = (
+        _base64url(json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode())
+        + b"."
+        + _base64url(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    )
+    private = key.private.private_key
+    if isinstance(private, Ed25519PrivateKey):
+        signature = private.sign(signing_input)
+    elif isinstance(private, EllipticCurvePrivateKey) and key.alg == "ES256":
+        r, s = decode_dss_signature(private.sign(signing_input, ECDSA(SHA256())))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    else:  # pragma: no cover - keys.py makes no other kind
+        raise ValueError(f"the node's key ({key.kind}, {key.alg}) cannot sign a JWS here")
+    return (signing_input + b"." + _base64url(signature)).decode("ascii")
+
+
+def _base64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 @dataclass(frozen=True, slots=True)

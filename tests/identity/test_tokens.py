@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+import warnings
 from typing import Any
 
 import pytest
+from joserfc import jws
+from joserfc.errors import JoseError, SecurityWarning
 
 from connector.identity.did import build_did_document, parse_did_document
 from connector.identity.errors import Reason, TokenRejected
+from connector.identity.keys import KeyKind, generate_key
 from connector.identity.resolver import CachingResolver, StaticResolver
-from connector.identity.signature import sign
+from connector.identity.signature import REGISTRY, sign
 from connector.identity.tokens import MemoryReplayCache, issue_token, verify_token
 from tests.identity.conftest import NOW, Party
 
@@ -200,3 +204,26 @@ async def test_a_token_of_a_peer_whose_document_names_keys_only_as_verification_
     claims = {"iss": consumer.did, "sub": consumer.did, "aud": provider.did, "jti": "j2", "iat": T0, "exp": T0 + 60}
     forged = sign(provider.key, f"{consumer.did}#{consumer.key.kid}", "JWT", claims)
     await _reject(forged, provider, resolver, Reason.BAD_SIGNATURE)
+
+
+@pytest.mark.parametrize("kind", ["Ed25519", "P-256"])
+def test_the_node_signs_the_compact_jws_joserfc_writes_and_verifies(kind: KeyKind) -> None:
+    # `sign` uses `cryptography` directly; joserfc must read its output as its own: the same bytes for Ed25519
+    # (deterministic signatures), a signature joserfc verifies for ES256 (random ones, r||s of 64 bytes).
+    key = generate_key(kind)
+    payload = {"iss": "did:web:a.example", "aud": "did:web:b.example", "name": "Zürich", "n": [1, 2.5, None, True]}
+    ours = sign(key, "did:web:a.example#k1", "JWT", payload)
+    header = {"alg": key.alg, "kid": "did:web:a.example#k1", "typ": "JWT"}
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)  # joserfc flags "EdDSA" (RFC 9864), which peers expect
+        if kind == "Ed25519":
+            assert ours == jws.serialize_compact(header, body, key.private, registry=REGISTRY)
+        read = jws.deserialize_compact(ours, key.private, registry=REGISTRY)
+    assert read.headers() == header
+    assert json.loads(read.payload) == payload
+    assert len(base64.urlsafe_b64decode(ours.rsplit(".", 1)[1] + "==")) == 64
+    tampered = ours.rsplit(".", 1)[0] + "." + base64.urlsafe_b64encode(b"\0" * 64).rstrip(b"=").decode()
+    with warnings.catch_warnings(), pytest.raises(JoseError):
+        warnings.simplefilter("ignore", SecurityWarning)
+        jws.deserialize_compact(tampered, key.private, registry=REGISTRY)
