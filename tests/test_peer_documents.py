@@ -11,10 +11,15 @@ from typing import Any
 
 import orjson
 import pytest
+from aiohttp import web
 
 from connector.domain.errors import PeerError
 from connector.management.wire import V3, V4, RenderedPeerDocuments
+from connector.services.dsp_client import PeerDocument
+from connector.transport import management
 from tests.conftest import API_KEY, EDC_CONTEXT, ODRL_CONTEXT, Management
+
+CATALOG_TYPES = ("Catalog", "dcat:Catalog")
 
 
 class _Renders:
@@ -114,3 +119,63 @@ async def test_a_catalog_asked_again_is_the_same_answer_and_a_changed_one_is_see
     assert (await provider_api.call("POST", "/management/v3/assets", _asset("second")))[0] == 200
     status, changed = await consumer_api.call("POST", "/management/v3/catalog/request", request)
     assert status == 200 and _ids(changed) == {"first", "second"}
+
+
+def test_a_peer_document_is_read_when_asked_and_refused_naming_what_is_wrong() -> None:
+    good = PeerDocument(b'{"@type": "dcat:Catalog", "dcat:dataset": []}', "http://peer", "catalog", CATALOG_TYPES)
+    assert good._body is None  # nothing read yet
+    assert good.body == {"@type": "dcat:Catalog", "dcat:dataset": []} and good.body is good.body
+    for raw, says in (
+        (b'{"@type": "dcat:Catalog"', "not valid JSON"),
+        (b"[1, 2]", "answered a catalog request without a JSON object"),
+        (b'{"@type": "Dataset"}', "answered a catalog request with a 'Dataset'"),
+    ):
+        with pytest.raises(PeerError, match=says):
+            _ = PeerDocument(raw, "http://peer", "catalog", CATALOG_TYPES).body
+
+
+def test_bytes_answered_before_are_answered_again_without_being_read() -> None:
+    # The management API keeps its renderings by the bytes' SHA-256: the same bytes were found to be a catalog
+    # when first rendered, so a second answer with them is not parsed again.
+    raw = b'{"@type": "dcat:Catalog", "@id": "read-once", "dcat:dataset": []}'
+    first = PeerDocument(raw, "http://peer", "catalog", CATALOG_TYPES)
+    answered = management._peer_document(first, V3)
+    assert first._body is not None
+    again = PeerDocument(raw, "http://peer", "catalog", CATALOG_TYPES)
+    assert management._peer_document(again, V3).body == answered.body
+    assert again._body is None
+
+
+async def test_a_catalog_answer_that_does_not_say_it_is_json_is_refused(node_factory: Any, http: Any) -> None:
+    consumer = await node_factory(api_key=API_KEY)
+    answers = {"content_type": "text/plain"}
+
+    async def catalog(request: web.Request) -> web.Response:
+        body = b'{"@context": "https://w3id.org/dspace/2025/1/context.jsonld", "@type": "Catalog", "dataset": []}'
+        return web.Response(body=body, content_type=answers["content_type"])
+
+    app = web.Application()
+    app.router.add_post("/catalog/request", catalog)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        request = {
+            "@context": EDC_CONTEXT,
+            "@type": "CatalogRequest",
+            "counterPartyAddress": f"http://127.0.0.1:{port}",
+            "counterPartyId": "did:web:peer.example",
+            "protocol": "dataspace-protocol-http:2025-1",
+        }
+        status, problem = await Management(http, consumer).call("POST", "/management/v3/catalog/request", request)
+        assert status == 502, problem
+        assert "without a JSON object" in str(problem)
+        answers["content_type"] = "application/json"
+        status, catalog_answer = await Management(http, consumer).call(
+            "POST", "/management/v3/catalog/request", request
+        )
+        assert status == 200 and catalog_answer["@type"] == "dcat:Catalog"
+    finally:
+        await runner.cleanup()

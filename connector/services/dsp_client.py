@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
+
+import orjson
 
 from connector.domain.assets import Criterion
 from connector.domain.errors import ConnectorError, InvalidInput, PeerError, Problem
 from connector.dsp.catalog import parse_dataset_offers, render_catalog_request
 from connector.services.identity import NodeIdentity
-from connector.transport.peer import PeerClient, PeerResponse
+from connector.transport.peer import PeerClient, PeerResponse, is_json_type
 
 DSP_CONTEXT = "https://w3id.org/dspace/2025/1/context.jsonld"
 DSP_PROTOCOL = "dataspace-protocol-http:2025-1"
@@ -68,12 +71,16 @@ class DspClient:
             [Problem("missing", "counterPartyId")],
         )
 
-    async def _send(self, method: str, url: str, counterparty: str, message: Any = None) -> PeerResponse:
+    async def _send(
+        self, method: str, url: str, counterparty: str, message: Any = None, decode: bool = True
+    ) -> PeerResponse:
+        """Send a DSP request; a 2xx answer must be JSON (without `decode`: says it is JSON, its bytes unread)."""
         headers = {"Authorization": self._identity.token_for(await self._identity.participant_did(counterparty))}
-        answer = await self._peer.request(method, url, json=message, headers=headers)
+        answer = await self._peer.request(method, url, json=message, headers=headers, decode=decode)
         if not answer.ok:
-            raise PeerError(f"{url} answered {answer.status}: {_reasons(answer.body)}")
-        if not isinstance(answer.body, dict):
+            raise PeerError(f"{url} answered {answer.status}: {_reasons(answer.body if decode else _loose(answer))}")
+        said_json = bool(answer.raw) and is_json_type(answer.content_type)
+        if not (isinstance(answer.body, dict) if decode else said_json):
             raise PeerError(f"{url} answered {answer.status} without a JSON object")
         return answer
 
@@ -87,13 +94,55 @@ class DspClient:
         answer = await self._peer.request("POST", url, json=message, headers=headers)
         return answer.status, answer.body
 
-    async def post(self, address: str, path: str, counterparty: str, message: dict[str, Any]) -> PeerResponse:
+    async def post(
+        self, address: str, path: str, counterparty: str, message: dict[str, Any], decode: bool = True
+    ) -> PeerResponse:
         """POST a DSP message to `<address><path>`."""
-        return await self._send("POST", address.rstrip("/") + path, counterparty, message)
+        return await self._send("POST", address.rstrip("/") + path, counterparty, message, decode)
 
-    async def get(self, address: str, path: str, counterparty: str) -> PeerResponse:
+    async def get(self, address: str, path: str, counterparty: str, decode: bool = True) -> PeerResponse:
         """GET a DSP resource at `<address><path>`."""
-        return await self._send("GET", address.rstrip("/") + path, counterparty)
+        return await self._send("GET", address.rstrip("/") + path, counterparty, None, decode)
+
+
+def _loose(answer: PeerResponse) -> Any:
+    """Return an error answer's JSON, or None when it is none (its reasons are then "no reason given")."""
+    if not (answer.raw and is_json_type(answer.content_type)):
+        return None
+    try:
+        return orjson.loads(answer.raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+@dataclass(slots=True)
+class PeerDocument:
+    """A peer's catalog or dataset answer: the bytes it sent, read as its DSP JSON only when `body` is asked.
+
+    Whether the bytes are a JSON object of the expected type depends on the bytes alone, so a caller that
+    answered these very bytes before (the management API keeps its renderings by their SHA-256) need not read
+    them again; reading them raises PeerError naming what is wrong, as the request would have."""
+
+    raw: bytes
+    address: str
+    request: str  # "catalog" or "dataset": what was asked, for the error
+    types: tuple[str, ...]
+    _body: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """Return the answer's JSON object (read once), checked to be of the expected type."""
+        if self._body is None:
+            try:
+                found = orjson.loads(self.raw)
+            except orjson.JSONDecodeError as exc:
+                raise PeerError(f"{self.address} sent a body that is not valid JSON ({exc})") from None
+            if not isinstance(found, dict):
+                raise PeerError(f"{self.address} answered a {self.request} request without a JSON object")
+            if found.get("@type") not in self.types:
+                raise PeerError(f"{self.address} answered a {self.request} request with a {found.get('@type')!r}")
+            self._body = found
+        return self._body
 
 
 class PeerCatalogs:
@@ -111,7 +160,7 @@ class PeerCatalogs:
         criteria: tuple[Criterion, ...] = (),
     ) -> dict[str, Any]:
         """Return a peer's catalog (one page, of the datasets the criteria select) as its DSP JSON."""
-        return (await self.catalog_answer(address, counterparty, protocol, page, criteria))[0]
+        return (await self.catalog_answer(address, counterparty, protocol, page, criteria)).body
 
     async def catalog_answer(
         self,
@@ -120,33 +169,30 @@ class PeerCatalogs:
         protocol: str | None,
         page: tuple[int, int] | None,
         criteria: tuple[Criterion, ...] = (),
-    ) -> tuple[dict[str, Any], bytes]:
-        """Return a peer's catalog as its DSP JSON and the bytes it came in."""
+    ) -> PeerDocument:
+        """Return a peer's catalog answer (its bytes; its DSP JSON read when asked)."""
         check_protocol(protocol)
         did = await self._client.counterparty_id(address, counterparty)
         # EDC providers read paging and the filter from a QuerySpec in the message's filter; this node's does too.
         message = render_catalog_request(page, criteria)
-        answer = await self._client.post(address, "/catalog/request", did, message)
-        if answer.body.get("@type") not in ("Catalog", "dcat:Catalog"):
-            raise PeerError(f"{address} answered a catalog request with a {answer.body.get('@type')!r}")
-        return dict(answer.body), answer.raw
+        answer = await self._client.post(address, "/catalog/request", did, message, decode=False)
+        return PeerDocument(answer.raw, address, "catalog", ("Catalog", "dcat:Catalog"))
 
     async def dataset(
         self, address: str, counterparty: str | None, protocol: str | None, dataset_id: str
     ) -> dict[str, Any]:
         """Return one dataset of a peer as its DSP JSON."""
-        return (await self.dataset_answer(address, counterparty, protocol, dataset_id))[0]
+        return (await self.dataset_answer(address, counterparty, protocol, dataset_id)).body
 
     async def dataset_answer(
         self, address: str, counterparty: str | None, protocol: str | None, dataset_id: str
-    ) -> tuple[dict[str, Any], bytes]:
-        """Return one dataset of a peer as its DSP JSON and the bytes it came in."""
+    ) -> PeerDocument:
+        """Return a peer's answer for one dataset (its bytes; its DSP JSON read when asked)."""
         check_protocol(protocol)
         did = await self._client.counterparty_id(address, counterparty)
-        answer = await self._client.get(address, f"/catalog/datasets/{quote(dataset_id, safe='')}", did)
-        if answer.body.get("@type") not in ("Dataset", "dcat:Dataset"):
-            raise PeerError(f"{address} answered a dataset request with a {answer.body.get('@type')!r}")
-        return dict(answer.body), answer.raw
+        path = f"/catalog/datasets/{quote(dataset_id, safe='')}"
+        answer = await self._client.get(address, path, did, decode=False)
+        return PeerDocument(answer.raw, address, "dataset", ("Dataset", "dcat:Dataset"))
 
     async def published_offer(self, address: str, counterparty: str, dataset_id: str, offer_id: str) -> dict[str, Any]:
         """Return an offer as the provider publishes it (DSP form, its dataset as target), read from the dataset.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -17,7 +16,7 @@ from aiohttp import web
 from connector.domain.errors import InvalidInput, NotFound, Problem
 from connector.domain.transfer import TransferMessage
 from connector.management import wire
-from connector.services.dsp_client import DspClient, PeerCatalogs, check_protocol
+from connector.services.dsp_client import DspClient, PeerCatalogs, PeerDocument, check_protocol
 from connector.services.edrs import EdrRefresher
 from connector.services.federation import FederationService
 from connector.services.identity import NodeIdentity
@@ -184,10 +183,10 @@ async def delete_contract(request: web.Request, api: wire.Dialect) -> web.Respon
 async def request_catalog(request: web.Request, api: wire.Dialect) -> web.Response:
     wanted = wire.parse_peer_catalog_request(wire.expand_body(await read_json(request), "CatalogRequest", api))
     check_protocol(wanted.protocol, wanted.protocol_field)
-    found, raw = await _services(request).catalogs.catalog_answer(
+    found = await _services(request).catalogs.catalog_answer(
         wanted.address, wanted.counterparty_id, wanted.protocol, wanted.page, wanted.criteria
     )
-    return _peer_document(found, raw, api)
+    return _peer_document(found, api)
 
 
 async def request_dataset(request: web.Request, api: wire.Dialect) -> web.Response:
@@ -195,18 +194,19 @@ async def request_dataset(request: web.Request, api: wire.Dialect) -> web.Respon
     wanted = wire.parse_peer_catalog_request(node, dataset=True)
     check_protocol(wanted.protocol, wanted.protocol_field)
     assert wanted.dataset_id is not None
-    found, raw = await _services(request).catalogs.dataset_answer(
+    found = await _services(request).catalogs.dataset_answer(
         wanted.address, wanted.counterparty_id, wanted.protocol, wanted.dataset_id
     )
-    return _peer_document(found, raw, api)
+    return _peer_document(found, api)
 
 
-# Peers' answers rendered for clients, by the bytes each peer sent (a page asked again is not re-shaped).
+# Peers' answers rendered for clients, by the bytes each peer sent (a page asked again is neither read nor
+# re-shaped again: the same bytes were found to be a document of the right type when they were first rendered).
 _RENDERED = wire.RenderedPeerDocuments()
 
 
-def _peer_document(found: dict[str, Any], raw: bytes, api: wire.Dialect) -> web.Response:
-    body = _RENDERED.body(api, raw, lambda: orjson.dumps(wire.render_peer_document(found, api)))
+def _peer_document(found: PeerDocument, api: wire.Dialect) -> web.Response:
+    body = _RENDERED.body(api, found.raw, lambda: orjson.dumps(wire.render_peer_document(found.body, api)))
     return web.Response(body=body, content_type="application/json")
 
 

@@ -45,6 +45,7 @@ class PeerResponse:
     headers: Mapping[str, str]
     body: Any
     raw: bytes
+    content_type: str = ""
 
     @property
     def ok(self) -> bool:
@@ -173,7 +174,7 @@ class PeerClient:
                         raise PeerError(f"{host} sent a {declared}-byte body; the limit is {limit} bytes")
                     raw = await _read_capped(response, limit, host)
                     body = _maybe_json(raw, response.content_type, host) if decode else None
-                    return PeerResponse(response.status, dict(response.headers), body, raw)
+                    return PeerResponse(response.status, dict(response.headers), body, raw, response.content_type)
         except TimeoutError:
             if idle is not None:
                 raise PeerTimeout(f"{host} took no data and sent no answer for {idle:g} s") from None
@@ -209,10 +210,15 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int, host: str) 
     return b"".join(chunks)
 
 
+def is_json_type(content_type: str) -> bool:
+    """Tell whether a Content-Type (without its parameters) names JSON."""
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
 def _maybe_json(raw: bytes, content_type: str, host: str) -> Any:
     if not raw:
         return None
-    if content_type == "application/json" or content_type.endswith("+json"):
+    if is_json_type(content_type):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
