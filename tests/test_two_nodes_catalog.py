@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ import pytest
 
 from connector.app import Node
 from connector.identity import issuer
+from connector.services.identity import TOKEN_LIFETIME
 from tests import dsp_schemas
 from tests.conftest import API_KEY, EDC_CONTEXT, ODRL_CONTEXT, Management, free_port
 
@@ -287,3 +289,39 @@ async def test_public_dcat_ap_catalog_by_content_negotiation(
     assert len(graphs["turtle"]) == len(graphs["xml"])
     async with http.get(url, headers={"Accept": "image/png"}) as response:
         assert response.status == 406
+
+
+def _claims_of(authorization: str) -> dict[str, Any]:
+    token = authorization.removeprefix("Bearer ")
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+async def test_a_provider_gets_one_access_token_for_half_its_lifetime_and_may_present_it_again(
+    node_factory: Any, http: aiohttp.ClientSession
+) -> None:
+    consumer = await node_factory(api_key=API_KEY)
+    provider = await node_factory(api_key=API_KEY)
+    identity, audience = consumer.identity, provider.settings.effective_did
+    first, second = _claims_of(identity.token_for(audience)), _claims_of(identity.token_for(audience))
+    assert first["jti"] != second["jti"]  # every request's own token is fresh (and refused if replayed)
+    assert first["token"] == second["token"]  # the access token for the credential service is the same
+    assert _claims_of(identity.token_for(consumer.settings.effective_did))["token"] != first["token"]
+    # The consumer's credential service answers the provider's queries presenting that one access token twice.
+    url = consumer.settings.effective_public_url + "/api/credentials/presentations/query"
+    query = {
+        "@context": ["https://w3id.org/dspace-dcp/v1.0/dcp.jsonld"],
+        "type": "PresentationQueryMessage",
+        "scope": ["org.eclipse.tractusx.vc.type:MembershipCredential:read"],
+    }
+    for _ in range(2):
+        bearer = provider.identity.self_issued(consumer.settings.effective_did, access_token=first["token"])
+        async with http.post(url, json=query, headers={"Authorization": "Bearer " + bearer}) as response:
+            assert response.status == 200, await response.text()
+            assert (await response.json())["type"] == "PresentationResponseMessage"
+    # Half its lifetime later, a new one.
+    started = identity._clock()
+    identity._clock = lambda: started + TOKEN_LIFETIME / 2 + 1
+    renewed = _claims_of(identity.token_for(audience))["token"]
+    assert renewed != first["token"]
+    assert _claims_of(identity.token_for(audience))["token"] == renewed

@@ -47,6 +47,9 @@ log = logging.getLogger("connector.identity")
 SCOPE_ALIASES = ("org.eclipse.tractusx.vc.type", "org.eclipse.dspace.dcp.vc.type", "org.eclipse.edc.vc.type")
 SCOPE_OPERATIONS = ("read", "*", "all")
 TOKEN_LIFETIME = 300
+# The access tokens this node hands providers for its credential service, kept per provider for half their
+# lifetime (a provider then has at least 150 s to use one), for at most this many providers at once.
+ACCESS_TOKENS_KEPT = 1024
 MAX_DID_DOCUMENT_BYTES = 65_536
 MAX_STATUS_LIST_BYTES = 1_048_576
 
@@ -280,6 +283,9 @@ class NodeIdentity:
         self._replays = ReplayGuard(store, reads_in_database=config.replay_reads_in_database)
         self._status = StatusListChecker(self._fetch_status_list, self._resolver, ttl=config.claims_ttl)
         self._claims: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        # Per provider's DID: (renew after, on the monotonic clock; the access token in our tokens' `token` claim).
+        self._access_tokens: dict[str, tuple[float, str]] = {}
+        self._clock = time.monotonic
         self.issuer = self._load_issuer(config.issuer_dir)
         self.bpn_directory = bdrs.BpnDirectory(
             bdrs.FileDirectory(config.bpn_directory_file) if config.bpn_directory_file is not None else None,
@@ -376,9 +382,24 @@ class NodeIdentity:
         return issue_token(self._key, self.did, audience_did, lifetime=lifetime, access_token=access_token)
 
     def token_for(self, audience_did: str) -> str:
-        """Return the Authorization value for a DSP request to a peer."""
-        access = issue_token(self._key, self.did, audience_did, lifetime=TOKEN_LIFETIME)
+        """Return the Authorization value for a DSP request to a peer: a fresh self-issued token (its own `jti`,
+        refused if replayed) carrying the access token the peer may present to this node's credential service."""
+        access = self._access_token(audience_did)
         return "Bearer " + issue_token(self._key, self.did, audience_did, lifetime=TOKEN_LIFETIME, access_token=access)
+
+    def _access_token(self, audience_did: str) -> str:
+        """Return the access token for a peer's presentation queries to this node, signed anew once half its
+        lifetime has passed. This node's credential service accepts one several times within its lifetime (it
+        is bound to its audience, `_ReusableAccessToken`), so a new one per request would only cost a signature."""
+        now = self._clock()
+        held = self._access_tokens.get(audience_did)
+        if held is not None and held[0] > now:
+            return held[1]
+        token = issue_token(self._key, self.did, audience_did, lifetime=TOKEN_LIFETIME)
+        if len(self._access_tokens) >= ACCESS_TOKENS_KEPT:
+            self._access_tokens.clear()
+        self._access_tokens[audience_did] = (now + TOKEN_LIFETIME / 2, token)
+        return token
 
     # Inbound.
 
