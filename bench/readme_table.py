@@ -56,6 +56,8 @@ def render(records: Iterable[dict[str, Any]]) -> str:
             target += " met" if r.get("met") else " **missed**" if r.get("met") is False else ""
             if r.get("unsteady"):
                 target += " not shown (rounds unsteady)"
+            if r.get("capped"):
+                target += " not judged (load generator capped the baseline)"
         tool = f"{r.get('bench', '')}, {r.get('tool') or 'in-process'}, {r.get('rounds', 1)} rounds"
         cells = [
             r["figure"],

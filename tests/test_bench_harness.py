@@ -95,6 +95,21 @@ def test_a_target_is_decided_only_on_steady_rounds(
     assert (" met " in row) is shown
 
 
+@pytest.mark.parametrize(("tool", "judged"), [("wrk", True), ("harness-aiohttp", False)])
+def test_a_ratio_driven_by_the_harness_generator_decides_no_target(
+    tool: str, judged: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Without wrk the harness's own generator saturates before a bare server does, so the ratio flatters the node.
+    monkeypatch.setattr(harness, "RESULTS", tmp_path)
+    harness.emit(harness.Result("rate", 9000.0, "req/s", 16000.0, "bare", ">= 0.5x", True, tool, bench="bench_x"))
+    (record,) = [json.loads(line) for line in (tmp_path / "bench_x.jsonl").read_text().splitlines()]
+    assert record["capped"] is (not judged)
+    assert (record["met"] is True) is judged
+    row = readme_table.render([record]).splitlines()[-1]
+    assert ("not judged" in row) is (not judged)
+    assert (" met " in row) is judged
+
+
 README = f"""# Title
 
 Text before.
