@@ -6,13 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
 from connector.domain.assets import Criterion
 from connector.domain.errors import ConnectorError, InvalidInput, PeerError, Problem
 from connector.dsp.catalog import parse_dataset_offers, render_catalog_request
 from connector.services.identity import NodeIdentity
-from connector.transport.peer import PeerClient, PeerResponse, is_json_type
+from connector.transport.peer import PeerClient, PeerResponse, read_json
 
 DSP_CONTEXT = "https://w3id.org/dspace/2025/1/context.jsonld"
 DSP_PROTOCOL = "dataspace-protocol-http:2025-1"
@@ -78,9 +76,9 @@ class DspClient:
         headers = {"Authorization": self._identity.token_for(await self._identity.participant_did(counterparty))}
         answer = await self._peer.request(method, url, json=message, headers=headers, decode=decode)
         if not answer.ok:
-            raise PeerError(f"{url} answered {answer.status}: {_reasons(answer.body if decode else _loose(answer))}")
-        said_json = bool(answer.raw) and is_json_type(answer.content_type)
-        if not (isinstance(answer.body, dict) if decode else said_json):
+            reasons = _reasons(answer.body if decode else answer.json_or_none())
+            raise PeerError(f"{url} answered {answer.status}: {reasons}")
+        if not (isinstance(answer.body, dict) if decode else answer.said_json):
             raise PeerError(f"{url} answered {answer.status} without a JSON object")
         return answer
 
@@ -105,16 +103,6 @@ class DspClient:
         return await self._send("GET", address.rstrip("/") + path, counterparty, None, decode)
 
 
-def _loose(answer: PeerResponse) -> Any:
-    """Return an error answer's JSON, or None when it is none (its reasons are then "no reason given")."""
-    if not (answer.raw and is_json_type(answer.content_type)):
-        return None
-    try:
-        return orjson.loads(answer.raw)
-    except orjson.JSONDecodeError:
-        return None
-
-
 @dataclass(slots=True)
 class PeerDocument:
     """A peer's catalog or dataset answer: the bytes it sent, read as its DSP JSON only when `body` is asked.
@@ -133,10 +121,7 @@ class PeerDocument:
     def body(self) -> dict[str, Any]:
         """Return the answer's JSON object (read once), checked to be of the expected type."""
         if self._body is None:
-            try:
-                found = orjson.loads(self.raw)
-            except orjson.JSONDecodeError as exc:
-                raise PeerError(f"{self.address} sent a body that is not valid JSON ({exc})") from None
+            found = read_json(self.raw, self.address)
             if not isinstance(found, dict):
                 raise PeerError(f"{self.address} answered a {self.request} request without a JSON object")
             if found.get("@type") not in self.types:

@@ -52,6 +52,23 @@ class PeerResponse:
         """Tell whether the status is 2xx."""
         return 200 <= self.status < 300
 
+    @property
+    def said_json(self) -> bool:
+        """Tell whether the answer has a body its Content-Type says is JSON (read or not)."""
+        return bool(self.raw) and is_json_type(self.content_type)
+
+    def json_or_none(self) -> Any:
+        """Return the JSON the answer says it carries, or None when it carries none or it is not valid JSON.
+
+        For an error answer, whose reasons are read where there are any: the body itself is never the error.
+        """
+        if not self.said_json:
+            return None
+        try:
+            return orjson.loads(self.raw)
+        except orjson.JSONDecodeError:
+            return None
+
 
 class _PublicOnlyResolver(AbstractResolver):
     """Resolve names, then refuse the connection when any address is not public."""
@@ -215,12 +232,13 @@ def is_json_type(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
 
+def read_json(raw: bytes, host: str) -> Any:
+    """Return the JSON a peer sent; PeerError naming the peer when the bytes are not valid JSON."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PeerError(f"{host} sent a body that is not valid JSON ({exc})") from None
+
+
 def _maybe_json(raw: bytes, content_type: str, host: str) -> Any:
-    if not raw:
-        return None
-    if is_json_type(content_type):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise PeerError(f"{host} sent a body that is not valid JSON ({exc})") from None
-    return None
+    return read_json(raw, host) if raw and is_json_type(content_type) else None
