@@ -179,3 +179,41 @@ async def test_a_catalog_answer_that_does_not_say_it_is_json_is_refused(node_fac
         assert status == 200 and catalog_answer["@type"] == "dcat:Catalog"
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "says"),
+    [
+        (b'{"@type": "CatalogError", "reason": ["not a member of this dataspace"]}', "application/json",
+         "answered 403: not a member of this dataspace"),
+        (b'{"@type": "CatalogError", "reason": ["cut off', "application/json", "answered 403: no reason given"),
+        (b"forbidden", "text/plain", "answered 403: no reason given"),
+    ],
+)  # fmt: skip
+async def test_a_refused_catalog_request_says_the_peers_reason_when_it_gives_one(
+    node_factory: Any, http: Any, body: bytes, content_type: str, says: str
+) -> None:
+    consumer = await node_factory(api_key=API_KEY)
+
+    async def catalog(request: web.Request) -> web.Response:
+        return web.Response(status=403, body=body, content_type=content_type)
+
+    app = web.Application()
+    app.router.add_post("/catalog/request", catalog)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        request = {
+            "@context": EDC_CONTEXT,
+            "@type": "CatalogRequest",
+            "counterPartyAddress": f"http://127.0.0.1:{runner.addresses[0][1]}",
+            "counterPartyId": "did:web:peer.example",
+            "protocol": "dataspace-protocol-http:2025-1",
+        }
+        status, problem = await Management(http, consumer).call("POST", "/management/v3/catalog/request", request)
+        assert status == 502, problem
+        assert says in str(problem)
+    finally:
+        await runner.cleanup()
