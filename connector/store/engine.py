@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import aiosqlite
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, DisconnectionError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connector.domain.errors import DatabaseUnavailable
@@ -37,6 +38,8 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_READ_BUSY_TIMEOUT_MS = 250
 DEFAULT_CONNECT_TIMEOUT = 5.0
 POSTGRES_PORT = 5432
+# A pooled PostgreSQL connection idle longer than this is checked (pinged) before a transaction gets it.
+IDLE_PING_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,14 +212,46 @@ def create_engines(
     engine = create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # No overflow: connections beyond the pool's size were closed as soon as they came back, so a node
+        # busier than its pool opened a connection (TLS attempt, authentication, type introspection, a cold
+        # statement cache) for a third of its negotiations; and more connections only made the server's
+        # backends contend for the same cores (docs/decisions/0032-postgresql-pool.md).
+        max_overflow=0,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
         # asyncpg's own connect timeout is 60 s; a silent server should not hold a start-up that long.
         connect_args={"timeout": connect_timeout, **(connect_args or {})},
         **_JSON,
     )
+    _ping_when_idle(engine)
     return engine, engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled PostgreSQL connection before use only when it has been idle for IDLE_PING_SECONDS.
+
+    SQLAlchemy's `pool_pre_ping` checks every checkout, and on asyncpg its ping is three round trips (BEGIN, an
+    empty query, ROLLBACK): 7.7 % of a provider's CPU in a negotiation benchmark, before each of a negotiation
+    step's transactions. A connection in steady use has just proved itself; one that sat idle may have been
+    closed by the server, a restart or a firewall, and gets the ping. One that fails it is replaced at once (the
+    pool's DisconnectionError), so a transaction never starts on it. A connection that dies while in use fails
+    its statement as before; SQLAlchemy then invalidates every connection of the pool opened before.
+    """
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+
+    @event.listens_for(sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned")
+        if returned is None or time.monotonic() - returned < IDLE_PING_SECONDS:
+            return  # just opened, or back from a transaction a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"an idle connection failed its ping: {exc}") from exc
 
 
 def _configure_sqlite(engine: AsyncEngine, immediate: bool, busy_ms: int, cache_kib: int | None = None) -> None:
