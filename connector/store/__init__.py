@@ -89,6 +89,12 @@ class Store:
         self._write, self._read = create_engines(
             url, pool_size, connect_args, connect_timeout, pool_timeout, write_cache_kib
         )
+        self._one_pool = self._read is self._write
+        if self._one_pool:
+            # PostgreSQL: a read runs its statements in autocommit, without BEGIN and COMMIT (two round trips a
+            # read). At the store's isolation level (READ COMMITTED) every statement takes its own snapshot
+            # inside a transaction too, so a read sees exactly what it saw before (docs/decisions/0032).
+            self._read = self._write.execution_options(isolation_level="AUTOCOMMIT")
         # A SQLite file's change counters are read on a connection of the store's own (revisions()).
         parsed = make_url(url)
         plain_file = parsed.get_backend_name() == "sqlite" and not parsed.query and not connect_args
@@ -192,7 +198,7 @@ class Store:
 
     def pools(self) -> list[tuple[str, Any]]:
         """Return the connection pools by name: SQLite's writer's and readers', or PostgreSQL's one."""
-        if self._read is self._write:
+        if self._one_pool:
             return [("main", self._write.sync_engine.pool)]
         return [("write", self._write.sync_engine.pool), ("read", self._read.sync_engine.pool)]
 
@@ -200,7 +206,7 @@ class Store:
         """Close every pooled connection."""
         self._close_counters()
         await self._write.dispose()
-        if self._read is not self._write:
+        if not self._one_pool:
             await self._read.dispose()
 
 

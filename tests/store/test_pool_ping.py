@@ -1,4 +1,4 @@
-"""A PostgreSQL connection the server closed while it sat in the pool is replaced before a transaction gets it.
+"""PostgreSQL connections: one the server closed while it sat in the pool is replaced before use; reads run without BEGIN.
 
 The pool pings a connection only when it has been idle for `engine.IDLE_PING_SECONDS` (a connection in steady
 use is not pinged before every transaction: on asyncpg that ping is three round trips). The tests set that
@@ -7,6 +7,8 @@ timeout or a firewall does) and start a transaction.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import asyncpg
 import pytest
@@ -66,5 +68,26 @@ async def test_a_connection_in_steady_use_is_not_pinged(postgres_url: str, monke
         with pytest.raises((DBAPIError, DatabaseUnavailable)):
             await _count(store)
         assert await _count(store) == 1
+    finally:
+        await store.close()
+
+
+async def test_a_read_on_postgresql_runs_without_a_transaction(postgres_url: str) -> None:
+    # No BEGIN and COMMIT around a read (two round trips): each statement is its own transaction, as each
+    # statement of a READ COMMITTED transaction takes its own snapshot anyway. now() is the start of the
+    # transaction: inside one it stays the same from statement to statement.
+    store = Store(postgres_url, pool_size=1)
+    try:
+        async with store.read() as tx:
+            first = (await tx.connection.execute(text("SELECT now()"))).scalar_one()
+            await asyncio.sleep(0.01)
+            second = (await tx.connection.execute(text("SELECT now()"))).scalar_one()
+        assert second > first
+        async with store.transaction() as tx:  # a write transaction is one transaction, as before
+            first = (await tx.connection.execute(text("SELECT now()"))).scalar_one()
+            await asyncio.sleep(0.01)
+            second = (await tx.connection.execute(text("SELECT now()"))).scalar_one()
+        assert second == first
+        assert [name for name, _ in store.pools()] == ["main"]
     finally:
         await store.close()
