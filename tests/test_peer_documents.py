@@ -7,6 +7,8 @@ any changed byte (a dataset published since, another page) is rendered anew.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -146,6 +148,26 @@ def test_bytes_answered_before_are_answered_again_without_being_read() -> None:
     assert again._body is None
 
 
+@asynccontextmanager
+async def _peer_answering(catalog: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[dict[str, Any]]:
+    """Serve `catalog` as a peer's DSP catalog endpoint on loopback; yield the management API's request for it."""
+    app = web.Application()
+    app.router.add_post("/catalog/request", catalog)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield {
+            "@context": EDC_CONTEXT,
+            "@type": "CatalogRequest",
+            "counterPartyAddress": f"http://127.0.0.1:{runner.addresses[0][1]}",
+            "counterPartyId": "did:web:peer.example",
+            "protocol": "dataspace-protocol-http:2025-1",
+        }
+    finally:
+        await runner.cleanup()
+
+
 async def test_a_catalog_answer_that_does_not_say_it_is_json_is_refused(node_factory: Any, http: Any) -> None:
     consumer = await node_factory(api_key=API_KEY)
     answers = {"content_type": "text/plain"}
@@ -154,21 +176,7 @@ async def test_a_catalog_answer_that_does_not_say_it_is_json_is_refused(node_fac
         body = b'{"@context": "https://w3id.org/dspace/2025/1/context.jsonld", "@type": "Catalog", "dataset": []}'
         return web.Response(body=body, content_type=answers["content_type"])
 
-    app = web.Application()
-    app.router.add_post("/catalog/request", catalog)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        request = {
-            "@context": EDC_CONTEXT,
-            "@type": "CatalogRequest",
-            "counterPartyAddress": f"http://127.0.0.1:{port}",
-            "counterPartyId": "did:web:peer.example",
-            "protocol": "dataspace-protocol-http:2025-1",
-        }
+    async with _peer_answering(catalog) as request:
         status, problem = await Management(http, consumer).call("POST", "/management/v3/catalog/request", request)
         assert status == 502, problem
         assert "without a JSON object" in str(problem)
@@ -177,8 +185,6 @@ async def test_a_catalog_answer_that_does_not_say_it_is_json_is_refused(node_fac
             "POST", "/management/v3/catalog/request", request
         )
         assert status == 200 and catalog_answer["@type"] == "dcat:Catalog"
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize(
@@ -198,22 +204,7 @@ async def test_a_refused_catalog_request_says_the_peers_reason_when_it_gives_one
     async def catalog(request: web.Request) -> web.Response:
         return web.Response(status=403, body=body, content_type=content_type)
 
-    app = web.Application()
-    app.router.add_post("/catalog/request", catalog)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        request = {
-            "@context": EDC_CONTEXT,
-            "@type": "CatalogRequest",
-            "counterPartyAddress": f"http://127.0.0.1:{runner.addresses[0][1]}",
-            "counterPartyId": "did:web:peer.example",
-            "protocol": "dataspace-protocol-http:2025-1",
-        }
+    async with _peer_answering(catalog) as request:
         status, problem = await Management(http, consumer).call("POST", "/management/v3/catalog/request", request)
-        assert status == 502, problem
-        assert says in str(problem)
-    finally:
-        await runner.cleanup()
+    assert status == 502, problem
+    assert says in str(problem)
