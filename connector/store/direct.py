@@ -1,4 +1,5 @@
-"""Hot-path statements run straight on SQLite's connection, compiled by SQLAlchemy once (decision 0027).
+"""Hot-path statements run straight on SQLite's or asyncpg's connection, compiled by SQLAlchemy once (decisions
+0027 and 0032).
 
 A negotiation step makes about 25 statements on each node, and SQLAlchemy's execution of one (its execution
 context, events, parameter and result processing, the greenlet hand-over of the async layer) costs about
@@ -10,10 +11,17 @@ booleans), so what is stored and read back is what SQLAlchemy would store and re
 
 A statement goes the direct way only inside a transaction SQLAlchemy has begun on an inline SQLite connection
 (a writer only once it holds the write lock), and only when nothing in it needs SQLAlchemy at execution time
-(defaults computed per row, expanding or literal parameters, RETURNING). Anything else (PostgreSQL, a statement
-outside a transaction) takes SQLAlchemy's path. A statement that fails on the direct path is run again through
+(defaults computed per row, expanding or literal parameters, RETURNING). Anything else (a statement outside a
+transaction) takes SQLAlchemy's path. A statement that fails on the direct path is run again through
 SQLAlchemy: a failed SQLite statement changes nothing, and SQLAlchemy then raises its own error for it
 (IntegrityError, OperationalError) exactly as before.
+
+On PostgreSQL the same statements run on the asyncpg connection under SQLAlchemy's adapter once the adapter has
+begun its transaction (the first statement of a transaction takes SQLAlchemy's path, which sends BEGIN), or at
+once in a read's autocommit: 137 -> 50 us of CPU a statement. There a failed statement aborts the transaction
+and cannot be run again: its error goes through the adapter's translation and SQLAlchemy's `DBAPIError.instance`,
+so callers get the exception class SQLAlchemy would raise (IntegrityError for a unique violation), and a lost
+connection is invalidated, as SQLAlchemy does.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
@@ -118,12 +127,72 @@ async def _run(
         return None  # SQLAlchemy runs it again and raises its own error for it
 
 
+def _asyncpg(connection: AsyncConnection) -> Any:
+    """Return the asyncpg connection under `connection` if a statement may run on it directly, else None.
+
+    It may when SQLAlchemy's asyncpg adapter has begun its transaction (a statement run before it would run
+    outside the transaction) or the connection is in autocommit (the store's reads, decision 0032).
+    """
+    if connection.dialect.name != "postgresql" or connection.dialect.driver != "asyncpg":
+        return None
+    sync = connection.sync_connection
+    if sync is None or sync.invalidated:
+        return None
+    adapter = sync.connection.dbapi_connection
+    if getattr(adapter, "isolation_level", None) != "autocommit" and getattr(adapter, "_transaction", None) is None:
+        return None  # the transaction's first statement: SQLAlchemy's adapter sends BEGIN with it
+    return adapter
+
+
+async def _on_postgres(
+    connection: AsyncConnection, statement: Executable, parameters: Mapping[str, Any], rows: bool
+) -> tuple[Any, _Prepared] | None:
+    """Run a statement on asyncpg directly; return (its rows, or its status line, and how it was prepared).
+
+    None where it must take SQLAlchemy's path. An error is raised as SQLAlchemy raises it (IntegrityError for a
+    unique violation, and so on, with the connection invalidated when it was lost), since on PostgreSQL a failed
+    statement aborts the transaction and cannot be run again.
+    """
+    adapter = _asyncpg(connection)
+    if adapter is None:
+        return None
+    prepared = _prepared(connection.dialect, statement, parameters)
+    if prepared is None:
+        return None
+    values = [parameters[name] if process is None else process(parameters[name]) for name, process in prepared.binds]
+    raw = adapter._connection
+    try:
+        try:
+            # asyncpg prepares each statement once per connection (its own statement cache).
+            found = await (raw.fetch(prepared.sql, *values) if rows else raw.execute(prepared.sql, *values))
+        except Exception as exc:
+            adapter._handle_exception(exc)  # raises the adapter's DB-API error for it
+            raise
+    except adapter.dbapi.Error as error:
+        invalidated = connection.dialect.is_disconnect(error, adapter, None)
+        if invalidated:
+            await connection.invalidate(error)
+        raise DBAPIError.instance(
+            prepared.sql, values, error, adapter.dbapi.Error, connection_invalidated=invalidated
+        ) from None
+    return found, prepared
+
+
+def _count(status: str) -> int:
+    """Return the row count of asyncpg's status line ("UPDATE 1", "INSERT 0 1", "DELETE 3")."""
+    last = status.rpartition(" ")[2]
+    return int(last) if last.isdigit() else 0
+
+
 async def execute(connection: AsyncConnection, statement: Executable, parameters: Mapping[str, Any]) -> int:
     """Run a statement that returns no rows; return its row count."""
     ran = await _run(connection, statement, parameters)
-    if ran is None:
-        return int((await connection.execute(statement, dict(parameters))).rowcount)
-    return int(ran[0].rowcount)
+    if ran is not None:
+        return int(ran[0].rowcount)
+    direct = await _on_postgres(connection, statement, parameters, rows=False)
+    if direct is not None:
+        return _count(direct[0])
+    return int((await connection.execute(statement, dict(parameters))).rowcount)
 
 
 def _mapping(prepared: _Prepared, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -139,6 +208,10 @@ async def first(
     """Return the first row of a query as a mapping of column names (None when there is none)."""
     ran = await _run(connection, statement, parameters)
     if ran is None:
+        direct = await _on_postgres(connection, statement, parameters, rows=True)
+        if direct is not None:
+            found, prepared = direct
+            return _mapping(prepared, tuple(found[0])) if found else None
         return (await connection.execute(statement, dict(parameters))).mappings().first()
     cursor, prepared = ran
     try:
@@ -152,6 +225,11 @@ async def scalars(connection: AsyncConnection, statement: Executable, parameters
     """Return the first column of every row of a query."""
     ran = await _run(connection, statement, parameters)
     if ran is None:
+        direct = await _on_postgres(connection, statement, parameters, rows=True)
+        if direct is not None:
+            found, prepared = direct
+            _, process = prepared.columns[0]
+            return [row[0] if process is None else process(row[0]) for row in found]
         return list((await connection.execute(statement, dict(parameters))).scalars())
     cursor, prepared = ran
     _, process = prepared.columns[0]

@@ -1,8 +1,9 @@
-"""Hot-path statements run on SQLite's connection directly (connector/store/direct.py, decision 0027).
+"""Hot-path statements run on SQLite's or asyncpg's connection directly (connector/store/direct.py, decisions
+0027 and 0032).
 
 What they store and read back must be what SQLAlchemy's own execution stores and reads; they must take the
-direct way only where it is safe (inside a begun transaction, on SQLite), and a statement that fails there must
-fail as it did through SQLAlchemy.
+direct way only where it is safe (inside a begun transaction, or a PostgreSQL read in autocommit), and a statement
+that fails there must fail as it did through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from connector.domain.errors import AlreadyExists
 from connector.domain.negotiation import Negotiation, NegotiationState, Role
@@ -121,6 +122,41 @@ async def test_on_sqlite_they_bypass_sqlalchemys_execution_inside_a_transaction(
             assert await tx.negotiations.get(stored.id) == stored
     # Neither the statements nor the BEGINs went through SQLAlchemy's execution.
     assert statements.seen == []
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_on_postgresql_they_bypass_sqlalchemy_once_its_transaction_is_begun(store: Store) -> None:
+    stored = _negotiation("urn:uuid:n5")
+    with _Statements(store) as statements:
+        async with store.transaction() as tx:
+            await tx.negotiations.add(stored)  # the first statement: SQLAlchemy's adapter sends BEGIN with it
+            assert await tx.seen_tokens.remember("did:p", "jti-5", 10**12)
+            assert not await tx.seen_tokens.remember("did:p", "jti-5", 10**12)  # a replay: no row inserted
+            assert await tx.negotiations.get(stored.id) == stored
+        async with store.read() as tx:  # autocommit: no transaction to wait for
+            assert await tx.negotiations.get(stored.id) == stored
+            assert await tx.outbox.pending(stored.id) == []
+    assert [s.split(" ", 2)[:2] for s in statements.seen] == [["INSERT", "INTO"]]
+    with pytest.raises(IntegrityError):  # refused on the direct path, raised as SQLAlchemy raises it
+        async with store.transaction() as tx:
+            await tx.seen_tokens.remember("did:p", "jti-6", 10**12)
+            await direct.execute(tx.connection, repo._ADD_NEGOTIATION, repo._row(stored))
+    async with store.read() as tx:  # rolled back as a whole
+        assert await tx.seen_tokens.remember("did:p", "jti-6", 10**12)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_on_postgresql_a_connection_lost_under_a_direct_statement_is_invalidated(store: Store) -> None:
+    with pytest.raises(DBAPIError) as caught:
+        async with store.transaction() as tx:
+            await tx.negotiations.get("urn:uuid:none")  # begins the transaction
+            raw = (await tx.connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            raw.terminate()  # the socket closes under the transaction
+            await tx.negotiations.get("urn:uuid:none")
+    assert caught.value.connection_invalidated
+    async with store.read() as tx:  # the pool opens a new connection
+        assert await tx.negotiations.get("urn:uuid:none") is None
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
