@@ -49,6 +49,10 @@ class _Prepared:
     # that returns no rows.
     columns: tuple[tuple[str, Callable[[Any], Any] | None], ...]
 
+    def values(self, parameters: Mapping[str, Any]) -> list[Any]:
+        """Return the statement's parameter values in the SQL's order, each through its bind processor."""
+        return [parameters[name] if process is None else process(parameters[name]) for name, process in self.binds]
+
 
 # (dialect, statement, parameter names) -> the statement prepared, or None where it must take SQLAlchemy's path.
 # Keyed by identity: the statements are module-level constants, kept alive here with their entry.
@@ -120,7 +124,7 @@ async def _run(
         if driver._inline_run >= WRITER_YIELD_EVERY:
             driver._inline_run = 0
             await asyncio.sleep(0)
-    values = [parameters[name] if process is None else process(parameters[name]) for name, process in prepared.binds]
+    values = prepared.values(parameters)
     try:
         return raw.execute(prepared.sql, values), prepared
     except sqlite3.Error:
@@ -159,7 +163,7 @@ async def _on_postgres(
     prepared = _prepared(connection.dialect, statement, parameters)
     if prepared is None:
         return None
-    values = [parameters[name] if process is None else process(parameters[name]) for name, process in prepared.binds]
+    values = prepared.values(parameters)
     raw = adapter._connection
     try:
         try:
