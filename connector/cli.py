@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import gc
 import logging
 import os
@@ -268,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    # A crash in native code (SQLite, uvloop, a compiled parser) writes every thread's Python stack to stderr
+    # before the process dies, instead of nothing: the one trace there is of such a crash (docs/operations.md).
+    if not faulthandler.is_enabled():
+        faulthandler.enable(all_threads=True)
     try:
         settings = load_settings(args.config)
     except SettingsError as exc:

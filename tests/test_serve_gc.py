@@ -23,8 +23,9 @@ asyncio.run(serve_until_stopped(Settings(), started))
 """
 
 
-async def _run_child(code: str, tmp_path: Path, **settings: str) -> bytes:
-    """Run `code` in a fresh interpreter on a fresh data directory (both surfaces on free ports); its stdout."""
+async def _run_child(code: str, tmp_path: Path, expect: int = 0, faulthandler: bool = True, **settings: str) -> bytes:
+    """Run `code` in a fresh interpreter on a fresh data directory (both surfaces on free ports); its stdout
+    (and its stderr after it, when it is expected to end with a status other than 0)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": ROOT,
@@ -34,12 +35,20 @@ async def _run_child(code: str, tmp_path: Path, **settings: str) -> bytes:
         "CONNECTOR_MANAGEMENT_PORT": "0",
         **settings,
     }
+    # With faulthandler on, a child that crashes in native code says where, every thread's stack on its stderr.
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        *(("-X", "faulthandler") if faulthandler else ()),
+        "-c",
+        code,
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    out, _ = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0
-    return out
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == expect, err.decode(errors="replace")[-4000:]
+    return out + err if expect else out
 
 
 async def test_a_serving_node_freezes_what_start_up_made_and_collects_the_young_less_often(tmp_path: Path) -> None:
@@ -107,3 +116,27 @@ async def test_a_start_that_made_far_more_objects_than_usual_is_collected_before
     seen = json.loads((await _run_child(MANY_CHILD, tmp_path)).decode().strip().splitlines()[-1])
     assert seen == {"collected": [2], "frozen": seen["frozen"], "enabled": True}  # one full collection
     assert seen["frozen"] > 10_000
+
+
+CRASH_CHILD = """
+import faulthandler, os, signal, sys
+import connector.app as app
+from connector import cli
+real = app.serve_until_stopped
+async def watched(settings, started=None):
+    def told(node):
+        print(f"faulthandler {faulthandler.is_enabled()}", flush=True)
+        os.kill(os.getpid(), signal.SIGSEGV)  # as a crash in native code would end it
+    await real(settings, told)
+app.serve_until_stopped = watched
+sys.exit(cli.main(["serve"]))
+"""
+
+
+async def test_a_node_that_crashes_in_native_code_writes_every_threads_stack_to_stderr(tmp_path: Path) -> None:
+    # `connector serve` turns faulthandler on itself: a child started without `-X faulthandler` shows it too.
+    out = await _run_child(CRASH_CHILD, tmp_path, expect=-11, faulthandler=False, CONNECTOR_LOG_LEVEL="WARNING")
+    text = out.decode(errors="replace")
+    assert "faulthandler True" in text
+    assert "Fatal Python error: Segmentation fault" in text
+    assert "Current thread" in text and "serve_until_stopped" in text
