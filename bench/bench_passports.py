@@ -60,9 +60,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connector.domain import passport as model
 from connector.domain.passport.synthetic import catenax_documents
+from connector.services.passport_pipeline import IMPORT_BATCH
 
 REPO = Path(__file__).resolve().parents[1]
-BATCH = 500  # the import's default batch: one transaction each
+BATCH = IMPORT_BATCH  # the import's default batch: one transaction each
 SHOWN = 15  # functions listed per ordering by --profile
 CHAIN = 0.95  # a function with more of the profiled time than this is the command's call chain
 STAGES = 1000  # passports each stage is measured on, by --profile

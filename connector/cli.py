@@ -107,7 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     bulk.add_argument("path", type=Path, metavar="PATH")
     bulk.add_argument("--config", type=Path, metavar="FILE")
-    bulk.add_argument("--batch", type=int, default=500, help="records per transaction (default 500)")
+    bulk.add_argument(
+        "--batch",
+        type=int,
+        help="records per transaction, each the checkpoint a resumed import starts after (default 2000)",
+    )
     bulk.add_argument(
         "--restart", action="store_true", help="ignore an interrupted run and start from the first record"
     )
@@ -271,8 +275,10 @@ def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     # A crash in native code (SQLite, uvloop, a compiled parser) writes every thread's Python stack to stderr
     # before the process dies, instead of nothing: the one trace there is of such a crash (docs/operations.md).
+    # (A stderr that is no file, as under some embedders, has nothing to write it to: it stays off.)
     if not faulthandler.is_enabled():
-        faulthandler.enable(all_threads=True)
+        with contextlib.suppress(OSError, ValueError, RuntimeError, AttributeError):
+            faulthandler.enable(all_threads=True)
     try:
         settings = load_settings(args.config)
     except SettingsError as exc:
@@ -757,10 +763,11 @@ async def _import(service: Any, settings: Settings, args: argparse.Namespace) ->
     from concurrent.futures.process import BrokenProcessPool
 
     from connector.domain.json_input import JsonLimits
-    from connector.services.passport_pipeline import workers_for
+    from connector.services.passport_pipeline import IMPORT_BATCH, workers_for
     from connector.services.passport_sources import Source
 
-    if args.batch < 1:
+    batch = IMPORT_BATCH if args.batch is None else args.batch
+    if batch < 1:
         print("connector: --batch must be at least 1", file=sys.stderr)
         return EXIT_SETTINGS
     source = Source(args.path, JsonLimits(settings.max_body_bytes, settings.max_json_depth))
@@ -789,7 +796,7 @@ async def _import(service: Any, settings: Settings, args: argparse.Namespace) ->
             summary = await service.import_records(
                 source.records(start, parse=False),
                 source=source.key,
-                batch=args.batch,
+                batch=batch,
                 progress=progress,
                 start=start,
                 limits=source.limits,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import subprocess
 import sys
@@ -94,3 +95,21 @@ async def test_openapi_shows_both_versions_and_the_v4_schemas_it_enforces(node: 
     assert components["V4Criterion"]["required"] == ["@type", "operandLeft", "operator", "operandRight"]
     for name, schema in schemas.components().items():
         assert components[name] == schema, name
+
+
+def test_the_import_batch_the_help_and_the_docs_name_is_the_one_an_import_uses() -> None:
+    from connector.services.passport_pipeline import IMPORT_BATCH
+    from connector.services.passports import PassportService
+
+    result = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "passports", "import", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert f"(default {IMPORT_BATCH})" in " ".join(result.stdout.split())
+    passports_doc = (REPO / "docs" / "passports.md").read_text(encoding="utf-8")
+    assert f"[--batch {IMPORT_BATCH}]" in passports_doc
+    assert f"{IMPORT_BATCH:,} records unless told" in passports_doc
+    assert inspect.signature(PassportService.import_records).parameters["batch"].default == IMPORT_BATCH

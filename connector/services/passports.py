@@ -27,7 +27,14 @@ from connector.domain.assets import PolicyDefinition as StoredPolicy
 from connector.domain.errors import Conflict, InvalidInput, NotFound, Problem, Unprocessable
 from connector.domain.json_input import JsonLimits
 from connector.domain.passport import exports
-from connector.services.passport_pipeline import GARBAGE_EVERY, Prepared, bulk_collection, collect_garbage, prepared
+from connector.services.passport_pipeline import (
+    GARBAGE_EVERY,
+    IMPORT_BATCH,
+    Prepared,
+    bulk_collection,
+    collect_garbage,
+    prepared,
+)
 from connector.services.passport_reading import load as load  # the service's, where other modules take it
 from connector.services.passport_reading import node_json as node_json
 from connector.services.passport_reading import write_fields
@@ -395,7 +402,7 @@ class PassportService:
         self,
         records: Iterable[SourceRecord],
         source: str | None = None,
-        batch: int = 500,
+        batch: int = IMPORT_BATCH,
         progress: Progress | None = None,
         start: int = 0,
         limits: JsonLimits | None = None,
