@@ -100,8 +100,8 @@ def _inline(connection: AsyncConnection) -> tuple[InlineSqlite, sqlite3.Connecti
     if sync is None or not sync.in_transaction() or sync.invalidated:
         return None
     driver = getattr(sync.connection.dbapi_connection, "_connection", None)
-    if not isinstance(driver, InlineSqlite) or driver._connection is None:
-        return None
+    if not isinstance(driver, InlineSqlite) or driver._connection is None or driver.worker_busy:
+        return None  # a call still running on aiosqlite's thread: SQLAlchemy's path waits for it
     raw = driver._connection
     if not raw.in_transaction:
         return None  # a writer's statement outside BEGIN IMMEDIATE may wait for the lock: aiosqlite's thread

@@ -4,6 +4,7 @@ On SQLite, reads run on the event loop's thread (see InlineSqlite and docs/decis
 so do a write transaction's statements (InlineWriteSqlite): only a BEGIN that must wait for another process's
 write lock and the commit (which may checkpoint, with fsyncs) keep aiosqlite's worker thread. Every transaction's
 BEGIN runs on the SQLite connection itself (`_begin_inline`), and a negotiation's hot statements too (`direct`).
+The two threads never use one connection at once, even after a caller was cancelled (`_WorkerQueue`).
 
 A database that cannot be used is reported as DatabaseUnavailable, one line naming the database (driver,
 host, port, name; never the password) and why: `reaching` translates the drivers' errors, and `probe`
@@ -284,6 +285,41 @@ def _configure_sqlite(engine: AsyncEngine, immediate: bool, busy_ms: int, cache_
             connection.exec_driver_sql(begin)
 
 
+class _WorkerQueue:
+    """aiosqlite's queue to a connection's worker thread, counting the calls handed over and the calls ended.
+
+    The worker thread takes its calls from aiosqlite's own queue (it holds that object); this stands in front of
+    it as the connection's `_tx`, so that every call handed to the thread (aiosqlite's, and SQLAlchemy's
+    isolation-level switch, which uses the queue directly) is counted when it ends, however its caller stopped
+    waiting. A task cancelled while its statement or commit runs on the thread stops waiting, but the thread
+    goes on with the call; until it ends, nothing else may touch the `sqlite3` connection.
+    """
+
+    __slots__ = ("_queue", "ended", "handed")
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        self.handed = 0
+        self.ended = 0
+
+    def put_nowait(self, item: tuple[Any, Callable[[], Any]]) -> None:
+        future, function = item
+
+        def call() -> Any:
+            try:
+                return function()
+            finally:
+                self.ended += 1  # only the worker thread writes `ended`
+
+        self.handed += 1
+        self._queue.put_nowait((future, call))
+
+    @property
+    def busy(self) -> bool:
+        """Whether the worker thread has a call in hand or queued."""
+        return self.handed != self.ended
+
+
 class InlineSqlite(aiosqlite.Connection):
     """aiosqlite's connection with each statement run at once on the calling (event loop) thread.
 
@@ -292,11 +328,45 @@ class InlineSqlite(aiosqlite.Connection):
     SQLite work itself is a few microseconds. Readers in WAL mode do not wait for writers, so running reads
     inline blocks the loop only for the statement's own work. Connecting, closing and SQLAlchemy's
     isolation-level switch still go through the worker thread, which otherwise sleeps.
+
+    One `sqlite3` connection is never used by two threads at once: a call on the loop's thread first waits
+    until the worker thread has ended what it was handed (`_worker_idle`), and closing is queued behind it on
+    that thread. A caller cancelled while its call runs on the worker thread leaves that call running there;
+    closing the connection beside it (as SQLAlchemy does with a connection whose task was cancelled) crashed
+    the interpreter in CPython's sqlite3 module, which reads the closed connection's handle when the
+    statement ends (decision 0006, "One thread at a time").
     """
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
+        super().__init__(connector, iter_chunk_size)
+        self._tx: Any = _WorkerQueue(self._tx)  # the worker thread keeps aiosqlite's queue itself
+
+    @property
+    def worker_busy(self) -> bool:
+        """Whether aiosqlite's worker thread is running (or has queued) a call on this connection."""
+        return bool(self._tx.busy)
+
+    def _closes(self, fn: Callable[..., Any]) -> bool:
+        """Whether `fn` closes the `sqlite3` connection itself (not one of its cursors)."""
+        return getattr(fn, "__name__", "") == "close" and getattr(fn, "__self__", None) is self._connection
+
+    async def _worker_idle(self) -> None:
+        """Wait until the worker thread has ended every call handed to it (a cancelled caller's too)."""
+        delay = 0.0005
+        while self._tx.busy and self._thread.is_alive():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.01)
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
+        if self._closes(fn):
+            # On the worker thread, after anything still running there; it may also checkpoint the WAL.
+            return await aiosqlite.Connection._execute(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        if self._tx.busy:
+            await self._worker_idle()
+            if not self._running or not self._connection:
+                raise ValueError("Connection closed")
         return fn(*args, **kwargs)
 
 
@@ -321,6 +391,10 @@ class InlineWriteSqlite(InlineSqlite):
     _inline_run = 0
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._closes(fn):
+            return await super()._execute(fn, *args, **kwargs)  # queued behind the worker thread's calls
+        if self._tx.busy:
+            await self._worker_idle()  # nothing below may run beside a call on the worker thread
         connection = self._connection
         if connection is None:
             return await aiosqlite.Connection._execute(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
@@ -351,8 +425,10 @@ def _begin_inline(connection: Any, begin: str) -> bool:
     aiosqlite's thread, raising SQLAlchemy's error for a failure).
     """
     driver = getattr(connection.connection.dbapi_connection, "_connection", None)
-    if not isinstance(driver, InlineSqlite) or driver._connection is None:
+    if not isinstance(driver, InlineSqlite) or driver._connection is None or not driver._running:
         return False
+    if driver.worker_busy:
+        return False  # `exec_driver_sql` waits for the worker thread's call to end first
     raw = driver._connection
     try:
         if isinstance(driver, InlineWriteSqlite):
