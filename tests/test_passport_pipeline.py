@@ -10,8 +10,10 @@ import gc
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import aclosing
 
@@ -215,3 +217,81 @@ def test_the_import_command_runs_on_one_malloc_arena(tmp_path) -> None:  # type:
     code, arenas = _run_python(_IMPORT_THEN_COUNT, str(source), str(count), env=env).split()
     assert source.stat().st_size >= pipeline.WORKER_MIN_BYTES
     assert (code, arenas) == ("0", "1")
+
+
+# The worker's pipe: messages of tuples and bytes (decision 0019, tenth round).
+
+
+class _Trickling:
+    """A real socket whose writes take at most `most` bytes a call, as a write a signal interrupts does."""
+
+    def __init__(self, connection: socket.socket, most: int) -> None:
+        self._connection, self._most = connection, most
+        self.calls = 0
+
+    def sendmsg(self, buffers: list[memoryview]) -> int:
+        self.calls += 1
+        taken: list[memoryview] = []
+        room = self._most
+        for buffer in buffers:
+            if room <= 0:
+                break
+            taken.append(buffer[:room])
+            room -= len(taken[-1])
+        return self._connection.sendmsg(taken)
+
+
+def _exchange(messages: list[tuple[object, list[bytes]]], most: int | None = None) -> list[tuple[object, bytes]]:
+    """Send messages through a socket pair from a thread (trickled, with `most`); return what the reader read."""
+    here, there = socket.socketpair()
+    writer = there if most is None else _Trickling(there, most)
+
+    def send() -> None:
+        for meta, parts in messages:
+            pipeline._put_message(writer, meta, parts)  # type: ignore[arg-type]
+        there.close()
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    here.settimeout(60)  # a writer that lost its place never ends its message: the read fails, not hangs
+    reader = pipeline._Reader(here)
+    got = []
+    try:
+        for _ in messages:
+            meta, data = reader.read()
+            got.append((meta, bytes(data)))  # copied before the next read reuses the buffer
+        with pytest.raises(EOFError):
+            reader.read()
+    finally:
+        here.close()
+        thread.join(60)
+    return got
+
+
+def test_messages_arrive_whole_and_in_order_however_the_writes_are_cut() -> None:
+    big = [os.urandom(300_000), b"", os.urandom(70_001), b"x"]
+    messages = [(("first", 1), big), (None, []), ({"n": [1, 2]}, [os.urandom(5)] * 3), (("large", 2), big * 4)]
+    expected = [(meta, b"".join(parts)) for meta, parts in messages]
+    assert _exchange(messages) == expected
+    assert _exchange(messages, most=4093) == expected  # every buffer cut mid-way, many times
+
+
+def test_a_pipe_that_ends_mid_message_is_the_end_of_the_worker() -> None:
+    here, there = socket.socketpair()
+    there.sendall(pipeline._HEADER.pack(10, 5) + b"12345")  # promised 15 bytes, sent 5
+    there.close()
+    with pytest.raises(EOFError):
+        pipeline._Reader(here).read()
+    here.close()
+
+
+def test_records_and_results_travel_as_they_are() -> None:
+    items = _records()
+    tuples, parts = pipeline._records_out(items)
+    sent = pipeline._records_in(tuples, memoryview(b"".join(parts)))
+    assert sent == [(i.position, i.where, i.raw, i.document, i.error, i.errors) for i in items]
+    backs = pipeline.prepare_sent(sent, JsonLimits())
+    tuples, parts = pipeline._results_out(backs)
+    arrived = pipeline._results_in(tuples, memoryview(b"".join(parts)))
+    assert [pipeline._received(back) for back in arrived] == [pipeline._received(back) for back in backs]
+    assert sum(back[3] is not None for back in arrived) == len(parts) > 0

@@ -23,9 +23,11 @@ import multiprocessing
 import pickle
 import queue
 import signal
+import socket
+import struct
 import threading
 from collections import deque
-from collections.abc import AsyncGenerator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -115,10 +117,6 @@ _Sent = tuple[int, str, bytes | None, Any, str | None, tuple[tuple[str | None, s
 _Back = tuple[int, str, str | None, WriteFields | None, list[tuple[str, str]], str | None, list[Problem]]
 
 
-def _sent(item: SourceRecord) -> _Sent:
-    return (item.position, item.where, item.raw, item.document, item.error, item.errors)
-
-
 def prepare_sent(sent: list[_Sent], limits: JsonLimits) -> list[_Back]:
     """Make a chunk of records ready, in order (what a worker process runs, on records as `_sent` makes them)."""
     return [
@@ -136,13 +134,122 @@ def _store_types() -> tuple[type[PassportWrite], type[EncodedJSON]]:
     return PassportWrite, EncodedJSON
 
 
-def _received(back: _Back) -> Prepared:
+def _received(back: tuple[Any, ...]) -> Prepared:
+    """Return a record made ready as the store takes it (its node JSON as text: bytes made here, or text as a
+    worker's answer arrives, `_results_in`)."""
     position, where, key, fields, warnings, reason, problems = back
     write = None
     if fields is not None:
         write_type, encoded = _store_types()
-        write = write_type(*fields[:5], encoded(fields[5]), fields[6], fields[7])
+        record_id, battery_id, model_id, manufacturer_id, category, data, digest, source_format = fields
+        text = encoded(data if isinstance(data, str) else data.decode())
+        write = write_type(record_id, battery_id, model_id, manufacturer_id, category, text, digest, source_format)
     return Prepared(position, where, key, write, warnings, reason, problems)
+
+
+# A message on a worker's pipe: a header (the lengths of its two parts), its tuples pickled, then the bytes they
+# stand for, one after the other: the records' source bytes going to the worker, their node JSON coming back.
+# The bytes are written from where they are (scatter/gather) and read into a buffer the reader keeps. Pickled
+# through multiprocessing's Connection, each chunk's megabytes were copied into a fresh buffer on one side and
+# read into fresh ones on the other, each faulting its pages in anew, and text was decoded by pickle's slower
+# path: about a tenth of the importing process's CPU (decision 0019, tenth round).
+_HEADER = struct.Struct("!QQ")
+_IOV_MAX = 1024  # buffers one sendmsg takes at most (Linux's IOV_MAX)
+
+
+def _put_message(connection: socket.socket, meta: Any, parts: Sequence[bytes] = ()) -> None:
+    """Send one message: `meta` pickled, then `parts` as they are. What pickling raises (an exception that
+    cannot travel) is raised before anything is written; OSError means the other end has gone."""
+    pickled = pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL)
+    views = [memoryview(_HEADER.pack(len(pickled), sum(len(part) for part in parts))), memoryview(pickled)]
+    views += [memoryview(part) for part in parts if part]
+    first = 0
+    while first < len(views):
+        sent = connection.sendmsg(views[first : first + _IOV_MAX])
+        while sent:  # past what was written (all of it, or part after a signal)
+            size = views[first].nbytes
+            if sent < size:
+                views[first] = views[first][sent:]
+                break
+            sent -= size
+            first += 1
+
+
+class _Reader:
+    """Reads messages from a socket into one buffer it keeps (made larger when a message needs it)."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        self._connection = connection
+        self._buffer = bytearray(_HEADER.size)
+
+    def read(self) -> tuple[Any, memoryview]:
+        """Return the next message's tuples and a view of its bytes, valid until the next read. Raises EOFError
+        when the other end has gone, also in the middle of a message."""
+        pickled_size, parts_size = _HEADER.unpack(self._exactly(_HEADER.size))
+        view = self._exactly(pickled_size + parts_size)
+        # The pipe is a socket pair only this process and its own worker hold: no one else can write to it.
+        return pickle.loads(view[:pickled_size]), view[pickled_size:]  # noqa: S301
+
+    def _exactly(self, size: int) -> memoryview:
+        if len(self._buffer) < size:
+            self._buffer = bytearray(size)
+        view = memoryview(self._buffer)[:size]
+        done = 0
+        while done < size:
+            got = self._connection.recv_into(view[done:], size - done)
+            if not got:
+                raise EOFError("the other end of the pipe has gone")
+            done += got
+        return view
+
+
+def _records_out(chunk: list[SourceRecord]) -> tuple[list[Any], list[bytes]]:
+    """Return a chunk of records as tuples (a record's bytes as their length, -1 for none) and those bytes."""
+    tuples: list[Any] = []
+    parts: list[bytes] = []
+    for item in chunk:
+        raw = item.raw
+        size = -1 if raw is None else len(raw)
+        tuples.append((item.position, item.where, size, item.document, item.error, item.errors))
+        if raw is not None:
+            parts.append(raw)
+    return tuples, parts
+
+
+def _records_in(tuples: list[Any], data: memoryview) -> list[_Sent]:
+    sent: list[_Sent] = []
+    offset = 0
+    for position, where, size, document, error, errors in tuples:
+        raw = None
+        if size >= 0:
+            raw = bytes(data[offset : offset + size])
+            offset += size
+        sent.append((position, where, raw, document, error, errors))
+    return sent
+
+
+def _results_out(backs: list[_Back]) -> tuple[list[Any], list[bytes]]:
+    """Return a chunk's results as tuples (a node JSON as its length) and those encodings."""
+    tuples: list[Any] = []
+    parts: list[bytes] = []
+    for position, where, key, fields, warnings, reason, problems in backs:
+        if fields is not None:
+            parts.append(fields[5])
+            fields = (*fields[:5], len(fields[5]), *fields[6:])  # type: ignore[assignment]
+        tuples.append((position, where, key, fields, warnings, reason, problems))
+    return tuples, parts
+
+
+def _results_in(tuples: list[Any], data: memoryview) -> list[tuple[Any, ...]]:
+    backs: list[tuple[Any, ...]] = []
+    offset = 0
+    for position, where, key, fields, warnings, reason, problems in tuples:
+        if fields is not None:
+            size = fields[5]
+            fields = (*fields[:5], str(data[offset : offset + size], "utf-8"), *fields[6:])
+            offset += size
+        backs.append((position, where, key, fields, warnings, reason, problems))
+    return backs
 
 
 def _worker_started() -> None:
@@ -227,45 +334,51 @@ class _Worker:
 
     def __init__(self, context: Any, limits: JsonLimits, loop: asyncio.AbstractEventLoop, number: int) -> None:
         self._loop = loop
-        here, there = context.Pipe(duplex=True)
+        here, there = socket.socketpair()
         self.process = context.Process(target=_serve, args=(there, limits), name=f"import-worker-{number}", daemon=True)
         try:
             self.process.start()
         finally:
             there.close()  # the worker has its own copy now: the only one
         self._connection = here
-        self.waiting: deque[asyncio.Future[list[_Back]]] = deque()  # the chunks it holds, in order
+        self._reader = _Reader(here)
+        self.waiting: deque[asyncio.Future[list[tuple[Any, ...]]]] = deque()  # the chunks it holds, in order
         self.dead = False
         self._closing = False
-        self._outbox: queue.SimpleQueue[list[_Sent] | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[list[SourceRecord] | None] = queue.SimpleQueue()
         self._sender = threading.Thread(target=self._send, name=f"{self.process.name}-send", daemon=True)
         self._receiver = threading.Thread(target=self._receive, name=f"{self.process.name}-receive", daemon=True)
         self._sender.start()
         self._receiver.start()
 
-    def submit(self, sent: list[_Sent]) -> asyncio.Future[list[_Back]]:
-        future: asyncio.Future[list[_Back]] = self._loop.create_future()
+    def submit(self, chunk: list[SourceRecord]) -> asyncio.Future[list[tuple[Any, ...]]]:
+        future: asyncio.Future[list[tuple[Any, ...]]] = self._loop.create_future()
         self.waiting.append(future)
-        self._outbox.put(sent)
+        self._outbox.put(chunk)
         return future
 
     def _send(self) -> None:
-        while (sent := self._outbox.get()) is not None:
+        while (chunk := self._outbox.get()) is not None:
             try:
-                self._connection.send(sent)
+                _put_message(self._connection, *_records_out(chunk))
             except OSError:  # the worker has gone: its receiving thread reads the end of the pipe and says so
                 return
         with suppress(OSError):
-            self._connection.send(None)  # the worker ends once it has sent back what it held
+            _put_message(self._connection, None)  # the worker ends once it has sent back what it held
 
     def _receive(self) -> None:
         while True:
             try:
-                reply = self._connection.recv()
+                (done, value), data = self._reader.read()
             except (EOFError, OSError):  # the worker has ended: at the end of a message or in the middle of one
                 self._tell(self._ended)
                 return
-            self._tell(self._deliver, reply)
+            except Exception as exc:  # an answer this process cannot unpickle (an exception of an odd kind)
+                done, value = False, RuntimeError(f"a worker's answer could not be read: {exc!r}")
+            else:
+                if done:
+                    value = _results_in(value, data)  # the text made here, before the buffer is read into again
+            self._tell(self._deliver, (done, value))
 
     def _tell(self, callback: Any, *args: Any) -> None:
         with suppress(RuntimeError):  # the event loop is closed: nobody waits for anything any more
@@ -303,24 +416,28 @@ class _Worker:
         self._connection.close()
 
 
-def _serve(connection: Any, limits: JsonLimits) -> None:
+def _serve(connection: socket.socket, limits: JsonLimits) -> None:
     """What a worker process runs: prepare each chunk that comes down its pipe, in turn, and send it back."""
     _worker_started()
+    reader = _Reader(connection)
     while True:
         try:
-            sent = connection.recv()
+            tuples, data = reader.read()
         except (EOFError, OSError):  # the importing process has gone
             return
-        if sent is None:
+        if tuples is None:
             return
+        parts: list[bytes] = []
         try:
-            reply: tuple[bool, Any] = (True, prepare_sent(sent, limits))
+            results, parts = _results_out(prepare_sent(_records_in(tuples, data), limits))
+            reply: tuple[bool, Any] = (True, results)
         except Exception as exc:  # a fault in preparing: raised in the importing process instead
             reply = (False, exc)
         try:
-            connection.send(reply)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an exception that cannot travel
-            connection.send((False, RuntimeError(f"{type(reply[1]).__name__}: {reply[1]} ({exc})")))
+            try:
+                _put_message(connection, reply, parts)
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an exception that cannot travel
+                _put_message(connection, (False, RuntimeError(f"{type(reply[1]).__name__}: {reply[1]} ({exc})")))
         except OSError:  # the importing process has gone (killed): nobody to send it to
             return
 
@@ -352,13 +469,13 @@ async def prepared(
     # imports with workers must guard its start with `if __name__ == "__main__":` (the command does).
     context = multiprocessing.get_context("spawn")
     pool: list[_Worker] = []
-    in_flight: deque[asyncio.Future[list[_Back]]] = deque()
+    in_flight: deque[asyncio.Future[list[tuple[Any, ...]]]] = deque()
     finished = False
     try:
         for number in range(workers):
             pool.append(_Worker(context, limits, loop, number))
         for chunk in _chunks(records, CHUNK):
-            in_flight.append(_pick(pool).submit([_sent(item) for item in chunk]))
+            in_flight.append(_pick(pool).submit(chunk))
             if len(in_flight) >= AHEAD:
                 for back in await in_flight.popleft():
                     yield _received(back)

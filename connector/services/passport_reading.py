@@ -16,8 +16,9 @@ from connector.domain.errors import InvalidInput, Problem
 from connector.domain.passport_digest import digest_of
 
 # What storing a validated passport writes, field by field: id, battery id, model id, manufacturer id,
-# category, the node JSON encoded, its digest, the source format (`connector.store.passports.PassportWrite`).
-WriteFields = tuple[str, str, str | None, str | None, str | None, str, str, str]
+# category, the node JSON encoded (UTF-8 bytes), its digest, the source format
+# (`connector.store.passports.PassportWrite`, which holds the encoding as text).
+WriteFields = tuple[str, str, str | None, str | None, str | None, bytes, str, str]
 
 
 def node_json(passport: model.Passport) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def _extension_json(extension: model.Extension) -> dict[str, Any]:
 
 def write_fields(reading: model.Reading) -> WriteFields:
     """Return what storing a validated passport writes, as `services.passports.record_of` would make it: its node
-    JSON encoded once, and the digest of those bytes."""
+    JSON encoded once (bytes: a worker process sends them as they are), and the digest of those bytes."""
     passport = reading.passport
     encoded = orjson.dumps(node_json(passport))
     category = passport.category
@@ -53,7 +54,7 @@ def write_fields(reading: model.Reading) -> WriteFields:
         passport.model_id,
         passport.manufacturer_id,
         getattr(category, "value", category) if category is not None else None,
-        encoded.decode(),
+        encoded,
         digest_of(encoded),
         reading.format,
     )

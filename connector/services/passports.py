@@ -117,7 +117,7 @@ def write_of_reading(reading: model.Reading) -> PassportWrite:
     """Return what storing a validated passport writes, as `record_of` would make it: its node JSON is
     encoded once, and the digest is of those bytes (what a bulk import's worker process hands over)."""
     fields = write_fields(reading)
-    return PassportWrite(*fields[:5], EncodedJSON(fields[5]), fields[6], fields[7])
+    return PassportWrite(*fields[:5], EncodedJSON(fields[5].decode()), fields[6], fields[7])
 
 
 def warnings_json(warnings: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
