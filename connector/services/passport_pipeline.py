@@ -118,7 +118,8 @@ _Back = tuple[int, str, str | None, WriteFields | None, list[tuple[str, str]], s
 
 
 def prepare_sent(sent: list[_Sent], limits: JsonLimits) -> list[_Back]:
-    """Make a chunk of records ready, in order (what a worker process runs, on records as `_sent` makes them)."""
+    """Make a chunk of records ready, in order (what a worker process runs, on records as `_records_in` makes
+    them)."""
     return [
         (position, where, *_ready(SourceRecord(position, where, document, error, errors, raw), limits))
         for position, where, raw, document, error, errors in sent
