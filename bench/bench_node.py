@@ -92,7 +92,7 @@ def main(args: argparse.Namespace) -> None:
                 "bare aiohttp process start",
                 "< 2 s",
                 median(fresh) < 2,
-                "harness",
+                "harness, process start to /ready",
                 rounds,
             )
         )
@@ -137,7 +137,7 @@ def main(args: argparse.Namespace) -> None:
                 "bare aiohttp process start",
                 "< 2 s",
                 median(after) < 2,
-                "harness",
+                "harness, process start to /ready",
                 rounds,
             )
         )
