@@ -49,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -113,14 +113,14 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _run_loop(coroutine: Any) -> int:
+def _run_loop(coroutine: Coroutine[Any, Any, int]) -> int:
     """Run as the command does: on uvloop where it is installed."""
     try:
         import uvloop
     except ImportError:
         return asyncio.run(coroutine)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coroutine)  # type: ignore[no-any-return]
+        return runner.run(coroutine)
 
 
 async def _floor(path: Path) -> int:
@@ -357,8 +357,8 @@ def _profile(count: int, workdir: Path) -> None:
 def _stages(path: Path) -> None:
     """Time each stage of making a record on its own, without a profiler, in microseconds per passport."""
     from connector.domain.json_input import JsonLimits, parse_json
+    from connector.domain.passport_digest import digest_of
     from connector.services.passports import load, node_json, record_of, write_of_reading
-    from connector.store.passports import digest_of
 
     with path.open("rb") as lines:
         raw = [line for line, _ in zip(lines, range(STAGES), strict=False)]

@@ -21,13 +21,17 @@ import pytest
 from connector.store import Store, migrate
 from connector.store.engine import _inline_writer
 
+# What both scenarios start with: a fatal error in the child prints every thread's stack.
+PRELUDE = """
+import asyncio, faulthandler, sqlite3, sys, threading, time
+faulthandler.enable(all_threads=True)
+"""
+
 # The writer's statement outside a transaction goes to aiosqlite's worker thread and waits there for the lock
 # another connection holds; its caller is cancelled; the lock is let go; the connection is closed at once, as
 # SQLAlchemy closes the connection of a cancelled task. Nothing else is cached on the connection, so the close
 # does not wait inside SQLite for the statement: the two threads meet every time.
 DRIVER_SCENARIO = """
-import asyncio, faulthandler, sqlite3, sys, threading, time
-faulthandler.enable(all_threads=True)
 from connector.store.engine import _inline_writer
 
 async def main(path):
@@ -58,8 +62,6 @@ asyncio.run(main(sys.argv[1]))
 # The same through the store: a write transaction's BEGIN waits on the worker thread for another process's lock,
 # its task is cancelled, the lock is let go, and the store is closed (its pool closes every connection).
 STORE_SCENARIO = """
-import asyncio, faulthandler, sqlite3, sys, threading, time
-faulthandler.enable(all_threads=True)
 from connector.store import Store, migrate
 
 async def main(path):
@@ -92,7 +94,7 @@ asyncio.run(main(sys.argv[1]))
 
 def _run(scenario: str, database: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(scenario), str(database)],
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(scenario), str(database)],
         capture_output=True,
         text=True,
         timeout=120,
