@@ -13,16 +13,23 @@ def _page_size(path: Path) -> int:
         return int(connection.execute("PRAGMA page_size").fetchone()[0])
 
 
-async def test_a_new_database_is_made_with_8_kib_pages_in_wal_mode(tmp_path: Path) -> None:
-    database = tmp_path / "node.db"
+async def _use(database: Path) -> bool:
+    """Migrate the database and store a row through the node's store; return whether a second write saw it."""
     url = f"sqlite+aiosqlite:///{database}"
     await migrate.upgrade(url)
     store = Store(url)
     try:
         async with store.transaction() as tx:
             await tx.seen_tokens.remember("did:web:peer", "jti-1", 10**12)
+        async with store.transaction() as tx:
+            return not await tx.seen_tokens.remember("did:web:peer", "jti-1", 10**12)
     finally:
         await store.close()
+
+
+async def test_a_new_database_is_made_with_8_kib_pages_in_wal_mode(tmp_path: Path) -> None:
+    database = tmp_path / "node.db"
+    assert await _use(database)
     assert _page_size(database) == 8192
     with sqlite3.connect(database) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -33,14 +40,5 @@ async def test_a_database_made_with_other_pages_keeps_them_and_its_rows(tmp_path
     with sqlite3.connect(database, isolation_level=None) as connection:  # as an earlier release made it
         connection.execute("PRAGMA page_size=16384")
         connection.execute("PRAGMA journal_mode=WAL")
-    url = f"sqlite+aiosqlite:///{database}"
-    await migrate.upgrade(url)
-    store = Store(url)
-    try:
-        async with store.transaction() as tx:
-            await tx.seen_tokens.remember("did:web:peer", "jti-1", 10**12)
-        async with store.transaction() as tx:
-            assert not await tx.seen_tokens.remember("did:web:peer", "jti-1", 10**12)  # the row is there
-    finally:
-        await store.close()
+    assert await _use(database)
     assert _page_size(database) == 16384
