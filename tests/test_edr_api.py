@@ -273,14 +273,28 @@ print(json.dumps(answers))
 
 def _sdk_python() -> tuple[str | None, str]:
     """Return a Python 3.12 with the Tractus-X SDK (made once, in the user's cache), or None and why not."""
+    import fcntl
     import os
-    import shutil
-    import subprocess
 
     given = os.environ.get("CONNECTOR_TEST_TRACTUSX_SDK_PYTHON")
     if given:
         return given, ""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bpc-tests" / f"tractusx-sdk-{SDK_VERSION}"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    # One install at a time: two test runs on one machine (two clones' CI) share the cache, and without the lock
+    # one removed the folder while the other installed into it (a click package with no files: the SDK's import
+    # failed in both of the test's backends).
+    with (cache.parent / f"{cache.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _sdk_install(cache)
+
+
+def _sdk_install(cache: Path) -> tuple[str | None, str]:
+    """Make the SDK's Python in `cache` unless a finished install is there (the caller holds the lock)."""
+    import os
+    import shutil
+    import subprocess
+
     python, installed = cache / "bin" / "python", cache / "installed"
     if installed.exists():
         return str(python), ""
