@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -33,6 +33,14 @@ class NodeKey:
     kind: KeyKind
     alg: str
     kid: str
+    # Ed25519 only: libsodium's form of the private key (seed, then public key) that `signature.sign` signs with.
+    ed25519_secret: bytes = field(default=b"", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        private = self.private.private_key
+        if isinstance(private, Ed25519PrivateKey):
+            secret = private.private_bytes_raw() + private.public_key().public_bytes_raw()
+            object.__setattr__(self, "ed25519_secret", secret)
 
     def public_jwk(self) -> dict[str, str]:
         """Return the public key as a JWK (no private members), with its kid."""

@@ -1,4 +1,4 @@
-"""Compact JWS signing (on `cryptography`) and parsing (on joserfc), restricted to EdDSA (Ed25519) and ES256."""
+"""Compact JWS signing and checking: EdDSA (Ed25519) on libsodium, ES256 on `cryptography` and joserfc."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ec import ECDSA, EllipticCurvePrivateKey
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey
 from joserfc.jws import JWSRegistry
+from nacl.bindings import crypto_sign, crypto_sign_open
+from nacl.exceptions import BadSignatureError
 
 from .keys import NodeKey
 
@@ -41,8 +43,9 @@ REGISTRY: Final = _registry()
 def sign(key: NodeKey, kid: str, typ: str, payload: Mapping[str, Any]) -> str:
     """Sign ``payload`` as a compact JWS with header alg, kid and typ.
 
-    Signed with `cryptography` directly (every outgoing DSP message carries two fresh tokens, and joserfc's
-    registry and header model cost about as much as the Ed25519 signature itself): the same compact JWS
+    Signed directly, Ed25519 with libsodium and ES256 with `cryptography` (every outgoing DSP message
+    carries two fresh tokens, and joserfc's registry and header model cost about as much as the Ed25519
+    signature itself): the same compact JWS
     joserfc writes (for Ed25519, deterministic, the very same bytes; ES256 as r||s, RFC 7518 3.4), as the
     tests check. The node's key is one of the two kinds `keys` makes, so its algorithm is on the allow-list.
     """
@@ -54,7 +57,8 @@ def sign(key: NodeKey, kid: str, typ: str, payload: Mapping[str, Any]) -> str:
     )
     private = key.private.private_key
     if isinstance(private, Ed25519PrivateKey):
-        signature = private.sign(signing_input)
+        # libsodium: the same deterministic RFC 8032 signature as OpenSSL's, in two thirds of the time (0033)
+        signature = crypto_sign(signing_input, key.ed25519_secret)[:64]
     elif isinstance(private, EllipticCurvePrivateKey) and key.alg == "ES256":
         r, s = decode_dss_signature(private.sign(signing_input, ECDSA(SHA256())))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
@@ -74,6 +78,8 @@ class Compact:
     header: Mapping[str, Any]
     payload: Mapping[str, Any]
     signed: Any  # joserfc CompactSignature
+    signing_input: bytes  # the ASCII `header.payload`
+    signature: bytes  # decoded
 
 
 class MalformedJws(ValueError):
@@ -112,7 +118,12 @@ def parse(value: str) -> Compact:
         raise MalformedJws("payload is not JSON") from None
     if not isinstance(payload, dict):
         raise MalformedJws("payload is not a JSON object")
-    return Compact(header, payload, signed)
+    head, body, signature = value.encode("ascii").split(b".")
+    try:
+        raw_signature = base64.urlsafe_b64decode(signature + b"=" * (-len(signature) % 4))
+    except ValueError:  # pragma: no cover - joserfc has decoded it above
+        raise MalformedJws("cannot be decoded (the signature is not base64url)") from None
+    return Compact(header, payload, signed, head + b"." + body, raw_signature)
 
 
 def verify(compact: Compact, key: OKPKey | ECKey) -> bool:
@@ -120,6 +131,17 @@ def verify(compact: Compact, key: OKPKey | ECKey) -> bool:
     kty, crv = KEY_FOR_ALG[compact.header["alg"]]
     if key.key_type != kty or key.curve_name != crv:
         return False
+    if kty == "OKP":
+        # libsodium, as for self-issued tokens (decision 0033): half OpenSSL's time, and it refuses small-order
+        # keys, under which OpenSSL (and so joserfc) takes one "signature" for every message.
+        public = key.public_key
+        if not isinstance(public, Ed25519PublicKey) or len(compact.signature) != 64:
+            return False
+        try:
+            crypto_sign_open(compact.signature + compact.signing_input, public.public_bytes_raw())
+        except BadSignatureError:
+            return False
+        return True
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
         try:

@@ -116,3 +116,28 @@ def test_it_agrees_with_joserfc_on_valid_and_tampered_tokens(kind: Any) -> None:
         for key in (_key(signer), _key(stranger)):
             lean = verify_token_signature(parse_token(value), key)
             assert lean is verify(parse(value), key), value
+
+
+def test_a_small_order_key_verifies_nothing() -> None:
+    # The identity point as public key with R = identity and S = 0 satisfies [S]B = R + [k]A for every message.
+    # OpenSSL's Ed25519 check (under `cryptography` and joserfc) accepts it; libsodium, which both of the node's
+    # checks use (decision 0033), refuses small-order keys.
+    from joserfc.jwk import OKPKey
+
+    identity = bytes([1]) + bytes(31)
+    key = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": _b64(identity)})
+    signed = f"{_enc({'alg': 'EdDSA', 'typ': 'JWT'})}.{_enc({'iss': 'did:web:mallory', 'jti': 'j'})}"
+    forgery = identity + bytes(32)
+    key.public_key.verify(forgery, signed.encode())  # OpenSSL: no InvalidSignature
+    key.public_key.verify(forgery, b"any other message")
+    assert not verify_token_signature(parse_token(f"{signed}.{_b64(forgery)}"), key)
+    assert not verify(parse(f"{signed}.{_b64(forgery)}"), key)
+
+
+def test_the_node_signs_the_same_bytes_as_openssl() -> None:
+    # libsodium signs Ed25519 for `sign`; RFC 8032 signatures are deterministic, so OpenSSL's are the same bytes.
+    party = make_party("signer")
+    value = _signed(party, {"iss": party.did, "n": "ü" * 40})
+    h, p, s = value.split(".")
+    private = party.key.private.private_key
+    assert _b64(private.sign(f"{h}.{p}".encode())) == s
