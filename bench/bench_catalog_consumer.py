@@ -9,7 +9,11 @@ written as a result line (bench/harness.py):
 - the deep page (the last page by QuerySpec offset/limit) against page 1;
 - page 1 asked of the provider's DSP endpoint directly (`POST <dsp>/catalog/request`, each request with a fresh
   self-issued token of the consumer, minted beforehand with its key, as the consumer would send it): latency p50
-  and throughput against the bare process, and the consumer's figures against these (issue 25 items 1 and 3).
+  and throughput against the bare process, and the consumer's figures against these (issue 25 items 1 and 3);
+- the CPU time a request costs the serving processes (user and system time from /proc over each run, divided by
+  the requests answered): the provider for the direct DSP call, the consumer and the provider together for the
+  consumer's path, the bare process for its baseline. On a machine whose speed moves within minutes (a shared
+  VM's steal time), CPU per request is the steadier comparison; rates and latencies depend on the moment.
 The consumer path includes the provider's DSP endpoint (a fresh self-issued token, its verification and the
 presentation query, the catalog computed for the requester) and the consumer's re-shaping of the answer.
 
@@ -26,13 +30,14 @@ import urllib.request
 
 import harness
 from bench_node import EDC, bulk_load
-from harness import BareServer, NodeProcess, Result, emit, median
+from harness import BareServer, NodeProcess, Result, cpu_seconds, emit, median
 
 PAGE = 50
 DSP_CONTEXT = "https://w3id.org/dspace/2025/1/context.jsonld"
-# Tokens minted per direct DSP run, per second of the run (more than the node answers; a run that used them all
-# would show errors).
-TOKENS_PER_SECOND = 2_500
+# Tokens minted per direct DSP run, per second of the run (more than the node answers: a run that used them all
+# would go on with replayed tokens, whose cheap refusals count as errors and flatter the CPU a request; with
+# 2,500 a run at 3,300 requests/s did). About 80 µs of this process's CPU each.
+TOKENS_PER_SECOND = 6_000
 
 
 def dsp_request_body(offset: int) -> bytes:
@@ -131,6 +136,7 @@ def main(args: argparse.Namespace) -> None:
             direct_page = fetch_with(dsp_url, dsp_body, mint(consumer, audience, 1)[0])
             print(f"direct DSP page 1: {len(direct_page):,} bytes")
             runs: dict[str, list[harness.Load]] = {"page 1": [], "deep": [], "bare": [], "dsp": [], "dsp bare": []}
+            cpu_us: dict[str, list[float]] = {name: [] for name in runs}
             count = int(args.seconds * TOKENS_PER_SECOND) + 1000
             with BareServer(page_one) as bare, BareServer(direct_page) as dsp_bare:
                 for _ in range(args.rounds):
@@ -144,7 +150,15 @@ def main(args: argparse.Namespace) -> None:
                         ("dsp", dsp_url, dsp_body, tokens),
                         ("dsp bare", dsp_bare.url + "/api/dsp/2025-1/catalog/request", dsp_body, tokens),
                     )
+                    serving = {
+                        "page 1": [consumer.pid, provider.pid],
+                        "deep": [consumer.pid, provider.pid],
+                        "bare": [bare.pid],
+                        "dsp": [provider.pid],
+                        "dsp bare": [dsp_bare.pid],
+                    }
                     for name, target, body, authorizations in cases:
+                        before = sum(cpu_seconds(pid) for pid in serving[name])
                         measured = harness.load(
                             target,
                             seconds=args.seconds,
@@ -153,8 +167,14 @@ def main(args: argparse.Namespace) -> None:
                             body=body,
                             authorizations=authorizations,
                         )
+                        used = sum(cpu_seconds(pid) for pid in serving[name]) - before
                         runs[name].append(measured)
-                        print(f"  {name:8s} {measured.describe()} (load {harness.load_average()})", flush=True)
+                        cpu_us[name].append(used * 1e6 / max(1, measured.requests))
+                        print(
+                            f"  {name:8s} {measured.describe()}, {cpu_us[name][-1]:,.0f} µs CPU a request "
+                            f"(load {harness.load_average()})",
+                            flush=True,
+                        )
     tool = runs["page 1"][0].tool
     p50 = {name: median([r.p50_ms for r in found]) for name, found in runs.items()}
     rate = {name: median([r.requests_per_s for r in found]) for name, found in runs.items()}
@@ -227,6 +247,34 @@ def main(args: argparse.Namespace) -> None:
             met=p50["page 1"] <= 1.3 * p50["dsp"],
             round_values=[r.p50_ms for r in runs["page 1"]],
             baseline_rounds=[r.p50_ms for r in runs["dsp"]],
+            tool=tool,
+            rounds=args.rounds,
+        )
+    )
+    cpu = {name: median(found) for name, found in cpu_us.items()}
+    emit(
+        Result(
+            f"catalog CPU a request at the provider's DSP endpoint ({size})",
+            cpu["dsp"],
+            "µs",
+            cpu["dsp bare"],
+            "bare aiohttp process, same page bytes",
+            round_values=cpu_us["dsp"],
+            baseline_rounds=cpu_us["dsp bare"],
+            tool=tool,
+            rounds=args.rounds,
+            notes="user and system time of the serving process over the run, a fresh token per request",
+        )
+    )
+    emit(
+        Result(
+            f"catalog CPU a request via consumer v3 catalog/request, both nodes ({size})",
+            cpu["page 1"],
+            "µs",
+            cpu["dsp"],
+            "the provider alone for the direct DSP call",
+            round_values=cpu_us["page 1"],
+            baseline_rounds=cpu_us["dsp"],
             tool=tool,
             rounds=args.rounds,
         )

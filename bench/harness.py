@@ -173,6 +173,12 @@ class NodeProcess:
         self.ready_cpu_seconds = cpu_seconds(self.process.pid)
         return self.ready_seconds
 
+    @property
+    def pid(self) -> int:
+        """Return the running node's process id."""
+        assert self.process is not None, "the node is not started"
+        return self.process.pid
+
     def rss_mib(self) -> float:
         """Return the node's resident memory in MiB."""
         return rss_mib(self.process.pid) if self.process is not None else float("nan")
@@ -214,6 +220,12 @@ class BareServer:
     def url(self) -> str:
         """Return the server's base URL."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """Return the running server's process id."""
+        assert self.process is not None, "the bare server is not started"
+        return self.process.pid
 
     def __enter__(self) -> BareServer:
         body = Path(self._dir.name) / "body"
