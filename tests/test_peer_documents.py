@@ -49,6 +49,22 @@ def test_the_same_bytes_are_rendered_once_per_dialect() -> None:
     assert render.calls == 3 and len(kept) == 3
 
 
+def test_bytes_of_the_same_fingerprint_are_compared_whole() -> None:
+    # Two pages of one length that differ in one byte the fingerprint does not sample: never one for the other.
+    first = b'{"@type": "Catalog", "page": 1}' + b" " * 3000
+    second = first.replace(b"1", b"2", 1)
+    assert (
+        len(first) == len(second) and first[:: RenderedPeerDocuments.STRIDE] == second[:: RenderedPeerDocuments.STRIDE]
+    )
+    kept = RenderedPeerDocuments()
+    one, two = _Renders(b'{"rendered": 1}'), _Renders(b'{"rendered": 2}')
+    assert kept.body(V3, first, one) == one.body
+    assert kept.body(V3, second, two) == two.body  # not the first page's answer
+    assert kept.body(V3, second, two) == two.body and two.calls == 1  # the second took the place
+    assert kept.body(V3, first, one) == one.body and one.calls == 2
+    assert len(kept) == 1
+
+
 def test_a_failed_render_is_not_kept() -> None:
     kept, render = RenderedPeerDocuments(), _Renders()
     render.fail = True
@@ -72,8 +88,8 @@ def test_the_least_recently_used_go_first_by_count_and_by_size() -> None:
     by_size = RenderedPeerDocuments(entries=100, max_bytes=4_000)
     for name in (b"1", b"2", b"3", b"4", b"5"):
         by_size.body(V3, name, render)
-    assert len(by_size) == 4  # 5 x 900 bytes is over 4,000: the first went
-    large = _Renders(b"x" * 1_001)  # over a quarter of the bytes kept at most
+    assert len(by_size) == 4  # 5 x 901 bytes (answer and the byte it came from) is over 4,000: the first went
+    large = _Renders(b"x" * 1_000)  # with the byte it came from, over a quarter of the bytes kept at most
     by_size.body(V3, b"6", large)
     by_size.body(V3, b"6", large)
     assert large.calls == 2 and len(by_size) == 4

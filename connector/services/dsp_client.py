@@ -108,8 +108,8 @@ class PeerDocument:
     """A peer's catalog or dataset answer: the bytes it sent, read as its DSP JSON only when `body` is asked.
 
     Whether the bytes are a JSON object of the expected type depends on the bytes alone, so a caller that
-    answered these very bytes before (the management API keeps its renderings by their SHA-256) need not read
-    them again; reading them raises PeerError naming what is wrong, as the request would have."""
+    answered these very bytes before (the management API keeps its renderings with the bytes they came from)
+    need not read them again; reading them raises PeerError naming what is wrong, as the request would have."""
 
     raw: bytes
     address: str
