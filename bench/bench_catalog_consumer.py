@@ -27,10 +27,11 @@ import json
 import sys
 import time
 import urllib.request
+from functools import partial
 
 import harness
 from bench_node import EDC, bulk_load
-from harness import BareServer, NodeProcess, Result, cpu_seconds, emit, median
+from harness import BareServer, NodeProcess, Result, cpu_per_request, emit, median
 
 PAGE = 50
 DSP_CONTEXT = "https://w3id.org/dspace/2025/1/context.jsonld"
@@ -158,18 +159,20 @@ def main(args: argparse.Namespace) -> None:
                         "dsp bare": [dsp_bare.pid],
                     }
                     for name, target, body, authorizations in cases:
-                        before = sum(cpu_seconds(pid) for pid in serving[name])
-                        measured = harness.load(
-                            target,
-                            seconds=args.seconds,
-                            connections=args.connections,
-                            method="POST",
-                            body=body,
-                            authorizations=authorizations,
+                        measured, used = cpu_per_request(
+                            serving[name],
+                            partial(
+                                harness.load,
+                                target,
+                                seconds=args.seconds,
+                                connections=args.connections,
+                                method="POST",
+                                body=body,
+                                authorizations=authorizations,
+                            ),
                         )
-                        used = sum(cpu_seconds(pid) for pid in serving[name]) - before
                         runs[name].append(measured)
-                        cpu_us[name].append(used * 1e6 / max(1, measured.requests))
+                        cpu_us[name].append(used)
                         print(
                             f"  {name:8s} {measured.describe()}, {cpu_us[name][-1]:,.0f} µs CPU a request "
                             f"(load {harness.load_average()})",

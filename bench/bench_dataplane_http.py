@@ -4,7 +4,9 @@ Two `connector serve` processes (provider and consumer); the consumer negotiates
 an HttpData-PULL transfer through its management API, exactly as an EDC client does, and reads the EDR. Then the
 load generator (wrk, or the harness's own, in its own process) reads the passport at the provider's `/public`
 endpoint with the token, and the same bytes from a bare aiohttp process, alternately for several rounds.
-Prints requests/s and MB/s (medians) and the ratio to the bare server; writes them as result lines.
+Prints requests/s, MB/s and the CPU time a request costs the serving process (user and system time from /proc
+over each run, divided by the requests answered: the steadier figure on a shared machine), medians, with the
+ratio to the bare server; writes them as result lines.
 bench_dataplane.py's figures come from a client in the node's own event loop, which caps the baseline.
 
 Never fails on time. Run: python bench/bench_dataplane_http.py [--quick] [--rounds K] [--seconds S]
@@ -15,13 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import harness
 from bench_dataplane import API_KEY, call, negotiate, publish_stored, pull
-from harness import BareServer, NodeProcess, Result, emit, median
+from harness import BareServer, NodeProcess, Result, cpu_per_request, emit, median
 
 
 async def node_view(http: aiohttp.ClientSession, node: NodeProcess) -> Any:
@@ -56,16 +59,30 @@ def main(args: argparse.Namespace) -> None:
             url, auth, body = asyncio.run(prepare(provider, consumer))
             print(f"stored passport {len(body):,} bytes at {url}")
             node_runs, bare_runs = [], []
+            node_cpu: list[float] = []
+            bare_cpu: list[float] = []
             with BareServer(body) as bare:
                 harness.load(url, seconds=1, connections=args.connections, headers=auth)  # warm-up
                 for _ in range(args.rounds):
-                    node_runs.append(
-                        harness.load(url, seconds=args.seconds, connections=args.connections, headers=auth)
+                    found, cpu = cpu_per_request(
+                        [provider.pid],
+                        partial(harness.load, url, seconds=args.seconds, connections=args.connections, headers=auth),
                     )
-                    bare_runs.append(
-                        harness.load(bare.url + "/passport", seconds=args.seconds, connections=args.connections)
+                    node_runs.append(found)
+                    node_cpu.append(cpu)
+                    found, cpu = cpu_per_request(
+                        [bare.pid],
+                        partial(
+                            harness.load, bare.url + "/passport", seconds=args.seconds, connections=args.connections
+                        ),
                     )
-                    print(f"  node {node_runs[-1].describe()}\n  bare {bare_runs[-1].describe()}", flush=True)
+                    bare_runs.append(found)
+                    bare_cpu.append(cpu)
+                    print(
+                        f"  node {node_runs[-1].describe()}, {node_cpu[-1]:,.0f} µs CPU a request\n"
+                        f"  bare {bare_runs[-1].describe()}, {bare_cpu[-1]:,.0f} µs CPU a request",
+                        flush=True,
+                    )
     errors = sum(r.errors for r in node_runs)
     if errors:
         print(f"the node answered {errors} requests with an error (or failed them)")
@@ -86,6 +103,20 @@ def main(args: argparse.Namespace) -> None:
             args.rounds,
             round_values=[r.requests_per_s for r in node_runs],
             baseline_rounds=[r.requests_per_s for r in bare_runs],
+        )
+    )
+    emit(
+        Result(
+            f"data-plane CPU a request, {label}",
+            median(node_cpu),
+            "µs",
+            median(bare_cpu),
+            "bare aiohttp process, same bytes",
+            tool=tool,
+            rounds=args.rounds,
+            round_values=node_cpu,
+            baseline_rounds=bare_cpu,
+            notes="user and system time of the node's process over the run",
         )
     )
     emit(

@@ -34,7 +34,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -356,6 +356,19 @@ def load(
         if load_tool() == "wrk":
             return _wrk(url, seconds, connections, method, body, headers, threads, tokens)
         return _harness_load(url, seconds, connections, method, body, headers, threads, tokens)
+
+
+def cpu_per_request(pids: Sequence[int], measured: Callable[[], Load]) -> tuple[Load, float]:
+    """Run `measured` (a `load()`); return what it saw and the CPU time (user and system) the processes `pids`
+    used over it, in microseconds a request answered.
+
+    On a machine whose speed moves within minutes (a shared VM's steal time) this is the steadier figure: rates
+    and latencies depend on the moment, the work a request costs much less.
+    """
+    before = sum(cpu_seconds(pid) for pid in pids)
+    found = measured()
+    used = sum(cpu_seconds(pid) for pid in pids) - before
+    return found, used * 1e6 / max(1, found.requests)
 
 
 def _wrk(
