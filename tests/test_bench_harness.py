@@ -6,6 +6,7 @@ Tiny sizes, no timing assertions: what the benchmarks measure is not checked her
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -47,6 +48,20 @@ def test_the_bare_server_serves_its_bytes_from_another_process() -> None:
     assert measured.requests > 0
     assert measured.errors == 0
     assert bare.process.poll() is not None  # stopped on leaving the block
+
+
+def test_cpu_a_request_is_the_serving_process_time_over_the_requests_answered() -> None:
+    with harness.BareServer(b'{"x": 1}' * 100) as bare:
+        before = harness.cpu_seconds(bare.pid)
+        measured, per_request = harness.cpu_per_request(
+            [bare.pid], lambda: harness.load(bare.url + "/x", seconds=1, connections=2)
+        )
+        used = harness.cpu_seconds(bare.pid) - before
+    assert measured.requests > 0
+    # The server's own CPU over the run, by its answers: within the clock tick /proc counts in, never negative.
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    assert 0 < per_request * measured.requests / 1e6 <= used + tick
+    assert per_request * measured.requests / 1e6 >= used - tick
 
 
 def test_the_own_load_generator_counts_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
