@@ -12,8 +12,8 @@ written as a result line (bench/harness.py):
   and throughput against the bare process, and the consumer's figures against these (issue 25 items 1 and 3);
 - the CPU time a request costs the serving processes (user and system time from /proc over each run, divided by
   the requests answered): the provider for the direct DSP call, the consumer and the provider together for the
-  consumer's path, the bare process for its baseline. On a machine whose speed moves within minutes (a shared
-  VM's steal time), CPU per request is the steadier comparison; rates and latencies depend on the moment.
+  consumer's path, the bare process for its baseline: what a request costs each side, which no rate shows (it
+  moves with the machine's moment as the rates do; decision 0029).
 The consumer path includes the provider's DSP endpoint (a fresh self-issued token, its verification and the
 presentation query, the catalog computed for the requester) and the consumer's re-shaping of the answer.
 

@@ -5,7 +5,7 @@ an HttpData-PULL transfer through its management API, exactly as an EDC client d
 load generator (wrk, or the harness's own, in its own process) reads the passport at the provider's `/public`
 endpoint with the token, and the same bytes from a bare aiohttp process, alternately for several rounds.
 Prints requests/s, MB/s and the CPU time a request costs the serving process (user and system time from /proc
-over each run, divided by the requests answered: the steadier figure on a shared machine), medians, with the
+over each run, divided by the requests answered; decision 0029), medians, with the
 ratio to the bare server; writes them as result lines.
 bench_dataplane.py's figures come from a client in the node's own event loop, which caps the baseline.
 

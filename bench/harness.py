@@ -362,8 +362,9 @@ def cpu_per_request(pids: Sequence[int], measured: Callable[[], Load]) -> tuple[
     """Run `measured` (a `load()`); return what it saw and the CPU time (user and system) the processes `pids`
     used over it, in microseconds a request answered.
 
-    On a machine whose speed moves within minutes (a shared VM's steal time) this is the steadier figure: rates
-    and latencies depend on the moment, the work a request costs much less.
+    It says what a request costs the serving processes, which a rate does not (it also depends on what the
+    load generator leaves them); it moves with the machine's moment about as much as the rates do, so compare
+    it with a baseline measured in the same run (decision 0029).
     """
     before = sum(cpu_seconds(pid) for pid in pids)
     found = measured()

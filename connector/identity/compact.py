@@ -10,9 +10,9 @@ itself; this module does the same checks once each, with nothing between them an
 - the key's type and curve fit the algorithm (OKP Ed25519, EC P-256) and the signature over the ASCII
   `header.payload` verifies (Ed25519: RFC 8032, 64 bytes, by libsodium, which takes half the time OpenSSL does
   (decision 0033); ES256: 64 bytes r||s, RFC 7518 3.4).
-Key import and every other JWS the node verifies (credentials, presentations, access tokens) stay on joserfc
-(`signature.py`, which signs with `cryptography` too); the tests check that each value this module accepts
-joserfc accepts, and each refusal.
+Key import and the parsing of every other JWS the node verifies (credentials, presentations, access tokens)
+stay on joserfc (`signature.py`, whose Ed25519 checks and signatures are libsodium's too); the tests check that
+each value this module accepts `signature.verify` accepts, and each refusal.
 """
 
 from __future__ import annotations
