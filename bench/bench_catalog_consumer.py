@@ -13,7 +13,9 @@ written as a result line (bench/harness.py):
 - the CPU time a request costs the serving processes (user and system time from /proc over each run, divided by
   the requests answered): the provider for the direct DSP call, the consumer and the provider together for the
   consumer's path, the bare process for its baseline: what a request costs each side, which no rate shows (it
-  moves with the machine's moment as the rates do; decision 0029).
+  moves with the machine's moment as the rates do; decision 0029), and the same for a plain asyncio protocol
+  serving the direct page's bytes (no HTTP library: the floor of what the kernel and the event loop cost a
+  request), against which the provider's and the bare process's CPU a request are set.
 The consumer path includes the provider's DSP endpoint (a fresh self-issued token, its verification and the
 presentation query, the catalog computed for the requester) and the consumer's re-shaping of the answer.
 
@@ -136,10 +138,21 @@ def main(args: argparse.Namespace) -> None:
             audience = did_of(provider)
             direct_page = fetch_with(dsp_url, dsp_body, mint(consumer, audience, 1)[0])
             print(f"direct DSP page 1: {len(direct_page):,} bytes")
-            runs: dict[str, list[harness.Load]] = {"page 1": [], "deep": [], "bare": [], "dsp": [], "dsp bare": []}
+            runs: dict[str, list[harness.Load]] = {
+                "page 1": [],
+                "deep": [],
+                "bare": [],
+                "dsp": [],
+                "dsp bare": [],
+                "dsp floor": [],
+            }
             cpu_us: dict[str, list[float]] = {name: [] for name in runs}
             count = int(args.seconds * TOKENS_PER_SECOND) + 1000
-            with BareServer(page_one) as bare, BareServer(direct_page) as dsp_bare:
+            with (
+                BareServer(page_one) as bare,
+                BareServer(direct_page) as dsp_bare,
+                BareServer(direct_page, floor=True) as dsp_floor,
+            ):
                 for _ in range(args.rounds):
                     t = time.process_time()
                     tokens = mint(consumer, audience, count)
@@ -150,6 +163,7 @@ def main(args: argparse.Namespace) -> None:
                         ("bare", bare.url, first, []),
                         ("dsp", dsp_url, dsp_body, tokens),
                         ("dsp bare", dsp_bare.url + "/api/dsp/2025-1/catalog/request", dsp_body, tokens),
+                        ("dsp floor", dsp_floor.url + "/api/dsp/2025-1/catalog/request", dsp_body, tokens),
                     )
                     serving = {
                         "page 1": [consumer.pid, provider.pid],
@@ -157,6 +171,7 @@ def main(args: argparse.Namespace) -> None:
                         "bare": [bare.pid],
                         "dsp": [provider.pid],
                         "dsp bare": [dsp_bare.pid],
+                        "dsp floor": [dsp_floor.pid],
                     }
                     for name, target, body, authorizations in cases:
                         measured, used = cpu_per_request(
@@ -267,6 +282,35 @@ def main(args: argparse.Namespace) -> None:
             tool=tool,
             rounds=args.rounds,
             notes="user and system time of the serving process over the run, a fresh token per request",
+        )
+    )
+    floor_name = "plain asyncio protocol, no HTTP library, same page bytes"
+    emit(
+        Result(
+            f"catalog CPU a request at the provider's DSP endpoint against the HTTP floor ({size})",
+            cpu["dsp"],
+            "µs",
+            cpu["dsp floor"],
+            floor_name,
+            round_values=cpu_us["dsp"],
+            baseline_rounds=cpu_us["dsp floor"],
+            tool=tool,
+            rounds=args.rounds,
+            notes="what a request costs beyond the kernel's and the event loop's share",
+        )
+    )
+    emit(
+        Result(
+            f"bare aiohttp CPU a request against the HTTP floor, the DSP page's bytes ({len(direct_page):,} bytes)",
+            cpu["dsp bare"],
+            "µs",
+            cpu["dsp floor"],
+            floor_name,
+            round_values=cpu_us["dsp bare"],
+            baseline_rounds=cpu_us["dsp floor"],
+            tool=tool,
+            rounds=args.rounds,
+            notes="aiohttp's own share of the bare baseline, a POST with a DSP catalog request",
         )
     )
     emit(

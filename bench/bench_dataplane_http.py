@@ -3,10 +3,11 @@
 Two `connector serve` processes (provider and consumer); the consumer negotiates the passport dataset and starts
 an HttpData-PULL transfer through its management API, exactly as an EDC client does, and reads the EDR. Then the
 load generator (wrk, or the harness's own, in its own process) reads the passport at the provider's `/public`
-endpoint with the token, and the same bytes from a bare aiohttp process, alternately for several rounds.
-Prints requests/s, MB/s and the CPU time a request costs the serving process (user and system time from /proc
-over each run, divided by the requests answered; decision 0029), medians, with the
-ratio to the bare server; writes them as result lines.
+endpoint with the token, the same bytes from a bare aiohttp process, and the same bytes from a plain asyncio
+protocol (no HTTP library: the floor of what the kernel and the event loop cost a request), alternately for
+several rounds. Prints requests/s, MB/s and the CPU time a request costs the serving process (user and system
+time from /proc over each run, divided by the requests answered; decision 0029), medians, with the ratio to the
+bare server, and the node's and the bare app's CPU a request against the floor's; writes them as result lines.
 bench_dataplane.py's figures come from a client in the node's own event loop, which caps the baseline.
 
 Never fails on time. Run: python bench/bench_dataplane_http.py [--quick] [--rounds K] [--seconds S]
@@ -61,7 +62,8 @@ def main(args: argparse.Namespace) -> None:
             node_runs, bare_runs = [], []
             node_cpu: list[float] = []
             bare_cpu: list[float] = []
-            with BareServer(body) as bare:
+            floor_cpu: list[float] = []
+            with BareServer(body) as bare, BareServer(body, floor=True) as floor:
                 harness.load(url, seconds=1, connections=args.connections, headers=auth)  # warm-up
                 for _ in range(args.rounds):
                     found, cpu = cpu_per_request(
@@ -78,9 +80,17 @@ def main(args: argparse.Namespace) -> None:
                     )
                     bare_runs.append(found)
                     bare_cpu.append(cpu)
+                    found, cpu = cpu_per_request(
+                        [floor.pid],
+                        partial(
+                            harness.load, floor.url + "/passport", seconds=args.seconds, connections=args.connections
+                        ),
+                    )
+                    floor_cpu.append(cpu)
                     print(
                         f"  node {node_runs[-1].describe()}, {node_cpu[-1]:,.0f} µs CPU a request\n"
-                        f"  bare {bare_runs[-1].describe()}, {bare_cpu[-1]:,.0f} µs CPU a request",
+                        f"  bare {bare_runs[-1].describe()}, {bare_cpu[-1]:,.0f} µs CPU a request\n"
+                        f"  floor {found.describe()}, {floor_cpu[-1]:,.1f} µs CPU a request",
                         flush=True,
                     )
     errors = sum(r.errors for r in node_runs)
@@ -117,6 +127,35 @@ def main(args: argparse.Namespace) -> None:
             round_values=node_cpu,
             baseline_rounds=bare_cpu,
             notes="user and system time of the node's process over the run",
+        )
+    )
+    floor_name = "plain asyncio protocol, no HTTP library, same bytes"
+    emit(
+        Result(
+            f"data-plane CPU a request against the HTTP floor, {label}",
+            median(node_cpu),
+            "µs",
+            median(floor_cpu),
+            floor_name,
+            tool=tool,
+            rounds=args.rounds,
+            round_values=node_cpu,
+            baseline_rounds=floor_cpu,
+            notes="what a request costs beyond the kernel's and the event loop's share",
+        )
+    )
+    emit(
+        Result(
+            "bare aiohttp CPU a request against the HTTP floor, same bytes",
+            median(bare_cpu),
+            "µs",
+            median(floor_cpu),
+            floor_name,
+            tool=tool,
+            rounds=args.rounds,
+            round_values=bare_cpu,
+            baseline_rounds=floor_cpu,
+            notes="aiohttp's own share of the bare baseline",
         )
     )
     emit(

@@ -5,7 +5,9 @@ temporary data directory) in a process of its own, driven from other processes t
 - `NodeProcess` starts a node, times it to its first 200 from `/ready`, reads its resident memory from /proc and
   stops it with SIGTERM (as an orchestrator does).
 - `BareServer` starts a bare aiohttp app (uvloop) in its own process answering every request with fixed bytes:
-  the in-run baseline every ratio is taken against.
+  the in-run baseline every ratio is taken against. `BareServer(body, floor=True)` starts instead a plain
+  asyncio protocol (uvloop, no HTTP library) answering each request head with the same bytes: the floor of
+  what the kernel and the event loop cost a request, which says how much of the bare app's cost is aiohttp's.
 - `load()` drives a URL for a while with `wrk` when it is installed, else with this file's own multi-process
   aiohttp load generator (`python bench/harness.py load ...`); each figure says which tool produced it.
 - `emit()` prints one figure and writes it as a JSON line under `bench/results/` (or `$BENCH_RESULTS`), which
@@ -207,11 +209,17 @@ class NodeProcess:
 
 
 class BareServer:
-    """A bare aiohttp app on uvloop in its own process, answering every request with the same bytes."""
+    """A bare aiohttp app on uvloop in its own process, answering every request with the same bytes.
 
-    def __init__(self, body: bytes, content_type: str = "application/json") -> None:
+    With `floor=True`, a plain asyncio protocol on uvloop instead (`_FloorProtocol`: no HTTP library, no
+    request or response objects), answering with the same bytes and headers: what is left of a request's cost
+    when HTTP handling costs next to nothing.
+    """
+
+    def __init__(self, body: bytes, content_type: str = "application/json", floor: bool = False) -> None:
         self.body = body
         self.content_type = content_type
+        self.floor = floor
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="bench-bare-")
@@ -241,6 +249,7 @@ class BareServer:
                 str(body),
                 "--content-type",
                 self.content_type,
+                *(["--floor"] if self.floor else []),
             ],
         )
         _wait_http(self.url + "/", self.process, 30, "the bare server")
@@ -637,6 +646,51 @@ def _serve_bare(port: int, body: bytes, content_type: str) -> None:
     _run(serve)
 
 
+class _FloorProtocol(asyncio.Protocol):
+    """HTTP/1.1 at its floor: each request head (and its Content-Length body) answered with fixed bytes.
+
+    Only for the floor baseline: it reads no more of a request than its length and its `Connection: close`,
+    answers every path and method alike, and keeps the connection open otherwise (pipelined requests too).
+    """
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport's subclasses
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = bytes(self.buffer[:end]).lower()
+            length = re.search(rb"\r\ncontent-length:[ \t]*(\d+)", head)
+            total = end + 4 + (int(length.group(1)) if length else 0)
+            if len(self.buffer) < total:
+                return
+            del self.buffer[:total]
+            self.transport.write(self.answer)
+            if re.search(rb"\r\nconnection:[ \t]*close", head):
+                self.transport.close()
+                return
+
+
+def _serve_floor(port: int, body: bytes, content_type: str) -> None:
+    answer = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _FloorProtocol(answer), "127.0.0.1", port)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        server.close()
+
+    _run(serve)
+
+
 def _run(factory: Any) -> None:
     try:
         import uvloop
@@ -701,6 +755,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     bare.add_argument("--port", type=int, required=True)
     bare.add_argument("--body-file", type=Path, required=True)
     bare.add_argument("--content-type", default="application/json")
+    bare.add_argument("--floor", action="store_true", help="a plain asyncio protocol instead of aiohttp")
     loader = commands.add_parser("load", help="drive a URL and print latencies as JSON")
     loader.add_argument("--url", required=True)
     loader.add_argument("--seconds", type=float, default=5.0)
@@ -712,7 +767,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     loader.add_argument("--share", default="0/1", help="I/N: this process sends lines I, I+N, I+2N, ...")
     args = parser.parse_args(argv)
     if args.command == "bare":
-        _serve_bare(args.port, args.body_file.read_bytes(), args.content_type)
+        serve = _serve_floor if args.floor else _serve_bare
+        serve(args.port, args.body_file.read_bytes(), args.content_type)
     else:
         body = args.body_file.read_bytes() if args.body_file else b""
         out: dict[str, Any] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import urllib.request
 from pathlib import Path
@@ -48,6 +49,46 @@ def test_the_bare_server_serves_its_bytes_from_another_process() -> None:
     assert measured.requests > 0
     assert measured.errors == 0
     assert bare.process.poll() is not None  # stopped on leaving the block
+
+
+def _read_answers(sock: socket.socket, answer_length: int, count: int) -> bytes:
+    sock.settimeout(10)
+    received = b""
+    while len(received) < answer_length * count:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed after {len(received)} bytes"
+        received += chunk
+    return received
+
+
+def test_the_floor_server_answers_each_request_on_a_kept_connection() -> None:
+    body = b'{"x": 1}' * 100
+    with harness.BareServer(body, floor=True) as floor:
+        assert floor.process is not None
+        with urllib.request.urlopen(floor.url + "/any/path", timeout=10) as response:  # Connection: close
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "application/json"
+            assert response.read() == body
+        answer_length = len(body) + len(
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", floor.port), timeout=10) as sock:
+            # Two pipelined GETs, then a POST whose body arrives in two pieces: three answers, none early.
+            sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+            two = _read_answers(sock, answer_length, 2)
+            sock.sendall(b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+            sock.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                sock.recv(65536)  # the body is not complete: no answer yet
+            sock.sendall(b"67890")
+            third = _read_answers(sock, answer_length, 1)
+        assert two.count(body) == 2
+        assert two.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert third.endswith(body)
+        measured = harness.load(floor.url + "/x", seconds=1, connections=2)
+    assert measured.requests > 0
+    assert measured.errors == 0
+    assert floor.process.poll() is not None
 
 
 def test_cpu_a_request_is_the_serving_process_time_over_the_requests_answered() -> None:
