@@ -32,7 +32,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ),
     ("bench_policies.py", [], ["--rounds", "3"]),
     ("bench_identity.py", [], ["--rounds", "3", "--tokens", "1000"]),
-    # The size issue 19 names: 100,000 realistic Catena-X passports (100-200 s with its tenth-size runs, by the machine).
+    # The size issue 19 names: 100,000 realistic Catena-X passports (100-200 s with its tenth-size runs).
     ("bench_passports.py", [], ["--count", "2000", "--repeat", "1", "--views", "2000"]),
     ("bench_sync.py", ["--count", "20000"], ["--count", "2000"]),
     ("bench_lookup.py", [], ["--batteries", "10", "--cold", "1"]),

@@ -248,9 +248,11 @@ def claim_set(claims: Mapping[str, object], *keys: str) -> frozenset[str]:
     return frozenset(out)
 
 
-# A purpose is what the consumer commits to by agreeing and declares on each use: before any use (building a
-# catalog, agreeing to an offer) a missing purpose defers the check to transfer start and each data request.
-BEFORE_USE: Final = frozenset({Scope.CATALOG, Scope.NEGOTIATION})
+# A purpose is what the consumer commits to by agreeing and declares on each use, the X-Purpose header of a data
+# request: DSP gives a transfer request no place to declare one, and the monitor re-checks a running transfer on
+# nobody's behalf. So everywhere but a data request a missing purpose defers the check to the data requests (a
+# push transfer, which makes none, is refused while a check is deferred: connector/services/transfers.py).
+BEFORE_USE: Final = frozenset({Scope.CATALOG, Scope.NEGOTIATION, Scope.TRANSFER, Scope.MONITOR})
 
 
 def _purpose(ctx: EvaluationContext) -> object:
@@ -334,15 +336,15 @@ def install_builtin_operands(reg: Registry) -> None:
         time_dependent=True,
         description="uses so far (EvaluationContext.count); deferred before usage",
     )
-    # The node's own purpose is what the consumer commits to by agreeing, and declares on each use: there is none
-    # yet when a catalog is built or an offer is agreed, so it is checked at transfer start and on every data
-    # request. (Catena-X's UsagePurpose is a commitment only: policies/catenax.py.)
+    # The node's own purpose is what the consumer commits to by agreeing, and declares on each data request (see
+    # BEFORE_USE); a purpose given elsewhere is checked there too. (Catena-X's UsagePurpose is a commitment only:
+    # policies/catenax.py.)
     reg.register(
         ODRL + "purpose",
         _purpose,
         value_type=STR,
         deferred_when_absent=BEFORE_USE,
-        description="declared purpose(s); without one, deferred in catalog and negotiation",
+        description="declared purpose(s); without one, deferred outside data requests",
     )
     reg.register(ODRL + "spatial", lambda c: c.spatial, value_type=STR, description="requester location")
     reg.register(

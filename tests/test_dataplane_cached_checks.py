@@ -13,6 +13,7 @@ import io
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -23,6 +24,7 @@ from connector import logs
 from connector.app import Node, node_key
 from connector.identity.access_tokens import ACCESS_LIFETIME, LEEWAY, AccessTokenVerifier, issue_access_token
 from connector.identity.keys import generate_key
+from connector.services import dataplane
 from tests.conftest import API_KEY, EDC_CONTEXT, Management, NodeFactory
 from tests.test_two_nodes_transfer import Backend, _agreement, _wait
 
@@ -36,9 +38,11 @@ async def backend() -> AsyncIterator[Backend]:
     await server.stop()
 
 
-async def _pulled(provider: Node, consumer: Node, http: aiohttp.ClientSession, backend: Backend) -> dict[str, Any]:
-    """Start a pull transfer; return the EDR's endpoint and token and both sides' transfer ids."""
-    agreement_id = await _agreement(provider, consumer, http, backend)
+async def _pulled(
+    provider: Node, consumer: Node, http: aiohttp.ClientSession, backend: Backend, contract: Any = None
+) -> dict[str, Any]:
+    """Start a pull transfer (under `contract`'s permissions, else an open policy); return its EDR and ids."""
+    agreement_id = await _agreement(provider, consumer, http, backend, contract)
     consumer_api, provider_api = Management(http, consumer), Management(http, provider)
     request = {
         "@context": EDC_CONTEXT,
@@ -64,8 +68,11 @@ async def _pulled(provider: Node, consumer: Node, http: aiohttp.ClientSession, b
     }
 
 
-async def _get(http: aiohttp.ClientSession, url: str, token: str) -> tuple[int, dict[str, Any]]:
-    async with http.get(url, headers={"Authorization": token}) as response:
+async def _get(
+    http: aiohttp.ClientSession, url: str, token: str, purpose: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": token} | ({"X-Purpose": purpose} if purpose is not None else {})
+    async with http.get(url, headers=headers) as response:
         return response.status, await response.json()
 
 
@@ -252,3 +259,66 @@ def test_the_access_line_is_the_line_the_general_path_writes() -> None:
         assert orjson.loads(fast).keys() == orjson.loads(general).keys()
         assert fast[fast.index('"level"') :] == general[general.index('"level"') :], (fast, general)
     assert orjson.loads(written[-2])["tenant"] == "t-1"
+
+
+@pytest.fixture
+def decisions(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The purpose of every usage decision the data plane evaluates (the real one, counted)."""
+    made: list[str | None] = []
+    real = dataplane.usage_decision
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(kwargs.get("purpose"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dataplane, "usage_decision", counted)
+    return made
+
+
+PURPOSE = [{"action": "use", "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "recycling"}]}]
+
+
+async def test_a_decision_that_depends_on_the_purpose_alone_is_kept_per_declared_purpose(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend, decisions: list[str | None]
+) -> None:
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    pulled = await _pulled(provider, consumer, http, backend, PURPOSE)
+    url, token = pulled["endpoint"], pulled["token"]
+    decisions.clear()
+    verdicts = []
+    for purpose in ("recycling", "repair", None, "recycling", "repair", None, "recycling"):
+        status, body = await _get(http, url, token, purpose)
+        verdicts.append(status)
+        if status == 403:
+            assert "usage policy is not satisfied" in body["reason"], body
+    assert verdicts == [200, 403, 403, 200, 403, 403, 200]
+    # Within the transfer lookup's second, each declared purpose was decided once and its verdict reused.
+    assert sorted(decisions, key=str) == sorted(["recycling", "repair", None], key=str), decisions
+
+
+async def test_a_decision_that_depends_on_the_clock_is_made_on_every_request(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend, decisions: list[str | None]
+) -> None:
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    contract = [{"action": "use", "constraint": [{"leftOperand": "dateTime", "operator": "lt", "rightOperand": until}]}]
+    pulled = await _pulled(provider, consumer, http, backend, contract)
+    decisions.clear()
+    for _ in range(4):
+        assert (await _get(http, pulled["endpoint"], pulled["token"]))[0] == 200
+    assert decisions == [None] * 4
+
+
+async def test_an_open_policy_is_decided_once_while_the_transfer_lookup_is_kept(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend, decisions: list[str | None]
+) -> None:
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    pulled = await _pulled(provider, consumer, http, backend)
+    decisions.clear()
+    for _ in range(4):
+        assert (await _get(http, pulled["endpoint"], pulled["token"]))[0] == 200
+    # One decision (two should the lookup's second have ended between the requests): never one per request.
+    assert 1 <= len(decisions) <= 2, decisions

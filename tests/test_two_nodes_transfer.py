@@ -519,6 +519,48 @@ async def test_a_push_takes_a_counted_use(
     assert len(backend.pushed) == 1
 
 
+PURPOSE_BOUND = [
+    {"action": "use", "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "repair"}]}
+]
+
+
+async def test_a_purpose_bound_agreement_is_pulled_with_a_declared_purpose_and_never_pushed(
+    node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
+) -> None:
+    provider = await node_factory(api_key=API_KEY)
+    consumer = await node_factory(api_key=API_KEY)
+    agreement_id = await _agreement(provider, consumer, http, backend, PURPOSE_BOUND)
+    consumer_api = Management(http, consumer)
+    # A transfer request cannot declare a purpose: the pull starts, and each data request declares one.
+    status, pulled = await consumer_api.call(
+        "POST", "/management/v3/transferprocesses", _pull_request(provider, agreement_id)
+    )
+    assert status == 200, pulled
+    await _wait(consumer_api, f"/management/v3/transferprocesses/{pulled['@id']}", {"STARTED"})
+    status, address = await consumer_api.call("GET", f"/management/v3/edrs/{pulled['@id']}/dataaddress")
+    assert status == 200, address
+    url, token = address["endpoint"] + "/BAT-1", address["authorization"]
+    for purpose, expected in (("repair", 200), ("recycling", 403), (None, 403)):
+        headers = {"Authorization": token} | ({"X-Purpose": purpose} if purpose else {})
+        async with http.get(url, headers=headers) as response:
+            body = await response.json()
+            assert response.status == expected, (purpose, body)
+            if expected == 403:
+                assert "purpose" in body["reason"], body
+    # A push sends the data at its start, where no purpose is declared: refused, naming the check left.
+    request = {
+        **_pull_request(provider, agreement_id),
+        "transferType": "HttpData-PUSH",
+        "dataDestination": {"type": "HttpData", "baseUrl": backend.url + "/sink"},
+    }
+    status, pushed = await consumer_api.call("POST", "/management/v3/transferprocesses", request)
+    assert status == 200, pushed
+    ended = await _wait_for_end(consumer_api, pushed["@id"])
+    assert ended["state"] == "TERMINATED", ended
+    assert "push transfer" in ended["errorDetail"] and "odrl:purpose" in ended["errorDetail"], ended
+    assert backend.pushed == []
+
+
 async def test_the_data_plane_passes_no_backend_redirects_or_backend_headers(
     node_factory: NodeFactory, http: aiohttp.ClientSession, backend: Backend
 ) -> None:

@@ -25,9 +25,9 @@ from connector.identity.tokens import strip_bearer
 from connector.services.negotiations import now_ms
 from connector.services.recent import Recent
 from connector.services.transfers import (
+    COUNT,
     TransferService,
     agreement_policy,
-    counts_uses,
     give_back_use,
     take_use,
     usage_decision,
@@ -44,7 +44,29 @@ _ENDING = frozenset(
 )
 
 
-_Lookup = tuple[Transfer | None, Agreement | None, Asset | None, "policies.Policy | None", bool]
+# Decisions kept per transfer lookup, by (consumer, declared purpose): a bound on what odd X-Purpose values can add.
+DECISIONS_KEPT = 16
+
+
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """What a transfer's requests need, read at once: the rows, the parsed policy and how it is decided.
+
+    `decisions` holds the usage decisions already made under this lookup when the policy's decision depends
+    on nothing that changes while the lookup is kept (no clock, no counted uses: `Plan.time_dependent` false):
+    a data request's context is then the consumer, the declared purpose and the agreement's own fields. It is
+    None when every request must be decided anew.
+    """
+
+    transfer: Transfer | None
+    agreement: Agreement | None
+    asset: Asset | None
+    policy: policies.Policy | None
+    counted: bool
+    decisions: dict[tuple[str, str | None], policies.Decision] | None
+
+
+_NOTHING = _Lookup(None, None, None, None, False, None)
 
 _STARTING = TransferMessage.START.value
 
@@ -111,14 +133,19 @@ class DataPlaneService:
             async with self._store.read() as tx:
                 transfer = await tx.transfers.get(transfer_id)
                 if transfer is None:
-                    return None, None, None, None, False
+                    return _NOTHING
                 agreement = await tx.agreements.get(transfer.agreement_id)
                 asset = await tx.assets.get(transfer.asset_id)
             try:
                 policy = agreement_policy(agreement) if agreement is not None else None
             except policies.PolicyError:
                 policy = None
-            return transfer, agreement, asset, policy, policy is not None and counts_uses(policy)
+            if policy is None:
+                return _Lookup(transfer, agreement, asset, None, False, None)
+            plan = policies.compile_policy(policy)
+            counted = COUNT in plan.operands
+            steady = not counted and not plan.time_dependent
+            return _Lookup(transfer, agreement, asset, policy, counted, {} if steady else None)
 
         kept = self._recent.peek(transfer_id)
         return kept if kept is not None else await self._recent.get(transfer_id, read)
@@ -132,7 +159,8 @@ class DataPlaneService:
                 "no token: send the endpoint data reference's authorization as the Authorization header"
             ) from None
         claims = self._verifier.verify(token)
-        transfer, agreement, asset, policy, counted = await self._lookup(claims.transfer_id)
+        found = await self._lookup(claims.transfer_id)
+        transfer, agreement, asset, policy = found.transfer, found.agreement, found.asset, found.policy
         if (
             transfer is None
             or agreement is None
@@ -153,14 +181,31 @@ class DataPlaneService:
             raise Forbidden(f"the dataset {transfer.asset_id!r} is no longer offered")
         if policy is None:
             raise Forbidden("the agreement's policy cannot be evaluated")
-        consumer = Participant(claims.consumer_id)
-        if counted:
-            decision = await take_use(self._store, agreement, consumer, policy, purpose)
+        if found.counted:
+            decision = await take_use(self._store, agreement, Participant(claims.consumer_id), policy, purpose)
         else:
-            decision = usage_decision(agreement, consumer, policies.Scope.DATA_REQUEST, purpose=purpose, policy=policy)
+            decision = self._decide(found, agreement, policy, claims.consumer_id, purpose)
         if not decision.permitted:
             raise Forbidden(f"the usage policy is not satisfied: {decision.reason}")
-        return Grant(transfer, agreement, asset, counted)
+        return Grant(transfer, agreement, asset, found.counted)
+
+    @staticmethod
+    def _decide(
+        found: _Lookup, agreement: Agreement, policy: policies.Policy, consumer_id: str, purpose: str | None
+    ) -> policies.Decision:
+        """Decide a data request not counted under the agreement, reusing the lookup's decision when it may."""
+        decisions = found.decisions
+        key = (consumer_id, purpose)
+        if decisions is not None:
+            kept = decisions.get(key)
+            if kept is not None:
+                return kept
+        decision = usage_decision(
+            agreement, Participant(consumer_id), policies.Scope.DATA_REQUEST, purpose=purpose, policy=policy
+        )
+        if decisions is not None and len(decisions) < DECISIONS_KEPT:
+            decisions[key] = decision
+        return decision
 
     async def give_back(self, grant: Grant) -> None:
         """Return the use a counted request took, when it was not answered with data (not 2xx)."""

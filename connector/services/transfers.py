@@ -431,6 +431,13 @@ class TransferService:
         try:
             decision = usage_decision(agreement, participant, policies.Scope.TRANSFER, count=uses)
             refusal = None if decision.permitted else f"the usage policy is not satisfied: {decision.reason}"
+            if refusal is None and message.format == PUSH and decision.explanation.deferred:
+                # Deferred checks are made on each data request (a declared purpose), and a push makes none.
+                left = ", ".join(c.line() for c in decision.explanation.deferred)
+                refusal = (
+                    f"the usage policy leaves checks to each data request, which a push transfer does not make: "
+                    f"{left}; pull the data instead"
+                )
         except policies.PolicyError as exc:
             refusal = f"the agreement's policy cannot be evaluated: {exc}"
         at = now_ms()
