@@ -204,6 +204,14 @@ async def test_counters_see_another_stores_commit_at_once_and_hold_no_snapshot(s
         after = await store.revisions(("offers", "catalog_assets"))
         assert after[0] > before[0] and after[1] == before[1]
         assert await store.revisions(("no-such-counter",)) == (0,)
+        # Unchanged while nothing commits (SQLite answers from the counters kept with its data_version), and a
+        # commit through this store's own pool, another connection than the counters', is seen at once too.
+        assert await store.revisions(("offers", "catalog_assets")) == after
+        await PolicyDefinitionService(store).create(PolicyDefinition("p-own", odrl(PURPOSE), {}, 1))
+        again = await store.revisions(("offers", "catalog_assets"))
+        assert again[0] > after[0] and again[1] == after[1]
+        await PolicyDefinitionService(other).create(PolicyDefinition("p-third", odrl(PURPOSE), {}, 1))
+        assert (await store.revisions(("offers", "catalog_assets")))[0] > again[0]
         if database_url.startswith("sqlite"):
             # The read ended with its statement: a full checkpoint is blocked by no reader of ours.
             import sqlite3

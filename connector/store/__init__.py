@@ -100,6 +100,8 @@ class Store:
         plain_file = parsed.get_backend_name() == "sqlite" and not parsed.query and not connect_args
         self._counters_file = parsed.database if plain_file and parsed.database not in (None, "", ":memory:") else None
         self._counters: sqlite3.Connection | None = None
+        # The counters last read on that connection, by names, with the database's data_version then.
+        self._counters_read: dict[tuple[str, ...], tuple[int, tuple[int, ...]]] = {}
 
     def reaching(self) -> AbstractAsyncContextManager[None]:
         """Return a context in which a database that cannot be used raises DatabaseUnavailable naming it."""
@@ -150,17 +152,28 @@ class Store:
         On a SQLite file the statement runs at once on the calling thread, on a read-only connection the store
         keeps for it: in WAL mode it never waits for a writer and sees every commit made before it started, in
         microseconds instead of a pooled read transaction's few hundred (a catalog request reads the counters
-        every time, docs/decisions/0025). Elsewhere, or should that connection fail, it is a pooled read.
+        every time, docs/decisions/0025). There `PRAGMA data_version` comes first: it changes whenever another
+        connection commits, so while it has not changed since these counters were read, they are the answer and
+        no table is read. Elsewhere, or should that connection fail, it is a pooled read.
         """
         if self._counters_file is not None:
             try:
                 connection = self._counters or self._open_counters()
+                version = connection.execute("PRAGMA data_version").fetchone()[0]
+                kept = self._counters_read.get(names)
+                if kept is not None and kept[0] == version:
+                    return kept[1]
+                # A commit between the two statements leaves these counters newer than `version`: the next call
+                # sees another version and reads again, never an older value.
                 rows = connection.execute(_counters_sql(len(names)), names).fetchall()
             except sqlite3.Error:
                 self._close_counters()  # the pooled read below reports what is wrong, as every read does
             else:
                 found = {name: int(value) for name, value in rows}
-                return tuple(found.get(name, 0) for name in names)
+                answer = tuple(found.get(name, 0) for name in names)
+                if len(self._counters_read) < 64 or names in self._counters_read:
+                    self._counters_read[names] = (int(version), answer)
+                return answer
         async with self.read() as tx:
             return await read_revisions(tx.connection, names)
 
@@ -178,6 +191,7 @@ class Store:
         return connection
 
     def _close_counters(self) -> None:
+        self._counters_read.clear()  # a data_version is of one connection
         if self._counters is not None:
             self._counters.close()
             self._counters = None
