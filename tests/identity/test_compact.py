@@ -141,3 +141,19 @@ def test_the_node_signs_the_same_bytes_as_openssl() -> None:
     h, p, s = value.split(".")
     private = party.key.private.private_key
     assert _b64(private.sign(f"{h}.{p}".encode())) == s
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"iss": "did:web:a", "n": "ü€😀" * 3, "list": [1, True, None, {"x": "y"}], "exp": 1_800_000_000},
+        {"iss": "did:web:a", "big": 2**70, "neg": -(2**65)},  # beyond orjson's 64-bit integers
+        {"iss": "did:web:a", 7: "a key that is not a string"},  # orjson refuses; written as the standard library does
+    ],
+)
+def test_signed_claims_are_compact_json_in_their_order_and_read_back_equal(claims: dict[Any, Any]) -> None:
+    party = make_party("signer")
+    _, payload, _ = _signed(party, claims).split(".")
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    assert raw == json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode()
+    assert json.loads(raw) == {str(k): v for k, v in claims.items()}
