@@ -529,16 +529,10 @@ async def test_a_purpose_bound_agreement_is_pulled_with_a_declared_purpose_and_n
 ) -> None:
     provider = await node_factory(api_key=API_KEY)
     consumer = await node_factory(api_key=API_KEY)
-    agreement_id = await _agreement(provider, consumer, http, backend, PURPOSE_BOUND)
-    consumer_api = Management(http, consumer)
     # A transfer request cannot declare a purpose: the pull starts, and each data request declares one.
-    status, pulled = await consumer_api.call(
-        "POST", "/management/v3/transferprocesses", _pull_request(provider, agreement_id)
-    )
-    assert status == 200, pulled
-    await _wait(consumer_api, f"/management/v3/transferprocesses/{pulled['@id']}", {"STARTED"})
-    status, address = await consumer_api.call("GET", f"/management/v3/edrs/{pulled['@id']}/dataaddress")
-    assert status == 200, address
+    pulled, address = await _started_pull(provider, consumer, http, backend, PURPOSE_BOUND)
+    consumer_api = Management(http, consumer)
+    agreement_id = (await consumer_api.call("GET", f"/management/v3/transferprocesses/{pulled}"))[1]["contractId"]
     url, token = address["endpoint"] + "/BAT-1", address["authorization"]
     for purpose, expected in (("repair", 200), ("recycling", 403), (None, 403)):
         headers = {"Authorization": token} | ({"X-Purpose": purpose} if purpose else {})
